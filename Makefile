@@ -1,0 +1,52 @@
+# sipwarden: the commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/sipwarden
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 20s
+
+.PHONY: all build run test test-unit interop bench fuzz vet fmt clean deps
+
+all: build
+
+deps:
+	$(GO) mod download
+
+build: deps
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sipwarden
+
+# Starts the server on its embedded defaults: no config file, data in ./data.
+run: build
+	./$(BIN) serve
+
+# The whole suite: vet, unit and socket tests with the race detector, then
+# the interop tests against real peers (sipp, baresip, linphonec), which
+# scripts/install-peers.sh installs from Debian's packages when missing.
+test: vet test-unit interop
+
+test-unit: deps
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+vet: deps
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+interop: deps
+	bash scripts/install-peers.sh
+	$(GO) test -tags interop -count=1 -timeout 20m ./interop/
+
+bench: deps
+	bash scripts/install-peers.sh
+	$(GO) run ./bench/cmd/bench
+
+# Each fuzz target for FUZZTIME (go test allows one target per run).
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME) ./digest/
+	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) ./registrar/
+	$(GO) test -run '^$$' -fuzz '^FuzzCredentialCreate$$' -fuzztime $(FUZZTIME) ./api/
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

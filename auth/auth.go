@@ -1,0 +1,258 @@
+// Package auth turns the credentials of a SIP request into an identity or a
+// challenge. The registrar (401/WWW-Authenticate) and the proxy
+// (407/Proxy-Authenticate) share it, so both apply the same algorithms,
+// nonces, replay protection and outcomes.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"sipwarden/digest"
+	"sipwarden/store"
+)
+
+// Credentials looks up a credential by SIP username. It returns an error
+// wrapping store.ErrNotFound when there is none.
+type Credentials interface {
+	CredentialByUsername(username string) (store.Credential, error)
+}
+
+// Outcome is the result of checking a request's credentials. It is not an
+// error: only the caller decides what each outcome answers.
+type Outcome uint8
+
+// Outcomes, in the words the metrics use.
+const (
+	// OK: the response is correct and the credential usable.
+	OK Outcome = iota
+	// NoCredentials: nothing for our realm; send a challenge.
+	NoCredentials
+	// Stale: correct response for an expired nonce (RFC 7616 3.3 stale=true).
+	Stale
+	// BadNonce: a nonce we did not issue (or another key's); challenge again.
+	BadNonce
+	// Replay: a nonce count not above one already accepted (RFC 7616 3.4.5).
+	Replay
+	// Mismatch: a wrong response (wrong password).
+	Mismatch
+	// UnknownUser: no such credential. Answered exactly like Mismatch.
+	UnknownUser
+	// Disabled: a correct response for a disabled credential.
+	Disabled
+	// Expired: a correct response for a credential past its expires_at.
+	Expired
+	// Malformed: the Authorization header cannot be parsed.
+	Malformed
+)
+
+var outcomeNames = [...]string{
+	OK: "ok", NoCredentials: "challenge", Stale: "stale", BadNonce: "bad_nonce", Replay: "replay",
+	Mismatch: "mismatch", UnknownUser: "unknown_user", Disabled: "disabled", Expired: "expired", Malformed: "malformed",
+}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", o)
+}
+
+// Failure reports whether the outcome counts as a failed attempt (for
+// brute-force accounting): a wrong answer, not a first challenge.
+func (o Outcome) Failure() bool {
+	switch o {
+	case Mismatch, UnknownUser, Disabled, Expired, Malformed:
+		return true
+	}
+	return false
+}
+
+// Config configures an Authenticator.
+type Config struct {
+	Realm string
+	// Algorithms offered by default, in order (one challenge header each).
+	Algorithms []digest.Algorithm
+	// QOP values offered, e.g. ["auth"].
+	QOP   []string
+	Nonce *digest.Nonces
+	Count *digest.Counts
+	Now   func() time.Time
+}
+
+// Authenticator checks Digest credentials against the credential store.
+type Authenticator struct {
+	cfg   Config
+	creds Credentials
+	now   func() time.Time
+}
+
+// New returns an Authenticator. It fails when the configuration cannot
+// produce a challenge.
+func New(cfg Config, creds Credentials) (*Authenticator, error) {
+	if cfg.Realm == "" || len(cfg.Algorithms) == 0 || cfg.Nonce == nil || cfg.Count == nil || creds == nil {
+		return nil, errors.New("auth: realm, algorithms, nonces, counts and credentials are required")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Authenticator{cfg: cfg, creds: creds, now: now}, nil
+}
+
+// Realm returns the digest realm.
+func (a *Authenticator) Realm() string { return a.cfg.Realm }
+
+// Result is the outcome of Check and what the caller needs to answer it.
+type Result struct {
+	Outcome Outcome
+	// Username is the username the client claimed (empty without credentials).
+	Username string
+	// Credential is set for OK, Disabled and Expired.
+	Credential store.Credential
+	// Algorithm used by the client, when it answered a challenge.
+	Algorithm digest.Algorithm
+	// Detail explains a Malformed outcome; safe to show the client.
+	Detail string
+}
+
+// Request is what Check needs from a SIP request.
+type Request struct {
+	Method string
+	// Authorization holds every Authorization (or Proxy-Authorization)
+	// header value of the request.
+	Authorization []string
+	Body          []byte
+}
+
+// Check verifies the Digest credentials of a request. Unknown users and
+// wrong passwords cost the same work (a response is computed against a
+// dummy HA1), so that timing does not tell them apart.
+func (a *Authenticator) Check(r Request) Result {
+	var (
+		c     digest.Credentials
+		found bool
+	)
+	for _, h := range r.Authorization {
+		cr, err := digest.ParseCredentials(h)
+		if err != nil {
+			if errors.Is(err, digest.ErrUnsupportedScheme) {
+				continue // e.g. Bearer: another mechanism's business
+			}
+			return Result{Outcome: Malformed, Detail: err.Error()}
+		}
+		if cr.Realm == a.cfg.Realm { // RFC 3261 22.4: use the one for our realm
+			c, found = cr, true
+			break
+		}
+	}
+	if !found {
+		return Result{Outcome: NoCredentials}
+	}
+	res := Result{Username: c.Username}
+	alg, err := digest.ParseAlgorithm(c.Algorithm)
+	if err != nil {
+		return Result{Outcome: Malformed, Username: c.Username, Detail: "unsupported algorithm"}
+	}
+	res.Algorithm = alg
+
+	status, nonceExpires := a.cfg.Nonce.Check(c.Nonce)
+	if status == digest.NonceInvalid {
+		res.Outcome = BadNonce
+		return res
+	}
+
+	cred, err := a.creds.CredentialByUsername(c.Username)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// The store failed: do not tell the client anything about the user.
+		res.Outcome = UnknownUser
+		res.Detail = "credential lookup failed"
+		return res
+	}
+	ha1, usable := digest.DummyHA1(alg), false
+	if known && cred.Realm == a.cfg.Realm && a.allowed(cred, alg) {
+		ha1, usable = cred.HA1[alg.String()]
+	}
+	if !usable {
+		ha1 = digest.DummyHA1(alg)
+	}
+	ok := digest.Verify(c, alg, r.Method, ha1, r.Body)
+	switch {
+	case !known:
+		res.Outcome = UnknownUser
+		return res
+	case !ok || !usable:
+		res.Outcome = Mismatch
+		return res
+	}
+	res.Credential = cred
+	if status == digest.NonceStale {
+		res.Outcome = Stale
+		return res
+	}
+	// Replay protection applies only when qop gives a nonce count; RFC 2069
+	// style answers without qop are bounded by the nonce lifetime alone.
+	if c.QOP != "" && !a.cfg.Count.Accept(c.Nonce, c.NonceCount, nonceExpires) {
+		res.Outcome = Replay
+		return res
+	}
+	switch {
+	case !cred.Enabled:
+		res.Outcome = Disabled
+	case cred.Expired(a.now()):
+		res.Outcome = Expired
+	default:
+		res.Outcome = OK
+	}
+	return res
+}
+
+// allowed reports whether alg is one this credential may use.
+func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm) bool {
+	name := alg.String()
+	if len(cred.Algorithms) > 0 {
+		for _, n := range cred.Algorithms {
+			if n == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, x := range a.cfg.Algorithms {
+		if x == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// Challenges returns the challenge header values for user (whose
+// credential's algorithm policy applies when it has one; the server-wide
+// list otherwise), one per algorithm in order, sharing one fresh nonce.
+func (a *Authenticator) Challenges(user string, stale bool) []string {
+	algs := a.cfg.Algorithms
+	if user != "" {
+		if cred, err := a.creds.CredentialByUsername(user); err == nil && len(cred.Algorithms) > 0 {
+			algs = make([]digest.Algorithm, 0, len(cred.Algorithms))
+			for _, n := range cred.Algorithms {
+				if alg, err := digest.ParseAlgorithm(n); err == nil {
+					algs = append(algs, alg)
+				}
+			}
+		}
+	}
+	nonce := a.cfg.Nonce.New()
+	out := make([]string, 0, len(algs))
+	for _, alg := range algs {
+		out = append(out, digest.Challenge{
+			Realm:     a.cfg.Realm,
+			Nonce:     nonce,
+			Algorithm: alg,
+			QOP:       a.cfg.QOP,
+			Stale:     stale,
+		}.String())
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sipwarden/config"
+)
+
+// loadOrCreateSecret reads a hex secret of n bytes from path, or creates
+// one (mode 0600) when the file does not exist.
+func loadOrCreateSecret(path string, n int) (key []byte, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) < 16 {
+			return nil, false, fmt.Errorf("%s: want at least 32 hex digits", path)
+		}
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	k := make([]byte, n)
+	if _, err := rand.Read(k); err != nil {
+		return nil, false, err
+	}
+	if err := writeFileAtomic(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// writeFileAtomic writes data to a temporary file in path's directory and
+// renames it into place, so that a crash never leaves half a file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// loadTLS returns the TLS listener's configuration: the configured
+// certificate, or a self-signed one kept in the data dir (generated on
+// first start). TLS 1.2 is the minimum.
+func loadTLS(cfg config.Config, logger *slog.Logger) (*tls.Config, error) {
+	certFile, keyFile := cfg.SIP.TLS.CertFile, cfg.SIP.TLS.KeyFile
+	if certFile == "" {
+		certFile = filepath.Join(cfg.DataDir, "tls-cert.pem")
+		keyFile = filepath.Join(cfg.DataDir, "tls-key.pem")
+		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+			if err := selfSigned(certFile, keyFile, cfg); err != nil {
+				return nil, fmt.Errorf("generate self-signed certificate: %w", err)
+			}
+			logger.Info("self-signed TLS certificate generated", "path", certFile)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// selfSigned writes an ECDSA P-256 certificate valid for ten years. Its
+// names cover the domain, localhost and the listen address; an IP is also
+// given as a DNS name because linphone matches only DNS-type names.
+func selfSigned(certFile, keyFile string, cfg config.Config) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cfg.SIP.Domain, Organization: []string{"sipwarden self-signed"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	names := map[string]bool{"localhost": true, cfg.SIP.Domain: true}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if ap, err := netip.ParseAddrPort(cfg.SIP.Listen.TLS); err == nil && !ap.Addr().IsUnspecified() {
+		ips = append(ips, net.IP(ap.Addr().AsSlice()))
+	}
+	for _, ip := range ips {
+		names[ip.String()] = true
+	}
+	for n := range names {
+		if ip := net.ParseIP(n); ip != nil && !containsIP(ips, ip) {
+			ips = append(ips, ip)
+		}
+		tmpl.DNSNames = append(tmpl.DNSNames, n)
+	}
+	tmpl.IPAddresses = ips
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func containsIP(ips []net.IP, ip net.IP) bool {
+	for _, x := range ips {
+		if x.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,359 @@
+// Package config holds sipwarden's configuration: its defaults, loading from
+// one YAML file plus the environment, and validation. The zero value of every
+// field means its default; example.yaml documents every key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Environment variables that may carry secrets instead of the file.
+const (
+	EnvNonceKey = "SIPWARDEN_NONCE_KEY"
+	EnvAPIKey   = "SIPWARDEN_API_KEY"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	// DataDir holds the bbolt store, generated keys and certificates. Default "./data".
+	DataDir   string    `yaml:"data_dir"`
+	Log       Log       `yaml:"log"`
+	SIP       SIP       `yaml:"sip"`
+	Auth      Auth      `yaml:"auth"`
+	Registrar Registrar `yaml:"registrar"`
+	HTTP      HTTP      `yaml:"http"`
+}
+
+// Log configures log/slog output (to stderr).
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// SIP configures the SIP listeners and identity.
+type SIP struct {
+	// Realm is the digest realm. Default: the machine's host name.
+	Realm string `yaml:"realm"`
+	// Domain is the SIP domain whose users are local. Default: Realm.
+	// Addresses the server listens on are always accepted as a domain too.
+	Domain string `yaml:"domain"`
+	// Listen gives the address of each transport; "-" disables one.
+	Listen Listen `yaml:"listen"`
+	TLS    TLS    `yaml:"tls"`
+	// UDPBufferBytes sets the UDP socket receive and send buffers. Default 4194304.
+	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
+	// MaxMessageBytes is the largest SIP message accepted. Default 65535.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// UserAgent is the Server/User-Agent header value. Default "sipwarden".
+	UserAgent string `yaml:"user_agent"`
+}
+
+// Listen holds one address per transport.
+type Listen struct {
+	// UDP address. Default "127.0.0.1:5060".
+	UDP string `yaml:"udp"`
+	// TCP address. Default "127.0.0.1:5060".
+	TCP string `yaml:"tcp"`
+	// TLS address. Default "127.0.0.1:5061".
+	TLS string `yaml:"tls"`
+}
+
+// TLS names the certificate of the TLS listener.
+type TLS struct {
+	// CertFile and KeyFile are PEM files. Both empty: a self-signed
+	// certificate is generated into DataDir on first start.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Auth configures digest authentication.
+type Auth struct {
+	// Algorithms offered in challenges, one header each, in this order:
+	// MD5, SHA-256, SHA-512-256. Default [MD5] (baresip fails when offered
+	// more than one; see README). A credential may override it.
+	Algorithms []string `yaml:"algorithms"`
+	// QOP values offered: auth, auth-int. Default [auth] (sipp picks
+	// auth-int when offered both; linphone reads only the first).
+	QOP []string `yaml:"qop"`
+	// NonceLifetime is how long a nonce is accepted before a stale
+	// challenge. Default 5m.
+	NonceLifetime Duration `yaml:"nonce_lifetime"`
+	// NonceKey is the HMAC key for stateless nonces, hex (at least 32 hex
+	// digits); shared by every node of a cluster. Default: env
+	// SIPWARDEN_NONCE_KEY, else a key generated into DataDir/nonce.key.
+	NonceKey string `yaml:"nonce_key"`
+	// MaxNonceCounts bounds the nonce-count replay table. Default 1048576.
+	MaxNonceCounts int `yaml:"max_nonce_counts"`
+}
+
+// Registrar configures REGISTER handling (RFC 3261 section 10.3).
+type Registrar struct {
+	// DefaultExpires in seconds when a REGISTER names none. Default 3600.
+	DefaultExpires int `yaml:"default_expires"`
+	// MinExpires in seconds; shorter requests get 423. Default 60.
+	MinExpires int `yaml:"min_expires"`
+	// MaxExpires in seconds; longer requests are capped. Default 7200.
+	MaxExpires int `yaml:"max_expires"`
+	// MaxContacts per AOR; a new device replaces the oldest binding
+	// (last device wins). Default 1.
+	MaxContacts int `yaml:"max_contacts"`
+	// ExpiryJitterPercent lowers each granted expiry by a random 0..N
+	// percent to spread re-registration storms. Default 0, at most 20.
+	ExpiryJitterPercent int `yaml:"expiry_jitter_percent"`
+	// BindingFlushInterval is the group-commit period of bindings to disk.
+	// Default 1s.
+	BindingFlushInterval Duration `yaml:"binding_flush_interval"`
+}
+
+// HTTP configures the management API listener.
+type HTTP struct {
+	// Listen address of the API, /healthz and /metrics. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// APIKey, when set (or env SIPWARDEN_API_KEY), is accepted as the admin
+	// key and no key file is generated. At least 16 characters.
+	APIKey string `yaml:"api_key"`
+	// MinPasswordLength for credentials created through the API. Default 12.
+	MinPasswordLength int `yaml:"min_password_length"`
+}
+
+// Duration is a time.Duration written as "90s", "5m" in the file.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Load reads path (none when empty), applies the environment and the
+// defaults, and validates the result.
+func Load(path string) (Config, error) {
+	var c Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		if err := decode(b, &c); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.applyEnv(os.Getenv)
+	if err := c.setDefaults(); err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true) // unknown keys are refused, with their line
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	if v := getenv(EnvNonceKey); v != "" {
+		c.Auth.NonceKey = v
+	}
+	if v := getenv(EnvAPIKey); v != "" {
+		c.HTTP.APIKey = v
+	}
+}
+
+// Default returns the configuration used with no file.
+func Default() (Config, error) {
+	var c Config
+	if err := c.setDefaults(); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) setDefaults() error {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.DataDir, "./data")
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+	if c.SIP.Realm == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "sipwarden"
+		}
+		c.SIP.Realm = h
+	}
+	def(&c.SIP.Domain, c.SIP.Realm)
+	def(&c.SIP.Listen.UDP, "127.0.0.1:5060")
+	def(&c.SIP.Listen.TCP, "127.0.0.1:5060")
+	def(&c.SIP.Listen.TLS, "127.0.0.1:5061")
+	def(&c.SIP.UserAgent, "sipwarden")
+	defInt(&c.SIP.UDPBufferBytes, 4<<20)
+	defInt(&c.SIP.MaxMessageBytes, 65535)
+	if len(c.Auth.Algorithms) == 0 {
+		c.Auth.Algorithms = []string{"MD5"}
+	}
+	if len(c.Auth.QOP) == 0 {
+		c.Auth.QOP = []string{"auth"}
+	}
+	if c.Auth.NonceLifetime == 0 {
+		c.Auth.NonceLifetime = Duration(5 * time.Minute)
+	}
+	defInt(&c.Auth.MaxNonceCounts, 1<<20)
+	defInt(&c.Registrar.DefaultExpires, 3600)
+	defInt(&c.Registrar.MinExpires, 60)
+	defInt(&c.Registrar.MaxExpires, 7200)
+	defInt(&c.Registrar.MaxContacts, 1)
+	if c.Registrar.BindingFlushInterval == 0 {
+		c.Registrar.BindingFlushInterval = Duration(time.Second)
+	}
+	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	defInt(&c.HTTP.MinPasswordLength, 12)
+	return nil
+}
+
+// Validate refuses values that cannot work, naming the key and the value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, v any, why string) {
+		errs = append(errs, fmt.Errorf("config: %s: invalid value %v: %s", key, v, why))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", quote(c.Log.Level), "want debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", quote(c.Log.Format), "want text or json")
+	}
+	if strings.ContainsAny(c.SIP.Realm, "\"\\\r\n") {
+		bad("sip.realm", quote(c.SIP.Realm), "must not contain quotes, backslashes or line breaks")
+	}
+	if strings.ContainsAny(c.SIP.Domain, " \"\\\r\n;@") {
+		bad("sip.domain", quote(c.SIP.Domain), "must be a host name or address")
+	}
+	enabled := 0
+	for _, l := range []struct{ key, v string }{
+		{"sip.listen.udp", c.SIP.Listen.UDP}, {"sip.listen.tcp", c.SIP.Listen.TCP}, {"sip.listen.tls", c.SIP.Listen.TLS},
+	} {
+		if l.v == "-" {
+			continue
+		}
+		enabled++
+		if _, err := netip.ParseAddrPort(l.v); err != nil {
+			bad(l.key, quote(l.v), "want ip:port (or \"-\" to disable)")
+		}
+	}
+	if enabled == 0 {
+		bad("sip.listen", "all disabled", "enable at least one transport")
+	}
+	if (c.SIP.TLS.CertFile == "") != (c.SIP.TLS.KeyFile == "") {
+		bad("sip.tls", "cert_file/key_file", "set both or neither")
+	}
+	if c.SIP.UDPBufferBytes < 0 {
+		bad("sip.udp_buffer_bytes", c.SIP.UDPBufferBytes, "must not be negative")
+	}
+	if c.SIP.MaxMessageBytes < 1024 || c.SIP.MaxMessageBytes > 1<<20 {
+		bad("sip.max_message_bytes", c.SIP.MaxMessageBytes, "want 1024 to 1048576")
+	}
+	if strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
+		bad("sip.user_agent", quote(c.SIP.UserAgent), "must not contain line breaks")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Auth.Algorithms {
+		switch a {
+		case "MD5", "SHA-256", "SHA-512-256":
+		default:
+			bad("auth.algorithms", quote(a), "want MD5, SHA-256 or SHA-512-256")
+		}
+		if seen[a] {
+			bad("auth.algorithms", quote(a), "listed twice")
+		}
+		seen[a] = true
+	}
+	for _, q := range c.Auth.QOP {
+		if q != "auth" && q != "auth-int" {
+			bad("auth.qop", quote(q), "want auth or auth-int")
+		}
+	}
+	if c.Auth.NonceLifetime.D() < 10*time.Second || c.Auth.NonceLifetime.D() > 24*time.Hour {
+		bad("auth.nonce_lifetime", c.Auth.NonceLifetime.D(), "want 10s to 24h")
+	}
+	if k := c.Auth.NonceKey; k != "" {
+		if len(k) < 32 || strings.Trim(strings.ToLower(k), "0123456789abcdef") != "" {
+			bad("auth.nonce_key", "(secret)", "want at least 32 hex digits")
+		}
+	}
+	if c.Auth.MaxNonceCounts < 1024 {
+		bad("auth.max_nonce_counts", c.Auth.MaxNonceCounts, "want at least 1024")
+	}
+	r := c.Registrar
+	if r.MinExpires < 1 {
+		bad("registrar.min_expires", r.MinExpires, "want at least 1")
+	}
+	if r.MaxExpires < r.MinExpires {
+		bad("registrar.max_expires", r.MaxExpires, "must not be below registrar.min_expires")
+	}
+	if r.DefaultExpires < r.MinExpires || r.DefaultExpires > r.MaxExpires {
+		bad("registrar.default_expires", r.DefaultExpires, "must lie between min_expires and max_expires")
+	}
+	if r.MaxContacts < 1 || r.MaxContacts > 100 {
+		bad("registrar.max_contacts", r.MaxContacts, "want 1 to 100")
+	}
+	if r.ExpiryJitterPercent < 0 || r.ExpiryJitterPercent > 20 {
+		bad("registrar.expiry_jitter_percent", r.ExpiryJitterPercent, "want 0 to 20")
+	}
+	if d := r.BindingFlushInterval.D(); d < 10*time.Millisecond || d > time.Minute {
+		bad("registrar.binding_flush_interval", d, "want 10ms to 1m")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", quote(c.HTTP.Listen), "want host:port")
+	}
+	if k := c.HTTP.APIKey; k != "" && len(k) < 16 {
+		bad("http.api_key", "(secret)", "want at least 16 characters")
+	}
+	if c.HTTP.MinPasswordLength < 8 || c.HTTP.MinPasswordLength > 128 {
+		bad("http.min_password_length", c.HTTP.MinPasswordLength, "want 8 to 128")
+	}
+	return errors.Join(errs...)
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -1,0 +1,355 @@
+// Package registrar implements the REGISTER side of sipwarden: RFC 3261
+// section 10.3 processing, the last-device-wins policy and the in-memory
+// location table the proxy routes calls with.
+package registrar
+
+import (
+	"container/heap"
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"sipwarden/store"
+)
+
+// BindingSaver persists the complete binding set of an AOR. It must not
+// block on disk I/O: it is called with a location shard locked, so that
+// the order of saves is the order of changes. An empty set deletes.
+type BindingSaver interface {
+	SaveBindings(aor string, bs []store.Binding)
+}
+
+const shardCount = 64
+
+// Location is the location table: AOR -> bindings, sharded, with an expiry
+// index per shard (a min-heap of each AOR's earliest expiry), so that the
+// sweeper touches only what is due instead of scanning every binding.
+//
+// Binding slices handed out are shared and must not be modified: every
+// change replaces the AOR's slice (copy on write).
+type Location struct {
+	seed   maphash.Seed
+	shards [shardCount]shard
+	saver  BindingSaver
+	now    func() time.Time
+	log    *slog.Logger
+	// onExpire, when set, is called for each binding the sweeper removes.
+	onExpire func(store.Binding)
+}
+
+type shard struct {
+	mu   sync.RWMutex
+	aors map[string]*aorEntry
+	exp  expiryHeap
+}
+
+type aorEntry struct {
+	aor      string
+	bindings []store.Binding // never empty while in the map
+	next     time.Time       // earliest binding expiry
+	idx      int             // position in the shard's heap
+}
+
+// NewLocation returns an empty table. saver may be nil (nothing persisted),
+// now nil means time.Now, logger nil discards.
+func NewLocation(saver BindingSaver, now func() time.Time, logger *slog.Logger) *Location {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Location{seed: maphash.MakeSeed(), saver: saver, now: now, log: logger}
+	for i := range l.shards {
+		l.shards[i].aors = make(map[string]*aorEntry)
+	}
+	return l
+}
+
+// OnExpire registers f to be called for every binding removed by expiry.
+// It must be called before Run.
+func (l *Location) OnExpire(f func(store.Binding)) { l.onExpire = f }
+
+func (l *Location) shard(aor string) *shard {
+	return &l.shards[maphash.String(l.seed, aor)%shardCount]
+}
+
+// Lookup returns aor's unexpired bindings, newest registration last. The
+// slice is shared: do not modify it.
+func (l *Location) Lookup(aor string) []store.Binding {
+	s := l.shard(aor)
+	s.mu.RLock()
+	e := s.aors[aor]
+	var bs []store.Binding
+	if e != nil {
+		bs = e.bindings
+	}
+	s.mu.RUnlock()
+	if bs == nil {
+		return nil
+	}
+	now := l.now()
+	if !e.next.After(now) { // some binding is due but not swept yet
+		bs = unexpired(bs, now)
+	}
+	return bs
+}
+
+func unexpired(bs []store.Binding, now time.Time) []store.Binding {
+	out := make([]store.Binding, 0, len(bs))
+	for _, b := range bs {
+		if b.Expires.After(now) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Update applies one atomic change to aor's bindings: fn receives the
+// current unexpired bindings (shared: do not modify) and returns the new
+// complete set. If fn fails nothing changes (RFC 3261 10.3 step 7: all
+// changes of one REGISTER apply together, or none). The new set is handed
+// to the saver before the shard is unlocked.
+func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Binding, error)) ([]store.Binding, error) {
+	now := l.now()
+	s := l.shard(aor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cur []store.Binding
+	e := s.aors[aor]
+	if e != nil {
+		cur = e.bindings
+		if !e.next.After(now) {
+			cur = unexpired(cur, now)
+		}
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return nil, err
+	}
+	s.setLocked(aor, e, next)
+	if l.saver != nil {
+		l.saver.SaveBindings(aor, next)
+	}
+	return next, nil
+}
+
+// setLocked stores bs as aor's set (removing the AOR when empty) and keeps
+// the expiry heap in step.
+func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
+	if len(bs) == 0 {
+		if e != nil {
+			heap.Remove(&s.exp, e.idx)
+			delete(s.aors, aor)
+		}
+		return
+	}
+	next := bs[0].Expires
+	for _, b := range bs[1:] {
+		if b.Expires.Before(next) {
+			next = b.Expires
+		}
+	}
+	if e == nil {
+		e = &aorEntry{aor: aor, bindings: bs, next: next}
+		s.aors[aor] = e
+		heap.Push(&s.exp, e)
+		return
+	}
+	e.bindings, e.next = bs, next
+	heap.Fix(&s.exp, e.idx)
+}
+
+// Restore loads bindings read from the store at start, dropping expired
+// ones. It does not write them back.
+func (l *Location) Restore(bs []store.Binding) int {
+	now := l.now()
+	byAOR := make(map[string][]store.Binding)
+	n := 0
+	for _, b := range bs {
+		if b.AOR == "" || !b.Expires.After(now) {
+			continue
+		}
+		byAOR[b.AOR] = append(byAOR[b.AOR], b)
+		n++
+	}
+	for aor, set := range byAOR {
+		slices.SortFunc(set, func(a, b store.Binding) int { return a.RegisteredAt.Compare(b.RegisteredAt) })
+		s := l.shard(aor)
+		s.mu.Lock()
+		s.setLocked(aor, s.aors[aor], set)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Sweep removes every binding that expired at or before now and returns
+// how many it removed. Only AORs whose earliest expiry is due are visited.
+func (l *Location) Sweep(now time.Time) int {
+	removed := 0
+	var gone []store.Binding
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for len(s.exp) > 0 && !s.exp[0].next.After(now) {
+			e := s.exp[0]
+			keep := unexpired(e.bindings, now)
+			for _, b := range e.bindings {
+				if !b.Expires.After(now) {
+					gone = append(gone, b)
+				}
+			}
+			removed += len(e.bindings) - len(keep)
+			s.setLocked(e.aor, e, keep)
+			if l.saver != nil {
+				l.saver.SaveBindings(e.aor, keep)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if l.onExpire != nil {
+		for _, b := range gone {
+			l.onExpire(b)
+		}
+	}
+	return removed
+}
+
+// Run sweeps expired bindings every interval until ctx ends.
+func (l *Location) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := l.Sweep(l.now()); n > 0 {
+				l.log.Debug("bindings expired", "count", n)
+			}
+		}
+	}
+}
+
+// Bindings lists the unexpired bindings of aor, or of every AOR when aor
+// is empty, sorted by AOR and then by registration time.
+func (l *Location) Bindings(aor string) []store.Binding {
+	if aor != "" {
+		return slices.Clone(l.Lookup(aor))
+	}
+	now := l.now()
+	var out []store.Binding
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.RLock()
+		for _, e := range s.aors {
+			for _, b := range e.bindings {
+				if b.Expires.After(now) {
+					out = append(out, b)
+				}
+			}
+		}
+		s.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b store.Binding) int {
+		if c := strings.Compare(a.AOR, b.AOR); c != 0 {
+			return c
+		}
+		if c := a.RegisteredAt.Compare(b.RegisteredAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// RemoveBinding removes the binding with the given ID. Operator action:
+// it scans the table.
+func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for aor, e := range s.aors {
+			for j, b := range e.bindings {
+				if b.ID != id {
+					continue
+				}
+				keep := slices.Concat(e.bindings[:j], e.bindings[j+1:])
+				s.setLocked(aor, e, keep)
+				if l.saver != nil {
+					l.saver.SaveBindings(aor, keep)
+				}
+				s.mu.Unlock()
+				return b, true
+			}
+		}
+		s.mu.Unlock()
+	}
+	return store.Binding{}, false
+}
+
+// RemoveAOR removes every binding of aor and returns how many there were.
+func (l *Location) RemoveAOR(aor string) int {
+	s := l.shard(aor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.aors[aor]
+	if e == nil {
+		return 0
+	}
+	n := len(e.bindings)
+	s.setLocked(aor, e, nil)
+	if l.saver != nil {
+		l.saver.SaveBindings(aor, nil)
+	}
+	return n
+}
+
+// Count calls f with the number of live bindings per transport; for
+// gauges computed at scrape time.
+func (l *Location) Count(f func(transport string, n int)) {
+	counts := map[string]int{}
+	now := l.now()
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.RLock()
+		for _, e := range s.aors {
+			for _, b := range e.bindings {
+				if b.Expires.After(now) {
+					counts[b.Transport]++
+				}
+			}
+		}
+		s.mu.RUnlock()
+	}
+	for tp, n := range counts {
+		f(tp, n)
+	}
+}
+
+// expiryHeap orders AOR entries by their earliest binding expiry.
+type expiryHeap []*aorEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*aorEntry)
+	e.idx = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.idx = -1
+	return e
+}

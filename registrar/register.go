@@ -1,0 +1,543 @@
+package registrar
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sipwarden/auth"
+	"sipwarden/store"
+)
+
+// Authenticator is what the registrar needs from the authentication path.
+type Authenticator interface {
+	Check(r auth.Request) auth.Result
+	Challenges(user string, stale bool) []string
+}
+
+// Config configures REGISTER processing. Durations are whole seconds on
+// the wire.
+type Config struct {
+	DefaultExpires time.Duration
+	MinExpires     time.Duration
+	MaxExpires     time.Duration
+	// MaxContacts per AOR; a new device beyond it replaces the binding
+	// refreshed least recently (last device wins). At least 1.
+	MaxContacts int
+	// JitterPercent lowers each granted expiry by a random 0..N percent.
+	JitterPercent int
+	// Domains are the hosts (lowercase) whose AORs are ours: the SIP
+	// domain and the addresses the server listens on.
+	Domains []string
+	// LocalAddrs maps a transport ("udp", "tcp", "tls") to the address the
+	// server listens on with it; stored in bindings.
+	LocalAddrs map[string]string
+	// Server is the Server header value; empty omits it.
+	Server string
+}
+
+// Registrar answers REGISTER requests.
+type Registrar struct {
+	cfg     Config
+	loc     *Location
+	auth    Authenticator
+	log     *slog.Logger
+	now     func() time.Time
+	domains map[string]bool
+	// Observe, when set, is called once per handled REGISTER.
+	observe func(Event)
+}
+
+// Event describes one handled REGISTER, for logs and metrics.
+type Event struct {
+	AOR       string
+	Source    string
+	Transport string
+	Status    int
+	Outcome   auth.Outcome
+	// Authenticated is true when the request carried valid credentials.
+	Authenticated                       bool
+	Added, Refreshed, Removed, Replaced int
+	Duration                            time.Duration
+}
+
+// New returns a Registrar over the location table loc.
+func New(cfg Config, loc *Location, a Authenticator, now func() time.Time, logger *slog.Logger) *Registrar {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxContacts < 1 {
+		cfg.MaxContacts = 1
+	}
+	d := make(map[string]bool, len(cfg.Domains))
+	for _, h := range cfg.Domains {
+		d[strings.ToLower(h)] = true
+	}
+	return &Registrar{cfg: cfg, loc: loc, auth: a, log: logger, now: now, domains: d}
+}
+
+// OnEvent registers f to be called once per handled REGISTER.
+func (r *Registrar) OnEvent(f func(Event)) { r.observe = f }
+
+// ServeSIP answers a REGISTER within its server transaction.
+func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
+	res := r.Handle(req)
+	if err := tx.Respond(res); err != nil {
+		r.log.Warn("send REGISTER response", "source", req.Source(), "status", res.StatusCode, "error", err)
+	}
+}
+
+// Handle processes one REGISTER and returns the response to send. It never
+// keeps the request.
+func (r *Registrar) Handle(req *sip.Request) *sip.Response {
+	start := r.now()
+	ev := Event{Source: req.Source(), Transport: transportOf(req), Outcome: auth.NoCredentials}
+	res := r.handle(req, &ev)
+	ev.Status = res.StatusCode
+	ev.Duration = r.now().Sub(start)
+	r.logEvent(ev)
+	if r.observe != nil {
+		r.observe(ev)
+	}
+	return res
+}
+
+func (r *Registrar) logEvent(ev Event) {
+	level := slog.LevelInfo
+	if ev.Status == 401 {
+		level = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if !r.log.Enabled(ctx, level) {
+		return
+	}
+	r.log.Log(ctx, level, "REGISTER",
+		"aor", ev.AOR, "source", ev.Source, "transport", ev.Transport,
+		"status", ev.Status, "outcome", ev.Outcome.String(), "duration_s", ev.Duration.Seconds())
+}
+
+func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
+	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
+	switch {
+	case to == nil:
+		return r.reply(req, 400, "Missing To Header")
+	case from == nil:
+		return r.reply(req, 400, "Missing From Header")
+	case callID == nil || callID.Value() == "":
+		return r.reply(req, 400, "Missing Call-ID Header")
+	case cseq == nil:
+		return r.reply(req, 400, "Missing CSeq Header")
+	case cseq.MethodName != sip.REGISTER:
+		return r.reply(req, 400, "CSeq Method Does Not Match")
+	}
+	aor := to.Address.User
+	ev.AOR = aor
+	if aor == "" {
+		return r.reply(req, 404, "No User In To Header")
+	}
+	// RFC 3261 10.3 steps 1 and 5: the AOR must be in a domain we serve. A
+	// newcomer often types the server's address as the domain.
+	if !r.domains[strings.ToLower(to.Address.Host)] {
+		return r.reply(req, 404, "Domain Not Served Here")
+	}
+
+	// Step 3 (RFC 3261 22): authenticate.
+	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body()})
+	ev.Outcome = res.Outcome
+	switch res.Outcome {
+	case auth.OK:
+	case auth.NoCredentials, auth.BadNonce:
+		return r.challenge(req, aor, false)
+	case auth.Stale, auth.Replay:
+		return r.challenge(req, aor, true)
+	case auth.Malformed:
+		return r.reply(req, 400, "Malformed Authorization Header")
+	case auth.Disabled:
+		return r.reply(req, 403, "Credential Disabled")
+	case auth.Expired:
+		return r.reply(req, 403, "Credential Expired")
+	default: // Mismatch and UnknownUser look the same from outside
+		return r.reply(req, 403, "Forbidden")
+	}
+	ev.Authenticated = true
+	cred := res.Credential
+	// Step 6: the authenticated user may bind only its own AOR.
+	if aor != cred.Username {
+		return r.reply(req, 403, "Not Allowed To Register This AOR")
+	}
+
+	contacts, err := r.parseContacts(req)
+	if err != nil {
+		return r.replyErr(req, err)
+	}
+	now := r.now()
+	bs, err := r.apply(aor, cred, req, contacts, now, ev)
+	if err != nil {
+		return r.replyErr(req, err)
+	}
+	out := r.reply(req, 200, "OK")
+	var b strings.Builder
+	for _, x := range bs {
+		b.Reset()
+		b.WriteByte('<')
+		b.WriteString(x.Contact)
+		b.WriteString(">;expires=")
+		b.WriteString(strconv.FormatInt(int64(x.Expires.Sub(now).Round(time.Second)/time.Second), 10))
+		if x.InstanceID != "" {
+			b.WriteString(";+sip.instance=")
+			b.WriteString(x.InstanceID)
+		}
+		if x.RegID != "" {
+			b.WriteString(";reg-id=")
+			b.WriteString(x.RegID)
+		}
+		out.AppendHeader(sip.NewHeader("Contact", b.String()))
+	}
+	out.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http1123)))
+	return out
+}
+
+const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// contact is one Contact of a REGISTER, validated.
+type contact struct {
+	uri      string
+	key      uriKey
+	expires  time.Duration
+	instance string
+	regID    string
+}
+
+// parseContacts applies RFC 3261 10.3 step 6 to the request's Contacts.
+// No Contact at all is a query and yields an empty slice.
+func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
+	hs := req.GetHeaders("Contact")
+	headerExp, hasHeaderExp := time.Duration(0), false
+	if h := req.GetHeader("Expires"); h != nil {
+		v, ok := parseSeconds(h.Value())
+		if !ok {
+			return nil, statusErr(400, "Invalid Expires Header")
+		}
+		headerExp, hasHeaderExp = v, true
+	}
+	out := make([]contact, 0, len(hs))
+	for _, h := range hs {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			return nil, statusErr(400, "Malformed Contact Header")
+		}
+		if ch.Address.Wildcard {
+			// Contact: * only alone and with Expires: 0.
+			if len(hs) != 1 || !hasHeaderExp || headerExp != 0 || ch.Params.Has("expires") {
+				return nil, statusErr(400, "Wildcard Contact Requires Expires 0 And No Other Contact")
+			}
+			return []contact{{uri: "*"}}, nil
+		}
+		if ch.Address.Host == "" {
+			return nil, statusErr(400, "Malformed Contact URI")
+		}
+		c := contact{uri: ch.Address.String(), key: keyOf(&ch.Address)}
+		if strings.ContainsAny(c.uri, "\r\n<>") {
+			return nil, statusErr(400, "Malformed Contact URI")
+		}
+		switch v, ok := ch.Params.Get("expires"); {
+		case ok:
+			e, valid := parseSeconds(v)
+			if !valid {
+				return nil, statusErr(400, "Invalid Contact Expires Parameter")
+			}
+			c.expires = e
+		case hasHeaderExp:
+			c.expires = headerExp
+		default:
+			c.expires = r.cfg.DefaultExpires
+		}
+		if c.expires != 0 && c.expires < r.cfg.MinExpires {
+			return nil, &sipError{code: 423, reason: "Interval Too Brief", minExpires: r.cfg.MinExpires}
+		}
+		if c.expires > r.cfg.MaxExpires {
+			c.expires = r.cfg.MaxExpires
+		}
+		if c.expires > 0 && r.cfg.JitterPercent > 0 {
+			max := int64(c.expires/time.Second) * int64(r.cfg.JitterPercent) / 100
+			if max > 0 {
+				c.expires -= time.Duration(mrand.Int64N(max+1)) * time.Second
+			}
+		}
+		if v, ok := ch.Params.Get("+sip.instance"); ok && safeParam(v) {
+			c.instance = v
+		}
+		if v, ok := ch.Params.Get("reg-id"); ok && safeParam(v) {
+			c.regID = v
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func safeParam(v string) bool { return v != "" && !strings.ContainsAny(v, "\r\n;,<>") }
+
+// parseSeconds parses a delta-seconds value (RFC 3261 25.1); values above
+// 2^32-1 are taken as 2^32-1 (RFC 3261 20.19).
+func parseSeconds(s string) (time.Duration, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < 1<<32 {
+			n = n*10 + uint64(c-'0')
+		}
+	}
+	if n > 1<<32-1 {
+		n = 1<<32 - 1
+	}
+	return time.Duration(n) * time.Second, true
+}
+
+// apply performs RFC 3261 10.3 steps 7 and 8 atomically on the table.
+func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, cs []contact, now time.Time, ev *Event) ([]store.Binding, error) {
+	if len(cs) == 0 { // a query: list the current bindings
+		return r.loc.Lookup(aor), nil
+	}
+	callID := req.CallID().Value()
+	seq := req.CSeq().SeqNo
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = sanitize(h.Value(), 256)
+	}
+	var counts Event
+	bs, err := r.loc.Update(aor, func(cur []store.Binding) ([]store.Binding, error) {
+		counts = Event{}
+		if cs[0].uri == "*" {
+			for _, b := range cur {
+				if b.CallID == callID && seq <= b.CSeq {
+					return nil, statusErr(400, "CSeq Not Higher Than Binding's")
+				}
+			}
+			counts.Removed = len(cur)
+			return nil, nil
+		}
+		next := make([]store.Binding, len(cur), len(cur)+len(cs))
+		copy(next, cur)
+		for _, c := range cs {
+			i := match(next, c, callID, len(cs) == 1)
+			if i >= 0 {
+				b := &next[i]
+				// Step 7: same Call-ID and a CSeq not higher: out of order.
+				if b.CallID == callID && seq <= b.CSeq {
+					return nil, statusErr(400, "CSeq Not Higher Than Binding's")
+				}
+				if c.expires == 0 {
+					next = append(next[:i], next[i+1:]...)
+					counts.Removed++
+					continue
+				}
+				r.fill(b, c, cred, req, callID, seq, ua, now)
+				counts.Refreshed++
+				continue
+			}
+			if c.expires == 0 {
+				continue // removing what is not there is a no-op
+			}
+			b := store.Binding{ID: newID(), AOR: aor, RegisteredAt: now}
+			r.fill(&b, c, cred, req, callID, seq, ua, now)
+			next = append(next, b)
+			counts.Added++
+		}
+		// Last device wins: drop the bindings refreshed least recently.
+		for len(next) > r.cfg.MaxContacts {
+			oldest := 0
+			for i := range next {
+				if next[i].UpdatedAt.Before(next[oldest].UpdatedAt) {
+					oldest = i
+				}
+			}
+			next = append(next[:oldest], next[oldest+1:]...)
+			counts.Replaced++
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev.Added, ev.Refreshed, ev.Removed, ev.Replaced = counts.Added, counts.Refreshed, counts.Removed, counts.Replaced
+	return bs, nil
+}
+
+func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req *sip.Request, callID string, seq uint32, ua string, now time.Time) {
+	tp := transportOf(req)
+	b.CredentialID = cred.ID
+	b.Contact = c.uri
+	b.Source = req.Source()
+	b.Transport = tp
+	b.LocalAddr = r.cfg.LocalAddrs[tp]
+	b.CallID = callID
+	b.CSeq = seq
+	b.Expires = now.Add(c.expires)
+	b.UserAgent = ua
+	b.InstanceID = c.instance
+	b.RegID = c.regID
+	b.UpdatedAt = now
+}
+
+// match finds the binding of the same device: same +sip.instance (and
+// reg-id, RFC 5626 section 6), else the same Contact URI (RFC 3261 10.3
+// step 7), else, for a single-contact REGISTER, the same Call-ID (a
+// device whose address changed keeps its Call-ID: RFC 3261 10.2.4).
+func match(bs []store.Binding, c contact, callID string, single bool) int {
+	if c.instance != "" {
+		for i, b := range bs {
+			if b.InstanceID == c.instance && b.RegID == c.regID {
+				return i
+			}
+		}
+	}
+	for i, b := range bs {
+		if b.InstanceID != "" && c.instance != "" {
+			continue // instance ids decide for devices that send them
+		}
+		if k, ok := parseKey(b.Contact); ok && k == c.key {
+			return i
+		}
+	}
+	if single {
+		for i, b := range bs {
+			if b.CallID == callID {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// uriKey holds what RFC 3261 19.1.4 compares for our purpose: user, host
+// (case-insensitive), port and transport.
+type uriKey struct {
+	user, host, transport string
+	port                  int
+}
+
+func keyOf(u *sip.Uri) uriKey {
+	tp, _ := u.UriParams.Get("transport")
+	return uriKey{user: u.User, host: strings.ToLower(u.Host), port: u.Port, transport: strings.ToLower(tp)}
+}
+
+func parseKey(s string) (uriKey, bool) {
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return uriKey{}, false
+	}
+	return keyOf(&u), true
+}
+
+func transportOf(req *sip.Request) string {
+	return strings.ToLower(req.Transport())
+}
+
+func headerValues(req *sip.Request, name string) []string {
+	hs := req.GetHeaders(name)
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.Value()
+	}
+	return out
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sanitize bounds a value copied from the network and drops control
+// characters, so that it can never break a header or a log line.
+func sanitize(s string, max int) string {
+	if len(s) > max {
+		s = s[:max]
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// challenge answers 401 with one WWW-Authenticate per offered algorithm.
+func (r *Registrar) challenge(req *sip.Request, user string, stale bool) *sip.Response {
+	res := r.reply(req, 401, "Unauthorized")
+	for _, v := range r.auth.Challenges(user, stale) {
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
+	}
+	return res
+}
+
+// reply builds a response to req, sent back to the packet's source (as
+// with rport, RFC 3581: clients behind NAT, such as Zoiper, often omit it).
+func (r *Registrar) reply(req *sip.Request, code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if r.cfg.Server != "" {
+		res.AppendHeader(sip.NewHeader("Server", r.cfg.Server))
+	}
+	if src := req.Source(); src != "" {
+		if _, _, err := net.SplitHostPort(src); err == nil {
+			res.SetDestination(src)
+		}
+	}
+	return res
+}
+
+func (r *Registrar) replyErr(req *sip.Request, err error) *sip.Response {
+	var se *sipError
+	if !errors.As(err, &se) {
+		r.log.Error("REGISTER failed", "source", req.Source(), "error", err)
+		return r.reply(req, 500, "Server Internal Error")
+	}
+	res := r.reply(req, se.code, se.reason)
+	if se.minExpires > 0 {
+		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(se.minExpires/time.Second))))
+	}
+	return res
+}
+
+// sipError is an error that is answered with a SIP status.
+type sipError struct {
+	code       int
+	reason     string
+	minExpires time.Duration
+}
+
+func statusErr(code int, reason string) error { return &sipError{code: code, reason: reason} }
+
+func (e *sipError) Error() string { return strconv.Itoa(e.code) + " " + e.reason }
+
+// SIPStatus returns the status code and reason phrase to answer with.
+func (e *sipError) SIPStatus() (int, string) { return e.code, e.reason }
+
+type statusError interface{ SIPStatus() (int, string) }
+
+var _ statusError = (*sipError)(nil)
