@@ -1,0 +1,236 @@
+package registrar
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"sipwarden/store"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// recorder is a BindingSaver that keeps the last saved set per AOR, as
+// the store does.
+type recorder struct {
+	mu   sync.Mutex
+	last map[string][]store.Binding
+}
+
+func (r *recorder) SaveBindings(aor string, bs []store.Binding) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		r.last = map[string][]store.Binding{}
+	}
+	if len(bs) == 0 {
+		delete(r.last, aor)
+		return
+	}
+	r.last[aor] = bs
+}
+
+func set(bs ...store.Binding) func([]store.Binding) ([]store.Binding, error) {
+	return func([]store.Binding) ([]store.Binding, error) { return bs, nil }
+}
+
+func TestLocationUpdateLookupExpire(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	rec := &recorder{}
+	l := NewLocation(rec, clk.now, nil)
+	var expired []string
+	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
+	now := clk.now()
+	_, err := l.Update("alice", set(
+		store.Binding{ID: "a1", AOR: "alice", Expires: now.Add(10 * time.Second)},
+		store.Binding{ID: "a2", AOR: "alice", Expires: now.Add(60 * time.Second)},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = l.Update("bob", set(store.Binding{ID: "b1", AOR: "bob", Expires: now.Add(30 * time.Second)}))
+
+	if got := len(l.Lookup("alice")); got != 2 {
+		t.Fatalf("alice bindings: got %d, want 2", got)
+	}
+	clk.add(10 * time.Second)
+	// Due but not swept: Lookup already hides it.
+	if got := l.Lookup("alice"); len(got) != 1 || got[0].ID != "a2" {
+		t.Fatalf("after expiry: got %v, want [a2]", got)
+	}
+	if n := l.Sweep(clk.now()); n != 1 {
+		t.Fatalf("Sweep removed %d, want 1", n)
+	}
+	if len(expired) != 1 || expired[0] != "a1" {
+		t.Errorf("OnExpire got %v, want [a1]", expired)
+	}
+	if got := rec.last["alice"]; len(got) != 1 || got[0].ID != "a2" {
+		t.Errorf("saved set: got %v, want [a2]", got)
+	}
+	clk.add(50 * time.Second)
+	if n := l.Sweep(clk.now()); n != 2 {
+		t.Fatalf("second Sweep removed %d, want 2", n)
+	}
+	if len(l.Bindings("")) != 0 || len(rec.last) != 0 {
+		t.Errorf("table or store not empty: %v %v", l.Bindings(""), rec.last)
+	}
+}
+
+func TestLocationUpdateErrorChangesNothing(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	rec := &recorder{}
+	l := NewLocation(rec, clk.now, nil)
+	b := store.Binding{ID: "x", AOR: "a", Expires: clk.now().Add(time.Minute)}
+	_, _ = l.Update("a", set(b))
+	_, err := l.Update("a", func([]store.Binding) ([]store.Binding, error) { return nil, fmt.Errorf("no") })
+	if err == nil {
+		t.Fatal("Update returned no error")
+	}
+	if got := l.Lookup("a"); len(got) != 1 || got[0].ID != "x" {
+		t.Errorf("got %v, want the binding untouched", got)
+	}
+}
+
+func TestLocationRemove(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	rec := &recorder{}
+	l := NewLocation(rec, clk.now, nil)
+	exp := clk.now().Add(time.Hour)
+	_, _ = l.Update("a", set(store.Binding{ID: "1", AOR: "a", Expires: exp}, store.Binding{ID: "2", AOR: "a", Expires: exp}))
+	_, _ = l.Update("b", set(store.Binding{ID: "3", AOR: "b", Expires: exp}))
+	if b, ok := l.RemoveBinding("2"); !ok || b.ID != "2" {
+		t.Fatalf("RemoveBinding: got %v %v", b, ok)
+	}
+	if _, ok := l.RemoveBinding("2"); ok {
+		t.Fatal("RemoveBinding removed a binding twice")
+	}
+	if n := l.RemoveAOR("b"); n != 1 {
+		t.Fatalf("RemoveAOR: got %d, want 1", n)
+	}
+	all := l.Bindings("")
+	if len(all) != 1 || all[0].ID != "1" {
+		t.Errorf("left: got %v, want [1]", all)
+	}
+	if _, ok := rec.last["b"]; ok || len(rec.last["a"]) != 1 {
+		t.Errorf("store: got %v", rec.last)
+	}
+	if l.Sweep(exp) != 1 {
+		t.Error("the heap lost track of a remaining binding")
+	}
+}
+
+func TestLocationRestoreDropsExpired(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	l := NewLocation(nil, clk.now, nil)
+	now := clk.now()
+	n := l.Restore([]store.Binding{
+		{ID: "old", AOR: "a", Expires: now.Add(-time.Second)},
+		{ID: "new", AOR: "a", Expires: now.Add(time.Minute), RegisteredAt: now},
+		{ID: "first", AOR: "a", Expires: now.Add(time.Minute), RegisteredAt: now.Add(-time.Hour)},
+	})
+	if n != 2 {
+		t.Fatalf("Restore kept %d, want 2", n)
+	}
+	got := l.Lookup("a")
+	if len(got) != 2 || got[0].ID != "first" || got[1].ID != "new" {
+		t.Errorf("got %v, want [first new] in registration order", got)
+	}
+}
+
+// The sweeper must remove exactly the due bindings among many AORs with
+// random expiries and random refreshes (heap bookkeeping).
+func TestLocationSweepManyRandom(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	l := NewLocation(nil, clk.now, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string]time.Time{}
+	for i := 0; i < 5000; i++ {
+		aor := fmt.Sprintf("u%d", rng.IntN(2000))
+		exp := clk.now().Add(time.Duration(1+rng.IntN(300)) * time.Second)
+		_, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
+		want[aor] = exp
+	}
+	for step := 0; step < 310; step += 7 {
+		clk.add(7 * time.Second)
+		l.Sweep(clk.now())
+		for aor, exp := range want {
+			live := len(l.Lookup(aor)) == 1
+			if live != exp.After(clk.now()) {
+				t.Fatalf("t+%ds %s: live=%v, expiry %v", step+7, aor, live, exp.Sub(clk.now()))
+			}
+		}
+	}
+	if got := len(l.Bindings("")); got != 0 {
+		t.Errorf("after all expiries: %d bindings left", got)
+	}
+}
+
+func TestLocationConcurrent(t *testing.T) {
+	l := NewLocation(&recorder{}, nil, nil)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				aor := fmt.Sprintf("u%d", i%50)
+				_, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: time.Now().Add(time.Minute)}))
+				l.Lookup(aor)
+				if i%97 == 0 {
+					l.RemoveAOR(aor)
+					l.Sweep(time.Now())
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if n := len(l.Bindings("")); n > 50 {
+		t.Errorf("got %d bindings, want at most 50", n)
+	}
+}
+
+func BenchmarkLocationLookup(b *testing.B) {
+	l := NewLocation(nil, nil, nil)
+	exp := time.Now().Add(time.Hour)
+	for i := 0; i < 100_000; i++ {
+		aor := fmt.Sprintf("user%d", i)
+		_, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if len(l.Lookup("user4242")) != 1 {
+			b.Fatal("lookup failed")
+		}
+	}
+}
+
+func BenchmarkLocationUpdate(b *testing.B) {
+	l := NewLocation(&recorder{}, nil, nil)
+	exp := time.Now().Add(time.Hour)
+	aors := make([]string, 10_000)
+	for i := range aors {
+		aors[i] = fmt.Sprintf("user%d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		aor := aors[i%len(aors)]
+		i++
+		_, _ = l.Update(aor, func(cur []store.Binding) ([]store.Binding, error) {
+			return []store.Binding{{ID: aor, AOR: aor, Expires: exp}}, nil
+		})
+	}
+}
