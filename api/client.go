@@ -1,0 +1,257 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client is a typed client of the management API. Every method returns an
+// *Error for a non-2xx answer.
+type Client struct {
+	base string
+	key  string
+	hc   *http.Client
+}
+
+// maxResponseBytes bounds what the client reads of one response.
+const maxResponseBytes = 64 << 20
+
+// NewClient returns a client of the API at baseURL (e.g.
+// "http://127.0.0.1:8080") that sends key as its bearer token. hc nil
+// means a client with a 30 s timeout.
+func NewClient(baseURL, key string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), key: key, hc: hc}
+}
+
+// PageRequest asks for one page of a list: Size items (0: the server's
+// default, 100) after the cursor After (the NextCursor of the previous
+// page; "" for the first page).
+type PageRequest struct {
+	Size  int
+	After string
+}
+
+func (p PageRequest) addTo(q url.Values) {
+	if p.Size > 0 {
+		q.Set(paramPageSize, strconv.Itoa(p.Size))
+	}
+	if p.After != "" {
+		q.Set(paramPageAfter, p.After)
+	}
+}
+
+// CredentialQuery filters ListCredentials; empty fields do not filter.
+type CredentialQuery struct {
+	ConnectionID string
+	Tag          string
+	Username     string
+	Enabled      *bool
+	Page         PageRequest
+}
+
+// RegistrationQuery filters ListRegistrations.
+type RegistrationQuery struct {
+	Username string
+	Page     PageRequest
+}
+
+// Health checks GET /healthz.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+}
+
+// CreateConnection creates a connection.
+func (c *Client) CreateConnection(ctx context.Context, req CreateConnectionRequest) (Connection, error) {
+	var out Connection
+	err := c.do(ctx, http.MethodPost, "/v1/connections", nil, req, &out)
+	return out, err
+}
+
+// ListConnections returns one page of connections and the cursor of the
+// next page ("" after the last).
+func (c *Client) ListConnections(ctx context.Context, p PageRequest) ([]Connection, string, error) {
+	q := url.Values{}
+	p.addTo(q)
+	var out []Connection
+	next, err := c.list(ctx, "/v1/connections", q, &out)
+	return out, next, err
+}
+
+// GetConnection returns one connection.
+func (c *Client) GetConnection(ctx context.Context, id string) (Connection, error) {
+	var out Connection
+	err := c.do(ctx, http.MethodGet, "/v1/connections/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// UpdateConnection changes the non-nil fields of req.
+func (c *Client) UpdateConnection(ctx context.Context, id string, req UpdateConnectionRequest) (Connection, error) {
+	var out Connection
+	err := c.do(ctx, http.MethodPatch, "/v1/connections/"+url.PathEscape(id), nil, req, &out)
+	return out, err
+}
+
+// DeleteConnection deletes a connection without credentials.
+func (c *Client) DeleteConnection(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/connections/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// CreateCredential creates a credential.
+func (c *Client) CreateCredential(ctx context.Context, req CreateCredentialRequest) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodPost, "/v1/credentials", nil, req, &out)
+	return out, err
+}
+
+// ListCredentials returns one page of the credentials q selects and the
+// cursor of the next page ("" after the last).
+func (c *Client) ListCredentials(ctx context.Context, q CredentialQuery) ([]Credential, string, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"connection_id": q.ConnectionID, "tag": q.Tag, "username": q.Username} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Enabled != nil {
+		v.Set("enabled", strconv.FormatBool(*q.Enabled))
+	}
+	q.Page.addTo(v)
+	var out []Credential
+	next, err := c.list(ctx, "/v1/credentials", v, &out)
+	return out, next, err
+}
+
+// GetCredential returns one credential.
+func (c *Client) GetCredential(ctx context.Context, id string) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodGet, "/v1/credentials/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// UpdateCredential changes what req sets.
+func (c *Client) UpdateCredential(ctx context.Context, id string, req UpdateCredentialRequest) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodPatch, "/v1/credentials/"+url.PathEscape(id), nil, req, &out)
+	return out, err
+}
+
+// DeleteCredential deletes a credential; the server drops its bindings.
+func (c *Client) DeleteCredential(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/credentials/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// ListRegistrations returns one page of live registrations and the cursor
+// of the next page ("" after the last).
+func (c *Client) ListRegistrations(ctx context.Context, q RegistrationQuery) ([]Registration, string, error) {
+	v := url.Values{}
+	if q.Username != "" {
+		v.Set("username", q.Username)
+	}
+	q.Page.addTo(v)
+	var out []Registration
+	next, err := c.list(ctx, "/v1/registrations", v, &out)
+	return out, next, err
+}
+
+// DeleteRegistration removes one binding from the location table.
+func (c *Client) DeleteRegistration(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/registrations/"+url.PathEscape(id), nil, nil, nil)
+}
+
+func (c *Client) list(ctx context.Context, path string, q url.Values, data any) (string, error) {
+	var meta listMeta
+	err := c.doEnvelope(ctx, http.MethodGet, path, q, nil, data, &meta)
+	return meta.NextCursor, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, data any) error {
+	return c.doEnvelope(ctx, method, path, q, body, data, nil)
+}
+
+// doEnvelope sends one request and decodes the "data" (and "meta") of the
+// answer into data and meta, when not nil.
+func (c *Client) doEnvelope(ctx context.Context, method, path string, q url.Values, body, data any, meta *listMeta) error {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return responseError(res.StatusCode, raw)
+	}
+	if data == nil && meta == nil || res.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	env := struct {
+		Data json.RawMessage `json:"data"`
+		Meta *listMeta       `json:"meta"`
+	}{Meta: meta}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	if data != nil {
+		if len(env.Data) == 0 {
+			return fmt.Errorf("%s %s: response has no data", method, path)
+		}
+		if err := json.Unmarshal(env.Data, data); err != nil {
+			return fmt.Errorf("%s %s: decode response data: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// responseError decodes an error body; a body that is not one (a proxy's
+// HTML page, say) becomes a single object quoting its start.
+func responseError(status int, raw []byte) *Error {
+	e := &Error{Status: status}
+	if err := json.Unmarshal(raw, e); err == nil && len(e.Errors) > 0 {
+		return e
+	}
+	e.Errors = []ErrorObject{{Code: codeHTTPError, Title: titles[codeHTTPError], Detail: fmt.Sprintf("HTTP %d: %s", status, truncate(strings.TrimSpace(string(raw)), 200))}}
+	return e
+}
+
+// IsNotFound reports whether err is an API 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}

@@ -1,0 +1,216 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"sipwarden/store"
+)
+
+// credentialBody is the body of POST and PATCH /v1/credentials; which
+// fields each accepts is checked by the handler.
+type credentialBody struct {
+	ConnectionID optional[string]   `json:"connection_id"`
+	Username     optional[string]   `json:"username"`
+	Password     optional[string]   `json:"password"`
+	Name         optional[string]   `json:"name"`
+	Tag          optional[string]   `json:"tag"`
+	ExpiresAt    optional[string]   `json:"expires_at"`
+	Enabled      optional[bool]     `json:"enabled"`
+	Algorithms   optional[[]string] `json:"algorithms"`
+}
+
+func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error {
+	var b credentialBody
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	now := s.now()
+	c := store.Credential{ConnectionID: store.DefaultConnectionID, Enabled: true, Realm: s.cfg.Realm}
+	var v validation
+	if id, ok := b.ConnectionID.value(); ok && id != "" {
+		if len(id) > maxIDLen {
+			v.add("/connection_id", CodeUnknownConnection, "connection_id does not name an existing connection")
+		}
+		c.ConnectionID = id
+	}
+	c.Username, _ = b.Username.value()
+	v.checkUsername("/username", c.Username)
+	password, _ := b.Password.value()
+	v.checkPassword("/password", password, s.cfg.MinPasswordLength)
+	c.Name, _ = b.Name.value()
+	v.checkText("/name", "name", c.Name)
+	c.Tag, _ = b.Tag.value()
+	v.checkText("/tag", "tag", c.Tag)
+	if e, ok := b.ExpiresAt.value(); ok {
+		c.ExpiresAt = v.checkTime("/expires_at", "expires_at", e, now)
+	}
+	if e, ok := b.Enabled.value(); ok {
+		c.Enabled = e
+	}
+	if as, ok := b.Algorithms.value(); ok {
+		c.Algorithms = v.checkAlgorithms("/algorithms", as)
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+	c.HA1 = ha1s(c.Username, s.cfg.Realm, password)
+	c.CreatedAt, c.UpdatedAt = now, now
+	c, err := s.db.CreateCredential(c)
+	if err != nil {
+		return fmt.Errorf("create credential: %w", err)
+	}
+	w.Header().Set("Location", "/v1/credentials/"+c.ID)
+	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c)})
+	return nil
+}
+
+func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := readQuery(r, "connection_id", "tag", "username", "enabled")
+	if err != nil {
+		return err
+	}
+	f := store.CredentialFilter{ConnectionID: q.Get("connection_id"), Tag: q.Get("tag"), Username: q.Get("username")}
+	if f.Enabled, err = boolParam(q, "enabled"); err != nil {
+		return err
+	}
+	cs, next, err := s.db.Credentials(f, store.Page{After: p.after, Limit: p.size})
+	if err != nil {
+		return fmt.Errorf("list credentials: %w", err)
+	}
+	out := make([]Credential, len(cs))
+	for i, c := range cs {
+		out[i] = credentialOut(c)
+	}
+	writeList(w, out, next, p.size)
+	return nil
+}
+
+func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := readQuery(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	c, err := s.db.Credential(id)
+	if err != nil {
+		return storeErr("get", "credential", id, err)
+	}
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	return nil
+}
+
+// updateCredential applies a PATCH: absent fields stay, null clears
+// expires_at (never expires), algorithms (server default), name and tag.
+// Disabling the credential, or giving it an expiry that has passed,
+// removes its bindings at once.
+func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error {
+	var b credentialBody
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	var v validation
+	for _, f := range []struct {
+		set     bool
+		pointer string
+	}{{b.ConnectionID.Set, "/connection_id"}, {b.Username.Set, "/username"}} {
+		if f.set {
+			v.add(f.pointer, CodeInvalidValue, "%s cannot be changed: create a new credential", f.pointer[1:])
+		}
+	}
+	if b.Password.Set {
+		v.checkPassword("/password", b.Password.V, s.cfg.MinPasswordLength)
+	}
+	if b.Enabled.Null {
+		v.add("/enabled", CodeInvalidValue, "enabled must be true or false, not null")
+	}
+	if b.Name.Set {
+		v.checkText("/name", "name", b.Name.V)
+	}
+	if b.Tag.Set {
+		v.checkText("/tag", "tag", b.Tag.V)
+	}
+	var expiresAt time.Time // zero: never (null)
+	if e, ok := b.ExpiresAt.value(); ok {
+		// An expiry in the past is allowed here: it ends the credential now.
+		expiresAt = v.checkTime("/expires_at", "expires_at", e, time.Time{})
+	}
+	var algs []string
+	if as, ok := b.Algorithms.value(); ok {
+		algs = v.checkAlgorithms("/algorithms", as)
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+
+	id := r.PathValue("id")
+	if !b.Password.Set && !b.Enabled.Set && !b.Name.Set && !b.Tag.Set && !b.ExpiresAt.Set && !b.Algorithms.Set {
+		c, err := s.db.Credential(id)
+		if err != nil {
+			return storeErr("get", "credential", id, err)
+		}
+		writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+		return nil
+	}
+	now := s.now()
+	var before store.Credential
+	c, err := s.db.UpdateCredential(id, func(c *store.Credential) error {
+		before = *c
+		if p, ok := b.Password.value(); ok {
+			c.Realm = s.cfg.Realm
+			c.HA1 = ha1s(c.Username, c.Realm, p)
+		}
+		if e, ok := b.Enabled.value(); ok {
+			c.Enabled = e
+		}
+		if b.Name.Set {
+			c.Name = b.Name.V
+		}
+		if b.Tag.Set {
+			c.Tag = b.Tag.V
+		}
+		if b.ExpiresAt.Set {
+			c.ExpiresAt = expiresAt
+		}
+		if b.Algorithms.Set {
+			c.Algorithms = slices.Clone(algs) // nil when null: the server default
+		}
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return storeErr("update", "credential", id, err)
+	}
+	usableBefore := before.Enabled && !before.Expired(now)
+	if usableBefore && (!c.Enabled || c.Expired(now)) {
+		reason := "disabled"
+		if c.Enabled {
+			reason = "expired"
+		}
+		s.credentialRemoved(r, c, reason)
+	}
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	return nil
+}
+
+func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	c, err := s.db.DeleteCredential(id)
+	if err != nil {
+		return storeErr("delete", "credential", id, err)
+	}
+	s.credentialRemoved(r, c, "deleted")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// credentialRemoved drops the bindings of a credential that can no longer
+// register, then runs the OnCredentialRemoved hooks.
+func (s *Server) credentialRemoved(r *http.Request, c store.Credential, reason string) {
+	n := s.locs.RemoveAOR(c.Username)
+	s.log.InfoContext(r.Context(), "credential bindings removed", "user", c.Username, "reason", reason, "count", n)
+	for _, f := range s.onRemoved {
+		f(c)
+	}
+}

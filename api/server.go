@@ -1,0 +1,273 @@
+package api
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"sipwarden/store"
+)
+
+// Config configures a Server. The zero value of each field means its
+// default.
+type Config struct {
+	// Realm is the digest realm the HA1 values of new passwords are
+	// computed for. Required.
+	Realm string
+	// MinPasswordLength in characters. Default 12.
+	MinPasswordLength int
+	// MaxBodyBytes bounds request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// AdminKeyFile is where the admin key created on first start is written
+	// (mode 0600), e.g. <data_dir>/admin.key.
+	AdminKeyFile string
+	// AdminKey, when set (config or SIPWARDEN_API_KEY), is accepted as an
+	// admin key, and no key file is generated.
+	AdminKey string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+const (
+	defaultMinPasswordLength = 12
+	maxPasswordLength        = 1024
+	defaultMaxBodyBytes      = 1 << 20
+)
+
+// Locations is the live location table the API shows and prunes. The
+// registrar's *Location satisfies it.
+type Locations interface {
+	// Bindings lists the unexpired bindings of aor, or of every AOR when
+	// aor is "". The caller may keep but must not modify the slice.
+	Bindings(aor string) []store.Binding
+	// RemoveBinding removes one binding by ID and reports whether it
+	// existed.
+	RemoveBinding(id string) (store.Binding, bool)
+	// RemoveAOR removes every binding of aor (a credential's username) and
+	// returns how many there were.
+	RemoveAOR(aor string) int
+}
+
+// Server is the HTTP management API.
+type Server struct {
+	cfg       Config
+	db        *store.DB
+	locs      Locations
+	log       *slog.Logger
+	now       func() time.Time
+	adminHash []byte // SHA-256 of cfg.AdminKey; nil when none
+	mux       *http.ServeMux
+	onRemoved []func(store.Credential)
+}
+
+// New returns the API server. On first start (no API key in the store and
+// no cfg.AdminKey) it creates an admin key and writes it to
+// cfg.AdminKeyFile; the log names the file, never the key. logger nil
+// discards.
+func New(cfg Config, db *store.DB, locs Locations, logger *slog.Logger) (*Server, error) {
+	if cfg.Realm == "" {
+		return nil, fmt.Errorf("api: empty realm")
+	}
+	if db == nil || locs == nil {
+		return nil, fmt.Errorf("api: nil store or location table")
+	}
+	if cfg.MinPasswordLength <= 0 {
+		cfg.MinPasswordLength = defaultMinPasswordLength
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, db: db, locs: locs, log: logger, now: cfg.Now}
+	if cfg.AdminKey != "" {
+		h := sha256.Sum256([]byte(cfg.AdminKey))
+		s.adminHash = h[:]
+	}
+	if err := s.ensureAdminKey(); err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s, nil
+}
+
+// OnCredentialRemoved registers f to be called after a credential is
+// deleted or disabled, or given an expiry that has passed, once its
+// bindings are gone from the location table (the API removes them itself).
+// f runs on the request's goroutine and must not block for long. Call it
+// before serving.
+func (s *Server) OnCredentialRemoved(f func(store.Credential)) {
+	s.onRemoved = append(s.onRemoved, f)
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+const healthzPattern = "GET /healthz"
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc(healthzPattern, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.Handle("POST /v1/connections", s.h(s.createConnection))
+	m.Handle("GET /v1/connections", s.h(s.listConnections))
+	m.Handle("GET /v1/connections/{id}", s.h(s.getConnection))
+	m.Handle("PATCH /v1/connections/{id}", s.h(s.updateConnection))
+	m.Handle("DELETE /v1/connections/{id}", s.h(s.deleteConnection))
+
+	m.Handle("POST /v1/credentials", s.h(s.createCredential))
+	m.Handle("GET /v1/credentials", s.h(s.listCredentials))
+	m.Handle("GET /v1/credentials/{id}", s.h(s.getCredential))
+	m.Handle("PATCH /v1/credentials/{id}", s.h(s.updateCredential))
+	m.Handle("DELETE /v1/credentials/{id}", s.h(s.deleteCredential))
+
+	m.Handle("GET /v1/registrations", s.h(s.listRegistrations))
+	m.Handle("DELETE /v1/registrations/{id}", s.h(s.deleteRegistration))
+	s.mux = m
+}
+
+// serveHTTP authenticates (all but /healthz), routes, turns the mux's own
+// 404 and 405 into JSON errors, and logs the request once it is done.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	defer func() { s.logRequest(r, rec, time.Since(start)) }()
+
+	h, pattern := s.mux.Handler(r)
+	if pattern != healthzPattern {
+		ok, err := s.authenticate(r)
+		if err != nil {
+			rec.err = err
+			writeError(rec, newError(http.StatusInternalServerError, CodeInternal, "the server failed to check the API key; see its log"))
+			return
+		}
+		if !ok {
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="sipwarden"`)
+			detail := "send an API key as Authorization: Bearer <key>"
+			if r.Header.Get("Authorization") != "" {
+				detail = "the API key is not valid"
+			}
+			writeError(rec, newError(http.StatusUnauthorized, CodeUnauthorized, detail))
+			return
+		}
+	}
+	if pattern == "" {
+		// The mux's "404 page not found" or "405 method not allowed"
+		// (with Allow): keep the status and headers, answer in JSON.
+		c := &capture{header: http.Header{}}
+		h.ServeHTTP(c, r)
+		if allow := c.header.Get("Allow"); allow != "" {
+			rec.Header().Set("Allow", allow)
+		}
+		switch c.status {
+		case http.StatusMethodNotAllowed:
+			writeError(rec, newError(c.status, CodeMethodNotAllowed,
+				fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, c.header.Get("Allow"))))
+		default:
+			writeError(rec, newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
+		}
+		return
+	}
+	// w, not rec: MaxBytesReader tells the real writer to close the
+	// connection after an oversized body.
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	s.mux.ServeHTTP(rec, r)
+}
+
+func (s *Server) logRequest(r *http.Request, rec *recorder, d time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.statusCode()),
+		slog.Float64("duration_s", d.Seconds()),
+		slog.String("remote", r.RemoteAddr),
+	}
+	level := slog.LevelInfo
+	switch {
+	case rec.err != nil:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", rec.err.Error()))
+	case r.URL.Path == "/healthz":
+		level = slog.LevelDebug
+	}
+	s.log.LogAttrs(r.Context(), level, "api request", attrs...)
+}
+
+// h adapts a handler that returns an error; the error is answered in JSON
+// and, when it is a server fault, recorded for the request log.
+func (s *Server) h(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := f(w, r)
+		if err == nil {
+			return
+		}
+		e, internal := asAPIError(err)
+		if internal {
+			if rec, ok := w.(*recorder); ok {
+				rec.err = err
+			}
+		}
+		writeError(w, e)
+	})
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.Status, e)
+}
+
+// recorder remembers the status written and a server fault to log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	err    error
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// capture is a ResponseWriter that keeps only the status and headers.
+type capture struct {
+	header http.Header
+	status int
+}
+
+func (c *capture) Header() http.Header { return c.header }
+func (c *capture) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+func (c *capture) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}

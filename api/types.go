@@ -1,0 +1,160 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"sipwarden/store"
+)
+
+// Connection is a connection (trunk) as the API shows it.
+type Connection struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Credential is a SIP credential as the API shows it: never its password
+// or HA1 values.
+type Credential struct {
+	ID           string `json:"id"`
+	ConnectionID string `json:"connection_id"`
+	Username     string `json:"username"`
+	Name         string `json:"name"`
+	Tag          string `json:"tag"`
+	Enabled      bool   `json:"enabled"`
+	// ExpiresAt is nil when the credential never expires.
+	ExpiresAt *time.Time `json:"expires_at"`
+	// Algorithms are the digest algorithms offered to this credential, in
+	// order; empty means the server's default list.
+	Algorithms []string  `json:"algorithms"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Registration is a live binding of the location table.
+type Registration struct {
+	ID           string `json:"id"`
+	Username     string `json:"username"` // the AOR's user part
+	CredentialID string `json:"credential_id,omitempty"`
+	Contact      string `json:"contact"`
+	// Source is the ip:port the REGISTER came from, over Transport.
+	Source       string    `json:"source"`
+	Transport    string    `json:"transport"`
+	UserAgent    string    `json:"user_agent"`
+	InstanceID   string    `json:"instance_id"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	ExpiresIn    int64     `json:"expires_in"` // seconds, at the time of the response
+	RegisteredAt time.Time `json:"registered_at"`
+}
+
+// CreateConnectionRequest is the body of POST /v1/connections.
+type CreateConnectionRequest struct {
+	Name string `json:"name"`
+	// Active defaults to true.
+	Active *bool `json:"active,omitempty"`
+}
+
+// UpdateConnectionRequest is the body of PATCH /v1/connections/{id}; nil
+// fields are left alone.
+type UpdateConnectionRequest struct {
+	Name   *string `json:"name,omitempty"`
+	Active *bool   `json:"active,omitempty"`
+}
+
+// CreateCredentialRequest is the body of POST /v1/credentials.
+type CreateCredentialRequest struct {
+	// ConnectionID defaults to "default".
+	ConnectionID string `json:"connection_id,omitempty"`
+	Username     string `json:"username"`
+	// Password is write-only: no response ever contains it.
+	Password  string     `json:"password"`
+	Name      string     `json:"name,omitempty"`
+	Tag       string     `json:"tag,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Enabled defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Algorithms, when not empty, is the list of digest algorithms offered
+	// to this credential, in order: a subset of "MD5", "SHA-256",
+	// "SHA-512-256".
+	Algorithms []string `json:"algorithms,omitempty"`
+}
+
+// UpdateCredentialRequest is the body of PATCH /v1/credentials/{id}; nil
+// fields are left alone.
+type UpdateCredentialRequest struct {
+	Password   *string
+	Enabled    *bool
+	Name       *string
+	Tag        *string
+	ExpiresAt  *time.Time
+	Algorithms []string
+	// ClearExpiresAt sends expires_at: null (never expires).
+	ClearExpiresAt bool
+	// ClearAlgorithms sends algorithms: null (the server's default list).
+	ClearAlgorithms bool
+}
+
+// MarshalJSON writes only the fields to change, with null for the cleared.
+func (u UpdateCredentialRequest) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	if u.Password != nil {
+		m["password"] = *u.Password
+	}
+	if u.Enabled != nil {
+		m["enabled"] = *u.Enabled
+	}
+	if u.Name != nil {
+		m["name"] = *u.Name
+	}
+	if u.Tag != nil {
+		m["tag"] = *u.Tag
+	}
+	switch {
+	case u.ClearExpiresAt:
+		m["expires_at"] = nil
+	case u.ExpiresAt != nil:
+		m["expires_at"] = u.ExpiresAt.Format(time.RFC3339Nano)
+	}
+	switch {
+	case u.ClearAlgorithms:
+		m["algorithms"] = nil
+	case u.Algorithms != nil:
+		m["algorithms"] = u.Algorithms
+	}
+	return json.Marshal(m)
+}
+
+func connectionOut(c store.Connection) Connection {
+	return Connection{ID: c.ID, Name: c.Name, Active: c.Active, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
+
+func credentialOut(c store.Credential) Credential {
+	out := Credential{
+		ID: c.ID, ConnectionID: c.ConnectionID, Username: c.Username,
+		Name: c.Name, Tag: c.Tag, Enabled: c.Enabled,
+		Algorithms: c.Algorithms, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+	if out.Algorithms == nil {
+		out.Algorithms = []string{}
+	}
+	if !c.ExpiresAt.IsZero() {
+		t := c.ExpiresAt
+		out.ExpiresAt = &t
+	}
+	return out
+}
+
+func registrationOut(b store.Binding, now time.Time) Registration {
+	in := int64(b.Expires.Sub(now) / time.Second)
+	if in < 0 {
+		in = 0
+	}
+	return Registration{
+		ID: b.ID, Username: b.AOR, CredentialID: b.CredentialID, Contact: b.Contact,
+		Source: b.Source, Transport: b.Transport, UserAgent: b.UserAgent, InstanceID: b.InstanceID,
+		ExpiresAt: b.Expires, ExpiresIn: in, RegisteredAt: b.RegisteredAt,
+	}
+}

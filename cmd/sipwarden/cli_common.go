@@ -1,0 +1,269 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"sipwarden/api"
+	"sipwarden/config"
+)
+
+// The management subcommands (credential, connection, registration) talk
+// to a running server through its API.
+const (
+	envAPI         = "SIPWARDEN_API"
+	envDataDir     = "SIPWARDEN_DATA_DIR"
+	defaultAPI     = "http://127.0.0.1:8080"
+	defaultDataDir = "./data"
+	adminKeyFile   = "admin.key"
+)
+
+// Exit codes of the management subcommands.
+const (
+	exitOK    = 0
+	exitError = 1 // the API refused, or could not be reached
+	exitUsage = 2
+)
+
+// cli holds what every management subcommand shares: its streams and the
+// common flags.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	api            string
+	apiKey         string
+	dataDir        string
+	output         string
+}
+
+// flags returns a FlagSet for "sipwarden <cmd> <sub>" with the common
+// flags; synopsis is the usage line after "sipwarden".
+func (c *cli) flags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.StringVar(&c.api, "api", "", "API base `URL` (env "+envAPI+"; default "+defaultAPI+")")
+	fs.StringVar(&c.apiKey, "api-key", "", "API `key` (env "+config.EnvAPIKey+"; default: the data dir's "+adminKeyFile+")")
+	fs.StringVar(&c.dataDir, "data-dir", "", "server data `dir` holding "+adminKeyFile+" (env "+envDataDir+"; default "+defaultDataDir+")")
+	fs.StringVar(&c.output, "output", "text", "output `format`: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "usage: sipwarden %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, which may mix flags and positional arguments
+// ("credential update ID --name x"), and checks the positional count and
+// the common flags. code is the exit code when ok is false.
+func (c *cli) parse(fs *flag.FlagSet, args []string, positional int) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != positional {
+		if positional == 0 {
+			fmt.Fprintf(c.stderr, "sipwarden: unexpected argument %q\n", pos[0])
+		} else {
+			fmt.Fprintf(c.stderr, "sipwarden: want %d argument(s), got %d\n", positional, len(pos))
+		}
+		fs.Usage()
+		return nil, exitUsage, false
+	}
+	if c.output != "text" && c.output != "json" {
+		fmt.Fprintf(c.stderr, "sipwarden: --output must be text or json, not %q\n", c.output)
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
+}
+
+// usageError reports a bad flag value: exit code 2.
+func (c *cli) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "sipwarden: "+format+"\n", args...)
+	return exitUsage
+}
+
+// client returns an API client from the common flags, the environment and
+// the data dir's admin key file, in that order.
+func (c *cli) client() (*api.Client, error) {
+	base := firstNonEmpty(c.api, os.Getenv(envAPI), defaultAPI)
+	key := firstNonEmpty(c.apiKey, os.Getenv(config.EnvAPIKey))
+	if key == "" {
+		dir := firstNonEmpty(c.dataDir, os.Getenv(envDataDir), defaultDataDir)
+		path := filepath.Join(dir, adminKeyFile)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("no API key: pass --api-key, set %s, or point --data-dir at the server's data dir (%w)", config.EnvAPIKey, err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	return api.NewClient(base, key, nil), nil
+}
+
+// fail prints err (each API error object on a line of its own) and
+// returns the exit code 1.
+func (c *cli) fail(err error) int {
+	if e, ok := errors.AsType[*api.Error](err); ok {
+		for _, o := range e.Errors {
+			msg := o.Detail
+			if msg == "" {
+				msg = o.Title
+			}
+			fmt.Fprintf(c.stderr, "sipwarden: %s (HTTP %d, %s)\n", msg, e.Status, o.Code)
+		}
+		return exitError
+	}
+	fmt.Fprintln(c.stderr, "sipwarden:", err)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		fmt.Fprintf(c.stderr, "sipwarden: is the server running? Point --api (or %s) at its HTTP address\n", envAPI)
+	}
+	return exitError
+}
+
+// printJSON writes v as indented JSON.
+func (c *cli) printJSON(v any) {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// table writes aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func (c *cli) table(header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)}
+	if len(header) > 0 {
+		t.row(header...)
+	}
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, s := range cells {
+		if i > 0 {
+			io.WriteString(t.tw, "\t")
+		}
+		io.WriteString(t.tw, cell(s))
+	}
+	io.WriteString(t.tw, "\n")
+}
+
+func (t *table) flush() { _ = t.tw.Flush() }
+
+// cell makes a value safe for a terminal column: values a SIP device sent
+// (contact, user agent) may hold tabs, newlines or escape sequences.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || r == '\t' }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// subcommand dispatches "sipwarden <name> <sub> ..." to its handlers.
+type subcommand struct {
+	name  string
+	usage string
+	subs  map[string]func(c *cli, args []string) int
+}
+
+func (s subcommand) run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, s.usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, s.usage)
+		return exitOK
+	}
+	f, ok := s.subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "sipwarden %s: unknown subcommand %q\n\n%s", s.name, args[0], s.usage)
+		return exitUsage
+	}
+	return f(&cli{stdin: stdin, stdout: stdout, stderr: stderr}, args[1:])
+}
+
+// pageFlags are the paging flags of the list subcommands.
+type pageFlags struct {
+	all   bool
+	limit int
+	after string
+}
+
+func (p *pageFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&p.all, "all", false, "follow the cursors and list everything")
+	fs.IntVar(&p.limit, "limit", 0, "page `size`, 1 to 1000 (default 100; 1000 with --all)")
+	fs.StringVar(&p.after, "after", "", "start after this `cursor` (a previous page's next cursor)")
+}
+
+func (p *pageFlags) request() api.PageRequest {
+	size := p.limit
+	if size == 0 && p.all {
+		size = 1000
+	}
+	return api.PageRequest{Size: size, After: p.after}
+}
+
+// collect fetches one page, or every page with --all, through fetch.
+func collect[T any](p *pageFlags, fetch func(api.PageRequest) ([]T, string, error)) ([]T, string, error) {
+	req := p.request()
+	var all []T
+	for {
+		items, next, err := fetch(req)
+		if err != nil {
+			return nil, "", err
+		}
+		all = append(all, items...)
+		if !p.all || next == "" {
+			return all, next, nil
+		}
+		req.After = next
+	}
+}
+
+// moreHint tells a text reader how to get the next page.
+func (c *cli) moreHint(next string) {
+	if next != "" && c.output == "text" {
+		fmt.Fprintf(c.stderr, "more results: add --after %s, or --all\n", next)
+	}
+}

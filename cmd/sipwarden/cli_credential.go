@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"sipwarden/api"
+)
+
+const credentialUsage = `usage: sipwarden credential <subcommand> [flags]
+
+subcommands:
+  create --username U [--password-stdin] [--connection ID] [--name N] [--tag T]
+         [--expires-at RFC3339] [--algorithms SHA-256,MD5] [--disabled]
+                 create a credential; without --password-stdin a strong
+                 password is generated and printed once
+  list [--connection ID] [--tag T] [--username U] [--enabled true|false]
+       [--all] [--limit N] [--after CURSOR]
+  get ID
+  update ID [--password-stdin] [--name N] [--tag T] [--expires-at RFC3339|none]
+            [--algorithms LIST|default]
+  enable ID
+  disable ID     (its registrations are removed at once)
+  delete ID      (its registrations are removed at once)
+
+common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
+Run 'sipwarden credential <subcommand> -h' for its flags.
+`
+
+func runCredential(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return subcommand{name: "credential", usage: credentialUsage, subs: map[string]func(*cli, []string) int{
+		"create":  (*cli).credentialCreate,
+		"list":    (*cli).credentialList,
+		"get":     (*cli).credentialGet,
+		"update":  (*cli).credentialUpdate,
+		"enable":  func(c *cli, args []string) int { return c.credentialSetEnabled(args, true) },
+		"disable": func(c *cli, args []string) int { return c.credentialSetEnabled(args, false) },
+		"delete":  (*cli).credentialDelete,
+	}}.run(args, stdin, stdout, stderr)
+}
+
+// Generated passwords: 24 characters from an alphabet without look-alikes
+// (0/O/o, 1/l/I), about 139 bits.
+const (
+	passwordAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+	passwordLength   = 24
+	maxStdinPassword = 4096
+)
+
+func generatePassword() string {
+	out := make([]byte, 0, passwordLength)
+	limit := 256 - 256%len(passwordAlphabet) // reject above it: no modulo bias
+	buf := make([]byte, 64)
+	for len(out) < passwordLength {
+		_, _ = rand.Read(buf) // never fails (Go 1.24+)
+		for _, b := range buf {
+			if int(b) < limit && len(out) < passwordLength {
+				out = append(out, passwordAlphabet[int(b)%len(passwordAlphabet)])
+			}
+		}
+	}
+	return string(out)
+}
+
+// readPassword reads a password from stdin, without its final line break.
+func (c *cli) readPassword() (string, error) {
+	b, err := io.ReadAll(io.LimitReader(c.stdin, maxStdinPassword+1))
+	if err != nil {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	if len(b) > maxStdinPassword {
+		return "", fmt.Errorf("password on stdin is longer than %d bytes", maxStdinPassword)
+	}
+	p := strings.TrimSuffix(string(b), "\n")
+	p = strings.TrimSuffix(p, "\r")
+	if p == "" {
+		return "", fmt.Errorf("--password-stdin: stdin is empty")
+	}
+	return p, nil
+}
+
+func parseAlgorithms(s string) []string {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (c *cli) credentialCreate(args []string) int {
+	fs := c.flags("credential create", "credential create --username U [flags]")
+	username := fs.String("username", "", "SIP `username` (required)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from stdin (default: generate one and print it once)")
+	conn := fs.String("connection", "", "connection `ID` (default \"default\")")
+	name := fs.String("name", "", "display `name`")
+	tag := fs.String("tag", "", "free-form `tag` to filter by")
+	expires := fs.String("expires-at", "", "expiry as an RFC 3339 `time` (default: never)")
+	algs := fs.String("algorithms", "", "digest algorithms offered to it, in order, e.g. SHA-256,MD5 (default: the server's `list`)")
+	disabled := fs.Bool("disabled", false, "create it disabled")
+	if _, code, ok := c.parse(fs, args, 0); !ok {
+		return code
+	}
+	if *username == "" {
+		return c.usageError("credential create: --username is required")
+	}
+	req := api.CreateCredentialRequest{ConnectionID: *conn, Username: *username, Name: *name, Tag: *tag, Algorithms: parseAlgorithms(*algs)}
+	if *expires != "" {
+		t, err := time.Parse(time.RFC3339, *expires)
+		if err != nil {
+			return c.usageError("--expires-at: want an RFC 3339 time such as 2030-01-02T15:04:05Z, not %q", *expires)
+		}
+		req.ExpiresAt = &t
+	}
+	if *disabled {
+		f := false
+		req.Enabled = &f
+	}
+	generated := false
+	if *pwStdin {
+		p, err := c.readPassword()
+		if err != nil {
+			return c.usageError("%v", err)
+		}
+		req.Password = p
+	} else {
+		req.Password, generated = generatePassword(), true
+	}
+	cl, err := c.client()
+	if err != nil {
+		return c.fail(err)
+	}
+	cred, err := cl.CreateCredential(context.Background(), req)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.output == "json" {
+		out := struct {
+			api.Credential
+			Password string `json:"password,omitempty"`
+		}{Credential: cred}
+		if generated {
+			out.Password = req.Password
+			fmt.Fprintln(c.stderr, "sipwarden: the generated password is in the output; it is not stored and will not be shown again")
+		}
+		c.printJSON(out)
+		return exitOK
+	}
+	if !generated {
+		c.printCredential(cred)
+		return exitOK
+	}
+	c.printCredential(cred, "password", req.Password)
+	fmt.Fprintln(c.stdout, "\nSave this password now: the server keeps only hashes of it, and it will not be shown again.")
+	return exitOK
+}
+
+func (c *cli) credentialList(args []string) int {
+	fs := c.flags("credential list", "credential list [flags]")
+	q := api.CredentialQuery{}
+	fs.StringVar(&q.ConnectionID, "connection", "", "only this connection `ID`")
+	fs.StringVar(&q.Tag, "tag", "", "only this `tag`")
+	fs.StringVar(&q.Username, "username", "", "only this `username`")
+	enabled := fs.String("enabled", "", "only enabled (true) or disabled (false) ones")
+	var p pageFlags
+	p.register(fs)
+	if _, code, ok := c.parse(fs, args, 0); !ok {
+		return code
+	}
+	switch *enabled {
+	case "":
+	case "true", "false":
+		b := *enabled == "true"
+		q.Enabled = &b
+	default:
+		return c.usageError("--enabled must be true or false, not %q", *enabled)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return c.fail(err)
+	}
+	creds, next, err := collect(&p, func(pr api.PageRequest) ([]api.Credential, string, error) {
+		q.Page = pr
+		return cl.ListCredentials(context.Background(), q)
+	})
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.output == "json" {
+		if creds == nil {
+			creds = []api.Credential{}
+		}
+		c.printJSON(creds)
+		return exitOK
+	}
+	t := c.table("ID", "USERNAME", "CONNECTION", "ENABLED", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG")
+	for _, cr := range creds {
+		t.row(cr.ID, cr.Username, cr.ConnectionID, fmt.Sprint(cr.Enabled), expiresText(cr.ExpiresAt),
+			algorithmsText(cr.Algorithms), cr.Name, cr.Tag)
+	}
+	t.flush()
+	c.moreHint(next)
+	return exitOK
+}
+
+func (c *cli) credentialGet(args []string) int {
+	fs := c.flags("credential get", "credential get ID [flags]")
+	pos, code, ok := c.parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	cl, err := c.client()
+	if err != nil {
+		return c.fail(err)
+	}
+	cred, err := cl.GetCredential(context.Background(), pos[0])
+	if err != nil {
+		return c.fail(err)
+	}
+	c.showCredential(cred)
+	return exitOK
+}
+
+func (c *cli) credentialUpdate(args []string) int {
+	fs := c.flags("credential update", "credential update ID [flags]")
+	pwStdin := fs.Bool("password-stdin", false, "read a new password from stdin")
+	name := fs.String("name", "", "new display `name` (\"\" clears it)")
+	tag := fs.String("tag", "", "new `tag` (\"\" clears it)")
+	expires := fs.String("expires-at", "", "new expiry as an RFC 3339 `time`, or none for never")
+	algs := fs.String("algorithms", "", "digest algorithms offered, e.g. SHA-256,MD5, or default for the server's `list`")
+	pos, code, ok := c.parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var req api.UpdateCredentialRequest
+	if set["name"] {
+		req.Name = name
+	}
+	if set["tag"] {
+		req.Tag = tag
+	}
+	if set["expires-at"] {
+		if *expires == "none" {
+			req.ClearExpiresAt = true
+		} else {
+			t, err := time.Parse(time.RFC3339, *expires)
+			if err != nil {
+				return c.usageError("--expires-at: want an RFC 3339 time such as 2030-01-02T15:04:05Z, or none, not %q", *expires)
+			}
+			req.ExpiresAt = &t
+		}
+	}
+	if set["algorithms"] {
+		if *algs == "default" {
+			req.ClearAlgorithms = true
+		} else if req.Algorithms = parseAlgorithms(*algs); req.Algorithms == nil {
+			return c.usageError("--algorithms: want a list such as SHA-256,MD5, or default")
+		}
+	}
+	if *pwStdin {
+		p, err := c.readPassword()
+		if err != nil {
+			return c.usageError("%v", err)
+		}
+		req.Password = &p
+	}
+	if !*pwStdin && !set["name"] && !set["tag"] && !set["expires-at"] && !set["algorithms"] {
+		return c.usageError("credential update: nothing to change; see -h")
+	}
+	return c.updateCredential(pos[0], req)
+}
+
+func (c *cli) credentialSetEnabled(args []string, enabled bool) int {
+	verb := "disable"
+	if enabled {
+		verb = "enable"
+	}
+	fs := c.flags("credential "+verb, "credential "+verb+" ID [flags]")
+	pos, code, ok := c.parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	return c.updateCredential(pos[0], api.UpdateCredentialRequest{Enabled: &enabled})
+}
+
+func (c *cli) updateCredential(id string, req api.UpdateCredentialRequest) int {
+	cl, err := c.client()
+	if err != nil {
+		return c.fail(err)
+	}
+	cred, err := cl.UpdateCredential(context.Background(), id, req)
+	if err != nil {
+		return c.fail(err)
+	}
+	c.showCredential(cred)
+	return exitOK
+}
+
+func (c *cli) credentialDelete(args []string) int {
+	fs := c.flags("credential delete", "credential delete ID [flags]")
+	pos, code, ok := c.parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	cl, err := c.client()
+	if err != nil {
+		return c.fail(err)
+	}
+	if err := cl.DeleteCredential(context.Background(), pos[0]); err != nil {
+		return c.fail(err)
+	}
+	if c.output == "text" {
+		fmt.Fprintf(c.stdout, "credential %s deleted; its registrations were removed\n", pos[0])
+	}
+	return exitOK
+}
+
+// showCredential prints one credential in the chosen format.
+func (c *cli) showCredential(cr api.Credential) {
+	if c.output == "json" {
+		c.printJSON(cr)
+		return
+	}
+	c.printCredential(cr)
+}
+
+// printCredential prints one credential as aligned name/value rows, then
+// the extra name/value pairs.
+func (c *cli) printCredential(cr api.Credential, extra ...string) {
+	t := c.table()
+	t.row("id", cr.ID)
+	t.row("username", cr.Username)
+	t.row("connection", cr.ConnectionID)
+	t.row("enabled", fmt.Sprint(cr.Enabled))
+	t.row("expires_at", expiresText(cr.ExpiresAt))
+	t.row("algorithms", algorithmsText(cr.Algorithms))
+	t.row("name", cr.Name)
+	t.row("tag", cr.Tag)
+	t.row("created_at", formatTime(cr.CreatedAt))
+	t.row("updated_at", formatTime(cr.UpdatedAt))
+	for i := 0; i+1 < len(extra); i += 2 {
+		t.row(extra[i], extra[i+1])
+	}
+	t.flush()
+}
+
+func expiresText(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return formatTime(*t)
+}
+
+func algorithmsText(as []string) string {
+	if len(as) == 0 {
+		return "default"
+	}
+	return strings.Join(as, ",")
+}

@@ -1,0 +1,441 @@
+package main
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sipwarden/api"
+	"sipwarden/store"
+)
+
+// cliLocations is a location table for the CLI tests.
+type cliLocations struct {
+	mu sync.Mutex
+	bs []store.Binding
+}
+
+func (l *cliLocations) Bindings(aor string) []store.Binding {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []store.Binding
+	for _, b := range l.bs {
+		if aor == "" || b.AOR == aor {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (l *cliLocations) RemoveBinding(id string) (store.Binding, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, b := range l.bs {
+		if b.ID == id {
+			l.bs = slices.Delete(l.bs, i, i+1)
+			return b, true
+		}
+	}
+	return store.Binding{}, false
+}
+
+func (l *cliLocations) set(bs ...store.Binding) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bs = append(l.bs, bs...)
+}
+
+func md5Hex(s string) string {
+	h := md5.Sum([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func (l *cliLocations) RemoveAOR(aor string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.bs)
+	l.bs = slices.DeleteFunc(l.bs, func(b store.Binding) bool { return b.AOR == aor })
+	return n - len(l.bs)
+}
+
+// cliEnv is a real API server (real store) the CLI talks to, with the
+// admin key generated into a data dir as on a first start.
+type cliEnv struct {
+	t       *testing.T
+	url     string
+	dataDir string
+	db      *store.DB
+	locs    *cliLocations
+}
+
+func newCLIEnv(t *testing.T) *cliEnv {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "sipwarden.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	locs := &cliLocations{}
+	srv, err := api.New(api.Config{Realm: "cli.test", AdminKeyFile: filepath.Join(dir, "admin.key")}, db, locs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	// The tests pass --api and --data-dir; keep the caller's environment out.
+	t.Setenv(envAPI, "")
+	t.Setenv("SIPWARDEN_API_KEY", "")
+	t.Setenv(envDataDir, "")
+	return &cliEnv{t: t, url: ts.URL, dataDir: dir, db: db, locs: locs}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs one management command ("credential create ...") with the
+// common flags pointing at the test server.
+func (e *cliEnv) run(stdin string, args ...string) result {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	var f func([]string, io.Reader, io.Writer, io.Writer) int
+	switch args[0] {
+	case "credential":
+		f = runCredential
+	case "connection":
+		f = runConnection
+	case "registration":
+		f = runRegistration
+	default:
+		e.t.Fatalf("unknown command %q", args[0])
+	}
+	rest := args[1:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && rest[0] != "help" {
+		rest = append([]string{rest[0], "--api", e.url, "--data-dir", e.dataDir}, rest[1:]...)
+	}
+	code := f(rest, strings.NewReader(stdin), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func (e *cliEnv) mustRun(stdin string, args ...string) result {
+	e.t.Helper()
+	r := e.run(stdin, args...)
+	if r.code != 0 {
+		e.t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+var generatedPassword = regexp.MustCompile(`(?m)^password\s+([A-Za-z0-9]+)$`)
+
+func TestCLICredentialCreateGeneratesPassword(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("", "credential", "create", "--username", "alice", "--tag", "sales")
+	m := generatedPassword.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no password line in:\n%s", r.stdout)
+	}
+	pw := m[1]
+	if len(pw) != 24 || strings.ContainsAny(pw, "0O1lIo") {
+		t.Errorf("generated password %q: want 24 characters without look-alikes", pw)
+	}
+	if strings.Count(r.stdout, pw) != 1 || !strings.Contains(r.stdout, "will not be shown again") {
+		t.Errorf("want the password once and the note:\n%s", r.stdout)
+	}
+	for _, want := range []string{"username", "alice", "sales", "enabled", "true"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// The store's HA1 is the one of the printed password.
+	c, err := e.db.CredentialByUsername("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HA1["MD5"] != md5Hex("alice:cli.test:"+pw) {
+		t.Errorf("stored MD5 HA1 is not that of the printed password")
+	}
+	// Another one gets another password.
+	r2 := e.mustRun("", "credential", "create", "--username", "alice2")
+	if m2 := generatedPassword.FindStringSubmatch(r2.stdout); m2 == nil || m2[1] == pw {
+		t.Errorf("second generated password: %v", m2)
+	}
+	// get and list never show it.
+	r = e.mustRun("", "credential", "get", c.ID)
+	r3 := e.mustRun("", "credential", "list")
+	if strings.Contains(r.stdout+r3.stdout, pw) || strings.Contains(r.stdout, "password") {
+		t.Errorf("password shown again")
+	}
+}
+
+func TestCLICredentialPasswordStdin(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("my-own-long-password\n", "credential", "create", "--username", "bob", "--password-stdin",
+		"--name", "Bob", "--algorithms", "SHA-256,MD5", "--expires-at", "2099-01-02T03:04:05Z")
+	if strings.Contains(r.stdout, "my-own-long-password") || generatedPassword.MatchString(r.stdout) {
+		t.Errorf("a password was printed:\n%s", r.stdout)
+	}
+	c, err := e.db.CredentialByUsername("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HA1["MD5"] != md5Hex("bob:cli.test:my-own-long-password") {
+		t.Errorf("stdin password: the trailing newline must be dropped")
+	}
+	if !slices.Equal(c.Algorithms, []string{"SHA-256", "MD5"}) || c.Name != "Bob" || !c.ExpiresAt.Equal(time.Date(2099, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("stored %+v", c)
+	}
+
+	// Too short: the API's detail on stderr, exit 1.
+	r = e.run("short\n", "credential", "create", "--username", "carol", "--password-stdin")
+	if r.code != 1 || !strings.Contains(r.stderr, "password is shorter than 12 characters") || r.stdout != "" {
+		t.Errorf("short password: got %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	// Empty stdin is a usage error.
+	if r = e.run("", "credential", "create", "--username", "carol", "--password-stdin"); r.code != 2 {
+		t.Errorf("empty stdin: got exit %d, want 2", r.code)
+	}
+	// Duplicate username.
+	r = e.run("another-long-password", "credential", "create", "--username", "bob", "--password-stdin")
+	if r.code != 1 || !strings.Contains(r.stderr, "already taken") {
+		t.Errorf("duplicate: got %d %q", r.code, r.stderr)
+	}
+}
+
+func TestCLICredentialJSON(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("", "credential", "create", "--username", "dave", "--output", "json")
+	var out struct {
+		api.Credential
+		Password string `json:"password"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("json output %q: %v", r.stdout, err)
+	}
+	if out.Username != "dave" || len(out.Password) != 24 || out.ID == "" {
+		t.Errorf("got %+v", out)
+	}
+	if strings.Contains(r.stderr, out.Password) {
+		t.Errorf("stderr holds the password")
+	}
+	// With --password-stdin there is no password key.
+	r = e.mustRun("dave2-long-password", "credential", "create", "--username", "dave2", "--password-stdin", "--output", "json")
+	if strings.Contains(r.stdout, `"password"`) {
+		t.Errorf("password key in %s", r.stdout)
+	}
+	r = e.mustRun("", "credential", "list", "--output", "json")
+	var list []api.Credential
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 2 {
+		t.Fatalf("list json %q: %v", r.stdout, err)
+	}
+	r = e.mustRun("", "credential", "get", out.ID, "--output", "json")
+	var one api.Credential
+	if err := json.Unmarshal([]byte(r.stdout), &one); err != nil || one.ID != out.ID {
+		t.Fatalf("get json %q: %v", r.stdout, err)
+	}
+	r = e.mustRun("", "credential", "list", "--username", "nobody", "--output", "json")
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("empty list json: got %q, want []", r.stdout)
+	}
+}
+
+func TestCLICredentialLifecycle(t *testing.T) {
+	e := newCLIEnv(t)
+	e.mustRun("", "credential", "create", "--username", "erin")
+	c, _ := e.db.CredentialByUsername("erin")
+	e.locs.set(store.Binding{ID: "b1", AOR: "erin", Contact: "sip:erin@192.0.2.9", Expires: time.Now().Add(time.Hour)})
+
+	// Flags may follow the ID.
+	r := e.mustRun("", "credential", "update", c.ID, "--name", "Erin", "--tag", "t", "--algorithms", "SHA-512-256", "--expires-at", "2099-01-01T00:00:00Z")
+	if !strings.Contains(r.stdout, "Erin") || !strings.Contains(r.stdout, "SHA-512-256") || !strings.Contains(r.stdout, "2099-01-01T00:00:00Z") {
+		t.Errorf("update output:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "credential", "update", c.ID, "--expires-at", "none", "--algorithms", "default", "--tag", "")
+	if !strings.Contains(r.stdout, "never") || !regexp.MustCompile(`algorithms\s+default`).MatchString(r.stdout) {
+		t.Errorf("clear output:\n%s", r.stdout)
+	}
+	got, _ := e.db.Credential(c.ID)
+	if got.Tag != "" || !got.ExpiresAt.IsZero() || len(got.Algorithms) != 0 || got.Name != "Erin" {
+		t.Errorf("after clearing: %+v", got)
+	}
+	old := got.HA1["MD5"]
+	e.mustRun("a-brand-new-password\n", "credential", "update", "--password-stdin", c.ID)
+	if got, _ := e.db.Credential(c.ID); got.HA1["MD5"] == old || got.HA1["MD5"] != md5Hex("erin:cli.test:a-brand-new-password") {
+		t.Errorf("password not changed")
+	}
+
+	r = e.mustRun("", "credential", "disable", c.ID)
+	if !regexp.MustCompile(`enabled\s+false`).MatchString(r.stdout) || len(e.locs.Bindings("erin")) != 0 {
+		t.Errorf("disable: %s, bindings %d", r.stdout, len(e.locs.Bindings("erin")))
+	}
+	r = e.mustRun("", "credential", "list", "--enabled", "false")
+	if !strings.Contains(r.stdout, "erin") || !strings.HasPrefix(r.stdout, "ID") {
+		t.Errorf("list disabled:\n%s", r.stdout)
+	}
+	e.mustRun("", "credential", "enable", c.ID)
+	if got, _ := e.db.Credential(c.ID); !got.Enabled {
+		t.Errorf("enable did not")
+	}
+	r = e.mustRun("", "credential", "delete", c.ID)
+	if !strings.Contains(r.stdout, "deleted") {
+		t.Errorf("delete output %q", r.stdout)
+	}
+	r = e.run("", "credential", "get", c.ID)
+	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 404") {
+		t.Errorf("get deleted: %d %q", r.code, r.stderr)
+	}
+}
+
+func TestCLIListAll(t *testing.T) {
+	e := newCLIEnv(t)
+	for _, u := range []string{"u1", "u2", "u3", "u4", "u5"} {
+		e.mustRun("", "credential", "create", "--username", u)
+	}
+	r := e.mustRun("", "credential", "list", "--limit", "2")
+	if n := strings.Count(r.stdout, "\n"); n != 3 || !strings.Contains(r.stderr, "--after") {
+		t.Errorf("one page of 2: got %d lines, stderr %q", n, r.stderr)
+	}
+	r = e.mustRun("", "credential", "list", "--limit", "2", "--all", "--output", "json")
+	var list []api.Credential
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 5 {
+		t.Fatalf("--all: got %d (%v)", len(list), err)
+	}
+	seen := map[string]bool{}
+	for _, c := range list {
+		if seen[c.Username] {
+			t.Errorf("%s twice", c.Username)
+		}
+		seen[c.Username] = true
+	}
+}
+
+func TestCLIConnection(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("", "connection", "create", "--name", "pbx", "--output", "json")
+	var c api.Connection
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.Name != "pbx" || !c.Active {
+		t.Fatalf("create: %q %v", r.stdout, err)
+	}
+	r = e.mustRun("", "connection", "update", c.ID, "--active", "false")
+	if !regexp.MustCompile(`active\s+false`).MatchString(r.stdout) {
+		t.Errorf("update:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "connection", "list")
+	if !strings.Contains(r.stdout, "pbx") || !strings.Contains(r.stdout, "default") {
+		t.Errorf("list:\n%s", r.stdout)
+	}
+	e.mustRun("", "connection", "get", c.ID)
+	e.mustRun("long-enough-password", "credential", "create", "--username", "pbx1", "--connection", c.ID, "--password-stdin")
+	if r = e.run("", "connection", "delete", c.ID); r.code != 1 || !strings.Contains(r.stderr, "credentials") {
+		t.Errorf("delete in use: %d %q", r.code, r.stderr)
+	}
+	if r = e.run("", "connection", "delete", "default"); r.code != 1 {
+		t.Errorf("delete default: exit %d", r.code)
+	}
+	r = e.mustRun("", "credential", "list", "--connection", c.ID)
+	if !strings.Contains(r.stdout, "pbx1") {
+		t.Errorf("list by connection:\n%s", r.stdout)
+	}
+}
+
+func TestCLIRegistration(t *testing.T) {
+	e := newCLIEnv(t)
+	exp := time.Now().Add(5 * time.Minute)
+	e.locs.set(
+		store.Binding{ID: "r1", AOR: "alice", Contact: "sip:alice@192.0.2.1:5060", Source: "192.0.2.1:5060", Transport: "udp", UserAgent: "Zoiper\t5\x1b[31m", Expires: exp},
+		store.Binding{ID: "r2", AOR: "bob", Contact: "sip:bob@192.0.2.2:5060", Source: "192.0.2.2:5060", Transport: "tcp", Expires: exp},
+	)
+	r := e.mustRun("", "registration", "list")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "alice") || !strings.Contains(lines[2], "tcp") {
+		t.Fatalf("list:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, "\x1b") {
+		t.Errorf("a device's escape sequence reached the terminal:\n%q", r.stdout)
+	}
+	r = e.mustRun("", "registration", "list", "--username", "bob", "--output", "json")
+	var regs []api.Registration
+	if err := json.Unmarshal([]byte(r.stdout), &regs); err != nil || len(regs) != 1 || regs[0].ID != "r2" {
+		t.Fatalf("json: %q %v", r.stdout, err)
+	}
+	e.mustRun("", "registration", "delete", "r1")
+	if r = e.run("", "registration", "delete", "r1"); r.code != 1 {
+		t.Errorf("delete twice: exit %d", r.code)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	e := newCLIEnv(t)
+	cases := []struct {
+		args []string
+		code int
+		want string // on stdout or stderr
+	}{
+		{[]string{"credential"}, 2, "subcommands:"},
+		{[]string{"credential", "help"}, 0, "create --username U"},
+		{[]string{"credential", "frobnicate"}, 2, "unknown subcommand"},
+		{[]string{"credential", "create"}, 2, "--username is required"},
+		{[]string{"credential", "create", "-h"}, 0, "-password-stdin"},
+		{[]string{"credential", "create", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"credential", "get"}, 2, "want 1 argument"},
+		{[]string{"credential", "get", "a", "b"}, 2, "want 1 argument"},
+		{[]string{"credential", "list", "--enabled", "maybe"}, 2, "true or false"},
+		{[]string{"credential", "list", "--output", "yaml"}, 2, "--output"},
+		{[]string{"credential", "create", "--username", "x", "--expires-at", "tomorrow"}, 2, "RFC 3339"},
+		{[]string{"credential", "update", "some-id"}, 2, "nothing to change"},
+		{[]string{"connection", "create"}, 2, "--name is required"},
+		{[]string{"connection", "update", "x", "--active", "yes"}, 2, "true or false"},
+		{[]string{"registration"}, 2, "subcommands:"},
+		{[]string{"registration", "list", "extra"}, 2, "unexpected argument"},
+	}
+	for _, tc := range cases {
+		r := e.run("", tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
+			t.Errorf("%v: got exit %d, output %q; want %d and %q", tc.args, r.code, r.stdout+r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestCLIKeyResolution(t *testing.T) {
+	e := newCLIEnv(t)
+	var out, errb bytes.Buffer
+	// No key anywhere: a clear error.
+	code := runCredential([]string{"list", "--api", e.url, "--data-dir", t.TempDir()}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "no API key") {
+		t.Errorf("no key: got %d %q", code, errb.String())
+	}
+	// A wrong key from the environment: the API's 401.
+	t.Setenv("SIPWARDEN_API_KEY", "swk_nope_nope")
+	errb.Reset()
+	code = runCredential([]string{"list", "--api", e.url, "--data-dir", e.dataDir}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "HTTP 401") {
+		t.Errorf("env key beats the file: got %d %q", code, errb.String())
+	}
+	// The environment's API URL and data dir.
+	t.Setenv("SIPWARDEN_API_KEY", "")
+	t.Setenv(envAPI, e.url)
+	t.Setenv(envDataDir, e.dataDir)
+	out.Reset()
+	if code = runConnection([]string{"list"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "default") {
+		t.Errorf("env: got %d %q", code, out.String())
+	}
+	// --api-key beats all.
+	key, _ := os.ReadFile(filepath.Join(e.dataDir, "admin.key"))
+	t.Setenv(envDataDir, t.TempDir())
+	if code = runConnection([]string{"list", "--api-key", strings.TrimSpace(string(key))}, nil, &out, &errb); code != 0 {
+		t.Errorf("--api-key: got %d", code)
+	}
+}

@@ -1,0 +1,223 @@
+package digest_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"sipwarden/digest"
+)
+
+func TestCountsSequence(t *testing.T) {
+	clk := newClock()
+	c := digest.NewCounts(1024, clk.Now)
+	exp := clk.Now().Add(time.Minute)
+	steps := []struct {
+		nonce string
+		nc    uint32
+		want  bool
+	}{
+		{"a", 1, true},
+		{"a", 1, false}, // replay: equal
+		{"a", 2, true},  // increasing
+		{"a", 5, true},  // gaps are fine
+		{"a", 3, false}, // lower than the highest accepted
+		{"a", 5, false}, // equal to the highest
+		{"b", 1, true},  // counts are per nonce
+		{"b", 0, false}, // nc starts at 1
+		{"a", 0xffffffff, true},
+		{"a", 0xffffffff, false},
+		{"b", 2, true},
+	}
+	for i, s := range steps {
+		if got := c.Accept(s.nonce, s.nc, exp); got != s.want {
+			t.Errorf("step %d: Accept(%q, %d): got %v, want %v", i, s.nonce, s.nc, got, s.want)
+		}
+	}
+	if got := c.Len(); got != 2 {
+		t.Errorf("Len: got %d, want 2", got)
+	}
+}
+
+func TestCountsExpiredNonce(t *testing.T) {
+	clk := newClock()
+	c := digest.NewCounts(1024, clk.Now)
+	if c.Accept("a", 1, clk.Now()) {
+		t.Errorf("expiring now: got true, want false")
+	}
+	if c.Accept("a", 1, clk.Now().Add(-time.Second)) {
+		t.Errorf("expired: got true, want false")
+	}
+	if got := c.Len(); got != 0 {
+		t.Errorf("Len: got %d, want 0 (nothing stored for expired nonces)", got)
+	}
+}
+
+func TestCountsSweep(t *testing.T) {
+	clk := newClock()
+	c := digest.NewCounts(1<<16, clk.Now)
+	for i := range 1000 {
+		exp := clk.Now().Add(time.Minute)
+		if i%2 == 1 {
+			exp = clk.Now().Add(time.Hour)
+		}
+		if !c.Accept(fmt.Sprint("n", i), 1, exp) {
+			t.Fatalf("nonce %d: got false, want true", i)
+		}
+	}
+	clk.Add(time.Minute + time.Second)
+	if got := c.Sweep(); got != 500 {
+		t.Errorf("Sweep: got %d removed, want 500", got)
+	}
+	if got := c.Len(); got != 500 {
+		t.Errorf("Len after Sweep: got %d, want 500", got)
+	}
+	// The survivors keep their counts.
+	if c.Accept("n1", 1, clk.Now().Add(time.Hour)) {
+		t.Errorf("replay of a surviving nonce: got true, want false")
+	}
+	clk.Add(time.Hour)
+	if got := c.Sweep(); got != 500 {
+		t.Errorf("second Sweep: got %d removed, want 500", got)
+	}
+	if got := c.Len(); got != 0 {
+		t.Errorf("Len: got %d, want 0", got)
+	}
+}
+
+// Accept purges expired entries as it goes, without Sweep.
+func TestCountsAmortisedPurge(t *testing.T) {
+	clk := newClock()
+	c := digest.NewCounts(1<<16, clk.Now)
+	for i := range 1000 {
+		c.Accept(fmt.Sprint("old", i), 1, clk.Now().Add(time.Minute))
+	}
+	clk.Add(2 * time.Minute)
+	for i := range 1000 {
+		c.Accept(fmt.Sprint("new", i), 1, clk.Now().Add(time.Minute))
+	}
+	// 1000 Accepts over 64 shards, 8 purged per Accept: all old ones are gone.
+	if got := c.Len(); got != 1000 {
+		t.Errorf("Len: got %d, want 1000 (the old entries purged)", got)
+	}
+}
+
+func TestCountsBounded(t *testing.T) {
+	for _, max := range []int{1, 100, 1024, 5000} {
+		clk := newClock()
+		c := digest.NewCounts(max, clk.Now)
+		if c.Cap() > max || c.Cap() < max/2 {
+			t.Errorf("max %d: got Cap %d, want at most %d and at least half of it", max, c.Cap(), max)
+		}
+		for i := range 4 * max {
+			clk.Add(time.Millisecond)
+			c.Accept(fmt.Sprint("n", i), 1, clk.Now().Add(time.Hour))
+			if got := c.Len(); got > max {
+				t.Fatalf("max %d: after %d nonces got Len %d, want at most %d", max, i+1, got, max)
+			}
+		}
+		if got := c.Len(); got < c.Cap()/2 {
+			t.Errorf("max %d: got Len %d, want the table well used (Cap %d)", max, got, c.Cap())
+		}
+	}
+}
+
+// Eviction must not open a replay window: a nonce whose count was evicted
+// is refused, while nonces newer than every evicted one still work.
+func TestCountsEvictionFailsClosed(t *testing.T) {
+	clk := newClock()
+	c := digest.NewCounts(1024, clk.Now) // 4 shards of 256
+	for i := range 5000 {
+		clk.Add(time.Millisecond)
+		if !c.Accept(fmt.Sprint("n", i), 1, clk.Now().Add(time.Hour)) {
+			t.Fatalf("fresh nonce %d: got false, want true", i)
+		}
+	}
+	replays := 0
+	for i := range 5000 {
+		if c.Accept(fmt.Sprint("n", i), 1, clk.Now().Add(time.Hour-time.Duration(5000-i-1)*time.Millisecond)) {
+			replays++
+		}
+	}
+	if replays != 0 {
+		t.Errorf("got %d replays accepted after eviction, want 0", replays)
+	}
+	clk.Add(time.Millisecond)
+	if !c.Accept("brand-new", 1, clk.Now().Add(time.Hour)) {
+		t.Errorf("a nonce newer than every evicted one: got false, want true")
+	}
+}
+
+// Hammer one nonce and many from several goroutines (run with -race): each
+// count is accepted at most once; with room in the table the highest is
+// accepted exactly once. Under pressure (every nonce has the same expiry,
+// so the first eviction closes the table to unknown nonces) the shared
+// nonce may be refused, but never accepted twice.
+func TestCountsConcurrent(t *testing.T) {
+	tests := []struct {
+		name        string
+		max         int
+		wantHighest bool
+	}{
+		{"roomy", 1 << 16, true},
+		{"under pressure", 1 << 10, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			c := digest.NewCounts(tt.max, clk.Now)
+			exp := clk.Now().Add(time.Hour)
+			const workers, counts = 8, 2000
+			var (
+				mu       sync.Mutex
+				accepted = make(map[uint32]int)
+				wg       sync.WaitGroup
+			)
+			for w := range workers {
+				wg.Go(func() {
+					mine := make(map[uint32]int)
+					for nc := uint32(1); nc <= counts; nc++ {
+						if c.Accept("shared", nc, exp) {
+							mine[nc]++
+						}
+						c.Accept(fmt.Sprint("w", w, "-", nc), 1, exp) // spread over the shards
+						if nc%100 == 0 {
+							c.Sweep()
+							if got, max := c.Len(), c.Cap(); got > max {
+								t.Errorf("Len: got %d, want at most %d", got, max)
+							}
+						}
+					}
+					mu.Lock()
+					for k, v := range mine {
+						accepted[k] += v
+					}
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			for nc, n := range accepted {
+				if n != 1 {
+					t.Errorf("nc %d: got accepted %d times, want once", nc, n)
+				}
+			}
+			if got := accepted[counts] == 1; tt.wantHighest && !got {
+				t.Errorf("highest nc: got accepted %d times, want 1", accepted[counts])
+			}
+			if got, max := c.Len(), c.Cap(); got > max {
+				t.Errorf("Len: got %d, want at most %d", got, max)
+			}
+		})
+	}
+}
+
+func TestCountsDefaults(t *testing.T) {
+	c := digest.NewCounts(0, nil)
+	if got := c.Cap(); got != digest.DefaultMaxCounts {
+		t.Errorf("Cap: got %d, want %d", got, digest.DefaultMaxCounts)
+	}
+	if !c.Accept("x", 1, time.Now().Add(time.Minute)) {
+		t.Errorf("with the real clock: got false, want true")
+	}
+}

@@ -1,0 +1,181 @@
+package store_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"sipwarden/store"
+)
+
+func TestConnectionCRUD(t *testing.T) {
+	clk := &clock{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	db := open(t, store.Options{Now: clk.now})
+
+	c, err := db.CreateConnection(store.Connection{Name: "trunk", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !uuidV7.MatchString(c.ID) || !c.CreatedAt.Equal(clk.t) || !c.UpdatedAt.Equal(clk.t) {
+		t.Fatalf("created %+v, want a UUIDv7 ID and both times %v", c, clk.t)
+	}
+	got, err := db.Connection(c.ID)
+	if err != nil || got != c {
+		t.Fatalf("Connection = %+v, %v; want %+v", got, err, c)
+	}
+
+	clk.t = clk.t.Add(time.Minute)
+	sentinel := errors.New("refused")
+	tests := []struct {
+		name    string
+		id      string
+		fn      func(*store.Connection) error
+		wantErr error
+		want    store.Connection
+	}{
+		{"rename", c.ID, func(x *store.Connection) error { x.Name = "renamed"; return nil }, nil,
+			store.Connection{ID: c.ID, Name: "renamed", Active: true, CreatedAt: c.CreatedAt, UpdatedAt: clk.t}},
+		{"id and created at are kept", c.ID, func(x *store.Connection) error {
+			x.ID, x.CreatedAt, x.Active = "other", time.Time{}, false
+			return nil
+		}, nil, store.Connection{ID: c.ID, Name: "renamed", Active: false, CreatedAt: c.CreatedAt, UpdatedAt: clk.t}},
+		{"fn sets updated at", c.ID, func(x *store.Connection) error { x.UpdatedAt = clk.t.Add(time.Hour); return nil }, nil,
+			store.Connection{ID: c.ID, Name: "renamed", Active: false, CreatedAt: c.CreatedAt, UpdatedAt: clk.t.Add(time.Hour)}},
+		{"fn error aborts", c.ID, func(x *store.Connection) error { x.Name = "lost"; return sentinel }, sentinel,
+			store.Connection{ID: c.ID, Name: "renamed", Active: false, CreatedAt: c.CreatedAt, UpdatedAt: clk.t.Add(time.Hour)}},
+		{"missing", "nope", func(*store.Connection) error { return nil }, store.ErrNotFound,
+			store.Connection{ID: c.ID, Name: "renamed", Active: false, CreatedAt: c.CreatedAt, UpdatedAt: clk.t.Add(time.Hour)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ret, err := db.UpdateConnection(tc.id, tc.fn)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("UpdateConnection: got %v, want %v", err, tc.wantErr)
+			}
+			if err == nil && ret != tc.want {
+				t.Errorf("UpdateConnection returned %+v, want %+v", ret, tc.want)
+			}
+			if got, err := db.Connection(c.ID); err != nil || got != tc.want {
+				t.Errorf("stored %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := db.Connection("nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Connection(missing): got %v, want ErrNotFound", err)
+	}
+	mustCheck(t, db)
+}
+
+func TestCreateConnectionWithID(t *testing.T) {
+	db := open(t, store.Options{})
+	tests := []struct {
+		id      string
+		wantErr error
+	}{
+		{"trunk-a", nil},
+		{"trunk-a", store.ErrExists},
+		{store.DefaultConnectionID, store.ErrExists},
+		{"a\x00b", store.ErrInvalid},
+		{string(make([]byte, 300)), store.ErrInvalid},
+	}
+	for _, tc := range tests {
+		_, err := db.CreateConnection(store.Connection{ID: tc.id, Name: "x"})
+		if !errors.Is(err, tc.wantErr) {
+			t.Errorf("CreateConnection(ID %q): got %v, want %v", tc.id, err, tc.wantErr)
+		}
+	}
+}
+
+func TestDeleteConnection(t *testing.T) {
+	db := open(t, store.Options{})
+	used, err := db.CreateConnection(store.Connection{Name: "used"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := db.CreateConnection(store.Connection{Name: "empty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A connection whose ID is a prefix of the used one is not in use.
+	prefix, err := db.CreateConnection(store.Connection{ID: used.ID[:10], Name: "prefix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateCredential(store.Credential{ConnectionID: used.ID, Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		id      string
+		wantErr error
+	}{
+		{"default", store.DefaultConnectionID, store.ErrDefaultConnection},
+		{"missing", "nope", store.ErrNotFound},
+		{"in use", used.ID, store.ErrConnectionInUse},
+		{"empty", empty.ID, nil},
+		{"empty again", empty.ID, store.ErrNotFound},
+		{"prefix of one in use", prefix.ID, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := db.DeleteConnection(tc.id); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("DeleteConnection: got %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := db.Connection(empty.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted connection: got %v, want ErrNotFound", err)
+	}
+	if _, err := db.Connection(used.ID); err != nil {
+		t.Errorf("connection in use: got %v, want it kept", err)
+	}
+	// Once its credential is gone, the connection can go.
+	cred, _ := db.CredentialByUsername("alice")
+	if _, err := db.DeleteCredential(cred.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteConnection(used.ID); err != nil {
+		t.Fatalf("DeleteConnection after its credential went: %v", err)
+	}
+	mustCheck(t, db)
+}
+
+func TestConnectionsPages(t *testing.T) {
+	db := open(t, store.Options{})
+	want := []string{store.DefaultConnectionID}
+	for range 7 {
+		c, err := db.CreateConnection(store.Connection{Name: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c.ID)
+	}
+	for _, limit := range []int{1, 2, 3, 8, 100} {
+		var got []string
+		after, pages := "", 0
+		for {
+			cs, next, err := db.Connections(store.Page{After: after, Limit: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, c := range cs {
+				got = append(got, c.ID)
+			}
+			if next == "" {
+				break
+			}
+			if len(cs) != limit {
+				t.Fatalf("limit %d: page of %d with a next cursor", limit, len(cs))
+			}
+			after = next
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: listed %v, want %v", limit, got, want)
+		}
+		if wantPages := (len(want) + limit - 1) / limit; pages != wantPages {
+			t.Errorf("limit %d: %d pages, want %d", limit, pages, wantPages)
+		}
+	}
+}

@@ -1,0 +1,280 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// The whole on-disk schema is in this file: bucket names, key layouts,
+// value layouts and the schema version. A change to any of them changes
+// this file, and one that old builds cannot read bumps schemaVersion.
+//
+// Values are a compact binary encoding rather than JSON: CredentialByUsername
+// runs on every REGISTER and LoadBindings on every start with up to a
+// million bindings. Measured on one record each (Go 1.26, amd64), JSON
+// decoded a credential with three HA1s in 3.9us and 22 allocations, this
+// encoding in 0.8us and 3; a binding in 4.2us and 17 against 0.4us and 1
+// (4s against 0.4s for a million).
+//
+// Each value begins with a format byte, so that a record type can gain
+// fields by bumping its format and decoding the older format with zero
+// values for the new fields, without a schema version change; the
+// round-trip test fails for a field the codec does not carry. A decoder
+// accepts exactly its layout: a short or long value is ErrCorrupt.
+// Strings, byte slices and counts are
+// varint-length-prefixed; integers are varints; a bool is one byte 0 or 1;
+// a time is varint unix seconds then uvarint nanoseconds (UTC, zero time
+// included).
+
+// schemaVersion is the version this build writes and the newest it opens.
+// 1: the first schema.
+const schemaVersion = 1
+
+// Buckets, all at the top level.
+var (
+	// meta: keySchemaVersion -> uint64 big-endian; keyIDClock -> uint64
+	// big-endian, the state of the ID generator (unix ms<<12 | counter of
+	// the last ID made, see id.go).
+	bucketMeta = []byte("meta")
+	// connections: Connection.ID -> Connection (connectionFormat).
+	bucketConnections = []byte("connections")
+	// credentials: Credential.ID -> Credential (credentialFormat).
+	bucketCredentials = []byte("credentials")
+	// credential_usernames: Credential.Username -> Credential.ID. Unique:
+	// a username names one credential across all connections.
+	bucketCredentialUsernames = []byte("credential_usernames")
+	// credentials_by_connection: connectionKey(ConnectionID, ID) -> empty.
+	// Lists a connection's credentials in ID order, and tells whether a
+	// connection is in use.
+	bucketCredentialsByConnection = []byte("credentials_by_connection")
+	// bindings: AOR -> the AOR's complete binding set (bindingsFormat).
+	bucketBindings = []byte("bindings")
+	// api_keys: APIKey.ID -> APIKey (apiKeyFormat).
+	bucketAPIKeys = []byte("api_keys")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketConnections, bucketCredentials, bucketCredentialUsernames,
+		bucketCredentialsByConnection, bucketBindings, bucketAPIKeys,
+	}
+
+	keySchemaVersion = []byte("schema_version")
+	keyIDClock       = []byte("id_clock")
+)
+
+// IDs are the 36-character text of a UUIDv7 (id.go), so that key order is
+// creation order. The default connection's ID, "default", is the exception;
+// Connections lists it first. IDs supplied by callers are any bytes but NUL,
+// at most maxIDLen long.
+const maxIDLen = 256
+
+// connectionKey is a credentials_by_connection key: the connection ID, a
+// NUL, the credential ID. IDs contain no NUL, so the prefix
+// connectionPrefix(conn) selects exactly that connection's credentials.
+func connectionKey(conn, cred string) []byte {
+	k := make([]byte, 0, len(conn)+1+len(cred))
+	k = append(k, conn...)
+	k = append(k, 0)
+	return append(k, cred...)
+}
+
+func connectionPrefix(conn string) []byte {
+	return append([]byte(conn), 0)
+}
+
+func encodeUint64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+func decodeUint64(b []byte, what string) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: %s is %d bytes, want 8", ErrCorrupt, what, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// Connection format 1: ID, Name, Active, CreatedAt, UpdatedAt.
+const connectionFormat = 1
+
+func appendConnection(b []byte, c *Connection) []byte {
+	e := encoder{b}
+	e.byte(connectionFormat)
+	e.str(c.ID)
+	e.str(c.Name)
+	e.bool(c.Active)
+	e.time(c.CreatedAt)
+	e.time(c.UpdatedAt)
+	return e.b
+}
+
+func decodeConnection(c *Connection, v []byte) error {
+	d := decoder{s: string(v)}
+	d.version("connection", connectionFormat)
+	*c = Connection{
+		ID:        d.str(),
+		Name:      d.str(),
+		Active:    d.bool(),
+		CreatedAt: d.time(),
+		UpdatedAt: d.time(),
+	}
+	return d.done()
+}
+
+// Credential format 1: ID, ConnectionID, Username, Name, Tag, Enabled,
+// ExpiresAt, Realm, HA1 (count, then algorithm and hex pairs in algorithm
+// order), Algorithms (count, then each), CreatedAt, UpdatedAt.
+const credentialFormat = 1
+
+func appendCredential(b []byte, c *Credential) []byte {
+	e := encoder{b}
+	e.byte(credentialFormat)
+	e.str(c.ID)
+	e.str(c.ConnectionID)
+	e.str(c.Username)
+	e.str(c.Name)
+	e.str(c.Tag)
+	e.bool(c.Enabled)
+	e.time(c.ExpiresAt)
+	e.str(c.Realm)
+	e.uvarint(uint64(len(c.HA1)))
+	for _, alg := range slices.Sorted(maps.Keys(c.HA1)) {
+		e.str(alg)
+		e.str(c.HA1[alg])
+	}
+	e.strs(c.Algorithms)
+	e.time(c.CreatedAt)
+	e.time(c.UpdatedAt)
+	return e.b
+}
+
+// decodeCredential makes one allocation for all the strings, one for the
+// HA1 map and one for Algorithms when it is not empty. Empty maps and
+// slices decode as nil.
+func decodeCredential(c *Credential, v []byte) error {
+	d := decoder{s: string(v)}
+	d.version("credential", credentialFormat)
+	*c = Credential{
+		ID:           d.str(),
+		ConnectionID: d.str(),
+		Username:     d.str(),
+		Name:         d.str(),
+		Tag:          d.str(),
+		Enabled:      d.bool(),
+		ExpiresAt:    d.time(),
+		Realm:        d.str(),
+	}
+	if n := d.count(2); n > 0 {
+		c.HA1 = make(map[string]string, n)
+		for range n {
+			alg := d.str()
+			c.HA1[alg] = d.str()
+		}
+	}
+	c.Algorithms = d.strs()
+	c.CreatedAt = d.time()
+	c.UpdatedAt = d.time()
+	return d.done()
+}
+
+// Bindings format 1: the AOR, a count, then per binding: ID, CredentialID,
+// Contact, Source, Transport, LocalAddr, CallID, CSeq, Expires, UserAgent,
+// InstanceID, RegID, RegisteredAt, UpdatedAt. Binding.AOR is not repeated:
+// every binding of the set belongs to the AOR it was saved under.
+const bindingsFormat = 1
+
+func appendBindings(b []byte, aor string, bs []Binding) []byte {
+	e := encoder{b}
+	e.byte(bindingsFormat)
+	e.str(aor)
+	e.uvarint(uint64(len(bs)))
+	for i := range bs {
+		x := &bs[i]
+		e.str(x.ID)
+		e.str(x.CredentialID)
+		e.str(x.Contact)
+		e.str(x.Source)
+		e.str(x.Transport)
+		e.str(x.LocalAddr)
+		e.str(x.CallID)
+		e.uvarint(uint64(x.CSeq))
+		e.time(x.Expires)
+		e.str(x.UserAgent)
+		e.str(x.InstanceID)
+		e.str(x.RegID)
+		e.time(x.RegisteredAt)
+		e.time(x.UpdatedAt)
+	}
+	return e.b
+}
+
+// decodeBindings appends the set in v to dst with one allocation for all
+// its strings (plus dst's growth).
+func decodeBindings(dst []Binding, v []byte) ([]Binding, error) {
+	d := decoder{s: string(v)}
+	d.version("bindings", bindingsFormat)
+	aor := d.str()
+	// A binding takes at least 17 bytes: 10 string lengths, CSeq and three
+	// times of two varints.
+	n := d.count(17)
+	dst = slices.Grow(dst, n)
+	for range n {
+		dst = append(dst, Binding{
+			AOR:          aor,
+			ID:           d.str(),
+			CredentialID: d.str(),
+			Contact:      d.str(),
+			Source:       d.str(),
+			Transport:    d.str(),
+			LocalAddr:    d.str(),
+			CallID:       d.str(),
+			CSeq:         d.uint32(),
+			Expires:      d.time(),
+			UserAgent:    d.str(),
+			InstanceID:   d.str(),
+			RegID:        d.str(),
+			RegisteredAt: d.time(),
+			UpdatedAt:    d.time(),
+		})
+	}
+	return dst, d.done()
+}
+
+// APIKey format 1: ID, Name, Hash, CreatedAt.
+const apiKeyFormat = 1
+
+func appendAPIKey(b []byte, k *APIKey) []byte {
+	e := encoder{b}
+	e.byte(apiKeyFormat)
+	e.str(k.ID)
+	e.str(k.Name)
+	e.bytes(k.Hash)
+	e.time(k.CreatedAt)
+	return e.b
+}
+
+func decodeAPIKey(k *APIKey, v []byte) error {
+	d := decoder{s: string(v)}
+	d.version("api key", apiKeyFormat)
+	*k = APIKey{
+		ID:        d.str(),
+		Name:      d.str(),
+		Hash:      d.bytes(),
+		CreatedAt: d.time(),
+	}
+	return d.done()
+}
+
+// checkID validates an ID supplied by a caller.
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty id", ErrInvalid)
+	case len(id) > maxIDLen:
+		return fmt.Errorf("%w: id longer than %d bytes", ErrInvalid, maxIDLen)
+	case strings.IndexByte(id, 0) >= 0:
+		return fmt.Errorf("%w: id contains a NUL byte", ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package store_test
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"sipwarden/store"
+)
+
+// -store.bindings sets how many bindings BenchmarkLoadBindings loads; try
+// 1000000 for the size a large registrar restarts with.
+var benchBindings = flag.Int("store.bindings", 100_000, "bindings for BenchmarkLoadBindings")
+
+// writeBindings stores n bindings, one per AOR ("user0000000"...), that
+// expire at exp, with SaveBindings and one FlushBindings: the path the
+// registrar takes, in one transaction.
+func writeBindings(tb testing.TB, db *store.DB, n int, exp time.Time) {
+	tb.Helper()
+	now := exp.Add(-time.Hour)
+	for i := range n {
+		aor := fmt.Sprintf("user%07d", i)
+		db.SaveBindings(aor, []store.Binding{{
+			ID: fmt.Sprintf("b%07d", i), AOR: aor, CredentialID: "0197a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+			Contact:   "<sip:" + aor + "@198.51.100.7:52342;transport=udp;rinstance=1a2b3c4d5e6f7a8b>",
+			Source:    "198.51.100.7:52342",
+			Transport: "udp", LocalAddr: "203.0.113.1:5060",
+			CallID: "a84b4c76e66710-" + aor, CSeq: 1826,
+			Expires: exp, UserAgent: "Zoiper rv2.10.20.3", RegisteredAt: now, UpdatedAt: now,
+		}})
+	}
+	if err := db.FlushBindings(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestWriteBindingsHelper(t *testing.T) {
+	db := open(t, store.Options{})
+	writeBindings(t, db, 1000, t0.Add(time.Hour))
+	bs, err := db.LoadBindings(t0)
+	if err != nil || len(bs) != 1000 {
+		t.Fatalf("LoadBindings = %d bindings, %v; want 1000", len(bs), err)
+	}
+	mustCheck(t, db)
+}
+
+func BenchmarkCredentialByUsername(b *testing.B) {
+	db := open(b, store.Options{})
+	const n = 10_000
+	users := make([]string, n)
+	for i := range users {
+		c := cred(store.DefaultConnectionID, fmt.Sprintf("user%05d", i))
+		c.HA1 = map[string]string{
+			"MD5":         "939e7578ed9e3c518a452acee763bce9",
+			"SHA-256":     "7987c8bc6e9b3dc36fbcb7ed2fd1d9f5a14cfcfe9e1db00f5c5e2a0a3a8b1d0c",
+			"SHA-512-256": "6b1d0e0a76d0d6d4c6e0f7b3b0d52b4a2a2c4fa39b4d5e2a9c62b3b9fd2a3a44",
+		}
+		if _, err := db.CreateCredential(c); err != nil {
+			b.Fatal(err)
+		}
+		users[i] = c.Username
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.CredentialByUsername(users[i%n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCredentialByUsernameParallel(b *testing.B) {
+	db := open(b, store.Options{})
+	if _, err := db.CreateCredential(cred(store.DefaultConnectionID, "alice")); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := db.CredentialByUsername("alice"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkSaveBindings measures what the registrar pays per REGISTER:
+// the copy and the map assignment, no I/O.
+func BenchmarkSaveBindings(b *testing.B) {
+	db := open(b, store.Options{BindingFlushInterval: time.Hour})
+	const n = 10_000
+	aors := make([]string, n)
+	for i := range aors {
+		aors[i] = fmt.Sprintf("user%05d", i)
+	}
+	bs := []store.Binding{binding("alice", "a1", t0.Add(time.Hour)), binding("alice", "a2", t0.Add(time.Hour))}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		db.SaveBindings(aors[i%n], bs)
+	}
+}
+
+// BenchmarkFlushBindings measures a group commit of 10,000 AORs (each
+// op) with fsync, as in production.
+func BenchmarkFlushBindings(b *testing.B) {
+	db, err := store.Open(filepath.Join(b.TempDir(), "s.db"), store.Options{BindingFlushInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	const n = 10_000
+	bs := []store.Binding{binding("alice", "a1", t0.Add(time.Hour))}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		for j := range n {
+			db.SaveBindings(fmt.Sprintf("user%05d", (i*n/3+j)%(3*n)), bs)
+		}
+		b.StartTimer()
+		if err := db.FlushBindings(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLoadBindings(b *testing.B) {
+	n := *benchBindings
+	db := open(b, store.Options{})
+	writeBindings(b, db, n, t0.Add(time.Hour))
+	b.ReportAllocs()
+	for b.Loop() {
+		bs, err := db.LoadBindings(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(bs) != n {
+			b.Fatalf("loaded %d bindings, want %d", len(bs), n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/binding")
+}
