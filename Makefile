@@ -40,10 +40,14 @@ bench: deps
 	$(GO) run ./bench/cmd/bench
 
 # Each fuzz target for FUZZTIME (go test allows one target per run).
+FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \
+	store:FuzzDecode api:FuzzCredentialCreate
 fuzz: deps
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME) ./digest/
-	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) ./registrar/
-	$(GO) test -run '^$$' -fuzz '^FuzzCredentialCreate$$' -fuzztime $(FUZZTIME) ./api/
+	@set -e; for t in $(FUZZTARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./$$pkg/; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -84,16 +84,19 @@ func (l *Location) Lookup(aor string) []store.Binding {
 	s := l.shard(aor)
 	s.mu.RLock()
 	e := s.aors[aor]
-	var bs []store.Binding
+	var (
+		bs   []store.Binding
+		next time.Time
+	)
 	if e != nil {
-		bs = e.bindings
+		bs, next = e.bindings, e.next // the entry mutates under the lock: copy both
 	}
 	s.mu.RUnlock()
 	if bs == nil {
 		return nil
 	}
 	now := l.now()
-	if !e.next.After(now) { // some binding is due but not swept yet
+	if !next.After(now) { // some binding is due but not swept yet
 		bs = unexpired(bs, now)
 	}
 	return bs

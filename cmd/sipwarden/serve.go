@@ -43,6 +43,7 @@ func runServe(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, stderr)
+	setSIPGlobals(cfg, logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, logger); err != nil {
@@ -50,6 +51,14 @@ func runServe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// setSIPGlobals sets sipgo's package-level message limit and logger. They
+// are process globals, so they are set once, before any server starts, and
+// never from start (tests start several servers concurrently).
+func setSIPGlobals(cfg config.Config, logger *slog.Logger) {
+	sip.ParseMaxMessageLength = cfg.SIP.MaxMessageBytes
+	sip.SetDefaultLogger(slog.New(redactHandler{logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "sipgo")})}))
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -99,10 +108,6 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	// sipgo's limits are package globals: one profile per process.
-	sip.ParseMaxMessageLength = cfg.SIP.MaxMessageBytes
-	sip.SetDefaultLogger(slog.New(redactHandler{logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "sipgo")})}))
-
 	db, err := store.Open(filepath.Join(cfg.DataDir, "sipwarden.db"), store.Options{
 		BindingFlushInterval: cfg.Registrar.BindingFlushInterval.D(),
 		Logger:               logger.With("component", "store"),
