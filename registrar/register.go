@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"sipwarden/auth"
+	"sipwarden/sipcheck"
 	"sipwarden/store"
 )
 
@@ -62,8 +63,10 @@ type Event struct {
 	AOR       string
 	Source    string
 	Transport string
-	Status    int
-	Outcome   auth.Outcome
+	// Status is the response status; 0 when the request was Dropped.
+	Status  int
+	Dropped bool
+	Outcome auth.Outcome
 	// Authenticated is true when the request carried valid credentials.
 	Authenticated                       bool
 	Added, Refreshed, Removed, Replaced int
@@ -94,16 +97,29 @@ func (r *Registrar) OnEvent(f func(Event)) { r.observe = f }
 // ServeSIP answers a REGISTER within its server transaction.
 func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 	res := r.Handle(req)
+	if res == nil {
+		return // dropped: see Handle
+	}
 	if err := tx.Respond(res); err != nil {
 		r.log.Warn("send REGISTER response", "source", req.Source(), "status", res.StatusCode, "error", err)
 	}
 }
 
 // Handle processes one REGISTER and returns the response to send. It never
-// keeps the request.
+// keeps the request. It returns nil for a request that must be dropped
+// unanswered: one with a bare CR or LF inside a header, which any response
+// would echo (see sipcheck.HasLineBreak).
 func (r *Registrar) Handle(req *sip.Request) *sip.Response {
 	start := r.now()
 	ev := Event{Source: req.Source(), Transport: transportOf(req), Outcome: auth.NoCredentials}
+	if sipcheck.HasLineBreak(req) {
+		ev.Status, ev.Dropped = 0, true
+		r.log.Debug("REGISTER dropped: line break inside a header", "source", ev.Source, "transport", ev.Transport)
+		if r.observe != nil {
+			r.observe(ev)
+		}
+		return nil
+	}
 	res := r.handle(req, &ev)
 	ev.Status = res.StatusCode
 	ev.Duration = r.now().Sub(start)

@@ -10,6 +10,7 @@ import (
 
 	"sipwarden/auth"
 	"sipwarden/digest"
+	"sipwarden/sipcheck"
 	"sipwarden/store"
 )
 
@@ -72,7 +73,13 @@ func FuzzRegister(f *testing.F) {
 		req.SetSource("127.0.0.1:5070")
 		req.SetTransport("UDP")
 		res := r.Handle(req)
-		if res == nil || res.StatusCode < 200 || res.StatusCode > 699 {
+		if res == nil {
+			if !sipcheck.HasLineBreak(req) {
+				t.Fatal("dropped a request without a line break in a header")
+			}
+			return
+		}
+		if res.StatusCode < 200 || res.StatusCode > 699 {
 			t.Fatalf("no final response: %v", res)
 		}
 		for _, h := range res.Headers() {

@@ -1,0 +1,75 @@
+// Package sipcheck holds checks on parsed SIP messages that both the
+// registrar and the proxy apply before they copy anything from a request
+// into a message they send.
+package sipcheck
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// HasLineBreak reports whether any header of m carries a CR or LF inside its
+// value. sipgo splits header lines on CRLF only, so a bare LF stays inside
+// the value; copying such a header into a response or a forwarded request
+// would let the sender inject header lines (RFC 3261 section 7.3.1 allows
+// no bare CR or LF in a header value). Such a message cannot be answered
+// without echoing it, so callers drop it.
+//
+// It reads the parsed fields of sipgo's typed headers rather than
+// formatting them, so that it costs no allocation on the REGISTER path.
+func HasLineBreak(m interface{ Headers() []sip.Header }) bool {
+	for _, h := range m.Headers() {
+		if headerHasBreak(h) {
+			return true
+		}
+	}
+	return false
+}
+
+func headerHasBreak(h sip.Header) bool {
+	switch v := h.(type) {
+	case *sip.ToHeader:
+		return brk(v.DisplayName) || uriBreak(&v.Address) || paramsBreak(v.Params)
+	case *sip.FromHeader:
+		return brk(v.DisplayName) || uriBreak(&v.Address) || paramsBreak(v.Params)
+	case *sip.ContactHeader:
+		return brk(v.DisplayName) || uriBreak(&v.Address) || paramsBreak(v.Params)
+	case *sip.ReferredByHeader:
+		return brk(v.DisplayName) || uriBreak(&v.Address) || paramsBreak(v.Params)
+	case *sip.ViaHeader:
+		return brk(v.ProtocolName) || brk(v.ProtocolVersion) || brk(v.Transport) || brk(v.Host) || paramsBreak(v.Params)
+	case *sip.RouteHeader:
+		return uriBreak(&v.Address)
+	case *sip.RecordRouteHeader:
+		return uriBreak(&v.Address)
+	case *sip.ReferToHeader:
+		return uriBreak(&v.Address)
+	case *sip.CallIDHeader:
+		return brk(string(*v))
+	case *sip.ContentTypeHeader:
+		return brk(string(*v))
+	case *sip.CSeqHeader:
+		return brk(string(v.MethodName))
+	case *sip.MaxForwardsHeader, *sip.ExpiresHeader, *sip.ContentLengthHeader:
+		return false // numbers
+	default: // generic headers keep their raw value: Value does not allocate
+		return brk(h.Name()) || brk(h.Value())
+	}
+}
+
+func brk(s string) bool { return strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 }
+
+func uriBreak(u *sip.Uri) bool {
+	return brk(u.Scheme) || brk(u.Raw()) || brk(u.User) || brk(u.Password) || brk(u.Host) ||
+		paramsBreak(u.UriParams) || paramsBreak(u.Headers)
+}
+
+func paramsBreak(ps sip.HeaderParams) bool {
+	for _, kv := range ps {
+		if brk(kv.K) || brk(kv.V) {
+			return true
+		}
+	}
+	return false
+}
