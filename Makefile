@@ -39,15 +39,11 @@ bench: deps
 	bash scripts/install-peers.sh
 	$(GO) run ./bench/cmd/bench
 
-# Each fuzz target for FUZZTIME (go test allows one target per run).
+# Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \
 	store:FuzzDecode api:FuzzCredentialCreate
 fuzz: deps
-	@set -e; for t in $(FUZZTARGETS); do \
-		pkg=$${t%%:*}; name=$${t#*:}; \
-		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./$$pkg/; \
-	done
+	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZTARGETS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
