@@ -60,6 +60,7 @@ type Server struct {
 	adminHash []byte // SHA-256 of cfg.AdminKey; nil when none
 	mux       *http.ServeMux
 	onRemoved []func(store.Credential)
+	calls     Calls
 }
 
 // New returns the API server. On first start (no API key in the store and
@@ -130,6 +131,8 @@ func (s *Server) routes() {
 
 	m.Handle("GET /v1/registrations", s.h(s.listRegistrations))
 	m.Handle("DELETE /v1/registrations/{id}", s.h(s.deleteRegistration))
+
+	m.Handle("GET /v1/calls", s.h(s.listCalls))
 	s.mux = m
 }
 

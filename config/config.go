@@ -31,6 +31,7 @@ type Config struct {
 	SIP       SIP       `yaml:"sip"`
 	Auth      Auth      `yaml:"auth"`
 	Registrar Registrar `yaml:"registrar"`
+	Proxy     Proxy     `yaml:"proxy"`
 	HTTP      HTTP      `yaml:"http"`
 }
 
@@ -58,6 +59,10 @@ type SIP struct {
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// UserAgent is the Server/User-Agent header value. Default "sipwarden".
 	UserAgent string `yaml:"user_agent"`
+	// Advertise is the host put into Via and Record-Route. Default: the
+	// listen address, or the first non-loopback interface address when
+	// listening on 0.0.0.0.
+	Advertise string `yaml:"advertise"`
 }
 
 // Listen holds one address per transport.
@@ -243,6 +248,7 @@ func (c *Config) setDefaults() error {
 	if c.Registrar.BindingFlushInterval == 0 {
 		c.Registrar.BindingFlushInterval = Duration(time.Second)
 	}
+	c.Proxy.setDefaults()
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	defInt(&c.HTTP.MinPasswordLength, 12)
 	return nil
@@ -294,6 +300,10 @@ func (c *Config) Validate() error {
 	if c.SIP.MaxMessageBytes < 1024 || c.SIP.MaxMessageBytes > 1<<20 {
 		bad("sip.max_message_bytes", c.SIP.MaxMessageBytes, "want 1024 to 1048576")
 	}
+	if strings.ContainsAny(c.SIP.Advertise, " \"\\<>;@\r\n") {
+		bad("sip.advertise", quote(c.SIP.Advertise), "must be a host name or address")
+	}
+	c.Proxy.validate(bad)
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
 		bad("sip.user_agent", quote(c.SIP.UserAgent), "must not contain line breaks")
 	}

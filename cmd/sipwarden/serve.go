@@ -26,6 +26,7 @@ import (
 	"sipwarden/auth"
 	"sipwarden/config"
 	"sipwarden/digest"
+	"sipwarden/proxy"
 	"sipwarden/registrar"
 	"sipwarden/store"
 )
@@ -58,6 +59,12 @@ func runServe(args []string, stderr io.Writer) int {
 // never from start (tests start several servers concurrently).
 func setSIPGlobals(cfg config.Config, logger *slog.Logger) {
 	sip.ParseMaxMessageLength = cfg.SIP.MaxMessageBytes
+	// Deliberately no MTU switch to TCP (RFC 3261 18.1.1): a device
+	// registered over UDP behind NAT cannot take a TCP connection, so an
+	// INVITE with a large SDP goes over UDP, fragmented by IP if need be,
+	// as Kamailio does. sipgo would otherwise refuse anything over 1300
+	// bytes with ErrUDPMTUCongestion.
+	sip.UDPMTUSize = cfg.SIP.MaxMessageBytes + 200
 	sip.SetDefaultLogger(slog.New(redactHandler{logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "sipgo")})}))
 }
 
@@ -78,6 +85,7 @@ type server struct {
 	loc    *registrar.Location
 	sip    *sipgo.Server
 	ua     *sipgo.UserAgent
+	proxy  *proxy.Proxy
 	http   *http.Server
 	addrs  map[string]string // transport -> bound address ("http" too)
 	closer []func()
@@ -200,19 +208,21 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	}
 	s.sip = srv
 	srv.OnRegister(reg.ServeSIP)
-	// Over TCP the ACK for our own non-2xx final response reaches the
-	// handler; without one sipgo would answer the ACK with 405.
-	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		res.AppendHeader(sip.NewHeader("Allow", allowed))
-		_ = tx.Respond(res)
-	})
-	srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
-		res.AppendHeader(sip.NewHeader("Allow", allowed))
-		_ = tx.Respond(res)
-	})
+
+	px, err := newProxy(cfg, lis.addrs, authn, loc, db, ua, srv, logger.With("component", "proxy"))
+	if err != nil {
+		return nil, err
+	}
+	// Every other method goes through the proxy: out-of-dialog requests are
+	// authenticated and routed, in-dialog ones loose-routed. Over TCP the
+	// ACK of our own non-2xx reaches OnAck too; the proxy absorbs it.
+	for _, on := range []func(sipgo.RequestHandler){
+		srv.OnInvite, srv.OnAck, srv.OnCancel, srv.OnBye, srv.OnOptions, srv.OnMessage,
+		srv.OnSubscribe, srv.OnNotify, srv.OnRefer, srv.OnInfo, srv.OnUpdate, srv.OnPrack, srv.OnPublish,
+	} {
+		on(px.ServeSIP)
+	}
+	srv.OnNoRoute(px.ServeSIP)
 
 	apiSrv, err := api.New(api.Config{
 		Realm:             cfg.SIP.Realm,
@@ -223,11 +233,19 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	if err != nil {
 		return nil, err
 	}
+	apiSrv.SetCalls(callList{px.Dialogs()})
+	apiSrv.OnCredentialRemoved(func(c store.Credential) {
+		if n := px.Dialogs().EndCredential(c.ID); n > 0 {
+			logger.Info("calls ended for a removed credential", "credential_id", c.ID, "calls", n)
+		}
+	})
+	s.proxy = px
 	s.http = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	s.closer = append(s.closer, cancel)
 	go loc.Run(runCtx, time.Second)
+	go px.Run(runCtx)
 	lis.serve(srv, logger)
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -244,8 +262,6 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	ok = true
 	return s, nil
 }
-
-const allowed = "REGISTER, OPTIONS, ACK"
 
 // close stops everything start started, in reverse order.
 func (s *server) close() {

@@ -1,0 +1,66 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Call is a live call through the proxy, as GET /v1/calls shows it.
+type Call struct {
+	// ID identifies the dialog: Call-ID, caller tag and callee tag.
+	ID     string `json:"id"`
+	CallID string `json:"call_id"`
+	// Caller and Callee are the From and To URIs of the INVITE.
+	Caller string `json:"caller"`
+	Callee string `json:"callee"`
+	// CallerCredentialID and CalleeCredentialID are empty for a trusted
+	// peer or a gateway.
+	CallerCredentialID string    `json:"caller_credential_id,omitempty"`
+	CalleeCredentialID string    `json:"callee_credential_id,omitempty"`
+	StartedAt          time.Time `json:"started_at"`
+}
+
+// Calls lists the live calls (the proxy's dialog table).
+type Calls interface {
+	ActiveCalls() []Call
+}
+
+// SetCalls gives the API the proxy's call list. Call it before serving;
+// without it GET /v1/calls lists nothing.
+func (s *Server) SetCalls(c Calls) { s.calls = c }
+
+func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := readQuery(r, "credential_id")
+	if err != nil {
+		return err
+	}
+	var calls []Call
+	if s.calls != nil {
+		calls = s.calls.ActiveCalls()
+	}
+	if id := q.Get("credential_id"); id != "" {
+		calls = slices.DeleteFunc(calls, func(c Call) bool { return c.CallerCredentialID != id && c.CalleeCredentialID != id })
+	}
+	slices.SortFunc(calls, func(a, b Call) int { return strings.Compare(a.ID, b.ID) })
+	start := 0
+	if p.after != "" {
+		after, err := base64.RawURLEncoding.DecodeString(p.after)
+		if err != nil {
+			return paramError(paramPageAfter, "page[after] is not a cursor this API returned")
+		}
+		start, _ = slices.BinarySearchFunc(calls, string(after), func(c Call, k string) int { return strings.Compare(c.ID, k) })
+		if start < len(calls) && calls[start].ID == string(after) {
+			start++
+		}
+	}
+	end := min(start+p.size, len(calls))
+	next := ""
+	if end < len(calls) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(calls[end-1].ID))
+	}
+	writeList(w, calls[start:end], next, p.size)
+	return nil
+}

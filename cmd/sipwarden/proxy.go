@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/emiago/sipgo"
+
+	"sipwarden/api"
+	"sipwarden/auth"
+	"sipwarden/config"
+	"sipwarden/proxy"
+	"sipwarden/registrar"
+	"sipwarden/store"
+)
+
+// newProxy builds the proxy over the bound listeners.
+func newProxy(cfg config.Config, addrs map[string]string, a *auth.Authenticator, loc *registrar.Location,
+	db *store.DB, ua *sipgo.UserAgent, srv *sipgo.Server, logger *slog.Logger) (*proxy.Proxy, error) {
+	var ls []proxy.Listener
+	for _, tp := range []string{"udp", "tcp", "tls"} {
+		a, ok := addrs[tp]
+		if !ok {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s %s: %w", tp, a, err)
+		}
+		ls = append(ls, proxy.Listener{Transport: tp, Addr: ap, Host: advertisedHost(cfg, ap.Addr())})
+	}
+	routes := make([]proxy.Route, 0, len(cfg.Proxy.Routes))
+	for _, r := range cfg.Proxy.Routes {
+		host, port, tp, err := config.GatewayHop(r.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("config: proxy.routes %q: gateway: %w", r.Name, err)
+		}
+		routes = append(routes, proxy.Route{Name: r.Name, Prefix: r.Prefix, Domain: r.Domain,
+			Gateway: proxy.Hop{Host: host, Port: port, Transport: tp}, Connections: r.Connections})
+	}
+	var host string
+	if len(ls) > 0 {
+		host = ls[0].Host
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(host))
+	if err != nil {
+		return nil, fmt.Errorf("sip client: %w", err)
+	}
+	return proxy.New(proxy.Config{
+		Domains:      domains(cfg, addrs),
+		Listeners:    ls,
+		Trusted:      cfg.Proxy.TrustedPrefixes(),
+		Routes:       routes,
+		MaxInFlight:  cfg.Proxy.MaxInFlight,
+		TimerC:       cfg.Proxy.TimerC.D(),
+		MaxDialogAge: cfg.Proxy.MaxCallDuration.D(),
+		Server:       cfg.SIP.UserAgent,
+	}, a, loc, db, client, srv, logger)
+}
+
+// advertisedHost is what Via and Record-Route carry for a listener bound
+// to addr: sip.advertise, else the address itself, else (0.0.0.0 or ::)
+// the first non-loopback interface address.
+func advertisedHost(cfg config.Config, addr netip.Addr) string {
+	if cfg.SIP.Advertise != "" {
+		return cfg.SIP.Advertise
+	}
+	if !addr.IsUnspecified() {
+		return addr.String()
+	}
+	ifs, _ := net.InterfaceAddrs()
+	for _, ia := range ifs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && !p.Addr().IsLoopback() && p.Addr().Is4() {
+			return p.Addr().String()
+		}
+	}
+	return "127.0.0.1"
+}
+
+// callList adapts the proxy's dialog table to the API.
+type callList struct{ d *proxy.Dialogs }
+
+func (c callList) ActiveCalls() []api.Call {
+	ds := c.d.Calls()
+	out := make([]api.Call, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, api.Call{
+			ID: d.CallID + ";" + d.CallerTag + ";" + d.CalleeTag, CallID: d.CallID,
+			Caller: d.Caller, Callee: d.Callee,
+			CallerCredentialID: d.CallerCredential, CalleeCredentialID: d.CalleeCredential,
+			StartedAt: d.Started.UTC(),
+		})
+	}
+	return out
+}

@@ -1,0 +1,165 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Proxy configures the stateful proxy (RFC 3261 section 16).
+type Proxy struct {
+	// TrustedPeers are CIDRs (carrier gateways, a PBX on a private
+	// network) whose requests are not challenged. Default none.
+	TrustedPeers []string `yaml:"trusted_peers"`
+	// Routes send requests that are not for a local user to a gateway.
+	Routes []ProxyRoute `yaml:"routes"`
+	// MaxInFlight bounds concurrent proxy transactions; over it requests
+	// get 503 with Retry-After. Default 10000.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// TimerC is how long a forwarded INVITE may ring before it is
+	// cancelled (RFC 3261 16.6 step 11: more than 3 minutes). Default 3m10s.
+	TimerC Duration `yaml:"timer_c"`
+	// MaxCallDuration forgets a call whose BYE never came. Default 12h.
+	MaxCallDuration Duration `yaml:"max_call_duration"`
+}
+
+// ProxyRoute is one outbound route. A request matches when its
+// Request-URI user starts with Prefix (for a local domain, or any domain
+// when Domain is empty) or its host is Domain. The first match wins.
+type ProxyRoute struct {
+	// Name identifies the route in logs.
+	Name string `yaml:"name"`
+	// Prefix of the Request-URI user, e.g. "+1" or "00".
+	Prefix string `yaml:"prefix"`
+	// Domain of the Request-URI host, e.g. "pstn.example.net".
+	Domain string `yaml:"domain"`
+	// Gateway is the next hop as a SIP URI: "sip:192.0.2.10:5060;transport=tcp".
+	Gateway string `yaml:"gateway"`
+	// Connections lists the connection ids whose credentials may use the
+	// route; empty allows every authenticated caller and trusted peers.
+	Connections []string `yaml:"connections"`
+}
+
+func (p *Proxy) setDefaults() {
+	if len(p.TrustedPeers) == 0 {
+		p.TrustedPeers = nil // "[]" in the file is the default
+	}
+	if len(p.Routes) == 0 {
+		p.Routes = nil
+	}
+	if p.MaxInFlight == 0 {
+		p.MaxInFlight = 10000
+	}
+	if p.TimerC == 0 {
+		p.TimerC = Duration(190 * time.Second)
+	}
+	if p.MaxCallDuration == 0 {
+		p.MaxCallDuration = Duration(12 * time.Hour)
+	}
+}
+
+// TrustedPrefixes returns TrustedPeers parsed (Validate has checked them).
+func (p *Proxy) TrustedPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(p.TrustedPeers))
+	for _, s := range p.TrustedPeers {
+		if pre, err := parsePrefix(s); err == nil {
+			out = append(out, pre)
+		}
+	}
+	return out
+}
+
+// parsePrefix accepts a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// GatewayHop splits a gateway URI into host, port and transport.
+func GatewayHop(uri string) (host string, port int, transport string, err error) {
+	s := strings.TrimSpace(uri)
+	scheme := "sip"
+	switch {
+	case strings.HasPrefix(s, "sips:"):
+		scheme, s = "sips", s[5:]
+	case strings.HasPrefix(s, "sip:"):
+		s = s[4:]
+	default:
+		return "", 0, "", fmt.Errorf("want a sip: or sips: URI")
+	}
+	transport = "udp"
+	if scheme == "sips" {
+		transport = "tls"
+	}
+	hostport, params, _ := strings.Cut(s, ";")
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(p, "=")
+		if strings.EqualFold(k, "transport") {
+			transport = strings.ToLower(v)
+		}
+	}
+	switch transport {
+	case "udp", "tcp", "tls":
+	default:
+		return "", 0, "", fmt.Errorf("transport %q: want udp, tcp or tls", transport)
+	}
+	if strings.Contains(hostport, "@") {
+		return "", 0, "", fmt.Errorf("a gateway URI has no user part")
+	}
+	port = 5060
+	if transport == "tls" {
+		port = 5061
+	}
+	host = hostport
+	if ap, err := netip.ParseAddrPort(hostport); err == nil {
+		host, port = ap.Addr().String(), int(ap.Port())
+	} else if h, p, ok := strings.Cut(hostport, ":"); ok && !strings.Contains(p, ":") {
+		var n int
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
+			return "", 0, "", fmt.Errorf("port %q", p)
+		}
+		host, port = h, n
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" || strings.ContainsAny(host, " \"<>\r\n") {
+		return "", 0, "", fmt.Errorf("host %q", host)
+	}
+	return host, port, transport, nil
+}
+
+func (p *Proxy) validate(bad func(key string, v any, why string)) {
+	for i, s := range p.TrustedPeers {
+		if _, err := parsePrefix(s); err != nil {
+			bad(fmt.Sprintf("proxy.trusted_peers[%d]", i), quote(s), "want a CIDR or an IP address")
+		}
+	}
+	for i, r := range p.Routes {
+		key := fmt.Sprintf("proxy.routes[%d]", i)
+		if r.Prefix == "" && r.Domain == "" {
+			bad(key, quote(r.Name), "set prefix or domain")
+		}
+		if strings.ContainsAny(r.Prefix+r.Domain, " \"<>;@\r\n") {
+			bad(key+".prefix/domain", quote(r.Prefix+r.Domain), "must not contain spaces, quotes, <, >, ;, @ or line breaks")
+		}
+		if _, _, _, err := GatewayHop(r.Gateway); err != nil {
+			bad(key+".gateway", quote(r.Gateway), err.Error())
+		}
+	}
+	if p.MaxInFlight < 1 {
+		bad("proxy.max_in_flight", p.MaxInFlight, "want at least 1")
+	}
+	if p.TimerC.D() < time.Second {
+		bad("proxy.timer_c", p.TimerC.D(), "want at least 1s (RFC 3261 asks for more than 3m)")
+	}
+	if p.MaxCallDuration.D() < time.Minute {
+		bad("proxy.max_call_duration", p.MaxCallDuration.D(), "want at least 1m")
+	}
+}

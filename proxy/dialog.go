@@ -1,0 +1,338 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"hash/fnv"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Dialog is a dialog this proxy established (a call, or a subscription
+// created by SUBSCRIBE or REFER) and routes the in-dialog requests of.
+type Dialog struct {
+	CallID    string
+	CallerTag string
+	CalleeTag string
+	// Call is true for INVITE dialogs.
+	Call bool
+	// Caller and Callee are the From and To URIs.
+	Caller, Callee string
+	// CallerCredential and CalleeCredential are credential ids, empty for
+	// a trusted peer or a gateway.
+	CallerCredential, CalleeCredential string
+	Started                            time.Time
+
+	// Where each side is reached: the caller over the flow its INVITE
+	// came from, the callee over the flow it was sent to.
+	callerHop, calleeHop         Hop
+	callerContact, calleeContact sip.Uri
+	// Route sets beyond us, toward each side, for requests we originate.
+	callerRoutes, calleeRoutes []sip.Uri
+	callerFrom                 *sip.FromHeader // From of the INVITE (caller's tag)
+	calleeTo                   *sip.ToHeader   // To of the 2xx (callee's tag)
+	callerCSeq, calleeCSeq     uint32          // last CSeq seen from each side
+	ending                     bool
+}
+
+// Dialogs is the table of confirmed dialogs, by Call-ID and by credential.
+type Dialogs struct {
+	p  *Proxy
+	mu sync.Mutex
+	by map[string][]*Dialog // Call-ID -> dialogs (forks share a Call-ID)
+}
+
+func newDialogs(p *Proxy) *Dialogs {
+	return &Dialogs{p: p, by: map[string][]*Dialog{}}
+}
+
+func tagOf(params sip.HeaderParams) string {
+	t, _ := params.Get("tag")
+	return t
+}
+
+// confirm records the dialog a 2xx establishes, once.
+func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response) {
+	to, from, cid := res.To(), cl.req.From(), cl.req.CallID()
+	if to == nil || from == nil || cid == nil {
+		return
+	}
+	calleeTag := tagOf(to.Params)
+	if calleeTag == "" {
+		return
+	}
+	d := &Dialog{
+		CallID: string(*cid), CallerTag: tagOf(from.Params), CalleeTag: calleeTag,
+		Call:   cl.req.Method == sip.INVITE,
+		Caller: from.Address.String(), Callee: to.Address.String(),
+		CallerCredential: cl.caller.Credential.ID,
+		Started:          ds.p.now(),
+		calleeHop:        b.t.hop,
+		callerFrom:       &sip.FromHeader{DisplayName: from.DisplayName, Address: *from.Address.Clone(), Params: from.Params.Clone()},
+		calleeTo:         &sip.ToHeader{DisplayName: to.DisplayName, Address: *to.Address.Clone(), Params: to.Params.Clone()},
+	}
+	if b.t.binding != nil {
+		d.CalleeCredential = b.t.binding.CredentialID
+	}
+	if cs := cl.req.CSeq(); cs != nil {
+		d.callerCSeq = cs.SeqNo
+	}
+	if h, err := hopFromSource(cl.req.Source(), cl.req.Transport()); err == nil {
+		d.callerHop = h
+	}
+	if c := cl.req.Contact(); c != nil {
+		d.callerContact = *c.Address.Clone()
+	}
+	if c := res.Contact(); c != nil {
+		d.calleeContact = *c.Address.Clone()
+	}
+	// The caller's side beyond us: the Record-Routes the request carried
+	// when it reached us, nearest first. The callee's side: the entries
+	// the 2xx carries above ours, nearest (bottom-most) first.
+	for _, h := range cl.req.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			d.callerRoutes = append(d.callerRoutes, *rr.Address.Clone())
+		}
+	}
+	var above []sip.Uri
+	for _, h := range res.GetHeaders("Record-Route") {
+		rr, ok := h.(*sip.RecordRouteHeader)
+		if !ok {
+			continue
+		}
+		if ds.p.isUs(&rr.Address) {
+			break
+		}
+		above = append(above, *rr.Address.Clone())
+	}
+	slices.Reverse(above)
+	d.calleeRoutes = above
+
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for _, x := range ds.by[d.CallID] {
+		if x.CallerTag == d.CallerTag && x.CalleeTag == d.CalleeTag {
+			return // a 2xx retransmission or a re-INVITE
+		}
+	}
+	ds.by[d.CallID] = append(ds.by[d.CallID], d)
+}
+
+// match finds the dialog of an in-dialog request and tells which way it
+// goes.
+func (ds *Dialogs) match(req *sip.Request) (d *Dialog, toCallee bool) {
+	cid, from, to := req.CallID(), req.From(), req.To()
+	if cid == nil || from == nil || to == nil {
+		return nil, false
+	}
+	ft, tt := tagOf(from.Params), tagOf(to.Params)
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for _, x := range ds.by[string(*cid)] {
+		switch {
+		case x.CallerTag == ft && x.CalleeTag == tt:
+			return x, true
+		case x.CalleeTag == ft && x.CallerTag == tt:
+			return x, false
+		}
+	}
+	return nil, false
+}
+
+// noteCSeq records the CSeq of a request one side sent.
+func (ds *Dialogs) noteCSeq(d *Dialog, toCallee bool, n uint32) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if toCallee {
+		d.callerCSeq = max(d.callerCSeq, n)
+	} else {
+		d.calleeCSeq = max(d.calleeCSeq, n)
+	}
+}
+
+// remove drops d from the table.
+func (ds *Dialogs) remove(d *Dialog) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	list := ds.by[d.CallID]
+	for i, x := range list {
+		if x == d {
+			list = slices.Delete(list, i, i+1)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(ds.by, d.CallID)
+	} else {
+		ds.by[d.CallID] = list
+	}
+}
+
+// Calls returns the live calls (INVITE dialogs), oldest first.
+func (ds *Dialogs) Calls() []Dialog {
+	ds.mu.Lock()
+	out := make([]Dialog, 0, len(ds.by))
+	for _, list := range ds.by {
+		for _, d := range list {
+			if d.Call && !d.ending {
+				out = append(out, *d)
+			}
+		}
+	}
+	ds.mu.Unlock()
+	slices.SortFunc(out, func(a, b Dialog) int { return a.Started.Compare(b.Started) })
+	return out
+}
+
+// Count returns the number of live calls.
+func (ds *Dialogs) Count() int {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	n := 0
+	for _, list := range ds.by {
+		for _, d := range list {
+			if d.Call && !d.ending {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// EndCredential ends every call of a credential, as caller or callee:
+// the proxy sends BYE to both sides (seed 004: active sessions using a
+// deleted credential are terminated). It returns how many it ended.
+func (ds *Dialogs) EndCredential(credentialID string) int {
+	if credentialID == "" {
+		return 0
+	}
+	var ended []*Dialog
+	ds.mu.Lock()
+	for _, list := range ds.by {
+		for _, d := range list {
+			if d.ending || (d.CallerCredential != credentialID && d.CalleeCredential != credentialID) {
+				continue
+			}
+			d.ending = true
+			ended = append(ended, d)
+		}
+	}
+	ds.mu.Unlock()
+	for _, d := range ended {
+		ds.end(d)
+	}
+	return len(ended)
+}
+
+// end sends BYE (or, for a subscription, nothing: it just forgets it) to
+// both sides of d and removes it.
+func (ds *Dialogs) end(d *Dialog) {
+	defer ds.remove(d)
+	if !d.Call {
+		return
+	}
+	ds.mu.Lock()
+	toCaller := ds.p.byeFor(d, false)
+	toCallee := ds.p.byeFor(d, true)
+	ds.mu.Unlock()
+	for _, r := range []*sip.Request{toCaller, toCallee} {
+		if r != nil {
+			go ds.p.fireAndForget(r)
+		}
+	}
+	ds.p.log.Info("call ended by the proxy", "call_id", d.CallID, "caller", d.Caller, "callee", d.Callee)
+}
+
+// sweep forgets dialogs started before t (a BYE that never came).
+func (ds *Dialogs) sweep(t time.Time) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for cid, list := range ds.by {
+		list = slices.DeleteFunc(list, func(d *Dialog) bool { return d.Started.Before(t) })
+		if len(list) == 0 {
+			delete(ds.by, cid)
+		} else {
+			ds.by[cid] = list
+		}
+	}
+}
+
+// byeFor builds the BYE the proxy sends on behalf of the other side
+// (RFC 3261 15.1.1 and 12.2.1.1): toward the callee as if from the
+// caller, or toward the caller as if from the callee. Called with ds.mu.
+func (p *Proxy) byeFor(d *Dialog, toCallee bool) *sip.Request {
+	var (
+		ruri   sip.Uri
+		hop    Hop
+		routes []sip.Uri
+		from   sip.Header
+		to     sip.Header
+		seq    uint32
+	)
+	if toCallee {
+		ruri, hop, routes, seq = d.calleeContact, d.calleeHop, d.calleeRoutes, d.callerCSeq+1
+		from = &sip.FromHeader{DisplayName: d.callerFrom.DisplayName, Address: *d.callerFrom.Address.Clone(), Params: d.callerFrom.Params.Clone()}
+		to = &sip.ToHeader{DisplayName: d.calleeTo.DisplayName, Address: *d.calleeTo.Address.Clone(), Params: d.calleeTo.Params.Clone()}
+	} else {
+		ruri, hop, routes, seq = d.callerContact, d.callerHop, d.callerRoutes, d.calleeCSeq+1
+		from = &sip.FromHeader{DisplayName: d.calleeTo.DisplayName, Address: *d.calleeTo.Address.Clone(), Params: d.calleeTo.Params.Clone()}
+		to = &sip.ToHeader{DisplayName: d.callerFrom.DisplayName, Address: *d.callerFrom.Address.Clone(), Params: d.callerFrom.Params.Clone()}
+	}
+	if ruri.Host == "" || hop.Host == "" {
+		return nil
+	}
+	via, ok := p.via(hop.Transport, newBranch(byeHash(d, toCallee)))
+	if !ok {
+		return nil
+	}
+	r := sip.NewRequest(sip.BYE, *ruri.Clone())
+	r.AppendHeader(via)
+	mf := sip.MaxForwardsHeader(70)
+	r.AppendHeader(&mf)
+	for _, u := range routes {
+		r.AppendHeader(&sip.RouteHeader{Address: *u.Clone()})
+	}
+	r.AppendHeader(from)
+	r.AppendHeader(to)
+	cid := sip.CallIDHeader(d.CallID)
+	r.AppendHeader(&cid)
+	r.AppendHeader(&sip.CSeqHeader{SeqNo: max(seq, 1), MethodName: sip.BYE})
+	r.AppendHeader(sip.NewHeader("Reason", `SIP;cause=403;text="Credential revoked"`))
+	if p.cfg.Server != "" {
+		r.AppendHeader(sip.NewHeader("User-Agent", p.cfg.Server))
+	}
+	r.SetBody(nil)
+	r.SetTransport(strings.ToUpper(hop.Transport))
+	r.SetDestination(hop.addr())
+	p.setLocalAddr(r, hop.Transport)
+	return r
+}
+
+func byeHash(d *Dialog, toCallee bool) string {
+	h := fnv.New64a()
+	h.Write([]byte(d.CallID + "\x00" + d.CallerTag + "\x00" + d.CalleeTag + "\x00" + strconv.FormatBool(toCallee)))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h.Sum64())
+	return hex.EncodeToString(b[:])
+}
+
+// hopFromSource is the flow a request came over.
+func hopFromSource(source, transport string) (Hop, error) {
+	host, port, err := net.SplitHostPort(source)
+	if err != nil {
+		return Hop{}, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return Hop{}, err
+	}
+	return Hop{Host: host, Port: n, Transport: strings.ToLower(transport)}, nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,447 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// noBuild is passed to sipgo's client so that it sends the request as we
+// built it (without options it would add headers of its own).
+func noBuild(*sipgo.Client, *sip.Request) error { return nil }
+
+// dialTimeout bounds connecting to a next hop.
+const dialTimeout = 5 * time.Second
+
+// call is one request forwarded statefully to one or more branches
+// (RFC 3261 16.6 and 16.7).
+type call struct {
+	p      *Proxy
+	req    *sip.Request // the server transaction's request: never sent
+	tx     sip.ServerTransaction
+	ev     *Event
+	caller caller
+	start  time.Time
+	lh     string
+
+	mu        sync.Mutex
+	branches  []*branch
+	pending   int
+	best      *sip.Response
+	finalSent bool
+	cancelled bool
+	gotFirst  bool
+	done      chan struct{} // closed once the caller has its final response
+	onFinal   func(res *sip.Response, b *branch)
+}
+
+// branch is one client transaction of a call.
+type branch struct {
+	fwd         *sip.Request
+	t           target
+	tx          sip.ClientTransaction
+	provisional bool
+	cancelSent  bool
+	final       bool
+}
+
+// forward sends an out-of-dialog request to its targets, relays the
+// responses and returns once the caller has its final response.
+func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, targets []target, lh string, ev *Event) {
+	if req.Method == sip.INVITE {
+		// RFC 3261 16.2: a stateful proxy answers an INVITE with 100 at once
+		// so that the caller stops retransmitting.
+		_ = tx.Respond(p.newResponse(req, 100, "Trying"))
+	}
+	cl := p.newCall(req, tx, c, lh, ev)
+	recordRoute := req.Method == sip.INVITE || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER
+	for _, t := range targets {
+		cl.startBranch(t, recordRoute)
+	}
+	cl.wait()
+}
+
+func (p *Proxy) newCall(req *sip.Request, tx sip.ServerTransaction, c caller, lh string, ev *Event) *call {
+	cl := &call{p: p, req: req, tx: tx, ev: ev, caller: c, start: p.now(), lh: lh, done: make(chan struct{})}
+	if req.Method == sip.INVITE {
+		// sipgo answers the CANCEL and our INVITE (487) itself; we cancel
+		// the branches (RFC 3261 16.10).
+		tx.OnCancel(func(*sip.Request) { cl.cancelAll(true) })
+	}
+	return cl
+}
+
+// wait blocks until the caller has its final response, or the server
+// transaction ends (CANCEL answered by sipgo, transport error).
+func (cl *call) wait() {
+	cl.mu.Lock()
+	if cl.pending == 0 && !cl.finalSent {
+		cl.sendBestLocked()
+	}
+	cl.mu.Unlock()
+	select {
+	case <-cl.done:
+	case <-cl.tx.Done():
+		cl.mu.Lock()
+		if !cl.finalSent {
+			cl.finalSent = true
+			cl.ev.Status = 487
+			close(cl.done)
+		}
+		cl.mu.Unlock()
+	}
+}
+
+// startBranch forwards a copy of the request to t (RFC 3261 16.6).
+func (cl *call) startBranch(t target, recordRoute bool) {
+	p := cl.p
+	fwd := cl.req.Clone() // never the request the server transaction owns
+	u := t.uri
+	fwd.Recipient = *u.Clone()
+	// Step 3: Max-Forwards.
+	if mf := fwd.MaxForwards(); mf != nil {
+		mf.Dec()
+	} else {
+		mf := sip.MaxForwardsHeader(70)
+		fwd.AppendHeader(&mf)
+	}
+	removeNamed(fwd, "Proxy-Authorization")
+	// Step 4: Record-Route, so that the dialog's requests come through us.
+	if recordRoute {
+		p.addRecordRoute(fwd, cl.req.Transport(), t.hop.Transport)
+	}
+	// Step 8: our Via, its branch carrying the loop hash.
+	via, ok := p.via(t.hop.Transport, newBranch(cl.lh))
+	if !ok {
+		cl.addFailed(t, 502, "No Listener For Transport "+strings.ToUpper(t.hop.Transport))
+		return
+	}
+	fwd.PrependHeader(via)
+	fwd.SetTransport(strings.ToUpper(t.hop.Transport))
+	fwd.SetDestination(t.hop.addr())
+	p.setLocalAddr(fwd, t.hop.Transport)
+
+	b := &branch{fwd: fwd, t: t}
+	cl.mu.Lock()
+	cl.branches = append(cl.branches, b)
+	cl.pending++
+	cl.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	ctx2, err := p.send.TransactionRequest(ctx, fwd, noBuild)
+	cancel()
+	if err != nil {
+		p.log.Debug("forward failed", "method", fwd.Method, "destination", t.hop.addr(), "transport", t.hop.Transport, "error", err)
+		code, reason := 480, "Temporarily Unavailable"
+		if t.binding == nil {
+			code, reason = 502, "Bad Gateway"
+		}
+		cl.onResponse(b, cl.synth(code, reason))
+		return
+	}
+	b.tx = ctx2
+	if cl.req.Method == sip.INVITE {
+		// RFC 3261 17.1.1.2: 2xx retransmissions reach the transaction's
+		// hook, not Responses(); relay them upstream.
+		b.tx.OnRetransmission(func(res *sip.Response) {
+			if res.IsSuccess() {
+				cl.relay(res)
+			}
+		})
+	}
+	go cl.runBranch(b)
+}
+
+// addFailed records a branch that could not be started.
+func (cl *call) addFailed(t target, code int, reason string) {
+	b := &branch{t: t}
+	cl.mu.Lock()
+	cl.branches = append(cl.branches, b)
+	cl.pending++
+	cl.mu.Unlock()
+	cl.onResponse(b, cl.synth(code, reason))
+}
+
+// synth builds a response the proxy itself sends in a branch's name.
+func (cl *call) synth(code int, reason string) *sip.Response {
+	return cl.p.newResponse(cl.req, code, reason)
+}
+
+// runBranch reads one client transaction until its final response,
+// applying Timer C (RFC 3261 16.6 step 11 and 16.8) to INVITEs.
+func (cl *call) runBranch(b *branch) {
+	defer b.tx.Terminate()
+	p := cl.p
+	var timerC <-chan time.Time
+	var tc *time.Timer
+	if cl.req.Method == sip.INVITE {
+		tc = time.NewTimer(p.cfg.TimerC)
+		defer tc.Stop()
+		timerC = tc.C
+	}
+	var giveUp <-chan time.Time // after a CANCEL: the callee gets 32 s to answer
+	for {
+		select {
+		case res, ok := <-b.tx.Responses():
+			if !ok {
+				cl.onResponse(b, cl.synth(408, "Request Timeout"))
+				return
+			}
+			if res.IsProvisional() {
+				if tc != nil {
+					tc.Reset(p.cfg.TimerC)
+				}
+				cl.mu.Lock()
+				b.provisional = true
+				needCancel := cl.cancelled && !b.cancelSent
+				cl.mu.Unlock()
+				if needCancel {
+					cl.sendCancel(b)
+				}
+			}
+			cl.onResponse(b, res)
+			if !res.IsProvisional() {
+				return
+			}
+		case <-b.tx.Done():
+			code, reason := 408, "Request Timeout"
+			if err := b.tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTimeout) && !strings.Contains(err.Error(), "timed out") {
+				code, reason = 480, "Temporarily Unavailable"
+				if b.t.binding == nil {
+					code, reason = 502, "Bad Gateway"
+				}
+			}
+			cl.onResponse(b, cl.synth(code, reason))
+			return
+		case <-timerC:
+			// Timer C: the branch rang too long. A branch that answered
+			// provisionally is cancelled; one that never answered is
+			// treated as a 408 (16.8).
+			timerC = nil
+			cl.mu.Lock()
+			prov := b.provisional
+			cl.mu.Unlock()
+			if !prov {
+				cl.onResponse(b, cl.synth(408, "Request Timeout"))
+				return
+			}
+			cl.sendCancel(b)
+			giveUp = time.After(64 * sip.T1)
+		case <-giveUp:
+			cl.onResponse(b, cl.synth(408, "Request Timeout"))
+			return
+		}
+	}
+}
+
+// onResponse applies RFC 3261 16.7 to a response from branch b.
+func (cl *call) onResponse(b *branch, res *sip.Response) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if !cl.gotFirst {
+		cl.gotFirst = true
+		cl.ev.FirstResponse = cl.p.now().Sub(cl.start)
+	}
+	code := res.StatusCode
+	switch {
+	case code < 200:
+		// Step 5: 100 is not forwarded; other provisionals are, until a
+		// final response went out.
+		if code > 100 && !cl.finalSent {
+			cl.relayLocked(res)
+		}
+		return
+	case b.final:
+		return
+	}
+	b.final = true
+	cl.pending--
+	if code < 300 {
+		// Step 9: every 2xx is forwarded at once, even after another final
+		// response; the dialog is tracked before the caller can ACK it.
+		if cl.onFinal != nil {
+			cl.onFinal(res, b)
+		}
+		if cl.req.Method == sip.INVITE || cl.req.Method == sip.SUBSCRIBE || cl.req.Method == sip.REFER {
+			cl.p.dialogs.confirm(cl, b, res)
+		}
+		cl.relayLocked(res)
+		if !cl.finalSent {
+			cl.finalSent = true
+			cl.ev.Status = code
+			close(cl.done)
+		}
+		cl.cancelOthersLocked(b) // step 10
+		return
+	}
+	if cl.onFinal != nil {
+		cl.onFinal(res, b)
+	}
+	if code >= 600 {
+		cl.cancelOthersLocked(b) // step 5: a 6xx ends the search
+	}
+	if cl.best == nil || better(res, cl.best) {
+		cl.best = res
+	}
+	if cl.pending == 0 && !cl.finalSent {
+		cl.sendBestLocked()
+	}
+}
+
+// better reports whether a is a better final response than b (RFC 3261
+// 16.7 step 6: a 6xx wins, else the lowest class).
+func better(a, b *sip.Response) bool {
+	ac, bc := a.StatusCode/100, b.StatusCode/100
+	if ac == 6 || bc == 6 {
+		return ac == 6 && bc != 6
+	}
+	return ac < bc
+}
+
+// sendBestLocked sends the best final response once every branch ended.
+func (cl *call) sendBestLocked() {
+	res := cl.best
+	if res == nil {
+		res = cl.synth(408, "Request Timeout")
+	}
+	if res.StatusCode == 503 {
+		// Step 6: a 503 means this hop is overloaded to the caller; the
+		// callee's 503 becomes 500.
+		r := cl.synth(500, "Server Internal Error")
+		res = r
+	}
+	cl.relayLocked(res)
+	cl.finalSent = true
+	cl.ev.Status = res.StatusCode
+	close(cl.done)
+}
+
+func (cl *call) relay(res *sip.Response) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.relayLocked(res)
+}
+
+// relayLocked sends a response upstream (16.7 step 7: without our Via).
+// A response we synthesized already has the caller's Via on top.
+func (cl *call) relayLocked(res *sip.Response) {
+	out := res.Clone()
+	if via := out.Via(); via != nil {
+		if br, _ := via.Params.Get("branch"); strings.HasPrefix(br, branchPrefix) && cl.p.ours[strings.ToLower(via.Host)+":"+itoa(via.Port)] {
+			out.RemoveHeader("Via")
+		}
+	}
+	setReplyDestination(cl.req, out)
+	if err := cl.tx.Respond(out); err != nil {
+		if out.IsSuccess() && cl.p.resp != nil {
+			// The server transaction is gone (a 2xx after a CANCEL, or
+			// a retransmission): send it on the transport directly.
+			if err := cl.p.resp.WriteResponse(out); err != nil {
+				cl.p.log.Debug("relay 2xx", "error", err)
+			}
+			return
+		}
+		cl.p.log.Debug("relay response", "status", out.StatusCode, "error", err)
+	}
+}
+
+// cancelAll cancels every pending branch (the caller sent CANCEL, or a
+// credential was removed).
+func (cl *call) cancelAll(byCaller bool) {
+	cl.mu.Lock()
+	cl.cancelled = true
+	if byCaller && !cl.finalSent {
+		// sipgo has answered 487 to the caller.
+		cl.finalSent = true
+		cl.ev.Status = 487
+		close(cl.done)
+	}
+	var todo []*branch
+	for _, b := range cl.branches {
+		if !b.final && b.provisional && !b.cancelSent && b.tx != nil {
+			todo = append(todo, b)
+		}
+	}
+	cl.mu.Unlock()
+	for _, b := range todo {
+		cl.sendCancel(b)
+	}
+}
+
+// cancelOthersLocked cancels the pending branches other than keep.
+func (cl *call) cancelOthersLocked(keep *branch) {
+	cl.cancelled = true
+	for _, b := range cl.branches {
+		if b != keep && !b.final && b.provisional && !b.cancelSent && b.tx != nil {
+			b.cancelSent = true
+			go cl.p.sendCancelReq(b.fwd)
+		}
+	}
+}
+
+// sendCancel cancels branch b once (RFC 3261 9.1: only after a
+// provisional response; runBranch sends it later otherwise).
+func (cl *call) sendCancel(b *branch) {
+	cl.mu.Lock()
+	if b.cancelSent || b.final || b.tx == nil {
+		cl.mu.Unlock()
+		return
+	}
+	b.cancelSent = true
+	cl.mu.Unlock()
+	go cl.p.sendCancelReq(b.fwd)
+}
+
+// sendCancelReq builds the CANCEL of a forwarded INVITE (RFC 3261 9.1:
+// same Request-URI, Call-ID, To, From, CSeq number and top Via) and sends
+// it as its own transaction.
+func (p *Proxy) sendCancelReq(fwd *sip.Request) {
+	r := sip.NewRequest(sip.CANCEL, *fwd.Recipient.Clone())
+	r.AppendHeader(sip.HeaderClone(fwd.Via()))
+	mf := sip.MaxForwardsHeader(70)
+	r.AppendHeader(&mf)
+	r.AppendHeader(sip.HeaderClone(fwd.From()))
+	r.AppendHeader(sip.HeaderClone(fwd.To()))
+	r.AppendHeader(sip.HeaderClone(fwd.CallID()))
+	cseq := &sip.CSeqHeader{SeqNo: fwd.CSeq().SeqNo, MethodName: sip.CANCEL}
+	r.AppendHeader(cseq)
+	for _, h := range fwd.GetHeaders("Route") {
+		r.AppendHeader(sip.HeaderClone(h))
+	}
+	r.SetBody(nil)
+	r.SetTransport(fwd.Transport())
+	r.SetDestination(fwd.Destination())
+	r.Laddr = fwd.Laddr
+	p.fireAndForget(r)
+}
+
+// fireAndForget sends a request as a client transaction and drains it in
+// the background until its final response or timeout.
+func (p *Proxy) fireAndForget(r *sip.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	ctx2, err := p.send.TransactionRequest(ctx, r, noBuild)
+	cancel()
+	if err != nil {
+		p.log.Debug("send request", "method", r.Method, "destination", r.Destination(), "error", err)
+		return
+	}
+	defer ctx2.Terminate()
+	timeout := time.After(64 * sip.T1)
+	for {
+		select {
+		case res, ok := <-ctx2.Responses():
+			if !ok || !res.IsProvisional() {
+				return
+			}
+		case <-ctx2.Done():
+			return
+		case <-timeout:
+			return
+		}
+	}
+}

@@ -1,0 +1,579 @@
+// Package proxy is sipwarden's stateful proxy (RFC 3261 section 16): it
+// authenticates out-of-dialog requests with the registrar's authenticator
+// (407 Proxy-Authenticate), routes them to the registered devices of a
+// local AOR over their own flows or to an outbound gateway, record-routes
+// so that in-dialog requests come back through it, and tracks the dialogs
+// it established so that they can be listed and ended.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"sipwarden/auth"
+	"sipwarden/sipcheck"
+	"sipwarden/store"
+)
+
+// Authenticator is the authentication path shared with the registrar.
+type Authenticator interface {
+	Check(auth.Request) auth.Result
+	Challenges(user string, stale bool) []string
+}
+
+// Locator finds the live bindings of an AOR.
+type Locator interface {
+	Lookup(aor string) []store.Binding
+}
+
+// Credentials tells a local user without a binding (480) from no such
+// user (404).
+type Credentials interface {
+	CredentialByUsername(username string) (store.Credential, error)
+}
+
+// Sender sends requests: *sipgo.Client.
+type Sender interface {
+	TransactionRequest(ctx context.Context, req *sip.Request, options ...sipgo.ClientRequestOption) (sip.ClientTransaction, error)
+	WriteRequest(req *sip.Request, options ...sipgo.ClientRequestOption) error
+}
+
+// ResponseWriter sends a response outside of a server transaction (2xx
+// retransmissions after the transaction ended): *sipgo.Server.
+type ResponseWriter interface {
+	WriteResponse(res *sip.Response) error
+}
+
+// Listener is one SIP listener of this server.
+type Listener struct {
+	// Transport is "udp", "tcp" or "tls".
+	Transport string
+	// Addr is the bound address.
+	Addr netip.AddrPort
+	// Host is what Via and Record-Route carry: the advertised address.
+	Host string
+}
+
+// Route is an outbound route: requests whose Request-URI user starts with
+// Prefix, or whose host is Domain, go to Gateway.
+type Route struct {
+	Name   string
+	Prefix string
+	Domain string
+	// Gateway is the next hop: host, port and transport.
+	Gateway Hop
+	// Connections lists the connection ids allowed to use the route; empty
+	// allows every authenticated caller and trusted peers.
+	Connections []string
+}
+
+// Hop is a next-hop address.
+type Hop struct {
+	Host      string
+	Port      int
+	Transport string // "udp", "tcp", "tls"
+}
+
+func (h Hop) addr() string { return net.JoinHostPort(h.Host, strconv.Itoa(h.Port)) }
+
+// Config configures a Proxy.
+type Config struct {
+	// Domains whose users are local (the registrar's list).
+	Domains []string
+	// Listeners are the server's SIP listeners, one per transport.
+	Listeners []Listener
+	// Trusted peers are not challenged.
+	Trusted []netip.Prefix
+	Routes  []Route
+	// MaxInFlight bounds concurrent proxy transactions; over it, 503.
+	MaxInFlight int
+	// TimerC is how long a branch may ring (RFC 3261 16.6 step 11, > 3 min).
+	TimerC time.Duration
+	// MaxDialogAge drops a tracked dialog whose BYE never came.
+	MaxDialogAge time.Duration
+	// Server is the Server header value of our own responses.
+	Server string
+}
+
+// Event describes one request the proxy finished with.
+type Event struct {
+	Method    string
+	Source    string
+	Transport string
+	// Caller is the authenticated username ("" for trusted peers and
+	// in-dialog requests), Target the Request-URI user.
+	Caller, Target string
+	Status         int
+	Outcome        auth.Outcome
+	Authenticated  bool
+	Trusted        bool
+	InDialog       bool
+	Forwarded      bool
+	// FirstResponse is the time to the first response from a branch.
+	FirstResponse time.Duration
+	Duration      time.Duration
+}
+
+// Proxy is the stateful proxy.
+type Proxy struct {
+	cfg      Config
+	auth     Authenticator
+	loc      Locator
+	creds    Credentials
+	send     Sender
+	resp     ResponseWriter
+	log      *slog.Logger
+	domains  map[string]bool
+	ours     map[string]bool // host:port values that are this server
+	byTp     map[string]Listener
+	dialogs  *Dialogs
+	inFlight atomic.Int64
+	observe  func(Event)
+	now      func() time.Time
+}
+
+// New returns a Proxy. logger nil discards.
+func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sender, resp ResponseWriter, logger *slog.Logger) (*Proxy, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Listeners) == 0 {
+		return nil, errors.New("proxy: no listener")
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 10000
+	}
+	if cfg.TimerC <= 0 {
+		cfg.TimerC = 180 * time.Second
+	}
+	if cfg.MaxDialogAge <= 0 {
+		cfg.MaxDialogAge = 12 * time.Hour
+	}
+	p := &Proxy{
+		cfg: cfg, auth: a, loc: loc, creds: creds, send: send, resp: resp, log: logger,
+		domains: map[string]bool{}, ours: map[string]bool{}, byTp: map[string]Listener{},
+		now: time.Now,
+	}
+	for _, d := range cfg.Domains {
+		p.domains[strings.ToLower(d)] = true
+	}
+	for _, l := range cfg.Listeners {
+		p.byTp[l.Transport] = l
+		port := strconv.Itoa(int(l.Addr.Port()))
+		p.ours[strings.ToLower(l.Host)+":"+port] = true
+		p.ours[l.Addr.Addr().String()+":"+port] = true
+		for d := range p.domains {
+			p.ours[d+":"+port] = true
+		}
+	}
+	p.dialogs = newDialogs(p)
+	return p, nil
+}
+
+// OnEvent registers f to be called once per finished request. Call it
+// before serving.
+func (p *Proxy) OnEvent(f func(Event)) { p.observe = f }
+
+// Dialogs returns the dialog table.
+func (p *Proxy) Dialogs() *Dialogs { return p.dialogs }
+
+// Run sweeps dialogs older than MaxDialogAge until ctx ends.
+func (p *Proxy) Run(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.dialogs.sweep(p.now().Add(-p.cfg.MaxDialogAge))
+		}
+	}
+}
+
+// ServeSIP handles every request method but REGISTER. It returns only
+// once the final response is sent (SIPGO_NOTES: a handler that returns
+// early ends the server transaction).
+func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
+	start := p.now()
+	ev := Event{Method: string(req.Method), Source: req.Source(), Transport: strings.ToLower(req.Transport()), Outcome: auth.NoCredentials}
+	p.serve(req, tx, &ev)
+	ev.Duration = p.now().Sub(start)
+	if req.Method == sip.INVITE || ev.Status >= 300 && ev.Status != 407 {
+		p.log.Info(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
+			"transport", ev.Transport, "status", ev.Status, "outcome", ev.Outcome.String(),
+			"in_dialog", ev.InDialog, "duration_s", ev.Duration.Seconds())
+	} else {
+		p.log.Debug(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
+			"transport", ev.Transport, "status", ev.Status, "outcome", ev.Outcome.String(), "in_dialog", ev.InDialog)
+	}
+	if p.observe != nil {
+		p.observe(ev)
+	}
+}
+
+func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
+	// RFC 3261 16.3: request validation.
+	if sipcheck.HasLineBreak(req) {
+		return // any answer would echo the injected line: drop
+	}
+	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
+	isAck := req.Method == sip.ACK
+	bad := ""
+	switch {
+	case to == nil:
+		bad = "Missing To Header"
+	case from == nil:
+		bad = "Missing From Header"
+	case callID == nil || callID.Value() == "":
+		bad = "Missing Call-ID Header"
+	case cseq == nil:
+		bad = "Missing CSeq Header"
+	case cseq.MethodName != req.Method:
+		bad = "CSeq Method Does Not Match"
+	}
+	if bad != "" {
+		if !isAck {
+			ev.Status = p.reply(req, tx, 400, bad)
+		}
+		return
+	}
+	forceRport(req)
+	ev.Target = req.Recipient.User
+
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		if req.Method == sip.OPTIONS && p.isUs(&req.Recipient) {
+			ev.Status = p.replyOptions(req, tx)
+			return
+		}
+		if !isAck {
+			ev.Status = p.reply(req, tx, 483, "Too Many Hops")
+		}
+		return
+	}
+	if p.looped(req) { // RFC 3261 16.3 step 4
+		if !isAck {
+			ev.Status = p.reply(req, tx, 482, "Loop Detected")
+		}
+		return
+	}
+	loopHash := loopHash(req) // over the request as received (16.6 step 8)
+	ourRoute := p.preprocessRoute(req)
+
+	if to.Params.Has("tag") {
+		ev.InDialog = true
+		p.inDialog(req, tx, ourRoute, loopHash, ev)
+		return
+	}
+	switch req.Method {
+	case sip.ACK:
+		return // an ACK for one of our own non-2xx responses: absorbed (17.2.1)
+	case sip.CANCEL:
+		// A CANCEL matching an INVITE transaction never reaches us: sipgo
+		// answers it and fires the transaction's OnCancel.
+		ev.Status = p.reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	case sip.BYE, sip.PRACK, sip.UPDATE, sip.INFO:
+		ev.Status = p.reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if req.Method == sip.OPTIONS && req.Recipient.User == "" && p.isUs(&req.Recipient) {
+		ev.Status = p.replyOptions(req, tx)
+		return
+	}
+	if r := req.Route(); r != nil {
+		// A preloaded Route to somewhere else would make us an open relay.
+		ev.Status = p.reply(req, tx, 403, "Preloaded Route Denied")
+		return
+	}
+	if n := p.inFlight.Add(1); n > int64(p.cfg.MaxInFlight) {
+		p.inFlight.Add(-1)
+		res := p.newResponse(req, 503, "Service Unavailable")
+		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+		ev.Status = p.respond(tx, res)
+		return
+	}
+	defer p.inFlight.Add(-1)
+
+	caller, ok := p.authenticate(req, tx, ev)
+	if !ok {
+		return
+	}
+	ev.Caller = caller.Username
+	targets, status, reason := p.route(req, caller)
+	if status != 0 {
+		ev.Status = p.reply(req, tx, status, reason)
+		return
+	}
+	ev.Forwarded = true
+	p.forward(req, tx, caller, targets, loopHash, ev)
+}
+
+// caller is who sent an out-of-dialog request.
+type caller struct {
+	Username   string
+	Credential store.Credential // zero for a trusted peer
+	Trusted    bool
+}
+
+// authenticate challenges or verifies the request (RFC 3261 22.3: 407
+// with Proxy-Authenticate). It answers the request itself when it fails.
+func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Event) (caller, bool) {
+	if p.trusted(req.Source()) {
+		ev.Trusted = true
+		return caller{Trusted: true}, true
+	}
+	from := req.From()
+	res := p.auth.Check(auth.Request{Method: string(req.Method), Authorization: headerValues(req, "Proxy-Authorization"), Body: req.Body()})
+	ev.Outcome = res.Outcome
+	switch res.Outcome {
+	case auth.OK:
+	case auth.NoCredentials, auth.BadNonce:
+		ev.Status = p.challenge(req, tx, from.Address.User, false)
+		return caller{}, false
+	case auth.Stale, auth.Replay:
+		ev.Status = p.challenge(req, tx, from.Address.User, true)
+		return caller{}, false
+	case auth.Malformed:
+		ev.Status = p.reply(req, tx, 400, "Malformed Proxy-Authorization Header")
+		return caller{}, false
+	case auth.Disabled:
+		ev.Status = p.reply(req, tx, 403, "Credential Disabled")
+		return caller{}, false
+	case auth.Expired:
+		ev.Status = p.reply(req, tx, 403, "Credential Expired")
+		return caller{}, false
+	default: // Mismatch and UnknownUser look the same from outside
+		ev.Status = p.reply(req, tx, 403, "Forbidden")
+		return caller{}, false
+	}
+	ev.Authenticated = true
+	// The caller may use only its own identity.
+	if from.Address.User != res.Credential.Username {
+		ev.Status = p.reply(req, tx, 403, "From User Does Not Match Credential")
+		return caller{}, false
+	}
+	// The credentials were for us: they go no further (RFC 3261 22.3).
+	req.RemoveHeader("Proxy-Authorization")
+	return caller{Username: res.Credential.Username, Credential: res.Credential}, true
+}
+
+func (p *Proxy) trusted(source string) bool {
+	if len(p.cfg.Trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(source)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, pre := range p.cfg.Trusted {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// target is one destination of a forwarded request.
+type target struct {
+	uri     sip.Uri
+	hop     Hop
+	binding *store.Binding // nil for a gateway
+}
+
+// route finds the targets of an authenticated out-of-dialog request
+// (RFC 3261 16.5), or the status that refuses it.
+func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
+	ru := req.Recipient
+	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
+	if local && ru.User != "" {
+		if bs := p.loc.Lookup(ru.User); len(bs) > 0 {
+			ts := make([]target, 0, len(bs))
+			for i := range bs {
+				b := bs[i]
+				t, err := bindingTarget(&b)
+				if err != nil {
+					p.log.Warn("unusable binding", "aor", b.AOR, "binding", b.ID, "error", err)
+					continue
+				}
+				ts = append(ts, t)
+			}
+			if len(ts) > 0 {
+				return ts, 0, ""
+			}
+		}
+		if _, err := p.creds.CredentialByUsername(ru.User); err == nil {
+			return nil, 480, "Temporarily Unavailable"
+		} else if !errors.Is(err, store.ErrNotFound) {
+			p.log.Error("credential lookup", "error", err)
+			return nil, 500, "Server Internal Error"
+		}
+	}
+	if r, ok := p.outboundRoute(&ru, local); ok {
+		if !routeAllowed(r, c) {
+			return nil, 403, "Outbound Route Not Allowed For This Connection"
+		}
+		u := ru.Clone()
+		u.Host, u.Port = r.Gateway.Host, r.Gateway.Port
+		u.UriParams = sip.HeaderParams{}
+		if r.Gateway.Transport != "udp" {
+			u.UriParams.Add("transport", r.Gateway.Transport)
+		}
+		return []target{{uri: *u, hop: r.Gateway}}, 0, ""
+	}
+	if local {
+		if ru.User == "" {
+			return nil, 404, "No User In Request-URI"
+		}
+		return nil, 404, "User Not Found"
+	}
+	return nil, 403, "Relaying Not Allowed: No Route To Domain"
+}
+
+func (p *Proxy) outboundRoute(ru *sip.Uri, local bool) (Route, bool) {
+	for _, r := range p.cfg.Routes {
+		if r.Domain != "" && strings.EqualFold(r.Domain, ru.Host) {
+			return r, true
+		}
+		if r.Prefix != "" && ru.User != "" && strings.HasPrefix(ru.User, r.Prefix) && (local || r.Domain == "") {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
+func routeAllowed(r Route, c caller) bool {
+	if len(r.Connections) == 0 {
+		return true
+	}
+	if c.Trusted {
+		return false
+	}
+	for _, id := range r.Connections {
+		if id == c.Credential.ConnectionID {
+			return true
+		}
+	}
+	return false
+}
+
+// bindingTarget reaches a device over its own flow: the source address
+// and transport its REGISTER came from (SIPGO_NOTES: the connection pool
+// is keyed by remote ip:port, so a TCP/TLS device's connection is reused;
+// behind NAT the Contact address is unreachable).
+func bindingTarget(b *store.Binding) (target, error) {
+	var u sip.Uri
+	contact := b.Contact
+	if i := strings.IndexByte(contact, '<'); i >= 0 {
+		if j := strings.IndexByte(contact[i:], '>'); j > 0 {
+			contact = contact[i+1 : i+j]
+		}
+	}
+	if err := sip.ParseUri(contact, &u); err != nil {
+		return target{}, fmt.Errorf("contact %q: %w", b.Contact, err)
+	}
+	host, port, err := net.SplitHostPort(b.Source)
+	if err != nil {
+		return target{}, fmt.Errorf("source %q: %w", b.Source, err)
+	}
+	pn, _ := strconv.Atoi(port)
+	return target{uri: u, hop: Hop{Host: host, Port: pn, Transport: b.Transport}, binding: b}, nil
+}
+
+// isUs reports whether a URI names this server (host and port).
+func (p *Proxy) isUs(u *sip.Uri) bool {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if u.IsEncrypted() {
+			port = 5061
+		}
+	}
+	return p.ours[strings.ToLower(u.Host)+":"+strconv.Itoa(port)]
+}
+
+// forceRport records the packet's source in the top Via (RFC 3581 section
+// 4, done for every client as Kamailio's force_rport does: phones behind
+// NAT often omit rport), so that responses go back where the request came
+// from.
+func forceRport(req *sip.Request) {
+	via := req.Via()
+	src := req.Source()
+	if via == nil || src == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(src)
+	if err != nil {
+		return
+	}
+	via.Params.Add("received", host)
+	via.Params.Add("rport", port)
+}
+
+// newResponse builds our own response to req, sent to the packet's source.
+func (p *Proxy) newResponse(req *sip.Request, code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if p.cfg.Server != "" {
+		res.AppendHeader(sip.NewHeader("Server", p.cfg.Server))
+	}
+	setReplyDestination(req, res)
+	return res
+}
+
+func setReplyDestination(req *sip.Request, res *sip.Response) {
+	if src := req.Source(); src != "" {
+		res.SetDestination(src)
+	}
+}
+
+func (p *Proxy) reply(req *sip.Request, tx sip.ServerTransaction, code int, reason string) int {
+	return p.respond(tx, p.newResponse(req, code, reason))
+}
+
+func (p *Proxy) respond(tx sip.ServerTransaction, res *sip.Response) int {
+	if err := tx.Respond(res); err != nil {
+		p.log.Debug("send response", "status", res.StatusCode, "error", err)
+	}
+	return res.StatusCode
+}
+
+func (p *Proxy) replyOptions(req *sip.Request, tx sip.ServerTransaction) int {
+	res := p.newResponse(req, 200, "OK")
+	res.AppendHeader(sip.NewHeader("Allow", Allow))
+	return p.respond(tx, res)
+}
+
+// Allow lists the methods sipwarden handles.
+const Allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, PUBLISH, REGISTER"
+
+func (p *Proxy) challenge(req *sip.Request, tx sip.ServerTransaction, user string, stale bool) int {
+	res := p.newResponse(req, 407, "Proxy Authentication Required")
+	for _, v := range p.auth.Challenges(user, stale) {
+		res.AppendHeader(sip.NewHeader("Proxy-Authenticate", v))
+	}
+	return p.respond(tx, res)
+}
+
+func headerValues(req *sip.Request, name string) []string {
+	hs := req.GetHeaders(name)
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.Value()
+	}
+	return out
+}
