@@ -288,7 +288,8 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if req.Method == sip.OPTIONS && req.Recipient.User == "" && p.isUs(&req.Recipient) {
+	if req.Method == sip.OPTIONS && req.Recipient.User == "" && (p.isUs(&req.Recipient) || p.domains[strings.ToLower(req.Recipient.Host)]) {
+		// A keepalive or a capability query for the server itself.
 		ev.Status = p.replyOptions(req, tx)
 		return
 	}

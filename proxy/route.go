@@ -47,7 +47,9 @@ func loopHash(req *sip.Request) string {
 	return hex.EncodeToString(sum[:])
 }
 
-type h2w struct{ w interface{ Write([]byte) (int, error) } }
+type h2w struct {
+	w interface{ Write([]byte) (int, error) }
+}
 
 func (x h2w) WriteString(s string) (int, error) { return x.w.Write([]byte(s)) }
 

@@ -1,0 +1,666 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"sipwarden/config"
+	"sipwarden/digest"
+)
+
+// device is a softphone made of sipgo's own dialog code (an implementation
+// independent of ours): it registers, calls, answers, rings or is busy.
+type device struct {
+	t      *testing.T
+	user   string
+	tp     string
+	listen string // a fixed UDP address it listens on (gateways only)
+	ph     *phone
+	uas    *sipgo.DialogServerCache
+	uac    *sipgo.DialogClientCache
+	mode   atomic.Value // "answer", "busy" or "ring"
+
+	invites chan *sip.Request
+	byes    chan *sip.Request
+	acks    chan *sip.Request
+	cancels chan *sip.Request
+
+	mu      sync.Mutex
+	callees []*sipgo.DialogServerSession
+}
+
+const testSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+
+// newDevice starts a device on transport tp. On UDP it listens on bindIP
+// (127.0.0.1 when empty; "ip:port" for a fixed port) and sends from that
+// socket.
+func newDevice(t *testing.T, ts *testServer, tp, user, bindIP string) *device {
+	t.Helper()
+	if bindIP == "" {
+		bindIP = "127.0.0.1"
+	}
+	bindPort := 0
+	if h, p, err := net.SplitHostPort(bindIP); err == nil {
+		bindIP = h
+		bindPort, _ = strconv.Atoi(p)
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(user), sipgo.WithUserAgenTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ua.Close() })
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &device{t: t, user: user, tp: tp,
+		invites: make(chan *sip.Request, 16), byes: make(chan *sip.Request, 16),
+		acks: make(chan *sip.Request, 16), cancels: make(chan *sip.Request, 16)}
+	d.mode.Store("answer")
+	opts := []sipgo.ClientOption{sipgo.WithClientHostname(bindIP)}
+	contact := sip.Uri{Scheme: "sip", User: user, Host: bindIP, Port: 5999}
+	var serveUDP *net.UDPConn // served once the handlers are in place
+	switch {
+	case tp == "udp" && bindPort != 0:
+		// A fixed address (a gateway): listen there.
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(bindIP), Port: bindPort})
+		if err != nil {
+			t.Fatalf("listen udp %s: %v", bindIP, err)
+		}
+		serveUDP = conn
+		d.listen = conn.LocalAddr().String()
+		contact.Port = bindPort
+	case tp == "udp":
+		// A phone: its first request opens an ephemeral socket on bindIP,
+		// which it keeps; the server reaches it there (its flow).
+		opts = append(opts, sipgo.WithClientConnectionAddr(net.JoinHostPort(bindIP, "0")))
+	default:
+		contact.UriParams = sip.NewParams()
+		contact.UriParams.Add("transport", tp)
+	}
+	cli, err := sipgo.NewClient(ua, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ph = &phone{cli: cli, transport: tp, server: ts.addrs[tp]}
+	ch := sip.ContactHeader{Address: contact}
+	d.uas = sipgo.NewDialogServerCache(cli, ch)
+	d.uac = sipgo.NewDialogClientCache(cli, ch)
+	srv.OnInvite(d.onInvite)
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.acks <- req
+		_ = d.uas.ReadAck(req, tx)
+	})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.byes <- req
+		if d.uas.ReadBye(req, tx) == nil {
+			return
+		}
+		if d.uac.ReadBye(req, tx) == nil {
+			return
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
+	if serveUDP != nil {
+		go func() { _ = srv.ServeUDP(serveUDP) }()
+	}
+	return d
+}
+
+func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	d.invites <- req
+	dlg, err := d.uas.ReadInvite(req, tx)
+	if err != nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 500, err.Error(), nil))
+		return
+	}
+	d.mu.Lock()
+	d.callees = append(d.callees, dlg)
+	d.mu.Unlock()
+	switch d.mode.Load() {
+	case "busy":
+		_ = dlg.Respond(486, "Busy Here", nil)
+	case "ring":
+		tx.OnCancel(func(r *sip.Request) { d.cancels <- r })
+		_ = dlg.Respond(180, "Ringing", nil)
+	default:
+		_ = dlg.Respond(180, "Ringing", nil)
+		// sipgo hands each received response to its transaction on its own
+		// goroutine: a 200 right behind the 180 may overtake it. A person
+		// answering takes longer than this.
+		time.Sleep(50 * time.Millisecond)
+		_ = dlg.RespondSDP([]byte(testSDP))
+	}
+	select {
+	case <-tx.Done():
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// register registers the device's AOR with its own contact.
+func (d *device) register(t *testing.T, pass string, contact string) {
+	t.Helper()
+	o := regOpts{user: d.user, pass: pass, contact: contact}
+	wantStatus(t, d.ph.register(t, o), 200)
+}
+
+// call sends an INVITE for target through the server and waits for the
+// answer; statuses collects every response the caller saw.
+func (d *device) call(ctx context.Context, t *testing.T, target, fromUser, pass string) (*sipgo.DialogClientSession, []int, error) {
+	t.Helper()
+	host, portStr, _ := net.SplitHostPort(d.ph.server)
+	port, _ := strconv.Atoi(portStr)
+	ru := sip.Uri{Scheme: "sip", User: target, Host: host, Port: port}
+	if d.tp != "udp" {
+		ru.UriParams = sip.NewParams()
+		ru.UriParams.Add("transport", d.tp)
+	}
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: fromUser, Host: "sipwarden.test"}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	sess, err := d.uac.Invite(ctx, ru, []byte(testSDP), from, sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var mu sync.Mutex
+	var statuses []int
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: fromUser, Password: pass, OnResponse: func(res *sip.Response) error {
+		mu.Lock()
+		statuses = append(statuses, res.StatusCode)
+		mu.Unlock()
+		return nil
+	}})
+	mu.Lock()
+	defer mu.Unlock()
+	return sess, append([]int(nil), statuses...), err
+}
+
+func recv(t *testing.T, ch chan *sip.Request, what string) *sip.Request {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %s within 5 s", what)
+		return nil
+	}
+}
+
+func none(t *testing.T, ch chan *sip.Request, what string, d time.Duration) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		t.Fatalf("unexpected %s: %s", what, r.StartLine())
+	case <-time.After(d):
+	}
+}
+
+func dialogStatus(err error) int {
+	var de *sipgo.ErrDialogResponse
+	if errors.As(err, &de) {
+		return de.Res.StatusCode
+	}
+	return 0
+}
+
+const (
+	alicePass = "alice-secret-pw-1"
+	bobPass   = "bob-secret-pw-22"
+)
+
+type callCredentials struct{ alice, bob credential }
+
+func callSetup(t *testing.T, ts *testServer) callCredentials {
+	return callCredentials{
+		alice: ts.createCredential(t, "alice", alicePass, nil),
+		bob:   ts.createCredential(t, "bob", bobPass, nil),
+	}
+}
+
+func (ts *testServer) calls(t *testing.T) []map[string]any {
+	t.Helper()
+	var cs []map[string]any
+	if code := ts.api(t, "GET", "/v1/calls", nil, &cs); code != 200 {
+		t.Fatalf("GET /v1/calls: %d", code)
+	}
+	return cs
+}
+
+func TestCallThroughProxy(t *testing.T) {
+	for _, tc := range []struct{ caller, callee string }{{"udp", "udp"}, {"tcp", "udp"}, {"udp", "tcp"}, {"tls", "tls"}} {
+		t.Run(tc.caller+"-to-"+tc.callee, func(t *testing.T) {
+			ts := startServer(t, testConfig(t, t.TempDir()))
+			callSetup(t, ts)
+			bob := newDevice(t, ts, tc.callee, "bob", "")
+			bob.register(t, bobPass, "")
+			alice := newDevice(t, ts, tc.caller, "alice", "")
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			sess, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
+			if err != nil {
+				t.Fatalf("call: %v (statuses %v)", err, statuses)
+			}
+			inv := recv(t, bob.invites, "INVITE at bob")
+			if inv.GetHeader("Proxy-Authorization") != nil {
+				t.Error("Proxy-Authorization was forwarded to the callee")
+			}
+			rrs := inv.GetHeaders("Record-Route")
+			wantRR := 1
+			if tc.caller != tc.callee {
+				wantRR = 2 // RFC 5658 double Record-Route on a transport change
+			}
+			if len(rrs) != wantRR {
+				t.Errorf("callee saw %d Record-Route headers, want %d: %v", len(rrs), wantRR, rrs)
+			}
+			if mf := inv.MaxForwards(); mf == nil || mf.Val() != 69 {
+				t.Errorf("Max-Forwards at callee = %v, want 69", mf)
+			}
+			if !containsAll(statuses, 180, 200) {
+				t.Errorf("caller saw %v, want 180 and 200", statuses)
+			}
+			if err := sess.Ack(ctx); err != nil {
+				t.Fatalf("ACK: %v", err)
+			}
+			recv(t, bob.acks, "ACK at bob")
+			if cs := ts.calls(t); len(cs) != 1 || cs[0]["caller_credential_id"] == nil {
+				t.Errorf("GET /v1/calls = %v, want the call with its caller credential", cs)
+			}
+			if err := sess.Bye(ctx); err != nil {
+				t.Fatalf("BYE: %v", err)
+			}
+			bye := recv(t, bob.byes, "BYE at bob")
+			if bye.GetHeader("Proxy-Authorization") != nil {
+				t.Error("in-dialog BYE carried credentials")
+			}
+			waitFor(t, "the call to leave /v1/calls", 3*time.Second, func() bool { return len(ts.calls(t)) == 0 })
+		})
+	}
+}
+
+func containsAll(xs []int, want ...int) bool {
+	for _, w := range want {
+		found := false
+		for _, x := range xs {
+			if x == w {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCalleeHangsUp(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "tcp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.invites, "INVITE at bob")
+	recv(t, bob.acks, "ACK at bob")
+	bob.mu.Lock()
+	dlg := bob.callees[0]
+	bob.mu.Unlock()
+	// The callee's BYE follows the route set (our two Record-Routes) back
+	// to the caller's TCP connection.
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatalf("callee BYE: %v", err)
+	}
+	recv(t, alice.byes, "BYE at alice")
+}
+
+func TestCancelBeforeAnswer(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.mode.Store("ring")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-bob.invites:
+			time.Sleep(300 * time.Millisecond) // let the 180 reach the caller
+			cancel()
+		case <-time.After(5 * time.Second):
+			cancel()
+		}
+	}()
+	_, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err == nil {
+		t.Fatal("the cancelled call was answered")
+	}
+	recv(t, bob.cancels, "CANCEL at bob")
+	if !containsAll(statuses, 180) {
+		t.Errorf("caller saw %v, want 180 before the CANCEL", statuses)
+	}
+	if len(ts.calls(t)) != 0 {
+		t.Error("a cancelled call is listed")
+	}
+}
+
+func TestCalleeBusy(t *testing.T) {
+	for _, tp := range []string{"udp", "tcp"} {
+		t.Run(tp, func(t *testing.T) {
+			ts := startServer(t, testConfig(t, t.TempDir()))
+			callSetup(t, ts)
+			bob := newDevice(t, ts, "udp", "bob", "")
+			bob.mode.Store("busy")
+			bob.register(t, bobPass, "")
+			alice := newDevice(t, ts, tp, "alice", "")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
+			if got := dialogStatus(err); got != 486 {
+				t.Fatalf("caller got %v (statuses %v), want 486", err, statuses)
+			}
+			recv(t, bob.invites, "INVITE at bob")
+			// The caller's ACK of the 486 ends at the proxy; the callee got
+			// the proxy's own ACK, absorbed by its transaction.
+			none(t, bob.acks, "ACK reaching the callee's handler", 300*time.Millisecond)
+		})
+	}
+}
+
+func TestCalleeBehindNAT(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	// The Contact names a private address nobody can reach: the proxy must
+	// use the flow the REGISTER came from.
+	bob.register(t, bobPass, "<sip:bob@10.255.255.1:5060>")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	inv := recv(t, bob.invites, "INVITE at bob")
+	if inv.Recipient.Host != "10.255.255.1" {
+		t.Errorf("Request-URI %s, want the registered Contact", inv.Recipient.String())
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	recv(t, bob.byes, "BYE at bob")
+}
+
+func TestCallRefusals(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	ts.createCredential(t, "carol", "carol-secret-pw-3", nil) // never registers
+	alice := newDevice(t, ts, "udp", "alice", "")
+	for _, tc := range []struct {
+		name, target, from, pass string
+		want                     int
+	}{
+		{"unregistered callee", "carol", "alice", alicePass, 480},
+		{"unknown user", "nobody", "alice", alicePass, 404},
+		{"wrong password", "carol", "alice", "not-the-password", 403},
+		{"unknown caller", "carol", "mallory", "whatever-password", 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, statuses, err := alice.call(ctx, t, tc.target, tc.from, tc.pass)
+			if got := dialogStatus(err); got != tc.want {
+				t.Fatalf("got %v (statuses %v), want %d", err, statuses, tc.want)
+			}
+			if !containsAll(statuses, 407) {
+				t.Errorf("statuses %v: the first INVITE was not challenged with 407", statuses)
+			}
+		})
+	}
+}
+
+// TestFromMustMatchCredential: authenticated as alice, calling as bob.
+func TestFromMustMatchCredential(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	alice := newDevice(t, ts, "udp", "alice", "")
+	msg := "INVITE sip:bob@sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-from1;rport\n" +
+		"Max-Forwards: 70\nTo: <sip:bob@sipwarden.test>\nFrom: <sip:bob@sipwarden.test>;tag=1\nCall-ID: from-mismatch\n" +
+		"CSeq: 1 INVITE\nContact: <sip:alice@LOCAL>\nContent-Length: 0\n\n"
+	res := rawExchange(t, "udp", ts.addrs["udp"], msg, 2*time.Second)
+	if !strings.HasPrefix(statusLine(res), "SIP/2.0 407") {
+		t.Fatalf("first INVITE: %q, want 407", statusLine(res))
+	}
+	nonce := between(res, `nonce="`, `"`)
+	authz := digestAnswer("alice", alicePass, nonce, "INVITE", "sip:bob@sipwarden.test")
+	msg2 := strings.Replace(msg, "CSeq: 1", "Proxy-Authorization: "+authz+"\nCSeq: 2", 1)
+	msg2 = strings.Replace(msg2, "branch=z9hG4bK-from1", "branch=z9hG4bK-from2", 1)
+	res = rawExchange(t, "udp", ts.addrs["udp"], msg2, 2*time.Second)
+	if got := statusLine(res); got != "SIP/2.0 403 From User Does Not Match Credential" {
+		t.Fatalf("INVITE as bob with alice's credentials: %q", got)
+	}
+	_ = alice
+}
+
+func TestMaxForwardsAndBadRequests(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	base := "INVITE sip:bob@sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-mf%d;rport\n" +
+		"Max-Forwards: %d\nTo: <sip:bob@sipwarden.test>\nFrom: <sip:alice@sipwarden.test>;tag=1\nCall-ID: mf%d\n" +
+		"CSeq: 1 INVITE\nContent-Length: 0\n\n"
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], fmt.Sprintf(base, 1, 0, 1), 2*time.Second)); got != "SIP/2.0 483 Too Many Hops" {
+		t.Errorf("Max-Forwards 0: %q", got)
+	}
+	noTo := strings.Replace(fmt.Sprintf(base, 2, 70, 2), "To: <sip:bob@sipwarden.test>\n", "", 1)
+	if got := statusLine(rawExchange(t, "tcp", ts.addrs["tcp"], noTo, 2*time.Second)); got != "SIP/2.0 400 Missing To Header" {
+		t.Errorf("INVITE without To: %q", got)
+	}
+	preloaded := strings.Replace(fmt.Sprintf(base, 3, 70, 3), "CSeq:", "Route: <sip:198.51.100.1;lr>\nCSeq:", 1)
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], preloaded, 2*time.Second)); got != "SIP/2.0 403 Preloaded Route Denied" {
+		t.Errorf("preloaded Route: %q", got)
+	}
+	inDialog := strings.Replace(fmt.Sprintf(base, 4, 70, 4), "To: <sip:bob@sipwarden.test>", "To: <sip:bob@sipwarden.test>;tag=zz", 1)
+	inDialog = strings.Replace(inDialog, "INVITE", "BYE", -1)
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], inDialog, 2*time.Second)); got != "SIP/2.0 481 Call/Transaction Does Not Exist" {
+		t.Errorf("BYE for an unknown dialog: %q", got)
+	}
+	opts := "OPTIONS sip:127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-opt;rport\nMax-Forwards: 70\n" +
+		"To: <sip:127.0.0.1>\nFrom: <sip:ping@127.0.0.1>;tag=1\nCall-ID: opt1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], opts, 2*time.Second)); got != "SIP/2.0 200 OK" {
+		t.Errorf("OPTIONS keepalive to the server: %q", got)
+	}
+}
+
+func TestTrustedPeerIsNotChallenged(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Proxy.TrustedPeers = []string{"127.0.0.2/32"}
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	gw := newDevice(t, ts, "udp", "carrier", "127.0.0.2")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, statuses, err := gw.call(ctx, t, "bob", "carrier", "")
+	if err != nil {
+		t.Fatalf("call from the trusted peer: %v (statuses %v)", err, statuses)
+	}
+	if containsAll(statuses, 407) {
+		t.Errorf("trusted peer was challenged: %v", statuses)
+	}
+	recv(t, bob.invites, "INVITE at bob")
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	recv(t, bob.byes, "BYE at bob")
+
+	// The same peer from an untrusted address is challenged.
+	other := newDevice(t, ts, "udp", "carrier", "127.0.0.3")
+	_, statuses, err = other.call(ctx, t, "bob", "carrier", "")
+	if dialogStatus(err) != 407 && !containsAll(statuses, 407) {
+		t.Errorf("untrusted peer: %v %v, want 407", err, statuses)
+	}
+}
+
+func TestOutboundRoute(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	// The gateway: a device listening on its own UDP socket.
+	gwConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwAddr := gwConn.LocalAddr().String()
+	_ = gwConn.Close()
+	// Routes are config: start the server with the gateway's address.
+	cfg.Proxy.Routes = []config.ProxyRoute{{Name: "pstn", Prefix: "9", Gateway: "sip:" + gwAddr}}
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	gw := newDevice(t, ts, "udp", "gateway", gwAddr)
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, statuses, err := alice.call(ctx, t, "9123456", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call to the gateway: %v (statuses %v)", err, statuses)
+	}
+	inv := recv(t, gw.invites, "INVITE at the gateway")
+	if inv.Recipient.User != "9123456" {
+		t.Errorf("gateway Request-URI %s", inv.Recipient.String())
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	recv(t, gw.byes, "BYE at the gateway")
+}
+
+func TestInFlightCap(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Proxy.MaxInFlight = 1
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.mode.Store("ring")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _, _, _ = alice.call(ctx, t, "bob", "alice", alicePass) }()
+	recv(t, bob.invites, "INVITE at bob")
+	alice2 := newDevice(t, ts, "udp", "alice", "")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	_, statuses, err := alice2.call(ctx2, t, "bob", "alice", alicePass)
+	if got := dialogStatus(err); got != 503 {
+		t.Fatalf("second call while one rings with max_in_flight 1: %v %v, want 503", err, statuses)
+	}
+	var de *sipgo.ErrDialogResponse
+	if errors.As(err, &de) && de.Res.GetHeader("Retry-After") == nil {
+		t.Error("503 without Retry-After")
+	}
+	cancel()
+}
+
+func TestCredentialDeletionEndsCall(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	creds := callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "tcp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.acks, "ACK at bob")
+	if n := len(ts.calls(t)); n != 1 {
+		t.Fatalf("%d calls listed, want 1", n)
+	}
+	if code := ts.api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
+		t.Fatalf("delete credential: %d", code)
+	}
+	// Both sides get a BYE from the proxy.
+	b1 := recv(t, bob.byes, "BYE at bob")
+	b2 := recv(t, alice.byes, "BYE at alice")
+	for _, b := range []*sip.Request{b1, b2} {
+		if r := b.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "403") {
+			t.Errorf("BYE without the revocation Reason: %v", r)
+		}
+	}
+	waitFor(t, "no calls listed", 3*time.Second, func() bool { return len(ts.calls(t)) == 0 })
+	if rs := ts.registrations(t, "bob"); len(rs) != 0 {
+		t.Errorf("bob still has %d registrations", len(rs))
+	}
+}
+
+func between(s, start, end string) string {
+	_, after, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(after, end)
+	return v
+}
+
+// digestAnswer is an MD5 qop=auth Proxy-Authorization value for a raw test.
+func digestAnswer(user, pass, nonce, method, uri string) string {
+	c := digest.Credentials{Username: user, Realm: "sipwarden.test", Nonce: nonce, URI: uri,
+		QOP: "auth", CNonce: "abcdef", NC: "00000001", NonceCount: 1, Algorithm: "MD5"}
+	resp := digest.Response(c, digest.MD5, method, digest.HA1(digest.MD5, user, "sipwarden.test", pass), nil)
+	return fmt.Sprintf(`Digest username="%s", realm="sipwarden.test", nonce="%s", uri="%s", response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="abcdef"`,
+		user, nonce, uri, resp)
+}
+
+// TestACKOfOwnErrorAbsorbedOverTCP: over TCP the ACK of our 407 reaches the
+// handler (no UDP transaction to absorb it); it must get no answer.
+func TestACKOfOwnErrorAbsorbedOverTCP(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	c, err := net.DialTimeout("tcp", ts.addrs["tcp"], time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	inv := "INVITE sip:bob@sipwarden.test SIP/2.0\r\nVia: SIP/2.0/TCP " + local + ";branch=z9hG4bK-ackabs\r\n" +
+		"Max-Forwards: 70\r\nTo: <sip:bob@sipwarden.test>\r\nFrom: <sip:alice@sipwarden.test>;tag=a1\r\nCall-ID: ackabs\r\n" +
+		"CSeq: 1 INVITE\r\nContact: <sip:alice@" + local + ";transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte(inv)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to the INVITE: %v", err)
+	}
+	res := string(buf[:n])
+	if !strings.HasPrefix(res, "SIP/2.0 407") {
+		t.Fatalf("INVITE: %q, want 407", statusLine(res))
+	}
+	toTag := between(res, "To: <sip:bob@sipwarden.test>;tag=", "\r\n")
+	ack := "ACK sip:bob@sipwarden.test SIP/2.0\r\nVia: SIP/2.0/TCP " + local + ";branch=z9hG4bK-ackabs\r\n" +
+		"Max-Forwards: 70\r\nTo: <sip:bob@sipwarden.test>;tag=" + toTag + "\r\nFrom: <sip:alice@sipwarden.test>;tag=a1\r\nCall-ID: ackabs\r\n" +
+		"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(ack)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := c.Read(buf); err == nil {
+		t.Fatalf("the ACK was answered: %q", statusLine(string(buf[:n])))
+	}
+}
