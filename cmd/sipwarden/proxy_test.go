@@ -349,11 +349,18 @@ func TestCancelBeforeAnswer(t *testing.T) {
 			cancel()
 		}
 	}()
-	_, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	sess, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
 	if err == nil {
 		t.Fatal("the cancelled call was answered")
 	}
 	recv(t, bob.cancels, "CANCEL at bob")
+	if sess == nil || sess.InviteResponse == nil || sess.InviteResponse.StatusCode != 487 {
+		var got any = "no response"
+		if sess != nil && sess.InviteResponse != nil {
+			got = sess.InviteResponse.StatusCode
+		}
+		t.Errorf("caller's final response %v, want 487", got)
+	}
 	if !containsAll(statuses, 180) {
 		t.Errorf("caller saw %v, want 180 before the CANCEL", statuses)
 	}
