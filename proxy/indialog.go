@@ -68,6 +68,9 @@ func (p *Proxy) forwardACK(req *sip.Request, t target, lh string) {
 		}
 		mf.Dec()
 	}
+	// baresip resends its cached credentials on ACK and BYE: they are for
+	// us and go no further (RFC 3261 22.3).
+	removeNamed(fwd, "Proxy-Authorization")
 	branch := branchPrefix + lh + ".a"
 	if v := req.Via(); v != nil {
 		b, _ := v.Params.Get("branch")
