@@ -48,6 +48,7 @@ type branch struct {
 	provisional bool
 	cancelSent  bool
 	final       bool
+	timedOut    bool // Timer C fired: its 487 is answered as 408
 }
 
 // forward sends an out-of-dialog request to its targets, relays the
@@ -225,6 +226,7 @@ func (cl *call) runBranch(b *branch) {
 			timerC = nil
 			cl.mu.Lock()
 			prov := b.provisional
+			b.timedOut = true
 			cl.mu.Unlock()
 			if !prov {
 				cl.onResponse(b, cl.synth(408, "Request Timeout"))
@@ -258,6 +260,12 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 		return
 	case b.final:
 		return
+	}
+	if code == 487 && b.timedOut {
+		// The callee's answer to our Timer C CANCEL: for the caller the
+		// call timed out (as Kamailio's fr_inv_timer answers).
+		res = cl.synth(408, "Request Timeout")
+		code = 408
 	}
 	b.final = true
 	cl.pending--

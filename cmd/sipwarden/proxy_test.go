@@ -671,3 +671,78 @@ func TestACKOfOwnErrorAbsorbedOverTCP(t *testing.T) {
 		t.Fatalf("the ACK was answered: %q", statusLine(string(buf[:n])))
 	}
 }
+
+// TestLastRegisteredDeviceRings: with max_contacts 1, a second device
+// replaces the first, and only it rings.
+func TestLastRegisteredDeviceRings(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	old := newDevice(t, ts, "udp", "bob", "")
+	old.register(t, bobPass, "")
+	newer := newDevice(t, ts, "tcp", "bob", "")
+	newer.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	recv(t, newer.invites, "INVITE at the newest device")
+	none(t, old.invites, "INVITE at the replaced device", 200*time.Millisecond)
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+}
+
+// TestForkToEveryBinding: with max_contacts 2 both devices ring (RFC 3261
+// 16.7 parallel forking); the first to answer wins and the other is
+// cancelled.
+func TestForkToEveryBinding(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Registrar.MaxContacts = 2
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	desk := newDevice(t, ts, "udp", "bob", "")
+	desk.mode.Store("ring")
+	desk.register(t, bobPass, "")
+	mobile := newDevice(t, ts, "tcp", "bob", "")
+	mobile.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	recv(t, desk.invites, "INVITE at the desk phone")
+	recv(t, mobile.invites, "INVITE at the mobile")
+	recv(t, desk.cancels, "CANCEL at the desk phone once the mobile answered")
+	_ = sess.Ack(ctx)
+	recv(t, mobile.acks, "ACK at the mobile")
+	_ = sess.Bye(ctx)
+	recv(t, mobile.byes, "BYE at the mobile")
+}
+
+// TestTimerC: a callee that rings longer than timer_c is cancelled and the
+// caller gets 408.
+func TestTimerC(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Proxy.TimerC = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.mode.Store("ring")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if got := dialogStatus(err); got != 408 {
+		t.Fatalf("caller got %v (statuses %v), want 408", err, statuses)
+	}
+	recv(t, bob.cancels, "CANCEL at bob")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("408 after %v with a 1 s Timer C", d)
+	}
+}
