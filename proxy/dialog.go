@@ -39,6 +39,9 @@ type Dialog struct {
 	calleeTo                   *sip.ToHeader   // To of the 2xx (callee's tag)
 	callerCSeq, calleeCSeq     uint32          // last CSeq seen from each side
 	ending                     bool
+	// early is true until the 2xx: a 1xx with a To tag creates an early
+	// dialog, in which PRACK and UPDATE travel (RFC 3262, RFC 3311).
+	early bool
 }
 
 // Dialogs is the table of confirmed dialogs, by Call-ID and by credential.
@@ -57,8 +60,9 @@ func tagOf(params sip.HeaderParams) string {
 	return t
 }
 
-// confirm records the dialog a 2xx establishes, once.
-func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response) {
+// confirm records the dialog a 2xx establishes (early: a 1xx with a To
+// tag), once; a 2xx confirms an early dialog with the same tags.
+func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 	to, from, cid := res.To(), cl.req.From(), cl.req.CallID()
 	if to == nil || from == nil || cid == nil {
 		return
@@ -73,6 +77,7 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response) {
 		Caller: from.Address.String(), Callee: to.Address.String(),
 		CallerCredential: cl.caller.Credential.ID,
 		Started:          ds.p.now(),
+		early:            early,
 		calleeHop:        b.t.hop,
 		callerFrom:       &sip.FromHeader{DisplayName: from.DisplayName, Address: *from.Address.Clone(), Params: from.Params.Clone()},
 		calleeTo:         &sip.ToHeader{DisplayName: to.DisplayName, Address: *to.Address.Clone(), Params: to.Params.Clone()},
@@ -117,11 +122,36 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	for _, x := range ds.by[d.CallID] {
-		if x.CallerTag == d.CallerTag && x.CalleeTag == d.CalleeTag {
-			return // a 2xx retransmission or a re-INVITE
+		sameWay := x.CallerTag == d.CallerTag && x.CalleeTag == d.CalleeTag
+		if sameWay && x.early && !early {
+			// The 2xx of an early dialog: now confirmed, with the
+			// callee's final Contact and route set.
+			x.early, x.calleeContact, x.calleeRoutes, x.Started = false, d.calleeContact, d.calleeRoutes, d.Started
+			return
+		}
+		if sameWay || x.CallerTag == d.CalleeTag && x.CalleeTag == d.CallerTag {
+			return // a retransmission, or a re-INVITE from either side
 		}
 	}
 	ds.by[d.CallID] = append(ds.by[d.CallID], d)
+}
+
+// dropEarly forgets the early dialog a branch's failure ends.
+func (ds *Dialogs) dropEarly(callID, callerTag, calleeTag string) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	list, ok := ds.by[callID]
+	if !ok {
+		return
+	}
+	list = slices.DeleteFunc(list, func(d *Dialog) bool {
+		return d.early && d.CallerTag == callerTag && d.CalleeTag == calleeTag
+	})
+	if len(list) == 0 {
+		delete(ds.by, callID)
+	} else {
+		ds.by[callID] = list
+	}
 }
 
 // match finds the dialog of an in-dialog request and tells which way it
@@ -180,7 +210,7 @@ func (ds *Dialogs) Calls() []Dialog {
 	out := make([]Dialog, 0, len(ds.by))
 	for _, list := range ds.by {
 		for _, d := range list {
-			if d.Call && !d.ending {
+			if d.Call && !d.ending && !d.early {
 				out = append(out, *d)
 			}
 		}
@@ -197,7 +227,7 @@ func (ds *Dialogs) Count() int {
 	n := 0
 	for _, list := range ds.by {
 		for _, d := range list {
-			if d.Call && !d.ending {
+			if d.Call && !d.ending && !d.early {
 				n++
 			}
 		}
@@ -216,7 +246,7 @@ func (ds *Dialogs) EndCredential(credentialID string) int {
 	ds.mu.Lock()
 	for _, list := range ds.by {
 		for _, d := range list {
-			if d.ending || (d.CallerCredential != credentialID && d.CalleeCredential != credentialID) {
+			if d.ending || d.early || (d.CallerCredential != credentialID && d.CalleeCredential != credentialID) {
 				continue
 			}
 			d.ending = true

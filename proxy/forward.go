@@ -254,6 +254,11 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	case code < 200:
 		// Step 5: 100 is not forwarded; other provisionals are, until a
 		// final response went out.
+		if code > 100 && cl.req.Method == sip.INVITE && !cl.inDialog() {
+			if to := res.To(); to != nil && to.Params.Has("tag") {
+				cl.p.dialogs.confirm(cl, b, res, true)
+			}
+		}
 		if code > 100 && !cl.finalSent {
 			cl.relayLocked(res)
 		}
@@ -276,7 +281,7 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 			cl.onFinal(res, b)
 		}
 		if cl.req.Method == sip.INVITE || cl.req.Method == sip.SUBSCRIBE || cl.req.Method == sip.REFER {
-			cl.p.dialogs.confirm(cl, b, res)
+			cl.p.dialogs.confirm(cl, b, res, false)
 		}
 		cl.relayLocked(res)
 		if !cl.finalSent {
@@ -290,6 +295,11 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	if cl.onFinal != nil {
 		cl.onFinal(res, b)
 	}
+	if cl.req.Method == sip.INVITE && !cl.inDialog() {
+		if cid, from, to := cl.req.CallID(), cl.req.From(), res.To(); cid != nil && from != nil && to != nil {
+			cl.p.dialogs.dropEarly(string(*cid), tagOf(from.Params), tagOf(to.Params))
+		}
+	}
 	if code >= 600 {
 		cl.cancelOthersLocked(b) // step 5: a 6xx ends the search
 	}
@@ -299,6 +309,12 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	if cl.pending == 0 && !cl.finalSent {
 		cl.sendBestLocked()
 	}
+}
+
+// inDialog reports whether the forwarded request is inside a dialog.
+func (cl *call) inDialog() bool {
+	to := cl.req.To()
+	return to != nil && to.Params.Has("tag")
 }
 
 // better reports whether a is a better final response than b (RFC 3261
