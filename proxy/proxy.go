@@ -567,14 +567,14 @@ func (p *Proxy) challenge(req *sip.Request, tx sip.ServerTransaction, user strin
 	return p.respond(tx, res)
 }
 
+// headerValues returns the values of every header called name, without
+// sipgo's GetHeaders, which lower-cases (allocates) every header name.
 func headerValues(req *sip.Request, name string) []string {
-	hs := req.GetHeaders(name)
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.Value()
+	var out []string
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h.Value())
+		}
 	}
 	return out
 }

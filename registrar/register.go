@@ -239,9 +239,9 @@ type contact struct {
 // parseContacts applies RFC 3261 10.3 step 6 to the request's Contacts.
 // No Contact at all is a query and yields an empty slice.
 func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
-	hs := req.GetHeaders("Contact")
+	hs := headersNamed(req, "Contact")
 	headerExp, hasHeaderExp := time.Duration(0), false
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := firstHeader(req, "Expires"); h != nil {
 		v, ok := parseSeconds(h.Value())
 		if !ok {
 			return nil, statusErr(400, "Invalid Expires Header")
@@ -336,7 +336,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 	callID := req.CallID().Value()
 	seq := req.CSeq().SeqNo
 	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := firstHeader(req, "User-Agent"); h != nil {
 		ua = sanitize(h.Value(), 256)
 	}
 	var counts Event
@@ -468,16 +468,36 @@ func transportOf(req *sip.Request) string {
 	return strings.ToLower(req.Transport())
 }
 
+// headerValues returns the values of every header called name. sipgo's
+// GetHeaders lower-cases the name of every header of the message, which
+// allocates for each header it does not know: this does not.
 func headerValues(req *sip.Request, name string) []string {
-	hs := req.GetHeaders(name)
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.Value()
+	var out []string
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h.Value())
+		}
 	}
 	return out
+}
+
+func headersNamed(req *sip.Request, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func firstHeader(req *sip.Request, name string) sip.Header {
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
 }
 
 func newID() string {
