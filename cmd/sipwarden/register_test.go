@@ -280,3 +280,42 @@ func TestRegisterBadInput(t *testing.T) {
 }
 
 var _ = sip.REGISTER
+
+// TestUDPRegisterModes: by default UDP REGISTERs are answered by the
+// stateless path (no sipgo transaction); "stateful" hands them to sipgo.
+// Both register a real client.
+func TestUDPRegisterModes(t *testing.T) {
+	for _, mode := range []string{"stateless", "stateful"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.Registrar.UDPMode = mode
+			ts := startServer(t, cfg)
+			ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+			ph := newPhone(t, ts, "udp")
+			wantStatus(t, ph.register(t, regOpts{user: "alice", pass: "alice-secret-pw-1"}), 200)
+			switch {
+			case mode == "stateless" && (ts.udpStateless == nil || ts.udpStateless.Handled() < 2):
+				t.Fatalf("stateless mode: the 401 and the 200 did not come from the stateless path")
+			case mode == "stateful" && ts.udpStateless != nil:
+				t.Fatal("stateful mode started the stateless path")
+			}
+			if n := len(ts.registrations(t, "alice")); n != 1 {
+				t.Fatalf("%d bindings, want 1", n)
+			}
+		})
+	}
+}
+
+// TestStatelessRetransmission: a retransmitted REGISTER (same branch) is
+// processed again and answered again, not swallowed.
+func TestStatelessRetransmission(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	msg := "REGISTER sip:sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-retr;rport\nMax-Forwards: 70\n" +
+		"To: <sip:alice@sipwarden.test>\nFrom: <sip:alice@sipwarden.test>;tag=r1\nCall-ID: retr1\nCSeq: 1 REGISTER\n" +
+		"Contact: <sip:alice@LOCAL>\nContent-Length: 0\n\n"
+	for i := range 2 {
+		if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], msg, 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
+			t.Fatalf("attempt %d: %q, want 401", i+1, got)
+		}
+	}
+}

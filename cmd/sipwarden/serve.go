@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -86,6 +87,8 @@ type server struct {
 	sip    *sipgo.Server
 	ua     *sipgo.UserAgent
 	proxy  *proxy.Proxy
+	// udpStateless answers UDP REGISTERs (nil with registrar.udp_mode stateful).
+	udpStateless *registrar.StatelessUDP
 	http   *http.Server
 	addrs  map[string]string // transport -> bound address ("http" too)
 	closer []func()
@@ -208,6 +211,10 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	}
 	s.sip = srv
 	srv.OnRegister(reg.ServeSIP)
+	if lis.udp != nil && cfg.Registrar.UDPMode == "stateless" {
+		st := registrar.NewStatelessUDP(lis.udp, reg, runtime.GOMAXPROCS(0), logger.With("component", "registrar"))
+		lis.udpServe, s.udpStateless = st, st
+	}
 
 	px, err := newProxy(cfg, lis.addrs, authn, loc, db, ua, srv, logger.With("component", "proxy"))
 	if err != nil {
@@ -277,6 +284,7 @@ func (s *server) close() {
 // listeners are the bound SIP sockets.
 type listeners struct {
 	udp       *net.UDPConn
+	udpServe  net.PacketConn // what sipgo reads: udp, or the stateless REGISTER filter
 	tcp       net.Listener
 	tls       net.Listener
 	tlsConfig *tls.Config
@@ -340,7 +348,11 @@ func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
 		}()
 	}
 	if l.udp != nil {
-		run("udp", func() error { return srv.ServeUDP(l.udp) })
+		pc := net.PacketConn(l.udp)
+		if l.udpServe != nil {
+			pc = l.udpServe
+		}
+		run("udp", func() error { return srv.ServeUDP(pc) })
 	}
 	if l.tcp != nil {
 		run("tcp", func() error { return srv.ServeTCP(l.tcp) })
@@ -351,6 +363,9 @@ func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
 }
 
 func (l *listeners) close() {
+	if l.udpServe != nil {
+		_ = l.udpServe.Close()
+	}
 	if l.udp != nil {
 		_ = l.udp.Close()
 	}
