@@ -449,7 +449,12 @@ func TestDashboardReferencesExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dash struct {
-		Title  string `json:"title"`
+		Title      string `json:"title"`
+		Templating struct {
+			List []struct {
+				Query any `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
 		Panels []struct {
 			Title   string `json:"title"`
 			Targets []struct {
@@ -494,6 +499,18 @@ func TestDashboardReferencesExportedMetrics(t *testing.T) {
 	}
 	if queries == 0 {
 		t.Fatal("the dashboard has no queries")
+	}
+	for _, v := range dash.Templating.List {
+		q, ok := v.Query.(map[string]any)
+		if !ok {
+			continue // the data source variable
+		}
+		s, _ := q["query"].(string)
+		for _, n := range metricName.FindAllString(s, -1) {
+			if !exported[n] {
+				t.Errorf("variable query %q: %s is not exported by the server", s, n)
+			}
+		}
 	}
 }
 
