@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -322,4 +323,38 @@ func histogramCount(t *testing.T, g prometheus.Gatherer, name string) uint64 {
 	}
 	t.Fatalf("no histogram %s", name)
 	return 0
+}
+
+// TestREADMEListsEveryMetric keeps the README's metrics table and the
+// registry in step, both ways.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `sipwarden_"); ok {
+			name, _, _ := strings.Cut(rest, "`")
+			listed["sipwarden_"+name] = true
+		}
+	}
+	m := metrics.New(metrics.Options{NoRuntime: true})
+	m.ResponseSent("REGISTER", 200)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, mf := range mfs {
+		exported[mf.GetName()] = true
+		if !listed[mf.GetName()] {
+			t.Errorf("%s is not listed in README.md", mf.GetName())
+		}
+	}
+	for name := range listed {
+		if !exported[name] {
+			t.Errorf("README.md lists %s, which is not exported", name)
+		}
+	}
 }
