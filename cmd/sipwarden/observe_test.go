@@ -115,12 +115,12 @@ func TestMetricsAfterRegistrations(t *testing.T) {
 	ts.createCredential(t, "bob", pw, nil)
 	udp, tcp := newPhone(t, ts, "udp"), newPhone(t, ts, "tcp")
 
-	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: pw, expires: "600"}), 200)            // 401, 200: added
-	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: pw, expires: "600"}), 200)            // 401, 200: refreshed
-	wantStatus(t, tcp.register(t, regOpts{user: "bob", pass: pw, expires: "600"}), 200)              // 401, 200: added
-	wantStatus(t, tcp.register(t, regOpts{user: "bob", pass: pw, expires: "0"}), 200)                // 401, 200: removed
-	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: "wrong-password-123"}), 403)          // 401, 403: mismatch
-	wantStatus(t, udp.register(t, regOpts{user: "mallory", pass: pw}), 403)                          // 401, 403: unknown_user
+	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: pw, expires: "600"}), 200)           // 401, 200: added
+	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: pw, expires: "600"}), 200)           // 401, 200: refreshed
+	wantStatus(t, tcp.register(t, regOpts{user: "bob", pass: pw, expires: "600"}), 200)             // 401, 200: added
+	wantStatus(t, tcp.register(t, regOpts{user: "bob", pass: pw, expires: "0"}), 200)               // 401, 200: removed
+	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: "wrong-password-123"}), 403)         // 401, 403: mismatch
+	wantStatus(t, udp.register(t, regOpts{user: "mallory", pass: pw}), 403)                         // 401, 403: unknown_user
 	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: pw, domain: "elsewhere.test"}), 404) // no auth check
 	if raw := rawExchange(t, "udp", ts.addrs["udp"], optionsRequest(ts), 2*time.Second); !strings.HasPrefix(raw, "SIP/2.0 200") {
 		t.Fatalf("OPTIONS: got %q", statusLine(raw))
@@ -158,11 +158,11 @@ func TestMetricsAfterRegistrations(t *testing.T) {
 		`sipwarden_registrar_bindings{transport="tcp"}`:       0,
 		`sipwarden_registrar_bindings{transport="tls"}`:       0,
 
-		`sipwarden_proxy_calls_attempted_total`:                  0,
-		`sipwarden_proxy_dialogs_active`:                         0,
-		`sipwarden_guard_bans_active`:                            0,
-		`sipwarden_store_commit_failures_total{kind="records"}`:  0,
-		`sipwarden_store_commit_failures_total{kind="bindings"}`: 0,
+		`sipwarden_proxy_calls_attempted_total`:                                                 0,
+		`sipwarden_proxy_dialogs_active`:                                                        0,
+		`sipwarden_guard_bans_active`:                                                           0,
+		`sipwarden_store_commit_failures_total{kind="records"}`:                                 0,
+		`sipwarden_store_commit_failures_total{kind="bindings"}`:                                0,
 		`sipwarden_build_info{goversion="` + runtime.Version() + `",version="` + version + `"}`: 1,
 	})
 	// Two credentials were committed (the admin key comes from the config).
