@@ -75,13 +75,15 @@ type observedTx struct {
 }
 
 func (t *observedTx) Respond(res *sip.Response) error {
+	// Traced before it is sent, so that the line is in the log before the
+	// peer can act on the response (and also when sending fails).
+	if t.o.tracing() {
+		t.o.traceMessage("SIP response sending", res, slog.String("destination", res.Destination()))
+	}
 	if err := t.ServerTransaction.Respond(res); err != nil {
 		return err
 	}
 	t.o.m.ResponseSent(t.method, res.StatusCode)
-	if t.o.tracing() {
-		t.o.traceMessage("SIP response sent", res, slog.String("destination", res.Destination()))
-	}
 	return nil
 }
 

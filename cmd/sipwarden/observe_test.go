@@ -99,6 +99,19 @@ func wantSamples(t *testing.T, got map[string]float64, want map[string]float64) 
 	}
 }
 
+// scrapeSettled scrapes once no SIP handler is running any more: a client
+// may see a response before the handler that sent it has counted it and
+// returned.
+func (ts *testServer) scrapeSettled(t *testing.T) map[string]float64 {
+	t.Helper()
+	var got map[string]float64
+	waitFor(t, "no SIP transaction in flight", 5*time.Second, func() bool {
+		got = scrape(t, ts.metricsURL())
+		return got["sipwarden_sip_transactions_inflight"] == 0
+	})
+	return got
+}
+
 func (ts *testServer) metricsURL() string {
 	if a, ok := ts.addrs["metrics"]; ok {
 		return "http://" + a + "/metrics"
@@ -126,7 +139,7 @@ func TestMetricsAfterRegistrations(t *testing.T) {
 		t.Fatalf("OPTIONS: got %q", statusLine(raw))
 	}
 
-	got := scrape(t, ts.metricsURL())
+	got := ts.scrapeSettled(t)
 	wantSamples(t, got, map[string]float64{
 		`sipwarden_sip_requests_total{method="REGISTER",transport="udp"}`: 9,
 		`sipwarden_sip_requests_total{method="REGISTER",transport="tcp"}`: 4,
@@ -471,7 +484,7 @@ func TestDashboardReferencesExportedMetrics(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "nobody"}), 401) // makes sip_responses_total exist
 	exported := map[string]bool{}
-	for k := range scrape(t, ts.metricsURL()) {
+	for k := range ts.scrapeSettled(t) {
 		name, _, _ := strings.Cut(k, "{")
 		exported[name] = true
 		if base, ok := strings.CutSuffix(name, "_count"); ok {
@@ -629,7 +642,7 @@ func TestSIPTraceRedactsAuthorization(t *testing.T) {
 	wantStatus(t, newPhone(t, ts, "tcp").register(t, regOpts{user: "alice", pass: pw}), 200)
 
 	logs := ts.logs.String()
-	for _, want := range []string{"SIP request received", "SIP response sent", "Call-ID: trace-1", "SIP/2.0 401 Unauthorized", "SIP/2.0 200 OK"} {
+	for _, want := range []string{"SIP request received", "SIP response sending", "Call-ID: trace-1", "SIP/2.0 401 Unauthorized", "SIP/2.0 200 OK"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("trace lacks %q", want)
 		}
