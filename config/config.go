@@ -41,6 +41,10 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
+	// SIPTrace logs every SIP request received and response sent, whole,
+	// with Authorization and Proxy-Authorization values redacted; only
+	// while the level is debug. Default false. SIGHUP re-reads it and Level.
+	SIPTrace bool `yaml:"sip_trace"`
 }
 
 // SIP configures the SIP listeners and identity.
@@ -130,6 +134,9 @@ type Registrar struct {
 type HTTP struct {
 	// Listen address of the API, /healthz and /metrics. Default "127.0.0.1:8080".
 	Listen string `yaml:"listen"`
+	// MetricsListen, when set, serves /metrics (and /healthz, /readyz)
+	// on this address of its own instead of Listen. Default "" (on Listen).
+	MetricsListen string `yaml:"metrics_listen"`
 	// APIKey, when set (or env SIPWARDEN_API_KEY), is accepted as the admin
 	// key and no key file is generated. At least 16 characters.
 	APIKey string `yaml:"api_key"`
@@ -364,6 +371,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", quote(c.HTTP.Listen), "want host:port")
+	}
+	if m := c.HTTP.MetricsListen; m != "" {
+		if _, port, err := net.SplitHostPort(m); err != nil {
+			bad("http.metrics_listen", quote(m), "want host:port")
+		} else if m == c.HTTP.Listen && port != "0" {
+			bad("http.metrics_listen", quote(m), "must differ from http.listen (leave it empty to serve /metrics there)")
+		}
 	}
 	if k := c.HTTP.APIKey; k != "" && len(k) < 16 {
 		bad("http.api_key", "(secret)", "want at least 16 characters")

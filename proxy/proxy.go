@@ -116,10 +116,13 @@ type Event struct {
 	Caller, Target string
 	Status         int
 	Outcome        auth.Outcome
-	Authenticated  bool
-	Trusted        bool
-	InDialog       bool
-	Forwarded      bool
+	// Checked is true when the request went through authentication (not
+	// for trusted peers, in-dialog requests or requests refused before).
+	Checked       bool
+	Authenticated bool
+	Trusted       bool
+	InDialog      bool
+	Forwarded     bool
 	// FirstResponse is the time to the first response from a branch.
 	FirstResponse time.Duration
 	Duration      time.Duration
@@ -337,7 +340,7 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 	}
 	from := req.From()
 	res := p.auth.Check(auth.Request{Method: string(req.Method), Authorization: headerValues(req, "Proxy-Authorization"), Body: req.Body()})
-	ev.Outcome = res.Outcome
+	ev.Outcome, ev.Checked = res.Outcome, true
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:

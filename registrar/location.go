@@ -42,9 +42,10 @@ type Location struct {
 }
 
 type shard struct {
-	mu   sync.RWMutex
-	aors map[string]*aorEntry
-	exp  expiryHeap
+	mu    sync.RWMutex
+	aors  map[string]*aorEntry
+	exp   expiryHeap
+	count transportCounts // bindings per transport, see location_stats.go
 }
 
 type aorEntry struct {
@@ -144,6 +145,11 @@ func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Bind
 // setLocked stores bs as aor's set (removing the AOR when empty) and keeps
 // the expiry heap in step.
 func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
+	var old []store.Binding
+	if e != nil {
+		old = e.bindings
+	}
+	s.count.replaceLocked(old, bs)
 	if len(bs) == 0 {
 		if e != nil {
 			heap.Remove(&s.exp, e.idx)

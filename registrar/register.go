@@ -54,8 +54,9 @@ type Registrar struct {
 	log     *slog.Logger
 	now     func() time.Time
 	domains map[string]bool
-	// Observe, when set, is called once per handled REGISTER.
-	observe func(Event)
+	// observe holds the functions OnEvent registered, called in order
+	// once per handled REGISTER.
+	observe []func(Event)
 }
 
 // Event describes one handled REGISTER, for logs and metrics.
@@ -91,8 +92,16 @@ func New(cfg Config, loc *Location, a Authenticator, now func() time.Time, logge
 	return &Registrar{cfg: cfg, loc: loc, auth: a, log: logger, now: now, domains: d}
 }
 
-// OnEvent registers f to be called once per handled REGISTER.
-func (r *Registrar) OnEvent(f func(Event)) { r.observe = f }
+// OnEvent adds f to the functions called once per handled REGISTER (logs,
+// metrics, the guard's failure counting), on the request's goroutine, in
+// the order they were added. f must not block. Call it before serving.
+func (r *Registrar) OnEvent(f func(Event)) { r.observe = append(r.observe, f) }
+
+func (r *Registrar) emit(ev Event) {
+	for _, f := range r.observe {
+		f(ev)
+	}
+}
 
 // ServeSIP answers a REGISTER within its server transaction.
 func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
@@ -115,18 +124,14 @@ func (r *Registrar) Handle(req *sip.Request) *sip.Response {
 	if sipcheck.HasLineBreak(req) {
 		ev.Status, ev.Dropped = 0, true
 		r.log.Debug("REGISTER dropped: line break inside a header", "source", ev.Source, "transport", ev.Transport)
-		if r.observe != nil {
-			r.observe(ev)
-		}
+		r.emit(ev)
 		return nil
 	}
 	res := r.handle(req, &ev)
 	ev.Status = res.StatusCode
 	ev.Duration = r.now().Sub(start)
 	r.logEvent(ev)
-	if r.observe != nil {
-		r.observe(ev)
-	}
+	r.emit(ev)
 	return res
 }
 

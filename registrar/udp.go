@@ -32,6 +32,7 @@ type StatelessUDP struct {
 	jobs    chan udpJob
 	bufs    sync.Pool
 	handled atomic.Uint64
+	observe func(req *sip.Request, res *sip.Response)
 	wg      sync.WaitGroup
 	stop    context.CancelFunc
 	ctx     context.Context
@@ -61,6 +62,12 @@ func NewStatelessUDP(conn net.PacketConn, r *Registrar, workers int, logger *slo
 	}
 	return s
 }
+
+// OnExchange registers f to be called for every REGISTER answered here
+// (before the response is sent; res is nil for a dropped request), for
+// the metrics and the message trace the sipgo handlers get elsewhere.
+// Call it before serving.
+func (s *StatelessUDP) OnExchange(f func(req *sip.Request, res *sip.Response)) { s.observe = f }
 
 // Handled returns how many REGISTERs were answered statelessly.
 func (s *StatelessUDP) Handled() uint64 { return s.handled.Load() }
@@ -123,16 +130,18 @@ func (s *StatelessUDP) handle(parser *sip.Parser, out *bytes.Buffer, j udpJob) {
 	req.SetSource(j.addr.String())
 	req.SetTransport("UDP")
 	res := s.reg.Handle(req)
+	if s.observe != nil {
+		s.observe(req, res)
+	}
 	if res == nil {
 		return
 	}
 	out.Reset()
 	res.StringWrite(out)
+	s.handled.Add(1) // before sending: the client may act on it at once
 	if _, err := s.PacketConn.WriteTo(out.Bytes(), j.addr); err != nil {
 		s.log.Debug("send REGISTER response", "source", j.addr.String(), "error", err)
-		return
 	}
-	s.handled.Add(1)
 }
 
 // isRegister reports whether a datagram starts a REGISTER request.

@@ -16,7 +16,7 @@ func (db *DB) CreateAPIKey(k APIKey) (APIKey, error) {
 		}
 	}
 	var out APIKey
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketAPIKeys)
 		now := db.now()
 		if k.ID == "" {
@@ -81,7 +81,7 @@ func (db *DB) APIKeys() ([]APIKey, error) {
 // DeleteAPIKey removes a key, fsynced before it returns. ErrNotFound when
 // there is none.
 func (db *DB) DeleteAPIKey(id string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketAPIKeys)
 		if keys.Get([]byte(id)) == nil {
 			return fmt.Errorf("delete api key %q: %w", id, ErrNotFound)

@@ -19,7 +19,7 @@ func (db *DB) CreateConnection(c Connection) (Connection, error) {
 		}
 	}
 	var out Connection
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		conns := tx.Bucket(bucketConnections)
 		now := db.now()
 		if c.ID == "" {
@@ -94,7 +94,7 @@ func (db *DB) Connections(p Page) ([]Connection, string, error) {
 // fn aborts the update and is returned as it is.
 func (db *DB) UpdateConnection(id string, fn func(*Connection) error) (Connection, error) {
 	var out Connection
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		conns := tx.Bucket(bucketConnections)
 		var c Connection
 		if err := getConnection(conns, id, &c); err != nil {
@@ -121,7 +121,7 @@ func (db *DB) DeleteConnection(id string) error {
 	if id == DefaultConnectionID {
 		return fmt.Errorf("delete connection %q: %w", id, ErrDefaultConnection)
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		conns := tx.Bucket(bucketConnections)
 		if conns.Get([]byte(id)) == nil {
 			return fmt.Errorf("delete connection %q: %w", id, ErrNotFound)

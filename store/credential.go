@@ -53,7 +53,7 @@ func (db *DB) CreateCredential(c Credential) (Credential, error) {
 		}
 	}
 	var out Credential
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := credentialBuckets(tx)
 		if b.conns.Get([]byte(c.ConnectionID)) == nil {
 			return fmt.Errorf("create credential %q: connection %q: %w", c.Username, c.ConnectionID, ErrConnectionNotFound)
@@ -199,7 +199,7 @@ func (db *DB) Credentials(f CredentialFilter, p Page) ([]Credential, string, err
 // returned as it is.
 func (db *DB) UpdateCredential(id string, fn func(*Credential) error) (Credential, error) {
 	var out Credential
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := credentialBuckets(tx)
 		var c Credential
 		if err := getCredential(b.creds, []byte(id), &c); err != nil {
@@ -234,7 +234,7 @@ func (db *DB) UpdateCredential(id string, fn func(*Credential) error) (Credentia
 // returns it as it was. ErrNotFound when there is none.
 func (db *DB) DeleteCredential(id string) (Credential, error) {
 	var c Credential
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := credentialBuckets(tx)
 		if err := getCredential(b.creds, []byte(id), &c); err != nil {
 			return err

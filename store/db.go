@@ -39,6 +39,11 @@ type Options struct {
 	// commit took and its error (nil on success). It runs on the flushing
 	// goroutine and must not call the DB.
 	OnBindingFlush func(n int, d time.Duration, err error)
+	// OnCommit, when set, is called after each synchronous commit of a
+	// credential, connection or API key, with how long the transaction
+	// took (fsync included) and the commit's error. It runs on the
+	// caller's goroutine and must not call the DB.
+	OnCommit func(d time.Duration, err error)
 }
 
 // lockTimeout is how long Open waits for the file lock before ErrLocked.
@@ -73,6 +78,8 @@ type DB struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	onCommit func(time.Duration, error) // Options.OnCommit; see update
 }
 
 // Open opens the database at path, creating the file (mode 0600) and its
@@ -103,6 +110,7 @@ func Open(path string, opts Options) (*DB, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	db.onCommit = opts.OnCommit
 	if db.log == nil {
 		db.log = slog.New(slog.DiscardHandler)
 	}

@@ -746,3 +746,46 @@ func TestTimerC(t *testing.T) {
 		t.Errorf("408 after %v with a 1 s Timer C", d)
 	}
 }
+
+// TestMetricsAfterCall scrapes /metrics after a call and a refused call and
+// checks the proxy's counters exactly.
+func TestMetricsAfterCall(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	recv(t, bob.invites, "INVITE at bob")
+	if got := ts.scrapeSettled(t)[`sipwarden_proxy_dialogs_active`]; got != 1 {
+		t.Errorf("dialogs_active during the call = %v, want 1", got)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.acks, "ACK at bob")
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	recv(t, bob.byes, "BYE at bob")
+	// A call to a user that does not exist.
+	if _, _, err := alice.call(ctx, t, "nobody", "alice", alicePass); dialogStatus(err) != 404 {
+		t.Fatalf("call to nobody: %v", err)
+	}
+	waitFor(t, "the call to end", 3*time.Second, func() bool { return len(ts.calls(t)) == 0 })
+	wantSamples(t, ts.scrapeSettled(t), map[string]float64{
+		`sipwarden_proxy_calls_attempted_total`:                                 1,
+		`sipwarden_proxy_calls_answered_total`:                                  1,
+		`sipwarden_proxy_forwarded_requests_total{method="INVITE"}`:             1,
+		`sipwarden_proxy_forwarded_requests_total{method="BYE"}`:                1,
+		`sipwarden_proxy_dialogs_active`:                                        0,
+		`sipwarden_sip_requests_total{method="INVITE",transport="udp"}`:         4,
+		`sipwarden_sip_responses_total{class="4xx",code="407",method="INVITE"}`: 2,
+		`sipwarden_sip_responses_total{class="4xx",code="404",method="INVITE"}`: 1,
+		`sipwarden_sip_responses_total{class="2xx",code="200",method="BYE"}`:    1,
+		`sipwarden_auth_outcomes_total{result="ok",scheme="digest"}`:            3, // bob's REGISTER and two INVITEs
+	})
+}

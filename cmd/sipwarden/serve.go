@@ -48,6 +48,7 @@ func runServe(args []string, stderr io.Writer) int {
 	setSIPGlobals(cfg, logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer reloadLogOnHUP(ctx, *cfgPath, logger)()
 	if err := serve(ctx, cfg, logger); err != nil {
 		logger.Error("sipwarden stopped", "error", err)
 		return 1
@@ -69,45 +70,44 @@ func setSIPGlobals(cfg config.Config, logger *slog.Logger) {
 	sip.SetDefaultLogger(slog.New(redactHandler{logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "sipgo")})}))
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 // server holds what serve starts, for tests that start it in-process.
 type server struct {
-	cfg    config.Config
-	db     *store.DB
-	loc    *registrar.Location
-	sip    *sipgo.Server
-	ua     *sipgo.UserAgent
-	proxy  *proxy.Proxy
+	cfg   config.Config
+	db    *store.DB
+	loc   *registrar.Location
+	sip   *sipgo.Server
+	ua    *sipgo.UserAgent
+	proxy *proxy.Proxy
 	// udpStateless answers UDP REGISTERs (nil with registrar.udp_mode stateful).
 	udpStateless *registrar.StatelessUDP
-	http   *http.Server
-	addrs  map[string]string // transport -> bound address ("http" too)
-	closer []func()
+	http         *http.Server
+	addrs        map[string]string // transport -> bound address ("http" too)
+	closer       []func()
+
+	obs      *observer // metrics, readiness, SIP trace: observe.go
+	stopHTTP func()    // shuts the HTTP servers down, once
 }
 
 // serve runs the server until ctx ends.
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	s, err := start(ctx, cfg, logger)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // stopped while waiting for the store
+		}
 		return err
 	}
 	<-ctx.Done()
 	logger.Info("shutting down")
+	s.obs.ready.NotReady("server", "shutting down")
 	s.close()
 	return nil
 }
 
-// start opens the store, binds every listener (returning bind errors
-// synchronously) and serves in goroutines.
+// start binds every listener (returning bind errors synchronously),
+// serves /healthz, /readyz and /metrics at once, opens the store (waiting
+// for it while it cannot be opened, with /readyz telling why), and then
+// serves SIP and the API in goroutines.
 func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, addrs: map[string]string{}}
 	ok := false
@@ -116,13 +116,35 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 			s.close()
 		}
 	}()
+	ctl, logger := logControlOf(logger, cfg.Log)
+	obs := newObserver(ctl, logger)
+	s.obs = obs
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "sipwarden.db"), store.Options{
+
+	// Bind every listener first.
+	lis, err := bindSIP(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.closer = append(s.closer, lis.close)
+	for tp, a := range lis.addrs {
+		s.addrs[tp] = a
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen http %s: %w", cfg.HTTP.Listen, err)
+	}
+	s.addrs["http"] = httpLn.Addr().String()
+	if err := s.serveHTTP(obs, httpLn, logger); err != nil {
+		return nil, err
+	}
+
+	db, err := openStore(ctx, filepath.Join(cfg.DataDir, "sipwarden.db"), obs.storeOptions(store.Options{
 		BindingFlushInterval: cfg.Registrar.BindingFlushInterval.D(),
 		Logger:               logger.With("component", "store"),
-	})
+	}), obs.ready, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +184,8 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 
 	loc := registrar.NewLocation(db, nil, logger.With("component", "location"))
 	s.loc = loc
+	loc.OnExpire(obs.bindingExpired)
+	obs.m.SetBindings(loc.CountByTransport)
 	restoreStart := time.Now()
 	bs, err := db.LoadBindings(time.Now())
 	if err != nil {
@@ -169,21 +193,6 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	}
 	n := loc.Restore(bs)
 	logger.Info("bindings restored", "count", n, "duration_s", time.Since(restoreStart).Seconds())
-
-	// Bind every listener first.
-	lis, err := bindSIP(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	s.closer = append(s.closer, lis.close)
-	for tp, a := range lis.addrs {
-		s.addrs[tp] = a
-	}
-	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen http %s: %w", cfg.HTTP.Listen, err)
-	}
-	s.addrs["http"] = httpLn.Addr().String()
 
 	reg := registrar.New(registrar.Config{
 		DefaultExpires: time.Duration(cfg.Registrar.DefaultExpires) * time.Second,
@@ -195,6 +204,7 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		LocalAddrs:     lis.addrs,
 		Server:         cfg.SIP.UserAgent,
 	}, loc, authn, nil, logger.With("component", "registrar"))
+	reg.OnEvent(obs.registerEvent)
 
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.SIP.UserAgent),
@@ -210,9 +220,10 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		return nil, fmt.Errorf("sip server: %w", err)
 	}
 	s.sip = srv
-	srv.OnRegister(reg.ServeSIP)
+	srv.OnRegister(obs.sip(reg.ServeSIP))
 	if lis.udp != nil && cfg.Registrar.UDPMode == "stateless" {
 		st := registrar.NewStatelessUDP(lis.udp, reg, runtime.GOMAXPROCS(0), logger.With("component", "registrar"))
+		st.OnExchange(obs.statelessExchange)
 		lis.udpServe, s.udpStateless = st, st
 	}
 
@@ -220,6 +231,7 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	if err != nil {
 		return nil, err
 	}
+	obs.watchProxy(px)
 	// Every other method goes through the proxy: out-of-dialog requests are
 	// authenticated and routed, in-dialog ones loose-routed. Over TCP the
 	// ACK of our own non-2xx reaches OnAck too; the proxy absorbs it.
@@ -227,9 +239,9 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		srv.OnInvite, srv.OnAck, srv.OnCancel, srv.OnBye, srv.OnOptions, srv.OnMessage,
 		srv.OnSubscribe, srv.OnNotify, srv.OnRefer, srv.OnInfo, srv.OnUpdate, srv.OnPrack, srv.OnPublish,
 	} {
-		on(px.ServeSIP)
+		on(obs.sip(px.ServeSIP))
 	}
-	srv.OnNoRoute(px.ServeSIP)
+	srv.OnNoRoute(obs.sip(px.ServeSIP))
 
 	apiSrv, err := api.New(api.Config{
 		Realm:             cfg.SIP.Realm,
@@ -247,23 +259,17 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		}
 	})
 	s.proxy = px
-	s.http = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	apiSrv.HandleLogLevel(&ctl.level)
+	obs.api.set(apiSrv.Handler())
+	s.closer = append(s.closer, s.stopHTTP) // no API request while the rest closes
 
 	runCtx, cancel := context.WithCancel(ctx)
 	s.closer = append(s.closer, cancel)
 	go loc.Run(runCtx, time.Second)
 	go px.Run(runCtx)
+	lis.stopped = func(tp string, err error) { obs.ready.NotReady("sip."+tp, "listener stopped: "+err.Error()) }
 	lis.serve(srv, logger)
-	go func() {
-		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("http server", "error", err)
-		}
-	}()
-	s.closer = append(s.closer, func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = s.http.Shutdown(sctx)
-	})
+	obs.ready.Ready("sip")
 	logger.Info("sipwarden started", "version", version, "realm", cfg.SIP.Realm, "domain", cfg.SIP.Domain,
 		"udp", s.addrs["udp"], "tcp", s.addrs["tcp"], "tls", s.addrs["tls"], "http", s.addrs["http"], "data_dir", cfg.DataDir)
 	ok = true
@@ -289,6 +295,8 @@ type listeners struct {
 	tls       net.Listener
 	tlsConfig *tls.Config
 	addrs     map[string]string
+	// stopped, when set, is called when a listener stops serving.
+	stopped func(transport string, err error)
 }
 
 func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
@@ -344,6 +352,9 @@ func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
 		go func() {
 			if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
 				logger.Error("sip listener stopped", "transport", tp, "error", err)
+				if l.stopped != nil {
+					l.stopped(tp, err)
+				}
 			}
 		}()
 	}

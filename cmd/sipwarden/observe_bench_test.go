@@ -1,0 +1,97 @@
+package main
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sipwarden/auth"
+	"sipwarden/config"
+	"sipwarden/registrar"
+)
+
+func benchObserver(b *testing.B) *observer {
+	b.Helper()
+	ctl, logger := logControlOf(newLogger(config.Log{Level: "info", Format: "text"}, io.Discard), config.Log{})
+	return newObserver(ctl, logger)
+}
+
+// BenchmarkRegisterEventMetrics is the metrics cost of one handled
+// REGISTER as the registrar reports it (a refresh).
+func BenchmarkRegisterEventMetrics(b *testing.B) {
+	o := benchObserver(b)
+	ev := registrar.Event{AOR: "alice", Source: "192.0.2.1:5060", Transport: "udp", Status: 200,
+		Outcome: auth.OK, Authenticated: true, Refreshed: 1, Duration: 150 * time.Microsecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		o.registerEvent(ev)
+	}
+}
+
+type nopTx struct{ sip.ServerTransaction }
+
+func (nopTx) Respond(*sip.Response) error { return nil }
+
+// BenchmarkSIPHandlerMetrics is what the handler wrapper adds to one
+// request answered with one response (counting both, the in-flight gauge
+// and the transaction wrapper), trace off.
+func BenchmarkSIPHandlerMetrics(b *testing.B) {
+	o := benchObserver(b)
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "sipwarden.test"})
+	req.SetTransport("UDP")
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	h := o.sip(func(_ *sip.Request, tx sip.ServerTransaction) { _ = tx.Respond(res) })
+	var tx sip.ServerTransaction = nopTx{}
+	b.ReportAllocs()
+	for b.Loop() {
+		h(req, tx)
+	}
+}
+
+type failingTx struct{ sip.ServerTransaction }
+
+func (failingTx) Respond(*sip.Response) error { return io.ErrClosedPipe }
+
+// TestHandlerWrapperCounts checks the wrapper alone: a response that
+// could not be sent is not counted, the in-flight gauge returns to 0, an
+// ACK keeps its transaction untouched.
+func TestHandlerWrapperCounts(t *testing.T) {
+	ctl, logger := logControlOf(newLogger(config.Log{Level: "info", Format: "text"}, io.Discard), config.Log{})
+	o := newObserver(ctl, logger)
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "sipwarden.test"})
+	req.SetTransport("TCP")
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	respond := o.sip(func(_ *sip.Request, tx sip.ServerTransaction) { _ = tx.Respond(res) })
+	respond(req, nopTx{})
+	respond(req, failingTx{})
+	var gotTx sip.ServerTransaction
+	ack := sip.NewRequest(sip.ACK, sip.Uri{Scheme: "sip", Host: "sipwarden.test"})
+	ack.SetTransport("TCP")
+	o.sip(func(_ *sip.Request, tx sip.ServerTransaction) { gotTx = tx })(ack, nil)
+	if gotTx != nil {
+		t.Errorf("ACK handler got %T, want the nil transaction", gotTx)
+	}
+	mfs, err := o.m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			k := mf.GetName() + labelString(m.GetLabel())
+			if c := m.GetCounter(); c != nil {
+				got[k] = c.GetValue()
+			} else if g := m.GetGauge(); g != nil {
+				got[k] = g.GetValue()
+			}
+		}
+	}
+	wantSamples(t, got, map[string]float64{
+		`sipwarden_sip_requests_total{method="OPTIONS",transport="tcp"}`:         2,
+		`sipwarden_sip_requests_total{method="ACK",transport="tcp"}`:             1,
+		`sipwarden_sip_responses_total{class="2xx",code="200",method="OPTIONS"}`: 1,
+		`sipwarden_sip_transactions_inflight`:                                    0,
+	})
+}

@@ -1,0 +1,37 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMetricsListenAndTrace(t *testing.T) {
+	cases := []struct {
+		name, yaml, wantErr string
+	}{
+		{"metrics listener of its own", "http:\n  metrics_listen: 127.0.0.1:9100\n", ""},
+		{"trace on", "log:\n  level: debug\n  sip_trace: true\n", ""},
+		{"not host:port", "http:\n  metrics_listen: 9100\n", "http.metrics_listen"},
+		{"same as the API", "http:\n  listen: 127.0.0.1:8080\n  metrics_listen: 127.0.0.1:8080\n", "http.metrics_listen"},
+		{"trace not a bool", "log:\n  sip_trace: sometimes\n", "sometimes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(c.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("Load refused %q: %v", c.yaml, err)
+			case c.wantErr != "" && err == nil:
+				t.Fatalf("Load accepted %q", c.yaml)
+			case c.wantErr != "" && !strings.Contains(err.Error(), c.wantErr):
+				t.Fatalf("error %q does not name %q", err, c.wantErr)
+			}
+		})
+	}
+}

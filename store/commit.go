@@ -1,0 +1,27 @@
+package store
+
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// update runs fn in a read-write transaction, as bbolt's Update does, and
+// reports the commit to Options.OnCommit. A transaction that fn rolls back
+// by returning an error (a taken username, a missing record) is no commit
+// and is not reported.
+func (db *DB) update(fn func(tx *bolt.Tx) error) error {
+	if db.onCommit == nil {
+		return db.bolt.Update(fn)
+	}
+	start := time.Now()
+	var fnErr error
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if fnErr == nil {
+		db.onCommit(time.Since(start), err)
+	}
+	return err
+}
