@@ -32,6 +32,8 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Registrar Registrar `yaml:"registrar"`
 	HTTP      HTTP      `yaml:"http"`
+	Guard     Guard     `yaml:"guard"`
+	Limits    Limits    `yaml:"limits"`
 }
 
 // Log configures log/slog output (to stderr).
@@ -245,6 +247,7 @@ func (c *Config) setDefaults() error {
 	}
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	defInt(&c.HTTP.MinPasswordLength, 12)
+	c.setGuardDefaults() // guard.go
 	return nil
 }
 
@@ -353,6 +356,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.MinPasswordLength < 8 || c.HTTP.MinPasswordLength > 128 {
 		bad("http.min_password_length", c.HTTP.MinPasswordLength, "want 8 to 128")
 	}
+	c.validateGuard(bad) // guard.go
 	return errors.Join(errs...)
 }
 
