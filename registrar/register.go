@@ -67,6 +67,8 @@ type Event struct {
 	Status  int
 	Dropped bool
 	Outcome auth.Outcome
+	// Username is the username the credentials claimed ("" without).
+	Username string
 	// Authenticated is true when the request carried valid credentials.
 	Authenticated                       bool
 	Added, Refreshed, Removed, Replaced int
@@ -91,8 +93,14 @@ func New(cfg Config, loc *Location, a Authenticator, now func() time.Time, logge
 	return &Registrar{cfg: cfg, loc: loc, auth: a, log: logger, now: now, domains: d}
 }
 
-// OnEvent registers f to be called once per handled REGISTER.
-func (r *Registrar) OnEvent(f func(Event)) { r.observe = f }
+// OnEvent registers f to be called once per handled REGISTER, after the
+// functions registered before it. Call it before serving.
+func (r *Registrar) OnEvent(f func(Event)) {
+	if prev, next := r.observe, f; prev != nil {
+		f = func(ev Event) { prev(ev); next(ev) }
+	}
+	r.observe = f
+}
 
 // ServeSIP answers a REGISTER within its server transaction.
 func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
@@ -170,8 +178,8 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	}
 
 	// Step 3 (RFC 3261 22): authenticate.
-	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body()})
-	ev.Outcome = res.Outcome
+	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body(), Source: req.Source()})
+	ev.Outcome, ev.Username = res.Outcome, res.Username
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:
