@@ -41,7 +41,7 @@ bench: deps
 
 # Each fuzz target for FUZZTIME (go test allows one target per run).
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \
-	store:FuzzDecode api:FuzzCredentialCreate
+	store:FuzzDecode api:FuzzCredentialCreate api:FuzzConnectionBody
 fuzz: deps
 	@set -e; for t in $(FUZZTARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
