@@ -9,9 +9,9 @@ import (
 
 // Connection is a connection (trunk) as the API shows it.
 type Connection struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Active    bool      `json:"active"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Active bool   `json:"active"`
 	// AllowedCIDRs are the only addresses the connection's credentials
 	// authenticate from; empty: any.
 	AllowedCIDRs []string  `json:"allowed_cidrs"`
