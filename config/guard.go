@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"sipwarden/guard"
 )
 
 // Guard configures brute-force protection (see package guard): bans of
@@ -143,7 +145,7 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 		bad("guard.user_max_failures", g.UserMaxFailures, "want 1 to 100000")
 	}
 	for _, s := range g.ExemptCIDRs {
-		if _, err := ParseCIDR(s); err != nil {
+		if _, err := guard.ParseCIDR(s); err != nil {
 			bad("guard.exempt_cidrs", quote(s), "want an address or a CIDR such as 192.0.2.0/24")
 		}
 	}
@@ -175,43 +177,11 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 	}
 }
 
-// ParseCIDR parses a CIDR ("192.0.2.0/24") or a single address (a /32 or
-// /128) and returns it masked ("192.0.2.7/24" is 192.0.2.0/24).
-func ParseCIDR(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", s)
-		}
-		return netip.PrefixFrom(p.Addr().Unmap(), bitsUnmapped(p)).Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-func bitsUnmapped(p netip.Prefix) int {
-	if p.Addr().Is4In6() {
-		return max(p.Bits()-96, 0)
-	}
-	return p.Bits()
-}
-
 // ExemptPrefixes returns guard.exempt_cidrs parsed; Validate has checked them.
 func (g Guard) ExemptPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(g.ExemptCIDRs))
 	for _, s := range g.ExemptCIDRs {
-		if p, err := ParseCIDR(s); err == nil {
+		if p, err := guard.ParseCIDR(s); err == nil {
 			out = append(out, p)
 		}
 	}

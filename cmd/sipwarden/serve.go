@@ -25,6 +25,7 @@ import (
 	"sipwarden/api"
 	"sipwarden/auth"
 	"sipwarden/config"
+	"sipwarden/connlimit"
 	"sipwarden/digest"
 	"sipwarden/registrar"
 	"sipwarden/store"
@@ -79,6 +80,7 @@ type server struct {
 	sip    *sipgo.Server
 	ua     *sipgo.UserAgent
 	http   *http.Server
+	guard  *sipGuard         // bans, limits (guard.go)
 	addrs  map[string]string // transport -> bound address ("http" too)
 	closer []func()
 }
@@ -144,6 +146,8 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		QOP:        cfg.Auth.QOP,
 		Nonce:      nonces,
 		Count:      digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
+		// Allow-lists of connections (auth/acl.go).
+		Connections: db,
 	}, db)
 	if err != nil {
 		return nil, err
@@ -159,8 +163,10 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	n := loc.Restore(bs)
 	logger.Info("bindings restored", "count", n, "duration_s", time.Since(restoreStart).Seconds())
 
+	sg := newSIPGuard(cfg, logger.With("component", "guard"))
+	s.guard = sg
 	// Bind every listener first.
-	lis, err := bindSIP(cfg, logger)
+	lis, err := bindSIP(cfg, logger, sg.conns)
 	if err != nil {
 		return nil, err
 	}
@@ -199,26 +205,31 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		return nil, fmt.Errorf("sip server: %w", err)
 	}
 	s.sip = srv
-	srv.OnRegister(reg.ServeSIP)
+	srv.OnRegister(sg.wrap(reg.ServeSIP))
+	reg.OnEvent(sg.observe)
 	// Over TCP the ACK for our own non-2xx final response reaches the
 	// handler; without one sipgo would answer the ACK with 405.
 	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+	srv.OnOptions(sg.wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Allow", allowed))
 		_ = tx.Respond(res)
-	})
-	srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+	}))
+	srv.OnNoRoute(sg.wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
 		res.AppendHeader(sip.NewHeader("Allow", allowed))
 		_ = tx.Respond(res)
-	})
+	}))
 
+	keyGuard := apiKeyGuard(cfg)
 	apiSrv, err := api.New(api.Config{
 		Realm:             cfg.SIP.Realm,
 		MinPasswordLength: cfg.HTTP.MinPasswordLength,
 		AdminKeyFile:      filepath.Join(cfg.DataDir, "admin.key"),
 		AdminKey:          cfg.HTTP.APIKey,
+		MaxBodyBytes:      cfg.Limits.APIMaxBodyBytes,
+		Bans:              sg.g,
+		KeyAttempts:       keyGuard,
 	}, db, loc, logger.With("component", "api"))
 	if err != nil {
 		return nil, err
@@ -228,6 +239,8 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	runCtx, cancel := context.WithCancel(ctx)
 	s.closer = append(s.closer, cancel)
 	go loc.Run(runCtx, time.Second)
+	go sg.g.Run(runCtx, 10*time.Second)
+	go keyGuard.Run(runCtx, 10*time.Second)
 	lis.serve(srv, logger)
 	go func() {
 		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -267,7 +280,8 @@ type listeners struct {
 	addrs     map[string]string
 }
 
-func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
+// bindSIP binds the SIP listeners; TCP and TLS ones accept through lim.
+func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter) (*listeners, error) {
 	l := &listeners{addrs: map[string]string{}}
 	fail := func(err error) (*listeners, error) { l.close(); return nil, err }
 	if a := cfg.SIP.Listen.UDP; a != "-" {
@@ -296,7 +310,7 @@ func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
 		if err != nil {
 			return fail(fmt.Errorf("listen tcp %s: %w", a, err))
 		}
-		l.tcp = ln
+		l.tcp = lim.Listen(ln, "tcp")
 		l.addrs["tcp"] = ln.Addr().String()
 	}
 	if a := cfg.SIP.Listen.TLS; a != "-" {
@@ -305,11 +319,12 @@ func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
 			return fail(err)
 		}
 		l.tlsConfig = tc
-		ln, err := tls.Listen("tcp", a, tc)
+		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			return fail(fmt.Errorf("listen tls %s: %w", a, err))
 		}
-		l.tls = ln
+		// Limits under TLS, so that they bound the handshake too.
+		l.tls = tls.NewListener(lim.Listen(ln, "tls"), tc)
 		l.addrs["tls"] = ln.Addr().String()
 	}
 	return l, nil
