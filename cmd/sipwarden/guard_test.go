@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -469,5 +470,44 @@ func TestConnectionsPerIPLimited(t *testing.T) {
 	other := newRawUA(t, "tcp", "127.0.0.10", ts.addrs["tcp"])
 	if st, _ := other.exchange(other.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
 		t.Fatalf("another address: got %q", st)
+	}
+}
+
+// TestInFlightBound: over limits.max_in_flight requests get 503 with
+// Retry-After, and are served again once below it.
+func TestInFlightBound(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.MaxInFlight = 2
+	ts := startServer(t, cfg)
+	ts.guard.inFlight.Add(2) // two requests being handled
+	ua := newRawUA(t, "udp", "127.0.0.11", ts.addrs["udp"])
+	st, raw := ua.exchange(ua.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second)
+	if st != "SIP/2.0 503 Service Unavailable" || !strings.Contains(raw, "Retry-After: 5") {
+		t.Fatalf("over the bound: got %q, want 503 with Retry-After: 5\n%s", st, raw)
+	}
+	ts.guard.inFlight.Add(-2)
+	if st, _ := ua.exchange(ua.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
+		t.Fatalf("below the bound: got %q, want 401", st)
+	}
+	if n := ts.guard.inFlight.Load(); n != 0 {
+		t.Fatalf("in flight after the requests: %d, want 0", n)
+	}
+}
+
+// TestTLSMinimumVersion: TLS 1.1 is refused, 1.2 accepted.
+func TestTLSMinimumVersion(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	for _, c := range []struct {
+		max uint16
+		ok  bool
+	}{{tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", ts.addrs["tls"],
+			&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: c.max})
+		if (err == nil) != c.ok || (err != nil && !strings.Contains(err.Error(), "protocol version")) {
+			t.Errorf("TLS max version %x: handshake error %v, want ok=%v", c.max, err, c.ok)
+		}
+		if err == nil {
+			conn.Close()
+		}
 	}
 }
