@@ -79,4 +79,3 @@ func TestGuardRefuses(t *testing.T) {
 		})
 	}
 }
-

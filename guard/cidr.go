@@ -37,4 +37,3 @@ func bitsUnmapped(p netip.Prefix) int {
 	}
 	return p.Bits()
 }
-

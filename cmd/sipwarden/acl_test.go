@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 
 	"sipwarden/digest"
 )
@@ -83,9 +80,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	cfg.Log.Level = "debug"
 	cfg.Guard.MaxFailures = 5
 	logs := &syncBuffer{}
-	prev := sip.DefaultLogger()
-	sip.SetDefaultLogger(slog.New(redactHandler{newLogger(cfg.Log, logs).Handler()}))
-	t.Cleanup(func() { sip.SetDefaultLogger(prev) })
+	swapSIPGoLog(t, newLogger(cfg.Log, logs).Handler()) // behind setSIPGlobals' redaction
 	ts := startServer(t, cfg)
 
 	passwords := []string{pw, "second-password-42", "changed-password-99", "wrong-password-x1"}
