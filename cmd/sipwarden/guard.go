@@ -143,14 +143,16 @@ func (s *sipGuard) deniedAgent(req *sip.Request) bool {
 	if len(s.uaDeny) == 0 {
 		return false
 	}
-	h := req.GetHeader("User-Agent")
-	if h == nil {
-		return false
-	}
-	ua := h.Value()
-	for _, d := range s.uaDeny {
-		if containsFold(ua, d) {
-			return true
+	// Not GetHeader: it lowercases the name, an allocation per request.
+	for _, h := range req.Headers() {
+		if !strings.EqualFold(h.Name(), "User-Agent") {
+			continue
+		}
+		ua := h.Value()
+		for _, d := range s.uaDeny {
+			if containsFold(ua, d) {
+				return true
+			}
 		}
 	}
 	return false
