@@ -41,7 +41,7 @@ bench: deps
 
 # Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \
-	store:FuzzDecode api:FuzzCredentialCreate
+	store:FuzzDecode api:FuzzCredentialCreate api:FuzzConnectionBody
 fuzz: deps
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZTARGETS)
 

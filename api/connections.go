@@ -8,8 +8,9 @@ import (
 )
 
 type connectionBody struct {
-	Name   optional[string] `json:"name"`
-	Active optional[bool]   `json:"active"`
+	Name         optional[string]   `json:"name"`
+	Active       optional[bool]     `json:"active"`
+	AllowedCIDRs optional[[]string] `json:"allowed_cidrs"`
 }
 
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error {
@@ -24,11 +25,15 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	if a, ok := b.Active.value(); ok {
 		active = a
 	}
+	var cidrs []string
+	if l, ok := b.AllowedCIDRs.value(); ok {
+		cidrs = v.checkCIDRs("/allowed_cidrs", l) // acl.go
+	}
 	if err := v.err(); err != nil {
 		return err
 	}
 	now := s.now()
-	c, err := s.db.CreateConnection(store.Connection{Name: name, Active: active, CreatedAt: now, UpdatedAt: now})
+	c, err := s.db.CreateConnection(store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		return fmt.Errorf("create connection: %w", err)
 	}
@@ -79,6 +84,10 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	if b.Active.Null {
 		v.add("/active", CodeInvalidValue, "active must be true or false, not null")
 	}
+	var cidrs []string
+	if l, ok := b.AllowedCIDRs.value(); ok {
+		cidrs = v.checkCIDRs("/allowed_cidrs", l) // acl.go; null or [] clears
+	}
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -87,7 +96,7 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		c   store.Connection
 		err error
 	)
-	if !b.Name.Set && !b.Active.Set {
+	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {
@@ -96,6 +105,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 			}
 			if a, ok := b.Active.value(); ok {
 				c.Active = a
+			}
+			if b.AllowedCIDRs.Set {
+				c.AllowedCIDRs = cidrs
 			}
 			c.UpdatedAt = s.now()
 			return nil

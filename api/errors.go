@@ -90,6 +90,7 @@ const (
 	CodeConnectionInUse    = "connection_in_use"  // 409
 	CodeDefaultConnection  = "default_connection" // 409
 	CodeBodyTooLarge       = "body_too_large"     // 413
+	CodeTooManyAttempts    = "too_many_attempts"  // 429
 	CodeRequired           = "required"           // 422
 	CodeTooShort           = "too_short"          // 422
 	CodeTooLong            = "too_long"           // 422
@@ -114,6 +115,7 @@ var titles = map[string]string{
 	CodeConnectionInUse:   "Connection has credentials",
 	CodeDefaultConnection: "Default connection cannot be deleted",
 	CodeBodyTooLarge:      "Request body too large",
+	CodeTooManyAttempts:   "Too many failed API key attempts",
 	CodeRequired:          "Required field missing",
 	CodeTooShort:          "Value too short",
 	CodeTooLong:           "Value too long",

@@ -52,8 +52,9 @@ func decodeBody(r *http.Request, dst any) error {
 }
 
 func bodyError(err error) *Error {
-	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return newError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, err.Error())
+	if mb, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return newError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+			fmt.Sprintf("the request body is larger than the limit of %d bytes (limits.api_max_body_bytes)", mb.Limit))
 	}
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return newError(http.StatusBadRequest, CodeInvalidJSON,

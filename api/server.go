@@ -28,6 +28,10 @@ type Config struct {
 	AdminKey string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Bans, when set, backs GET /v1/bans and DELETE /v1/bans/{ip} (bans.go).
+	Bans Bans
+	// KeyAttempts, when set, blocks addresses after failed API keys (429).
+	KeyAttempts KeyAttempts
 }
 
 const (
@@ -133,6 +137,8 @@ func (s *Server) routes() {
 	m.Handle("DELETE /v1/registrations/{id}", s.h(s.deleteRegistration))
 
 	m.Handle("GET /v1/calls", s.h(s.listCalls))
+	m.Handle("GET /v1/bans", s.h(s.listBans))
+	m.Handle("DELETE /v1/bans/{ip}", s.h(s.liftBan))
 	s.mux = m
 }
 
@@ -145,6 +151,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h, pattern := s.mux.Handler(r)
 	if pattern != healthzPattern {
+		if s.keyBlocked(rec, r) { // bans.go
+			return
+		}
 		ok, err := s.authenticate(r)
 		if err != nil {
 			rec.err = err
@@ -152,6 +161,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !ok {
+			s.keyFailed(r)
 			rec.Header().Set("WWW-Authenticate", `Bearer realm="sipwarden"`)
 			detail := "send an API key as Authorization: Bearer <key>"
 			if r.Header.Get("Authorization") != "" {

@@ -9,11 +9,14 @@ import (
 
 // Connection is a connection (trunk) as the API shows it.
 type Connection struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Active    bool      `json:"active"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Active bool   `json:"active"`
+	// AllowedCIDRs are the only addresses the connection's credentials
+	// authenticate from; empty: any.
+	AllowedCIDRs []string  `json:"allowed_cidrs"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // Credential is a SIP credential as the API shows it: never its password
@@ -55,6 +58,8 @@ type CreateConnectionRequest struct {
 	Name string `json:"name"`
 	// Active defaults to true.
 	Active *bool `json:"active,omitempty"`
+	// AllowedCIDRs: addresses or CIDRs; empty allows any address.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
 }
 
 // UpdateConnectionRequest is the body of PATCH /v1/connections/{id}; nil
@@ -62,6 +67,8 @@ type CreateConnectionRequest struct {
 type UpdateConnectionRequest struct {
 	Name   *string `json:"name,omitempty"`
 	Active *bool   `json:"active,omitempty"`
+	// AllowedCIDRs replaces the list; a pointer to an empty list clears it.
+	AllowedCIDRs *[]string `json:"allowed_cidrs,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST /v1/credentials.
@@ -128,7 +135,11 @@ func (u UpdateCredentialRequest) MarshalJSON() ([]byte, error) {
 }
 
 func connectionOut(c store.Connection) Connection {
-	return Connection{ID: c.ID, Name: c.Name, Active: c.Active, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	out := Connection{ID: c.ID, Name: c.Name, Active: c.Active, AllowedCIDRs: c.AllowedCIDRs, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	if out.AllowedCIDRs == nil {
+		out.AllowedCIDRs = []string{}
+	}
+	return out
 }
 
 func credentialOut(c store.Credential) Credential {

@@ -45,11 +45,15 @@ const (
 	Expired
 	// Malformed: the Authorization header cannot be parsed.
 	Malformed
+	// ACLDenied: a correct answer from an address outside the allowed_cidrs
+	// of the credential's connection (acl.go).
+	ACLDenied
 )
 
 var outcomeNames = [...]string{
 	OK: "ok", NoCredentials: "challenge", Stale: "stale", BadNonce: "bad_nonce", Replay: "replay",
 	Mismatch: "mismatch", UnknownUser: "unknown_user", Disabled: "disabled", Expired: "expired", Malformed: "malformed",
+	ACLDenied: "acl",
 }
 
 func (o Outcome) String() string {
@@ -63,7 +67,7 @@ func (o Outcome) String() string {
 // brute-force accounting): a wrong answer, not a first challenge.
 func (o Outcome) Failure() bool {
 	switch o {
-	case Mismatch, UnknownUser, Disabled, Expired, Malformed:
+	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied:
 		return true
 	}
 	return false
@@ -79,6 +83,9 @@ type Config struct {
 	Nonce *digest.Nonces
 	Count *digest.Counts
 	Now   func() time.Time
+	// Connections, when set, gives the allowed_cidrs checked after a
+	// correct answer (acl.go).
+	Connections Connections
 }
 
 // Authenticator checks Digest credentials against the credential store.
@@ -124,6 +131,8 @@ type Request struct {
 	// header value of the request.
 	Authorization []string
 	Body          []byte
+	// Source is the ip:port the request came from, for allow-lists.
+	Source string
 }
 
 // Check verifies the Digest credentials of a request. Unknown users and
@@ -204,7 +213,7 @@ func (a *Authenticator) Check(r Request) Result {
 	case cred.Expired(a.now()):
 		res.Outcome = Expired
 	default:
-		res.Outcome = OK
+		res.Outcome = a.checkACL(cred, r.Source) // OK or ACLDenied
 	}
 	return res
 }

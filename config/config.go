@@ -33,6 +33,8 @@ type Config struct {
 	Registrar Registrar `yaml:"registrar"`
 	Proxy     Proxy     `yaml:"proxy"`
 	HTTP      HTTP      `yaml:"http"`
+	Guard     Guard     `yaml:"guard"`
+	Limits    Limits    `yaml:"limits"`
 }
 
 // Log configures log/slog output (to stderr).
@@ -263,6 +265,7 @@ func (c *Config) setDefaults() error {
 	c.Proxy.setDefaults()
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	defInt(&c.HTTP.MinPasswordLength, 12)
+	c.setGuardDefaults() // guard.go
 	return nil
 }
 
@@ -385,6 +388,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.MinPasswordLength < 8 || c.HTTP.MinPasswordLength > 128 {
 		bad("http.min_password_length", c.HTTP.MinPasswordLength, "want 8 to 128")
 	}
+	c.validateGuard(bad) // guard.go
 	return errors.Join(errs...)
 }
 

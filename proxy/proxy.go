@@ -114,8 +114,11 @@ type Event struct {
 	// Caller is the authenticated username ("" for trusted peers and
 	// in-dialog requests), Target the Request-URI user.
 	Caller, Target string
-	Status         int
-	Outcome        auth.Outcome
+	// Username is the username the credentials claimed, also when they
+	// failed (for brute-force accounting).
+	Username string
+	Status   int
+	Outcome  auth.Outcome
 	// Checked is true when the request went through authentication (not
 	// for trusted peers, in-dialog requests or requests refused before).
 	Checked       bool
@@ -142,7 +145,7 @@ type Proxy struct {
 	byTp     map[string]Listener
 	dialogs  *Dialogs
 	inFlight atomic.Int64
-	observe  func(Event)
+	observe  []func(Event)
 	now      func() time.Time
 }
 
@@ -184,9 +187,10 @@ func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sende
 	return p, nil
 }
 
-// OnEvent registers f to be called once per finished request. Call it
-// before serving.
-func (p *Proxy) OnEvent(f func(Event)) { p.observe = f }
+// OnEvent adds f to the functions called once per finished request
+// (metrics, the guard's failure accounting), in the order added, on the
+// request's goroutine. Call it before serving.
+func (p *Proxy) OnEvent(f func(Event)) { p.observe = append(p.observe, f) }
 
 // Dialogs returns the dialog table.
 func (p *Proxy) Dialogs() *Dialogs { return p.dialogs }
@@ -221,8 +225,8 @@ func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 		p.log.Debug(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
 			"transport", ev.Transport, "status", ev.Status, "outcome", ev.Outcome.String(), "in_dialog", ev.InDialog)
 	}
-	if p.observe != nil {
-		p.observe(ev)
+	for _, f := range p.observe {
+		f(ev)
 	}
 }
 
@@ -339,8 +343,9 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		return caller{Trusted: true}, true
 	}
 	from := req.From()
-	res := p.auth.Check(auth.Request{Method: string(req.Method), Authorization: headerValues(req, "Proxy-Authorization"), Body: req.Body()})
-	ev.Outcome, ev.Checked = res.Outcome, true
+	res := p.auth.Check(auth.Request{Method: string(req.Method), Authorization: headerValues(req, "Proxy-Authorization"),
+		Body: req.Body(), Source: req.Source()})
+	ev.Outcome, ev.Checked, ev.Username = res.Outcome, true, res.Username
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:
@@ -357,6 +362,9 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		return caller{}, false
 	case auth.Expired:
 		ev.Status = p.reply(req, tx, 403, "Credential Expired")
+		return caller{}, false
+	case auth.ACLDenied:
+		ev.Status = p.reply(req, tx, 403, "Source Address Not Allowed For This Connection")
 		return caller{}, false
 	default: // Mismatch and UnknownUser look the same from outside
 		ev.Status = p.reply(req, tx, 403, "Forbidden")

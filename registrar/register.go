@@ -68,6 +68,8 @@ type Event struct {
 	Status  int
 	Dropped bool
 	Outcome auth.Outcome
+	// Username is the username the credentials claimed ("" without).
+	Username string
 	// Authenticated is true when the request carried valid credentials.
 	Authenticated                       bool
 	Added, Refreshed, Removed, Replaced int
@@ -175,8 +177,8 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	}
 
 	// Step 3 (RFC 3261 22): authenticate.
-	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body()})
-	ev.Outcome = res.Outcome
+	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body(), Source: req.Source()})
+	ev.Outcome, ev.Username = res.Outcome, res.Username
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:

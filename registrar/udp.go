@@ -33,6 +33,8 @@ type StatelessUDP struct {
 	bufs    sync.Pool
 	handled atomic.Uint64
 	observe func(req *sip.Request, res *sip.Response)
+	gate    func(req *sip.Request) (refusal *sip.Response, ok bool)
+	gateEnd func()
 	wg      sync.WaitGroup
 	stop    context.CancelFunc
 	ctx     context.Context
@@ -68,6 +70,14 @@ func NewStatelessUDP(conn net.PacketConn, r *Registrar, workers int, logger *slo
 // the metrics and the message trace the sipgo handlers get elsewhere.
 // Call it before serving.
 func (s *StatelessUDP) OnExchange(f func(req *sip.Request, res *sip.Response)) { s.observe = f }
+
+// SetGate puts the checks the sipgo handlers get (bans, User-Agent deny
+// list, in-flight bound) in front of the stateless path: gate admits a
+// request (then end is called when it is done) or returns the refusal to
+// send (nil: drop it). Call it before serving.
+func (s *StatelessUDP) SetGate(gate func(req *sip.Request) (refusal *sip.Response, ok bool), end func()) {
+	s.gate, s.gateEnd = gate, end
+}
 
 // Handled returns how many REGISTERs were answered statelessly.
 func (s *StatelessUDP) Handled() uint64 { return s.handled.Load() }
@@ -129,18 +139,33 @@ func (s *StatelessUDP) handle(parser *sip.Parser, out *bytes.Buffer, j udpJob) {
 	}
 	req.SetSource(j.addr.String())
 	req.SetTransport("UDP")
-	res := s.reg.Handle(req)
+	var res *sip.Response
+	if s.gate != nil {
+		refusal, ok := s.gate(req)
+		if !ok {
+			if refusal != nil {
+				s.send(out, refusal, j.addr)
+			}
+			return
+		}
+		defer s.gateEnd()
+	}
+	res = s.reg.Handle(req)
 	if s.observe != nil {
 		s.observe(req, res)
 	}
 	if res == nil {
 		return
 	}
+	s.handled.Add(1) // before sending: the client may act on it at once
+	s.send(out, res, j.addr)
+}
+
+func (s *StatelessUDP) send(out *bytes.Buffer, res *sip.Response, addr net.Addr) {
 	out.Reset()
 	res.StringWrite(out)
-	s.handled.Add(1) // before sending: the client may act on it at once
-	if _, err := s.PacketConn.WriteTo(out.Bytes(), j.addr); err != nil {
-		s.log.Debug("send REGISTER response", "source", j.addr.String(), "error", err)
+	if _, err := s.PacketConn.WriteTo(out.Bytes(), addr); err != nil {
+		s.log.Debug("send REGISTER response", "destination", addr.String(), "error", err)
 	}
 }
 

@@ -20,6 +20,7 @@ func FuzzDecode(f *testing.F) {
 	}))
 	f.Add(appendBindings(nil, "alice", []Binding{{ID: "b1", Contact: "<sip:alice@192.0.2.1>", CSeq: 7, Expires: now}, {ID: "b2"}}))
 	f.Add(appendConnection(nil, &Connection{ID: DefaultConnectionID, Name: "default", Active: true, CreatedAt: now}))
+	f.Add(appendConnection(nil, &Connection{ID: "c", Name: "pbx", Active: true, AllowedCIDRs: []string{"192.0.2.0/24", "2001:db8::/32"}}))
 	f.Add(appendAPIKey(nil, &APIKey{ID: "k", Name: "admin", Hash: []byte{1, 2, 3}, CreatedAt: now}))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 
@@ -44,7 +45,7 @@ func FuzzDecode(f *testing.F) {
 		var conn Connection
 		if decodeConnection(&conn, v) == nil {
 			var again Connection
-			if err := decodeConnection(&again, appendConnection(nil, &conn)); err != nil || again != conn {
+			if err := decodeConnection(&again, appendConnection(nil, &conn)); err != nil || !reflect.DeepEqual(again, conn) {
 				t.Fatalf("connection %+v re-decoded as %+v, %v", conn, again, err)
 			}
 		}

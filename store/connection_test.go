@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestConnectionCRUD(t *testing.T) {
 		t.Fatalf("created %+v, want a UUIDv7 ID and both times %v", c, clk.t)
 	}
 	got, err := db.Connection(c.ID)
-	if err != nil || got != c {
+	if err != nil || !reflect.DeepEqual(got, c) {
 		t.Fatalf("Connection = %+v, %v; want %+v", got, err, c)
 	}
 
@@ -53,10 +54,10 @@ func TestConnectionCRUD(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("UpdateConnection: got %v, want %v", err, tc.wantErr)
 			}
-			if err == nil && ret != tc.want {
+			if err == nil && !reflect.DeepEqual(ret, tc.want) {
 				t.Errorf("UpdateConnection returned %+v, want %+v", ret, tc.want)
 			}
-			if got, err := db.Connection(c.ID); err != nil || got != tc.want {
+			if got, err := db.Connection(c.ID); err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("stored %+v, %v; want %+v", got, err, tc.want)
 			}
 		})

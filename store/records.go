@@ -10,6 +10,10 @@ type Connection struct {
 	Active    bool      `json:"active"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// AllowedCIDRs, when not empty, are the only addresses the
+	// connection's credentials authenticate from: canonical CIDRs such as
+	// "192.0.2.0/24" (the API validates them). Empty: any address.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
 }
 
 // DefaultConnectionID names the connection created when the store is first opened.

@@ -95,8 +95,10 @@ func decodeUint64(b []byte, what string) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// Connection format 1: ID, Name, Active, CreatedAt, UpdatedAt.
-const connectionFormat = 1
+// Connection format 2: ID, Name, Active, CreatedAt, UpdatedAt,
+// AllowedCIDRs (count, then each). Format 1 ends before AllowedCIDRs and
+// decodes with none.
+const connectionFormat = 2
 
 func appendConnection(b []byte, c *Connection) []byte {
 	e := encoder{b}
@@ -106,18 +108,22 @@ func appendConnection(b []byte, c *Connection) []byte {
 	e.bool(c.Active)
 	e.time(c.CreatedAt)
 	e.time(c.UpdatedAt)
+	e.strs(c.AllowedCIDRs)
 	return e.b
 }
 
 func decodeConnection(c *Connection, v []byte) error {
 	d := decoder{s: string(v)}
-	d.version("connection", connectionFormat)
+	format := d.version("connection", connectionFormat)
 	*c = Connection{
 		ID:        d.str(),
 		Name:      d.str(),
 		Active:    d.bool(),
 		CreatedAt: d.time(),
 		UpdatedAt: d.time(),
+	}
+	if format >= 2 {
+		c.AllowedCIDRs = d.strs()
 	}
 	return d.done()
 }

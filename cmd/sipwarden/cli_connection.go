@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"sipwarden/api"
 )
@@ -12,10 +13,10 @@ import (
 const connectionUsage = `usage: sipwarden connection <subcommand> [flags]
 
 subcommands:
-  create --name N [--inactive]
+  create --name N [--inactive] [--allowed-cidrs CIDR,...]
   list [--all] [--limit N] [--after CURSOR]
   get ID
-  update ID [--name N] [--active true|false]
+  update ID [--name N] [--active true|false] [--allowed-cidrs CIDR,...|""]
   delete ID      (refused while it has credentials, and for "default")
 
 common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
@@ -36,6 +37,7 @@ func (c *cli) connectionCreate(args []string) int {
 	fs := c.flags("connection create", "connection create --name N [flags]")
 	name := fs.String("name", "", "connection `name` (required)")
 	inactive := fs.Bool("inactive", false, "create it inactive")
+	cidrs := fs.String("allowed-cidrs", "", "comma-separated `addresses or CIDRs` its credentials may authenticate from (default: any)")
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -47,7 +49,7 @@ func (c *cli) connectionCreate(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	conn, err := cl.CreateConnection(context.Background(), api.CreateConnectionRequest{Name: *name, Active: &active})
+	conn, err := cl.CreateConnection(context.Background(), api.CreateConnectionRequest{Name: *name, Active: &active, AllowedCIDRs: splitList(*cidrs)})
 	if err != nil {
 		return c.fail(err)
 	}
@@ -110,6 +112,7 @@ func (c *cli) connectionUpdate(args []string) int {
 	fs := c.flags("connection update", "connection update ID [flags]")
 	name := fs.String("name", "", "new `name`")
 	active := fs.String("active", "", "true or false")
+	cidrs := fs.String("allowed-cidrs", "", "comma-separated `addresses or CIDRs` replacing the allow-list; \"\" clears it (any address)")
 	pos, code, ok := c.parse(fs, args, 1)
 	if !ok {
 		return code
@@ -129,7 +132,14 @@ func (c *cli) connectionUpdate(args []string) int {
 			return c.usageError("--active must be true or false, not %q", *active)
 		}
 	}
-	if req.Name == nil && req.Active == nil {
+	if set["allowed-cidrs"] {
+		l := splitList(*cidrs)
+		if l == nil {
+			l = []string{}
+		}
+		req.AllowedCIDRs = &l
+	}
+	if req.Name == nil && req.Active == nil && req.AllowedCIDRs == nil {
 		return c.usageError("connection update: nothing to change; see -h")
 	}
 	cl, err := c.client()
@@ -172,7 +182,23 @@ func (c *cli) showConnection(cn api.Connection) {
 	t.row("id", cn.ID)
 	t.row("name", cn.Name)
 	t.row("active", fmt.Sprint(cn.Active))
+	allowed := strings.Join(cn.AllowedCIDRs, ",")
+	if allowed == "" {
+		allowed = "any"
+	}
+	t.row("allowed_cidrs", allowed)
 	t.row("created_at", formatTime(cn.CreatedAt))
 	t.row("updated_at", formatTime(cn.UpdatedAt))
 	t.flush()
+}
+
+// splitList splits a comma-separated flag value; "" is nil.
+func splitList(v string) []string {
+	var out []string
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -338,6 +338,22 @@ func TestCLIConnection(t *testing.T) {
 		t.Errorf("list:\n%s", r.stdout)
 	}
 	e.mustRun("", "connection", "get", c.ID)
+	r = e.mustRun("", "connection", "update", c.ID, "--allowed-cidrs", "192.0.2.7, 10.1.0.0/16")
+	if !regexp.MustCompile(`allowed_cidrs\s+192.0.2.7/32,10.1.0.0/16`).MatchString(r.stdout) {
+		t.Errorf("update allowed-cidrs:\n%s", r.stdout)
+	}
+	if r = e.run("", "connection", "update", c.ID, "--allowed-cidrs", "10.0.0.0/99"); r.code != 1 || !strings.Contains(r.stderr, "allowed_cidrs") {
+		t.Errorf("bad allowed-cidrs: %d %q", r.code, r.stderr)
+	}
+	r = e.mustRun("", "connection", "update", c.ID, "--allowed-cidrs", "")
+	if !regexp.MustCompile(`allowed_cidrs\s+any`).MatchString(r.stdout) {
+		t.Errorf("clear allowed-cidrs:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "connection", "create", "--name", "acl", "--allowed-cidrs", "2001:db8::/32", "--output", "json")
+	var acl api.Connection
+	if err := json.Unmarshal([]byte(r.stdout), &acl); err != nil || len(acl.AllowedCIDRs) != 1 || acl.AllowedCIDRs[0] != "2001:db8::/32" {
+		t.Errorf("create with allowed-cidrs: %q %v", r.stdout, err)
+	}
 	e.mustRun("long-enough-password", "credential", "create", "--username", "pbx1", "--connection", c.ID, "--password-stdin")
 	if r = e.run("", "connection", "delete", c.ID); r.code != 1 || !strings.Contains(r.stderr, "credentials") {
 		t.Errorf("delete in use: %d %q", r.code, r.stderr)

@@ -26,6 +26,7 @@ import (
 	"sipwarden/api"
 	"sipwarden/auth"
 	"sipwarden/config"
+	"sipwarden/connlimit"
 	"sipwarden/digest"
 	"sipwarden/proxy"
 	"sipwarden/registrar"
@@ -78,6 +79,7 @@ type server struct {
 	sip   *sipgo.Server
 	ua    *sipgo.UserAgent
 	proxy *proxy.Proxy
+	guard *sipGuard // bans, limits (guard.go)
 	// udpStateless answers UDP REGISTERs (nil with registrar.udp_mode stateful).
 	udpStateless *registrar.StatelessUDP
 	http         *http.Server
@@ -123,8 +125,11 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 
+	sg := newSIPGuard(cfg, logger.With("component", "guard"))
+	sg.count(obs.m)
+	s.guard = sg
 	// Bind every listener first.
-	lis, err := bindSIP(cfg, logger)
+	lis, err := bindSIP(cfg, logger, sg.conns)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +182,8 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		QOP:        cfg.Auth.QOP,
 		Nonce:      nonces,
 		Count:      digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
+		// Allow-lists of connections (auth/acl.go).
+		Connections: db,
 	}, db)
 	if err != nil {
 		return nil, err
@@ -220,10 +227,12 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		return nil, fmt.Errorf("sip server: %w", err)
 	}
 	s.sip = srv
-	srv.OnRegister(obs.sip(reg.ServeSIP))
+	srv.OnRegister(obs.sip(sg.wrap(reg.ServeSIP)))
+	reg.OnEvent(sg.observe)
 	if lis.udp != nil && cfg.Registrar.UDPMode == "stateless" {
 		st := registrar.NewStatelessUDP(lis.udp, reg, runtime.GOMAXPROCS(0), logger.With("component", "registrar"))
 		st.OnExchange(obs.statelessExchange)
+		st.SetGate(sg.gate, sg.done)
 		lis.udpServe, s.udpStateless = st, st
 	}
 
@@ -232,6 +241,7 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		return nil, err
 	}
 	obs.watchProxy(px)
+	sg.watchProxy(px)
 	// Every other method goes through the proxy: out-of-dialog requests are
 	// authenticated and routed, in-dialog ones loose-routed. Over TCP the
 	// ACK of our own non-2xx reaches OnAck too; the proxy absorbs it.
@@ -239,15 +249,19 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		srv.OnInvite, srv.OnAck, srv.OnCancel, srv.OnBye, srv.OnOptions, srv.OnMessage,
 		srv.OnSubscribe, srv.OnNotify, srv.OnRefer, srv.OnInfo, srv.OnUpdate, srv.OnPrack, srv.OnPublish,
 	} {
-		on(obs.sip(px.ServeSIP))
+		on(obs.sip(sg.wrap(px.ServeSIP)))
 	}
-	srv.OnNoRoute(obs.sip(px.ServeSIP))
+	srv.OnNoRoute(obs.sip(sg.wrap(px.ServeSIP)))
 
+	keyGuard := apiKeyGuard(cfg)
 	apiSrv, err := api.New(api.Config{
 		Realm:             cfg.SIP.Realm,
 		MinPasswordLength: cfg.HTTP.MinPasswordLength,
 		AdminKeyFile:      filepath.Join(cfg.DataDir, "admin.key"),
 		AdminKey:          cfg.HTTP.APIKey,
+		MaxBodyBytes:      cfg.Limits.APIMaxBodyBytes,
+		Bans:              sg.g,
+		KeyAttempts:       keyGuard,
 	}, db, loc, logger.With("component", "api"))
 	if err != nil {
 		return nil, err
@@ -268,6 +282,8 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	go loc.Run(runCtx, time.Second)
 	go px.Run(runCtx)
 	lis.stopped = func(tp string, err error) { obs.ready.NotReady("sip."+tp, "listener stopped: "+err.Error()) }
+	go sg.g.Run(runCtx, 10*time.Second)
+	go keyGuard.Run(runCtx, 10*time.Second)
 	lis.serve(srv, logger)
 	obs.ready.Ready("sip")
 	logger.Info("sipwarden started", "version", version, "realm", cfg.SIP.Realm, "domain", cfg.SIP.Domain,
@@ -299,7 +315,8 @@ type listeners struct {
 	stopped func(transport string, err error)
 }
 
-func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
+// bindSIP binds the SIP listeners; TCP and TLS ones accept through lim.
+func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter) (*listeners, error) {
 	l := &listeners{addrs: map[string]string{}}
 	fail := func(err error) (*listeners, error) { l.close(); return nil, err }
 	if a := cfg.SIP.Listen.UDP; a != "-" {
@@ -328,7 +345,7 @@ func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
 		if err != nil {
 			return fail(fmt.Errorf("listen tcp %s: %w", a, err))
 		}
-		l.tcp = ln
+		l.tcp = lim.Listen(ln, "tcp")
 		l.addrs["tcp"] = ln.Addr().String()
 	}
 	if a := cfg.SIP.Listen.TLS; a != "-" {
@@ -337,11 +354,12 @@ func bindSIP(cfg config.Config, logger *slog.Logger) (*listeners, error) {
 			return fail(err)
 		}
 		l.tlsConfig = tc
-		ln, err := tls.Listen("tcp", a, tc)
+		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			return fail(fmt.Errorf("listen tls %s: %w", a, err))
 		}
-		l.tls = ln
+		// Limits under TLS, so that they bound the handshake too.
+		l.tls = tls.NewListener(lim.Listen(ln, "tls"), tc)
 		l.addrs["tls"] = ln.Addr().String()
 	}
 	return l, nil

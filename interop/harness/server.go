@@ -76,6 +76,10 @@ type Config struct {
 
 	DefaultExpires, MinExpires, MaxExpires, MaxContacts int // 0: 3600, 60, 7200, 1
 	FlushInterval                                       string
+
+	// ExemptCIDRs are never banned by the brute-force guard (tests that
+	// send many wrong passwords on purpose).
+	ExemptCIDRs []string
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -121,6 +125,14 @@ func yamlList(l []string, def string) string {
 	return "[" + strings.Join(l, ", ") + "]"
 }
 
+func yamlQuotedList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
 // YAML renders c as a sipwarden configuration file.
 func (c Config) YAML() string {
 	return fmt.Sprintf(`data_dir: %q
@@ -137,6 +149,7 @@ auth:
   nonce_lifetime: %s
 registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts: %d, binding_flush_interval: %s}
 http: {listen: %q, api_key: %q}
+guard: {exempt_cidrs: %s}
 `,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
@@ -145,7 +158,7 @@ http: {listen: %q, api_key: %q}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey))
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), yamlQuotedList(c.ExemptCIDRs))
 }
 
 // Server is a running sipwarden serve process.

@@ -1,0 +1,258 @@
+// Package connlimit bounds the TCP and TLS connections a SIP server
+// accepts: in total and per source address, with a read deadline that is
+// short for connections that never authenticated and long for those that
+// carry a registration.
+//
+// sipgo v1.7.2 accepts in a loop that returns on the first Accept error
+// (and so stops the listener), reads each connection with no deadline
+// unless TransportTCP.ReadTimeout is set (one value for every connection),
+// and closes a connection only when the peer does. So the limits live in a
+// net.Listener wrapper handed to ServeTCP/ServeTLS (wrapping the TCP
+// listener under tls.NewListener, so that the TLS handshake is bounded
+// too): Accept closes refused connections itself and retries temporary
+// errors, and each accepted net.Conn sets its own read deadline before
+// every Read. A deadline that passes reads as io.EOF, which sipgo treats
+// as a normal close.
+package connlimit
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Limiter. The zero value of each field means its
+// default.
+type Config struct {
+	// MaxConns open at once over every listener of the Limiter. Default 10000.
+	MaxConns int
+	// MaxPerIP open at once from one source address. Default 1000.
+	MaxPerIP int
+	// Exempt, when set, reports addresses not limited per address (they
+	// count towards MaxConns).
+	Exempt func(netip.Addr) bool
+	// Refuse, when set, reports addresses whose connections are closed as
+	// soon as they are accepted (banned sources).
+	Refuse func(netip.Addr) bool
+	// IdleTimeout closes a connection that has not been marked
+	// authenticated after this long without receiving data. Default 10s.
+	IdleTimeout time.Duration
+	// AuthenticatedIdleTimeout applies after Authenticated. Default 2h5m.
+	AuthenticatedIdleTimeout time.Duration
+	// WriteTimeout bounds each write, so that a peer that stops reading
+	// cannot hold a goroutine forever. Default 10s.
+	WriteTimeout time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Limiter counts connections over one or more listeners.
+type Limiter struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int
+	conns map[connKey]*Conn
+
+	refused atomic.Int64
+}
+
+type connKey struct {
+	transport string
+	remote    string
+}
+
+// New returns a Limiter.
+func New(cfg Config) *Limiter {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 10000
+	}
+	if cfg.MaxPerIP <= 0 {
+		cfg.MaxPerIP = 1000
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Second
+	}
+	if cfg.AuthenticatedIdleTimeout <= 0 {
+		cfg.AuthenticatedIdleTimeout = 2*time.Hour + 5*time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Limiter{cfg: cfg, log: log, perIP: map[netip.Addr]int{}, conns: map[connKey]*Conn{}}
+}
+
+// Listen wraps ln, whose connections carry transport ("tcp", "tls": the
+// name Authenticated is called with).
+func (l *Limiter) Listen(ln net.Listener, transport string) net.Listener {
+	return &listener{Listener: ln, l: l, transport: transport}
+}
+
+// Open returns the number of open connections.
+func (l *Limiter) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+// Refused returns how many connections were closed at accept.
+func (l *Limiter) Refused() int64 { return l.refused.Load() }
+
+// Authenticated gives the connection of transport from remote (ip:port,
+// as sipgo reports a request's source) the long idle timeout, from its
+// next read on. It reports whether there is such a connection.
+func (l *Limiter) Authenticated(transport, remote string) bool {
+	l.mu.Lock()
+	c := l.conns[connKey{transport, remote}]
+	l.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.authed.Store(true)
+	return true
+}
+
+// CloseFrom closes every connection from addr and returns how many.
+func (l *Limiter) CloseFrom(addr netip.Addr) int {
+	addr = addr.Unmap()
+	var cs []*Conn
+	l.mu.Lock()
+	for _, c := range l.conns {
+		if c.ip == addr {
+			cs = append(cs, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close()
+	}
+	return len(cs)
+}
+
+// admit counts a new connection, or reports why it is refused.
+func (l *Limiter) admit(c *Conn) (reason string) {
+	if l.cfg.Refuse != nil && l.cfg.Refuse(c.ip) {
+		return "banned"
+	}
+	exempt := l.cfg.Exempt != nil && l.cfg.Exempt(c.ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.total >= l.cfg.MaxConns:
+		return "too many connections"
+	case !exempt && l.perIP[c.ip] >= l.cfg.MaxPerIP:
+		return "too many connections from the address"
+	}
+	l.total++
+	l.perIP[c.ip]++
+	l.conns[c.key] = c
+	return ""
+}
+
+func (l *Limiter) release(c *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if n := l.perIP[c.ip] - 1; n > 0 {
+		l.perIP[c.ip] = n
+	} else {
+		delete(l.perIP, c.ip)
+	}
+	if l.conns[c.key] == c {
+		delete(l.conns, c.key)
+	}
+}
+
+type listener struct {
+	net.Listener
+	l         *Limiter
+	transport string
+}
+
+// Accept returns the next admitted connection. Refused connections are
+// closed here; temporary errors (such as too many open files) are retried
+// with a backoff up to 1s, since sipgo stops serving on any error.
+func (ln *listener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		nc, err := ln.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			ln.l.log.Warn("accept failed; retrying", "transport", ln.transport, "error", err, "retry_s", delay.Seconds())
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := &Conn{Conn: nc, l: ln.l, key: connKey{ln.transport, nc.RemoteAddr().String()}}
+		if ap, err := netip.ParseAddrPort(c.key.remote); err == nil {
+			c.ip = ap.Addr().Unmap().WithZone("")
+		}
+		if reason := ln.l.admit(c); reason != "" {
+			ln.l.refused.Add(1)
+			ln.l.log.Debug("connection refused", "transport", ln.transport, "source", c.key.remote, "reason", reason)
+			_ = nc.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// Conn is an admitted connection.
+type Conn struct {
+	net.Conn
+	l      *Limiter
+	key    connKey
+	ip     netip.Addr
+	authed atomic.Bool
+	once   sync.Once
+}
+
+// Read reads with the connection's idle deadline; a deadline that passes
+// reads as io.EOF.
+func (c *Conn) Read(b []byte) (int, error) {
+	idle := c.l.cfg.IdleTimeout
+	if c.authed.Load() {
+		idle = c.l.cfg.AuthenticatedIdleTimeout
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.l.log.Debug("idle connection closed", "transport", c.key.transport, "source", c.key.remote,
+			"authenticated", c.authed.Load(), "idle_s", idle.Seconds())
+		_ = c.Close()
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// Write writes with the write deadline.
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+// Close closes the connection and releases its place once.
+func (c *Conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c) })
+	return err
+}

@@ -1,0 +1,161 @@
+package connlimit_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"sipwarden/connlimit"
+)
+
+// serve accepts on a wrapped loopback listener and echoes, until the test
+// ends; it returns the listener's address.
+func serve(t *testing.T, l *connlimit.Limiter) string {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := l.Listen(raw, "tcp")
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return raw.Addr().String()
+}
+
+// dial connects from the loopback address from (127.0.0.0/8 is all ours
+// on Linux).
+func dial(t *testing.T, from, to string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: time.Second}
+	c, err := d.Dial("tcp", to)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", from, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// alive reports whether the server still echoes on c.
+func alive(c net.Conn) bool {
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("x")); err != nil {
+		return false
+	}
+	b := make([]byte, 1)
+	_, err := c.Read(b)
+	return err == nil
+}
+
+func waitOpen(t *testing.T, l *connlimit.Limiter, want int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for l.Open() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections: got %d, want %d", l.Open(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestPerIPAndTotal(t *testing.T) {
+	l := connlimit.New(connlimit.Config{MaxConns: 5, MaxPerIP: 2,
+		Exempt: func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.9") }})
+	addr := serve(t, l)
+	a1, a2 := dial(t, "127.0.0.2", addr), dial(t, "127.0.0.2", addr)
+	a3 := dial(t, "127.0.0.2", addr) // over the per-address limit: closed
+	if !alive(a1) || !alive(a2) {
+		t.Fatal("the first two connections do not work")
+	}
+	if alive(a3) {
+		t.Fatal("third connection from one address works, want it closed")
+	}
+	// Another address has its own allowance; an exempt one has none.
+	b1 := dial(t, "127.0.0.3", addr)
+	x1, x2 := dial(t, "127.0.0.9", addr), dial(t, "127.0.0.9", addr)
+	for _, c := range []net.Conn{b1, x1, x2} {
+		if !alive(c) {
+			t.Fatal("a connection within the limits does not work")
+		}
+	}
+	waitOpen(t, l, 5)
+	// The total is full.
+	if c := dial(t, "127.0.0.4", addr); alive(c) {
+		t.Fatal("connection over the total works")
+	}
+	// Closing one frees a place; the listener kept serving.
+	a1.Close()
+	waitOpen(t, l, 4)
+	if c := dial(t, "127.0.0.2", addr); !alive(c) {
+		t.Fatal("no connection after one was closed")
+	}
+	if l.Refused() < 2 {
+		t.Errorf("Refused: got %d, want at least 2", l.Refused())
+	}
+}
+
+func TestRefuseAndCloseFrom(t *testing.T) {
+	banned := netip.MustParseAddr("127.0.0.5")
+	l := connlimit.New(connlimit.Config{Refuse: func(a netip.Addr) bool { return a == banned }})
+	addr := serve(t, l)
+	if c := dial(t, "127.0.0.5", addr); alive(c) {
+		t.Fatal("banned address connected")
+	}
+	c1, c2 := dial(t, "127.0.0.6", addr), dial(t, "127.0.0.6", addr)
+	other := dial(t, "127.0.0.7", addr)
+	if !alive(c1) || !alive(c2) || !alive(other) {
+		t.Fatal("connections do not work")
+	}
+	if n := l.CloseFrom(netip.MustParseAddr("127.0.0.6")); n != 2 {
+		t.Fatalf("CloseFrom: got %d, want 2", n)
+	}
+	if alive(c1) || alive(c2) {
+		t.Fatal("connections survived CloseFrom")
+	}
+	if !alive(other) {
+		t.Fatal("CloseFrom closed another address's connection")
+	}
+}
+
+func TestIdleTimeouts(t *testing.T) {
+	l := connlimit.New(connlimit.Config{IdleTimeout: 300 * time.Millisecond, AuthenticatedIdleTimeout: 5 * time.Second})
+	addr := serve(t, l)
+	idle := dial(t, "127.0.0.2", addr)
+	authed := dial(t, "127.0.0.2", addr)
+	if !alive(idle) || !alive(authed) {
+		t.Fatal("connections do not work")
+	}
+	if !l.Authenticated("tcp", authed.LocalAddr().String()) {
+		t.Fatal("Authenticated found no connection")
+	}
+	if l.Authenticated("tls", authed.LocalAddr().String()) {
+		t.Fatal("Authenticated matched another transport")
+	}
+	// The authenticated one still waits in a read with the old deadline:
+	// one more exchange arms the long one.
+	if !alive(authed) {
+		t.Fatal("authenticated connection died")
+	}
+	time.Sleep(800 * time.Millisecond)
+	_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle unauthenticated connection: read got %v, want EOF (closed by the server)", err)
+	}
+	if !alive(authed) {
+		t.Fatal("authenticated connection closed after a short idle time")
+	}
+	waitOpen(t, l, 1)
+}
