@@ -81,10 +81,10 @@ type CallResult struct {
 	UAC SippResult
 	// UASExit is the UAS's exit error: nil when it handled every call
 	// successfully and exited by itself (-m Calls).
-	UASExit                                   error
+	UASExit                                      error
 	UASSuccessful, UASFailed, UASRetransmissions int
-	UASOutput                                 string // its output file
-	UASCPU                                    float64 // its CPU ms
+	UASOutput                                    string  // its output file
+	UASCPU                                       float64 // its CPU ms
 }
 
 // Summary is a one-line account of both sides.
