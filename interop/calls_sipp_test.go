@@ -40,7 +40,7 @@ func TestSippCalls1000(t *testing.T) {
 				RegisterScenario: scenario("register_digest.xml"),
 				Callers:          csvPath, Callee: callee, Transport: tc.sippTransport, Target: srv.SIPAddr(),
 				Rate: 200, Calls: n, Limit: 200, RecvTimeout: 10 * time.Second, Timeout: 90 * time.Second,
-				Dir: t.TempDir(), BuffSize: 4194304,
+				Dir: t.TempDir(), BuffSize: 4194304, Hold: 100 * time.Millisecond,
 			})
 			if err != nil {
 				t.Fatalf("calls: %v", err)

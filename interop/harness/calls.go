@@ -67,13 +67,18 @@ type CallRun struct {
 	Transport        string // sipp -t for both sides: u1 or t1
 	Target           string // the server's host:port
 	Rate, Calls      int
-	Limit            int           // UAC -l; 0: sipp's default
-	RecvTimeout      time.Duration // UAC -recv_timeout (default 10 s)
-	Timeout          time.Duration // kills the UAC after this (default 2 min)
-	Dir              string        // working directory: each side in its own
-	BuffSize         int           // -buff_size of both sides; 0: sipp's default
-	RTT              bool          // UAC -trace_rtt (rtd 1: the whole call)
-	RTTFreq          int
+	// Hold is how long each call lasts, ACK to BYE (UAC -d). Calls with
+	// none may fail without a fault of the proxy: an ACK and a BYE sent
+	// back to back may be forwarded out of order, and sipp's UAS aborts a
+	// call whose ACK arrives while it is answering the BYE.
+	Hold        time.Duration
+	Limit       int           // UAC -l; 0: sipp's default
+	RecvTimeout time.Duration // UAC -recv_timeout (default 10 s)
+	Timeout     time.Duration // kills the UAC after this (default 2 min)
+	Dir         string        // working directory: each side in its own
+	BuffSize    int           // -buff_size of both sides; 0: sipp's default
+	RTT         bool          // UAC -trace_rtt: rtd 1 call set-up, rtd 2 BYE (UAC.RTTs, UAC.RTTs2)
+	RTTFreq     int
 }
 
 // CallResult is what both sides of a call run reported.
@@ -146,7 +151,8 @@ func RunCalls(ctx context.Context, run CallRun) (CallResult, error) {
 		Scenario: run.UACScenario, Users: run.Callers, Transport: run.Transport, Target: run.Target,
 		Rate: run.Rate, Calls: run.Calls, Limit: run.Limit, RecvTimeout: run.RecvTimeout,
 		Timeout: run.Timeout, Dir: filepath.Join(run.Dir, "uac"), BuffSize: run.BuffSize,
-		RTT: run.RTT, RTTFreq: run.RTTFreq, Extra: []string{"-s", run.Callee.Name},
+		RTT: run.RTT, RTTFreq: run.RTTFreq,
+		Extra: []string{"-s", run.Callee.Name, "-d", strconv.FormatInt(run.Hold.Milliseconds(), 10)},
 	})
 	if err != nil {
 		return res, err
