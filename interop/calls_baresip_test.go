@@ -3,6 +3,7 @@
 package interop
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -59,7 +60,8 @@ func liveCalls(t *testing.T, srv *harness.Server) []harness.Call {
 	return calls
 }
 
-// waitNoCalls fails the test unless GET /v1/calls is empty within 5 s.
+// waitNoCalls fails the test unless GET /v1/calls is empty within 5 s:
+// every call ended with a BYE through the proxy.
 func waitNoCalls(t *testing.T, srv *harness.Server) {
 	t.Helper()
 	var calls []harness.Call
@@ -67,7 +69,7 @@ func waitNoCalls(t *testing.T, srv *harness.Server) {
 		calls = liveCalls(t, srv)
 		return len(calls) == 0, nil
 	}); err != nil {
-		t.Fatalf("GET /v1/calls after the BYE: got %+v, want no live call: %v", calls, err)
+		t.Fatalf("GET /v1/calls after the BYEs: got %d calls (%.300v), want none: %v", len(calls), fmt.Sprint(calls), err)
 	}
 }
 
@@ -88,26 +90,28 @@ func checkOneCall(t *testing.T, srv *harness.Server, caller, callee string) {
 	}
 }
 
-// established is baresip's line for an answered call.
-func established(user, peer string) func(string) bool {
+// baresipEstablished is baresip's line for an answered call.
+func baresipEstablished(user, peer string) func(string) bool {
 	return func(s string) bool {
 		return strings.Contains(s, user+"@sipwarden.test: Call established: sip:"+peer+"@sipwarden.test")
 	}
 }
 
-// terminated is baresip's line for a call that ended by BYE: "... Call
+// baresipTerminated is baresip's line for a call that ended by BYE: "... Call
 // with sip:PEER@sipwarden.test... terminated (duration: N secs)". baresip
-// prints it only for calls that lasted at least a second (holdCall).
-func terminated(peer string) func(string) bool {
+// prints it only for calls that lasted at least a second (holdBaresipCall).
+func baresipTerminated(peer string) func(string) bool {
 	re := regexp.MustCompile(`Call with sip:` + regexp.QuoteMeta(peer) + `@sipwarden\.test\S* terminated \(duration`)
 	return func(s string) bool { return re.MatchString(s) }
 }
 
-// holdCall keeps an established call up long enough for baresip to print
+// holdBaresipCall keeps an established call up long enough for baresip to print
 // its end ("terminated (duration: ...)" needs a duration of 1 s or more).
-func holdCall(since time.Time) { time.Sleep(time.Until(since.Add(1200 * time.Millisecond))) }
+func holdBaresipCall(since time.Time) { time.Sleep(time.Until(since.Add(1200 * time.Millisecond))) }
 
-func mediaFlows(s string) bool { return strings.Contains(s, "incoming rtp for 'audio' established") }
+func baresipMediaFlows(s string) bool {
+	return strings.Contains(s, "incoming rtp for 'audio' established")
+}
 
 // TestBaresipCalls: baresip A calls baresip B through sipwarden over UDP,
 // TCP and TLS (both registered over that transport, credentials made by
@@ -131,17 +135,17 @@ func TestBaresipCalls(t *testing.T) {
 			caller.waitRegistered(t, a, transport)
 
 			caller.command(t, "/dial sip:"+b+"@sipwarden.test")
-			caller.waitOutput(t, "established call to "+b, established(a, b))
-			callee.waitOutput(t, "established call from "+a, established(b, a))
+			caller.waitOutput(t, "established call to "+b, baresipEstablished(a, b))
+			callee.waitOutput(t, "established call from "+a, baresipEstablished(b, a))
 			up := time.Now()
 			checkOneCall(t, srv, a, b)
-			caller.waitOutput(t, "RTP from the callee", mediaFlows)
-			callee.waitOutput(t, "RTP from the caller", mediaFlows)
+			caller.waitOutput(t, "RTP from the callee", baresipMediaFlows)
+			callee.waitOutput(t, "RTP from the caller", baresipMediaFlows)
 
-			holdCall(up)
+			holdBaresipCall(up)
 			caller.command(t, "/hangup")
-			caller.waitOutput(t, "end of the call", terminated(b))
-			callee.waitOutput(t, "BYE from the caller", terminated(a))
+			caller.waitOutput(t, "end of the call", baresipTerminated(b))
+			callee.waitOutput(t, "BYE from the caller", baresipTerminated(a))
 			waitNoCalls(t, srv)
 		})
 	}
@@ -172,13 +176,13 @@ func TestBaresipLastDeviceRings(t *testing.T) {
 	caller.waitRegistered(t, calling, "udp")
 
 	caller.command(t, "/dial sip:"+shared+"@sipwarden.test")
-	caller.waitOutput(t, "established call to "+shared, established(calling, shared))
-	last.waitOutput(t, "call on the last device", established(shared, calling))
+	caller.waitOutput(t, "established call to "+shared, baresipEstablished(calling, shared))
+	last.waitOutput(t, "call on the last device", baresipEstablished(shared, calling))
 	up := time.Now()
 	checkOneCall(t, srv, calling, shared)
 	// Any fork to the first device would have reached it with the
 	// INVITE to the last one; holding the call gives a late one time.
-	holdCall(up)
+	holdBaresipCall(up)
 	if s := first.output(); strings.Contains(s, "sip:"+calling+"@") || strings.Contains(s, "Call established") || strings.Contains(s, "answering call") {
 		t.Fatalf("the first device rang, want only the last one: %q", lineWith(s, "call"))
 	}
@@ -187,7 +191,7 @@ func TestBaresipLastDeviceRings(t *testing.T) {
 	}
 
 	caller.command(t, "/hangup")
-	caller.waitOutput(t, "end of the call", terminated(shared))
-	last.waitOutput(t, "BYE from the caller", terminated(calling))
+	caller.waitOutput(t, "end of the call", baresipTerminated(shared))
+	last.waitOutput(t, "BYE from the caller", baresipTerminated(calling))
 	waitNoCalls(t, srv)
 }
