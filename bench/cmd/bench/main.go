@@ -140,7 +140,6 @@ type step struct {
 
 // search is one rate search of one scenario and transport.
 type search struct {
-	scenario  *scenario
 	transport string
 	best      *step // highest passing step; nil when none passed
 	steps     []step
@@ -282,7 +281,7 @@ func (b *bench) stopServer() {
 
 // search finds the highest passing rate of one scenario and transport.
 func (b *bench) search(ctx context.Context, sc *scenario, transport string) (search, error) {
-	s := search{scenario: sc, transport: transport}
+	s := search{transport: transport}
 	try := func(rate int) (bool, error) {
 		st, err := b.step(ctx, sc, transport, rate)
 		if err != nil {
