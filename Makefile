@@ -35,9 +35,10 @@ interop: deps
 	bash scripts/install-peers.sh
 	$(GO) test -tags interop -count=1 -timeout 20m ./interop/
 
+# BENCHFLAGS='-scenarios calls' measures only calls; see docs/bench.md.
 bench: deps
 	bash scripts/install-peers.sh
-	$(GO) run ./bench/cmd/bench
+	$(GO) run ./bench/cmd/bench $(BENCHFLAGS)
 
 # Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \

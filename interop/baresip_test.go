@@ -18,12 +18,15 @@ import (
 // baresip 1.0 headless (INTEROP_NOTES.md): a config directory per instance,
 // no sound card (ausine source at 48 kHz stereo, aubridge sink), the stdio
 // module reading commands from a pipe on stdin, net_interface 127.0.0.1.
+// ausine's device is its frequency: with "nil" the source fails to start
+// and baresip never answers a call ("frequency must be between 10 and
+// 20000 Hz").
 const baresipConfig = `poll_method		epoll
 sip_listen		127.0.0.1:%d
 net_interface		127.0.0.1
 call_max_calls		4
 audio_player		aubridge,nil
-audio_source		ausine,nil
+audio_source		ausine,440
 audio_alert		aubridge,nil
 ausrc_srate		48000
 ausrc_channels		2

@@ -42,6 +42,27 @@ type Dialog struct {
 	// early is true until the 2xx: a 1xx with a To tag creates an early
 	// dialog, in which PRACK and UPDATE travel (RFC 3262, RFC 3311).
 	early bool
+	// ack is signalled once the caller's ACK of the 2xx went through.
+	ack *ackSignal
+}
+
+type ackSignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// markAcked records that the ACK of the 2xx was forwarded.
+func (d *Dialog) markAcked() { d.ack.once.Do(func() { close(d.ack.ch) }) }
+
+// waitAcked waits at most d for the ACK of the 2xx to have been forwarded.
+// sipgo hands every message to its own goroutine, so a BYE sent right
+// behind its ACK can overtake it here; some UAs (sipp) then abort the
+// call. Holding such a BYE a moment restores the sender's order.
+func (dl *Dialog) waitAcked(d time.Duration) {
+	select {
+	case <-dl.ack.ch:
+	case <-time.After(d):
+	}
 }
 
 // Dialogs is the table of confirmed dialogs, by Call-ID and by credential.
@@ -78,6 +99,7 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 		CallerCredential: cl.caller.Credential.ID,
 		Started:          ds.p.now(),
 		early:            early,
+		ack:              &ackSignal{ch: make(chan struct{})},
 		calleeHop:        b.t.hop,
 		callerFrom:       &sip.FromHeader{DisplayName: from.DisplayName, Address: *from.Address.Clone(), Params: from.Params.Clone()},
 		calleeTo:         &sip.ToHeader{DisplayName: to.DisplayName, Address: *to.Address.Clone(), Params: to.Params.Clone()},

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -32,7 +33,13 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 	t := target{uri: *req.Recipient.Clone(), hop: hop}
 	if req.Method == sip.ACK {
 		p.forwardACK(req, t, lh)
+		if toCallee {
+			d.markAcked()
+		}
 		return
+	}
+	if req.Method == sip.BYE && toCallee && d.Call {
+		d.waitAcked(250 * time.Millisecond)
 	}
 	if req.Method == sip.BYE {
 		p.dialogs.mu.Lock()

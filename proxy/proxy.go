@@ -217,13 +217,17 @@ func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 	ev := Event{Method: string(req.Method), Source: req.Source(), Transport: strings.ToLower(req.Transport()), Outcome: auth.NoCredentials}
 	p.serve(req, tx, &ev)
 	ev.Duration = p.now().Sub(start)
+	outcome := "none" // not authenticated: trusted peer, in-dialog, refused before
+	if ev.Checked {
+		outcome = ev.Outcome.String()
+	}
 	if req.Method == sip.INVITE || ev.Status >= 300 && ev.Status != 407 {
 		p.log.Info(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
-			"transport", ev.Transport, "status", ev.Status, "outcome", ev.Outcome.String(),
+			"transport", ev.Transport, "status", ev.Status, "outcome", outcome,
 			"in_dialog", ev.InDialog, "duration_s", ev.Duration.Seconds())
 	} else {
 		p.log.Debug(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
-			"transport", ev.Transport, "status", ev.Status, "outcome", ev.Outcome.String(), "in_dialog", ev.InDialog)
+			"transport", ev.Transport, "status", ev.Status, "outcome", outcome, "in_dialog", ev.InDialog)
 	}
 	for _, f := range p.observe {
 		f(ev)

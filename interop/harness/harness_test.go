@@ -109,6 +109,13 @@ func TestReadRTTs(t *testing.T) {
 	if want := []int{3, 0}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
+	got2, err := readRTD(path, "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{9}; !slices.Equal(got2, want) {
+		t.Errorf("rtd 2: got %v, want %v", got2, want)
+	}
 }
 
 func TestConfigYAML(t *testing.T) {

@@ -50,6 +50,7 @@ type SippResult struct {
 	CPU             time.Duration // sipp's own user+system CPU time
 	Stats           map[string]string
 	RTTs            []int // response time 1 of each flow, ms (RTT runs)
+	RTTs2           []int // response time 2, ms, when the scenario has one
 	OutputPath      string
 	ErrorsPath      string // -trace_err log; may not exist
 }
@@ -173,6 +174,9 @@ func RunSipp(ctx context.Context, run SippRun) (SippResult, error) {
 		if res.RTTs, err = readRTTs(matches[0]); err != nil {
 			return res, err
 		}
+		if res.RTTs2, err = readRTD(matches[0], "2"); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
@@ -216,8 +220,12 @@ func lastStats(path string) (map[string]string, error) {
 	return m, nil
 }
 
-// readRTTs reads a -trace_rtt file: "Date_ms;response_time_ms;rtd_no".
-func readRTTs(path string) ([]int, error) {
+// readRTTs reads response time 1 of a -trace_rtt file:
+// "Date_ms;response_time_ms;rtd_no".
+func readRTTs(path string) ([]int, error) { return readRTD(path, "1") }
+
+// readRTD reads the samples of response time rtd from a -trace_rtt file.
+func readRTD(path, rtd string) ([]int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -228,7 +236,7 @@ func readRTTs(path string) ([]int, error) {
 			continue
 		}
 		parts := strings.Split(line, ";")
-		if len(parts) < 3 || parts[2] != "1" {
+		if len(parts) < 3 || parts[2] != rtd {
 			continue
 		}
 		ms, err := strconv.ParseFloat(parts[1], 64)

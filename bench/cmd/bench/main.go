@@ -1,19 +1,30 @@
-// Command bench measures sipwarden's digest REGISTER throughput with sipp:
-// the highest rate of REGISTER -> 401 -> REGISTER -> 200 flows per second
-// with zero failed flows, over UDP and TCP, with the server's CPU time per
-// flow, the flows' 99th percentile time and the server's peak RSS.
+// Command bench measures sipwarden's throughput with sipp, per scenario
+// (-scenarios):
 //
-//	go run ./bench/cmd/bench            (make bench)
+//   - register: the highest rate of digest REGISTER -> 401 -> REGISTER ->
+//     200 flows per second with zero failed flows;
+//   - calls: the highest rate of calls through the proxy (sipp UAC ->
+//     sipwarden -> sipp UAS registered as a user: INVITE, 407, ACK, INVITE
+//     with Proxy-Authorization, 100, 180, 200, ACK, BYE, 200) per second
+//     with zero failed calls (calls.go);
+//
+// over UDP and TCP, with the server's CPU time per flow, the flows' 99th
+// percentile time and the server's peak RSS.
+//
+//	go run ./bench/cmd/bench                     (make bench)
+//	go run ./bench/cmd/bench -scenarios calls    (calls only)
 //
 // It builds ./cmd/sipwarden, starts it on loopback with persistence on and
 // log level warn, creates -users credentials through the API and then, per
-// transport, searches the rate -reps times: -start flows/s, doubling until a
-// rate fails, then bisecting until the bracket is within -resolution. Each
-// step runs -duration of load (-m = rate x duration). A rate passes only
-// with sipp exit 0 and zero failed flows, retransmissions at most 1% of the
-// flows, a p99 flow time under 500 ms and an achieved rate of at least 90%
-// of the target. The server restarts (same data dir) before each step.
-// The table of medians goes to stdout, progress to stderr.
+// scenario and transport, searches the rate -reps times: -start flows/s
+// (-call-start for calls), doubling until a rate fails, then bisecting
+// until the bracket is within -resolution. Each step runs -duration of load
+// (-call-duration for calls; -m = rate x duration). A rate passes only with
+// sipp exit 0 and zero failed flows (for calls: on both sides), UDP
+// retransmissions at most 1% of the flows, a p99 flow time under 500 ms and
+// an achieved rate of at least 90% of the target. The server restarts
+// (same data dir) before each step. The table of medians goes to stdout,
+// progress to stderr.
 //
 // sipp and the server share the machine's cores: the figures are those of
 // the pair, on this machine.
@@ -45,6 +56,11 @@ type options struct {
 	start, max  int
 	resolution  float64
 	transports  []string
+	scenarios   []string
+	callStart   int
+	callMax     int
+	callDur     time.Duration
+	callHold    time.Duration
 	budget      time.Duration
 	settle      time.Duration
 	bin         string
@@ -57,7 +73,7 @@ type options struct {
 
 func main() {
 	var o options
-	var transports string
+	var transports, scenarios string
 	flag.IntVar(&o.users, "users", 10000, "credentials created (and registered round-robin by sipp)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per step")
 	flag.IntVar(&o.reps, "reps", 3, "searches per transport; the table gives their medians")
@@ -65,7 +81,12 @@ func main() {
 	flag.IntVar(&o.max, "max", 32000, "highest rate tried, flows/s")
 	flag.Float64Var(&o.resolution, "resolution", 0.1, "stop bisecting when the bracket is within this fraction of the passing rate")
 	flag.StringVar(&transports, "transports", "udp,tcp", "transports measured: udp (sipp -t u1) and tcp (-t t1, one connection)")
-	flag.DurationVar(&o.budget, "budget", 12*time.Minute, "stop starting searches after this (the table says so)")
+	flag.StringVar(&scenarios, "scenarios", "register,calls", "what is measured: register (REGISTER digest flows), calls (authenticated calls through the proxy)")
+	flag.IntVar(&o.callStart, "call-start", 250, "first rate of a calls search, calls/s")
+	flag.IntVar(&o.callMax, "call-max", 8000, "highest rate of calls tried, calls/s")
+	flag.DurationVar(&o.callDur, "call-duration", 5*time.Second, "load per calls step")
+	flag.DurationVar(&o.callHold, "call-hold", 100*time.Millisecond, "how long each call lasts, ACK to BYE (sipp -d)")
+	flag.DurationVar(&o.budget, "budget", 25*time.Minute, "stop starting searches after this (the table says so)")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "pause between steps")
 	flag.StringVar(&o.bin, "bin", "", "sipwarden binary to measure (default: build ./cmd/sipwarden)")
 	flag.StringVar(&o.out, "out", "", "also write the results (markdown) to this file")
@@ -75,6 +96,13 @@ func main() {
 	flag.Float64Var(&o.minAchieved, "min-achieved", 0.9, "achieved/target rate required")
 	flag.Parse()
 	o.transports = strings.Split(transports, ",")
+	o.scenarios = strings.Split(scenarios, ",")
+	for _, s := range o.scenarios {
+		if s != "register" && s != "calls" {
+			fmt.Fprintf(os.Stderr, "bench: -scenarios: %q is neither register nor calls\n", s)
+			os.Exit(2)
+		}
+	}
 	for _, t := range o.transports {
 		if t != "udp" && t != "tcp" {
 			fmt.Fprintf(os.Stderr, "bench: -transports: %q is neither udp nor tcp\n", t)
@@ -110,7 +138,7 @@ type step struct {
 	serverDrops, otherDrops int64
 }
 
-// search is one rate search of one transport.
+// search is one rate search of one scenario and transport.
 type search struct {
 	transport string
 	best      *step // highest passing step; nil when none passed
@@ -124,6 +152,7 @@ type bench struct {
 	bin      string
 	cfg      harness.Config
 	csv      string
+	callee   harness.User // called in the calls scenario
 	srv      *harness.Server
 	deadline time.Time
 	nstep    int
@@ -171,41 +200,54 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	users := harness.MakeUsers("bench", o.users)
+	b.callee = harness.MakeUsers("callee", 1)[0]
 	t0 := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	err = b.srv.API().CreateCredentials(cctx, users, 16)
+	err = b.srv.API().CreateCredentials(cctx, append(slices.Clone(users), b.callee), 16)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("create %d credentials: %w", o.users, err)
+		return fmt.Errorf("create %d credentials: %w", o.users+1, err)
 	}
-	logf("created %d credentials through the API in %v", o.users, time.Since(t0).Round(time.Millisecond))
+	logf("created %d credentials through the API in %v", o.users+1, time.Since(t0).Round(time.Millisecond))
 	b.csv = filepath.Join(work, "users.csv")
 	if err := harness.WriteUsersCSV(b.csv, users); err != nil {
 		return err
 	}
 
-	results := map[string][]search{}
+	var scens []*scenario
+	for _, name := range o.scenarios {
+		scens = append(scens, b.scenario(name))
+	}
+	results := map[string]map[string][]search{}
 	truncated := false
 outer:
 	for rep := range o.reps {
-		for _, tr := range o.transports {
-			if time.Now().After(b.deadline) {
-				truncated = true
-				logf("budget of %v spent: no more searches", o.budget)
-				break outer
+		for _, sc := range scens {
+			for _, tr := range o.transports {
+				if time.Now().After(b.deadline) {
+					truncated = true
+					logf("budget of %v spent: no more searches", o.budget)
+					break outer
+				}
+				logf("%s %s search %d/%d", sc.name, tr, rep+1, o.reps)
+				s, err := b.search(ctx, sc, tr)
+				if err != nil {
+					return err
+				}
+				if results[sc.name] == nil {
+					results[sc.name] = map[string][]search{}
+				}
+				results[sc.name][tr] = append(results[sc.name][tr], s)
 			}
-			logf("%s search %d/%d", tr, rep+1, o.reps)
-			s, err := b.search(ctx, tr)
-			if err != nil {
-				return err
-			}
-			results[tr] = append(results[tr], s)
 		}
 	}
-	report := b.report(results, truncated, time.Since(began))
-	fmt.Print(report)
+	var report strings.Builder
+	for _, sc := range scens {
+		report.WriteString(b.report(sc, results[sc.name], truncated, time.Since(began)))
+	}
+	fmt.Print(report.String())
 	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
 			return err
 		}
 	}
@@ -237,11 +279,11 @@ func (b *bench) stopServer() {
 	b.srv = nil
 }
 
-// search finds the highest passing rate of one transport.
-func (b *bench) search(ctx context.Context, transport string) (search, error) {
+// search finds the highest passing rate of one scenario and transport.
+func (b *bench) search(ctx context.Context, sc *scenario, transport string) (search, error) {
 	s := search{transport: transport}
 	try := func(rate int) (bool, error) {
-		st, err := b.step(ctx, transport, rate)
+		st, err := b.step(ctx, sc, transport, rate)
 		if err != nil {
 			return false, err
 		}
@@ -254,7 +296,7 @@ func (b *bench) search(ctx context.Context, transport string) (search, error) {
 	}
 	pass, fail := 0, 0
 	// Going up: double until a rate fails.
-	for rate := b.o.start; rate <= b.o.max; rate *= 2 {
+	for rate := sc.start; rate <= sc.max; rate *= 2 {
 		ok, err := try(rate)
 		if err != nil {
 			return s, err
@@ -293,9 +335,9 @@ func (b *bench) search(ctx context.Context, transport string) (search, error) {
 		}
 	}
 	if s.best != nil {
-		logf("%s search: %d flows/s passes, %d fails", transport, s.best.rate, fail)
+		logf("%s %s search: %d %s/s passes, %d fails", sc.name, transport, s.best.rate, sc.unit, fail)
 	} else {
-		logf("%s search: no rate passed", transport)
+		logf("%s %s search: no rate passed", sc.name, transport)
 	}
 	return s, nil
 }
@@ -304,29 +346,54 @@ func (b *bench) search(ctx context.Context, transport string) (search, error) {
 // table reads better.
 func roundRate(r int) int { return max(50, (r+25)/50*50) }
 
-// step runs one rate for the configured duration against a server started
-// for it (same data dir): steps do not inherit each other's backlog, UDP
-// transactions lingering for Timer J (32 s) or heap, and the server's peak
-// RSS is that of the step.
-func (b *bench) step(ctx context.Context, transport string, rate int) (step, error) {
-	b.nstep++
-	st := step{rate: rate}
-	b.stopServer()
-	if err := b.startServer(ctx); err != nil {
-		return st, err
+// scenario is one thing measured: a sipp load at a given rate.
+type scenario struct {
+	name       string // register, calls
+	unit       string // flows, calls
+	title      string // of its table
+	flow       string // what one flow is, for the table's text
+	start, max int    // rates of a search
+	duration   time.Duration
+	// load runs n flows at rate against b.srv, its files under dir.
+	load func(ctx context.Context, transport string, rate, n int, dir string) (loadResult, error)
+}
+
+// loadResult is what the sipp side of a step reported.
+type loadResult struct {
+	successful, failed int
+	// failures says why the run is not a clean one beyond the counts
+	// (sipp exit status, the UAS side); "" when there is nothing.
+	failures string
+	retrans  int
+	achieved float64 // flows/s
+	rtts     []int   // ms, one per sampled flow
+	sippCPU  float64 // ms, every sipp process of the step
+}
+
+func (b *bench) scenario(name string) *scenario {
+	if name == "calls" {
+		return b.callsScenario()
 	}
-	const rttFreq = 100
-	calls := int(math.Ceil(float64(rate)*b.o.duration.Seconds()/rttFreq)) * rttFreq
+	return &scenario{
+		name: "register", unit: "flows", title: "REGISTER",
+		flow:  "digest MD5 qop=auth flows (REGISTER, 401, REGISTER, 200)",
+		start: b.o.start, max: b.o.max, duration: b.o.duration,
+		load: b.registerLoad,
+	}
+}
+
+// registerLoad runs n REGISTER flows of the users, round-robin.
+func (b *bench) registerLoad(ctx context.Context, transport string, rate, n int, dir string) (loadResult, error) {
 	run := harness.SippRun{
-		Scenario:    scenarioPath(),
+		Scenario:    scenarioPath("register_digest.xml"),
 		Users:       b.csv,
 		Target:      b.srv.SIPAddr(),
 		Rate:        rate,
-		Calls:       calls,
+		Calls:       n,
 		Limit:       max(2*rate, 200), // two seconds' worth of flows in flight
 		RecvTimeout: 5 * time.Second,
 		Timeout:     3*b.o.duration + 30*time.Second,
-		Dir:         filepath.Join(b.work, fmt.Sprintf("step-%03d-%s-%d", b.nstep, transport, rate)),
+		Dir:         dir,
 		RTT:         true,
 		RTTFreq:     rttFreq,
 	}
@@ -336,20 +403,53 @@ func (b *bench) step(ctx context.Context, transport string, rate int) (step, err
 	} else {
 		run.Transport = "t1"
 	}
+	res, err := harness.RunSipp(ctx, run)
+	if err != nil {
+		return loadResult{}, err
+	}
+	lr := loadResult{
+		successful: res.Successful, failed: res.Failed, retrans: res.Retransmissions,
+		achieved: res.CallRate, rtts: res.RTTs, sippCPU: float64(res.CPU.Microseconds()) / 1000,
+	}
+	if res.ExitCode != 0 {
+		lr.failures = fmt.Sprintf("sipp exit %d", res.ExitCode)
+	}
+	return lr, nil
+}
+
+// rttFreq is sipp's -rtt_freq: a step's flow count is a multiple of it.
+const rttFreq = 100
+
+// step runs one rate for the scenario's duration against a server started
+// for it (same data dir): steps do not inherit each other's backlog, UDP
+// transactions lingering for Timer J (32 s) or heap, and the server's peak
+// RSS is that of the step.
+func (b *bench) step(ctx context.Context, sc *scenario, transport string, rate int) (step, error) {
+	b.nstep++
+	st := step{rate: rate}
+	b.stopServer()
+	if err := b.startServer(ctx); err != nil {
+		return st, err
+	}
+	n := int(math.Ceil(float64(rate)*sc.duration.Seconds()/rttFreq)) * rttFreq
+	dir := filepath.Join(b.work, fmt.Sprintf("step-%03d-%s-%s-%d", b.nstep, sc.name, transport, rate))
 	pid := b.srv.PID()
 	cpu0, err := harness.CPUTime(pid)
 	if err != nil {
 		return st, err
 	}
 	rcvbuf0, _ := harness.UDPRcvbufErrors()
-	res, err := harness.RunSipp(ctx, run)
+	res, err := sc.load(ctx, transport, rate, n, dir)
 	if ctx.Err() != nil {
 		return st, ctx.Err()
 	}
 	if err != nil {
 		// sipp killed at its deadline, or without statistics: a failed step.
 		st.why = "sipp: " + firstLine(err.Error())
-		logf("  %s %6d/s FAIL %s (%s)", transport, rate, st.why, run.Dir)
+		logf("  %s %s %6d/s FAIL %s (%s)", sc.name, transport, rate, st.why, dir)
+		if b.srv.Exited() {
+			return st, fmt.Errorf("sipwarden exited during the %s %s step at %d/s:\n%s", sc.name, transport, rate, b.srv.LogTail(30))
+		}
 		return st, b.pause(ctx)
 	}
 	cpu1, _ := harness.CPUTime(pid)
@@ -359,29 +459,33 @@ func (b *bench) step(ctx context.Context, transport string, rate int) (step, err
 		st.serverDrops, _ = harness.UDPSocketDrops(pid, b.srv.Config.UDP)
 		st.otherDrops = max(0, rcvbuf1-rcvbuf0-st.serverDrops)
 	}
-	st.flows = res.Successful + res.Failed
-	st.achieved = res.CallRate
-	st.retrans = res.Retransmissions
-	st.p99 = harness.Percentile(res.RTTs, 99)
+	st.flows = res.successful + res.failed
+	st.achieved = res.achieved
+	st.retrans = res.retrans
+	st.p99 = harness.Percentile(res.rtts, 99)
 	if st.flows > 0 {
 		st.cpuMSFlow = (cpu1 - cpu0) / float64(st.flows)
-		st.sippCPU = float64(res.CPU.Microseconds()) / 1000 / float64(st.flows)
+		st.sippCPU = res.sippCPU / float64(st.flows)
 	}
 	if kb, err := harness.MemoryKB(pid, "VmHWM"); err == nil {
 		st.rssMB = float64(kb) / 1024
 	}
 	var why []string
-	if res.ExitCode != 0 || res.Failed != 0 || res.Successful != calls {
-		why = append(why, fmt.Sprintf("exit %d, %d/%d successful, %d failed", res.ExitCode, res.Successful, calls, res.Failed))
+	if res.failures != "" || res.failed != 0 || res.successful != n {
+		w := fmt.Sprintf("%d/%d successful, %d failed", res.successful, n, res.failed)
+		if res.failures != "" {
+			w += " (" + res.failures + ")"
+		}
+		why = append(why, w)
 	}
-	if float64(res.Retransmissions) > b.o.maxRetrans*float64(calls) {
-		why = append(why, fmt.Sprintf("%d retransmissions", res.Retransmissions))
+	if float64(res.retrans) > b.o.maxRetrans*float64(n) {
+		why = append(why, fmt.Sprintf("%d retransmissions", res.retrans))
 	}
 	if st.p99 < 0 || st.p99 >= b.o.maxP99 {
-		why = append(why, fmt.Sprintf("p99 %d ms (%d samples)", st.p99, len(res.RTTs)))
+		why = append(why, fmt.Sprintf("p99 %d ms (%d samples)", st.p99, len(res.rtts)))
 	}
-	if res.CallRate < b.o.minAchieved*float64(rate) {
-		why = append(why, fmt.Sprintf("achieved %.0f/s", res.CallRate))
+	if res.achieved < b.o.minAchieved*float64(rate) {
+		why = append(why, fmt.Sprintf("achieved %.0f/s", res.achieved))
 	}
 	st.pass = len(why) == 0
 	st.why = strings.Join(why, "; ")
@@ -389,10 +493,10 @@ func (b *bench) step(ctx context.Context, transport string, rate int) (step, err
 	if !st.pass {
 		verdict = "FAIL " + st.why
 	}
-	logf("  %s %6d/s %s: %d flows, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/flow, sipp %.3f, peak RSS %.0f MB, UDP drops server %d sipp %d",
-		transport, rate, verdict, st.flows, st.achieved, st.retrans, st.p99, st.cpuMSFlow, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
+	logf("  %s %s %6d/s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/%s, sipp %.3f, peak RSS %.0f MB, UDP drops server %d sipp %d",
+		sc.name, transport, rate, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
 	if b.srv.Exited() {
-		return st, fmt.Errorf("sipwarden exited during the %s step at %d/s:\n%s", transport, rate, b.srv.LogTail(30))
+		return st, fmt.Errorf("sipwarden exited during the %s %s step at %d/s:\n%s", sc.name, transport, rate, b.srv.LogTail(30))
 	}
 	return st, b.pause(ctx)
 }
@@ -411,12 +515,13 @@ func firstLine(s string) string {
 	return line
 }
 
-func scenarioPath() string {
+// scenarioPath is the path of a sipp scenario under testdata/sipp.
+func scenarioPath(name string) string {
 	root, err := harness.RepoRoot()
 	if err != nil {
 		root = "."
 	}
-	return filepath.Join(root, "testdata", "sipp", "register_digest.xml")
+	return filepath.Join(root, "testdata", "sipp", name)
 }
 
 func median(v []float64) float64 {
@@ -431,15 +536,16 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func (b *bench) report(results map[string][]search, truncated bool, took time.Duration) string {
+func (b *bench) report(sc *scenario, results map[string][]search, truncated bool, took time.Duration) string {
 	var w strings.Builder
 	host, _ := os.Hostname()
-	fmt.Fprintf(&w, "## sipwarden REGISTER benchmark\n\n")
-	fmt.Fprintf(&w, "%s, %d CPUs shared by sipp and the server, %d users, %v per step, digest MD5 qop=auth flows (REGISTER, 401, REGISTER, 200), persistence on, log level warn. ",
-		host, runtime.NumCPU(), b.o.users, b.o.duration)
-	fmt.Fprintf(&w, "A rate passes with zero failed flows, retransmissions <= %.0f%% of flows, p99 < %d ms and >= %.0f%% of the target rate achieved. Medians of the searches; took %v.\n\n",
-		b.o.maxRetrans*100, b.o.maxP99, b.o.minAchieved*100, took.Round(time.Second))
-	fmt.Fprintln(&w, "| transport | max zero-failure flows/s | achieved flows/s | server CPU ms/flow | p99 ms | peak RSS MB | searches |")
+	one := strings.TrimSuffix(sc.unit, "s")
+	fmt.Fprintf(&w, "## sipwarden %s benchmark\n\n", sc.title)
+	fmt.Fprintf(&w, "%s, %d CPUs shared by sipp and the server, %d users, %v per step, %s, persistence on, log level warn. ",
+		host, runtime.NumCPU(), b.o.users, sc.duration, sc.flow)
+	fmt.Fprintf(&w, "A rate passes with zero failed %s, retransmissions <= %.0f%% of %s, p99 < %d ms and >= %.0f%% of the target rate achieved. Medians of the searches; the whole bench took %v.\n\n",
+		sc.unit, b.o.maxRetrans*100, sc.unit, b.o.maxP99, b.o.minAchieved*100, took.Round(time.Second))
+	fmt.Fprintf(&w, "| transport | max zero-failure %s/s | achieved %s/s | server CPU ms/%s | p99 ms | peak RSS MB | searches |\n", sc.unit, sc.unit, one)
 	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- |")
 	for _, tr := range b.o.transports {
 		var rates, achieved, cpu, p99, rss []float64
@@ -456,7 +562,7 @@ func (b *bench) report(results map[string][]search, truncated bool, took time.Du
 			p99 = append(p99, float64(s.best.p99))
 			rss = append(rss, s.best.rssMB)
 			if s.capped {
-				each = append(each, ">="+strconv.Itoa(s.best.rate)+" (-max)")
+				each = append(each, ">="+strconv.Itoa(s.best.rate)+" (max)")
 			} else {
 				each = append(each, strconv.Itoa(s.best.rate))
 			}
@@ -470,10 +576,10 @@ func (b *bench) report(results map[string][]search, truncated bool, took time.Du
 	if truncated {
 		fmt.Fprintf(&w, "\nThe %v budget ran out: fewer than %d searches per transport.\n", b.o.budget, b.o.reps)
 	}
-	fmt.Fprintf(&w, "\nCPU, p99 and RSS are those of the highest passing step of each search. Each step runs against a server started for it (same data dir), so RSS is the VmHWM of %v of load: over UDP, transactions linger for Timer J (32 s), so a longer run at the same rate holds more.\n\n", b.o.duration)
+	fmt.Fprintf(&w, "\nCPU, p99 and RSS are those of the highest passing step of each search. Each step runs against a server started for it (same data dir), so RSS is the VmHWM of %v of load: over UDP, transactions linger for Timer J (32 s), so a longer run at the same rate holds more.\n\n", sc.duration)
 	fmt.Fprintln(&w, "Steps:")
 	fmt.Fprintln(&w)
-	fmt.Fprintln(&w, "| transport | search | rate | result | achieved/s | retrans | p99 ms | server CPU ms/flow | sipp CPU ms/flow | server RSS MB | UDP drops server/sipp |")
+	fmt.Fprintf(&w, "| transport | search | rate | result | achieved/s | retrans | p99 ms | server CPU ms/%s | sipp CPU ms/%s | server RSS MB | UDP drops server/sipp |\n", one, one)
 	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, tr := range b.o.transports {
 		for i, s := range results[tr] {
@@ -486,5 +592,6 @@ func (b *bench) report(results map[string][]search, truncated bool, took time.Du
 			}
 		}
 	}
+	fmt.Fprintln(&w)
 	return w.String()
 }
