@@ -40,3 +40,31 @@ func TestDecodeConnectionFormat1(t *testing.T) {
 		t.Fatalf("round trip: got %+v, %v; want %+v", c, err, want)
 	}
 }
+
+// TestDecodeCredentialFormat1: credentials written before tokens_not_before
+// existed decode with the zero time.
+func TestDecodeCredentialFormat1(t *testing.T) {
+	t1 := time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC)
+	want := Credential{ID: "c1", ConnectionID: DefaultConnectionID, Username: "alice", Enabled: true, Realm: "r",
+		HA1: map[string]string{"MD5": "aa"}, CreatedAt: t1, UpdatedAt: t1}
+	v := appendCredential(nil, &want)
+	if v[0] != 2 {
+		t.Fatalf("format byte %d, want 2", v[0])
+	}
+	// Format 1: the same bytes without the trailing TokensNotBefore.
+	old := append([]byte{1}, v[1:len(v)-len(appendTime(nil, time.Time{}))]...)
+	var c Credential
+	if err := decodeCredential(&c, old); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("format 1: got %+v, %v; want %+v", c, err, want)
+	}
+	want.TokensNotBefore = t1
+	if err := decodeCredential(&c, appendCredential(nil, &want)); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("round trip: got %+v, %v", c, err)
+	}
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	e := encoder{b}
+	e.time(t)
+	return e.b
+}

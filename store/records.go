@@ -40,6 +40,9 @@ type Credential struct {
 	Algorithms []string  `json:"algorithms,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// TokensNotBefore revokes every token issued for the credential before
+	// it (revoke_tokens, a password change). Zero: none revoked.
+	TokensNotBefore time.Time `json:"tokens_not_before,omitzero"`
 }
 
 // Expired reports whether the credential has an expiry that is not after now.

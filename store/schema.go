@@ -128,10 +128,12 @@ func decodeConnection(c *Connection, v []byte) error {
 	return d.done()
 }
 
-// Credential format 1: ID, ConnectionID, Username, Name, Tag, Enabled,
+// Credential format 2: ID, ConnectionID, Username, Name, Tag, Enabled,
 // ExpiresAt, Realm, HA1 (count, then algorithm and hex pairs in algorithm
-// order), Algorithms (count, then each), CreatedAt, UpdatedAt.
-const credentialFormat = 1
+// order), Algorithms (count, then each), CreatedAt, UpdatedAt,
+// TokensNotBefore. Format 1 ends before TokensNotBefore and decodes with
+// the zero time.
+const credentialFormat = 2
 
 func appendCredential(b []byte, c *Credential) []byte {
 	e := encoder{b}
@@ -152,6 +154,7 @@ func appendCredential(b []byte, c *Credential) []byte {
 	e.strs(c.Algorithms)
 	e.time(c.CreatedAt)
 	e.time(c.UpdatedAt)
+	e.time(c.TokensNotBefore)
 	return e.b
 }
 
@@ -160,7 +163,7 @@ func appendCredential(b []byte, c *Credential) []byte {
 // slices decode as nil.
 func decodeCredential(c *Credential, v []byte) error {
 	d := decoder{s: string(v)}
-	d.version("credential", credentialFormat)
+	format := d.version("credential", credentialFormat)
 	*c = Credential{
 		ID:           d.str(),
 		ConnectionID: d.str(),
@@ -181,6 +184,9 @@ func decodeCredential(c *Credential, v []byte) error {
 	c.Algorithms = d.strs()
 	c.CreatedAt = d.time()
 	c.UpdatedAt = d.time()
+	if format >= 2 {
+		c.TokensNotBefore = d.time()
+	}
 	return d.done()
 }
 
