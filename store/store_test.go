@@ -245,7 +245,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		ID: "cred-1", ConnectionID: "trunk-1", Username: "alice", Name: "Alice", Tag: "sales", Enabled: true,
 		ExpiresAt: t2, Realm: "example.com",
 		HA1:        map[string]string{"MD5": "aa", "SHA-256": "bb", "SHA-512-256": "cc"},
-		Algorithms: []string{"SHA-256", "MD5"}, CreatedAt: t1, UpdatedAt: t2, TokensNotBefore: t1,
+		Algorithms: []string{"SHA-256", "MD5"}, CreatedAt: t1, UpdatedAt: t2, TokensNotBefore: t1.UTC(),
 	}
 	nonZero(t, &cred)
 	key := store.APIKey{ID: "key-1", Name: "admin", Hash: []byte{1, 2, 3}, CreatedAt: t1}
