@@ -48,12 +48,15 @@ const (
 	// ACLDenied: a correct answer from an address outside the allowed_cidrs
 	// of the credential's connection (acl.go).
 	ACLDenied
+	// InvalidToken: a Bearer token that does not verify, is expired or
+	// revoked, or names no usable credential (RFC 6750 section 3.1).
+	InvalidToken
 )
 
 var outcomeNames = [...]string{
 	OK: "ok", NoCredentials: "challenge", Stale: "stale", BadNonce: "bad_nonce", Replay: "replay",
 	Mismatch: "mismatch", UnknownUser: "unknown_user", Disabled: "disabled", Expired: "expired", Malformed: "malformed",
-	ACLDenied: "acl",
+	ACLDenied: "acl", InvalidToken: "invalid_token",
 }
 
 func (o Outcome) String() string {
@@ -67,7 +70,7 @@ func (o Outcome) String() string {
 // brute-force accounting): a wrong answer, not a first challenge.
 func (o Outcome) Failure() bool {
 	switch o {
-	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied:
+	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied, InvalidToken:
 		return true
 	}
 	return false
@@ -86,6 +89,13 @@ type Config struct {
 	// Connections, when set, gives the allowed_cidrs checked after a
 	// correct answer (acl.go).
 	Connections Connections
+	// Tokens, when set, enables RFC 8898 Bearer authentication (bearer.go).
+	Tokens Tokens
+	// BearerScope is the scope of the Bearer challenge. Default "sip".
+	BearerScope string
+	// BearerFirst puts the Bearer challenge before the Digest ones.
+	// Default false: old phones read only the first challenge.
+	BearerFirst bool
 }
 
 // Authenticator checks Digest credentials against the credential store.
@@ -122,6 +132,11 @@ type Result struct {
 	Algorithm digest.Algorithm
 	// Detail explains a Malformed outcome; safe to show the client.
 	Detail string
+	// Scheme is "digest" or "bearer" (for metrics).
+	Scheme string
+	// TokenExpires is the exp of the Bearer token that authenticated the
+	// request: a registration must not outlive it.
+	TokenExpires time.Time
 }
 
 // Request is what Check needs from a SIP request.
@@ -144,10 +159,13 @@ func (a *Authenticator) Check(r Request) Result {
 		found bool
 	)
 	for _, h := range r.Authorization {
+		if tok, ok := bearerToken(h); ok && a.cfg.Tokens != nil {
+			return a.checkBearer(tok, r)
+		}
 		cr, err := digest.ParseCredentials(h)
 		if err != nil {
 			if errors.Is(err, digest.ErrUnsupportedScheme) {
-				continue // e.g. Bearer: another mechanism's business
+				continue // e.g. Bearer while it is off: another mechanism's business
 			}
 			return Result{Outcome: Malformed, Detail: err.Error()}
 		}
@@ -159,7 +177,7 @@ func (a *Authenticator) Check(r Request) Result {
 	if !found {
 		return Result{Outcome: NoCredentials}
 	}
-	res := Result{Username: c.Username}
+	res := Result{Username: c.Username, Scheme: "digest"}
 	alg, err := digest.ParseAlgorithm(c.Algorithm)
 	if err != nil {
 		return Result{Outcome: Malformed, Username: c.Username, Detail: "unsupported algorithm"}
@@ -239,8 +257,10 @@ func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm) boo
 
 // Challenges returns the challenge header values for user (whose
 // credential's algorithm policy applies when it has one; the server-wide
-// list otherwise), one per algorithm in order, sharing one fresh nonce.
-func (a *Authenticator) Challenges(user string, stale bool) []string {
+// list otherwise), one per algorithm in order, sharing one fresh nonce,
+// and the Bearer challenge when tokens are enabled (RFC 8898 section 2.3),
+// with error="invalid_token" after a bad token (RFC 6750 section 3).
+func (a *Authenticator) Challenges(user string, stale, invalidToken bool) []string {
 	algs := a.cfg.Algorithms
 	if user != "" {
 		if cred, err := a.creds.CredentialByUsername(user); err == nil && len(cred.Algorithms) > 0 {
@@ -253,7 +273,10 @@ func (a *Authenticator) Challenges(user string, stale bool) []string {
 		}
 	}
 	nonce := a.cfg.Nonce.New()
-	out := make([]string, 0, len(algs))
+	out := make([]string, 0, len(algs)+1)
+	if a.cfg.Tokens != nil && a.cfg.BearerFirst {
+		out = append(out, a.bearerChallenge(invalidToken))
+	}
 	for _, alg := range algs {
 		out = append(out, digest.Challenge{
 			Realm:     a.cfg.Realm,
@@ -262,6 +285,9 @@ func (a *Authenticator) Challenges(user string, stale bool) []string {
 			QOP:       a.cfg.QOP,
 			Stale:     stale,
 		}.String())
+	}
+	if a.cfg.Tokens != nil && !a.cfg.BearerFirst {
+		out = append(out, a.bearerChallenge(invalidToken))
 	}
 	return out
 }

@@ -171,7 +171,7 @@ func TestChallengesFollowPolicy(t *testing.T) {
 		{"nobody", []string{"MD5"}}, // unknown users look like everyone else
 	}
 	for _, tc := range cases {
-		chs := f.a.Challenges(tc.user, false)
+		chs := f.a.Challenges(tc.user, false, false)
 		if len(chs) != len(tc.want) {
 			t.Fatalf("%q: %d challenges %q, want %v", tc.user, len(chs), chs, tc.want)
 		}
@@ -185,7 +185,7 @@ func TestChallengesFollowPolicy(t *testing.T) {
 			}
 		}
 	}
-	if ch := f.a.Challenges("alice", true)[0]; !strings.Contains(ch, "stale=true") {
+	if ch := f.a.Challenges("alice", true, false)[0]; !strings.Contains(ch, "stale=true") {
 		t.Errorf("stale challenge %q lacks stale=true", ch)
 	}
 }

@@ -29,7 +29,7 @@ import (
 // Authenticator is the authentication path shared with the registrar.
 type Authenticator interface {
 	Check(auth.Request) auth.Result
-	Challenges(user string, stale bool) []string
+	Challenges(user string, stale, invalidToken bool) []string
 }
 
 // Locator finds the live bindings of an AOR.
@@ -353,10 +353,13 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:
-		ev.Status = p.challenge(req, tx, from.Address.User, false)
+		ev.Status = p.challenge(req, tx, from.Address.User, false, false)
 		return caller{}, false
 	case auth.Stale, auth.Replay:
-		ev.Status = p.challenge(req, tx, from.Address.User, true)
+		ev.Status = p.challenge(req, tx, from.Address.User, true, false)
+		return caller{}, false
+	case auth.InvalidToken:
+		ev.Status = p.challenge(req, tx, from.Address.User, false, true)
 		return caller{}, false
 	case auth.Malformed:
 		ev.Status = p.reply(req, tx, 400, "Malformed Proxy-Authorization Header")
@@ -574,9 +577,9 @@ func (p *Proxy) replyOptions(req *sip.Request, tx sip.ServerTransaction) int {
 // Allow lists the methods sipwarden handles.
 const Allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, PUBLISH, REGISTER"
 
-func (p *Proxy) challenge(req *sip.Request, tx sip.ServerTransaction, user string, stale bool) int {
+func (p *Proxy) challenge(req *sip.Request, tx sip.ServerTransaction, user string, stale, invalidToken bool) int {
 	res := p.newResponse(req, 407, "Proxy Authentication Required")
-	for _, v := range p.auth.Challenges(user, stale) {
+	for _, v := range p.auth.Challenges(user, stale, invalidToken) {
 		res.AppendHeader(sip.NewHeader("Proxy-Authenticate", v))
 	}
 	return p.respond(tx, res)

@@ -22,7 +22,7 @@ import (
 // Authenticator is what the registrar needs from the authentication path.
 type Authenticator interface {
 	Check(r auth.Request) auth.Result
-	Challenges(user string, stale bool) []string
+	Challenges(user string, stale, invalidToken bool) []string
 }
 
 // Config configures REGISTER processing. Durations are whole seconds on
@@ -182,9 +182,13 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:
-		return r.challenge(req, aor, false)
+		return r.challenge(req, aor, false, false)
 	case auth.Stale, auth.Replay:
-		return r.challenge(req, aor, true)
+		return r.challenge(req, aor, true, false)
+	case auth.InvalidToken:
+		// RFC 8898 section 2.2 / RFC 6750 section 3.1: 401 with
+		// error="invalid_token"; the Digest challenges stay on offer.
+		return r.challenge(req, aor, false, true)
 	case auth.Malformed:
 		return r.reply(req, 400, "Malformed Authorization Header")
 	case auth.Disabled:
@@ -206,6 +210,19 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 		return r.replyErr(req, err)
 	}
 	now := r.now()
+	if !res.TokenExpires.IsZero() {
+		// A registration never outlives the token it was made with
+		// (the client re-registers with a fresh one).
+		left := res.TokenExpires.Sub(now).Truncate(time.Second)
+		if left <= 0 {
+			return r.challenge(req, aor, false, true)
+		}
+		for i := range contacts {
+			if contacts[i].expires > left {
+				contacts[i].expires = left
+			}
+		}
+	}
 	bs, err := r.apply(aor, cred, req, contacts, now, ev)
 	if err != nil {
 		return r.replyErr(req, err)
@@ -531,9 +548,9 @@ func sanitize(s string, max int) string {
 }
 
 // challenge answers 401 with one WWW-Authenticate per offered algorithm.
-func (r *Registrar) challenge(req *sip.Request, user string, stale bool) *sip.Response {
+func (r *Registrar) challenge(req *sip.Request, user string, stale, invalidToken bool) *sip.Response {
 	res := r.reply(req, 401, "Unauthorized")
-	for _, v := range r.auth.Challenges(user, stale) {
+	for _, v := range r.auth.Challenges(user, stale, invalidToken) {
 		res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
 	}
 	return res

@@ -1,0 +1,136 @@
+package auth_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"sipwarden/auth"
+	"sipwarden/digest"
+	"sipwarden/store"
+	"sipwarden/token"
+)
+
+type bearerFixture struct {
+	*fixture
+	iss *token.Issuer
+	a   *auth.Authenticator
+}
+
+func newBearerFixture(t *testing.T, bearerFirst bool) *bearerFixture {
+	t.Helper()
+	f := newFixture(t)
+	key, err := token.Ed25519Key(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := token.NewIssuer(token.IssuerConfig{Issuer: "sipwarden", Audience: "sip", TTL: time.Hour, Key: key, Now: f.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, err := token.NewVerifier(token.VerifierConfig{Issuer: "sipwarden", Audience: "sip", Key: key, Now: f.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Config{
+		Realm: realm, Algorithms: []digest.Algorithm{digest.MD5}, QOP: []string{"auth"},
+		Nonce: f.nonces, Count: digest.NewCounts(1024, f.clk.now), Now: f.clk.now,
+		Tokens: ver, BearerFirst: bearerFirst,
+	}, f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bearerFixture{fixture: f, iss: iss, a: a}
+}
+
+func (f *bearerFixture) mint(t *testing.T, user string) string {
+	t.Helper()
+	tok, _, err := f.iss.Mint(user, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *bearerFixture) check(tok string) auth.Result {
+	return f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{"Bearer " + tok}})
+}
+
+func TestBearerOutcomes(t *testing.T) {
+	f := newBearerFixture(t, false)
+	res := f.check(f.mint(t, "alice"))
+	if res.Outcome != auth.OK || res.Scheme != "bearer" || res.Credential.Username != "alice" || res.TokenExpires.IsZero() {
+		t.Fatalf("good token: %+v", res)
+	}
+	for name, tok := range map[string]string{
+		"disabled credential": f.mint(t, "bob"),
+		"expired credential":  f.mint(t, "carol"),
+		"no such credential":  f.mint(t, "mallory"),
+		"garbage":             "abc.def.ghi",
+	} {
+		if res := f.check(tok); res.Outcome != auth.InvalidToken || !res.Outcome.Failure() {
+			t.Errorf("%s: %v, want invalid_token counted as a failure", name, res.Outcome)
+		}
+	}
+	if res := f.check(""); res.Outcome != auth.NoCredentials {
+		t.Errorf("empty Bearer: %v", res.Outcome)
+	}
+}
+
+func TestBearerRevocation(t *testing.T) {
+	f := newBearerFixture(t, false)
+	c, err := f.db.CredentialByUsername("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := f.mint(t, "alice")
+	// revoke_tokens (or a password change): every token issued until now.
+	f.clk.add(300 * time.Millisecond)
+	if _, err := f.db.UpdateCredential(c.ID, func(c *store.Credential) error {
+		c.TokensNotBefore = token.RevokedBefore(f.clk.now())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.check(old); res.Outcome != auth.InvalidToken || !strings.Contains(res.Detail, "revoked") {
+		t.Fatalf("token issued before revoke_tokens: %v %q", res.Outcome, res.Detail)
+	}
+	c, _ = f.db.CredentialByUsername("alice")
+	fresh, _, err := f.iss.Mint("alice", c.TokensNotBefore, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.check(fresh); res.Outcome != auth.OK {
+		t.Fatalf("token minted right after the revocation: %v %q", res.Outcome, res.Detail)
+	}
+	// Deleting the credential invalidates its tokens at once.
+	if _, err := f.db.DeleteCredential(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.check(fresh); res.Outcome != auth.InvalidToken {
+		t.Fatalf("token of a deleted credential: %v", res.Outcome)
+	}
+}
+
+func TestBearerChallengeOrder(t *testing.T) {
+	for _, first := range []bool{false, true} {
+		f := newBearerFixture(t, first)
+		chs := f.a.Challenges("", false, false)
+		if len(chs) != 2 {
+			t.Fatalf("challenges %q", chs)
+		}
+		b, d := chs[1], chs[0]
+		if first {
+			b, d = chs[0], chs[1]
+		}
+		if !strings.HasPrefix(b, `Bearer realm="`+realm+`", scope="sip"`) || !strings.HasPrefix(d, "Digest ") {
+			t.Errorf("bearerFirst=%v: %q", first, chs)
+		}
+		if strings.Contains(b, "invalid_token") {
+			t.Error("error=invalid_token on a first challenge")
+		}
+		if inv := f.a.Challenges("", false, true); !strings.Contains(strings.Join(inv, "|"), `error="invalid_token"`) {
+			t.Errorf("after a bad token: %q", inv)
+		}
+	}
+}
