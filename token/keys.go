@@ -24,7 +24,7 @@ func ParseJWKS(data []byte) ([]Key, error) {
 	var set struct {
 		Keys []struct {
 			Kty, Crv, Alg, Kid, Use string
-			X, Y, N, E, D, K       string
+			X, Y, N, E, D, K        string
 		} `json:"keys"`
 	}
 	if err := json.Unmarshal(data, &set); err != nil {
