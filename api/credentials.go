@@ -160,6 +160,8 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		if p, ok := b.Password.value(); ok {
 			c.Realm = s.cfg.Realm
 			c.HA1 = ha1s(c.Username, c.Realm, p)
+			// A new password revokes the tokens minted with the old one.
+			c.TokensNotBefore = revokedBefore(now)
 		}
 		if e, ok := b.Enabled.value(); ok {
 			c.Enabled = e

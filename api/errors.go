@@ -80,51 +80,53 @@ func (e *Error) Has(code string) bool {
 
 // Error codes. Each has one title (see titles) and one HTTP status.
 const (
-	CodeInvalidJSON        = "invalid_json"       // 400
-	CodeUnknownField       = "unknown_field"      // 400
-	CodeInvalidParameter   = "invalid_parameter"  // 400
-	CodeUnauthorized       = "unauthorized"       // 401
-	CodeNotFound           = "not_found"          // 404
-	CodeMethodNotAllowed   = "method_not_allowed" // 405
-	CodeUsernameTaken      = "username_taken"     // 409
-	CodeConnectionInUse    = "connection_in_use"  // 409
-	CodeDefaultConnection  = "default_connection" // 409
-	CodeBodyTooLarge       = "body_too_large"     // 413
-	CodeTooManyAttempts    = "too_many_attempts"  // 429
-	CodeRequired           = "required"           // 422
-	CodeTooShort           = "too_short"          // 422
-	CodeTooLong            = "too_long"           // 422
-	CodeInvalidCharacters  = "invalid_characters" // 422
-	CodeInvalidValue       = "invalid_value"      // 422
-	CodeInPast             = "in_past"            // 422
-	CodeUnknownConnection  = "unknown_connection" // 422
-	CodeInternal           = "internal_error"     // 500
-	codeHTTPError          = "http_error"         // client side: a body that is not an API error
+	CodeInvalidJSON        = "invalid_json"        // 400
+	CodeUnknownField       = "unknown_field"       // 400
+	CodeInvalidParameter   = "invalid_parameter"   // 400
+	CodeUnauthorized       = "unauthorized"        // 401
+	CodeNotFound           = "not_found"           // 404
+	CodeMethodNotAllowed   = "method_not_allowed"  // 405
+	CodeUsernameTaken      = "username_taken"      // 409
+	CodeConnectionInUse    = "connection_in_use"   // 409
+	CodeDefaultConnection  = "default_connection"  // 409
+	CodeCredentialUnusable = "credential_unusable" // 409
+	CodeBodyTooLarge       = "body_too_large"      // 413
+	CodeTooManyAttempts    = "too_many_attempts"   // 429
+	CodeRequired           = "required"            // 422
+	CodeTooShort           = "too_short"           // 422
+	CodeTooLong            = "too_long"            // 422
+	CodeInvalidCharacters  = "invalid_characters"  // 422
+	CodeInvalidValue       = "invalid_value"       // 422
+	CodeInPast             = "in_past"             // 422
+	CodeUnknownConnection  = "unknown_connection"  // 422
+	CodeInternal           = "internal_error"      // 500
+	codeHTTPError          = "http_error"          // client side: a body that is not an API error
 	statusUnprocessable    = http.StatusUnprocessableEntity
 	maxValidationErrorObjs = 20
 )
 
 var titles = map[string]string{
-	CodeInvalidJSON:       "Invalid JSON",
-	CodeUnknownField:      "Unknown field",
-	CodeInvalidParameter:  "Invalid query parameter",
-	CodeUnauthorized:      "Missing or invalid API key",
-	CodeNotFound:          "Not found",
-	CodeMethodNotAllowed:  "Method not allowed",
-	CodeUsernameTaken:     "Username already taken",
-	CodeConnectionInUse:   "Connection has credentials",
-	CodeDefaultConnection: "Default connection cannot be deleted",
-	CodeBodyTooLarge:      "Request body too large",
-	CodeTooManyAttempts:   "Too many failed API key attempts",
-	CodeRequired:          "Required field missing",
-	CodeTooShort:          "Value too short",
-	CodeTooLong:           "Value too long",
-	CodeInvalidCharacters: "Invalid characters",
-	CodeInvalidValue:      "Invalid value",
-	CodeInPast:            "Time in the past",
-	CodeUnknownConnection: "Connection does not exist",
-	CodeInternal:          "Internal server error",
-	codeHTTPError:         "Unexpected response",
+	CodeInvalidJSON:        "Invalid JSON",
+	CodeUnknownField:       "Unknown field",
+	CodeInvalidParameter:   "Invalid query parameter",
+	CodeUnauthorized:       "Missing or invalid API key",
+	CodeNotFound:           "Not found",
+	CodeMethodNotAllowed:   "Method not allowed",
+	CodeUsernameTaken:      "Username already taken",
+	CodeConnectionInUse:    "Connection has credentials",
+	CodeDefaultConnection:  "Default connection cannot be deleted",
+	CodeCredentialUnusable: "Credential disabled or expired",
+	CodeBodyTooLarge:       "Request body too large",
+	CodeTooManyAttempts:    "Too many failed API key attempts",
+	CodeRequired:           "Required field missing",
+	CodeTooShort:           "Value too short",
+	CodeTooLong:            "Value too long",
+	CodeInvalidCharacters:  "Invalid characters",
+	CodeInvalidValue:       "Invalid value",
+	CodeInPast:             "Time in the past",
+	CodeUnknownConnection:  "Connection does not exist",
+	CodeInternal:           "Internal server error",
+	codeHTTPError:          "Unexpected response",
 }
 
 // newError returns an *Error with one object.

@@ -65,6 +65,8 @@ type Server struct {
 	mux       *http.ServeMux
 	onRemoved []func(store.Credential)
 	calls     Calls
+	minter    Minter
+	keys      KeySet
 }
 
 // New returns the API server. On first start (no API key in the store and
@@ -114,7 +116,10 @@ func (s *Server) OnCredentialRemoved(f func(store.Credential)) {
 // Handler returns the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-const healthzPattern = "GET /healthz"
+const (
+	healthzPattern = "GET /healthz"
+	jwksPattern    = "GET /v1/jwks"
+)
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
@@ -137,6 +142,10 @@ func (s *Server) routes() {
 	m.Handle("DELETE /v1/registrations/{id}", s.h(s.deleteRegistration))
 
 	m.Handle("GET /v1/calls", s.h(s.listCalls))
+
+	m.Handle("POST /v1/credentials/{id}/token", s.h(s.createToken))
+	m.Handle("POST /v1/credentials/{id}/actions/revoke_tokens", s.h(s.revokeTokens))
+	m.HandleFunc(jwksPattern, s.jwks)
 	m.Handle("GET /v1/bans", s.h(s.listBans))
 	m.Handle("DELETE /v1/bans/{ip}", s.h(s.liftBan))
 	s.mux = m
@@ -150,7 +159,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.logRequest(r, rec, time.Since(start)) }()
 
 	h, pattern := s.mux.Handler(r)
-	if pattern != healthzPattern {
+	if pattern != healthzPattern && pattern != jwksPattern { // public
 		if s.keyBlocked(rec, r) { // bans.go
 			return
 		}

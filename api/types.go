@@ -35,6 +35,9 @@ type Credential struct {
 	Algorithms []string  `json:"algorithms"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// TokensNotBefore: tokens issued before it are revoked (revoke_tokens,
+	// a password change). Absent when none were.
+	TokensNotBefore *time.Time `json:"tokens_not_before,omitempty"`
 }
 
 // Registration is a live binding of the location table.
@@ -154,6 +157,10 @@ func credentialOut(c store.Credential) Credential {
 	if !c.ExpiresAt.IsZero() {
 		t := c.ExpiresAt
 		out.ExpiresAt = &t
+	}
+	if !c.TokensNotBefore.IsZero() {
+		t := c.TokensNotBefore
+		out.TokensNotBefore = &t
 	}
 	return out
 }

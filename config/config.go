@@ -32,6 +32,7 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Registrar Registrar `yaml:"registrar"`
 	Proxy     Proxy     `yaml:"proxy"`
+	JWT       JWT       `yaml:"jwt"`
 	HTTP      HTTP      `yaml:"http"`
 	Guard     Guard     `yaml:"guard"`
 	Limits    Limits    `yaml:"limits"`
@@ -202,6 +203,9 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	if v := getenv(EnvNonceKey); v != "" {
 		c.Auth.NonceKey = v
 	}
+	if v := getenv(EnvJWTSecret); v != "" {
+		c.JWT.Secret = v
+	}
 	if v := getenv(EnvAPIKey); v != "" {
 		c.HTTP.APIKey = v
 	}
@@ -263,6 +267,7 @@ func (c *Config) setDefaults() error {
 		c.Registrar.BindingFlushInterval = Duration(time.Second)
 	}
 	c.Proxy.setDefaults()
+	c.JWT.setDefaults()
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	defInt(&c.HTTP.MinPasswordLength, 12)
 	c.setGuardDefaults() // guard.go
@@ -319,6 +324,7 @@ func (c *Config) Validate() error {
 		bad("sip.advertise", quote(c.SIP.Advertise), "must be a host name or address")
 	}
 	c.Proxy.validate(bad)
+	c.JWT.validate(bad)
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
 		bad("sip.user_agent", quote(c.SIP.UserAgent), "must not contain line breaks")
 	}

@@ -117,6 +117,8 @@ type Event struct {
 	// Username is the username the credentials claimed, also when they
 	// failed (for brute-force accounting).
 	Username string
+	// Scheme is "digest" or "bearer" once credentials were checked.
+	Scheme string
 	Status   int
 	Outcome  auth.Outcome
 	// Checked is true when the request went through authentication (not
@@ -349,7 +351,7 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 	from := req.From()
 	res := p.auth.Check(auth.Request{Method: string(req.Method), Authorization: headerValues(req, "Proxy-Authorization"),
 		Body: req.Body(), Source: req.Source()})
-	ev.Outcome, ev.Checked, ev.Username = res.Outcome, true, res.Username
+	ev.Outcome, ev.Checked, ev.Username, ev.Scheme = res.Outcome, true, res.Username, res.Scheme
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:

@@ -64,6 +64,9 @@ type Event struct {
 	AOR       string
 	Source    string
 	Transport string
+	// Scheme is how the request authenticated: "digest" or "bearer"
+	// ("" when it carried no credentials).
+	Scheme string
 	// Status is the response status; 0 when the request was Dropped.
 	Status  int
 	Dropped bool
@@ -178,7 +181,7 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 
 	// Step 3 (RFC 3261 22): authenticate.
 	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body(), Source: req.Source()})
-	ev.Outcome, ev.Username = res.Outcome, res.Username
+	ev.Outcome, ev.Username, ev.Scheme = res.Outcome, res.Username, res.Scheme
 	switch res.Outcome {
 	case auth.OK:
 	case auth.NoCredentials, auth.BadNonce:

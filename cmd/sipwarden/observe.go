@@ -88,7 +88,11 @@ func (o *observer) watchProxy(px *proxy.Proxy) {
 	o.m.SetActiveDialogs(px.Dialogs().Count)
 	px.OnEvent(func(ev proxy.Event) {
 		if ev.Checked {
-			o.m.AuthOutcome(metrics.SchemeDigest, ev.Outcome.String())
+			scheme := metrics.SchemeDigest
+			if ev.Scheme == "bearer" {
+				scheme = metrics.SchemeBearer
+			}
+			o.m.AuthOutcome(scheme, ev.Outcome.String())
 		}
 		if ev.Forwarded {
 			o.m.Forwarded(ev.Method)
@@ -185,9 +189,11 @@ func (o *observer) registerEvent(ev registrar.Event) {
 	// authentication (400, 404): no check happened. A real "no
 	// credentials" check is always answered with a 401 challenge.
 	if ev.Outcome != auth.NoCredentials || ev.Status == 401 {
-		// Digest only until the registrar's events carry the scheme
-		// (bearer tokens, issue 4).
-		o.m.AuthOutcome(metrics.SchemeDigest, ev.Outcome.String())
+		scheme := metrics.SchemeDigest
+		if ev.Scheme == "bearer" {
+			scheme = metrics.SchemeBearer
+		}
+		o.m.AuthOutcome(scheme, ev.Outcome.String())
 	}
 	o.m.RegisterHandled(ev.Duration, ev.Added, ev.Refreshed, ev.Removed, ev.Replaced)
 }

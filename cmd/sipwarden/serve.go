@@ -176,7 +176,11 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		}
 		algs = append(algs, a)
 	}
-	authn, err := auth.New(auth.Config{
+	issuer, verifier, err := newTokens(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	acfg := auth.Config{
 		Realm:      cfg.SIP.Realm,
 		Algorithms: algs,
 		QOP:        cfg.Auth.QOP,
@@ -184,7 +188,11 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		Count:      digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
 		// Allow-lists of connections (auth/acl.go).
 		Connections: db,
-	}, db)
+	}
+	if cfg.JWT.Enabled {
+		acfg.Tokens, acfg.BearerScope, acfg.BearerFirst = verifier, cfg.JWT.Scope, cfg.JWT.ChallengeOrder == "bearer_first"
+	}
+	authn, err := auth.New(acfg, db)
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +275,7 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 		return nil, err
 	}
 	apiSrv.SetCalls(callList{px.Dialogs()})
+	apiSrv.SetTokens(issuer, verifier)
 	apiSrv.OnCredentialRemoved(func(c store.Credential) {
 		if n := px.Dialogs().EndCredential(c.ID); n > 0 {
 			logger.Info("calls ended for a removed credential", "credential_id", c.ID, "calls", n)

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"sipwarden/store"
+)
+
+// Token is a JWT minted for a credential (POST /v1/credentials/{id}/token).
+type Token struct {
+	Token        string    `json:"token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	CredentialID string    `json:"credential_id"`
+	Username     string    `json:"username"`
+}
+
+// Minter mints tokens: *token.Issuer.
+type Minter interface {
+	Mint(user string, revokedBefore, notAfter time.Time) (string, time.Time, error)
+}
+
+// KeySet publishes the verification keys: *token.Verifier.
+type KeySet interface {
+	JWKS() map[string]any
+}
+
+// SetTokens enables the token routes. Call it before serving; without it
+// they answer 404.
+func (s *Server) SetTokens(m Minter, k KeySet) { s.minter, s.keys = m, k }
+
+// revokedBefore is the TokensNotBefore that revokes every token issued up
+// to now (token.RevokedBefore: iat has a one-second resolution).
+func revokedBefore(now time.Time) time.Time { return now.Truncate(time.Second).Add(time.Second) }
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	if s.minter == nil {
+		return newError(http.StatusNotFound, CodeNotFound, "tokens are not enabled on this server")
+	}
+	id := r.PathValue("id")
+	c, err := s.db.Credential(id)
+	if err != nil {
+		return storeErr("get", "credential", id, err)
+	}
+	now := s.now()
+	switch {
+	case !c.Enabled:
+		return newError(http.StatusConflict, CodeCredentialUnusable, "the credential is disabled: enable it before minting a token")
+	case c.Expired(now):
+		return newError(http.StatusConflict, CodeCredentialUnusable, "the credential has expired: extend expires_at before minting a token")
+	}
+	tok, exp, err := s.minter.Mint(c.Username, c.TokensNotBefore, c.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "token minted", "credential_id", c.ID, "username", c.Username, "expires_at", exp.UTC())
+	writeJSON(w, http.StatusCreated, envelope{Data: Token{Token: tok, ExpiresAt: exp.UTC(), CredentialID: c.ID, Username: c.Username}})
+	return nil
+}
+
+func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	now := s.now()
+	c, err := s.db.UpdateCredential(id, func(c *store.Credential) error {
+		c.TokensNotBefore = revokedBefore(now)
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return storeErr("update", "credential", id, err)
+	}
+	s.log.InfoContext(r.Context(), "tokens revoked", "credential_id", c.ID, "username", c.Username)
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	return nil
+}
+
+// jwks serves the public keys (RFC 7517), without an API key.
+func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
+	if s.keys == nil {
+		writeError(w, newError(http.StatusNotFound, CodeNotFound, "tokens are not enabled on this server"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "max-age=300")
+	if err := json.NewEncoder(w).Encode(s.keys.JWKS()); err != nil {
+		s.log.Debug("write jwks", "error", errors.Unwrap(err))
+	}
+}
