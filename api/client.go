@@ -147,6 +147,20 @@ func (c *Client) UpdateCredential(ctx context.Context, id string, req UpdateCred
 	return out, err
 }
 
+// CreateToken mints a JWT for a credential (POST /v1/credentials/{id}/token).
+func (c *Client) CreateToken(ctx context.Context, credentialID string) (Token, error) {
+	var out Token
+	err := c.do(ctx, http.MethodPost, "/v1/credentials/"+url.PathEscape(credentialID)+"/token", nil, nil, &out)
+	return out, err
+}
+
+// RevokeTokens revokes every token minted for a credential until now.
+func (c *Client) RevokeTokens(ctx context.Context, credentialID string) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodPost, "/v1/credentials/"+url.PathEscape(credentialID)+"/actions/revoke_tokens", nil, nil, &out)
+	return out, err
+}
+
 // DeleteCredential deletes a credential; the server drops its bindings.
 func (c *Client) DeleteCredential(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/credentials/"+url.PathEscape(id), nil, nil, nil)

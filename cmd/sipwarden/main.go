@@ -19,6 +19,7 @@ commands:
   credential     manage SIP credentials: create|list|get|update|enable|disable|delete
   connection     manage connections: create|list|get|update|delete
   registration   list or delete live registrations: list|delete
+  token          mint or revoke JWTs for a credential: create|revoke
   version        print the version
 
 Run 'sipwarden <command> -h' for a command's flags.
@@ -41,6 +42,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCredential(rest, stdin, stdout, stderr)
 	case "connection", "connections":
 		return runConnection(rest, stdin, stdout, stderr)
+	case "token", "tokens":
+		return runToken(rest, stdin, stdout, stderr)
 	case "registration", "registrations":
 		return runRegistration(rest, stdin, stdout, stderr)
 	case "version", "--version", "-v":

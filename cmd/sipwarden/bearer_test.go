@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/golang-jwt/jwt/v5"
+
+	"sipwarden/config"
+	"sipwarden/token"
+)
+
+type mintedToken struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func bearerConfig(t *testing.T) config.Config {
+	cfg := testConfig(t, t.TempDir())
+	cfg.JWT.Enabled = true
+	cfg.Log.SIPTrace = true // the trace must redact the tokens too
+	return cfg
+}
+
+func (ts *testServer) mintToken(t *testing.T, credID string) mintedToken {
+	t.Helper()
+	var tok mintedToken
+	if code := ts.api(t, "POST", "/v1/credentials/"+credID+"/token", nil, &tok); code != 201 {
+		t.Fatalf("mint token: %d", code)
+	}
+	return tok
+}
+
+func bearerRegister(user, tok, expires string) string {
+	return "REGISTER sip:sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-b" + strconv.FormatInt(time.Now().UnixNano(), 36) + ";rport\n" +
+		"Max-Forwards: 70\nTo: <sip:" + user + "@sipwarden.test>\nFrom: <sip:" + user + "@sipwarden.test>;tag=b1\n" +
+		"Call-ID: bearer-" + user + strconv.FormatInt(time.Now().UnixNano(), 36) + "\nCSeq: 1 REGISTER\nContact: <sip:" + user + "@LOCAL>\nExpires: " + expires + "\n" +
+		"Authorization: Bearer " + tok + "\nContent-Length: 0\n\n"
+}
+
+func TestBearerRegister(t *testing.T) {
+	cfg := bearerConfig(t)
+	cfg.JWT.TTL = config.Duration(10 * time.Minute)
+	ts := startServer(t, cfg)
+	c := ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	tok := ts.mintToken(t, c.ID)
+	if d := time.Until(tok.ExpiresAt); d < 9*time.Minute || d > 11*time.Minute {
+		t.Fatalf("token expires in %v, want the configured 10 min", d)
+	}
+	// One REGISTER, no 401 first; the grant is capped at the token's exp.
+	res := rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok.Token, "3600"), 2*time.Second)
+	if got := statusLine(res); got != "SIP/2.0 200 OK" {
+		t.Fatalf("REGISTER with a Bearer token: %q", got)
+	}
+	exp, err := strconv.Atoi(between(res, ";expires=", "\r\n"))
+	if err != nil || exp > 600 || exp < 500 {
+		t.Fatalf("granted expires=%d (%v), want capped at the token's 600 s", exp, err)
+	}
+	// The token is for alice only.
+	bob := ts.createCredential(t, "bob", "bob-secret-pw-22", nil)
+	_ = bob
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("bob", tok.Token, "60"), 2*time.Second)); got != "SIP/2.0 403 Not Allowed To Register This AOR" {
+		t.Fatalf("alice's token for bob's AOR: %q", got)
+	}
+	// revoke_tokens: the token stops working at once.
+	if code := ts.api(t, "POST", "/v1/credentials/"+c.ID+"/actions/revoke_tokens", nil, nil); code != 200 {
+		t.Fatalf("revoke_tokens: %d", code)
+	}
+	res = rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok.Token, "60"), 2*time.Second)
+	if statusLine(res) != "SIP/2.0 401 Unauthorized" || !strings.Contains(res, `error="invalid_token"`) || !strings.Contains(res, "WWW-Authenticate: Digest") {
+		t.Fatalf("revoked token: %q", res)
+	}
+	// A token minted after the revocation works.
+	fresh := ts.mintToken(t, c.ID)
+	if got := statusLine(rawExchange(t, "tcp", ts.addrs["tcp"], bearerRegister("alice", fresh.Token, "60"), 2*time.Second)); got != "SIP/2.0 200 OK" {
+		t.Fatalf("fresh token after revoke_tokens: %q", got)
+	}
+	for _, secret := range []string{tok.Token, fresh.Token, "alice-secret-pw-1"} {
+		if strings.Contains(ts.logs.String(), secret) {
+			t.Fatalf("a secret reached the log: %.20s...", secret)
+		}
+	}
+}
+
+func TestExpiredBearerToken(t *testing.T) {
+	cfg := bearerConfig(t)
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, "jwt-ed25519.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := token.Ed25519Key(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	expired, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+		"iss": "sipwarden", "aud": "sip", "sub": "alice", "iat": old.Unix(), "exp": old.Add(time.Hour).Unix(),
+	}).SignedString(key.Sign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", expired, "60"), 2*time.Second)
+	if statusLine(res) != "SIP/2.0 401 Unauthorized" || !strings.Contains(res, `WWW-Authenticate: Bearer realm="sipwarden.test", scope="sip", error="invalid_token"`) {
+		t.Fatalf("expired token: %q", res)
+	}
+	// A first REGISTER without credentials is offered both schemes, Digest first.
+	plain := strings.Replace(bearerRegister("alice", "x", "60"), "Authorization: Bearer x\n", "", 1)
+	res = rawExchange(t, "udp", ts.addrs["udp"], plain, 2*time.Second)
+	d, b := strings.Index(res, "WWW-Authenticate: Digest"), strings.Index(res, "WWW-Authenticate: Bearer")
+	if d < 0 || b < 0 || d > b || strings.Contains(res, "invalid_token") {
+		t.Fatalf("first challenge: %q", res)
+	}
+}
+
+func TestBearerInvite(t *testing.T) {
+	ts := startServer(t, bearerConfig(t))
+	creds := callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	tok := ts.mintToken(t, creds.alice.ID)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	host, portStr, _ := strings.Cut(alice.ph.server, ":")
+	port, _ := strconv.Atoi(portStr)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "sipwarden.test"}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	sess, err := alice.uac.Invite(ctx, sip.Uri{Scheme: "sip", User: "bob", Host: host, Port: port}, []byte(testSDP), from,
+		sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Proxy-Authorization", "Bearer "+tok.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []int
+	err = sess.WaitAnswer(ctx, sipgoAnswer(&statuses))
+	if err != nil {
+		t.Fatalf("INVITE with a Bearer token: %v (statuses %v)", err, statuses)
+	}
+	if containsAll(statuses, 407) {
+		t.Errorf("challenged despite the token: %v", statuses)
+	}
+	inv := recv(t, bob.invites, "INVITE at bob")
+	if inv.GetHeader("Proxy-Authorization") != nil {
+		t.Error("the token was forwarded to the callee")
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	recv(t, bob.byes, "BYE at bob")
+	if strings.Contains(ts.logs.String(), tok.Token) {
+		t.Fatal("the token reached the log")
+	}
+}
+
+func TestTokenAPI(t *testing.T) {
+	ts := startServer(t, bearerConfig(t))
+	c := ts.createCredential(t, "alice", "alice-secret-pw-1", map[string]any{"enabled": false})
+	req, _ := http.NewRequest("POST", "http://"+ts.addrs["http"]+"/v1/credentials/"+c.ID+"/token", nil)
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 409 {
+		t.Fatalf("token for a disabled credential: %d, want 409", res.StatusCode)
+	}
+	if code := ts.api(t, "POST", "/v1/credentials/nope/token", nil, nil); code != 404 {
+		t.Fatalf("token for an unknown credential: %d", code)
+	}
+	// The JWKS is public (no API key) and holds the Ed25519 key.
+	jr, err := http.Get("http://" + ts.addrs["http"] + "/v1/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jr.Body.Close()
+	var set struct{ Keys []map[string]string }
+	if err := json.NewDecoder(jr.Body).Decode(&set); err != nil || jr.StatusCode != 200 || len(set.Keys) != 1 || set.Keys[0]["crv"] != "Ed25519" {
+		t.Fatalf("GET /v1/jwks: %d %v %+v", jr.StatusCode, err, set)
+	}
+	if _, ok := set.Keys[0]["d"]; ok {
+		t.Fatal("the private key is published")
+	}
+}
+
+func sipgoAnswer(statuses *[]int) sipgo.AnswerOptions {
+	return sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		*statuses = append(*statuses, res.StatusCode)
+		return nil
+	}}
+}
+
+// TestTokenCLI mints a token with `sipwarden token create` against a
+// running server and registers with it.
+func TestTokenCLI(t *testing.T) {
+	ts := startServer(t, bearerConfig(t))
+	c := ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	t.Setenv("SIPWARDEN_API_KEY", "")
+	var out, errb strings.Builder
+	common := []string{"--api", "http://" + ts.addrs["http"], "--api-key", testAPIKey}
+	if code := run(append([]string{"token", "create", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("token create: exit %d: %s", code, errb.String())
+	}
+	tok := strings.TrimSpace(out.String())
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("stdout %q is not a JWT", tok)
+	}
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok, "60"), 2*time.Second)); got != "SIP/2.0 200 OK" {
+		t.Fatalf("REGISTER with the CLI's token: %q", got)
+	}
+	out.Reset()
+	if code := run(append([]string{"token", "revoke", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("token revoke: exit %d: %s", code, errb.String())
+	}
+	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok, "60"), 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
+		t.Fatalf("REGISTER with a revoked token: %q", got)
+	}
+	if code := run(append([]string{"token", "create"}, common...), strings.NewReader(""), &out, &errb); code == 0 {
+		t.Fatal("token create without --credential succeeded")
+	}
+}
