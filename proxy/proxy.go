@@ -118,9 +118,9 @@ type Event struct {
 	// failed (for brute-force accounting).
 	Username string
 	// Scheme is "digest" or "bearer" once credentials were checked.
-	Scheme string
-	Status   int
-	Outcome  auth.Outcome
+	Scheme  string
+	Status  int
+	Outcome auth.Outcome
 	// Checked is true when the request went through authentication (not
 	// for trusted peers, in-dialog requests or requests refused before).
 	Checked       bool
