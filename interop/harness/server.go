@@ -80,6 +80,9 @@ type Config struct {
 	// ExemptCIDRs are never banned by the brute-force guard (tests that
 	// send many wrong passwords on purpose).
 	ExemptCIDRs []string
+
+	// JWT enables RFC 8898 Bearer authentication in SIP.
+	JWT bool
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -150,6 +153,7 @@ auth:
 registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts: %d, binding_flush_interval: %s}
 http: {listen: %q, api_key: %q}
 guard: {exempt_cidrs: %s}
+jwt: {enabled: %t}
 `,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
@@ -158,7 +162,7 @@ guard: {exempt_cidrs: %s}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), yamlQuotedList(c.ExemptCIDRs))
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), yamlQuotedList(c.ExemptCIDRs), c.JWT)
 }
 
 // Server is a running sipwarden serve process.
