@@ -221,6 +221,23 @@ const (
 
 type callCredentials struct{ alice, bob credential }
 
+// callPair starts a server with cfg and credentials for alice and bob,
+// registers a bob device on calleeTp answering in mode ("answer", "busy",
+// "ring") and returns a caller device for alice on callerTp, with a
+// context that bounds the test's SIP exchanges.
+func callPair(t *testing.T, cfg config.Config, callerTp, calleeTp, mode string) (*testServer, callCredentials, *device, *device, context.Context) {
+	t.Helper()
+	ts := startServer(t, cfg)
+	creds := callSetup(t, ts)
+	bob := newDevice(t, ts, calleeTp, "bob", "")
+	bob.mode.Store(mode)
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, callerTp, "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ts, creds, alice, bob, ctx
+}
+
 func callSetup(t *testing.T, ts *testServer) callCredentials {
 	return callCredentials{
 		alice: ts.createCredential(t, "alice", alicePass, nil),
@@ -240,14 +257,7 @@ func (ts *testServer) calls(t *testing.T) []map[string]any {
 func TestCallThroughProxy(t *testing.T) {
 	for _, tc := range []struct{ caller, callee string }{{"udp", "udp"}, {"tcp", "udp"}, {"udp", "tcp"}, {"tls", "tls"}} {
 		t.Run(tc.caller+"-to-"+tc.callee, func(t *testing.T) {
-			ts := startServer(t, testConfig(t, t.TempDir()))
-			callSetup(t, ts)
-			bob := newDevice(t, ts, tc.callee, "bob", "")
-			bob.register(t, bobPass, "")
-			alice := newDevice(t, ts, tc.caller, "alice", "")
-
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			ts, _, alice, bob, ctx := callPair(t, testConfig(t, t.TempDir()), tc.caller, tc.callee, "answer")
 			sess, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
 			if err != nil {
 				t.Fatalf("call: %v (statuses %v)", err, statuses)
@@ -305,13 +315,7 @@ func containsAll(xs []int, want ...int) bool {
 }
 
 func TestCalleeHangsUp(t *testing.T) {
-	ts := startServer(t, testConfig(t, t.TempDir()))
-	callSetup(t, ts)
-	bob := newDevice(t, ts, "udp", "bob", "")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, ts, "tcp", "alice", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	_, _, alice, bob, ctx := callPair(t, testConfig(t, t.TempDir()), "tcp", "udp", "answer")
 	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
 	if err != nil {
 		t.Fatalf("call: %v", err)
@@ -331,14 +335,8 @@ func TestCalleeHangsUp(t *testing.T) {
 }
 
 func TestCancelBeforeAnswer(t *testing.T) {
-	ts := startServer(t, testConfig(t, t.TempDir()))
-	callSetup(t, ts)
-	bob := newDevice(t, ts, "udp", "bob", "")
-	bob.mode.Store("ring")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, ts, "udp", "alice", "")
-
-	ctx, cancel := context.WithCancel(context.Background())
+	ts, _, alice, bob, testCtx := callPair(t, testConfig(t, t.TempDir()), "udp", "udp", "ring")
+	ctx, cancel := context.WithCancel(testCtx)
 	defer cancel()
 	go func() {
 		select {
@@ -372,14 +370,7 @@ func TestCancelBeforeAnswer(t *testing.T) {
 func TestCalleeBusy(t *testing.T) {
 	for _, tp := range []string{"udp", "tcp"} {
 		t.Run(tp, func(t *testing.T) {
-			ts := startServer(t, testConfig(t, t.TempDir()))
-			callSetup(t, ts)
-			bob := newDevice(t, ts, "udp", "bob", "")
-			bob.mode.Store("busy")
-			bob.register(t, bobPass, "")
-			alice := newDevice(t, ts, tp, "alice", "")
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			_, _, alice, bob, ctx := callPair(t, testConfig(t, t.TempDir()), tp, "udp", "busy")
 			_, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
 			if got := dialogStatus(err); got != 486 {
 				t.Fatalf("caller got %v (statuses %v), want 486", err, statuses)
@@ -582,13 +573,7 @@ func TestInFlightCap(t *testing.T) {
 }
 
 func TestCredentialDeletionEndsCall(t *testing.T) {
-	ts := startServer(t, testConfig(t, t.TempDir()))
-	creds := callSetup(t, ts)
-	bob := newDevice(t, ts, "udp", "bob", "")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, ts, "tcp", "alice", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ts, creds, alice, bob, ctx := callPair(t, testConfig(t, t.TempDir()), "tcp", "udp", "answer")
 	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
 	if err != nil {
 		t.Fatalf("call: %v", err)
@@ -728,14 +713,7 @@ func TestForkToEveryBinding(t *testing.T) {
 func TestTimerC(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Proxy.TimerC = config.Duration(time.Second)
-	ts := startServer(t, cfg)
-	callSetup(t, ts)
-	bob := newDevice(t, ts, "udp", "bob", "")
-	bob.mode.Store("ring")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, ts, "udp", "alice", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	_, _, alice, bob, ctx := callPair(t, cfg, "udp", "udp", "ring")
 	start := time.Now()
 	_, statuses, err := alice.call(ctx, t, "bob", "alice", alicePass)
 	if got := dialogStatus(err); got != 408 {
@@ -750,13 +728,7 @@ func TestTimerC(t *testing.T) {
 // TestMetricsAfterCall scrapes /metrics after a call and a refused call and
 // checks the proxy's counters exactly.
 func TestMetricsAfterCall(t *testing.T) {
-	ts := startServer(t, testConfig(t, t.TempDir()))
-	callSetup(t, ts)
-	bob := newDevice(t, ts, "udp", "bob", "")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, ts, "udp", "alice", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ts, _, alice, bob, ctx := callPair(t, testConfig(t, t.TempDir()), "udp", "udp", "answer")
 	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
 	if err != nil {
 		t.Fatalf("call: %v", err)

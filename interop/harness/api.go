@@ -88,6 +88,17 @@ func (a *API) CreateCredential(ctx context.Context, username, password string, a
 // CreateCredentials creates the users' credentials with workers concurrent
 // requests and stops at the first error.
 func (a *API) CreateCredentials(ctx context.Context, users []User, workers int) error {
+	return forEach(ctx, len(users), workers, func(ctx context.Context, i int) error {
+		if err := a.CreateCredential(ctx, users[i].Name, users[i].Password, nil); err != nil {
+			return fmt.Errorf("credential %s: %w", users[i].Name, err)
+		}
+		return nil
+	})
+}
+
+// forEach calls f for 0..n-1 from workers goroutines and stops at the
+// first error, which it returns.
+func forEach(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next atomic.Int64
@@ -96,11 +107,11 @@ func (a *API) CreateCredentials(ctx context.Context, users []User, workers int) 
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(users) || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := a.CreateCredential(ctx, users[i].Name, users[i].Password, nil); err != nil {
-					cancel(fmt.Errorf("credential %s: %w", users[i].Name, err))
+				if err := f(ctx, i); err != nil {
+					cancel(err)
 					return
 				}
 			}

@@ -7,37 +7,22 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // MintTokens mints a JWT for each user's credential through the API
 // (GET /v1/credentials?username=, POST /v1/credentials/{id}/token), with
 // workers concurrent requests, and returns them in the users' order.
 func (a *API) MintTokens(ctx context.Context, users []User, workers int) ([]string, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	out := make([]string, len(users))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(users) || ctx.Err() != nil {
-					return
-				}
-				tok, err := a.mintToken(ctx, users[i].Name)
-				if err != nil {
-					cancel(fmt.Errorf("token for %s: %w", users[i].Name, err))
-					return
-				}
-				out[i] = tok
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && err != context.Canceled {
+	err := forEach(ctx, len(users), workers, func(ctx context.Context, i int) error {
+		tok, err := a.mintToken(ctx, users[i].Name)
+		if err != nil {
+			return fmt.Errorf("token for %s: %w", users[i].Name, err)
+		}
+		out[i] = tok
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
