@@ -224,11 +224,13 @@ func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 		outcome = ev.Outcome.String()
 	}
 	if req.Method == sip.INVITE || ev.Status >= 300 && ev.Status != 407 {
-		p.log.Info(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
+		// The fixed keys of a completed transaction (method, aor = the
+		// Request-URI user, source, transport, status, outcome, duration_s).
+		p.log.Info(string(req.Method), "method", string(req.Method), "aor", ev.Target, "caller", ev.Caller, "source", ev.Source,
 			"transport", ev.Transport, "status", ev.Status, "outcome", outcome,
 			"in_dialog", ev.InDialog, "duration_s", ev.Duration.Seconds())
 	} else {
-		p.log.Debug(string(req.Method), "caller", ev.Caller, "target", ev.Target, "source", ev.Source,
+		p.log.Debug(string(req.Method), "method", string(req.Method), "aor", ev.Target, "caller", ev.Caller, "source", ev.Source,
 			"transport", ev.Transport, "status", ev.Status, "outcome", outcome, "in_dialog", ev.InDialog)
 	}
 	for _, f := range p.observe {

@@ -149,7 +149,7 @@ func (r *Registrar) logEvent(ev Event) {
 	if !r.log.Enabled(ctx, level) {
 		return
 	}
-	r.log.Log(ctx, level, "REGISTER",
+	r.log.Log(ctx, level, "REGISTER", "method", "REGISTER",
 		"aor", ev.AOR, "source", ev.Source, "transport", ev.Transport,
 		"status", ev.Status, "outcome", ev.Outcome.String(), "duration_s", ev.Duration.Seconds())
 }
