@@ -60,9 +60,32 @@ type Limiter struct {
 	mu    sync.Mutex
 	total int
 	perIP map[netip.Addr]int
+	perTp map[string]int
 	conns map[connKey]*Conn
 
-	refused atomic.Int64
+	refused   atomic.Int64
+	onRefused func(reason Reason)
+}
+
+// Reason says why a connection was refused at accept.
+type Reason string
+
+// Refusal reasons.
+const (
+	RefusedBanned = Reason("banned")
+	RefusedTotal  = Reason("too many connections")
+	RefusedPerIP  = Reason("too many connections from the address")
+)
+
+// OnRefused registers f to be called for every connection refused at
+// accept (metrics). Call it before serving.
+func (l *Limiter) OnRefused(f func(reason Reason)) { l.onRefused = f }
+
+// OpenBy returns the number of open connections of a transport.
+func (l *Limiter) OpenBy(transport string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.perTp[transport]
 }
 
 type connKey struct {
@@ -91,7 +114,7 @@ func New(cfg Config) *Limiter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{cfg: cfg, log: log, perIP: map[netip.Addr]int{}, conns: map[connKey]*Conn{}}
+	return &Limiter{cfg: cfg, log: log, perIP: map[netip.Addr]int{}, perTp: map[string]int{}, conns: map[connKey]*Conn{}}
 }
 
 // Listen wraps ln, whose connections carry transport ("tcp", "tls": the
@@ -142,21 +165,22 @@ func (l *Limiter) CloseFrom(addr netip.Addr) int {
 }
 
 // admit counts a new connection, or reports why it is refused.
-func (l *Limiter) admit(c *Conn) (reason string) {
+func (l *Limiter) admit(c *Conn) (reason Reason) {
 	if l.cfg.Refuse != nil && l.cfg.Refuse(c.ip) {
-		return "banned"
+		return RefusedBanned
 	}
 	exempt := l.cfg.Exempt != nil && l.cfg.Exempt(c.ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case l.total >= l.cfg.MaxConns:
-		return "too many connections"
+		return RefusedTotal
 	case !exempt && l.perIP[c.ip] >= l.cfg.MaxPerIP:
-		return "too many connections from the address"
+		return RefusedPerIP
 	}
 	l.total++
 	l.perIP[c.ip]++
+	l.perTp[c.key.transport]++
 	l.conns[c.key] = c
 	return ""
 }
@@ -165,6 +189,11 @@ func (l *Limiter) release(c *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
+	if n := l.perTp[c.key.transport] - 1; n > 0 {
+		l.perTp[c.key.transport] = n
+	} else {
+		delete(l.perTp, c.key.transport)
+	}
 	if n := l.perIP[c.ip] - 1; n > 0 {
 		l.perIP[c.ip] = n
 	} else {
@@ -204,7 +233,10 @@ func (ln *listener) Accept() (net.Conn, error) {
 		}
 		if reason := ln.l.admit(c); reason != "" {
 			ln.l.refused.Add(1)
-			ln.l.log.Debug("connection refused", "transport", ln.transport, "source", c.key.remote, "reason", reason)
+			ln.l.log.Debug("connection refused", "transport", ln.transport, "source", c.key.remote, "reason", string(reason))
+			if ln.l.onRefused != nil {
+				ln.l.onRefused(reason)
+			}
 			_ = nc.Close()
 			continue
 		}

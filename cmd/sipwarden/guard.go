@@ -43,6 +43,17 @@ type sipGuard struct {
 func (s *sipGuard) count(m *metrics.Metrics) {
 	s.m = m
 	m.SetBansActive(func() int { return len(s.g.Bans()) })
+	m.SetConnectionsOpen(s.conns.OpenBy)
+	s.conns.OnRefused(func(r connlimit.Reason) {
+		switch r {
+		case connlimit.RefusedBanned:
+			m.Rejected(metrics.RejectBanned)
+		case connlimit.RefusedTotal:
+			m.Rejected(metrics.RejectConnections)
+		case connlimit.RefusedPerIP:
+			m.Rejected(metrics.RejectConnectionsPerIP)
+		}
+	})
 }
 
 func (s *sipGuard) rejected(reason string) {

@@ -479,6 +479,11 @@ func TestConnectionsPerIPLimited(t *testing.T) {
 	if st, _ := other.exchange(other.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
 		t.Fatalf("another address: got %q", st)
 	}
+	got := ts.scrapeSettled(t)
+	wantSamples(t, got, map[string]float64{
+		`sipwarden_guard_rejected_total{reason="connections_per_ip"}`: 1,
+		`sipwarden_sip_connections_open{transport="tcp"}`:             4, // three from the first address, one from the other
+	})
 }
 
 // TestInFlightBound: over limits.max_in_flight requests get 503 with

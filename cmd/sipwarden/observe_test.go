@@ -534,7 +534,9 @@ func TestLogLevelAtRunTime(t *testing.T) {
 	cfg.Log.Level = "info"
 	ts := startServer(t, cfg)
 	p := newPhone(t, ts, "udp")
-	challenges := func() int { return strings.Count(ts.logs.String(), "msg=REGISTER component=registrar method=REGISTER aor=nobody") }
+	challenges := func() int {
+		return strings.Count(ts.logs.String(), "msg=REGISTER component=registrar method=REGISTER aor=nobody")
+	}
 
 	wantStatus(t, p.register(t, regOpts{user: "nobody"}), 401)
 	if n := challenges(); n != 0 {
