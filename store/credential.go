@@ -96,9 +96,25 @@ func (db *DB) Credential(id string) (Credential, error) {
 }
 
 // CredentialByUsername returns the credential with the username, or
-// ErrNotFound. It runs on every REGISTER and challenged request: one read
-// transaction, two lookups, and a decode that allocates the strings once.
+// ErrNotFound. It runs on every REGISTER and challenged request (twice per
+// digest flow), so it answers from the credential cache when no record
+// was written since the entry was read (credcache.go). The returned
+// credential's HA1 map and Algorithms slice are shared: do not modify them.
 func (db *DB) CredentialByUsername(username string) (Credential, error) {
+	if c, ok := db.creds.get(username); ok {
+		return c, nil
+	}
+	gen := db.creds.generation()
+	c, err := db.credentialByUsername(username)
+	if err == nil {
+		db.creds.put(username, gen, c)
+	}
+	return c, err
+}
+
+// credentialByUsername reads the credential from bbolt: one read
+// transaction, two lookups, and a decode that allocates the strings once.
+func (db *DB) credentialByUsername(username string) (Credential, error) {
 	tx, err := db.bolt.Begin(false)
 	if err != nil {
 		return Credential{}, fmt.Errorf("store: credential by username: %w", err)

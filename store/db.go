@@ -65,6 +65,7 @@ type DB struct {
 	now     func() time.Time
 	onFlush func(int, time.Duration, error)
 	ids     idGen
+	creds   credCache
 
 	mu      sync.Mutex           // guards pending and closed
 	pending map[string][]Binding // AOR -> latest set; nil set deletes

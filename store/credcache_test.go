@@ -1,0 +1,97 @@
+package store_test
+
+import (
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"sipwarden/store"
+)
+
+// TestCredentialCacheFollowsWrites: lookups by username see every write at
+// once (the cache never serves a record older than the last commit).
+func TestCredentialCacheFollowsWrites(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "alice", Enabled: true,
+		Realm: "r", HA1: map[string]string{"MD5": "aa"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second read comes from the cache
+		got, err := db.CredentialByUsername("alice")
+		if err != nil || got.HA1["MD5"] != "aa" {
+			t.Fatalf("read: %+v %v", got, err)
+		}
+	}
+	if _, err := db.UpdateCredential(c.ID, func(c *store.Credential) error {
+		c.HA1 = map[string]string{"MD5": "bb"}
+		c.Enabled = false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.CredentialByUsername("alice")
+	if err != nil || got.HA1["MD5"] != "bb" || got.Enabled {
+		t.Fatalf("after the update: %+v %v", got, err)
+	}
+	if _, err := db.DeleteCredential(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CredentialByUsername("alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+// TestCredentialCacheConcurrentWrites races readers against password
+// changes: once UpdateCredential returned, no reader sees the old value.
+func TestCredentialCacheConcurrentWrites(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "bob", Enabled: true,
+		Realm: "r", HA1: map[string]string{"MD5": "v0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := db.CredentialByUsername("bob"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		want := "v" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if _, err := db.UpdateCredential(c.ID, func(c *store.Credential) error {
+			c.HA1 = map[string]string{"MD5": want}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.CredentialByUsername("bob")
+		if err != nil || got.HA1["MD5"] != want {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("write %d: read %q after the update returned, want %q (%v)", i, got.HA1["MD5"], want, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
