@@ -92,15 +92,15 @@ func main() {
 	flag.IntVar(&o.users, "users", 10000, "credentials created (and registered round-robin by sipp)")
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "load per REGISTER step (with -sustain: the whole run)")
 	flag.IntVar(&o.reps, "reps", 3, "searches per scenario, transport and server; the table gives their medians")
-	flag.IntVar(&o.start, "start", 6000, "first rate of the first REGISTER search, flows/s")
-	flag.IntVar(&o.max, "max", 48000, "highest rate tried, flows/s")
+	flag.IntVar(&o.start, "start", 12000, "first rate of the first REGISTER search, flows/s")
+	flag.IntVar(&o.max, "max", 40000, "highest rate tried, flows/s")
 	flag.Float64Var(&o.resolution, "resolution", 0.1, "stop bisecting when the bracket is within this fraction of the passing rate")
 	flag.Float64Var(&o.refine, "refine", 1.2, "later searches start at the median found so far and go up by this factor")
 	flag.StringVar(&transports, "transports", "udp,tcp", "transports measured: udp (sipp -t u1) and tcp (-t t1, one connection)")
 	flag.StringVar(&scenarios, "scenarios", "register,calls", "what is measured: register (REGISTER digest flows), calls (authenticated calls through the proxy)")
 	flag.StringVar(&servers, "servers", "sipwarden,kamailio", "servers measured, alternated: sipwarden, kamailio")
-	flag.IntVar(&o.callStart, "call-start", 800, "first rate of the first calls search, calls/s")
-	flag.IntVar(&o.callMax, "call-max", 12800, "highest rate of calls tried, calls/s")
+	flag.IntVar(&o.callStart, "call-start", 1600, "first rate of the first calls search, calls/s")
+	flag.IntVar(&o.callMax, "call-max", 9600, "highest rate of calls tried, calls/s")
 	flag.DurationVar(&o.callDur, "call-duration", 4*time.Second, "load per calls step")
 	flag.DurationVar(&o.callHold, "call-hold", 100*time.Millisecond, "how long each call lasts, ACK to BYE (sipp -d)")
 	flag.DurationVar(&o.budget, "budget", 20*time.Minute, "stop starting searches after this (the table says so)")
@@ -380,7 +380,7 @@ func (b *bench) search(ctx context.Context, sc *scenario, transport string, t ta
 	}
 	pass, fail := 0, 0
 	// Going up until a rate fails.
-	for rate := start; rate <= sc.max; rate = roundRate(int(float64(rate) * factor)) {
+	for rate := min(start, sc.max); ; rate = min(roundRate(int(float64(rate)*factor)), sc.max) {
 		ok, err := try(rate)
 		if err != nil {
 			return s, err
@@ -390,6 +390,9 @@ func (b *bench) search(ctx context.Context, sc *scenario, transport string, t ta
 			break
 		}
 		pass = rate
+		if rate >= sc.max {
+			break
+		}
 	}
 	s.capped = fail == 0
 	// Going down when even the first rate failed.
