@@ -5,7 +5,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-unit interop bench fuzz vet fmt clean deps
+.PHONY: all build run test test-unit interop bench bench-scale fuzz vet fmt clean deps
 
 all: build
 
@@ -35,10 +35,17 @@ interop: deps
 	bash scripts/install-peers.sh
 	$(GO) test -tags interop -count=1 -timeout 20m ./interop/
 
-# BENCHFLAGS='-scenarios calls' measures only calls; see docs/bench.md.
+# sipwarden against Kamailio, every scenario, about 12 minutes. Quick checks:
+# BENCHFLAGS='-servers sipwarden -scenarios calls -transports udp -reps 1';
+# see docs/bench.md.
 bench: deps
-	bash scripts/install-peers.sh
+	bash scripts/install-peers.sh --bench
 	$(GO) run ./bench/cmd/bench $(BENCHFLAGS)
+
+# The location table at a million bindings (RSS, restore time, lookup
+# latency, sweeper CPU); see docs/bench.md.
+bench-scale: deps
+	$(GO) run ./bench/cmd/scale $(SCALEFLAGS)
 
 # Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \

@@ -3,7 +3,16 @@
 # (Debian package sip-tester), baresip, linphonec and openssl. Idempotent:
 # a package is installed only when its command is missing. Needs root (or
 # sudo) and apt-get when something is missing; fails loudly otherwise.
+# With --bench it also installs Kamailio (Debian package kamailio), which
+# `make bench` compares sipwarden with (bench/kamailio/kamailio.cfg).
 set -euo pipefail
+
+cmds=(sipp baresip linphonec openssl)
+if [ "${1:-}" = "--bench" ]; then
+	cmds+=(kamailio)
+fi
+# Debian installs kamailio in /usr/sbin.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 # command -> Debian package
 declare -A pkg=(
@@ -11,15 +20,16 @@ declare -A pkg=(
 	[baresip]=baresip-core
 	[linphonec]=linphone-cli
 	[openssl]=openssl
+	[kamailio]=kamailio
 )
 
 missing=()
-for cmd in sipp baresip linphonec openssl; do
+for cmd in "${cmds[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-	echo "install-peers: sipp, baresip, linphonec and openssl are installed"
+	echo "install-peers: ${cmds[*]} are installed"
 	exit 0
 fi
 
@@ -50,7 +60,7 @@ if ! apt_install; then
 	apt_install || { echo "install-peers: apt-get install ${missing[*]} failed" >&2; exit 1; }
 fi
 
-for cmd in sipp baresip linphonec openssl; do
+for cmd in "${cmds[@]}"; do
 	if ! command -v "$cmd" >/dev/null 2>&1; then
 		echo "install-peers: $cmd still missing after installing ${pkg[$cmd]}" >&2
 		exit 1

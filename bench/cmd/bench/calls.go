@@ -22,7 +22,7 @@ import (
 func (b *bench) callsScenario() *scenario {
 	return &scenario{
 		name: "calls", unit: "calls", title: "calls through the proxy",
-		flow:  fmt.Sprintf("calls sipp UAC -> sipwarden -> sipp UAS registered as a user (INVITE, 407, ACK, INVITE with MD5 Proxy-Authorization, 100, 180, 200, ACK, %v hold, BYE, 200; p99 of set-up, first INVITE to 200; both sides must count every call successful and the BYE's p99 be under the limit too)", b.o.callHold),
+		flow:  fmt.Sprintf("calls sipp UAC -> server -> sipp UAS registered as a user (INVITE, 407, ACK, INVITE with MD5 Proxy-Authorization, 100, 180, 200, ACK, %v hold, BYE, 200; p99 of set-up, first INVITE to 200; both sides must count every call successful and the BYE's p99 be under the limit too)", b.o.callHold),
 		start: b.o.callStart, max: b.o.callMax, duration: b.o.callDur,
 		load: b.callsLoad,
 	}
@@ -30,19 +30,19 @@ func (b *bench) callsScenario() *scenario {
 
 // callsLoad runs n calls at rate: it registers the callee from a fresh
 // port, starts the UAS there and runs the UAC (harness.RunCalls).
-func (b *bench) callsLoad(ctx context.Context, transport string, rate, n int, dir string) (loadResult, error) {
+func (b *bench) callsLoad(ctx context.Context, transport string, rate, n int, dur time.Duration, dir string) (loadResult, error) {
 	run := harness.CallRun{
 		UACScenario:      scenarioPath("uac_invite_digest.xml"),
 		UASScenario:      scenarioPath("uas_answer.xml"),
 		RegisterScenario: scenarioPath("register_digest.xml"),
 		Callers:          b.csv,
 		Callee:           b.callee,
-		Target:           b.srv.SIPAddr(),
+		Target:           b.cur.sipAddr(),
 		Rate:             rate,
 		Calls:            n,
 		Limit:            max(2*rate, 200), // two seconds' worth of calls in flight
 		RecvTimeout:      5 * time.Second,
-		Timeout:          3*b.o.callDur + 30*time.Second,
+		Timeout:          3*dur + 30*time.Second,
 		Dir:              dir,
 		RTT:              true,
 		RTTFreq:          rttFreq,

@@ -1,30 +1,40 @@
-// Command bench measures sipwarden's throughput with sipp, per scenario
-// (-scenarios):
+// Command bench measures sipwarden's throughput with sipp and compares it
+// with Kamailio's on the same machine (issue 7), per scenario (-scenarios):
 //
 //   - register: the highest rate of digest REGISTER -> 401 -> REGISTER ->
 //     200 flows per second with zero failed flows;
 //   - calls: the highest rate of calls through the proxy (sipp UAC ->
-//     sipwarden -> sipp UAS registered as a user: INVITE, 407, ACK, INVITE
+//     server -> sipp UAS registered as a user: INVITE, 407, ACK, INVITE
 //     with Proxy-Authorization, 100, 180, 200, ACK, BYE, 200) per second
 //     with zero failed calls (calls.go);
 //
 // over UDP and TCP, with the server's CPU time per flow, the flows' 99th
-// percentile time and the server's peak RSS.
+// percentile time and the server's peak memory, for each server of
+// -servers: sipwarden (built from ./cmd/sipwarden) and Kamailio (Debian's
+// package, bench/kamailio/kamailio.cfg; target.go).
 //
-//	go run ./bench/cmd/bench                     (make bench)
-//	go run ./bench/cmd/bench -scenarios calls    (calls only)
+//	go run ./bench/cmd/bench                         (make bench: both servers, every scenario)
+//	go run ./bench/cmd/bench -servers sipwarden -scenarios calls -transports udp -reps 1
+//	go run ./bench/cmd/bench -servers sipwarden -sustain 5000 -duration 2m -scenarios register -transports udp
 //
 // It builds ./cmd/sipwarden, starts it on loopback with persistence on and
-// log level warn, creates -users credentials through the API and then, per
-// scenario and transport, searches the rate -reps times: -start flows/s
-// (-call-start for calls), doubling until a rate fails, then bisecting
-// until the bracket is within -resolution. Each step runs -duration of load
-// (-call-duration for calls; -m = rate x duration). A rate passes only with
-// sipp exit 0 and zero failed flows (for calls: on both sides), UDP
-// retransmissions at most 1% of the flows, a p99 flow time under 500 ms and
-// an achieved rate of at least 90% of the target. The server restarts
-// (same data dir) before each step. The table of medians goes to stdout,
-// progress to stderr.
+// log level warn, creates -users credentials through the API, writes the
+// same users into Kamailio's htable source, and then -reps times, per
+// scenario and transport, searches the rate of each server in turn
+// (sipwarden, kamailio, sipwarden, ...): the first search of a point starts
+// at -start flows/s (-call-start for calls) and doubles until a rate
+// fails; later searches start at the median of the rates found so far and
+// go up by -refine (1.2x). Each search then bisects until the bracket is
+// within -resolution. Each step runs -duration of load (-call-duration for
+// calls; -m = rate x duration) against a server started for it. A rate
+// passes only with sipp exit 0 and zero failed flows (for calls: on both
+// sides), retransmissions at most 1% of the flows, a p99 flow time under
+// 500 ms and an achieved rate of at least 90% of the target. The table of
+// medians goes to stdout, progress to stderr.
+//
+// With -sustain RATE it runs instead one step per server, scenario and
+// transport at RATE for -duration and reports the server's memory over
+// time (the memory-under-load check).
 //
 // sipp and the server share the machine's cores: the figures are those of
 // the pair, on this machine.
@@ -35,11 +45,11 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +65,10 @@ type options struct {
 	reps        int
 	start, max  int
 	resolution  float64
+	refine      float64
 	transports  []string
 	scenarios   []string
+	servers     []string
 	callStart   int
 	callMax     int
 	callDur     time.Duration
@@ -64,39 +76,48 @@ type options struct {
 	budget      time.Duration
 	settle      time.Duration
 	bin         string
+	kamCfg      string
+	kamShm      int
 	out         string
 	keep        bool
 	maxRetrans  float64
 	maxP99      int
 	minAchieved float64
+	sustain     int
 }
 
 func main() {
 	var o options
-	var transports, scenarios string
+	var transports, scenarios, servers string
 	flag.IntVar(&o.users, "users", 10000, "credentials created (and registered round-robin by sipp)")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per step")
-	flag.IntVar(&o.reps, "reps", 3, "searches per transport; the table gives their medians")
-	flag.IntVar(&o.start, "start", 2000, "first rate of a search, flows/s")
-	flag.IntVar(&o.max, "max", 32000, "highest rate tried, flows/s")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "load per REGISTER step (with -sustain: the whole run)")
+	flag.IntVar(&o.reps, "reps", 3, "searches per scenario, transport and server; the table gives their medians")
+	flag.IntVar(&o.start, "start", 12000, "first rate of the first REGISTER search, flows/s")
+	flag.IntVar(&o.max, "max", 40000, "highest rate tried, flows/s")
 	flag.Float64Var(&o.resolution, "resolution", 0.1, "stop bisecting when the bracket is within this fraction of the passing rate")
+	flag.Float64Var(&o.refine, "refine", 1.2, "later searches start at the median found so far and go up by this factor")
 	flag.StringVar(&transports, "transports", "udp,tcp", "transports measured: udp (sipp -t u1) and tcp (-t t1, one connection)")
 	flag.StringVar(&scenarios, "scenarios", "register,calls", "what is measured: register (REGISTER digest flows), calls (authenticated calls through the proxy)")
-	flag.IntVar(&o.callStart, "call-start", 250, "first rate of a calls search, calls/s")
-	flag.IntVar(&o.callMax, "call-max", 8000, "highest rate of calls tried, calls/s")
-	flag.DurationVar(&o.callDur, "call-duration", 5*time.Second, "load per calls step")
+	flag.StringVar(&servers, "servers", "sipwarden,kamailio", "servers measured, alternated: sipwarden, kamailio")
+	flag.IntVar(&o.callStart, "call-start", 1600, "first rate of the first calls search, calls/s")
+	flag.IntVar(&o.callMax, "call-max", 9600, "highest rate of calls tried, calls/s")
+	flag.DurationVar(&o.callDur, "call-duration", 4*time.Second, "load per calls step")
 	flag.DurationVar(&o.callHold, "call-hold", 100*time.Millisecond, "how long each call lasts, ACK to BYE (sipp -d)")
-	flag.DurationVar(&o.budget, "budget", 25*time.Minute, "stop starting searches after this (the table says so)")
-	flag.DurationVar(&o.settle, "settle", 2*time.Second, "pause between steps")
+	flag.DurationVar(&o.budget, "budget", 20*time.Minute, "stop starting searches after this (the table says so)")
+	flag.DurationVar(&o.settle, "settle", time.Second, "pause between steps")
 	flag.StringVar(&o.bin, "bin", "", "sipwarden binary to measure (default: build ./cmd/sipwarden)")
+	flag.StringVar(&o.kamCfg, "kamailio-cfg", "", "Kamailio configuration (default: bench/kamailio/kamailio.cfg)")
+	flag.IntVar(&o.kamShm, "kamailio-shm", 512, "Kamailio's shared memory, MB (-m); only what it touches counts in its memory figure")
 	flag.StringVar(&o.out, "out", "", "also write the results (markdown) to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, sipp traces)")
 	flag.Float64Var(&o.maxRetrans, "max-retrans", 0.01, "retransmissions allowed, as a fraction of flows")
 	flag.IntVar(&o.maxP99, "max-p99-ms", 500, "p99 flow time allowed, ms (exclusive)")
 	flag.Float64Var(&o.minAchieved, "min-achieved", 0.9, "achieved/target rate required")
+	flag.IntVar(&o.sustain, "sustain", 0, "instead of searching, run this rate for -duration (-call-duration for calls) and report memory over time")
 	flag.Parse()
 	o.transports = strings.Split(transports, ",")
 	o.scenarios = strings.Split(scenarios, ",")
+	o.servers = strings.Split(servers, ",")
 	for _, s := range o.scenarios {
 		if s != "register" && s != "calls" {
 			fmt.Fprintf(os.Stderr, "bench: -scenarios: %q is neither register nor calls\n", s)
@@ -106,6 +127,12 @@ func main() {
 	for _, t := range o.transports {
 		if t != "udp" && t != "tcp" {
 			fmt.Fprintf(os.Stderr, "bench: -transports: %q is neither udp nor tcp\n", t)
+			os.Exit(2)
+		}
+	}
+	for _, s := range o.servers {
+		if s != "sipwarden" && s != "kamailio" {
+			fmt.Fprintf(os.Stderr, "bench: -servers: %q is neither sipwarden nor kamailio\n", s)
 			os.Exit(2)
 		}
 	}
@@ -130,20 +157,24 @@ type step struct {
 	achieved  float64
 	retrans   int
 	p99       int
-	cpuMSFlow float64 // server
+	cpuMSFlow float64 // server (every process of it)
 	sippCPU   float64 // sipp's CPU ms per flow
-	rssMB     float64 // server's VmHWM: peak RSS of a server started for the step
+	// rssMB is the server's peak memory during the step: sipwarden's
+	// VmHWM; for Kamailio the peak of its processes' summed PSS (sampled
+	// every 100 ms), shared memory counted once.
+	rssMB float64
 	// UDP datagrams dropped for a full receive buffer during the step: by
 	// the server's socket, and by every other socket (sipp's).
 	serverDrops, otherDrops int64
 }
 
-// search is one rate search of one scenario and transport.
+// search is one rate search of one scenario, transport and server.
 type search struct {
 	transport string
+	server    string
 	best      *step // highest passing step; nil when none passed
 	steps     []step
-	capped    bool // every rate up to -max passed
+	capped    bool // every rate up to the maximum passed
 }
 
 type bench struct {
@@ -153,18 +184,26 @@ type bench struct {
 	cfg      harness.Config
 	csv      string
 	callee   harness.User // called in the calls scenario
-	srv      *harness.Server
+	targets  []target
+	cur      target // the server of the current step
 	deadline time.Time
 	nstep    int
+}
+
+// key of a measured point.
+func key(scenario, transport, server string) string {
+	return scenario + "/" + transport + "/" + server
 }
 
 func run(ctx context.Context, o options) error {
 	began := time.Now()
 	b := &bench{o: o, deadline: began.Add(o.budget)}
-	for _, tool := range []string{"sipp"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: run scripts/install-peers.sh", tool)
-		}
+	if _, err := exec.LookPath("sipp"); err != nil {
+		return fmt.Errorf("sipp not found: run scripts/install-peers.sh")
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "sipwarden-bench-")
 	if err != nil {
@@ -176,75 +215,79 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	b.bin = o.bin
-	if b.bin == "" {
-		root, err := harness.RepoRoot()
-		if err != nil {
-			return err
-		}
-		logf("building ./cmd/sipwarden")
-		if b.bin, err = harness.BuildServer(ctx, root, work); err != nil {
-			return err
-		}
-	}
-	b.cfg, err = harness.LoopbackConfig(filepath.Join(work, "data"))
-	if err != nil {
-		return err
-	}
-	b.cfg.LogLevel = "warn"
-	b.cfg.UDPBuffer = 4194304
-	b.cfg.FlushInterval = "1s"
-	defer b.stopServer()
-
-	if err := b.startServer(ctx); err != nil {
-		return err
-	}
 	users := harness.MakeUsers("bench", o.users)
 	b.callee = harness.MakeUsers("callee", 1)[0]
-	t0 := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	err = b.srv.API().CreateCredentials(cctx, append(slices.Clone(users), b.callee), 16)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("create %d credentials: %w", o.users+1, err)
-	}
-	logf("created %d credentials through the API in %v", o.users+1, time.Since(t0).Round(time.Millisecond))
+	all := append(slices.Clone(users), b.callee)
 	b.csv = filepath.Join(work, "users.csv")
 	if err := harness.WriteUsersCSV(b.csv, users); err != nil {
 		return err
+	}
+	defer func() {
+		if b.cur != nil {
+			b.cur.stop()
+		}
+	}()
+	for _, name := range o.servers {
+		switch name {
+		case "sipwarden":
+			t, err := b.setupSipwarden(ctx, root, all)
+			if err != nil {
+				return err
+			}
+			b.targets = append(b.targets, t)
+		case "kamailio":
+			t, err := b.setupKamailio(root, all)
+			if err != nil {
+				return err
+			}
+			b.targets = append(b.targets, t)
+		}
 	}
 
 	var scens []*scenario
 	for _, name := range o.scenarios {
 		scens = append(scens, b.scenario(name))
 	}
-	results := map[string]map[string][]search{}
+	if o.sustain > 0 {
+		return b.sustainRuns(ctx, scens)
+	}
+	results := map[string][]search{}
 	truncated := false
 outer:
 	for rep := range o.reps {
 		for _, sc := range scens {
 			for _, tr := range o.transports {
-				if time.Now().After(b.deadline) {
-					truncated = true
-					logf("budget of %v spent: no more searches", o.budget)
-					break outer
+				for _, t := range b.targets {
+					if time.Now().After(b.deadline) {
+						truncated = true
+						logf("budget of %v spent: no more searches", o.budget)
+						break outer
+					}
+					k := key(sc.name, tr, t.name())
+					start, factor := sc.start, 2.0
+					if prev := results[k]; len(prev) > 0 {
+						var rates []float64
+						for _, s := range prev {
+							if s.best != nil {
+								rates = append(rates, float64(s.best.rate))
+							}
+						}
+						if len(rates) > 0 {
+							start, factor = roundRate(int(median(rates))), o.refine
+						}
+					}
+					logf("%s %s %s search %d/%d from %d/s", sc.name, tr, t.name(), rep+1, o.reps, start)
+					s, err := b.search(ctx, sc, tr, t, start, factor)
+					if err != nil {
+						return err
+					}
+					results[k] = append(results[k], s)
 				}
-				logf("%s %s search %d/%d", sc.name, tr, rep+1, o.reps)
-				s, err := b.search(ctx, sc, tr)
-				if err != nil {
-					return err
-				}
-				if results[sc.name] == nil {
-					results[sc.name] = map[string][]search{}
-				}
-				results[sc.name][tr] = append(results[sc.name][tr], s)
 			}
 		}
 	}
 	var report strings.Builder
-	for _, sc := range scens {
-		report.WriteString(b.report(sc, results[sc.name], truncated, time.Since(began)))
-	}
+	report.WriteString(b.report(scens, results, truncated, time.Since(began)))
 	fmt.Print(report.String())
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
@@ -254,36 +297,77 @@ outer:
 	return nil
 }
 
-func (b *bench) startServer(ctx context.Context) error {
-	dir := filepath.Join(b.work, fmt.Sprintf("server-%d", time.Now().UnixNano()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// setupSipwarden builds the server (unless -bin), starts it once and
+// creates the users' credentials through its API (they persist in its data
+// dir for every later start).
+func (b *bench) setupSipwarden(ctx context.Context, root string, users []harness.User) (target, error) {
+	b.bin = b.o.bin
+	if b.bin == "" {
+		logf("building ./cmd/sipwarden")
+		var err error
+		if b.bin, err = harness.BuildServer(ctx, root, b.work); err != nil {
+			return nil, err
+		}
 	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	srv, err := harness.StartServer(sctx, b.bin, dir, b.cfg)
+	var err error
+	b.cfg, err = harness.LoopbackConfig(filepath.Join(b.work, "data"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.srv = srv
-	return nil
+	b.cfg.LogLevel = "warn"
+	b.cfg.UDPBuffer = 4194304
+	b.cfg.FlushInterval = "1s"
+	t := &sipwardenTarget{b: b}
+	if err := t.start(ctx); err != nil {
+		return nil, err
+	}
+	defer t.stop()
+	t0 := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := t.srv.API().CreateCredentials(cctx, users, 16); err != nil {
+		return nil, fmt.Errorf("create %d credentials: %w", len(users), err)
+	}
+	logf("sipwarden: created %d credentials through the API in %v", len(users), time.Since(t0).Round(time.Millisecond))
+	return t, nil
 }
 
-func (b *bench) stopServer() {
-	if b.srv == nil {
-		return
+// setupKamailio writes Kamailio's htable source from the same users and
+// checks that it starts.
+func (b *bench) setupKamailio(root string, users []harness.User) (target, error) {
+	bin, err := kamailioPath()
+	if err != nil {
+		return nil, err
 	}
-	if err := b.srv.Stop(); err != nil {
-		logf("server stop: %v\n%s", err, b.srv.LogTail(20))
+	cfg := b.o.kamCfg
+	if cfg == "" {
+		cfg = filepath.Join(root, "bench", "kamailio", "kamailio.cfg")
 	}
-	b.srv = nil
+	if cfg, err = filepath.Abs(cfg); err != nil {
+		return nil, err
+	}
+	port, err := harness.FreeSIPPort()
+	if err != nil {
+		return nil, err
+	}
+	t := &kamailioTarget{
+		b: b, bin: bin, cfg: cfg, dbDir: filepath.Join(b.work, "kamailio-db"),
+		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), shm: b.o.kamShm,
+	}
+	if err := writeKamailioDB(t.dbDir, users); err != nil {
+		return nil, err
+	}
+	logf("kamailio: %s, %s, %d users in %s", bin, cfg, len(users), t.dbDir)
+	return t, nil
 }
 
-// search finds the highest passing rate of one scenario and transport.
-func (b *bench) search(ctx context.Context, sc *scenario, transport string) (search, error) {
-	s := search{transport: transport}
+// search finds the highest passing rate of one scenario, transport and
+// server: from start up by factor until a rate fails (down by it while
+// the first rate fails), then bisecting.
+func (b *bench) search(ctx context.Context, sc *scenario, transport string, t target, start int, factor float64) (search, error) {
+	s := search{transport: transport, server: t.name()}
 	try := func(rate int) (bool, error) {
-		st, err := b.step(ctx, sc, transport, rate)
+		st, err := b.step(ctx, sc, transport, t, rate)
 		if err != nil {
 			return false, err
 		}
@@ -295,8 +379,8 @@ func (b *bench) search(ctx context.Context, sc *scenario, transport string) (sea
 		return st.pass, nil
 	}
 	pass, fail := 0, 0
-	// Going up: double until a rate fails.
-	for rate := sc.start; rate <= sc.max; rate *= 2 {
+	// Going up until a rate fails.
+	for rate := min(start, sc.max); ; rate = min(roundRate(int(float64(rate)*factor)), sc.max) {
 		ok, err := try(rate)
 		if err != nil {
 			return s, err
@@ -306,11 +390,14 @@ func (b *bench) search(ctx context.Context, sc *scenario, transport string) (sea
 			break
 		}
 		pass = rate
+		if rate >= sc.max {
+			break
+		}
 	}
 	s.capped = fail == 0
-	// Going down when even the first rate failed: halve until one passes.
+	// Going down when even the first rate failed.
 	for i := 0; pass == 0 && i < 4; i++ {
-		rate := fail / 2
+		rate := roundRate(int(float64(fail) / factor))
 		ok, err := try(rate)
 		if err != nil {
 			return s, err
@@ -322,7 +409,7 @@ func (b *bench) search(ctx context.Context, sc *scenario, transport string) (sea
 		}
 	}
 	// Bisect the bracket (bounded).
-	for i := 0; pass > 0 && fail > 0 && i < 6 && float64(fail-pass) > b.o.resolution*float64(pass); i++ {
+	for i := 0; pass > 0 && fail > 0 && i < 4 && float64(fail-pass) > b.o.resolution*float64(pass); i++ {
 		rate := roundRate((pass + fail) / 2)
 		ok, err := try(rate)
 		if err != nil {
@@ -335,9 +422,9 @@ func (b *bench) search(ctx context.Context, sc *scenario, transport string) (sea
 		}
 	}
 	if s.best != nil {
-		logf("%s %s search: %d %s/s passes, %d fails", sc.name, transport, s.best.rate, sc.unit, fail)
+		logf("%s %s %s search: %d %s/s passes, %d fails", sc.name, transport, t.name(), s.best.rate, sc.unit, fail)
 	} else {
-		logf("%s %s search: no rate passed", sc.name, transport)
+		logf("%s %s %s search: no rate passed", sc.name, transport, t.name())
 	}
 	return s, nil
 }
@@ -354,8 +441,9 @@ type scenario struct {
 	flow       string // what one flow is, for the table's text
 	start, max int    // rates of a search
 	duration   time.Duration
-	// load runs n flows at rate against b.srv, its files under dir.
-	load func(ctx context.Context, transport string, rate, n int, dir string) (loadResult, error)
+	// load runs n flows at rate (over dur) against b.cur, its files under
+	// dir.
+	load func(ctx context.Context, transport string, rate, n int, dur time.Duration, dir string) (loadResult, error)
 }
 
 // loadResult is what the sipp side of a step reported.
@@ -383,16 +471,16 @@ func (b *bench) scenario(name string) *scenario {
 }
 
 // registerLoad runs n REGISTER flows of the users, round-robin.
-func (b *bench) registerLoad(ctx context.Context, transport string, rate, n int, dir string) (loadResult, error) {
+func (b *bench) registerLoad(ctx context.Context, transport string, rate, n int, dur time.Duration, dir string) (loadResult, error) {
 	run := harness.SippRun{
 		Scenario:    scenarioPath("register_digest.xml"),
 		Users:       b.csv,
-		Target:      b.srv.SIPAddr(),
+		Target:      b.cur.sipAddr(),
 		Rate:        rate,
 		Calls:       n,
 		Limit:       max(2*rate, 200), // two seconds' worth of flows in flight
 		RecvTimeout: 5 * time.Second,
-		Timeout:     3*b.o.duration + 30*time.Second,
+		Timeout:     3*dur + 30*time.Second,
 		Dir:         dir,
 		RTT:         true,
 		RTTFreq:     rttFreq,
@@ -421,42 +509,48 @@ func (b *bench) registerLoad(ctx context.Context, transport string, rate, n int,
 const rttFreq = 100
 
 // step runs one rate for the scenario's duration against a server started
-// for it (same data dir): steps do not inherit each other's backlog, UDP
-// transactions lingering for Timer J (32 s) or heap, and the server's peak
-// RSS is that of the step.
-func (b *bench) step(ctx context.Context, sc *scenario, transport string, rate int) (step, error) {
+// for it: steps do not inherit each other's backlog, lingering
+// transactions or heap, and the server's peak memory is that of the step.
+func (b *bench) step(ctx context.Context, sc *scenario, transport string, t target, rate int) (step, error) {
+	return b.stepFor(ctx, sc, transport, t, rate, sc.duration, 100*time.Millisecond, nil)
+}
+
+func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t target, rate int, dur, sampleEvery time.Duration, sample func(kb int64)) (step, error) {
 	b.nstep++
 	st := step{rate: rate}
-	b.stopServer()
-	if err := b.startServer(ctx); err != nil {
+	if b.cur != nil {
+		b.cur.stop()
+	}
+	b.cur = t
+	if err := t.start(ctx); err != nil {
 		return st, err
 	}
-	n := int(math.Ceil(float64(rate)*sc.duration.Seconds()/rttFreq)) * rttFreq
-	dir := filepath.Join(b.work, fmt.Sprintf("step-%03d-%s-%s-%d", b.nstep, sc.name, transport, rate))
-	pid := b.srv.PID()
-	cpu0, err := harness.CPUTime(pid)
-	if err != nil {
-		return st, err
-	}
+	n := int(math.Ceil(float64(rate)*dur.Seconds()/rttFreq)) * rttFreq
+	dir := filepath.Join(b.work, fmt.Sprintf("step-%03d-%s-%s-%s-%d", b.nstep, t.name(), sc.name, transport, rate))
+	pid := t.pid()
+	cpu0 := groupCPU(pid)
 	rcvbuf0, _ := harness.UDPRcvbufErrors()
-	res, err := sc.load(ctx, transport, rate, n, dir)
+	mem := sampleMemory(pid, sampleEvery, sample)
+	res, err := sc.load(ctx, transport, rate, n, dur, dir)
+	peakMB := mem.stop(pid)
 	if ctx.Err() != nil {
 		return st, ctx.Err()
 	}
+	tag := fmt.Sprintf("%s %s %s %6d/s", t.name(), sc.name, transport, rate)
 	if err != nil {
 		// sipp killed at its deadline, or without statistics: a failed step.
 		st.why = "sipp: " + firstLine(err.Error())
-		logf("  %s %s %6d/s FAIL %s (%s)", sc.name, transport, rate, st.why, dir)
-		if b.srv.Exited() {
-			return st, fmt.Errorf("sipwarden exited during the %s %s step at %d/s:\n%s", sc.name, transport, rate, b.srv.LogTail(30))
+		logf("  %s FAIL %s (%s)", tag, st.why, dir)
+		if t.exited() {
+			return st, fmt.Errorf("%s exited during the %s %s step at %d/s:\n%s", t.name(), sc.name, transport, rate, t.logTail(30))
 		}
 		return st, b.pause(ctx)
 	}
-	cpu1, _ := harness.CPUTime(pid)
+	cpu1 := groupCPU(pid)
 	if transport == "udp" {
 		// The server's socket is new with the server: its count is the step's.
 		rcvbuf1, _ := harness.UDPRcvbufErrors()
-		st.serverDrops, _ = harness.UDPSocketDrops(pid, b.srv.Config.UDP)
+		st.serverDrops, _ = harness.UDPSocketDrops(pid, t.sipAddr())
 		st.otherDrops = max(0, rcvbuf1-rcvbuf0-st.serverDrops)
 	}
 	st.flows = res.successful + res.failed
@@ -467,8 +561,11 @@ func (b *bench) step(ctx context.Context, sc *scenario, transport string, rate i
 		st.cpuMSFlow = (cpu1 - cpu0) / float64(st.flows)
 		st.sippCPU = res.sippCPU / float64(st.flows)
 	}
-	if kb, err := harness.MemoryKB(pid, "VmHWM"); err == nil {
-		st.rssMB = float64(kb) / 1024
+	st.rssMB = peakMB
+	if t.name() == "sipwarden" {
+		if kb, err := harness.MemoryKB(pid, "VmHWM"); err == nil {
+			st.rssMB = max(st.rssMB, float64(kb)/1024)
+		}
 	}
 	var why []string
 	if res.failures != "" || res.failed != 0 || res.successful != n {
@@ -493,10 +590,10 @@ func (b *bench) step(ctx context.Context, sc *scenario, transport string, rate i
 	if !st.pass {
 		verdict = "FAIL " + st.why
 	}
-	logf("  %s %s %6d/s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/%s, sipp %.3f, peak RSS %.0f MB, UDP drops server %d sipp %d",
-		sc.name, transport, rate, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
-	if b.srv.Exited() {
-		return st, fmt.Errorf("sipwarden exited during the %s %s step at %d/s:\n%s", sc.name, transport, rate, b.srv.LogTail(30))
+	logf("  %s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/%s, sipp %.3f, peak mem %.0f MB, UDP drops server %d sipp %d",
+		tag, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
+	if t.exited() {
+		return st, fmt.Errorf("%s exited during the %s %s step at %d/s:\n%s", t.name(), sc.name, transport, rate, t.logTail(30))
 	}
 	return st, b.pause(ctx)
 }
@@ -522,76 +619,4 @@ func scenarioPath(name string) string {
 		root = "."
 	}
 	return filepath.Join(root, "testdata", "sipp", name)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func (b *bench) report(sc *scenario, results map[string][]search, truncated bool, took time.Duration) string {
-	var w strings.Builder
-	host, _ := os.Hostname()
-	one := strings.TrimSuffix(sc.unit, "s")
-	fmt.Fprintf(&w, "## sipwarden %s benchmark\n\n", sc.title)
-	fmt.Fprintf(&w, "%s, %d CPUs shared by sipp and the server, %d users, %v per step, %s, persistence on, log level warn. ",
-		host, runtime.NumCPU(), b.o.users, sc.duration, sc.flow)
-	fmt.Fprintf(&w, "A rate passes with zero failed %s, retransmissions <= %.0f%% of %s, p99 < %d ms and >= %.0f%% of the target rate achieved. Medians of the searches; the whole bench took %v.\n\n",
-		sc.unit, b.o.maxRetrans*100, sc.unit, b.o.maxP99, b.o.minAchieved*100, took.Round(time.Second))
-	fmt.Fprintf(&w, "| transport | max zero-failure %s/s | achieved %s/s | server CPU ms/%s | p99 ms | peak RSS MB | searches |\n", sc.unit, sc.unit, one)
-	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- |")
-	for _, tr := range b.o.transports {
-		var rates, achieved, cpu, p99, rss []float64
-		var each []string
-		for _, s := range results[tr] {
-			if s.best == nil {
-				rates = append(rates, 0)
-				each = append(each, "none")
-				continue
-			}
-			rates = append(rates, float64(s.best.rate))
-			achieved = append(achieved, s.best.achieved)
-			cpu = append(cpu, s.best.cpuMSFlow)
-			p99 = append(p99, float64(s.best.p99))
-			rss = append(rss, s.best.rssMB)
-			if s.capped {
-				each = append(each, ">="+strconv.Itoa(s.best.rate)+" (max)")
-			} else {
-				each = append(each, strconv.Itoa(s.best.rate))
-			}
-		}
-		name := tr + " (sipp -t u1, 4 MiB buffers)"
-		if tr == "tcp" {
-			name = tr + " (sipp -t t1, one connection)"
-		}
-		fmt.Fprintf(&w, "| %s | %.0f | %.0f | %.3f | %.0f | %.0f | %s |\n", name, median(rates), median(achieved), median(cpu), median(p99), median(rss), strings.Join(each, ", "))
-	}
-	if truncated {
-		fmt.Fprintf(&w, "\nThe %v budget ran out: fewer than %d searches per transport.\n", b.o.budget, b.o.reps)
-	}
-	fmt.Fprintf(&w, "\nCPU, p99 and RSS are those of the highest passing step of each search. Each step runs against a server started for it (same data dir), so RSS is the VmHWM of %v of load: over UDP, transactions linger for Timer J (32 s), so a longer run at the same rate holds more.\n\n", sc.duration)
-	fmt.Fprintln(&w, "Steps:")
-	fmt.Fprintln(&w)
-	fmt.Fprintf(&w, "| transport | search | rate | result | achieved/s | retrans | p99 ms | server CPU ms/%s | sipp CPU ms/%s | server RSS MB | UDP drops server/sipp |\n", one, one)
-	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-	for _, tr := range b.o.transports {
-		for i, s := range results[tr] {
-			for _, st := range s.steps {
-				res := "pass"
-				if !st.pass {
-					res = "fail: " + st.why
-				}
-				fmt.Fprintf(&w, "| %s | %d | %d | %s | %.0f | %d | %d | %.3f | %.3f | %.0f | %d/%d |\n", tr, i+1, st.rate, res, st.achieved, st.retrans, st.p99, st.cpuMSFlow, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
-			}
-		}
-	}
-	fmt.Fprintln(&w)
-	return w.String()
 }
