@@ -49,7 +49,8 @@ bench-scale: deps
 
 # Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \
-	store:FuzzDecode api:FuzzCredentialCreate api:FuzzConnectionBody
+	store:FuzzDecode api:FuzzCredentialCreate api:FuzzConnectionBody \
+	stateless:FuzzStreamFraming
 fuzz: deps
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZTARGETS)
 

@@ -131,6 +131,11 @@ type Registrar struct {
 	// without a server transaction, RFC 3261 8.2.7, which saves about 13 KB
 	// per flow held for 32 s) or "stateful".
 	UDPMode string `yaml:"udp_mode"`
+	// StreamMode is the same choice for REGISTERs over TCP and TLS:
+	// "stateless" (default: framed off the connection and answered on it
+	// by the registrar's workers, without sipgo's transaction and
+	// goroutine per message) or "stateful".
+	StreamMode string `yaml:"stream_mode"`
 }
 
 // HTTP configures the management API listener.
@@ -145,6 +150,9 @@ type HTTP struct {
 	APIKey string `yaml:"api_key"`
 	// MinPasswordLength for credentials created through the API. Default 12.
 	MinPasswordLength int `yaml:"min_password_length"`
+	// Pprof serves Go's profiler at /debug/pprof/ next to /metrics (no API
+	// key, like /metrics: keep the listener private). Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Duration is a time.Duration written as "90s", "5m" in the file.
@@ -263,6 +271,7 @@ func (c *Config) setDefaults() error {
 	defInt(&c.Registrar.MaxExpires, 7200)
 	defInt(&c.Registrar.MaxContacts, 1)
 	def(&c.Registrar.UDPMode, "stateless")
+	def(&c.Registrar.StreamMode, "stateless")
 	if c.Registrar.BindingFlushInterval == 0 {
 		c.Registrar.BindingFlushInterval = Duration(time.Second)
 	}
@@ -359,6 +368,9 @@ func (c *Config) Validate() error {
 	r := c.Registrar
 	if r.UDPMode != "stateless" && r.UDPMode != "stateful" {
 		bad("registrar.udp_mode", quote(r.UDPMode), "want stateless or stateful")
+	}
+	if r.StreamMode != "stateless" && r.StreamMode != "stateful" {
+		bad("registrar.stream_mode", quote(r.StreamMode), "want stateless or stateful")
 	}
 	if r.MinExpires < 1 {
 		bad("registrar.min_expires", r.MinExpires, "want at least 1")

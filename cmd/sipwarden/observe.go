@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,7 +212,7 @@ func (o *observer) storeOptions(opts store.Options) store.Options {
 // handler is what an HTTP listener serves: /healthz, /readyz, /metrics
 // when withMetrics, and everything else to next when it is not nil.
 // /healthz, /readyz and /metrics need no API key.
-func (o *observer) handler(next http.Handler, withMetrics bool) http.Handler {
+func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Live)
 	mux.Handle("GET /readyz", o.ready)
@@ -219,6 +220,13 @@ func (o *observer) handler(next http.Handler, withMetrics bool) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.m.Registry(), promhttp.HandlerOpts{
 			ErrorHandling: promhttp.ContinueOnError,
 		}))
+		if withPprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
 	}
 	if next != nil {
 		mux.Handle("/", next)
@@ -252,10 +260,10 @@ func (s *server) serveHTTP(o *observer, apiLn net.Listener, logger *slog.Logger)
 			}
 		}()
 	}
-	run(o.handler(&o.api, metricsLn == nil), apiLn)
+	run(o.handler(&o.api, metricsLn == nil, s.cfg.HTTP.Pprof), apiLn)
 	s.http = servers[0]
 	if metricsLn != nil {
-		run(o.handler(nil, true), metricsLn)
+		run(o.handler(nil, true, s.cfg.HTTP.Pprof), metricsLn)
 	}
 	// Shut down first at close (appended again once the API is set, so
 	// that no API request runs while the store closes) and at most once.

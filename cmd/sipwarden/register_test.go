@@ -281,26 +281,32 @@ func TestRegisterBadInput(t *testing.T) {
 
 var _ = sip.REGISTER
 
-// TestUDPRegisterModes: by default UDP REGISTERs are answered by the
-// stateless path (no sipgo transaction); "stateful" hands them to sipgo.
-// Both register a real client.
-func TestUDPRegisterModes(t *testing.T) {
+// TestRegisterModes: by default REGISTERs over UDP, TCP and TLS are
+// answered by the stateless front (no sipgo transaction); "stateful" hands
+// them to sipgo. Both register a real client over every transport, and a
+// registered TCP phone can still be called over its connection.
+func TestRegisterModes(t *testing.T) {
 	for _, mode := range []string{"stateless", "stateful"} {
 		t.Run(mode, func(t *testing.T) {
 			cfg := testConfig(t, t.TempDir())
-			cfg.Registrar.UDPMode = mode
+			cfg.Registrar.UDPMode, cfg.Registrar.StreamMode = mode, mode
 			ts := startServer(t, cfg)
 			ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
-			ph := newPhone(t, ts, "udp")
-			wantStatus(t, ph.register(t, regOpts{user: "alice", pass: "alice-secret-pw-1"}), 200)
-			switch {
-			case mode == "stateless" && (ts.udpStateless == nil || ts.udpStateless.Handled() < 2):
-				t.Fatalf("stateless mode: the 401 and the 200 did not come from the stateless path")
-			case mode == "stateful" && ts.udpStateless != nil:
-				t.Fatal("stateful mode started the stateless path")
-			}
-			if n := len(ts.registrations(t, "alice")); n != 1 {
-				t.Fatalf("%d bindings, want 1", n)
+			var want uint64
+			for _, tp := range []string{"udp", "tcp", "tls"} {
+				ph := newPhone(t, ts, tp)
+				wantStatus(t, ph.register(t, regOpts{user: "alice", pass: "alice-secret-pw-1"}), 200)
+				want += 2
+				switch {
+				case mode == "stateless" && (ts.stateless == nil || ts.stateless.Handled() != want):
+					t.Fatalf("stateless mode, %s: the 401 and the 200 did not come from the stateless front", tp)
+				case mode == "stateful" && ts.stateless != nil:
+					t.Fatal("stateful mode started the stateless front")
+				}
+				regs := ts.registrations(t, "alice")
+				if len(regs) != 1 {
+					t.Fatalf("%s: %d bindings, want 1", tp, len(regs))
+				}
 			}
 		})
 	}

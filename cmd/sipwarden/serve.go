@@ -31,6 +31,7 @@ import (
 	"sipwarden/digest"
 	"sipwarden/proxy"
 	"sipwarden/registrar"
+	"sipwarden/stateless"
 	"sipwarden/store"
 )
 
@@ -81,11 +82,12 @@ type server struct {
 	ua    *sipgo.UserAgent
 	proxy *proxy.Proxy
 	guard *sipGuard // bans, limits (guard.go)
-	// udpStateless answers UDP REGISTERs (nil with registrar.udp_mode stateful).
-	udpStateless *registrar.StatelessUDP
-	http         *http.Server
-	addrs        map[string]string // transport -> bound address ("http" too)
-	closer       []func()
+	// stateless answers REGISTERs without sipgo's transactions (nil when
+	// registrar.udp_mode and stream_mode are both stateful).
+	stateless *stateless.Front
+	http      *http.Server
+	addrs     map[string]string // transport -> bound address ("http" too)
+	closer    []func()
 
 	obs      *observer // metrics, readiness, SIP trace: observe.go
 	stopHTTP func()    // shuts the HTTP servers down, once
@@ -245,11 +247,18 @@ func start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server
 	s.sip = srv
 	srv.OnRegister(obs.sip(sg.wrap(reg.ServeSIP)))
 	reg.OnEvent(sg.observe)
-	if lis.udp != nil && cfg.Registrar.UDPMode == "stateless" {
-		st := registrar.NewStatelessUDP(lis.udp, reg, runtime.GOMAXPROCS(0), logger.With("component", "registrar"))
-		st.OnExchange(obs.statelessExchange)
-		st.SetGate(sg.gate, sg.done)
-		lis.udpServe, s.udpStateless = st, st
+	lis.statelessUDP = lis.udp != nil && cfg.Registrar.UDPMode == "stateless"
+	lis.statelessStream = (lis.tcp != nil || lis.tls != nil) && cfg.Registrar.StreamMode == "stateless"
+	if lis.statelessUDP || lis.statelessStream {
+		lis.front = stateless.New(reg, stateless.Config{
+			Workers:         runtime.GOMAXPROCS(0),
+			MaxMessageBytes: cfg.SIP.MaxMessageBytes,
+			Logger:          logger.With("component", "registrar"),
+			Observe:         obs.statelessExchange,
+			Gate:            sg.gate,
+			GateDone:        sg.done,
+		})
+		s.stateless = lis.front
 	}
 
 	px, err := newProxy(cfg, lis.addrs, authn, loc, db, ua, srv, logger.With("component", "proxy"))
@@ -323,11 +332,14 @@ func (s *server) close() {
 // listeners are the bound SIP sockets.
 type listeners struct {
 	udp       *net.UDPConn
-	udpServe  net.PacketConn // what sipgo reads: udp, or the stateless REGISTER filter
 	tcp       net.Listener
 	tls       net.Listener
 	tlsConfig *tls.Config
 	addrs     map[string]string
+	// front, when set, answers REGISTERs read from the UDP socket
+	// (statelessUDP) and the TCP and TLS connections (statelessStream).
+	front                         *stateless.Front
+	statelessUDP, statelessStream bool
 	// stopped, when set, is called when a listener stops serving.
 	stopped func(transport string, err error)
 }
@@ -395,23 +407,28 @@ func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
 	}
 	if l.udp != nil {
 		pc := net.PacketConn(l.udp)
-		if l.udpServe != nil {
-			pc = l.udpServe
+		if l.statelessUDP {
+			pc = l.front.PacketConn(pc)
 		}
 		run("udp", func() error { return srv.ServeUDP(pc) })
 	}
 	if l.tcp != nil {
-		run("tcp", func() error { return srv.ServeTCP(l.tcp) })
+		ln := l.tcp
+		if l.statelessStream {
+			ln = l.front.Listener(ln, "TCP")
+		}
+		run("tcp", func() error { return srv.ServeTCP(ln) })
 	}
 	if l.tls != nil {
-		run("tls", func() error { return srv.ServeTLS(l.tls) })
+		ln := l.tls
+		if l.statelessStream {
+			ln = l.front.Listener(ln, "TLS")
+		}
+		run("tls", func() error { return srv.ServeTLS(ln) })
 	}
 }
 
 func (l *listeners) close() {
-	if l.udpServe != nil {
-		_ = l.udpServe.Close()
-	}
 	if l.udp != nil {
 		_ = l.udp.Close()
 	}
@@ -420,6 +437,9 @@ func (l *listeners) close() {
 	}
 	if l.tls != nil {
 		_ = l.tls.Close()
+	}
+	if l.front != nil {
+		l.front.Close() // after the sockets: nothing is queued any more
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -83,6 +84,9 @@ type Config struct {
 
 	// JWT enables RFC 8898 Bearer authentication in SIP.
 	JWT bool
+
+	// Pprof serves /debug/pprof/ on the HTTP listener (bench -profile).
+	Pprof bool
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -151,7 +155,7 @@ auth:
   qop: %s
   nonce_lifetime: %s
 registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts: %d, binding_flush_interval: %s}
-http: {listen: %q, api_key: %q}
+http: {listen: %q, api_key: %q, pprof: %t}
 guard: {exempt_cidrs: %s}
 jwt: {enabled: %t}
 `,
@@ -162,7 +166,7 @@ jwt: {enabled: %t}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), yamlQuotedList(c.ExemptCIDRs), c.JWT)
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT)
 }
 
 // Server is a running sipwarden serve process.
@@ -322,4 +326,36 @@ func FreeSIPPortPair() (int, error) {
 		return p, nil
 	}
 	return 0, errors.New("harness: no free pair of consecutive ports after 50 tries")
+}
+
+// FetchCPUProfile fetches a CPU profile of secs seconds from the server's
+// /debug/pprof/profile at httpAddr (Config.Pprof) into path.
+func FetchCPUProfile(ctx context.Context, httpAddr string, secs int, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", httpAddr, secs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: %s", url, res.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("read profile: %w", err)
+	}
+	return f.Close()
 }

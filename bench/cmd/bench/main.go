@@ -84,6 +84,7 @@ type options struct {
 	maxP99      int
 	minAchieved float64
 	sustain     int
+	profile     string
 }
 
 func main() {
@@ -114,6 +115,7 @@ func main() {
 	flag.IntVar(&o.maxP99, "max-p99-ms", 500, "p99 flow time allowed, ms (exclusive)")
 	flag.Float64Var(&o.minAchieved, "min-achieved", 0.9, "achieved/target rate required")
 	flag.IntVar(&o.sustain, "sustain", 0, "instead of searching, run this rate for -duration (-call-duration for calls) and report memory over time")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of sipwarden over each of its steps into this directory (go tool pprof)")
 	flag.Parse()
 	o.transports = strings.Split(transports, ",")
 	o.scenarios = strings.Split(scenarios, ",")
@@ -317,6 +319,7 @@ func (b *bench) setupSipwarden(ctx context.Context, root string, users []harness
 	b.cfg.LogLevel = "warn"
 	b.cfg.UDPBuffer = 4194304
 	b.cfg.FlushInterval = "1s"
+	b.cfg.Pprof = b.o.profile != ""
 	t := &sipwardenTarget{b: b}
 	if err := t.start(ctx); err != nil {
 		return nil, err
@@ -531,8 +534,10 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	cpu0 := groupCPU(pid)
 	rcvbuf0, _ := harness.UDPRcvbufErrors()
 	mem := sampleMemory(pid, sampleEvery, sample)
+	prof := b.startProfile(ctx, t, fmt.Sprintf("%s-%s-%d", sc.name, transport, rate), dur)
 	res, err := sc.load(ctx, transport, rate, n, dur, dir)
 	peakMB := mem.stop(pid)
+	prof()
 	if ctx.Err() != nil {
 		return st, ctx.Err()
 	}
@@ -619,4 +624,24 @@ func scenarioPath(name string) string {
 		root = "."
 	}
 	return filepath.Join(root, "testdata", "sipp", name)
+}
+
+// startProfile, with -profile and sipwarden as t, fetches a CPU profile
+// over the step's load into the profile directory; the returned function
+// waits for it.
+func (b *bench) startProfile(ctx context.Context, t target, name string, dur time.Duration) (wait func()) {
+	st, ok := t.(*sipwardenTarget)
+	if b.o.profile == "" || !ok {
+		return func() {}
+	}
+	secs := max(1, int(dur.Seconds())-1)
+	path := filepath.Join(b.o.profile, name+".pprof")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := harness.FetchCPUProfile(ctx, st.srv.Config.HTTP, secs, path); err != nil {
+			logf("  profile %s: %v", name, err)
+		}
+	}()
+	return func() { <-done }
 }

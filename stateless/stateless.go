@@ -1,0 +1,211 @@
+// Package stateless answers REGISTER requests without a server
+// transaction, in front of sipgo's transports (RFC 3261 section 8.2.7,
+// stateless UAS behaviour). It wraps the UDP socket and the TCP/TLS
+// listeners sipgo serves: REGISTERs are taken out of the byte stream and
+// answered by a pool of long-lived workers; everything else reaches sipgo
+// unchanged.
+//
+// Why: sipgo runs every request through a server transaction, in a
+// goroutine of its own. For a REGISTER that costs more than the
+// registration itself: the transaction's timers and state machine, the
+// goroutine's stack growth, and over UDP the transaction kept for Timer J
+// (32 s, about 13 KB per flow: 2 GB at 15,000 flows/s). A REGISTER is safe
+// to answer statelessly: a retransmitted first leg gets a fresh 401; a
+// retransmitted second leg re-presents a nonce count already accepted and
+// gets 401 stale=true, after which the client answers again with the next
+// count. Kamailio answers REGISTER the same way (sl_send_reply).
+package stateless
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Handler answers one REGISTER; nil drops it. registrar.Registrar is one.
+type Handler interface {
+	Handle(req *sip.Request) *sip.Response
+}
+
+// Config configures a Front. Hooks are optional.
+type Config struct {
+	// Workers answering REGISTERs; default 1.
+	Workers int
+	// Queue is how many REGISTERs may wait for a worker; when it is full,
+	// REGISTERs go to sipgo's stateful path instead. Default 4096.
+	Queue int
+	// MaxMessageBytes bounds a message framed on a stream; a longer one
+	// (and everything after it on that connection) goes to sipgo, which
+	// refuses it. Default 65535.
+	MaxMessageBytes int
+	Logger          *slog.Logger
+
+	// Observe is called for every REGISTER answered here, before the
+	// response is sent (res nil: dropped), for metrics and the trace.
+	Observe func(req *sip.Request, res *sip.Response)
+	// Gate admits a request (then GateDone is called when it is done) or
+	// returns the refusal to send (nil: drop it): the checks sipgo's
+	// handlers get (bans, User-Agent deny list, in-flight bound).
+	Gate     func(req *sip.Request) (refusal *sip.Response, ok bool)
+	GateDone func()
+}
+
+// Front is the pool of workers behind the wrapped sockets.
+type Front struct {
+	h       Handler
+	cfg     Config
+	log     *slog.Logger
+	jobs    chan job
+	bufs    sync.Pool
+	handled atomic.Uint64
+	wg      sync.WaitGroup
+	ctx     context.Context
+	stop    context.CancelFunc
+}
+
+// job is one REGISTER to answer: the message in a pooled buffer and where
+// the answer goes (a datagram to addr on pc, or the stream conn).
+type job struct {
+	buf       *[]byte
+	n         int
+	addr      net.Addr // UDP only
+	pc        net.PacketConn
+	conn      *streamConn
+	transport string
+}
+
+// New starts cfg.Workers workers answering REGISTERs with h. Close stops
+// them.
+func New(h Handler, cfg Config) *Front {
+	cfg.Workers = max(cfg.Workers, 1)
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4096
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 65535
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel}
+	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	for range cfg.Workers {
+		f.wg.Add(1)
+		go f.worker()
+	}
+	return f
+}
+
+// Handled returns how many REGISTERs were answered here.
+func (f *Front) Handled() uint64 { return f.handled.Load() }
+
+// Close stops the workers; REGISTERs still queued are dropped (clients
+// retransmit). Close the wrapped sockets first.
+func (f *Front) Close() {
+	f.stop()
+	f.wg.Wait()
+}
+
+// dispatch queues msg (copied) for a worker; false when the queue is full.
+func (f *Front) dispatch(msg []byte, j job) bool {
+	bp := f.bufs.Get().(*[]byte)
+	*bp = append((*bp)[:0], msg...)
+	j.buf, j.n = bp, len(msg)
+	select {
+	case f.jobs <- j:
+		return true
+	default:
+		f.putBuf(bp)
+		return false
+	}
+}
+
+// putBuf returns a buffer to the pool, unless one large message grew it.
+func (f *Front) putBuf(bp *[]byte) {
+	if cap(*bp) <= 16384 {
+		f.bufs.Put(bp)
+	}
+}
+
+func (f *Front) worker() {
+	defer f.wg.Done()
+	parser := sip.NewParser()
+	var out bytes.Buffer
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case j := <-f.jobs:
+			f.handle(parser, &out, j)
+			f.putBuf(j.buf)
+		}
+	}
+}
+
+func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, j job) {
+	var source string
+	if j.conn != nil {
+		source = j.conn.src
+	} else {
+		source = j.addr.String()
+	}
+	msg, err := parser.ParseSIP((*j.buf)[:j.n])
+	if err != nil {
+		f.log.Debug("unparsable REGISTER dropped", "source", source, "transport", j.transport, "error", err)
+		return
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok || req.Via() == nil || req.CSeq() == nil {
+		return // RFC 3261 18.3: without Via and CSeq there is no one to answer
+	}
+	req.SetSource(source)
+	req.SetTransport(j.transport)
+	if f.cfg.Gate != nil {
+		refusal, ok := f.cfg.Gate(req)
+		if !ok {
+			if refusal != nil {
+				f.send(out, refusal, j)
+			}
+			return
+		}
+		defer f.cfg.GateDone()
+	}
+	res := f.h.Handle(req)
+	if f.cfg.Observe != nil {
+		f.cfg.Observe(req, res)
+	}
+	if res == nil {
+		return
+	}
+	f.handled.Add(1) // before sending: the client may act on it at once
+	f.send(out, res, j)
+}
+
+// send writes res back the way its request came: over the request's own
+// connection, or as a datagram to its source address (RFC 3261 18.2.2
+// with rport, RFC 3581: the source is where a NATed client listens).
+func (f *Front) send(out *bytes.Buffer, res *sip.Response, j job) {
+	out.Reset()
+	res.StringWrite(out)
+	var err error
+	if j.conn != nil {
+		_, err = j.conn.Write(out.Bytes())
+	} else {
+		_, err = j.pc.WriteTo(out.Bytes(), j.addr)
+	}
+	if err != nil {
+		f.log.Debug("send REGISTER response", "transport", j.transport, "status", res.StatusCode, "error", err)
+	}
+}
+
+// isRegister reports whether a message starts a REGISTER request.
+func isRegister(b []byte) bool {
+	return len(b) > 9 && string(b[:9]) == "REGISTER "
+}

@@ -1,0 +1,242 @@
+package stateless
+
+import (
+	"bytes"
+	"net"
+	"sync"
+)
+
+// Listener wraps a TCP or TLS listener sipgo serves (transport "TCP" or
+// "TLS", as sipgo names them): every accepted connection is framed into
+// SIP messages (RFC 3261 section 18.3: by Content-Length, which a stream
+// must carry); REGISTERs go to the workers, whose answers are written back
+// on the same connection, and every other byte reaches sipgo in order.
+// sipgo keeps owning the connection: it is in sipgo's pool under its
+// remote address, so the proxy reaches a device registered here over it.
+func (f *Front) Listener(ln net.Listener, transport string) net.Listener {
+	return &listener{Listener: ln, f: f, transport: transport}
+}
+
+type listener struct {
+	net.Listener
+	f         *Front
+	transport string
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &streamConn{Conn: c, f: l.f, transport: l.transport, src: c.RemoteAddr().String()}, nil
+}
+
+const minReadBuf = 4096
+
+// streamConn frames what it reads. Only sipgo's reader goroutine calls
+// Read; Write is shared by sipgo and the workers.
+type streamConn struct {
+	net.Conn
+	f         *Front
+	transport string
+	src       string // remote ip:port, the request's source
+
+	wmu sync.Mutex
+
+	buf     []byte // read so far; unframed bytes are buf[r:w]
+	r, w    int
+	pending []byte // a message (or CRLFs) for sipgo, within buf
+	// pass hands everything from here on to sipgo unframed: after
+	// something this framer does not understand, sipgo decides.
+	pass bool
+}
+
+// Write writes one whole message: writes of the workers and of sipgo
+// never interleave.
+func (c *streamConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// Read returns the stream minus the REGISTERs the workers took.
+func (c *streamConn) Read(b []byte) (int, error) {
+	for {
+		if len(c.pending) > 0 {
+			n := copy(b, c.pending)
+			c.pending = c.pending[n:]
+			return n, nil
+		}
+		if c.r < c.w {
+			if c.pass {
+				n := copy(b, c.buf[c.r:c.w])
+				c.r += n
+				return n, nil
+			}
+			if c.frame() {
+				continue
+			}
+		} else if c.pass {
+			return c.Conn.Read(b)
+		}
+		if err := c.fill(); err != nil {
+			if c.r < c.w {
+				// A partial message before the error: sipgo gets it first.
+				c.pass = true
+				continue
+			}
+			return 0, err
+		}
+	}
+}
+
+// frame takes one message (or a run of CRLFs) off buf[r:w]: it becomes
+// pending, or goes to a worker. false: more bytes are needed.
+func (c *streamConn) frame() bool {
+	data := c.buf[c.r:c.w]
+	// CRLF keep-alives (RFC 5626 section 3.5.1) and stray line breaks
+	// between messages: sipgo answers and skips them.
+	if k := leadingCRLF(data); k > 0 {
+		c.pending = data[:k]
+		c.r += k
+		return true
+	}
+	end, ok := headerEnd(data)
+	if !ok {
+		c.pass = true // a bare LF line end: not ours to judge
+		return true
+	}
+	if end < 0 {
+		if len(data) > c.f.cfg.MaxMessageBytes {
+			c.pass = true // sipgo refuses it
+			return true
+		}
+		return false
+	}
+	cl, ok := contentLength(data[:end])
+	if !ok || end+cl > c.f.cfg.MaxMessageBytes {
+		c.pass = true // RFC 3261 18.3: a stream message must carry one
+		return true
+	}
+	total := end + cl
+	if len(data) < total {
+		return false
+	}
+	msg := data[:total]
+	c.r += total
+	if isRegister(msg) && c.f.dispatch(msg, job{conn: c, transport: c.transport}) {
+		return true
+	}
+	c.pending = msg
+	return true
+}
+
+// fill reads more into buf, compacting and growing it as needed (up to
+// MaxMessageBytes plus one read: beyond that frame passes).
+func (c *streamConn) fill() error {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		if len(c.buf) > 4*minReadBuf {
+			c.buf = nil // one large message grew it: do not keep it
+		}
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, minReadBuf)
+	}
+	if c.w == len(c.buf) {
+		if c.r > 0 {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		} else {
+			nb := make([]byte, min(2*len(c.buf), c.f.cfg.MaxMessageBytes+minReadBuf))
+			if len(nb) <= len(c.buf) {
+				c.pass = true // full and still unframed: sipgo decides
+				return nil
+			}
+			copy(nb, c.buf[:c.w])
+			c.buf = nb
+		}
+	}
+	n, err := c.Conn.Read(c.buf[c.w:])
+	c.w += n
+	if n > 0 {
+		return nil // an error comes again with the next read
+	}
+	return err
+}
+
+func leadingCRLF(b []byte) int {
+	k := 0
+	for k < len(b) && (b[k] == '\r' || b[k] == '\n') {
+		k++
+	}
+	return k
+}
+
+// headerEnd returns the offset just past the blank line ending the
+// headers, or -1 when it has not arrived yet. ok is false when a header
+// line ends with a bare LF, which this framer leaves to sipgo.
+func headerEnd(b []byte) (end int, ok bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1, true
+		}
+		j += i
+		if j == 0 || b[j-1] != '\r' {
+			return 0, false
+		}
+		if j >= 3 && b[j-2] == '\n' && b[j-3] == '\r' {
+			return j + 1, true
+		}
+		i = j + 1
+	}
+}
+
+// contentLength finds the Content-Length (or compact l) header in the
+// header block and parses it; ok is false when it is missing, repeated
+// with another value, or not a plain decimal number.
+func contentLength(h []byte) (n int, ok bool) {
+	found := false
+	for len(h) > 0 {
+		i := bytes.IndexByte(h, '\n')
+		if i < 0 {
+			break
+		}
+		line := h[:i]
+		h = h[i+1:]
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:colon], " \t")
+		if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("l")) {
+			continue
+		}
+		if len(h) > 0 && (h[0] == ' ' || h[0] == '\t') {
+			return 0, false // folded onto the next line
+		}
+		v, good := atoi(bytes.TrimSpace(line[colon+1:]))
+		if !good || (found && v != n) {
+			return 0, false
+		}
+		n, found = v, true
+	}
+	return n, found
+}
+
+// atoi parses up to 7 decimal digits.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 7 {
+		return 0, false
+	}
+	n := 0
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int(ch-'0')
+	}
+	return n, true
+}

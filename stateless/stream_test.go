@@ -1,0 +1,291 @@
+package stateless
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// scriptConn is a net.Conn whose reads return the given chunks, then EOF;
+// writes are collected.
+type scriptConn struct {
+	net.Conn
+	chunks [][]byte
+	mu     sync.Mutex
+	out    bytes.Buffer
+}
+
+func (c *scriptConn) Read(b []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, c.chunks[0])
+	c.chunks[0] = c.chunks[0][n:]
+	if len(c.chunks[0]) == 0 {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
+
+func (c *scriptConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.Write(b)
+}
+
+func (c *scriptConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5070}
+}
+
+// queueOnly is a Front without workers: what frame dispatches stays in
+// f.jobs for the test to look at.
+func queueOnly(queue, maxMsg int) *Front {
+	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue)}
+	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	return f
+}
+
+// drain reads c as sipgo does (small reads, to exercise partial copies)
+// until EOF, and returns what it got and the REGISTERs dispatched.
+func drain(t *testing.T, f *Front, c net.Conn) (passed string, registers []string) {
+	t.Helper()
+	var got bytes.Buffer
+	buf := make([]byte, 7)
+	for range 1_000_000 {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	for {
+		select {
+		case j := <-f.jobs:
+			registers = append(registers, string((*j.buf)[:j.n]))
+		default:
+			return got.String(), registers
+		}
+	}
+}
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+var (
+	options = crlf("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+	invite  = crlf("INVITE sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK2\nCSeq: 1 INVITE\nContent-Type: application/sdp\nl:   5\n\n") + "v=0\r\n"
+	reg1    = crlf("REGISTER sip:b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK3\nCSeq: 1 REGISTER\ncontent-length: 0\n\n")
+	reg2    = crlf("REGISTER sip:b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK4\nCSeq: 2 REGISTER\nContent-Length : 4\n\n") + "abcd"
+)
+
+func TestStreamFraming(t *testing.T) {
+	stream := options + reg1 + "\r\n\r\n" + invite + reg2 + options
+	cases := map[string][][]byte{"whole": {[]byte(stream)}}
+	var bytewise [][]byte
+	for i := range len(stream) {
+		bytewise = append(bytewise, []byte{stream[i]})
+	}
+	cases["byte by byte"] = bytewise
+	cases["split in a header"] = [][]byte{[]byte(stream[:len(options)+20]), []byte(stream[len(options)+20:])}
+	for name, chunks := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := queueOnly(16, 65535)
+			c := &streamConn{Conn: &scriptConn{chunks: chunks}, f: f, transport: "TCP", src: "127.0.0.1:5070"}
+			passed, regs := drain(t, f, c)
+			if want := options + "\r\n\r\n" + invite + options; passed != want {
+				t.Errorf("sipgo got\n%q\nwant\n%q", passed, want)
+			}
+			if len(regs) != 2 || regs[0] != reg1 || regs[1] != reg2 {
+				t.Errorf("dispatched %q, want the two REGISTERs", regs)
+			}
+		})
+	}
+}
+
+// What the framer does not understand goes to sipgo, whole and in order,
+// from there on; nothing is dispatched after it.
+func TestStreamPassThrough(t *testing.T) {
+	huge := crlf("REGISTER sip:b SIP/2.0\nX-Big: "+strings.Repeat("a", 3000)+"\nContent-Length: 0\n\n") + reg1
+	cases := map[string]string{
+		"bare LF":                     "REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\nContent-Length: 0\n\n" + reg1,
+		"no Content-Length":           crlf("REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\n\n") + reg1,
+		"two Content-Lengths":         crlf("REGISTER sip:b SIP/2.0\nContent-Length: 0\nl: 3\n\n") + reg1,
+		"Content-Length not a number": crlf("REGISTER sip:b SIP/2.0\nContent-Length: 0x10\n\n") + reg1,
+		"folded Content-Length":       crlf("REGISTER sip:b SIP/2.0\nContent-Length:\n 0\n\n") + reg1,
+		"body over the limit":         crlf("REGISTER sip:b SIP/2.0\nContent-Length: 9000\n\n") + reg1,
+		"headers over the limit":      huge,
+		"truncated at EOF":            reg1[:40],
+	}
+	for name, stream := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := queueOnly(16, 2048)
+			c := &streamConn{Conn: &scriptConn{chunks: [][]byte{[]byte(stream)}}, f: f, transport: "TCP", src: "x"}
+			passed, regs := drain(t, f, c)
+			if passed != stream || len(regs) != 0 {
+				t.Errorf("sipgo got %d of %d bytes, %d dispatched; want everything passed", len(passed), len(stream), len(regs))
+			}
+		})
+	}
+}
+
+// A full queue sends the REGISTER to sipgo's stateful path.
+func TestStreamQueueFull(t *testing.T) {
+	f := queueOnly(1, 65535)
+	c := &streamConn{Conn: &scriptConn{chunks: [][]byte{[]byte(reg1 + reg2)}}, f: f, transport: "TCP", src: "x"}
+	passed, regs := drain(t, f, c)
+	if passed != reg2 || len(regs) != 1 || regs[0] != reg1 {
+		t.Fatalf("passed %q, dispatched %q; want reg1 dispatched and reg2 passed", passed, regs)
+	}
+}
+
+func TestContentLength(t *testing.T) {
+	for _, c := range []struct {
+		h    string
+		n    int
+		good bool
+	}{
+		{"A\r\nContent-Length: 12\r\n\r\n", 12, true},
+		{"A\r\nCONTENT-LENGTH:0\r\n\r\n", 0, true},
+		{"A\r\nl:7\r\n\r\n", 7, true},
+		{"A\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 3, true},
+		{"A\r\nContent-Length: 3\r\nl: 4\r\n\r\n", 0, false},
+		{"A\r\nContent-Length: -1\r\n\r\n", 0, false},
+		{"A\r\nContent-Length: 12345678\r\n\r\n", 0, false},
+		{"A\r\nContent-Length: \r\n\r\n", 0, false},
+		{"A\r\nContent-Type: x\r\n\r\n", 0, false},
+		{"A\r\nX-Content-Length: 5\r\n\r\n", 0, false},
+	} {
+		n, good := contentLength([]byte(c.h))
+		if n != c.n || good != c.good {
+			t.Errorf("contentLength(%q) = %d, %t; want %d, %t", c.h, n, good, c.n, c.good)
+		}
+	}
+}
+
+// okHandler answers every REGISTER with 200.
+type okHandler struct{}
+
+func (h *okHandler) Handle(req *sip.Request) *sip.Response {
+	return sip.NewResponseFromRequest(req, 200, "OK", nil)
+}
+
+// Over a real loopback TCP connection: REGISTERs are answered by the
+// workers on the connection; an OPTIONS reaches the reader (sipgo's
+// place) untouched.
+func TestStreamOverTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(&okHandler{}, Config{Workers: 2})
+	defer f.Close()
+	wl := f.Listener(ln, "TCP")
+	defer wl.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := wl.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		t.Cleanup(func() { c.Close() }) // open until the answer is read
+		buf := make([]byte, 4096)
+		n, _ := io.ReadAtLeast(c, buf, len(options))
+		got <- string(buf[:n])
+	}()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Write([]byte(reg1 + options)); err != nil {
+		t.Fatal(err)
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res := make([]byte, 4096)
+	n, err := cli.Read(res)
+	if err != nil || !strings.HasPrefix(string(res[:n]), "SIP/2.0 200 OK\r\n") || !strings.Contains(string(res[:n]), "branch=z9hG4bK3") {
+		t.Fatalf("answer %q, %v; want 200 to the REGISTER", res[:n], err)
+	}
+	select {
+	case s := <-got:
+		if s != options {
+			t.Fatalf("reader got %q, want the OPTIONS", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader got nothing")
+	}
+	if f.Handled() != 1 {
+		t.Fatalf("handled %d, want 1", f.Handled())
+	}
+}
+
+// Over UDP: a REGISTER is answered to its source, an OPTIONS read.
+func TestPacketConn(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(&okHandler{}, Config{Workers: 1})
+	defer f.Close()
+	wpc := f.PacketConn(pc)
+	defer wpc.Close()
+	cli, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, m := range []string{reg1, options} {
+		if _, err := cli.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = wpc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := wpc.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != options {
+		t.Fatalf("read %q, %v; want the OPTIONS", buf[:n], err)
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err = cli.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 OK\r\n") {
+		t.Fatalf("answer %q, %v; want 200", buf[:n], err)
+	}
+}
+
+func FuzzStreamFraming(f *testing.F) {
+	f.Add([]byte(options+reg1+"\r\n\r\n"+invite+reg2), uint8(5))
+	f.Add([]byte(reg1[:30]), uint8(1))
+	f.Add([]byte("REGISTER x\r\nl: 99999\r\n\r\n"), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		size := int(chunk%64) + 1
+		var chunks [][]byte
+		for b := data; len(b) > 0; {
+			n := min(size, len(b))
+			chunks = append(chunks, b[:n])
+			b = b[n:]
+		}
+		fr := queueOnly(1<<12, 1024)
+		c := &streamConn{Conn: &scriptConn{chunks: chunks}, f: fr, transport: "TCP", src: "x"}
+		passed, regs := drain(t, fr, c)
+		total := len(passed)
+		for _, r := range regs {
+			if !strings.HasPrefix(r, "REGISTER ") {
+				t.Fatalf("dispatched a non-REGISTER %q", r)
+			}
+			total += len(r)
+		}
+		if total != len(data) {
+			t.Fatalf("%d bytes in, %d out (passed + dispatched)", len(data), total)
+		}
+	})
+}

@@ -1,0 +1,28 @@
+package stateless
+
+import "net"
+
+// PacketConn wraps the UDP socket sipgo serves: ReadFrom takes REGISTER
+// datagrams out for the workers and returns every other one.
+func (f *Front) PacketConn(pc net.PacketConn) net.PacketConn {
+	return &packetConn{PacketConn: pc, f: f}
+}
+
+type packetConn struct {
+	net.PacketConn
+	f *Front
+}
+
+// ReadFrom returns the next datagram that is not a REGISTER (or one the
+// workers have no room for: the stateful path takes it).
+func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !isRegister(b[:n]) {
+			return n, addr, err
+		}
+		if !c.f.dispatch(b[:n], job{addr: addr, pc: c.PacketConn, transport: "UDP"}) {
+			return n, addr, nil
+		}
+	}
+}
