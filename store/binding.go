@@ -99,6 +99,11 @@ func (db *DB) writeBindings(batch map[string][]Binding) error {
 	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBindings)
+		// Pages split at 90% instead of bbolt's 50%: a batch is written in
+		// key order, and at 50% a large one (a start-up restore of a
+		// million AORs, a re-registration storm) leaves every page half
+		// empty: the file, and the pages the restore maps, twice the data.
+		b.FillPercent = 0.9
 		for i, aor := range aors {
 			var err error
 			if vals[i] == nil {
@@ -149,6 +154,9 @@ func (db *DB) LoadBindings(now time.Time) ([]Binding, error) {
 		out   []Binding
 		fixes []bindingFix
 	)
+	// Transports, listener addresses and User-Agents repeat across
+	// bindings: one copy of each (up to 4096 distinct values) for all.
+	in := newInterner(4096)
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBindings)
 		// Pre-sized from the AOR count, at least one binding each: growing
@@ -158,7 +166,7 @@ func (db *DB) LoadBindings(now time.Time) ([]Binding, error) {
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
 			start := len(out)
 			var err error
-			out, err = decodeBindings(out, v)
+			out, err = decodeBindings(out, v, in)
 			if err != nil {
 				db.log.Error("dropping undecodable bindings", "aor", string(k), "error", err)
 				fixes = append(fixes, bindingFix{aor: string(k)})

@@ -32,12 +32,12 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("credential %+v re-decoded as %+v, %v", c, again, err)
 			}
 		}
-		if bs, err := decodeBindings(nil, v); err == nil {
+		if bs, err := decodeBindings(nil, v, nil); err == nil {
 			aor := ""
 			if len(bs) > 0 {
 				aor = bs[0].AOR
 			}
-			again, err := decodeBindings(nil, appendBindings(nil, aor, bs))
+			again, err := decodeBindings(nil, appendBindings(nil, aor, bs), newInterner(2))
 			if err != nil || !reflect.DeepEqual(again, bs) {
 				t.Fatalf("bindings %+v re-decoded as %+v, %v", bs, again, err)
 			}

@@ -297,7 +297,7 @@ func checkRecords(tx *bolt.Tx, report func(error)) {
 		return nil
 	})
 	_ = tx.Bucket(bucketBindings).ForEach(func(k, v []byte) error {
-		if bs, err := decodeBindings(nil, v); err != nil {
+		if bs, err := decodeBindings(nil, v, nil); err != nil {
 			report(fmt.Errorf("store: check: bindings of %q: %w", k, err))
 		} else if len(bs) == 0 || bs[0].AOR != string(k) {
 			report(fmt.Errorf("store: check: bindings of %q: %w: empty or saved under another aor", k, ErrCorrupt))
