@@ -52,6 +52,9 @@ func runServe(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer reloadLogOnHUP(ctx, *cfgPath, logger)()
+	if h := cfg.Limits.GCHeadroomMB; h > 0 {
+		go tuneGC(ctx, uint64(h)<<20, time.Second, logger) // process-wide: here, not in start
+	}
 	if err := serve(ctx, cfg, logger); err != nil {
 		logger.Error("sipwarden stopped", "error", err)
 		return 1
