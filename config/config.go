@@ -64,6 +64,12 @@ type SIP struct {
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// MaxMessageBytes is the largest SIP message accepted. Default 65535.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// TransactionLinger is how long a completed transaction is kept to
+	// absorb retransmissions: RFC 3261's Timer D and J (UDP) and RFC 6026's
+	// Timer L and M (after a 2xx to an INVITE), 32 s in the RFCs. Default
+	// 5s, Kamailio's wt_timer: a retransmission comes within T2 (4 s) of
+	// the answer it missed, and every second kept costs memory per call.
+	TransactionLinger Duration `yaml:"transaction_linger"`
 	// UserAgent is the Server/User-Agent header value. Default "sipwarden".
 	UserAgent string `yaml:"user_agent"`
 	// Advertise is the host put into Via and Record-Route. Default: the
@@ -255,6 +261,9 @@ func (c *Config) setDefaults() error {
 	def(&c.SIP.Listen.TLS, "127.0.0.1:5061")
 	def(&c.SIP.UserAgent, "sipwarden")
 	defInt(&c.SIP.UDPBufferBytes, 4<<20)
+	if c.SIP.TransactionLinger == 0 {
+		c.SIP.TransactionLinger = Duration(5 * time.Second)
+	}
 	defInt(&c.SIP.MaxMessageBytes, 65535)
 	if len(c.Auth.Algorithms) == 0 {
 		c.Auth.Algorithms = []string{"MD5"}
@@ -322,6 +331,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.SIP.TLS.CertFile == "") != (c.SIP.TLS.KeyFile == "") {
 		bad("sip.tls", "cert_file/key_file", "set both or neither")
+	}
+	if d := c.SIP.TransactionLinger.D(); d < time.Second || d > 32*time.Second {
+		bad("sip.transaction_linger", d, "want 1s to 32s")
 	}
 	if c.SIP.UDPBufferBytes < 0 {
 		bad("sip.udp_buffer_bytes", c.SIP.UDPBufferBytes, "must not be negative")

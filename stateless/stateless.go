@@ -175,9 +175,13 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, j job) {
 			}
 			return
 		}
-		defer f.cfg.GateDone()
 	}
 	res := f.h.Handle(req)
+	if f.cfg.Gate != nil {
+		// Done before the answer leaves: a client acting on it at once
+		// must not find this request still counted in flight.
+		f.cfg.GateDone()
+	}
 	if f.cfg.Observe != nil {
 		f.cfg.Observe(req, res)
 	}

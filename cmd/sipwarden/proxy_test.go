@@ -556,7 +556,10 @@ func TestInFlightCap(t *testing.T) {
 	alice := newDevice(t, ts, "udp", "alice", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _, _, _ = alice.call(ctx, t, "bob", "alice", alicePass) }()
+	first := make(chan struct{})
+	go func() { defer close(first); _, _, _ = alice.call(ctx, t, "bob", "alice", alicePass) }()
+	// The first call uses t: it must end before the test does.
+	defer func() { cancel(); <-first }()
 	recv(t, bob.invites, "INVITE at bob")
 	alice2 := newDevice(t, ts, "udp", "alice", "")
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
@@ -569,7 +572,6 @@ func TestInFlightCap(t *testing.T) {
 	if errors.As(err, &de) && de.Res.GetHeader("Retry-After") == nil {
 		t.Error("503 without Retry-After")
 	}
-	cancel()
 }
 
 func TestCredentialDeletionEndsCall(t *testing.T) {
