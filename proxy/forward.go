@@ -245,7 +245,9 @@ func (cl *call) runBranch(b *branch) {
 func (cl *call) onResponse(b *branch, res *sip.Response) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if !cl.gotFirst {
+	if !cl.gotFirst && !cl.finalSent {
+		// Not after the final answer: ServeSIP reads ev once wait returned
+		// (a CANCEL ends the wait before a slow branch answers anything).
 		cl.gotFirst = true
 		cl.ev.FirstResponse = cl.p.now().Sub(cl.start)
 	}

@@ -313,15 +313,6 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, 403, "Preloaded Route Denied")
 		return
 	}
-	if n := p.inFlight.Add(1); n > int64(p.cfg.MaxInFlight) {
-		p.inFlight.Add(-1)
-		res := p.newResponse(req, 503, "Service Unavailable")
-		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-		ev.Status = p.respond(tx, res)
-		return
-	}
-	defer p.inFlight.Add(-1)
-
 	caller, ok := p.authenticate(req, tx, ev)
 	if !ok {
 		return
@@ -332,6 +323,17 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, status, reason)
 		return
 	}
+	// Only forwarded transactions count: a challenge or a refusal is
+	// answered at once, and counting it until after its answer left would
+	// refuse the authenticated retry that answer asked for.
+	if n := p.inFlight.Add(1); n > int64(p.cfg.MaxInFlight) {
+		p.inFlight.Add(-1)
+		res := p.newResponse(req, 503, "Service Unavailable")
+		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+		ev.Status = p.respond(tx, res)
+		return
+	}
+	defer p.inFlight.Add(-1)
 	ev.Forwarded = true
 	p.forward(req, tx, caller, targets, loopHash, ev)
 }
