@@ -157,12 +157,17 @@ func RunCalls(ctx context.Context, run CallRun) (CallResult, error) {
 	if err != nil {
 		return res, err
 	}
-	// With -m Calls the UAS exits by itself once it has handled them all.
+	// With -m Calls the UAS exits by itself once it has handled them all;
+	// after failed calls it never will: give it less time to finish.
+	grace := 10 * time.Second
+	if res.UAC.Failed > 0 {
+		grace = 2 * time.Second
+	}
 	select {
 	case <-uas.proc.Done():
 		res.UASExit = uas.proc.Err()
-	case <-time.After(10 * time.Second):
-		res.UASExit = fmt.Errorf("sipp UAS (pid %d) still running 10 s after the UAC ended: stopped", uas.proc.PID())
+	case <-time.After(grace):
+		res.UASExit = fmt.Errorf("sipp UAS (pid %d) still running %v after the UAC ended: stopped", uas.proc.PID(), grace)
 	case <-ctx.Done():
 		return res, ctx.Err()
 	}

@@ -105,7 +105,7 @@ func main() {
 	flag.DurationVar(&o.callDur, "call-duration", 4*time.Second, "load per calls step")
 	flag.DurationVar(&o.callHold, "call-hold", 100*time.Millisecond, "how long each call lasts, ACK to BYE (sipp -d)")
 	flag.DurationVar(&o.budget, "budget", 20*time.Minute, "stop starting searches after this (the table says so)")
-	flag.DurationVar(&o.settle, "settle", time.Second, "pause between steps")
+	flag.DurationVar(&o.settle, "settle", 500*time.Millisecond, "pause between steps")
 	flag.StringVar(&o.bin, "bin", "", "sipwarden binary to measure (default: build ./cmd/sipwarden)")
 	flag.StringVar(&o.kamCfg, "kamailio-cfg", "", "Kamailio configuration (default: bench/kamailio/kamailio.cfg)")
 	flag.IntVar(&o.kamShm, "kamailio-shm", 512, "Kamailio's shared memory, MB (-m); only what it touches counts in its memory figure")
