@@ -289,3 +289,20 @@ func FuzzStreamFraming(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkStreamFrame: framing one REGISTER off a TCP stream and queueing
+// it (the reader's share of a stateless REGISTER over TCP).
+func BenchmarkStreamFrame(b *testing.B) {
+	msg := []byte(reg1)
+	f := queueOnly(1, 65535)
+	c := &streamConn{Conn: &scriptConn{}, f: f, transport: "TCP", src: "x"}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.buf, c.r, c.w = append(c.buf[:0], msg...), 0, len(msg)
+		if !c.frame() {
+			b.Fatal("not framed")
+		}
+		j := <-f.jobs
+		f.putBuf(j.buf)
+	}
+}
