@@ -46,11 +46,7 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 		d.ending = true
 		p.dialogs.mu.Unlock()
 	}
-	if n := p.inFlight.Add(1); n > int64(p.cfg.MaxInFlight) && req.Method != sip.BYE {
-		p.inFlight.Add(-1)
-		res := p.newResponse(req, 503, "Service Unavailable")
-		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-		ev.Status = p.respond(tx, res)
+	if !p.acquire(req, tx, ev, req.Method == sip.BYE) {
 		return
 	}
 	defer p.inFlight.Add(-1)

@@ -326,16 +326,27 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	// Only forwarded transactions count: a challenge or a refusal is
 	// answered at once, and counting it until after its answer left would
 	// refuse the authenticated retry that answer asked for.
-	if n := p.inFlight.Add(1); n > int64(p.cfg.MaxInFlight) {
-		p.inFlight.Add(-1)
-		res := p.newResponse(req, 503, "Service Unavailable")
-		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-		ev.Status = p.respond(tx, res)
+	if !p.acquire(req, tx, ev, false) {
 		return
 	}
 	defer p.inFlight.Add(-1)
 	ev.Forwarded = true
 	p.forward(req, tx, caller, targets, loopHash, ev)
+}
+
+// acquire takes an in-flight slot for a transaction to forward (release
+// it with p.inFlight.Add(-1)), or answers 503 with Retry-After and returns
+// false when proxy.max_in_flight are taken; always admits it takes the
+// slot anyway (a BYE must be able to end a call under load).
+func (p *Proxy) acquire(req *sip.Request, tx sip.ServerTransaction, ev *Event, always bool) bool {
+	if n := p.inFlight.Add(1); n <= int64(p.cfg.MaxInFlight) || always {
+		return true
+	}
+	p.inFlight.Add(-1)
+	res := p.newResponse(req, 503, "Service Unavailable")
+	res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+	ev.Status = p.respond(tx, res)
+	return false
 }
 
 // caller is who sent an out-of-dialog request.
