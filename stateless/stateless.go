@@ -134,22 +134,83 @@ func (f *Front) putBuf(bp *[]byte) {
 	}
 }
 
+// Batching of stream answers: a worker that finds more REGISTERs queued
+// keeps the answers for one connection in a buffer and writes them in one
+// go once the queue is empty, the batch is this long, or the next answer
+// is for another connection. Under load that turns one write(2) per
+// answer (15% of the CPU at 30,000 TCP flows/s) into one per batch; a
+// lone REGISTER is answered at once.
+const (
+	maxBatchJobs  = 32
+	maxBatchBytes = 32 << 10
+)
+
+// outbox is a worker's answers for one stream connection, not yet written.
+type outbox struct {
+	conn      *streamConn
+	transport string
+	buf       bytes.Buffer
+}
+
+// add appends the serialized res for conn, writing out what was pending
+// for another connection first.
+func (o *outbox) add(f *Front, conn *streamConn, transport string, res *sip.Response) {
+	if o.conn != conn {
+		o.flush(f)
+		o.conn, o.transport = conn, transport
+	}
+	res.StringWrite(&o.buf)
+	if o.buf.Len() >= maxBatchBytes {
+		o.flush(f)
+	}
+}
+
+// flush writes the pending answers as one write: streamConn.Write keeps
+// them whole against sipgo's writes on the same connection.
+func (o *outbox) flush(f *Front) {
+	if o.buf.Len() > 0 {
+		if _, err := o.conn.Write(o.buf.Bytes()); err != nil {
+			f.log.Debug("send REGISTER responses", "transport", o.transport, "bytes", o.buf.Len(), "error", err)
+		}
+	}
+	o.buf.Reset()
+	if o.buf.Cap() > 4*maxBatchBytes {
+		o.buf = bytes.Buffer{}
+	}
+	o.conn = nil
+}
+
 func (f *Front) worker() {
 	defer f.wg.Done()
 	parser := sip.NewParser()
-	var out bytes.Buffer
+	var out bytes.Buffer // a datagram
+	var box outbox
+	defer box.flush(f)
 	for {
 		select {
 		case <-f.ctx.Done():
 			return
 		case j := <-f.jobs:
-			f.handle(parser, &out, j)
+			f.handle(parser, &out, &box, j)
 			f.putBuf(j.buf)
 		}
+		// More queued: answer them before writing (bounded, so that the
+		// first answers of a long queue do not wait for the last).
+	drain:
+		for range maxBatchJobs - 1 {
+			select {
+			case j := <-f.jobs:
+				f.handle(parser, &out, &box, j)
+				f.putBuf(j.buf)
+			default:
+				break drain
+			}
+		}
+		box.flush(f)
 	}
 }
 
-func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, j job) {
+func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, j job) {
 	var source string
 	if j.conn != nil {
 		source = j.conn.src
@@ -171,7 +232,7 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, j job) {
 		refusal, ok := f.cfg.Gate(req)
 		if !ok {
 			if refusal != nil {
-				f.send(out, refusal, j)
+				f.send(out, box, refusal, j)
 			}
 			return
 		}
@@ -189,22 +250,21 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, j job) {
 		return
 	}
 	f.handled.Add(1) // before sending: the client may act on it at once
-	f.send(out, res, j)
+	f.send(out, box, res, j)
 }
 
-// send writes res back the way its request came: over the request's own
-// connection, or as a datagram to its source address (RFC 3261 18.2.2
-// with rport, RFC 3581: the source is where a NATed client listens).
-func (f *Front) send(out *bytes.Buffer, res *sip.Response, j job) {
+// send answers res the way its request came: over the request's own
+// connection (through the worker's outbox), or as a datagram to its
+// source address (RFC 3261 18.2.2 with rport, RFC 3581: the source is
+// where a NATed client listens).
+func (f *Front) send(out *bytes.Buffer, box *outbox, res *sip.Response, j job) {
+	if j.conn != nil {
+		box.add(f, j.conn, j.transport, res)
+		return
+	}
 	out.Reset()
 	res.StringWrite(out)
-	var err error
-	if j.conn != nil {
-		_, err = j.conn.Write(out.Bytes())
-	} else {
-		_, err = j.pc.WriteTo(out.Bytes(), j.addr)
-	}
-	if err != nil {
+	if _, err := j.pc.WriteTo(out.Bytes(), j.addr); err != nil {
 		f.log.Debug("send REGISTER response", "transport", j.transport, "status", res.StatusCode, "error", err)
 	}
 }

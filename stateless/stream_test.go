@@ -3,6 +3,7 @@ package stateless
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -20,6 +21,7 @@ type scriptConn struct {
 	chunks [][]byte
 	mu     sync.Mutex
 	out    bytes.Buffer
+	writes int
 }
 
 func (c *scriptConn) Read(b []byte) (int, error) {
@@ -37,6 +39,7 @@ func (c *scriptConn) Read(b []byte) (int, error) {
 func (c *scriptConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.writes++
 	return c.out.Write(b)
 }
 
@@ -260,6 +263,84 @@ func TestPacketConn(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 OK\r\n") {
 		t.Fatalf("answer %q, %v; want 200", buf[:n], err)
 	}
+}
+
+// gatedHandler answers 200 once gate is closed, after telling started.
+type gatedHandler struct {
+	started chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (h *gatedHandler) Handle(req *sip.Request) *sip.Response {
+	h.once.Do(func() { close(h.started) })
+	<-h.gate
+	return sip.NewResponseFromRequest(req, 200, "OK", nil)
+}
+
+// REGISTERs that queued up while the worker was busy are answered with
+// one write per run of the same connection, whole and in order.
+func TestStreamAnswersBatched(t *testing.T) {
+	h := &gatedHandler{started: make(chan struct{}), gate: make(chan struct{})}
+	f := New(h, Config{Workers: 1, Queue: 64})
+	defer f.Close()
+	regN := func(n int) string {
+		return crlf(fmt.Sprintf("REGISTER sip:b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK%d\nCSeq: %d REGISTER\nContent-Length: 0\n\n", n, n))
+	}
+	a := &scriptConn{}
+	b := &scriptConn{}
+	ca := &streamConn{Conn: a, f: f, transport: "TCP", src: "a"}
+	cb := &streamConn{Conn: b, f: f, transport: "TCP", src: "b"}
+	frameAll := func(c *streamConn, sc *scriptConn, from, to int) {
+		var s strings.Builder
+		for i := from; i <= to; i++ {
+			s.WriteString(regN(i))
+		}
+		sc.chunks = [][]byte{[]byte(s.String())}
+		if _, err := c.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+			t.Fatalf("read: %v, want EOF (every message a REGISTER)", err)
+		}
+	}
+	frameAll(ca, a, 1, 1)
+	select {
+	case <-h.started: // the worker is busy with REGISTER 1
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker did not start")
+	}
+	frameAll(ca, a, 2, 10)
+	frameAll(cb, b, 11, 12)
+	frameAll(ca, a, 13, 14)
+	close(h.gate)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Handled() < 14 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if f.Handled() != 14 {
+		t.Fatalf("handled %d of 14", f.Handled())
+	}
+	f.Close() // the last flush has happened
+	check := func(name string, sc *scriptConn, wantWrites int, cseqs ...int) {
+		t.Helper()
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		var want strings.Builder
+		for _, n := range cseqs {
+			fmt.Fprintf(&want, "CSeq: %d REGISTER", n)
+		}
+		var got strings.Builder
+		for _, line := range strings.Split(sc.out.String(), "\r\n") {
+			if strings.HasPrefix(line, "CSeq: ") {
+				got.WriteString(line)
+			}
+		}
+		if got.String() != want.String() || sc.writes != wantWrites {
+			t.Errorf("conn %s: %d writes of %q; want %d writes of %q", name, sc.writes, got.String(), wantWrites, want.String())
+		}
+	}
+	// 2 to 14 queued while 1 was handled: 1 to 10 go out together, then
+	// 11-12 on b, then 13-14 on a.
+	check("a", a, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14)
+	check("b", b, 1, 11, 12)
 }
 
 func FuzzStreamFraming(f *testing.F) {
