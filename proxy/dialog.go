@@ -92,8 +92,14 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 	if calleeTag == "" {
 		return
 	}
+	callID, callerTag := string(*cid), tagOf(from.Params)
+	// Most calls have a dialog by their 2xx (from the 180): look first,
+	// and build a new one only when there is none.
+	if ds.update(callID, callerTag, calleeTag, res, early) {
+		return
+	}
 	d := &Dialog{
-		CallID: string(*cid), CallerTag: tagOf(from.Params), CalleeTag: calleeTag,
+		CallID: callID, CallerTag: callerTag, CalleeTag: calleeTag,
 		Call:   cl.req.Method == sip.INVITE,
 		Caller: from.Address.String(), Callee: to.Address.String(),
 		CallerCredential: cl.caller.Credential.ID,
@@ -116,18 +122,57 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 	if c := cl.req.Contact(); c != nil {
 		d.callerContact = *c.Address.Clone()
 	}
-	if c := res.Contact(); c != nil {
-		d.calleeContact = *c.Address.Clone()
-	}
+	d.calleeContact, d.calleeRoutes = ds.calleeSide(res)
 	// The caller's side beyond us: the Record-Routes the request carried
-	// when it reached us, nearest first. The callee's side: the entries
-	// the 2xx carries above ours, nearest (bottom-most) first.
+	// when it reached us, nearest first.
 	for _, h := range cl.req.GetHeaders("Record-Route") {
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			d.callerRoutes = append(d.callerRoutes, *rr.Address.Clone())
 		}
 	}
-	var above []sip.Uri
+
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.updateLocked(callID, callerTag, calleeTag, res, early) {
+		return // another response of the same dialog came first
+	}
+	ds.by[d.CallID] = append(ds.by[d.CallID], d)
+}
+
+// update applies a response to the dialog it belongs to, if there is one
+// (see updateLocked).
+func (ds *Dialogs) update(callID, callerTag, calleeTag string, res *sip.Response, early bool) bool {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return ds.updateLocked(callID, callerTag, calleeTag, res, early)
+}
+
+// updateLocked reports whether the dialog of a response is known: the
+// 2xx of an early dialog confirms it, with the callee's final Contact and
+// route set; a retransmission, or a re-INVITE from either side, changes
+// nothing.
+func (ds *Dialogs) updateLocked(callID, callerTag, calleeTag string, res *sip.Response, early bool) bool {
+	for _, x := range ds.by[callID] {
+		sameWay := x.CallerTag == callerTag && x.CalleeTag == calleeTag
+		if sameWay && x.early && !early {
+			x.early, x.Started = false, ds.p.now()
+			x.calleeContact, x.calleeRoutes = ds.calleeSide(res)
+			return true
+		}
+		if sameWay || x.CallerTag == calleeTag && x.CalleeTag == callerTag {
+			return true
+		}
+	}
+	return false
+}
+
+// calleeSide reads the callee's Contact and its side of the route set
+// from a response: the Record-Routes above ours, nearest (bottom-most)
+// first.
+func (ds *Dialogs) calleeSide(res *sip.Response) (contact sip.Uri, routes []sip.Uri) {
+	if c := res.Contact(); c != nil {
+		contact = *c.Address.Clone()
+	}
 	for _, h := range res.GetHeaders("Record-Route") {
 		rr, ok := h.(*sip.RecordRouteHeader)
 		if !ok {
@@ -136,26 +181,10 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 		if ds.p.isUs(&rr.Address) {
 			break
 		}
-		above = append(above, *rr.Address.Clone())
+		routes = append(routes, *rr.Address.Clone())
 	}
-	slices.Reverse(above)
-	d.calleeRoutes = above
-
-	ds.mu.Lock()
-	defer ds.mu.Unlock()
-	for _, x := range ds.by[d.CallID] {
-		sameWay := x.CallerTag == d.CallerTag && x.CalleeTag == d.CalleeTag
-		if sameWay && x.early && !early {
-			// The 2xx of an early dialog: now confirmed, with the
-			// callee's final Contact and route set.
-			x.early, x.calleeContact, x.calleeRoutes, x.Started = false, d.calleeContact, d.calleeRoutes, d.Started
-			return
-		}
-		if sameWay || x.CallerTag == d.CalleeTag && x.CalleeTag == d.CallerTag {
-			return // a retransmission, or a re-INVITE from either side
-		}
-	}
-	ds.by[d.CallID] = append(ds.by[d.CallID], d)
+	slices.Reverse(routes)
+	return contact, routes
 }
 
 // dropEarly forgets the early dialog a branch's failure ends.
