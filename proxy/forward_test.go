@@ -47,3 +47,52 @@ func parseResponse(t *testing.T, raw string) *sip.Response {
 	}
 	return res
 }
+
+// The forwarded copy: new Request-URI, Max-Forwards one less in its place
+// (70 when missing), no Proxy-Authorization, everything else in order;
+// the received request unchanged.
+func TestForwardCopy(t *testing.T) {
+	const rest = "Via: SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKa;rport=5062;received=10.0.0.2\r\n" +
+		"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\nCSeq: 2 INVITE\r\n"
+	cases := []struct{ name, in, want string }{
+		{"decremented",
+			"INVITE sip:b@x SIP/2.0\r\n" + rest + "Max-Forwards: 7\r\nproxy-authorization: Digest username=\"a\"\r\nContact: <sip:a@10.0.0.2>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+			"INVITE sip:b@10.0.0.9:5070;transport=tcp SIP/2.0\r\n" + rest + "Max-Forwards: 6\r\nContact: <sip:a@10.0.0.2>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"},
+		{"added when missing",
+			"BYE sip:b@x SIP/2.0\r\n" + rest + "Proxy-Authorization: Digest username=\"a\"\r\nContent-Length: 0\r\n\r\n",
+			"BYE sip:b@10.0.0.9:5070;transport=tcp SIP/2.0\r\n" + rest + "Content-Length: 0\r\nMax-Forwards: 70\r\n\r\n"},
+		{"zero stays zero",
+			"ACK sip:b@x SIP/2.0\r\n" + rest + "Max-Forwards: 0\r\nContent-Length: 0\r\n\r\n",
+			"ACK sip:b@10.0.0.9:5070;transport=tcp SIP/2.0\r\n" + rest + "Max-Forwards: 0\r\nContent-Length: 0\r\n\r\n"},
+	}
+	var target sip.Uri
+	if err := sip.ParseUri("sip:b@10.0.0.9:5070;transport=tcp", &target); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := parseRequest(t, c.in)
+			before := req.String()
+			fwd := forwardCopy(req, *target.Clone())
+			if got, want := fwd.String(), parseRequest(t, c.want).String(); got != want {
+				t.Errorf("forwarded\n%s\nwant\n%s", got, want)
+			}
+			if req.String() != before {
+				t.Errorf("the received request changed:\n%s", req.String())
+			}
+		})
+	}
+}
+
+func parseRequest(t *testing.T, raw string) *sip.Request {
+	t.Helper()
+	msg, err := sip.NewParser().ParseSIP([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		t.Fatalf("parsed %T, want a request", msg)
+	}
+	return req
+}

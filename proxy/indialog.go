@@ -64,16 +64,10 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 // a transaction of its own, end to end. The branch is derived from the
 // incoming one, so that retransmissions carry the same branch.
 func (p *Proxy) forwardACK(req *sip.Request, t target, lh string) {
-	fwd := req.Clone()
-	if mf := fwd.MaxForwards(); mf != nil {
-		if mf.Val() == 0 {
-			return
-		}
-		mf.Dec()
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return
 	}
-	// baresip resends its cached credentials on ACK and BYE: they are for
-	// us and go no further (RFC 3261 22.3).
-	removeNamed(fwd, "Proxy-Authorization")
+	fwd := forwardCopy(req, *req.Recipient.Clone())
 	branch := branchPrefix + lh + ".a"
 	if v := req.Via(); v != nil {
 		b, _ := v.Params.Get("branch")
