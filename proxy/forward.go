@@ -184,9 +184,11 @@ func forwardCopy(req *sip.Request, recipient sip.Uri) *sip.Request {
 		fwd.AppendHeader(&mf)
 	}
 	fwd.SetBody(req.Body())
-	fwd.SetTransport(req.Transport())
-	fwd.SetSource(req.Source())
-	fwd.SetDestination(req.Destination())
+	// The fields as they are (the callers set transport and destination):
+	// Request.Source and Destination would derive missing ones from the
+	// headers, allocating.
+	fwd.SetTransport(req.MessageData.Transport())
+	fwd.SetSource(req.MessageData.Source())
 	fwd.Laddr = req.Laddr
 	return fwd
 }

@@ -35,7 +35,7 @@ func TestUpstreamCopy(t *testing.T) {
 	}
 }
 
-func parseResponse(t *testing.T, raw string) *sip.Response {
+func parseResponse(t testing.TB, raw string) *sip.Response {
 	t.Helper()
 	msg, err := sip.NewParser().ParseSIP([]byte(raw))
 	if err != nil {
@@ -84,7 +84,7 @@ func TestForwardCopy(t *testing.T) {
 	}
 }
 
-func parseRequest(t *testing.T, raw string) *sip.Request {
+func parseRequest(t testing.TB, raw string) *sip.Request {
 	t.Helper()
 	msg, err := sip.NewParser().ParseSIP([]byte(raw))
 	if err != nil {
@@ -95,4 +95,75 @@ func parseRequest(t *testing.T, raw string) *sip.Request {
 		t.Fatalf("parsed %T, want a request", msg)
 	}
 	return req
+}
+
+// A typical INVITE from a softphone, with SDP.
+const benchInvite = "INVITE sip:1002@127.0.0.1 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-524287-1---abcdef;rport=5070;received=127.0.0.1\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"Contact: <sip:1001@127.0.0.1:5070;transport=udp>\r\n" +
+	"To: <sip:1002@127.0.0.1>\r\n" +
+	"From: \"1001\" <sip:1001@127.0.0.1>;tag=4f2d7a1b\r\n" +
+	"Call-ID: 8cbdc2a4-0c3b-4d4a-9e0e-1b2c3d4e5f60\r\n" +
+	"CSeq: 2 INVITE\r\n" +
+	"Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE\r\n" +
+	"Content-Type: application/sdp\r\n" +
+	"Proxy-Authorization: Digest username=\"1001\",realm=\"sipwarden\",nonce=\"abc\",uri=\"sip:1002@127.0.0.1\",response=\"0123456789abcdef0123456789abcdef\",algorithm=MD5\r\n" +
+	"User-Agent: Zoiper rv2.10.20.4\r\n" +
+	"Content-Length: 128\r\n\r\n" +
+	"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+
+// benchRequest is the INVITE as sipgo hands it to the proxy: source and
+// transport set by the transport layer.
+func benchRequest(b *testing.B) *sip.Request {
+	req := parseRequest(b, benchInvite)
+	req.SetSource("127.0.0.1:5070")
+	req.SetTransport("UDP")
+	return req
+}
+
+// BenchmarkForwardCopy is the copy the proxy forwards; BenchmarkClone
+// what it did before (sipgo's deep clone), as the baseline in the same run.
+func BenchmarkForwardCopy(b *testing.B) {
+	req := benchRequest(b)
+	target := req.Recipient
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = forwardCopy(req, target)
+	}
+}
+
+func BenchmarkClone(b *testing.B) {
+	req := benchRequest(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = req.Clone()
+	}
+}
+
+// BenchmarkUpstreamCopy is the relayed copy of a callee's 200 with SDP;
+// BenchmarkResponseClone the deep clone it replaced, as the baseline.
+func BenchmarkUpstreamCopy(b *testing.B) {
+	res := benchResponse(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = upstreamCopy(res, true)
+	}
+}
+
+func BenchmarkResponseClone(b *testing.B) {
+	res := benchResponse(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = res.Clone()
+	}
+}
+
+func benchResponse(b *testing.B) *sip.Response {
+	req := benchRequest(b)
+	res := sip.NewResponseFromRequest(req, 200, "OK", req.Body())
+	res.PrependHeader(sip.HeaderClone(req.Via()))
+	res.SetSource("127.0.0.1:5090")
+	res.SetTransport("UDP")
+	return res
 }
