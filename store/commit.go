@@ -11,8 +11,9 @@ import (
 // by returning an error (a taken username, a missing record) is no commit
 // and is not reported.
 func (db *DB) update(fn func(tx *bolt.Tx) error) error {
-	// Any record write invalidates the credential cache (credcache.go),
-	// after the commit, whatever it changed: writes are rare.
+	// Any record write invalidates the record caches (cache.go), after
+	// the commit, whatever it changed: writes are rare.
+	defer db.conns.invalidate()
 	defer db.creds.invalidate()
 	if db.onCommit == nil {
 		return db.bolt.Update(fn)

@@ -40,12 +40,22 @@ func (db *DB) CreateConnection(c Connection) (Connection, error) {
 	return out, nil
 }
 
-// Connection returns the connection with the ID, or ErrNotFound.
+// Connection returns the connection with the ID, or ErrNotFound. It runs
+// on every authenticated request (the IP allow-list), so it answers from
+// the connection cache when no record was written since the entry was read
+// (cache.go). The returned AllowedCIDRs slice is shared: do not modify it.
 func (db *DB) Connection(id string) (Connection, error) {
+	if c, ok := db.conns.get(id); ok {
+		return c, nil
+	}
+	gen := db.conns.generation()
 	var c Connection
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return getConnection(tx.Bucket(bucketConnections), id, &c)
 	})
+	if err == nil {
+		db.conns.put(id, gen, c)
+	}
 	return c, err
 }
 

@@ -98,7 +98,7 @@ func (db *DB) Credential(id string) (Credential, error) {
 // CredentialByUsername returns the credential with the username, or
 // ErrNotFound. It runs on every REGISTER and challenged request (twice per
 // digest flow), so it answers from the credential cache when no record
-// was written since the entry was read (credcache.go). The returned
+// was written since the entry was read (cache.go). The returned
 // credential's HA1 map and Algorithms slice are shared: do not modify them.
 func (db *DB) CredentialByUsername(username string) (Credential, error) {
 	if c, ok := db.creds.get(username); ok {

@@ -65,7 +65,8 @@ type DB struct {
 	now     func() time.Time
 	onFlush func(int, time.Duration, error)
 	ids     idGen
-	creds   credCache
+	creds   recordCache[Credential] // by username
+	conns   recordCache[Connection] // by ID
 
 	mu      sync.Mutex           // guards pending and closed
 	pending map[string][]Binding // AOR -> latest set; nil set deletes

@@ -86,6 +86,22 @@ func BenchmarkCredentialByUsernameParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkConnection is the allow-list read of every authenticated
+// request: from the cache, as after the first read.
+func BenchmarkConnection(b *testing.B) {
+	db := open(b, store.Options{})
+	c, err := db.CreateConnection(store.Connection{Name: "pbx", Active: true, AllowedCIDRs: []string{"192.0.2.0/24", "198.51.100.0/24"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.Connection(c.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkSaveBindings measures what the registrar pays per REGISTER:
 // the copy and the map assignment, no I/O.
 func BenchmarkSaveBindings(b *testing.B) {

@@ -95,3 +95,60 @@ func TestCredentialCacheConcurrentWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestConnectionCacheFollowsWrites: a connection's allow-list change and
+// its removal are seen by the next read (the auth path's ACL check).
+func TestConnectionCacheFollowsWrites(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := db.CreateConnection(store.Connection{Name: "pbx", Active: true, AllowedCIDRs: []string{"192.0.2.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second read comes from the cache
+		got, err := db.Connection(c.ID)
+		if err != nil || len(got.AllowedCIDRs) != 1 || got.AllowedCIDRs[0] != "192.0.2.0/24" {
+			t.Fatalf("read: %+v %v", got, err)
+		}
+	}
+	if _, err := db.UpdateConnection(c.ID, func(c *store.Connection) error {
+		c.AllowedCIDRs = []string{"198.51.100.7/32"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Connection(c.ID)
+	if err != nil || len(got.AllowedCIDRs) != 1 || got.AllowedCIDRs[0] != "198.51.100.7/32" {
+		t.Fatalf("after the update: %+v %v", got, err)
+	}
+	// A write to another record (a credential) also makes the entry stale,
+	// and the read after it still finds the connection.
+	if _, err := db.CreateCredential(store.Credential{ConnectionID: c.ID, Username: "carol", Enabled: true,
+		Realm: "r", HA1: map[string]string{"MD5": "aa"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Connection(c.ID); err != nil || got.ID != c.ID {
+		t.Fatalf("after a credential write: %+v %v", got, err)
+	}
+	if _, err := db.DeleteCredential(mustCredID(t, db, "carol")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteConnection(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Connection(c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func mustCredID(t *testing.T, db *store.DB, username string) string {
+	t.Helper()
+	c, err := db.CredentialByUsername(username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
