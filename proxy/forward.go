@@ -211,7 +211,6 @@ func (cl *call) synth(code int, reason string) *sip.Response {
 // runBranch reads one client transaction until its final response,
 // applying Timer C (RFC 3261 16.6 step 11 and 16.8) to INVITEs.
 func (cl *call) runBranch(b *branch) {
-	growStack(0)
 	defer b.tx.Terminate()
 	p := cl.p
 	var timerC <-chan time.Time

@@ -215,7 +215,6 @@ func (p *Proxy) Run(ctx context.Context) {
 // once the final response is sent (SIPGO_NOTES: a handler that returns
 // early ends the server transaction).
 func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
-	growStack(0)
 	start := p.now()
 	ev := Event{Method: string(req.Method), Source: req.Source(), Transport: strings.ToLower(req.Transport()), Outcome: auth.NoCredentials}
 	p.serve(req, tx, &ev)
