@@ -16,12 +16,12 @@ func TestUpstreamCopy(t *testing.T) {
 		"Record-Route: <sip:127.0.0.1:5060;lr>\r\n" +
 		"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n" +
 		"Contact: <sip:b@10.0.0.9>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
-	res := parseResponse(t, raw)
+	res := parse[*sip.Response](t, raw)
 	before := res.String()
 
 	out := upstreamCopy(res, true)
 	want := strings.Replace(raw, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsw.1, ", "", 1)
-	if got, want := out.String(), parseResponse(t, want).String(); got != want {
+	if got, want := out.String(), parse[*sip.Response](t, want).String(); got != want {
 		t.Errorf("relayed\n%s\nwant\n%s", got, want)
 	}
 	if res.String() != before {
@@ -35,17 +35,18 @@ func TestUpstreamCopy(t *testing.T) {
 	}
 }
 
-func parseResponse(t testing.TB, raw string) *sip.Response {
+// parse parses raw as the message type M (CRLF line ends, as written).
+func parse[M *sip.Request | *sip.Response](t testing.TB, raw string) M {
 	t.Helper()
 	msg, err := sip.NewParser().ParseSIP([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, ok := msg.(*sip.Response)
+	m, ok := msg.(M)
 	if !ok {
-		t.Fatalf("parsed %T, want a response", msg)
+		t.Fatalf("parsed %T, want %T", msg, m)
 	}
-	return res
+	return m
 }
 
 // The forwarded copy: new Request-URI, Max-Forwards one less in its place
@@ -71,10 +72,10 @@ func TestForwardCopy(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := parseRequest(t, c.in)
+			req := parse[*sip.Request](t, c.in)
 			before := req.String()
 			fwd := forwardCopy(req, *target.Clone())
-			if got, want := fwd.String(), parseRequest(t, c.want).String(); got != want {
+			if got, want := fwd.String(), parse[*sip.Request](t, c.want).String(); got != want {
 				t.Errorf("forwarded\n%s\nwant\n%s", got, want)
 			}
 			if req.String() != before {
@@ -82,19 +83,6 @@ func TestForwardCopy(t *testing.T) {
 			}
 		})
 	}
-}
-
-func parseRequest(t testing.TB, raw string) *sip.Request {
-	t.Helper()
-	msg, err := sip.NewParser().ParseSIP([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, ok := msg.(*sip.Request)
-	if !ok {
-		t.Fatalf("parsed %T, want a request", msg)
-	}
-	return req
 }
 
 // A typical INVITE from a softphone, with SDP.
@@ -116,7 +104,7 @@ const benchInvite = "INVITE sip:1002@127.0.0.1 SIP/2.0\r\n" +
 // benchRequest is the INVITE as sipgo hands it to the proxy: source and
 // transport set by the transport layer.
 func benchRequest(b *testing.B) *sip.Request {
-	req := parseRequest(b, benchInvite)
+	req := parse[*sip.Request](b, benchInvite)
 	req.SetSource("127.0.0.1:5070")
 	req.SetTransport("UDP")
 	return req

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -12,13 +11,10 @@ import (
 // TestCredentialCacheFollowsWrites: lookups by username see every write at
 // once (the cache never serves a record older than the last commit).
 func TestCredentialCacheFollowsWrites(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	c, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "alice", Enabled: true,
-		Realm: "r", HA1: map[string]string{"MD5": "aa"}})
+	db := open(t, store.Options{})
+	alice := cred(store.DefaultConnectionID, "alice")
+	alice.HA1 = map[string]string{"MD5": "aa"}
+	c, err := db.CreateCredential(alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +46,10 @@ func TestCredentialCacheFollowsWrites(t *testing.T) {
 // TestCredentialCacheConcurrentWrites races readers against password
 // changes: once UpdateCredential returned, no reader sees the old value.
 func TestCredentialCacheConcurrentWrites(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	c, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "bob", Enabled: true,
-		Realm: "r", HA1: map[string]string{"MD5": "v0"}})
+	db := open(t, store.Options{})
+	bob := cred(store.DefaultConnectionID, "bob")
+	bob.HA1 = map[string]string{"MD5": "v0"}
+	c, err := db.CreateCredential(bob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,11 +92,7 @@ func TestCredentialCacheConcurrentWrites(t *testing.T) {
 // TestConnectionCacheFollowsWrites: a connection's allow-list change and
 // its removal are seen by the next read (the auth path's ACL check).
 func TestConnectionCacheFollowsWrites(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := open(t, store.Options{})
 	c, err := db.CreateConnection(store.Connection{Name: "pbx", Active: true, AllowedCIDRs: []string{"192.0.2.0/24"}})
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +115,7 @@ func TestConnectionCacheFollowsWrites(t *testing.T) {
 	}
 	// A write to another record (a credential) also makes the entry stale,
 	// and the read after it still finds the connection.
-	if _, err := db.CreateCredential(store.Credential{ConnectionID: c.ID, Username: "carol", Enabled: true,
-		Realm: "r", HA1: map[string]string{"MD5": "aa"}}); err != nil {
+	if _, err := db.CreateCredential(cred(c.ID, "carol")); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := db.Connection(c.ID); err != nil || got.ID != c.ID {
