@@ -165,11 +165,11 @@ func (o *outbox) add(f *Front, conn *streamConn, transport string, res *sip.Resp
 	}
 }
 
-// flush writes the pending answers as one write: streamConn.Write keeps
-// them whole against sipgo's writes on the same connection.
+// flush writes the pending answers as one write, whole against sipgo's
+// writes on the same connection (streamConn.answer).
 func (o *outbox) flush(f *Front) {
 	if o.buf.Len() > 0 {
-		if _, err := o.conn.Write(o.buf.Bytes()); err != nil {
+		if err := o.conn.answer(o.buf.Bytes()); err != nil {
 			f.log.Debug("send REGISTER responses", "transport", o.transport, "bytes", o.buf.Len(), "error", err)
 		}
 	}

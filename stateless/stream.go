@@ -2,8 +2,10 @@ package stateless
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Listener wraps a TCP or TLS listener sipgo serves (transport "TCP" or
@@ -42,6 +44,9 @@ type streamConn struct {
 	src       string // remote ip:port, the request's source
 
 	wmu sync.Mutex
+	// broken is set once a worker's write failed: the connection is
+	// closed, and answers still coming for it are dropped.
+	broken atomic.Bool
 
 	buf     []byte // read so far; unframed bytes are buf[r:w]
 	r, w    int
@@ -58,6 +63,28 @@ func (c *streamConn) Write(b []byte) (int, error) {
 	defer c.wmu.Unlock()
 	return c.Conn.Write(b)
 }
+
+// answer writes the workers' answers. A failed write (the peer stopped
+// reading and the write deadline passed, or the connection is gone) may
+// have left part of a message on the wire, so the connection is closed:
+// sipgo's reader then ends it, and a peer that stops reading holds a
+// worker for one write timeout, not one per batch of its REGISTERs.
+func (c *streamConn) answer(b []byte) error {
+	if c.broken.Load() {
+		return errBroken
+	}
+	if _, err := c.Write(b); err != nil {
+		if !c.broken.Swap(true) {
+			_ = c.Conn.Close()
+		}
+		return err
+	}
+	return nil
+}
+
+// errBroken: the answer was dropped, an earlier write to the connection
+// failed.
+var errBroken = errors.New("stateless: connection closed after a failed write")
 
 // Read returns the stream minus the REGISTERs the workers took.
 func (c *streamConn) Read(b []byte) (int, error) {

@@ -343,6 +343,54 @@ func TestStreamAnswersBatched(t *testing.T) {
 	check("b", b, 1, 11, 12)
 }
 
+// deadConn is a peer that stopped reading: every write fails (as one does
+// once the write deadline passed); Close is counted.
+type deadConn struct {
+	scriptConn
+	mu     sync.Mutex
+	writes int
+	closes int
+}
+
+func (c *deadConn) Write([]byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	return 0, errors.New("i/o timeout")
+}
+
+func (c *deadConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closes++
+	return nil
+}
+
+// A failed write closes the connection once; later answers for it are
+// dropped instead of holding a worker for another write timeout each.
+func TestStreamAnswerFailureCloses(t *testing.T) {
+	f := New(&okHandler{}, Config{Workers: 1})
+	defer f.Close()
+	dc := &deadConn{}
+	c := &streamConn{Conn: dc, f: f, transport: "TCP", src: "x"}
+	for i := range 3 {
+		dc.chunks = [][]byte{[]byte(reg1)}
+		if _, err := c.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+			t.Fatalf("read: %v, want EOF", err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for f.Handled() < uint64(i+1) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	f.Close() // every answer is flushed
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if f.Handled() != 3 || dc.writes != 1 || dc.closes != 1 {
+		t.Fatalf("handled %d, %d writes, %d closes; want 3 handled, 1 write, 1 close", f.Handled(), dc.writes, dc.closes)
+	}
+}
+
 func FuzzStreamFraming(f *testing.F) {
 	f.Add([]byte(options+reg1+"\r\n\r\n"+invite+reg2), uint8(5))
 	f.Add([]byte(reg1[:30]), uint8(1))
