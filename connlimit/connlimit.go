@@ -252,6 +252,9 @@ type Conn struct {
 	ip     netip.Addr
 	authed atomic.Bool
 	once   sync.Once
+	// ownDeadline: a caller set a write deadline of its own (see
+	// SetWriteDeadline); Write keeps it instead of WriteTimeout.
+	ownDeadline atomic.Bool
 }
 
 // Read reads with the connection's idle deadline; a deadline that passes
@@ -274,12 +277,31 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Write writes with the write deadline.
+// Write writes with the write deadline: WriteTimeout from now, or the one
+// the caller set with SetWriteDeadline.
 func (c *Conn) Write(b []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout)); err != nil {
-		return 0, err
+	if !c.ownDeadline.Load() {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout)); err != nil {
+			return 0, err
+		}
 	}
 	return c.Conn.Write(b)
+}
+
+// SetWriteDeadline sets a deadline that Write keeps until it is reset
+// with the zero time (then each write gets WriteTimeout again): a caller
+// that must not wait as long, such as the stateless REGISTER workers that
+// every client shares, sets a shorter one around its writes. Through TLS
+// too: tls.Conn passes its deadlines down.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.ownDeadline.Store(!t.IsZero())
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the write one as SetWriteDeadline does.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.ownDeadline.Store(!t.IsZero())
+	return c.Conn.SetDeadline(t)
 }
 
 // Close closes the connection and releases its place once.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -158,4 +159,44 @@ func TestIdleTimeouts(t *testing.T) {
 		t.Fatal("authenticated connection closed after a short idle time")
 	}
 	waitOpen(t, l, 1)
+}
+
+// A write deadline the caller sets is kept by Write (instead of
+// WriteTimeout from now) until it is reset with the zero time.
+func TestOwnWriteDeadline(t *testing.T) {
+	l := connlimit.New(connlimit.Config{WriteTimeout: 5 * time.Second})
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := l.Listen(raw, "tcp")
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	_ = dial(t, "127.0.0.1", raw.Addr().String()) // never reads
+	c, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	defer c.Close()
+	if err := c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	start := time.Now()
+	for range 4096 { // 256 MB at most: far past any socket buffer
+		if _, err = c.Write(chunk); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("write to a peer that does not read: %v after %v; want the 200 ms deadline exceeded", err, time.Since(start))
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -43,7 +44,10 @@ type Config struct {
 	// (and everything after it on that connection) goes to sipgo, which
 	// refuses it. Default 65535.
 	MaxMessageBytes int
-	Logger          *slog.Logger
+	// WriteTimeout bounds a worker's write of answers on a TCP or TLS
+	// connection; past it the connection is closed. Default 2s.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 
 	// Observe is called for every REGISTER answered here, before the
 	// response is sent (res nil: dropped), for metrics and the trace.
@@ -88,6 +92,9 @@ func New(h Handler, cfg Config) *Front {
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 65535
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {

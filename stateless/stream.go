@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Listener wraps a TCP or TLS listener sipgo serves (transport "TCP" or
@@ -69,11 +70,23 @@ func (c *streamConn) Write(b []byte) (int, error) {
 // have left part of a message on the wire, so the connection is closed:
 // sipgo's reader then ends it, and a peer that stops reading holds a
 // worker for one write timeout, not one per batch of its REGISTERs.
+//
+// The write has a deadline of its own, Config.WriteTimeout: the workers
+// serve every client, and a write blocks only once the socket's send
+// buffer is full, which a peer that reads never lets happen.
 func (c *streamConn) answer(b []byte) error {
 	if c.broken.Load() {
 		return errBroken
 	}
-	if _, err := c.Write(b); err != nil {
+	c.wmu.Lock()
+	err := c.Conn.SetWriteDeadline(time.Now().Add(c.f.cfg.WriteTimeout))
+	if err == nil {
+		_, err = c.Conn.Write(b)
+		// Back to the connection's own deadline for sipgo's writes.
+		_ = c.Conn.SetWriteDeadline(time.Time{})
+	}
+	c.wmu.Unlock()
+	if err != nil {
 		if !c.broken.Swap(true) {
 			_ = c.Conn.Close()
 		}

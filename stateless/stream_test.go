@@ -43,6 +43,8 @@ func (c *scriptConn) Write(b []byte) (int, error) {
 	return c.out.Write(b)
 }
 
+func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
 func (c *scriptConn) RemoteAddr() net.Addr {
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5070}
 }
@@ -388,6 +390,88 @@ func TestStreamAnswerFailureCloses(t *testing.T) {
 	defer dc.mu.Unlock()
 	if f.Handled() != 3 || dc.writes != 1 || dc.closes != 1 {
 		t.Fatalf("handled %d, %d writes, %d closes; want 3 handled, 1 write, 1 close", f.Handled(), dc.writes, dc.closes)
+	}
+}
+
+// smallBufListener gives accepted connections a small send buffer, so
+// that a peer that does not read blocks the server's writes soon.
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// Over loopback TCP: a client that sends REGISTERs and never reads gets
+// its connection closed once a worker's write has waited WriteTimeout,
+// and another client is answered at once meanwhile and after.
+func TestStreamPeerNotReading(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(&okHandler{}, Config{Workers: 1, WriteTimeout: 200 * time.Millisecond})
+	defer f.Close()
+	wl := f.Listener(smallBufListener{ln}, "TCP")
+	defer wl.Close()
+	// sipgo's part: read every accepted connection until it ends.
+	ended := make(chan string, 4)
+	go func() {
+		for range 2 {
+			c, err := wl.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for range 1_000_000 {
+					if _, err := c.Read(buf); err != nil {
+						ended <- c.RemoteAddr().String()
+						return
+					}
+				}
+			}()
+		}
+	}()
+
+	mute, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	_ = mute.(*net.TCPConn).SetReadBuffer(4096)
+	// About 150 bytes of answer per REGISTER: 4,000 of them overflow both
+	// small buffers many times over.
+	flood := []byte(strings.Repeat(reg1, 4000))
+	go func() { _, _ = mute.Write(flood) }()
+
+	select {
+	case who := <-ended:
+		if who != mute.LocalAddr().String() {
+			t.Fatalf("connection %s ended, want the mute one %s", who, mute.LocalAddr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection of a client that does not read was not closed")
+	}
+
+	// The worker is free: another client is answered.
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Write([]byte(reg1)); err != nil {
+		t.Fatal(err)
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res := make([]byte, 4096)
+	n, err := cli.Read(res)
+	if err != nil || !strings.HasPrefix(string(res[:n]), "SIP/2.0 200 OK\r\n") {
+		t.Fatalf("answer %q, %v; want 200", res[:n], err)
 	}
 }
 
