@@ -136,26 +136,6 @@ func removeHeader(req *sip.Request, h sip.Header) {
 	}
 }
 
-// removeNamed removes every header called name, whatever its case
-// (sipgo keeps the sender's spelling for headers it does not parse).
-func removeNamed(m interface {
-	Headers() []sip.Header
-	RemoveHeader(string) bool
-}, name string) {
-	for i := 0; i < 64; i++ { // bounded: a message has few of them
-		found := ""
-		for _, h := range m.Headers() {
-			if strings.EqualFold(h.Name(), name) {
-				found = h.Name()
-				break
-			}
-		}
-		if found == "" || !m.RemoveHeader(found) {
-			return
-		}
-	}
-}
-
 // replaceHeaders swaps req's headers for hs, keeping sipgo's parsed
 // references (Via, Route ...) coherent.
 func replaceHeaders(req *sip.Request, hs []sip.Header) {
