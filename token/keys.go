@@ -68,10 +68,15 @@ func ParseJWKS(data []byte) ([]Key, error) {
 		case "EC":
 			x, err1 := b64(k.X)
 			y, err2 := b64(k.Y)
-			if err1 != nil || err2 != nil || k.Crv != "P-256" {
-				return nil, fmt.Errorf("jwks: key %d: want a P-256 EC key", i)
+			// RFC 7518 section 6.2.1.2: each coordinate is the full size
+			// of one for the curve, 32 bytes for P-256.
+			if err1 != nil || err2 != nil || k.Crv != "P-256" || len(x) != 32 || len(y) != 32 {
+				return nil, fmt.Errorf("jwks: key %d: want a P-256 EC key with 32-byte x and y", i)
 			}
-			pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+			if err != nil {
+				return nil, fmt.Errorf("jwks: key %d: x and y are not a P-256 point: %w", i, err)
+			}
 			key = Key{Method: jwt.SigningMethodES256, Verify: pub}
 		default:
 			return nil, fmt.Errorf("jwks: key %d: key type %q not supported", i, k.Kty)

@@ -188,8 +188,25 @@ func TestExternalIssuerJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := func(x []byte) string { return base64.RawURLEncoding.EncodeToString(x) }
-	jwks := `{"keys":[{"kty":"EC","crv":"P-256","kid":"idp-1","use":"sig","x":"` + b(priv.X.FillBytes(make([]byte, 32))) +
-		`","y":"` + b(priv.Y.FillBytes(make([]byte, 32))) + `"}]}`
+	point, err := priv.PublicKey.Bytes() // 0x04 || x || y
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecJWKS := func(x, y []byte) string {
+		return `{"keys":[{"kty":"EC","crv":"P-256","kid":"idp-1","use":"sig","x":"` + b(x) + `","y":"` + b(y) + `"}]}`
+	}
+	jwks := ecJWKS(point[1:33], point[33:])
+	// A point off the curve, or a coordinate not 32 bytes long, is refused.
+	offCurve := append([]byte(nil), point[33:]...)
+	offCurve[31] ^= 1
+	for name, bad := range map[string]string{
+		"off the curve": ecJWKS(point[1:33], offCurve),
+		"short x":       ecJWKS(point[2:33], point[33:]),
+	} {
+		if _, err := ParseJWKS([]byte(bad)); err == nil {
+			t.Errorf("JWKS with a key %s accepted", name)
+		}
+	}
 	keys, err := ParseJWKS([]byte(jwks))
 	if err != nil {
 		t.Fatal(err)
