@@ -110,40 +110,26 @@ func benchRequest(b *testing.B) *sip.Request {
 	return req
 }
 
-// BenchmarkForwardCopy is the copy the proxy forwards; BenchmarkClone
-// what it did before (sipgo's deep clone), as the baseline in the same run.
-func BenchmarkForwardCopy(b *testing.B) {
-	req := benchRequest(b)
-	target := req.Recipient
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = forwardCopy(req, target)
-	}
-}
-
-func BenchmarkClone(b *testing.B) {
-	req := benchRequest(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = req.Clone()
-	}
-}
-
-// BenchmarkUpstreamCopy is the relayed copy of a callee's 200 with SDP;
-// BenchmarkResponseClone the deep clone it replaced, as the baseline.
-func BenchmarkUpstreamCopy(b *testing.B) {
-	res := benchResponse(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = upstreamCopy(res, true)
-	}
-}
-
-func BenchmarkResponseClone(b *testing.B) {
-	res := benchResponse(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = res.Clone()
+// BenchmarkCopies measures the copies the proxy forwards and relays (a
+// softphone's INVITE with SDP, the callee's 200), each beside sipgo's deep
+// clone it replaced, as the baseline in the same run.
+func BenchmarkCopies(b *testing.B) {
+	req, res := benchRequest(b), benchResponse(b)
+	for _, c := range []struct {
+		name string
+		copy func()
+	}{
+		{"forwardCopy", func() { _ = forwardCopy(req, req.Recipient) }},
+		{"Request.Clone", func() { _ = req.Clone() }},
+		{"upstreamCopy", func() { _ = upstreamCopy(res, true) }},
+		{"Response.Clone", func() { _ = res.Clone() }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.copy()
+			}
+		})
 	}
 }
 
