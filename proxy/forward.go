@@ -435,9 +435,11 @@ func upstreamCopy(res *sip.Response, dropTopVia bool) *sip.Response {
 		out.AppendHeader(h)
 	}
 	out.SetBody(res.Body())
-	out.SetTransport(res.Transport())
-	out.SetSource(res.Source())
-	out.SetDestination(res.Destination())
+	// The fields as they are, as in forwardCopy (relayLocked sets the
+	// destination): Response.Destination would derive a missing one from
+	// our own Via, allocating.
+	out.SetTransport(res.MessageData.Transport())
+	out.SetSource(res.MessageData.Source())
 	return out
 }
 

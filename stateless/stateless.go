@@ -154,17 +154,16 @@ const (
 
 // outbox is a worker's answers for one stream connection, not yet written.
 type outbox struct {
-	conn      *streamConn
-	transport string
-	buf       bytes.Buffer
+	conn *streamConn
+	buf  bytes.Buffer
 }
 
 // add appends the serialized res for conn, writing out what was pending
 // for another connection first.
-func (o *outbox) add(f *Front, conn *streamConn, transport string, res *sip.Response) {
+func (o *outbox) add(f *Front, conn *streamConn, res *sip.Response) {
 	if o.conn != conn {
 		o.flush(f)
-		o.conn, o.transport = conn, transport
+		o.conn = conn
 	}
 	res.StringWrite(&o.buf)
 	if o.buf.Len() >= maxBatchBytes {
@@ -177,7 +176,7 @@ func (o *outbox) add(f *Front, conn *streamConn, transport string, res *sip.Resp
 func (o *outbox) flush(f *Front) {
 	if o.buf.Len() > 0 {
 		if err := o.conn.answer(o.buf.Bytes()); err != nil {
-			f.log.Debug("send REGISTER responses", "transport", o.transport, "bytes", o.buf.Len(), "error", err)
+			f.log.Debug("send REGISTER responses", "transport", o.conn.transport, "bytes", o.buf.Len(), "error", err)
 		}
 	}
 	o.buf.Reset()
@@ -266,7 +265,7 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, j job
 // where a NATed client listens).
 func (f *Front) send(out *bytes.Buffer, box *outbox, res *sip.Response, j job) {
 	if j.conn != nil {
-		box.add(f, j.conn, j.transport, res)
+		box.add(f, j.conn, res)
 		return
 	}
 	out.Reset()

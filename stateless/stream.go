@@ -57,8 +57,8 @@ type streamConn struct {
 	pass bool
 }
 
-// Write writes one whole message: writes of the workers and of sipgo
-// never interleave.
+// Write is sipgo's: one whole message, never interleaved with the
+// workers' answers (answer holds the same lock).
 func (c *streamConn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
