@@ -348,10 +348,8 @@ func TestStreamAnswersBatched(t *testing.T) {
 // deadConn is a peer that stopped reading: every write fails (as one does
 // once the write deadline passed); Close is counted.
 type deadConn struct {
-	scriptConn
-	mu     sync.Mutex
-	writes int
-	closes int
+	scriptConn // its reads; its mu and writes count here too
+	closes     int
 }
 
 func (c *deadConn) Write([]byte) (int, error) {
