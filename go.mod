@@ -1,4 +1,4 @@
-module sipwarden
+module github.com/sipwarden/sipwarden
 
 go 1.26.8
 

@@ -3,7 +3,7 @@ package api
 import (
 	"strconv"
 
-	"sipwarden/guard"
+	"github.com/sipwarden/sipwarden/guard"
 )
 
 // maxAllowedCIDRs bounds a connection's allow-list.

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/api"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 const (

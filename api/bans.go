@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"sipwarden/guard"
+	"github.com/sipwarden/sipwarden/guard"
 )
 
 // Bans lists and lifts the bans of the SIP brute-force guard.

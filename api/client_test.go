@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/api"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func newClient(t *testing.T) (*api.Client, *env) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 type connectionBody struct {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // credentialBody is the body of POST and PATCH /v1/credentials; which

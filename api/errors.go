@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Error is a non-2xx answer of the API: its HTTP status and the error

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"sipwarden/api"
+	"github.com/sipwarden/sipwarden/api"
 )
 
 // FuzzConnectionBody posts arbitrary bodies to POST /v1/connections and

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/api"
-	"sipwarden/guard"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/guard"
 )
 
 type errorBody struct {

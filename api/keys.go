@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // An API key reads swk_<key id>_<secret>: the key ID finds the stored

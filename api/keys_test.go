@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"sipwarden/api"
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 var readFile = os.ReadFile

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Registrations are paged over a snapshot of the location table sorted by

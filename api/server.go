@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Config configures a Server. The zero value of each field means its

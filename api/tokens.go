@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Token is a JWT minted for a credential (POST /v1/credentials/{id}/token).

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Connection is a connection (trunk) as the API shows it.

@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 const (

@@ -3,7 +3,7 @@ package auth
 import (
 	"net/netip"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Connections looks up a credential's connection, for its allow-list

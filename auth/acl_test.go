@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/auth"
-	"sipwarden/digest"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func TestCheckConnectionACL(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"time"
 
-	"sipwarden/digest"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Credentials looks up a credential by SIP username. It returns an error

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/auth"
-	"sipwarden/digest"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 const (

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"strings"
 
-	"sipwarden/store"
-	"sipwarden/token"
+	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 // Tokens verifies Bearer tokens: *token.Verifier.

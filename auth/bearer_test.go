@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/auth"
-	"sipwarden/digest"
-	"sipwarden/store"
-	"sipwarden/token"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 type bearerFixture struct {

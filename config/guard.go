@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"sipwarden/guard"
+	"github.com/sipwarden/sipwarden/guard"
 )
 
 // Guard configures brute-force protection (see package guard): bans of

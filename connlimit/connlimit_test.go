@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/connlimit"
+	"github.com/sipwarden/sipwarden/connlimit"
 )
 
 // serve accepts on a wrapped loopback listener and echoes, until the test

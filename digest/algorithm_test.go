@@ -8,7 +8,7 @@ import (
 	"errors"
 	"testing"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 func TestAlgorithmString(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 func BenchmarkParseCredentials(b *testing.B) {

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 func TestChallengeString(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 func TestCountsSequence(t *testing.T) {

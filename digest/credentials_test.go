@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 const resp32 = "0123456789abcdef0123456789abcdef"

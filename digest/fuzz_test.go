@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 // quote writes s as a quoted string, escaping DQUOTE and backslash.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 // The example of RFC 7616 section 3.9.1.

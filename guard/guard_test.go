@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/guard"
+	"github.com/sipwarden/sipwarden/guard"
 )
 
 // clock is a settable test clock.

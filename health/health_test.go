@@ -5,7 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"sipwarden/health"
+	"github.com/sipwarden/sipwarden/health"
 )
 
 func TestReadiness(t *testing.T) {

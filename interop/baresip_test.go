@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // baresip 1.0 headless (INTEROP_NOTES.md): a config directory per instance,

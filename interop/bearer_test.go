@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // TestSippRegisterBearer1000 registers 1,000 users with RFC 8898 Bearer

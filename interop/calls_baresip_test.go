@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // waitRegistered waits up to 20 s for baresip's "200 OK ... [1 binding]"

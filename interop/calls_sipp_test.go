@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // TestSippCalls1000 places 1,000 authenticated calls through the proxy

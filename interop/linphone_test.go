@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // linphonec 5.1 headless (INTEROP_NOTES.md): HOME=DIR linphonec -c RC -d 6

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // sippFlows checks a sipp run: exit status 0 (every call successful) and

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/metrics"
 )
 
 // TestLint lints every metric family of the registry, runtime collectors

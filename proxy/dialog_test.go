@@ -6,7 +6,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func response(t *testing.T, req *sip.Request, code int, toTag string) *sip.Response {

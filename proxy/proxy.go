@@ -21,9 +21,9 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/auth"
-	"sipwarden/sipcheck"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/sipcheck"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Authenticator is the authentication path shared with the registrar.

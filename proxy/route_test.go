@@ -7,7 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func testProxy(t *testing.T) *Proxy {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // BindingSaver persists the complete binding set of an AOR. It must not

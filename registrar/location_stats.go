@@ -1,6 +1,6 @@
 package registrar
 
-import "sipwarden/store"
+import "github.com/sipwarden/sipwarden/store"
 
 // Per-transport binding counts, kept per shard so that a metrics scrape
 // reads 64 small arrays instead of scanning a million bindings. Each

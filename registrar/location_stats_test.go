@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // scanCount counts the table's bindings by transport the slow way.

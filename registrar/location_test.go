@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 type fakeClock struct {

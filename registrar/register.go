@@ -14,9 +14,9 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/auth"
-	"sipwarden/sipcheck"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/sipcheck"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // Authenticator is what the registrar needs from the authentication path.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/auth"
+	"github.com/sipwarden/sipwarden/auth"
 )
 
 // TestOnEventFansOut checks that every function added with OnEvent sees

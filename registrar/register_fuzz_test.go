@@ -8,10 +8,10 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/auth"
-	"sipwarden/digest"
-	"sipwarden/sipcheck"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/sipcheck"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // newTestRegistrar wires a Registrar to a real store and authenticator,

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func TestAPIKeys(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // TestCredentialCacheFollowsWrites: lookups by username see every write at

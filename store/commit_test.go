@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // TestOnCommit checks that every committed record write is reported once,

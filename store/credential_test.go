@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func cred(conn, user string) store.Credential {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // -store.bindings sets how many bindings BenchmarkLoadBindings loads; try

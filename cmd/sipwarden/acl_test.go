@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 // TestConnectionAllowList: a credential of a connection with

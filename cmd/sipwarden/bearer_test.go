@@ -16,8 +16,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/golang-jwt/jwt/v5"
 
-	"sipwarden/config"
-	"sipwarden/token"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 type mintedToken struct {

@@ -15,8 +15,8 @@ import (
 	"time"
 	"unicode"
 
-	"sipwarden/api"
-	"sipwarden/config"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // The management subcommands (credential, connection, registration) talk

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"sipwarden/api"
+	"github.com/sipwarden/sipwarden/api"
 )
 
 const connectionUsage = `usage: sipwarden connection <subcommand> [flags]

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"sipwarden/api"
+	"github.com/sipwarden/sipwarden/api"
 )
 
 const credentialUsage = `usage: sipwarden credential <subcommand> [flags]

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"sipwarden/api"
+	"github.com/sipwarden/sipwarden/api"
 )
 
 const registrationUsage = `usage: sipwarden registration <subcommand> [flags]

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/api"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // cliLocations is a location table for the CLI tests.

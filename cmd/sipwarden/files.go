@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"sipwarden/config"
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // loadOrCreateSecret reads a hex secret of n bytes from path, or creates

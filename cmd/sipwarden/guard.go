@@ -10,15 +10,15 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/auth"
-	"sipwarden/config"
-	"sipwarden/connlimit"
-	"sipwarden/digest"
-	"sipwarden/guard"
-	"sipwarden/metrics"
-	"sipwarden/proxy"
-	"sipwarden/registrar"
-	"sipwarden/sipcheck"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/connlimit"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/guard"
+	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/sipcheck"
 )
 
 // sipGuard is what stands between sipgo and the SIP handlers: the

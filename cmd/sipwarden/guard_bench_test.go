@@ -6,7 +6,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/config"
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // BenchmarkAdmit is the guard's cost per request on the path every

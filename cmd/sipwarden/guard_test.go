@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"sipwarden/config"
-	"sipwarden/digest"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // rawUA is a SIP client on a raw socket bound to a chosen loopback

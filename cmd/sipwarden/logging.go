@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"sipwarden/config"
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // logControl is what may change in logging while the server runs: the

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"sipwarden/config"
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // TestMain sets sipgo's process globals once, as runServe does, before any

@@ -18,13 +18,13 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"sipwarden/api"
-	"sipwarden/auth"
-	"sipwarden/health"
-	"sipwarden/metrics"
-	"sipwarden/proxy"
-	"sipwarden/registrar"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/health"
+	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // observer is one server's observability: its metrics, its readiness, the

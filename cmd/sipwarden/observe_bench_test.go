@@ -7,9 +7,9 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/auth"
-	"sipwarden/config"
-	"sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/registrar"
 )
 
 func benchObserver(b *testing.B) *observer {

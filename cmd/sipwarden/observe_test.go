@@ -24,8 +24,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"sipwarden/config"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // scrape fetches url (a /metrics endpoint) and returns every sample as

@@ -8,12 +8,12 @@ import (
 
 	"github.com/emiago/sipgo"
 
-	"sipwarden/api"
-	"sipwarden/auth"
-	"sipwarden/config"
-	"sipwarden/proxy"
-	"sipwarden/registrar"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // newProxy builds the proxy over the bound listeners.

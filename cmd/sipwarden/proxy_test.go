@@ -16,8 +16,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/config"
-	"sipwarden/digest"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/digest"
 )
 
 // device is a softphone made of sipgo's own dialog code (an implementation

@@ -24,15 +24,15 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/api"
-	"sipwarden/auth"
-	"sipwarden/config"
-	"sipwarden/connlimit"
-	"sipwarden/digest"
-	"sipwarden/proxy"
-	"sipwarden/registrar"
-	"sipwarden/stateless"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/connlimit"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/stateless"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 func runServe(args []string, stderr io.Writer) int {

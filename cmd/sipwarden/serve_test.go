@@ -20,7 +20,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"sipwarden/config"
+	"github.com/sipwarden/sipwarden/config"
 )
 
 const testAPIKey = "test-admin-key-0123456789"

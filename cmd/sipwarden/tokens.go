@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"sipwarden/config"
-	"sipwarden/token"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 // newTokens builds the JWT issuer and verifier: Ed25519 with a key kept in

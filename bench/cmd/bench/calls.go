@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // callsScenario measures calls through the proxy: a sipp UAC

@@ -56,7 +56,7 @@ import (
 	"syscall"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 type options struct {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/interop/harness"
 )
 
 // target is a server under test: sipwarden or Kamailio, restarted before

@@ -38,9 +38,9 @@ import (
 	"syscall"
 	"time"
 
-	"sipwarden/interop/harness"
-	"sipwarden/registrar"
-	"sipwarden/store"
+	"github.com/sipwarden/sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 type options struct {
