@@ -3,7 +3,7 @@ module github.com/sipwarden/sipwarden
 go 1.26.8
 
 require (
-	github.com/emiago/sipgo v1.7.2
+	github.com/emiago/sipgo v1.7.4
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
