@@ -3,7 +3,7 @@ package api
 import (
 	"strconv"
 
-	"github.com/sipwarden/sipwarden/guard"
+	"github.com/sipwarden/sipwarden/cidr"
 )
 
 // maxAllowedCIDRs bounds a connection's allow-list.
@@ -19,7 +19,7 @@ func (v *validation) checkCIDRs(pointer string, l []string) []string {
 	}
 	var out []string
 	for i, s := range l {
-		p, err := guard.ParseCIDR(s)
+		p, err := cidr.Parse(s)
 		if err != nil {
 			v.add(pointer+"/"+strconv.Itoa(i), CodeInvalidValue,
 				"allowed_cidrs[%d] must be an address or a CIDR such as 192.0.2.0/24 or 2001:db8::/32, not %q", i, truncate(s, 64))

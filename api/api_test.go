@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -27,9 +28,8 @@ const (
 // fakeLocations is a location table backed by a slice, until the lead's
 // end-to-end test runs the real registrar.
 type fakeLocations struct {
-	mu      sync.Mutex
-	bs      []store.Binding
-	removed []string // AORs passed to RemoveAOR
+	mu sync.Mutex
+	bs []store.Binding
 }
 
 func (f *fakeLocations) Bindings(aor string) []store.Binding {
@@ -59,7 +59,6 @@ func (f *fakeLocations) RemoveBinding(id string) (store.Binding, bool) {
 func (f *fakeLocations) RemoveAOR(aor string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.removed = append(f.removed, aor)
 	n := len(f.bs)
 	f.bs = slices.DeleteFunc(f.bs, func(b store.Binding) bool { return b.AOR == aor })
 	return n - len(f.bs)
@@ -95,6 +94,7 @@ func (s *syncBuffer) String() string {
 type env struct {
 	t      testing.TB
 	srv    *api.Server
+	ended  *lifecycle.Keeper
 	h      http.Handler
 	db     *store.DB
 	locs   *fakeLocations
@@ -119,7 +119,8 @@ func newEnv(t testing.TB, mod ...func(*api.Config)) *env {
 	e := &env{t: t, locs: &fakeLocations{}, logs: &syncBuffer{}, key: testAdminKey,
 		now: time.Now().UTC().Truncate(time.Second)}
 	e.db = openStore(t, t.TempDir())
-	cfg := api.Config{Realm: testRealm, AdminKey: testAdminKey, Now: func() time.Time { return e.now }}
+	e.ended = lifecycle.New(e.locs, nil, e.db, func() time.Time { return e.now }, nil)
+	cfg := api.Config{Realm: testRealm, AdminKey: testAdminKey, Now: func() time.Time { return e.now }, Lifecycle: e.ended}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -754,7 +755,7 @@ func TestRegistrations(t *testing.T) {
 func TestCredentialRemovalDropsBindings(t *testing.T) {
 	e := newEnv(t)
 	var removed []string
-	e.srv.OnCredentialRemoved(func(c store.Credential) { removed = append(removed, c.Username) })
+	e.ended.OnEnded(func(c store.Credential, _ lifecycle.Reason) { removed = append(removed, c.Username) })
 	bind := func(aor string) {
 		e.locs.add(store.Binding{ID: aor + "-b", AOR: aor, Expires: e.now.Add(time.Hour)})
 	}

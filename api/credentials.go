@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -62,6 +63,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
 	}
+	s.cfg.Lifecycle.Watch(c)
 	w.Header().Set("Location", "/v1/credentials/"+c.ID)
 	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c)})
 	return nil
@@ -104,7 +106,7 @@ func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
 // updateCredential applies a PATCH: absent fields stay, null clears
 // expires_at (never expires), algorithms (server default), name and tag.
 // Disabling the credential, or giving it an expiry that has passed,
-// removes its bindings at once.
+// ends its bindings and calls at once (Config.Lifecycle).
 func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error {
 	var b credentialBody
 	if err := decodeBody(r, &b); err != nil {
@@ -185,12 +187,13 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		return storeErr("update", "credential", id, err)
 	}
 	usableBefore := before.Enabled && !before.Expired(now)
-	if usableBefore && (!c.Enabled || c.Expired(now)) {
-		reason := "disabled"
-		if c.Enabled {
-			reason = "expired"
-		}
-		s.credentialRemoved(r, c, reason)
+	switch {
+	case usableBefore && !c.Enabled:
+		s.cfg.Lifecycle.End(c, lifecycle.Disabled)
+	case usableBefore && c.Expired(now):
+		s.cfg.Lifecycle.End(c, lifecycle.Expired)
+	case !c.Expired(now):
+		s.cfg.Lifecycle.Watch(c) // its expiry may have changed
 	}
 	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
 	return nil
@@ -202,17 +205,7 @@ func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return storeErr("delete", "credential", id, err)
 	}
-	s.credentialRemoved(r, c, "deleted")
+	s.cfg.Lifecycle.End(c, lifecycle.Deleted)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// credentialRemoved drops the bindings of a credential that can no longer
-// register, then runs the OnCredentialRemoved hooks.
-func (s *Server) credentialRemoved(r *http.Request, c store.Credential, reason string) {
-	n := s.locs.RemoveAOR(c.Username)
-	s.log.InfoContext(r.Context(), "credential bindings removed", "user", c.Username, "reason", reason, "count", n)
-	for _, f := range s.onRemoved {
-		f(c)
-	}
 }

@@ -8,10 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/sipwarden/sipwarden/keyfile"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -73,7 +72,7 @@ func (s *Server) ensureAdminKey() error {
 		_ = s.db.DeleteAPIKey(k.ID)
 		return fmt.Errorf("create admin api key: unusable key id %q", k.ID)
 	}
-	if err := writeKeyFile(path, formatKey(k.ID, secret)+"\n"); err != nil {
+	if err := keyfile.WriteAtomic(path, []byte(formatKey(k.ID, secret)+"\n"), 0o600); err != nil {
 		// Without the file nobody could use the key: forget it, so that
 		// the next start tries again.
 		if derr := s.db.DeleteAPIKey(k.ID); derr != nil {
@@ -83,36 +82,6 @@ func (s *Server) ensureAdminKey() error {
 	}
 	s.log.Info("admin API key created", "path", path)
 	return nil
-}
-
-// writeKeyFile writes data to path with mode 0600, through a temporary
-// file renamed into place, so that no reader sees half a key.
-func writeKeyFile(path, data string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".admin-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.WriteString(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // authenticate checks the request's bearer key. An unknown or wrong key is

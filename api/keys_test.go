@@ -10,6 +10,8 @@ import (
 
 	"github.com/sipwarden/sipwarden/api"
 	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/lifecycle"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 var readFile = os.ReadFile
@@ -31,7 +33,7 @@ func TestAdminKeyFile(t *testing.T) {
 	newServer := func() {
 		t.Helper()
 		logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		if _, err := api.New(api.Config{Realm: testRealm, AdminKeyFile: keyFile}, db, &fakeLocations{}, logger); err != nil {
+		if _, err := api.New(api.Config{Realm: testRealm, AdminKeyFile: keyFile, Lifecycle: noLifecycle(db)}, db, &fakeLocations{}, logger); err != nil {
 			t.Fatalf("api.New: %v", err)
 		}
 	}
@@ -80,7 +82,7 @@ func TestConfiguredKeyWritesNoFile(t *testing.T) {
 	dir := t.TempDir()
 	db := openStore(t, dir)
 	keyFile := filepath.Join(dir, "admin.key")
-	if _, err := api.New(api.Config{Realm: testRealm, AdminKeyFile: keyFile, AdminKey: testAdminKey}, db, &fakeLocations{}, nil); err != nil {
+	if _, err := api.New(api.Config{Realm: testRealm, AdminKeyFile: keyFile, AdminKey: testAdminKey, Lifecycle: noLifecycle(db)}, db, &fakeLocations{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
@@ -93,7 +95,7 @@ func TestConfiguredKeyWritesNoFile(t *testing.T) {
 
 func TestNoKeyAtAll(t *testing.T) {
 	db := openStore(t, t.TempDir())
-	if _, err := api.New(api.Config{Realm: testRealm}, db, &fakeLocations{}, nil); err == nil {
+	if _, err := api.New(api.Config{Realm: testRealm, Lifecycle: noLifecycle(db)}, db, &fakeLocations{}, nil); err == nil {
 		t.Fatal("New without key file nor key: got nil error")
 	}
 }
@@ -106,10 +108,15 @@ func TestKeyFileUnwritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A path below a regular file cannot be created.
-	if _, err := api.New(api.Config{Realm: testRealm, AdminKeyFile: filepath.Join(bad, "admin.key")}, db, &fakeLocations{}, nil); err == nil {
+	if _, err := api.New(api.Config{Realm: testRealm, AdminKeyFile: filepath.Join(bad, "admin.key"), Lifecycle: noLifecycle(db)}, db, &fakeLocations{}, nil); err == nil {
 		t.Fatal("got nil error")
 	}
 	if keys, _ := db.APIKeys(); len(keys) != 0 {
 		t.Errorf("a key nobody can read was kept: %d keys", len(keys))
 	}
+}
+
+// noLifecycle is a Keeper over an empty location table.
+func noLifecycle(db *store.DB) api.Lifecycle {
+	return lifecycle.New(&fakeLocations{}, nil, db, nil, nil)
 }

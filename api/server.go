@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -32,6 +33,18 @@ type Config struct {
 	Bans Bans
 	// KeyAttempts, when set, blocks addresses after failed API keys (429).
 	KeyAttempts KeyAttempts
+	// Lifecycle ends what a credential holds when it stops being valid and
+	// watches expiries. Required.
+	Lifecycle Lifecycle
+}
+
+// Lifecycle is told of credentials that stop being valid, or whose expiry
+// may have changed: *lifecycle.Keeper.
+type Lifecycle interface {
+	// End removes the bindings of c and ends its calls.
+	End(c store.Credential, why lifecycle.Reason)
+	// Watch schedules c's expiry (ending it at once when it has passed).
+	Watch(c store.Credential)
 }
 
 const (
@@ -49,9 +62,6 @@ type Locations interface {
 	// RemoveBinding removes one binding by ID and reports whether it
 	// existed.
 	RemoveBinding(id string) (store.Binding, bool)
-	// RemoveAOR removes every binding of aor (a credential's username) and
-	// returns how many there were.
-	RemoveAOR(aor string) int
 }
 
 // Server is the HTTP management API.
@@ -63,7 +73,6 @@ type Server struct {
 	now       func() time.Time
 	adminHash []byte // SHA-256 of cfg.AdminKey; nil when none
 	mux       *http.ServeMux
-	onRemoved []func(store.Credential)
 	calls     Calls
 	minter    Minter
 	keys      KeySet
@@ -77,8 +86,8 @@ func New(cfg Config, db *store.DB, locs Locations, logger *slog.Logger) (*Server
 	if cfg.Realm == "" {
 		return nil, fmt.Errorf("api: empty realm")
 	}
-	if db == nil || locs == nil {
-		return nil, fmt.Errorf("api: nil store or location table")
+	if db == nil || locs == nil || cfg.Lifecycle == nil {
+		return nil, fmt.Errorf("api: nil store, location table or lifecycle")
 	}
 	if cfg.MinPasswordLength <= 0 {
 		cfg.MinPasswordLength = defaultMinPasswordLength
@@ -102,15 +111,6 @@ func New(cfg Config, db *store.DB, locs Locations, logger *slog.Logger) (*Server
 	}
 	s.routes()
 	return s, nil
-}
-
-// OnCredentialRemoved registers f to be called after a credential is
-// deleted or disabled, or given an expiry that has passed, once its
-// bindings are gone from the location table (the API removes them itself).
-// f runs on the request's goroutine and must not block for long. Call it
-// before serving.
-func (s *Server) OnCredentialRemoved(f func(store.Credential)) {
-	s.onRemoved = append(s.onRemoved, f)
 }
 
 // Handler returns the API's HTTP handler.

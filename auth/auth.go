@@ -100,10 +100,30 @@ type Config struct {
 
 // Authenticator checks Digest credentials against the credential store.
 type Authenticator struct {
-	cfg   Config
-	creds Credentials
-	now   func() time.Time
+	cfg      Config
+	creds    Credentials
+	now      func() time.Time
+	attempts []func(Attempt)
 }
+
+// Attempt is one checked request: what the brute-force guard, the metrics
+// and the logs learn of it. It is the only place where authentication
+// outcomes are reported, whatever the transport or the handler.
+type Attempt struct {
+	// Source is the ip:port the request came from, Transport its
+	// transport ("udp", "tcp", "tls", "ws", "wss").
+	Source, Transport string
+	// Username is the username the credentials claimed ("" without).
+	Username string
+	// Scheme is "digest" or "bearer" ("" without credentials).
+	Scheme  string
+	Outcome Outcome
+}
+
+// OnAttempt adds f to the functions called once per Check, in the order
+// added, on the caller's goroutine. f must not block. Call it before
+// serving.
+func (a *Authenticator) OnAttempt(f func(Attempt)) { a.attempts = append(a.attempts, f) }
 
 // New returns an Authenticator. It fails when the configuration cannot
 // produce a challenge.
@@ -148,12 +168,26 @@ type Request struct {
 	Body          []byte
 	// Source is the ip:port the request came from, for allow-lists.
 	Source string
+	// Transport is the lowercase transport, for OnAttempt.
+	Transport string
 }
 
 // Check verifies the Digest credentials of a request. Unknown users and
 // wrong passwords cost the same work (a response is computed against a
-// dummy HA1), so that timing does not tell them apart.
+// dummy HA1), so that timing does not tell them apart. Every call is
+// reported to the OnAttempt functions.
 func (a *Authenticator) Check(r Request) Result {
+	res := a.check(r)
+	if len(a.attempts) > 0 {
+		at := Attempt{Source: r.Source, Transport: r.Transport, Username: res.Username, Scheme: res.Scheme, Outcome: res.Outcome}
+		for _, f := range a.attempts {
+			f(at)
+		}
+	}
+	return res
+}
+
+func (a *Authenticator) check(r Request) Result {
 	var (
 		c     digest.Credentials
 		found bool

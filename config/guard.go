@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sipwarden/sipwarden/guard"
+	"github.com/sipwarden/sipwarden/cidr"
 )
 
 // Guard configures brute-force protection (see package guard): bans of
@@ -152,7 +152,7 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 		bad("guard.user_max_failures", g.UserMaxFailures, "want 1 to 100000")
 	}
 	for _, s := range g.ExemptCIDRs {
-		if _, err := guard.ParseCIDR(s); err != nil {
+		if _, err := cidr.Parse(s); err != nil {
 			bad("guard.exempt_cidrs", quote(s), "want an address or a CIDR such as 192.0.2.0/24")
 		}
 	}
@@ -191,7 +191,7 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 func (g Guard) ExemptPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(g.ExemptCIDRs))
 	for _, s := range g.ExemptCIDRs {
-		if p, err := guard.ParseCIDR(s); err == nil {
+		if p, err := cidr.Parse(s); err == nil {
 			out = append(out, p)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/sipwarden/sipwarden/cidr"
 )
 
 // Proxy configures the stateful proxy (RFC 3261 section 16).
@@ -63,24 +65,11 @@ func (p *Proxy) setDefaults() {
 func (p *Proxy) TrustedPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(p.TrustedPeers))
 	for _, s := range p.TrustedPeers {
-		if pre, err := parsePrefix(s); err == nil {
+		if pre, err := cidr.Parse(s); err == nil {
 			out = append(out, pre)
 		}
 	}
 	return out
-}
-
-// parsePrefix accepts a CIDR or a single address.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // GatewayHop splits a gateway URI into host, port and transport.
@@ -137,7 +126,7 @@ func GatewayHop(uri string) (host string, port int, transport string, err error)
 
 func (p *Proxy) validate(bad func(key string, v any, why string)) {
 	for i, s := range p.TrustedPeers {
-		if _, err := parsePrefix(s); err != nil {
+		if _, err := cidr.Parse(s); err != nil {
 			bad(fmt.Sprintf("proxy.trusted_peers[%d]", i), quote(s), "want a CIDR or an IP address")
 		}
 	}

@@ -51,9 +51,6 @@ import (
 	"context"
 	"hash/maphash"
 	"net/netip"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -148,48 +145,6 @@ type Guard struct {
 	perShard int
 }
 
-type ipShard struct {
-	mu sync.Mutex
-	m  map[netip.Prefix]*ipEntry
-	_  [40]byte // keep shards on separate cache lines
-}
-
-type ipEntry struct {
-	win      window
-	failures int // counted since the entry was made
-	last     int64
-	ban      *Ban
-}
-
-type userShard struct {
-	mu    sync.Mutex
-	users map[string]*userEntry
-	pairs map[pairKey]int64 // last failure, unix ns
-	_     [40]byte
-}
-
-type userEntry struct {
-	win  window
-	last int64
-}
-
-type pairKey struct {
-	user string
-	src  netip.Prefix
-}
-
-// Ban is one banned source, as the management API lists it.
-type Ban struct {
-	// Source is the banned address: one IPv4 address (a /32) or an IPv6
-	// /64.
-	Source netip.Prefix
-	// Reason says why, e.g. "20 failed attempts within 1m0s (last: mismatch)".
-	Reason   string
-	Since    time.Time
-	Until    time.Time
-	Failures int
-}
-
 // New returns a Guard.
 func New(cfg Config) *Guard {
 	if cfg.MaxFailures <= 0 {
@@ -255,22 +210,6 @@ func sourceOf(addr netip.Addr) netip.Prefix {
 	return netip.Prefix{}
 }
 
-func (g *Guard) ipShard(src netip.Prefix) *ipShard {
-	a := src.Addr().As16()
-	h := uint64(a[15]) ^ uint64(a[14])<<8 ^ uint64(a[13])<<16 ^ uint64(a[7])<<24 ^ uint64(a[6])<<32
-	return &g.ips[h%nShards]
-}
-
-func (g *Guard) userShard(user string) *userShard {
-	return &g.users[maphash.String(g.seed, user)%nShards]
-}
-
-// Attacked reports whether some username may be under attack, so that a
-// caller can skip extracting the claimed username when none is.
-func (g *Guard) Attacked() bool {
-	return g.now().UnixNano()-g.lastAttack.Load() <= int64(2*g.cfg.UserWindow+g.cfg.UserSlowdown)
-}
-
 // Check decides about a request from addr claiming user ("" for none, e.g.
 // a first REGISTER without credentials). It is meant for every request and
 // costs a map lookup under a shard lock. A request that is throttled is
@@ -305,21 +244,6 @@ func (g *Guard) Check(addr netip.Addr, user string) Verdict {
 	return Throttle
 }
 
-func (g *Guard) slowed(src netip.Prefix, user string, now int64) bool {
-	if len(user) > maxUserLen {
-		user = user[:maxUserLen]
-	}
-	us := g.userShard(user)
-	us.mu.Lock()
-	defer us.mu.Unlock()
-	u := us.users[user]
-	if u == nil || u.win.estimate(now, int64(g.cfg.UserWindow)) < g.cfg.UserMaxFailures {
-		return false
-	}
-	last, ok := us.pairs[pairKey{user, src}]
-	return ok && now-last < int64(g.cfg.UserSlowdown)
-}
-
 // Failure counts a failed attempt from addr for user ("" when no username
 // was claimed); reason is the outcome's name, kept in the ban. It reports
 // whether this failure banned the address.
@@ -330,206 +254,10 @@ func (g *Guard) Failure(addr netip.Addr, user, reason string) (banned bool) {
 	}
 	now := g.now().UnixNano()
 	banned = g.count(src, failurePoints, now, reason)
-	if user == "" {
-		return banned
+	if user != "" {
+		g.userFailure(src, user, now)
 	}
-	if len(user) > maxUserLen {
-		user = user[:maxUserLen]
-	}
-	us := g.userShard(user)
-	us.mu.Lock()
-	u := us.users[user]
-	if u == nil && len(us.users) >= g.perShard {
-		g.evictUsers(us, now)
-	}
-	if u == nil && len(us.users) < g.perShard {
-		u = &userEntry{}
-		us.users[strings.Clone(user)] = u
-	}
-	if u != nil {
-		u.last = now
-		if u.win.add(now, int64(g.cfg.UserWindow), 1) >= g.cfg.UserMaxFailures {
-			g.lastAttack.Store(now)
-		}
-	}
-	k := pairKey{user, src}
-	if _, ok := us.pairs[k]; ok {
-		us.pairs[k] = now
-	} else {
-		if len(us.pairs) >= g.perShard {
-			g.evictPairs(us, now)
-		}
-		if len(us.pairs) >= g.perShard {
-			us.mu.Unlock()
-			return banned
-		}
-		k.user = strings.Clone(user)
-		us.pairs[k] = now
-		g.pairs.Add(1)
-	}
-	us.mu.Unlock()
 	return banned
-}
-
-// Success records a correct answer from addr for user: the source is no
-// longer a failing one for that username.
-func (g *Guard) Success(addr netip.Addr, user string) {
-	if g.pairs.Load() == 0 || user == "" {
-		return
-	}
-	src := sourceOf(addr)
-	if len(user) > maxUserLen {
-		user = user[:maxUserLen]
-	}
-	us := g.userShard(user)
-	us.mu.Lock()
-	if _, ok := us.pairs[pairKey{user, src}]; ok {
-		delete(us.pairs, pairKey{user, src})
-		g.pairs.Add(-1)
-	}
-	us.mu.Unlock()
-}
-
-// count adds points to src's window and bans it at the threshold.
-func (g *Guard) count(src netip.Prefix, points int, now int64, reason string) (banned bool) {
-	s := g.ipShard(src)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[src]
-	if e == nil {
-		if len(s.m) >= g.perShard {
-			g.evictIPs(s, now)
-		}
-		if len(s.m) >= g.perShard {
-			return false // full of live bans: fail open
-		}
-		e = &ipEntry{}
-		s.m[src] = e
-	}
-	e.last = now
-	if points == failurePoints {
-		e.failures++
-	}
-	if e.ban != nil {
-		if now < e.ban.Until.UnixNano() {
-			return false
-		}
-		e.ban, e.win, e.failures = nil, window{}, 1
-	}
-	if e.win.add(now, int64(g.cfg.Window), points) < g.cfg.MaxFailures*failurePoints {
-		return false
-	}
-	t := time.Unix(0, now).UTC()
-	e.ban = &Ban{
-		Source:   src,
-		Reason:   banReason(g.cfg.MaxFailures, g.cfg.Window, reason),
-		Since:    t,
-		Until:    t.Add(g.cfg.BanDuration),
-		Failures: e.failures,
-	}
-	return true
-}
-
-func banReason(n int, w time.Duration, last string) string {
-	var b strings.Builder
-	b.Grow(64)
-	b.WriteString("failed attempts reached ")
-	b.WriteString(itoa(n))
-	b.WriteString(" within ")
-	b.WriteString(w.String())
-	if last != "" {
-		b.WriteString(" (last: ")
-		b.WriteString(last)
-		b.WriteString(")")
-	}
-	return b.String()
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var buf [20]byte
-	i := len(buf)
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(buf[i:])
-}
-
-// evictIPs makes room in a full shard: it drops every entry that is over
-// (no live ban, window passed) and, when none is, the first entry without
-// a live ban among a few visited. The caller holds s.mu.
-func (g *Guard) evictIPs(s *ipShard, now int64) {
-	if g.sweepIPs(s, now) > 0 {
-		return
-	}
-	visited := 0
-	for k, e := range s.m {
-		if e.ban == nil || now >= e.ban.Until.UnixNano() {
-			delete(s.m, k)
-			return
-		}
-		if visited++; visited >= 64 {
-			return
-		}
-	}
-}
-
-func (g *Guard) evictUsers(s *userShard, now int64) {
-	if g.sweepUsers(s, now) > 0 {
-		return
-	}
-	for k := range s.users { // any: map order is random
-		delete(s.users, k)
-		return
-	}
-}
-
-func (g *Guard) evictPairs(s *userShard, now int64) {
-	if g.sweepUsers(s, now) > 0 {
-		return
-	}
-	for k := range s.pairs {
-		delete(s.pairs, k)
-		g.pairs.Add(-1)
-		return
-	}
-}
-
-// sweepIPs drops the entries of s that hold nothing any more and returns
-// how many. The caller holds s.mu.
-func (g *Guard) sweepIPs(s *ipShard, now int64) int {
-	n := 0
-	idle := 2 * int64(g.cfg.Window)
-	for k, e := range s.m {
-		if (e.ban == nil || now >= e.ban.Until.UnixNano()) && now-e.last >= idle {
-			delete(s.m, k)
-			n++
-		}
-	}
-	return n
-}
-
-func (g *Guard) sweepUsers(s *userShard, now int64) int {
-	n := 0
-	idle := 2 * int64(g.cfg.UserWindow)
-	for k, u := range s.users {
-		if now-u.last >= idle {
-			delete(s.users, k)
-			n++
-		}
-	}
-	for k, last := range s.pairs {
-		if now-last >= int64(g.cfg.UserSlowdown) {
-			delete(s.pairs, k)
-			g.pairs.Add(-1)
-			n++
-		}
-	}
-	return n
 }
 
 // Sweep drops every entry that holds nothing any more: windows passed,
@@ -562,63 +290,6 @@ func (g *Guard) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Banned reports whether addr is banned now, and until when.
-func (g *Guard) Banned(addr netip.Addr) (until time.Time, banned bool) {
-	src := sourceOf(addr)
-	if !src.IsValid() {
-		return time.Time{}, false
-	}
-	s := g.ipShard(src)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[src]; e != nil && e.ban != nil && g.now().Before(e.ban.Until) {
-		return e.ban.Until, true
-	}
-	return time.Time{}, false
-}
-
-// Bans lists the live bans, oldest first.
-func (g *Guard) Bans() []Ban {
-	now := g.now()
-	var out []Ban
-	for i := range g.ips {
-		s := &g.ips[i]
-		s.mu.Lock()
-		for _, e := range s.m {
-			if e.ban != nil && now.Before(e.ban.Until) {
-				out = append(out, *e.ban)
-			}
-		}
-		s.mu.Unlock()
-	}
-	slices.SortFunc(out, func(a, b Ban) int {
-		if c := a.Since.Compare(b.Since); c != 0 {
-			return c
-		}
-		return a.Source.Addr().Compare(b.Source.Addr())
-	})
-	return out
-}
-
-// Lift ends the ban of the source holding addr (its /64 for IPv6) and
-// forgets its failures. It reports whether there was a live ban.
-func (g *Guard) Lift(addr netip.Addr) bool {
-	src := sourceOf(addr)
-	if !src.IsValid() {
-		return false
-	}
-	s := g.ipShard(src)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[src]
-	if e == nil || e.ban == nil {
-		return false
-	}
-	live := g.now().Before(e.ban.Until)
-	delete(s.m, src)
-	return live
-}
-
 // Tracked returns how many addresses, usernames and pairs the tables hold.
 func (g *Guard) Tracked() (addrs, users, pairs int) {
 	for i := range g.ips {
@@ -638,33 +309,3 @@ func (g *Guard) Tracked() (addrs, users, pairs int) {
 // window is a sliding-window counter: the current fixed window's count
 // plus the previous one's, weighted by how much of it the sliding window
 // still covers.
-type window struct {
-	start     int64 // start of the current fixed window, unix ns
-	cur, prev int
-}
-
-func (w *window) roll(now, size int64) {
-	switch d := now - w.start; {
-	case w.start == 0 || d >= 2*size || d < 0:
-		w.start, w.cur, w.prev = now, 0, 0
-	case d >= size:
-		w.start, w.prev, w.cur = w.start+size, w.cur, 0
-	}
-}
-
-// add counts n at now and returns the estimate.
-func (w *window) add(now, size int64, n int) int {
-	w.roll(now, size)
-	w.cur += n
-	return w.estimateRolled(now, size)
-}
-
-func (w *window) estimate(now, size int64) int {
-	w.roll(now, size)
-	return w.estimateRolled(now, size)
-}
-
-func (w *window) estimateRolled(now, size int64) int {
-	left := size - (now - w.start) // part of the previous window still covered
-	return w.cur + int(int64(w.prev)*left/size)
-}

@@ -14,6 +14,7 @@
 package metrics
 
 import (
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync"
@@ -21,7 +22,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 const namespace = "sipwarden"
@@ -71,7 +71,6 @@ const (
 
 // Metrics holds every sipwarden metric and its registry.
 type Metrics struct {
-	reg *prometheus.Registry
 
 	// sip
 	requests  [numMethods][numTransports]prometheus.Counter
@@ -119,25 +118,20 @@ type Metrics struct {
 type Options struct {
 	// Version is the build's version, for sipwarden_build_info.
 	Version string
-	// NoRuntime leaves out the Go runtime and process collectors (go_*,
-	// process_*). For tests that compare whole expositions.
-	NoRuntime bool
 }
 
-// New returns the metrics, registered on a new registry. Every metric is
-// exported from the start, at zero until something happens.
-func New(opts Options) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), respByKey: make(map[uint32]prometheus.Counter)}
-	r := m.reg
-	if !opts.NoRuntime {
-		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
+// New returns the metrics, registered on r. Every metric is exported from
+// the start, at zero until something happens. The Go runtime and process
+// collectors are the caller's to register (the server does).
+func New(r prometheus.Registerer, opts Options) (*Metrics, error) {
+	m := &Metrics{respByKey: make(map[uint32]prometheus.Counter)}
+	var cs []prometheus.Collector
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the labels name the sipwarden version and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	bi.WithLabelValues(opts.Version, runtime.Version()).Set(1)
-	r.MustRegister(bi)
+	cs = append(cs, bi)
 
 	// sip
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -170,7 +164,7 @@ func New(opts Options) *Metrics {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), tp)
 			}
 		})
-	r.MustRegister(reqs, m.responses, m.inflight, connections)
+	cs = append(cs, reqs, m.responses, m.inflight, connections)
 
 	// auth
 	m.authVec = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -183,7 +177,7 @@ func New(opts Options) *Metrics {
 			m.auth[i][res] = m.authVec.WithLabelValues(s, res)
 		}
 	}
-	r.MustRegister(m.authVec)
+	cs = append(cs, m.authVec)
 
 	// registrar
 	m.registerDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -193,7 +187,7 @@ func New(opts Options) *Metrics {
 	})
 	counter := func(sub, name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
-		r.MustRegister(c)
+		cs = append(cs, c)
 		return c
 	}
 	m.registerDropped = counter("registrar", "dropped_total", "REGISTER requests dropped unanswered (a line break inside a header).")
@@ -221,7 +215,7 @@ func New(opts Options) *Metrics {
 			}
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(other), "other")
 		})
-	r.MustRegister(m.registerDuration, bindings)
+	cs = append(cs, m.registerDuration, bindings)
 
 	// store
 	commitDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -237,7 +231,7 @@ func New(opts Options) *Metrics {
 		m.commitDuration[i] = commitDur.WithLabelValues(k)
 		m.commitFailures[i] = commitFail.WithLabelValues(k)
 	}
-	r.MustRegister(commitDur, commitFail)
+	cs = append(cs, commitDur, commitFail)
 
 	// proxy
 	m.callsAttempted = counter("proxy", "calls_attempted_total", "INVITEs outside a dialog accepted for routing (authenticated or from a trusted peer).")
@@ -263,7 +257,7 @@ func New(opts Options) *Metrics {
 	})
 	dialogs := newFuncGauge(prometheus.NewDesc(prometheus.BuildFQName(namespace, "proxy", "dialogs_active"),
 		"Confirmed dialogs (calls) tracked by the proxy, at scrape time.", nil, nil), &m.dialogs)
-	r.MustRegister(m.callsFailed, fwd, m.firstResponse, dialogs)
+	cs = append(cs, m.callsFailed, fwd, m.firstResponse, dialogs)
 
 	// guard
 	m.bansIssued = counter("guard", "bans_issued_total", "Source IPs banned after repeated authentication failures.")
@@ -277,13 +271,14 @@ func New(opts Options) *Metrics {
 	}
 	bans := newFuncGauge(prometheus.NewDesc(prometheus.BuildFQName(namespace, "guard", "bans_active"),
 		"Source IPs banned now, at scrape time.", nil, nil), &m.bansActive)
-	r.MustRegister(rej, bans)
-	return m
+	cs = append(cs, rej, bans)
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: register: %w", err)
+		}
+	}
+	return m, nil
 }
-
-// Registry returns the registry every metric is registered on, for the
-// /metrics handler and for tests.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // RequestReceived counts a SIP request handed to a handler and marks one
 // more transaction in flight; RequestDone must follow when the handler

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sipwarden/sipwarden/metrics"
@@ -16,16 +17,17 @@ import (
 // TestLint lints every metric family of the registry, runtime collectors
 // included, and each of sipwarden's collectors on its own.
 func TestLint(t *testing.T) {
-	m := metrics.New(metrics.Options{Version: "test"})
+	m, reg := newMetrics(t, metrics.Options{Version: "test"})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ResponseSent("REGISTER", 200) // the one family with no series at start
-	problems, err := testutil.GatherAndLint(m.Registry())
+	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	mfs, err := m.Registry().Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestLint(t *testing.T) {
 			continue
 		}
 		n++
-		problems, err := testutil.CollectAndLint(m.Registry(), mf.GetName())
+		problems, err := testutil.CollectAndLint(reg, mf.GetName())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +53,7 @@ func TestLint(t *testing.T) {
 // TestExportedAtZero checks that the metrics the proxy and the guard will
 // feed exist before anything calls them.
 func TestExportedAtZero(t *testing.T) {
-	m := metrics.New(metrics.Options{Version: "v1.2.3", NoRuntime: true})
+	_, reg := newMetrics(t, metrics.Options{Version: "v1.2.3"})
 	want := `
 # HELP sipwarden_proxy_dialogs_active Confirmed dialogs (calls) tracked by the proxy, at scrape time.
 # TYPE sipwarden_proxy_dialogs_active gauge
@@ -69,7 +71,7 @@ sipwarden_sip_connections_open{transport="tls"} 0
 sipwarden_sip_connections_open{transport="ws"} 0
 sipwarden_sip_connections_open{transport="wss"} 0
 `
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"sipwarden_proxy_dialogs_active", "sipwarden_guard_bans_active",
 		"sipwarden_proxy_calls_attempted_total", "sipwarden_sip_connections_open"); err != nil {
 		t.Error(err)
@@ -79,14 +81,14 @@ sipwarden_sip_connections_open{transport="wss"} 0
 		"sipwarden_proxy_invite_first_response_seconds", "sipwarden_guard_bans_issued_total", "sipwarden_guard_rejected_total",
 		"sipwarden_sip_transactions_inflight", "sipwarden_store_commit_duration_seconds", "sipwarden_auth_outcomes_total",
 	} {
-		if n, err := testutil.GatherAndCount(m.Registry(), name); err != nil || n == 0 {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n == 0 {
 			t.Errorf("%s: got %d series (err %v), want it exported at start", name, n, err)
 		}
 	}
 }
 
 func TestMethodAPI(t *testing.T) {
-	m := metrics.New(metrics.Options{Version: "test", NoRuntime: true})
+	m, reg := newMetrics(t, metrics.Options{Version: "test"})
 	m.RequestReceived("REGISTER", "UDP")
 	m.RequestReceived("REGISTER", "udp")
 	m.RequestReceived("FOO", "SCTP") // made-up values land in "other"
@@ -220,19 +222,19 @@ sipwarden_sip_connections_open{transport="wss"} 3
 		"sipwarden_proxy_calls_failed_total", "sipwarden_proxy_dialogs_active", "sipwarden_guard_bans_issued_total",
 		"sipwarden_guard_bans_active", "sipwarden_guard_rejected_total", "sipwarden_sip_connections_open",
 	}
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 	auth := map[[2]string]float64{{"digest", "mismatch"}: 1, {"bearer", "ok"}: 1, {"digest", "ok"}: 0}
 	for k, v := range auth {
-		if got := counterValue(t, m.Registry(), "sipwarden_auth_outcomes_total", map[string]string{"scheme": k[0], "result": k[1]}); got != v {
+		if got := counterValue(t, reg, "sipwarden_auth_outcomes_total", map[string]string{"scheme": k[0], "result": k[1]}); got != v {
 			t.Errorf("auth %v: got %v, want %v", k, got, v)
 		}
 	}
-	if got := histogramCount(t, m.Registry(), "sipwarden_proxy_invite_first_response_seconds"); got != 1 {
+	if got := histogramCount(t, reg, "sipwarden_proxy_invite_first_response_seconds"); got != 1 {
 		t.Errorf("first response observations: got %d, want 1", got)
 	}
-	if got := histogramCount(t, m.Registry(), "sipwarden_registrar_register_duration_seconds"); got != 1 {
+	if got := histogramCount(t, reg, "sipwarden_registrar_register_duration_seconds"); got != 1 {
 		t.Errorf("REGISTER duration observations: got %d, want 1", got)
 	}
 }
@@ -241,7 +243,7 @@ sipwarden_sip_connections_open{transport="wss"} 3
 // REGISTER goes through to zero allocations (once a response code has
 // been seen).
 func TestHotPathDoesNotAllocate(t *testing.T) {
-	m := metrics.New(metrics.Options{Version: "test", NoRuntime: true})
+	m, _ := newMetrics(t, metrics.Options{Version: "test"})
 	m.ResponseSent("REGISTER", 200)
 	allocs := testing.AllocsPerRun(1000, func() {
 		m.RequestReceived("REGISTER", "UDP")
@@ -256,7 +258,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkRegisterMetrics(b *testing.B) {
-	m := metrics.New(metrics.Options{Version: "bench", NoRuntime: true})
+	m, _ := newMetrics(b, metrics.Options{Version: "bench"})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.RequestReceived("REGISTER", "UDP")
@@ -268,7 +270,7 @@ func BenchmarkRegisterMetrics(b *testing.B) {
 }
 
 func BenchmarkRegisterMetricsParallel(b *testing.B) {
-	m := metrics.New(metrics.Options{Version: "bench", NoRuntime: true})
+	m, _ := newMetrics(b, metrics.Options{Version: "bench"})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -339,9 +341,9 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 			listed["sipwarden_"+name] = true
 		}
 	}
-	m := metrics.New(metrics.Options{NoRuntime: true})
+	m, reg := newMetrics(t, metrics.Options{})
 	m.ResponseSent("REGISTER", 200)
-	mfs, err := m.Registry().Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,4 +359,15 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 			t.Errorf("README.md lists %s, which is not exported", name)
 		}
 	}
+}
+
+// newMetrics returns metrics registered on a registry of their own.
+func newMetrics(t testing.TB, opts metrics.Options) (*metrics.Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
 }

@@ -415,5 +415,3 @@ func hopFromSource(source, transport string) (Hop, error) {
 	}
 	return Hop{Host: host, Port: n, Transport: strings.ToLower(transport)}, nil
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

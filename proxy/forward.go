@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -413,7 +414,7 @@ func (p *Proxy) isOurVia(via *sip.ViaHeader) bool {
 		return false
 	}
 	br, _ := via.Params.Get("branch")
-	return strings.HasPrefix(br, branchPrefix) && p.ours[strings.ToLower(via.Host)+":"+itoa(via.Port)]
+	return strings.HasPrefix(br, branchPrefix) && p.ours[strings.ToLower(via.Host)+":"+strconv.Itoa(via.Port)]
 }
 
 // upstreamCopy returns the response to relay for res: the same start

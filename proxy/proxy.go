@@ -22,14 +22,16 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/sipcheck"
 	"github.com/sipwarden/sipwarden/store"
 )
 
-// Authenticator is the authentication path shared with the registrar.
+// Authenticator is the authentication path shared with the registrar:
+// *auth.Authenticator.
 type Authenticator interface {
-	Check(auth.Request) auth.Result
-	Challenges(user string, stale, invalidToken bool) []string
+	CheckSIP(req *sip.Request, side auth.Side) auth.Result
+	Refuse(b reply.Builder, req *sip.Request, side auth.Side, res auth.Result, user string) *sip.Response
 }
 
 // Locator finds the live bindings of an AOR.
@@ -149,10 +151,15 @@ type Proxy struct {
 	inFlight atomic.Int64
 	observe  []func(Event)
 	now      func() time.Time
+	replies  reply.Builder
 }
 
-// New returns a Proxy. logger nil discards.
-func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sender, resp ResponseWriter, logger *slog.Logger) (*Proxy, error) {
+// New returns a Proxy. now nil is time.Now; logger nil discards.
+func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sender, resp ResponseWriter,
+	now func() time.Time, logger *slog.Logger) (*Proxy, error) {
+	if now == nil {
+		now = time.Now
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -171,7 +178,7 @@ func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sende
 	p := &Proxy{
 		cfg: cfg, auth: a, loc: loc, creds: creds, send: send, resp: resp, log: logger,
 		domains: map[string]bool{}, ours: map[string]bool{}, byTp: map[string]Listener{},
-		now: time.Now,
+		now: now, replies: reply.Builder{Server: cfg.Server},
 	}
 	for _, d := range cfg.Domains {
 		p.domains[strings.ToLower(d)] = true
@@ -364,34 +371,11 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		return caller{Trusted: true}, true
 	}
 	from := req.From()
-	res := p.auth.Check(auth.Request{Method: string(req.Method), Authorization: headerValues(req, "Proxy-Authorization"),
-		Body: req.Body(), Source: req.Source()})
+	res := p.auth.CheckSIP(req, auth.Proxy)
 	ev.Outcome, ev.Checked, ev.Username, ev.Scheme = res.Outcome, true, res.Username, res.Scheme
-	switch res.Outcome {
-	case auth.OK:
-	case auth.NoCredentials, auth.BadNonce:
-		ev.Status = p.challenge(req, tx, from.Address.User, false, false)
-		return caller{}, false
-	case auth.Stale, auth.Replay:
-		ev.Status = p.challenge(req, tx, from.Address.User, true, false)
-		return caller{}, false
-	case auth.InvalidToken:
-		ev.Status = p.challenge(req, tx, from.Address.User, false, true)
-		return caller{}, false
-	case auth.Malformed:
-		ev.Status = p.reply(req, tx, 400, "Malformed Proxy-Authorization Header")
-		return caller{}, false
-	case auth.Disabled:
-		ev.Status = p.reply(req, tx, 403, "Credential Disabled")
-		return caller{}, false
-	case auth.Expired:
-		ev.Status = p.reply(req, tx, 403, "Credential Expired")
-		return caller{}, false
-	case auth.ACLDenied:
-		ev.Status = p.reply(req, tx, 403, "Source Address Not Allowed For This Connection")
-		return caller{}, false
-	default: // Mismatch and UnknownUser look the same from outside
-		ev.Status = p.reply(req, tx, 403, "Forbidden")
+	if res.Outcome != auth.OK {
+		// auth's one answer for the outcome, the registrar's too.
+		ev.Status = p.respond(tx, p.auth.Refuse(p.replies, req, auth.Proxy, res, from.Address.User))
 		return caller{}, false
 	}
 	ev.Authenticated = true
@@ -560,12 +544,7 @@ func forceRport(req *sip.Request) {
 
 // newResponse builds our own response to req, sent to the packet's source.
 func (p *Proxy) newResponse(req *sip.Request, code int, reason string) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if p.cfg.Server != "" {
-		res.AppendHeader(sip.NewHeader("Server", p.cfg.Server))
-	}
-	setReplyDestination(req, res)
-	return res
+	return p.replies.New(req, code, reason)
 }
 
 func setReplyDestination(req *sip.Request, res *sip.Response) {
@@ -593,23 +572,3 @@ func (p *Proxy) replyOptions(req *sip.Request, tx sip.ServerTransaction) int {
 
 // Allow lists the methods sipwarden handles.
 const Allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, PUBLISH, REGISTER"
-
-func (p *Proxy) challenge(req *sip.Request, tx sip.ServerTransaction, user string, stale, invalidToken bool) int {
-	res := p.newResponse(req, 407, "Proxy Authentication Required")
-	for _, v := range p.auth.Challenges(user, stale, invalidToken) {
-		res.AppendHeader(sip.NewHeader("Proxy-Authenticate", v))
-	}
-	return p.respond(tx, res)
-}
-
-// headerValues returns the values of every header called name, without
-// sipgo's GetHeaders, which lower-cases (allocates) every header name.
-func headerValues(req *sip.Request, name string) []string {
-	var out []string
-	for _, h := range req.Headers() {
-		if strings.EqualFold(h.Name(), name) {
-			out = append(out, h.Value())
-		}
-	}
-	return out
-}

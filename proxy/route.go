@@ -262,3 +262,15 @@ func loopHashString(s string) string {
 	binary.BigEndian.PutUint64(sum[:], h.Sum64())
 	return hex.EncodeToString(sum[:])
 }
+
+// headerValues returns the values of every header called name, without
+// sipgo's GetHeaders, which lower-cases (allocates) every header name.
+func headerValues(req *sip.Request, name string) []string {
+	var out []string
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h.Value())
+		}
+	}
+	return out
+}

@@ -19,7 +19,7 @@ func testProxy(t *testing.T) *Proxy {
 			{Transport: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:5060"), Host: "127.0.0.1"},
 			{Transport: "tls", Addr: netip.MustParseAddrPort("127.0.0.1:5061"), Host: "127.0.0.1"},
 		},
-	}, nil, nil, nil, nil, nil, nil)
+	}, nil, nil, nil, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

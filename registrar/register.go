@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -15,14 +14,16 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/sipcheck"
 	"github.com/sipwarden/sipwarden/store"
 )
 
-// Authenticator is what the registrar needs from the authentication path.
+// Authenticator is what the registrar needs from the authentication path:
+// *auth.Authenticator.
 type Authenticator interface {
-	Check(r auth.Request) auth.Result
-	Challenges(user string, stale, invalidToken bool) []string
+	CheckSIP(req *sip.Request, side auth.Side) auth.Result
+	Refuse(b reply.Builder, req *sip.Request, side auth.Side, res auth.Result, user string) *sip.Response
 }
 
 // Config configures REGISTER processing. Durations are whole seconds on
@@ -54,6 +55,7 @@ type Registrar struct {
 	log     *slog.Logger
 	now     func() time.Time
 	domains map[string]bool
+	reply   reply.Builder
 	// observe holds the functions OnEvent registered, called in order
 	// once per handled REGISTER.
 	observe []func(Event)
@@ -94,7 +96,7 @@ func New(cfg Config, loc *Location, a Authenticator, now func() time.Time, logge
 	for _, h := range cfg.Domains {
 		d[strings.ToLower(h)] = true
 	}
-	return &Registrar{cfg: cfg, loc: loc, auth: a, log: logger, now: now, domains: d}
+	return &Registrar{cfg: cfg, loc: loc, auth: a, log: logger, now: now, domains: d, reply: reply.Builder{Server: cfg.Server}}
 }
 
 // OnEvent adds f to the functions called once per handled REGISTER (logs,
@@ -158,54 +160,39 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
 	switch {
 	case to == nil:
-		return r.reply(req, 400, "Missing To Header")
+		return r.reply.New(req, 400, "Missing To Header")
 	case from == nil:
-		return r.reply(req, 400, "Missing From Header")
+		return r.reply.New(req, 400, "Missing From Header")
 	case callID == nil || callID.Value() == "":
-		return r.reply(req, 400, "Missing Call-ID Header")
+		return r.reply.New(req, 400, "Missing Call-ID Header")
 	case cseq == nil:
-		return r.reply(req, 400, "Missing CSeq Header")
+		return r.reply.New(req, 400, "Missing CSeq Header")
 	case cseq.MethodName != sip.REGISTER:
-		return r.reply(req, 400, "CSeq Method Does Not Match")
+		return r.reply.New(req, 400, "CSeq Method Does Not Match")
 	}
 	aor := to.Address.User
 	ev.AOR = aor
 	if aor == "" {
-		return r.reply(req, 404, "No User In To Header")
+		return r.reply.New(req, 404, "No User In To Header")
 	}
 	// RFC 3261 10.3 steps 1 and 5: the AOR must be in a domain we serve. A
 	// newcomer often types the server's address as the domain.
 	if !r.domains[strings.ToLower(to.Address.Host)] {
-		return r.reply(req, 404, "Domain Not Served Here")
+		return r.reply.New(req, 404, "Domain Not Served Here")
 	}
 
-	// Step 3 (RFC 3261 22): authenticate.
-	res := r.auth.Check(auth.Request{Method: "REGISTER", Authorization: headerValues(req, "Authorization"), Body: req.Body(), Source: req.Source()})
+	// Step 3 (RFC 3261 22): authenticate. A refusal, whatever its cause,
+	// is auth's one answer for it (auth.Outcome.Answer).
+	res := r.auth.CheckSIP(req, auth.Registrar)
 	ev.Outcome, ev.Username, ev.Scheme = res.Outcome, res.Username, res.Scheme
-	switch res.Outcome {
-	case auth.OK:
-	case auth.NoCredentials, auth.BadNonce:
-		return r.challenge(req, aor, false, false)
-	case auth.Stale, auth.Replay:
-		return r.challenge(req, aor, true, false)
-	case auth.InvalidToken:
-		// RFC 8898 section 2.2 / RFC 6750 section 3.1: 401 with
-		// error="invalid_token"; the Digest challenges stay on offer.
-		return r.challenge(req, aor, false, true)
-	case auth.Malformed:
-		return r.reply(req, 400, "Malformed Authorization Header")
-	case auth.Disabled:
-		return r.reply(req, 403, "Credential Disabled")
-	case auth.Expired:
-		return r.reply(req, 403, "Credential Expired")
-	default: // Mismatch and UnknownUser look the same from outside
-		return r.reply(req, 403, "Forbidden")
+	if res.Outcome != auth.OK {
+		return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor)
 	}
 	ev.Authenticated = true
 	cred := res.Credential
 	// Step 6: the authenticated user may bind only its own AOR.
 	if aor != cred.Username {
-		return r.reply(req, 403, "Not Allowed To Register This AOR")
+		return r.reply.New(req, 403, "Not Allowed To Register This AOR")
 	}
 
 	contacts, err := r.parseContacts(req)
@@ -218,7 +205,8 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 		// (the client re-registers with a fresh one).
 		left := res.TokenExpires.Sub(now).Truncate(time.Second)
 		if left <= 0 {
-			return r.challenge(req, aor, false, true)
+			res.Outcome = auth.InvalidToken
+			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor)
 		}
 		for i := range contacts {
 			if contacts[i].expires > left {
@@ -230,7 +218,7 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	if err != nil {
 		return r.replyErr(req, err)
 	}
-	out := r.reply(req, 200, "OK")
+	out := r.reply.New(req, 200, "OK")
 	var b strings.Builder
 	for _, x := range bs {
 		b.Reset()
@@ -271,7 +259,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 	if h := firstHeader(req, "Expires"); h != nil {
 		v, ok := parseSeconds(h.Value())
 		if !ok {
-			return nil, statusErr(400, "Invalid Expires Header")
+			return nil, reply.Errorf(400, "Invalid Expires Header")
 		}
 		headerExp, hasHeaderExp = v, true
 	}
@@ -279,27 +267,27 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 	for _, h := range hs {
 		ch, ok := h.(*sip.ContactHeader)
 		if !ok {
-			return nil, statusErr(400, "Malformed Contact Header")
+			return nil, reply.Errorf(400, "Malformed Contact Header")
 		}
 		if ch.Address.Wildcard {
 			// Contact: * only alone and with Expires: 0.
 			if len(hs) != 1 || !hasHeaderExp || headerExp != 0 || ch.Params.Has("expires") {
-				return nil, statusErr(400, "Wildcard Contact Requires Expires 0 And No Other Contact")
+				return nil, reply.Errorf(400, "Wildcard Contact Requires Expires 0 And No Other Contact")
 			}
 			return []contact{{uri: "*"}}, nil
 		}
 		if ch.Address.Host == "" {
-			return nil, statusErr(400, "Malformed Contact URI")
+			return nil, reply.Errorf(400, "Malformed Contact URI")
 		}
 		c := contact{uri: ch.Address.String(), key: keyOf(&ch.Address)}
 		if strings.ContainsAny(c.uri, "\r\n<>") {
-			return nil, statusErr(400, "Malformed Contact URI")
+			return nil, reply.Errorf(400, "Malformed Contact URI")
 		}
 		switch v, ok := ch.Params.Get("expires"); {
 		case ok:
 			e, valid := parseSeconds(v)
 			if !valid {
-				return nil, statusErr(400, "Invalid Contact Expires Parameter")
+				return nil, reply.Errorf(400, "Invalid Contact Expires Parameter")
 			}
 			c.expires = e
 		case hasHeaderExp:
@@ -308,7 +296,8 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 			c.expires = r.cfg.DefaultExpires
 		}
 		if c.expires != 0 && c.expires < r.cfg.MinExpires {
-			return nil, &sipError{code: 423, reason: "Interval Too Brief", minExpires: r.cfg.MinExpires}
+			return nil, reply.Errorf(423, "Interval Too Brief",
+				sip.NewHeader("Min-Expires", strconv.Itoa(int(r.cfg.MinExpires/time.Second))))
 		}
 		if c.expires > r.cfg.MaxExpires {
 			c.expires = r.cfg.MaxExpires
@@ -372,7 +361,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 		if cs[0].uri == "*" {
 			for _, b := range cur {
 				if b.CallID == callID && seq <= b.CSeq {
-					return nil, statusErr(400, "CSeq Not Higher Than Binding's")
+					return nil, reply.Errorf(400, "CSeq Not Higher Than Binding's")
 				}
 			}
 			counts.Removed = len(cur)
@@ -386,7 +375,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 				b := &next[i]
 				// Step 7: same Call-ID and a CSeq not higher: out of order.
 				if b.CallID == callID && seq <= b.CSeq {
-					return nil, statusErr(400, "CSeq Not Higher Than Binding's")
+					return nil, reply.Errorf(400, "CSeq Not Higher Than Binding's")
 				}
 				if c.expires == 0 {
 					next = append(next[:i], next[i+1:]...)
@@ -495,19 +484,6 @@ func transportOf(req *sip.Request) string {
 	return strings.ToLower(req.Transport())
 }
 
-// headerValues returns the values of every header called name. sipgo's
-// GetHeaders lower-cases the name of every header of the message, which
-// allocates for each header it does not know: this does not.
-func headerValues(req *sip.Request, name string) []string {
-	var out []string
-	for _, h := range req.Headers() {
-		if strings.EqualFold(h.Name(), name) {
-			out = append(out, h.Value())
-		}
-	}
-	return out
-}
-
 func headersNamed(req *sip.Request, name string) []sip.Header {
 	var out []sip.Header
 	for _, h := range req.Headers() {
@@ -550,57 +526,11 @@ func sanitize(s string, max int) string {
 	}, s)
 }
 
-// challenge answers 401 with one WWW-Authenticate per offered algorithm.
-func (r *Registrar) challenge(req *sip.Request, user string, stale, invalidToken bool) *sip.Response {
-	res := r.reply(req, 401, "Unauthorized")
-	for _, v := range r.auth.Challenges(user, stale, invalidToken) {
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
-	}
-	return res
-}
-
-// reply builds a response to req, sent back to the packet's source (as
-// with rport, RFC 3581: clients behind NAT, such as Zoiper, often omit it).
-func (r *Registrar) reply(req *sip.Request, code int, reason string) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if r.cfg.Server != "" {
-		res.AppendHeader(sip.NewHeader("Server", r.cfg.Server))
-	}
-	if src := req.Source(); src != "" {
-		if _, _, err := net.SplitHostPort(src); err == nil {
-			res.SetDestination(src)
-		}
-	}
-	return res
-}
-
+// replyErr answers err: a reply.StatusError with its status, anything
+// else (a store failure) with 500, logged.
 func (r *Registrar) replyErr(req *sip.Request, err error) *sip.Response {
-	var se *sipError
-	if !errors.As(err, &se) {
+	if _, ok := errors.AsType[reply.StatusError](err); !ok {
 		r.log.Error("REGISTER failed", "source", req.Source(), "error", err)
-		return r.reply(req, 500, "Server Internal Error")
 	}
-	res := r.reply(req, se.code, se.reason)
-	if se.minExpires > 0 {
-		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(se.minExpires/time.Second))))
-	}
-	return res
+	return r.reply.Error(req, err)
 }
-
-// sipError is an error that is answered with a SIP status.
-type sipError struct {
-	code       int
-	reason     string
-	minExpires time.Duration
-}
-
-func statusErr(code int, reason string) error { return &sipError{code: code, reason: reason} }
-
-func (e *sipError) Error() string { return strconv.Itoa(e.code) + " " + e.reason }
-
-// SIPStatus returns the status code and reason phrase to answer with.
-func (e *sipError) SIPStatus() (int, string) { return e.code, e.reason }
-
-type statusError interface{ SIPStatus() (int, string) }
-
-var _ statusError = (*sipError)(nil)

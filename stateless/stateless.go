@@ -28,10 +28,12 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// Handler answers one REGISTER; nil drops it. registrar.Registrar is one.
-type Handler interface {
-	Handle(req *sip.Request) *sip.Response
-}
+// Handler handles one REGISTER and answers it through tx (or not at all:
+// the request is then dropped). It is sipgo's handler shape, so that the
+// same admission chain (package admission) serves both paths: the chain
+// around registrar.Registrar.ServeSIP. tx is the Front's: only Respond
+// does anything, and the handler must not keep it after it returns.
+type Handler = func(req *sip.Request, tx sip.ServerTransaction)
 
 // Config configures a Front. Hooks are optional.
 type Config struct {
@@ -48,15 +50,6 @@ type Config struct {
 	// connection; past it the connection is closed. Default 2s.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
-
-	// Observe is called for every REGISTER answered here, before the
-	// response is sent (res nil: dropped), for metrics and the trace.
-	Observe func(req *sip.Request, res *sip.Response)
-	// Gate admits a request (then GateDone is called when it is done) or
-	// returns the refusal to send (nil: drop it): the checks sipgo's
-	// handlers get (bans, User-Agent deny list, in-flight bound).
-	Gate     func(req *sip.Request) (refusal *sip.Response, ok bool)
-	GateDone func()
 }
 
 // Front is the pool of workers behind the wrapped sockets.
@@ -70,6 +63,7 @@ type Front struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	stop    context.CancelFunc
+	closed  chan struct{} // closed at New: the answers' Done
 }
 
 // job is one REGISTER to answer: the message in a pooled buffer and where
@@ -101,7 +95,8 @@ func New(h Handler, cfg Config) *Front {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel}
+	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
+	close(f.closed)
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	for range cfg.Workers {
 		f.wg.Add(1)
@@ -191,13 +186,14 @@ func (f *Front) worker() {
 	parser := sip.NewParser()
 	var out bytes.Buffer // a datagram
 	var box outbox
+	a := answer{done: f.closed} // reused: handlers do not keep it
 	defer box.flush(f)
 	for {
 		select {
 		case <-f.ctx.Done():
 			return
 		case j := <-f.jobs:
-			f.handle(parser, &out, &box, j)
+			f.handle(parser, &out, &box, &a, j)
 			f.putBuf(j.buf)
 		}
 		// More queued: answer them before writing (bounded, so that the
@@ -206,7 +202,7 @@ func (f *Front) worker() {
 		for range maxBatchJobs - 1 {
 			select {
 			case j := <-f.jobs:
-				f.handle(parser, &out, &box, j)
+				f.handle(parser, &out, &box, &a, j)
 				f.putBuf(j.buf)
 			default:
 				break drain
@@ -216,7 +212,7 @@ func (f *Front) worker() {
 	}
 }
 
-func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, j job) {
+func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {
 	var source string
 	if j.conn != nil {
 		source = j.conn.src
@@ -234,29 +230,16 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, j job
 	}
 	req.SetSource(source)
 	req.SetTransport(j.transport)
-	if f.cfg.Gate != nil {
-		refusal, ok := f.cfg.Gate(req)
-		if !ok {
-			if refusal != nil {
-				f.send(out, box, refusal, j)
-			}
-			return
-		}
-	}
-	res := f.h.Handle(req)
-	if f.cfg.Gate != nil {
-		// Done before the answer leaves: a client acting on it at once
-		// must not find this request still counted in flight.
-		f.cfg.GateDone()
-	}
-	if f.cfg.Observe != nil {
-		f.cfg.Observe(req, res)
-	}
-	if res == nil {
+	// The answer leaves once the handler returned, so that whatever the
+	// chain counts while the request is handled (requests in flight) is
+	// over before the client can act on it.
+	a.reset()
+	f.h(req, a)
+	if a.res == nil {
 		return
 	}
 	f.handled.Add(1) // before sending: the client may act on it at once
-	f.send(out, box, res, j)
+	f.send(out, box, a.res, j)
 }
 
 // send answers res the way its request came: over the request's own

@@ -177,10 +177,8 @@ func TestContentLength(t *testing.T) {
 }
 
 // okHandler answers every REGISTER with 200.
-type okHandler struct{}
-
-func (h *okHandler) Handle(req *sip.Request) *sip.Response {
-	return sip.NewResponseFromRequest(req, 200, "OK", nil)
+func okHandler(req *sip.Request, tx sip.ServerTransaction) {
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 }
 
 // Over a real loopback TCP connection: REGISTERs are answered by the
@@ -191,7 +189,7 @@ func TestStreamOverTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := New(&okHandler{}, Config{Workers: 2})
+	f := New(okHandler, Config{Workers: 2})
 	defer f.Close()
 	wl := f.Listener(ln, "TCP")
 	defer wl.Close()
@@ -240,7 +238,7 @@ func TestPacketConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := New(&okHandler{}, Config{Workers: 1})
+	f := New(okHandler, Config{Workers: 1})
 	defer f.Close()
 	wpc := f.PacketConn(pc)
 	defer wpc.Close()
@@ -274,17 +272,17 @@ type gatedHandler struct {
 	once    sync.Once
 }
 
-func (h *gatedHandler) Handle(req *sip.Request) *sip.Response {
+func (h *gatedHandler) handle(req *sip.Request, tx sip.ServerTransaction) {
 	h.once.Do(func() { close(h.started) })
 	<-h.gate
-	return sip.NewResponseFromRequest(req, 200, "OK", nil)
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 }
 
 // REGISTERs that queued up while the worker was busy are answered with
 // one write per run of the same connection, whole and in order.
 func TestStreamAnswersBatched(t *testing.T) {
 	h := &gatedHandler{started: make(chan struct{}), gate: make(chan struct{})}
-	f := New(h, Config{Workers: 1, Queue: 64})
+	f := New(h.handle, Config{Workers: 1, Queue: 64})
 	defer f.Close()
 	regN := func(n int) string {
 		return crlf(fmt.Sprintf("REGISTER sip:b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK%d\nCSeq: %d REGISTER\nContent-Length: 0\n\n", n, n))
@@ -369,7 +367,7 @@ func (c *deadConn) Close() error {
 // A failed write closes the connection once; later answers for it are
 // dropped instead of holding a worker for another write timeout each.
 func TestStreamAnswerFailureCloses(t *testing.T) {
-	f := New(&okHandler{}, Config{Workers: 1})
+	f := New(okHandler, Config{Workers: 1})
 	defer f.Close()
 	dc := &deadConn{}
 	c := &streamConn{Conn: dc, f: f, transport: "TCP", src: "x"}
@@ -411,7 +409,7 @@ func TestStreamPeerNotReading(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := New(&okHandler{}, Config{Workers: 1, WriteTimeout: 200 * time.Millisecond})
+	f := New(okHandler, Config{Workers: 1, WriteTimeout: 200 * time.Millisecond})
 	defer f.Close()
 	wl := f.Listener(smallBufListener{ln}, "TCP")
 	defer wl.Close()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -88,7 +89,8 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	}
 	t.Cleanup(func() { db.Close() })
 	locs := &cliLocations{}
-	srv, err := api.New(api.Config{Realm: "cli.test", AdminKeyFile: filepath.Join(dir, "admin.key")}, db, locs, nil)
+	srv, err := api.New(api.Config{Realm: "cli.test", AdminKeyFile: filepath.Join(dir, "admin.key"),
+		Lifecycle: lifecycle.New(locs, nil, db, nil, nil)}, db, locs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

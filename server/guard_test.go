@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"bufio"
@@ -16,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/admission"
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/server"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -216,8 +220,8 @@ func TestBruteForceBanned(t *testing.T) {
 	cfg.Guard.MaxFailures = maxFailures
 	ts := startServer(t, cfg)
 	ts.createCredential(t, "alice", pw, nil)
-	createUsers(t, ts.db, "nat", 1000)
-	udp := ts.addrs["udp"]
+	createUsers(t, ts.Store(), "nat", 1000)
+	udp := ts.Addr("udp")
 
 	// The legitimate client registers alice from 127.0.0.3 every 20 ms
 	// until the end.
@@ -379,7 +383,7 @@ func TestBanDropClosesConnections(t *testing.T) {
 	cfg.Guard.BanAction = "drop"
 	ts := startServer(t, cfg)
 	ts.createCredential(t, "alice", pw, nil)
-	tcp := newRawUA(t, "tcp", "127.0.0.6", ts.addrs["tcp"])
+	tcp := newRawUA(t, "tcp", "127.0.0.6", ts.Addr("tcp"))
 	nonce := tcp.nonce()
 	for i := range 3 {
 		user := fmt.Sprintf("v%d", i)
@@ -392,18 +396,18 @@ func TestBanDropClosesConnections(t *testing.T) {
 	if raw := tcp.recv(2 * time.Second); raw != "" {
 		t.Fatalf("banned connection got %q, want it closed", raw)
 	}
-	if st := newRawUA(t, "udp", "127.0.0.6", ts.addrs["udp"]).register("alice", pw); st != "" {
+	if st := newRawUA(t, "udp", "127.0.0.6", ts.Addr("udp")).register("alice", pw); st != "" {
 		t.Fatalf("banned source over UDP: got %q, want no answer", st)
 	}
-	c, err := net.DialTimeout("tcp", ts.addrs["tcp"], time.Second)
+	c, err := net.DialTimeout("tcp", ts.Addr("tcp"), time.Second)
 	if err == nil { // from 127.0.0.1: not banned
 		c.Close()
 	}
-	again := newRawUA(t, "tcp", "127.0.0.6", ts.addrs["tcp"])
+	again := newRawUA(t, "tcp", "127.0.0.6", ts.Addr("tcp"))
 	if st, _ := again.exchange(again.registerMsg("alice", "x", 1, "", ""), time.Second); st != "" {
 		t.Fatalf("new connection from the banned source answered %q", st)
 	}
-	if st := newRawUA(t, "udp", "127.0.0.7", ts.addrs["udp"]).register("alice", pw); st != "SIP/2.0 200 OK" {
+	if st := newRawUA(t, "udp", "127.0.0.7", ts.Addr("udp")).register("alice", pw); st != "SIP/2.0 200 OK" {
 		t.Fatalf("another source: got %q, want 200", st)
 	}
 }
@@ -411,7 +415,7 @@ func TestBanDropClosesConnections(t *testing.T) {
 // TestUserAgentDenied: scanners' requests are dropped unanswered.
 func TestUserAgentDenied(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
-	ua := newRawUA(t, "udp", "127.0.0.1", ts.addrs["udp"])
+	ua := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
 	for _, agent := range []string{"friendly-scanner", "SIPVicious 0.3", "sipcli/v1.8"} {
 		st, _ := ua.exchange(ua.registerMsg("alice", randHex(8), 1, "", "User-Agent: "+agent+"\r\n"), 500*time.Millisecond)
 		if st != "" {
@@ -431,12 +435,12 @@ func TestIdleTCPConnectionsClosed(t *testing.T) {
 	cfg.Limits.IdleTimeout = config.Duration(time.Second)
 	ts := startServer(t, cfg)
 	ts.createCredential(t, "alice", pw, nil)
-	idle := newRawUA(t, "tcp", "127.0.0.8", ts.addrs["tcp"])
-	challenged := newRawUA(t, "tcp", "127.0.0.8", ts.addrs["tcp"])
+	idle := newRawUA(t, "tcp", "127.0.0.8", ts.Addr("tcp"))
+	challenged := newRawUA(t, "tcp", "127.0.0.8", ts.Addr("tcp"))
 	if st, _ := challenged.exchange(challenged.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
 		t.Fatalf("challenge: got %q", st)
 	}
-	registered := newRawUA(t, "tcp", "127.0.0.8", ts.addrs["tcp"])
+	registered := newRawUA(t, "tcp", "127.0.0.8", ts.Addr("tcp"))
 	if st := registered.register("alice", pw); st != "SIP/2.0 200 OK" {
 		t.Fatalf("register: got %q", st)
 	}
@@ -466,16 +470,16 @@ func TestConnectionsPerIPLimited(t *testing.T) {
 	cfg.Limits.MaxConnectionsPerIP = 3
 	ts := startServer(t, cfg)
 	for range 3 {
-		ua := newRawUA(t, "tcp", "127.0.0.9", ts.addrs["tcp"])
+		ua := newRawUA(t, "tcp", "127.0.0.9", ts.Addr("tcp"))
 		if st, _ := ua.exchange(ua.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
 			t.Fatalf("connection within the limit: got %q", st)
 		}
 	}
-	over := newRawUA(t, "tcp", "127.0.0.9", ts.addrs["tcp"])
+	over := newRawUA(t, "tcp", "127.0.0.9", ts.Addr("tcp"))
 	if st, _ := over.exchange(over.registerMsg("alice", randHex(8), 1, "", ""), time.Second); st != "" {
 		t.Fatalf("4th connection from one address: got %q, want it closed", st)
 	}
-	other := newRawUA(t, "tcp", "127.0.0.10", ts.addrs["tcp"])
+	other := newRawUA(t, "tcp", "127.0.0.10", ts.Addr("tcp"))
 	if st, _ := other.exchange(other.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
 		t.Fatalf("another address: got %q", st)
 	}
@@ -487,23 +491,46 @@ func TestConnectionsPerIPLimited(t *testing.T) {
 }
 
 // TestInFlightBound: over limits.max_in_flight requests get 503 with
-// Retry-After, and are served again once below it.
+// Retry-After, and are served again once below it. Two OPTIONS held by a
+// rule inside the limit fill it.
 func TestInFlightBound(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Limits.MaxInFlight = 2
-	ts := startServer(t, cfg)
-	ts.guard.inFlight.Add(2) // two requests being handled
-	ua := newRawUA(t, "udp", "127.0.0.11", ts.addrs["udp"])
+	held, release := make(chan struct{}, 2), make(chan struct{})
+	hold := func(next admission.Handler) admission.Handler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if h := req.GetHeader("X-Hold"); h != nil {
+				held <- struct{}{}
+				<-release
+			}
+			next(req, tx)
+		}
+	}
+	ts := startServer(t, cfg, server.Options{Middleware: []admission.Middleware{hold}})
+	for i := range 2 {
+		msg := "OPTIONS sip:" + ts.Addr("udp") + " SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-hold" + strconv.Itoa(i) + ";rport\n" +
+			"To: <sip:" + ts.Addr("udp") + ">\nFrom: <sip:probe@sipwarden.test>;tag=h\nCall-ID: hold-" + strconv.Itoa(i) + "\n" +
+			"CSeq: 1 OPTIONS\nMax-Forwards: 70\nX-Hold: 1\nContent-Length: 0\n\n"
+		go rawExchange(t, "udp", ts.Addr("udp"), msg, 5*time.Second)
+	}
+	for range 2 {
+		select {
+		case <-held:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the held OPTIONS did not arrive")
+		}
+	}
+	ua := newRawUA(t, "udp", "127.0.0.11", ts.Addr("udp"))
 	st, raw := ua.exchange(ua.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second)
 	if st != "SIP/2.0 503 Service Unavailable" || !strings.Contains(raw, "Retry-After: 5") {
 		t.Fatalf("over the bound: got %q, want 503 with Retry-After: 5\n%s", st, raw)
 	}
-	ts.guard.inFlight.Add(-2)
+	close(release)
+	waitFor(t, "the held requests to finish", 5*time.Second, func() bool {
+		return scrape(t, ts.metricsURL())["sipwarden_sip_transactions_inflight"] == 0
+	})
 	if st, _ := ua.exchange(ua.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 401") {
 		t.Fatalf("below the bound: got %q, want 401", st)
-	}
-	if n := ts.guard.inFlight.Load(); n != 0 {
-		t.Fatalf("in flight after the requests: %d, want 0", n)
 	}
 }
 
@@ -514,7 +541,7 @@ func TestTLSMinimumVersion(t *testing.T) {
 		max uint16
 		ok  bool
 	}{{tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", ts.addrs["tls"],
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", ts.Addr("tls"),
 			&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: c.max})
 		if (err == nil) != c.ok || (err != nil && !strings.Contains(err.Error(), "protocol version")) {
 			t.Errorf("TLS max version %x: handshake error %v, want ok=%v", c.max, err, c.ok)

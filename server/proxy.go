@@ -1,24 +1,21 @@
-package main
+package server
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 
 	"github.com/emiago/sipgo"
 
 	"github.com/sipwarden/sipwarden/api"
-	"github.com/sipwarden/sipwarden/auth"
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/proxy"
-	"github.com/sipwarden/sipwarden/registrar"
-	"github.com/sipwarden/sipwarden/store"
 )
 
-// newProxy builds the proxy over the bound listeners.
-func newProxy(cfg config.Config, addrs map[string]string, a *auth.Authenticator, loc *registrar.Location,
-	db *store.DB, ua *sipgo.UserAgent, srv *sipgo.Server, logger *slog.Logger) (*proxy.Proxy, error) {
+// newProxy builds the proxy over the bound listeners, and gives the
+// lifecycle keeper its dialogs to end.
+func (n *Node) newProxy() error {
+	cfg, addrs := n.cfg, n.lis.addrs
 	var ls []proxy.Listener
 	for _, tp := range []string{"udp", "tcp", "tls"} {
 		a, ok := addrs[tp]
@@ -27,7 +24,7 @@ func newProxy(cfg config.Config, addrs map[string]string, a *auth.Authenticator,
 		}
 		ap, err := netip.ParseAddrPort(a)
 		if err != nil {
-			return nil, fmt.Errorf("listener %s %s: %w", tp, a, err)
+			return fmt.Errorf("listener %s %s: %w", tp, a, err)
 		}
 		ls = append(ls, proxy.Listener{Transport: tp, Addr: ap, Host: advertisedHost(cfg, ap.Addr())})
 	}
@@ -35,7 +32,7 @@ func newProxy(cfg config.Config, addrs map[string]string, a *auth.Authenticator,
 	for _, r := range cfg.Proxy.Routes {
 		host, port, tp, err := config.GatewayHop(r.Gateway)
 		if err != nil {
-			return nil, fmt.Errorf("config: proxy.routes %q: gateway: %w", r.Name, err)
+			return fmt.Errorf("config: proxy.routes %q: gateway: %w", r.Name, err)
 		}
 		routes = append(routes, proxy.Route{Name: r.Name, Prefix: r.Prefix, Domain: r.Domain,
 			Gateway: proxy.Hop{Host: host, Port: port, Transport: tp}, Connections: r.Connections})
@@ -44,11 +41,11 @@ func newProxy(cfg config.Config, addrs map[string]string, a *auth.Authenticator,
 	if len(ls) > 0 {
 		host = ls[0].Host
 	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(host))
+	client, err := sipgo.NewClient(n.ua, sipgo.WithClientHostname(host))
 	if err != nil {
-		return nil, fmt.Errorf("sip client: %w", err)
+		return fmt.Errorf("sip client: %w", err)
 	}
-	return proxy.New(proxy.Config{
+	px, err := proxy.New(proxy.Config{
 		Domains:      domains(cfg, addrs),
 		Listeners:    ls,
 		Trusted:      cfg.Proxy.TrustedPrefixes(),
@@ -57,7 +54,14 @@ func newProxy(cfg config.Config, addrs map[string]string, a *auth.Authenticator,
 		TimerC:       cfg.Proxy.TimerC.D(),
 		MaxDialogAge: cfg.Proxy.MaxCallDuration.D(),
 		Server:       cfg.SIP.UserAgent,
-	}, a, loc, db, client, srv, logger)
+	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
+	if err != nil {
+		return err
+	}
+	n.obs.watchProxy(px)
+	n.keeper.SetCalls(px.Dialogs())
+	n.proxy = px
+	return nil
 }
 
 // advertisedHost is what Via and Record-Route carry for a listener bound

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func newDevice(t *testing.T, ts *testServer, tp, user, bindIP string) *device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.ph = &phone{cli: cli, transport: tp, server: ts.addrs[tp]}
+	d.ph = &phone{cli: cli, transport: tp, server: ts.Addr(tp)}
 	ch := sip.ContactHeader{Address: contact}
 	d.uas = sipgo.NewDialogServerCache(cli, ch)
 	d.uac = sipgo.NewDialogClientCache(cli, ch)
@@ -442,7 +442,7 @@ func TestFromMustMatchCredential(t *testing.T) {
 	msg := "INVITE sip:bob@sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-from1;rport\n" +
 		"Max-Forwards: 70\nTo: <sip:bob@sipwarden.test>\nFrom: <sip:bob@sipwarden.test>;tag=1\nCall-ID: from-mismatch\n" +
 		"CSeq: 1 INVITE\nContact: <sip:alice@LOCAL>\nContent-Length: 0\n\n"
-	res := rawExchange(t, "udp", ts.addrs["udp"], msg, 2*time.Second)
+	res := rawExchange(t, "udp", ts.Addr("udp"), msg, 2*time.Second)
 	if !strings.HasPrefix(statusLine(res), "SIP/2.0 407") {
 		t.Fatalf("first INVITE: %q, want 407", statusLine(res))
 	}
@@ -450,7 +450,7 @@ func TestFromMustMatchCredential(t *testing.T) {
 	authz := digestAnswer("alice", alicePass, nonce, "INVITE", "sip:bob@sipwarden.test")
 	msg2 := strings.Replace(msg, "CSeq: 1", "Proxy-Authorization: "+authz+"\nCSeq: 2", 1)
 	msg2 = strings.Replace(msg2, "branch=z9hG4bK-from1", "branch=z9hG4bK-from2", 1)
-	res = rawExchange(t, "udp", ts.addrs["udp"], msg2, 2*time.Second)
+	res = rawExchange(t, "udp", ts.Addr("udp"), msg2, 2*time.Second)
 	if got := statusLine(res); got != "SIP/2.0 403 From User Does Not Match Credential" {
 		t.Fatalf("INVITE as bob with alice's credentials: %q", got)
 	}
@@ -462,25 +462,25 @@ func TestMaxForwardsAndBadRequests(t *testing.T) {
 	base := "INVITE sip:bob@sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-mf%d;rport\n" +
 		"Max-Forwards: %d\nTo: <sip:bob@sipwarden.test>\nFrom: <sip:alice@sipwarden.test>;tag=1\nCall-ID: mf%d\n" +
 		"CSeq: 1 INVITE\nContent-Length: 0\n\n"
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], fmt.Sprintf(base, 1, 0, 1), 2*time.Second)); got != "SIP/2.0 483 Too Many Hops" {
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), fmt.Sprintf(base, 1, 0, 1), 2*time.Second)); got != "SIP/2.0 483 Too Many Hops" {
 		t.Errorf("Max-Forwards 0: %q", got)
 	}
 	noTo := strings.Replace(fmt.Sprintf(base, 2, 70, 2), "To: <sip:bob@sipwarden.test>\n", "", 1)
-	if got := statusLine(rawExchange(t, "tcp", ts.addrs["tcp"], noTo, 2*time.Second)); got != "SIP/2.0 400 Missing To Header" {
+	if got := statusLine(rawExchange(t, "tcp", ts.Addr("tcp"), noTo, 2*time.Second)); got != "SIP/2.0 400 Missing To Header" {
 		t.Errorf("INVITE without To: %q", got)
 	}
 	preloaded := strings.Replace(fmt.Sprintf(base, 3, 70, 3), "CSeq:", "Route: <sip:198.51.100.1;lr>\nCSeq:", 1)
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], preloaded, 2*time.Second)); got != "SIP/2.0 403 Preloaded Route Denied" {
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), preloaded, 2*time.Second)); got != "SIP/2.0 403 Preloaded Route Denied" {
 		t.Errorf("preloaded Route: %q", got)
 	}
 	inDialog := strings.Replace(fmt.Sprintf(base, 4, 70, 4), "To: <sip:bob@sipwarden.test>", "To: <sip:bob@sipwarden.test>;tag=zz", 1)
 	inDialog = strings.Replace(inDialog, "INVITE", "BYE", -1)
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], inDialog, 2*time.Second)); got != "SIP/2.0 481 Call/Transaction Does Not Exist" {
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), inDialog, 2*time.Second)); got != "SIP/2.0 481 Call/Transaction Does Not Exist" {
 		t.Errorf("BYE for an unknown dialog: %q", got)
 	}
 	opts := "OPTIONS sip:127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-opt;rport\nMax-Forwards: 70\n" +
 		"To: <sip:127.0.0.1>\nFrom: <sip:ping@127.0.0.1>;tag=1\nCall-ID: opt1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], opts, 2*time.Second)); got != "SIP/2.0 200 OK" {
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), opts, 2*time.Second)); got != "SIP/2.0 200 OK" {
 		t.Errorf("OPTIONS keepalive to the server: %q", got)
 	}
 }
@@ -624,7 +624,7 @@ func digestAnswer(user, pass, nonce, method, uri string) string {
 // handler (no UDP transaction to absorb it); it must get no answer.
 func TestACKOfOwnErrorAbsorbedOverTCP(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
-	c, err := net.DialTimeout("tcp", ts.addrs["tcp"], time.Second)
+	c, err := net.DialTimeout("tcp", ts.Addr("tcp"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

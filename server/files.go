@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/ecdsa"
@@ -18,61 +18,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/keyfile"
 )
-
-// loadOrCreateSecret reads a hex secret of n bytes from path, or creates
-// one (mode 0600) when the file does not exist.
-func loadOrCreateSecret(path string, n int) (key []byte, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) < 16 {
-			return nil, false, fmt.Errorf("%s: want at least 32 hex digits", path)
-		}
-		return k, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, err
-	}
-	k := make([]byte, n)
-	if _, err := rand.Read(k); err != nil {
-		return nil, false, err
-	}
-	if err := writeFileAtomic(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
-		return nil, false, err
-	}
-	return k, true, nil
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory and
-// renames it into place, so that a crash never leaves half a file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
 
 // loadTLS returns the TLS listener's configuration: the configured
 // certificate, or a self-signed one kept in the data dir (generated on
@@ -140,10 +90,10 @@ func selfSigned(certFile, keyFile string, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := keyfile.WriteAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return keyfile.WriteAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func containsIP(ips []net.IP, ip net.IP) bool {
@@ -153,4 +103,25 @@ func containsIP(ips []net.IP, ip net.IP) bool {
 		}
 	}
 	return false
+}
+
+// loadNonceKey returns the HMAC key for nonces: from the config or the
+// environment, else from DataDir/nonce.key, created on first start.
+func loadNonceKey(cfg config.Config, logger *slog.Logger) ([]byte, error) {
+	if cfg.Auth.NonceKey != "" {
+		k, err := hex.DecodeString(cfg.Auth.NonceKey)
+		if err != nil {
+			return nil, fmt.Errorf("config: auth.nonce_key: not hex")
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, "nonce.key")
+	k, created, err := keyfile.LoadOrCreateHex(path, 32)
+	if err != nil {
+		return nil, fmt.Errorf("nonce key: %w", err)
+	}
+	if created {
+		logger.Info("nonce key generated", "path", path)
+	}
+	return k, nil
 }

@@ -1,10 +1,9 @@
-package main
+package server_test
 
 import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,17 +13,16 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/server"
+	"github.com/sipwarden/sipwarden/server/servertest"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -113,10 +111,10 @@ func (ts *testServer) scrapeSettled(t *testing.T) map[string]float64 {
 }
 
 func (ts *testServer) metricsURL() string {
-	if a, ok := ts.addrs["metrics"]; ok {
+	if a := ts.Addr("metrics"); a != "" {
 		return "http://" + a + "/metrics"
 	}
-	return "http://" + ts.addrs["http"] + "/metrics"
+	return "http://" + ts.Addr("http") + "/metrics"
 }
 
 // TestMetricsAfterRegistrations runs registrations, a refresh, an
@@ -135,7 +133,7 @@ func TestMetricsAfterRegistrations(t *testing.T) {
 	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: "wrong-password-123"}), 403)         // 401, 403: mismatch
 	wantStatus(t, udp.register(t, regOpts{user: "mallory", pass: pw}), 403)                         // 401, 403: unknown_user
 	wantStatus(t, udp.register(t, regOpts{user: "alice", pass: pw, domain: "elsewhere.test"}), 404) // no auth check
-	if raw := rawExchange(t, "udp", ts.addrs["udp"], optionsRequest(ts), 2*time.Second); !strings.HasPrefix(raw, "SIP/2.0 200") {
+	if raw := rawExchange(t, "udp", ts.Addr("udp"), optionsRequest(ts), 2*time.Second); !strings.HasPrefix(raw, "SIP/2.0 200") {
 		t.Fatalf("OPTIONS: got %q", statusLine(raw))
 	}
 
@@ -171,12 +169,12 @@ func TestMetricsAfterRegistrations(t *testing.T) {
 		`sipwarden_registrar_bindings{transport="tcp"}`:       0,
 		`sipwarden_registrar_bindings{transport="tls"}`:       0,
 
-		`sipwarden_proxy_calls_attempted_total`:                                                 0,
-		`sipwarden_proxy_dialogs_active`:                                                        0,
-		`sipwarden_guard_bans_active`:                                                           0,
-		`sipwarden_store_commit_failures_total{kind="records"}`:                                 0,
-		`sipwarden_store_commit_failures_total{kind="bindings"}`:                                0,
-		`sipwarden_build_info{goversion="` + runtime.Version() + `",version="` + version + `"}`: 1,
+		`sipwarden_proxy_calls_attempted_total`:                                                     0,
+		`sipwarden_proxy_dialogs_active`:                                                            0,
+		`sipwarden_guard_bans_active`:                                                               0,
+		`sipwarden_store_commit_failures_total{kind="records"}`:                                     0,
+		`sipwarden_store_commit_failures_total{kind="bindings"}`:                                    0,
+		`sipwarden_build_info{goversion="` + runtime.Version() + `",version="` + testVersion + `"}`: 1,
 	})
 	// Two credentials were committed (the admin key comes from the config).
 	if n := got[`sipwarden_store_commit_duration_seconds_count{kind="records"}`]; n != 2 {
@@ -206,16 +204,16 @@ sipwarden_registrar_bindings{transport="other"} 0
 		"sipwarden_registrar_registrations_total", "sipwarden_registrar_bindings"); err != nil {
 		t.Error(err)
 	}
-	if err := testutil.GatherAndCompare(ts.obs.m.Registry(), strings.NewReader(want),
+	if err := testutil.GatherAndCompare(ts.Gatherer(), strings.NewReader(want),
 		"sipwarden_registrar_registrations_total", "sipwarden_registrar_bindings"); err != nil {
 		t.Error(err)
 	}
 }
 
 func optionsRequest(ts *testServer) string {
-	return "OPTIONS sip:" + ts.addrs["udp"] + " SIP/2.0\n" +
+	return "OPTIONS sip:" + ts.Addr("udp") + " SIP/2.0\n" +
 		"Via: SIP/2.0/UDP LOCAL;branch=z9hG4bK-options-1;rport\n" +
-		"To: <sip:" + ts.addrs["udp"] + ">\nFrom: <sip:probe@sipwarden.test>;tag=1\n" +
+		"To: <sip:" + ts.Addr("udp") + ">\nFrom: <sip:probe@sipwarden.test>;tag=1\n" +
 		"Call-ID: options-1\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n"
 }
 
@@ -243,25 +241,12 @@ func TestMetricsExpiration(t *testing.T) {
 func TestMetricsLint(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "nobody"}), 401)
-	problems, err := testutil.GatherAndLint(ts.obs.m.Registry())
+	problems, err := testutil.GatherAndLint(ts.Gatherer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-	fams, err := ts.obs.m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range fams {
-		problems, err := testutil.CollectAndLint(ts.obs.m.Registry(), mf.GetName())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range problems {
-			t.Errorf("lint %s: %s", p.Metric, p.Text)
-		}
 	}
 }
 
@@ -271,7 +256,7 @@ func TestMetricsListenerOfItsOwn(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.HTTP.MetricsListen = "127.0.0.1:0"
 	ts := startServer(t, cfg)
-	if _, ok := ts.addrs["metrics"]; !ok {
+	if ts.Addr("metrics") == "" {
 		t.Fatal("no metrics listener bound")
 	}
 	if got := scrape(t, ts.metricsURL())[`sipwarden_sip_transactions_inflight`]; got != 0 {
@@ -281,11 +266,11 @@ func TestMetricsListenerOfItsOwn(t *testing.T) {
 		addr, path string
 		want       int
 	}{
-		{ts.addrs["http"], "/metrics", 401}, // an API route there: needs a key, and there is none
-		{ts.addrs["metrics"], "/readyz", 200},
-		{ts.addrs["metrics"], "/healthz", 200},
-		{ts.addrs["metrics"], "/v1/credentials", 404},
-		{ts.addrs["http"], "/readyz", 200},
+		{ts.Addr("http"), "/metrics", 401}, // an API route there: needs a key, and there is none
+		{ts.Addr("metrics"), "/readyz", 200},
+		{ts.Addr("metrics"), "/healthz", 200},
+		{ts.Addr("metrics"), "/v1/credentials", 404},
+		{ts.Addr("http"), "/readyz", 200},
 	} {
 		if got := httpStatus(t, "http://"+c.addr+c.path); got != c.want {
 			t.Errorf("GET %s%s: got %d, want %d", c.addr, c.path, got, c.want)
@@ -317,7 +302,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 func TestReadyz(t *testing.T) {
 	t.Run("up", func(t *testing.T) {
 		ts := startServer(t, testConfig(t, t.TempDir()))
-		if code, body := httpGet(t, "http://"+ts.addrs["http"]+"/readyz"); code != 200 || body != "ready\n" {
+		if code, body := httpGet(t, "http://"+ts.Addr("http")+"/readyz"); code != 200 || body != "ready\n" {
 			t.Fatalf("got %d %q, want 200 ready", code, body)
 		}
 	})
@@ -336,16 +321,16 @@ func TestReadyz(t *testing.T) {
 		cfg := testConfig(t, dir)
 		cfg.HTTP.Listen = freeTCPAddr(t)
 		base := "http://" + cfg.HTTP.Listen
-		logs := &syncBuffer{}
+		logs := &servertest.SyncBuffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		type started struct {
-			s   *server
+			s   *server.Node
 			err error
 		}
 		done := make(chan started, 1)
 		go func() {
-			s, err := start(ctx, cfg, newLogger(cfg.Log, logs))
+			s, err := server.Start(ctx, cfg, server.NewLogger(cfg.Log, logs), server.Options{Version: testVersion})
 			done <- started{s, err}
 		}()
 		waitFor(t, "/readyz to answer", 5*time.Second, func() bool {
@@ -395,8 +380,7 @@ func TestReadyz(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("start: %v", r.err)
 		}
-		ts := &testServer{server: r.s, cfg: cfg, cancel: cancel, logs: logs}
-		defer ts.stop()
+		ts := &testServer{Server: servertest.Adopt(t, r.s, cfg, logs, cancel), logs: logs}
 		if code, body := httpGet(t, base+"/readyz"); code != 200 {
 			t.Fatalf("/readyz after the store opened: got %d %q, want 200", code, body)
 		}
@@ -415,7 +399,7 @@ func TestReadyz(t *testing.T) {
 		cfg.HTTP.Listen = freeTCPAddr(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- serve(ctx, cfg, newLogger(cfg.Log, io.Discard)) }()
+		go func() { done <- server.Run(ctx, cfg, server.NewLogger(cfg.Log, io.Discard), server.Options{}) }()
 		waitFor(t, "/readyz to answer 503", 5*time.Second, func() bool {
 			res, err := http.Get("http://" + cfg.HTTP.Listen + "/readyz")
 			if err != nil {
@@ -457,7 +441,7 @@ func freeTCPAddr(t *testing.T) string {
 // checks that every metric its queries name is exported by a running
 // server (histograms by their _bucket, _sum and _count series).
 func TestDashboardReferencesExportedMetrics(t *testing.T) {
-	raw, err := os.ReadFile("../../contrib/grafana/sipwarden.json")
+	raw, err := os.ReadFile("../contrib/grafana/sipwarden.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +548,7 @@ func TestLogLevelAtRunTime(t *testing.T) {
 		t.Fatalf("back at info: %d challenge lines logged, want still 1", n)
 	}
 	// Without the key the level stays.
-	req, _ := http.NewRequest("PUT", "http://"+ts.addrs["http"]+"/v1/log-level", strings.NewReader(`{"level":"debug"}`))
+	req, _ := http.NewRequest("PUT", "http://"+ts.Addr("http")+"/v1/log-level", strings.NewReader(`{"level":"debug"}`))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -576,48 +560,6 @@ func TestLogLevelAtRunTime(t *testing.T) {
 	wantStatus(t, p.register(t, regOpts{user: "nobody"}), 401)
 	if n := challenges(); n != 1 {
 		t.Fatalf("after a refused PUT: %d challenge lines logged, want still 1", n)
-	}
-}
-
-// TestSIGHUPReloadsLogSettings sends the process a real SIGHUP.
-func TestSIGHUPReloadsLogSettings(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("log:\n  level: info\n")
-	logs := &syncBuffer{}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := newLogger(cfg.Log, logs)
-	ctl, _ := logControlOf(logger, cfg.Log)
-	stop := reloadLogOnHUP(context.Background(), path, logger)
-	defer stop()
-
-	hup := func() {
-		t.Helper()
-		p, _ := os.FindProcess(os.Getpid())
-		if err := p.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("log:\n  level: debug\n  sip_trace: true\n")
-	hup()
-	waitFor(t, "debug after SIGHUP", 5*time.Second, func() bool {
-		return ctl.level.Level() == slog.LevelDebug && ctl.trace.Load()
-	})
-	write("log:\n  level: loud\n") // invalid: nothing changes
-	hup()
-	waitFor(t, "the refusal to be logged", 5*time.Second, func() bool {
-		return strings.Contains(logs.String(), "config not re-read")
-	})
-	if ctl.level.Level() != slog.LevelDebug || !ctl.trace.Load() {
-		t.Fatalf("an invalid file changed the settings: level %v trace %v", ctl.level.Level(), ctl.trace.Load())
 	}
 }
 
@@ -638,7 +580,7 @@ func TestSIPTraceRedactsAuthorization(t *testing.T) {
 		`authorization: Digest username="alice", realm="sipwarden.test", nonce="nonce-` + secret + `", uri="sip:sipwarden.test", response="` + secret + `"` + "\n" +
 		"Proxy-Authorization: Bearer token-" + secret + "\n" +
 		"Content-Length: 0\n\n"
-	if got := rawExchange(t, "udp", ts.addrs["udp"], raw, 2*time.Second); !strings.HasPrefix(got, "SIP/2.0 4") {
+	if got := rawExchange(t, "udp", ts.Addr("udp"), raw, 2*time.Second); !strings.HasPrefix(got, "SIP/2.0 4") {
 		t.Fatalf("got %q, want a refusal", statusLine(got))
 	}
 	wantStatus(t, newPhone(t, ts, "tcp").register(t, regOpts{user: "alice", pass: pw}), 200)
@@ -669,35 +611,5 @@ func TestTraceOffAtInfo(t *testing.T) {
 	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "nobody"}), 401)
 	if strings.Contains(ts.logs.String(), "SIP request received") {
 		t.Fatal("SIP trace logged at info")
-	}
-}
-
-func TestRedactedMessage(t *testing.T) {
-	raw := "REGISTER sip:example.test SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n" +
-		"To: <sip:alice@example.test>\r\nFrom: <sip:alice@example.test>;tag=1\r\n" +
-		"Call-ID: c1\r\nCSeq: 1 REGISTER\r\n" +
-		"AUTHORIZATION: Digest username=\"alice\", response=\"abc\"\r\n" +
-		"Proxy-Authorization: Bearer eyJsecret\r\n" +
-		"proxy-authorization: Digest response=\"def\"\r\n" +
-		"X-Authorization-Note: kept\r\n" +
-		"Content-Length: 4\r\n\r\nbody"
-	msg, err := sip.NewParser().ParseSIP([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := redactedMessage(msg.(*sip.Request))
-	for _, leak := range []string{"abc", "eyJsecret", "def", "username"} {
-		if strings.Contains(got, leak) {
-			t.Errorf("redacted message holds %q:\n%s", leak, got)
-		}
-	}
-	if n := strings.Count(got, ": [redacted]\r\n"); n != 3 {
-		t.Errorf("got %d redacted headers, want 3:\n%s", n, got)
-	}
-	for _, want := range []string{"REGISTER sip:example.test SIP/2.0\r\n", "Call-ID: c1\r\n", "X-Authorization-Note: kept\r\n", "\r\n\r\nbody"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("redacted message lacks %q:\n%s", want, got)
-		}
 	}
 }

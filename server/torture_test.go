@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"net"
@@ -14,17 +14,17 @@ import (
 // one a client on another address still registers, and at the end a
 // sipgo client registers over both transports.
 func TestTortureMessages(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "torture", "*", "*.dat"))
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "torture", "*", "*.dat"))
 	if err != nil || len(files) < 45 {
 		t.Fatalf("torture messages: %d files (%v), want the RFC 4475 set", len(files), err)
 	}
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	ts.createCredential(t, "alice", pw, nil)
 	for _, tp := range []string{"udp", "tcp"} {
-		checker := newRawUA(t, tp, "127.0.0.40", ts.addrs[tp])
+		checker := newRawUA(t, tp, "127.0.0.40", ts.Addr(tp))
 		var udpSender net.Conn
 		if tp == "udp" {
-			udpSender = newRawUA(t, "udp", "127.0.0.41", ts.addrs["udp"]).conn
+			udpSender = newRawUA(t, "udp", "127.0.0.41", ts.Addr("udp")).conn
 		}
 		for _, f := range files {
 			name := filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f)
@@ -39,7 +39,7 @@ func TestTortureMessages(t *testing.T) {
 				}
 			case "tcp":
 				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.41")}, Timeout: time.Second}
-				c, err := d.Dial("tcp", ts.addrs["tcp"])
+				c, err := d.Dial("tcp", ts.Addr("tcp"))
 				if err != nil {
 					t.Fatalf("%s: dial: %v", name, err)
 				}

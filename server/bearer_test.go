@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -58,7 +58,7 @@ func TestBearerRegister(t *testing.T) {
 		t.Fatalf("token expires in %v, want the configured 10 min", d)
 	}
 	// One REGISTER, no 401 first; the grant is capped at the token's exp.
-	res := rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok.Token, "3600"), 2*time.Second)
+	res := rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", tok.Token, "3600"), 2*time.Second)
 	if got := statusLine(res); got != "SIP/2.0 200 OK" {
 		t.Fatalf("REGISTER with a Bearer token: %q", got)
 	}
@@ -69,20 +69,20 @@ func TestBearerRegister(t *testing.T) {
 	// The token is for alice only.
 	bob := ts.createCredential(t, "bob", "bob-secret-pw-22", nil)
 	_ = bob
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("bob", tok.Token, "60"), 2*time.Second)); got != "SIP/2.0 403 Not Allowed To Register This AOR" {
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("bob", tok.Token, "60"), 2*time.Second)); got != "SIP/2.0 403 Not Allowed To Register This AOR" {
 		t.Fatalf("alice's token for bob's AOR: %q", got)
 	}
 	// revoke_tokens: the token stops working at once.
 	if code := ts.api(t, "POST", "/v1/credentials/"+c.ID+"/actions/revoke_tokens", nil, nil); code != 200 {
 		t.Fatalf("revoke_tokens: %d", code)
 	}
-	res = rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok.Token, "60"), 2*time.Second)
+	res = rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", tok.Token, "60"), 2*time.Second)
 	if statusLine(res) != "SIP/2.0 401 Unauthorized" || !strings.Contains(res, `error="invalid_token"`) || !strings.Contains(res, "WWW-Authenticate: Digest") {
 		t.Fatalf("revoked token: %q", res)
 	}
 	// A token minted after the revocation works.
 	fresh := ts.mintToken(t, c.ID)
-	if got := statusLine(rawExchange(t, "tcp", ts.addrs["tcp"], bearerRegister("alice", fresh.Token, "60"), 2*time.Second)); got != "SIP/2.0 200 OK" {
+	if got := statusLine(rawExchange(t, "tcp", ts.Addr("tcp"), bearerRegister("alice", fresh.Token, "60"), 2*time.Second)); got != "SIP/2.0 200 OK" {
 		t.Fatalf("fresh token after revoke_tokens: %q", got)
 	}
 	for _, secret := range []string{tok.Token, fresh.Token, "alice-secret-pw-1"} {
@@ -115,13 +115,13 @@ func TestExpiredBearerToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", expired, "60"), 2*time.Second)
+	res := rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", expired, "60"), 2*time.Second)
 	if statusLine(res) != "SIP/2.0 401 Unauthorized" || !strings.Contains(res, `WWW-Authenticate: Bearer realm="sipwarden.test", scope="sip", error="invalid_token"`) {
 		t.Fatalf("expired token: %q", res)
 	}
 	// A first REGISTER without credentials is offered both schemes, Digest first.
 	plain := strings.Replace(bearerRegister("alice", "x", "60"), "Authorization: Bearer x\n", "", 1)
-	res = rawExchange(t, "udp", ts.addrs["udp"], plain, 2*time.Second)
+	res = rawExchange(t, "udp", ts.Addr("udp"), plain, 2*time.Second)
 	d, b := strings.Index(res, "WWW-Authenticate: Digest"), strings.Index(res, "WWW-Authenticate: Bearer")
 	if d < 0 || b < 0 || d > b || strings.Contains(res, "invalid_token") {
 		t.Fatalf("first challenge: %q", res)
@@ -170,7 +170,7 @@ func TestBearerInvite(t *testing.T) {
 func TestTokenAPI(t *testing.T) {
 	ts := startServer(t, bearerConfig(t))
 	c := ts.createCredential(t, "alice", "alice-secret-pw-1", map[string]any{"enabled": false})
-	req, _ := http.NewRequest("POST", "http://"+ts.addrs["http"]+"/v1/credentials/"+c.ID+"/token", nil)
+	req, _ := http.NewRequest("POST", "http://"+ts.Addr("http")+"/v1/credentials/"+c.ID+"/token", nil)
 	req.Header.Set("Authorization", "Bearer "+testAPIKey)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -184,7 +184,7 @@ func TestTokenAPI(t *testing.T) {
 		t.Fatalf("token for an unknown credential: %d", code)
 	}
 	// The JWKS is public (no API key) and holds the Ed25519 key.
-	jr, err := http.Get("http://" + ts.addrs["http"] + "/v1/jwks")
+	jr, err := http.Get("http://" + ts.Addr("http") + "/v1/jwks")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,34 +203,4 @@ func sipgoAnswer(statuses *[]int) sipgo.AnswerOptions {
 		*statuses = append(*statuses, res.StatusCode)
 		return nil
 	}}
-}
-
-// TestTokenCLI mints a token with `sipwarden token create` against a
-// running server and registers with it.
-func TestTokenCLI(t *testing.T) {
-	ts := startServer(t, bearerConfig(t))
-	c := ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
-	t.Setenv("SIPWARDEN_API_KEY", "")
-	var out, errb strings.Builder
-	common := []string{"--api", "http://" + ts.addrs["http"], "--api-key", testAPIKey}
-	if code := run(append([]string{"token", "create", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
-		t.Fatalf("token create: exit %d: %s", code, errb.String())
-	}
-	tok := strings.TrimSpace(out.String())
-	if strings.Count(tok, ".") != 2 {
-		t.Fatalf("stdout %q is not a JWT", tok)
-	}
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok, "60"), 2*time.Second)); got != "SIP/2.0 200 OK" {
-		t.Fatalf("REGISTER with the CLI's token: %q", got)
-	}
-	out.Reset()
-	if code := run(append([]string{"token", "revoke", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
-		t.Fatalf("token revoke: exit %d: %s", code, errb.String())
-	}
-	if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], bearerRegister("alice", tok, "60"), 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
-		t.Fatalf("REGISTER with a revoked token: %q", got)
-	}
-	if code := run(append([]string{"token", "create"}, common...), strings.NewReader(""), &out, &errb); code == 0 {
-		t.Fatal("token create without --credential succeeded")
-	}
 }

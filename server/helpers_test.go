@@ -1,19 +1,12 @@
-package main
+package server_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,108 +14,35 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/server"
+	"github.com/sipwarden/sipwarden/server/servertest"
 )
 
-const testAPIKey = "test-admin-key-0123456789"
+const testAPIKey = servertest.APIKey
 
-// testServer is a sipwarden started in-process on loopback ports.
+// testServer is a node started in-process on loopback ports
+// (servertest.Start).
 type testServer struct {
-	*server
-	cfg    config.Config
-	cancel context.CancelFunc
-	logs   *syncBuffer
+	*servertest.Server
+	logs *servertest.SyncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+func testConfig(t *testing.T, dataDir string) config.Config { return servertest.Config(t, dataDir) }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func testConfig(t *testing.T, dataDir string) config.Config {
+func startServer(t *testing.T, cfg config.Config, opts ...server.Options) *testServer {
 	t.Helper()
-	cfg, err := config.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = dataDir
-	cfg.Log.Level = "debug"
-	cfg.SIP.Realm = "sipwarden.test"
-	cfg.SIP.Domain = "sipwarden.test"
-	cfg.SIP.Listen = config.Listen{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0", TLS: "127.0.0.1:0"}
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.HTTP.APIKey = testAPIKey
-	cfg.Registrar.BindingFlushInterval = config.Duration(20 * time.Millisecond)
-	return cfg
+	s := servertest.Start(t, cfg, opts...)
+	return &testServer{Server: s, logs: s.Logs}
 }
 
-func startServer(t *testing.T, cfg config.Config) *testServer {
-	t.Helper()
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := start(ctx, cfg, newLogger(cfg.Log, logs))
-	if err != nil {
-		cancel()
-		t.Fatalf("start: %v", err)
-	}
-	ts := &testServer{server: s, cfg: cfg, cancel: cancel, logs: logs}
-	t.Cleanup(func() {
-		ts.stop()
-		if t.Failed() {
-			t.Logf("server log:\n%s", tail(logs.String(), 4000))
-		}
-	})
-	return ts
-}
+func (ts *testServer) stop() { ts.Stop() }
 
-func (ts *testServer) stop() {
-	if ts.server != nil {
-		ts.cancel()
-		ts.server.close()
-		ts.server = nil
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
+func tail(s string, n int) string { return servertest.Tail(s, n) }
 
 // api calls the management API and decodes the "data" member into out.
 func (ts *testServer) api(t *testing.T, method, path string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+ts.addrs["http"]+path, rd)
-	req.Header.Set("Authorization", "Bearer "+testAPIKey)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if out != nil && res.StatusCode < 300 {
-		var env struct{ Data json.RawMessage }
-		if err := json.Unmarshal(raw, &env); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
-		}
-		if err := json.Unmarshal(env.Data, out); err != nil {
-			t.Fatalf("%s %s: decode data %q: %v", method, path, env.Data, err)
-		}
-	}
-	return res.StatusCode
+	return ts.API(t, method, path, body, out)
 }
 
 type credential struct {
@@ -182,7 +102,7 @@ func newPhone(t *testing.T, ts *testServer, transport string) *phone {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ua.Close() })
-	return &phone{cli: cli, transport: transport, server: ts.addrs[transport]}
+	return &phone{cli: cli, transport: transport, server: ts.Addr(transport)}
 }
 
 type regOpts struct {
@@ -264,54 +184,13 @@ func wantStatus(t *testing.T, res *sip.Response, code int) {
 // when none came within the timeout).
 func rawExchange(t *testing.T, transport, addr, msg string, timeout time.Duration) string {
 	t.Helper()
-	network := transport
-	c, err := net.DialTimeout(network, addr, time.Second)
-	if err != nil {
-		t.Fatalf("dial %s %s: %v", transport, addr, err)
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
-	msg = strings.ReplaceAll(msg, "LOCAL", local)
-	msg = strings.ReplaceAll(msg, "\n", "\r\n")
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte(msg)); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if transport == "udp" {
-		buf := make([]byte, 65536)
-		n, err := c.Read(buf)
-		if err != nil {
-			return ""
-		}
-		return string(buf[:n])
-	}
-	rd := bufio.NewReader(c)
-	var sb strings.Builder
-	for {
-		line, err := rd.ReadString('\n')
-		sb.WriteString(line)
-		if err != nil || line == "\r\n" {
-			break
-		}
-	}
-	return sb.String()
+	return servertest.RawExchange(t, transport, addr, msg, timeout)
 }
 
-func statusLine(raw string) string {
-	line, _, _ := strings.Cut(raw, "\r\n")
-	return line
-}
+func statusLine(raw string) string { return servertest.StatusLine(raw) }
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	servertest.WaitFor(t, what, d, cond)
 }
-
-var _ = slog.LevelDebug

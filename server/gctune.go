@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -16,7 +16,7 @@ const (
 	maxGCPercent = 800
 )
 
-// tuneGC keeps the GC's heap goal near the live heap plus headroom bytes
+// TuneGC keeps the GC's heap goal near the live heap plus headroom bytes
 // while the live heap is small: a REGISTER or call under load allocates a
 // few KB that die at once, and with Go's default (collect when the heap
 // doubles) a 40 MB live heap is marked again every few milliseconds. The
@@ -25,7 +25,7 @@ const (
 // percent stays at Go's 100. It checks every interval until ctx ends and
 // does nothing when GOGC is set in the environment: the operator's choice
 // wins.
-func tuneGC(ctx context.Context, headroom uint64, interval time.Duration, logger *slog.Logger) {
+func TuneGC(ctx context.Context, headroom uint64, interval time.Duration, logger *slog.Logger) {
 	if os.Getenv("GOGC") != "" {
 		logger.Info("GC tuning off: GOGC is set", "gogc", os.Getenv("GOGC"))
 		return

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"fmt"
@@ -74,8 +74,8 @@ func TestRegisterRefusals(t *testing.T) {
 	}{
 		{"wrong password", regOpts{user: "alice", pass: "wrong-password-123"}, 403, "Forbidden"},
 		{"unknown user", regOpts{user: "mallory", pass: pw}, 403, "Forbidden"},
-		{"disabled", regOpts{user: "dora", pass: pw}, 403, "Credential Disabled"},
-		{"expired", regOpts{user: "eve", pass: pw}, 403, "Credential Expired"},
+		{"disabled", regOpts{user: "dora", pass: pw}, 403, "Forbidden"},
+		{"expired", regOpts{user: "eve", pass: pw}, 403, "Forbidden"},
 		{"other user's AOR", regOpts{user: "alice", pass: pw, toUser: "bob"}, 403, "Not Allowed To Register This AOR"},
 		{"foreign domain", regOpts{user: "alice", pass: pw, domain: "example.com"}, 404, "Domain Not Served Here"},
 		{"interval too brief", regOpts{user: "alice", pass: pw, expires: "10"}, 423, "Interval Too Brief"},
@@ -261,7 +261,7 @@ func TestRegisterBadInput(t *testing.T) {
 		for i, c := range cases {
 			t.Run(tp+"/"+c.name, func(t *testing.T) {
 				msg := fmt.Sprintf(base, strings.ToUpper(tp), i, c.headers)
-				got := rawExchange(t, tp, ts.addrs[tp], msg, 2*time.Second)
+				got := rawExchange(t, tp, ts.Addr(tp), msg, 2*time.Second)
 				if !strings.HasPrefix(statusLine(got), c.want) {
 					t.Fatalf("got %q, want %q", statusLine(got), c.want)
 				}
@@ -270,11 +270,11 @@ func TestRegisterBadInput(t *testing.T) {
 	}
 	// A 60 KB header: dropped or refused, and the server keeps serving.
 	huge := fmt.Sprintf(base, "TCP", 999, without("", "X-Huge: "+strings.Repeat("a", 60*1024)+"\n"))
-	got := rawExchange(t, "tcp", ts.addrs["tcp"], huge, 2*time.Second)
+	got := rawExchange(t, "tcp", ts.Addr("tcp"), huge, 2*time.Second)
 	if got != "" && !strings.HasPrefix(statusLine(got), "SIP/2.0 4") && !strings.HasPrefix(statusLine(got), "SIP/2.0 5") {
 		t.Fatalf("60 KB header: got %q, want no answer or an error status", statusLine(got))
 	}
-	_ = rawExchange(t, "udp", ts.addrs["udp"], huge, 500*time.Millisecond)
+	_ = rawExchange(t, "udp", ts.Addr("udp"), huge, 500*time.Millisecond)
 	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "alice", pass: pw}), 200)
 	wantStatus(t, newPhone(t, ts, "tcp").register(t, regOpts{user: "alice", pass: pw}), 200)
 }
@@ -298,10 +298,10 @@ func TestRegisterModes(t *testing.T) {
 				wantStatus(t, ph.register(t, regOpts{user: "alice", pass: "alice-secret-pw-1"}), 200)
 				want += 2
 				switch {
-				case mode == "stateless" && (ts.stateless == nil || ts.stateless.Handled() != want):
+				case mode == "stateless" && ts.StatelessHandled() != want:
 					t.Fatalf("stateless mode, %s: the 401 and the 200 did not come from the stateless front", tp)
-				case mode == "stateful" && ts.stateless != nil:
-					t.Fatal("stateful mode started the stateless front")
+				case mode == "stateful" && ts.StatelessHandled() != 0:
+					t.Fatal("stateful mode answered through the stateless front")
 				}
 				regs := ts.registrations(t, "alice")
 				if len(regs) != 1 {
@@ -320,7 +320,7 @@ func TestStatelessRetransmission(t *testing.T) {
 		"To: <sip:alice@sipwarden.test>\nFrom: <sip:alice@sipwarden.test>;tag=r1\nCall-ID: retr1\nCSeq: 1 REGISTER\n" +
 		"Contact: <sip:alice@LOCAL>\nContent-Length: 0\n\n"
 	for i := range 2 {
-		if got := statusLine(rawExchange(t, "udp", ts.addrs["udp"], msg, 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
+		if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), msg, 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
 			t.Fatalf("attempt %d: %q, want 401", i+1, got)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/server"
+	"github.com/sipwarden/sipwarden/server/servertest"
 )
 
 // TestConnectionAllowList: a credential of a connection with
@@ -32,7 +34,7 @@ func TestConnectionAllowList(t *testing.T) {
 	}
 	ts.createCredential(t, "pbx1", pw, map[string]any{"connection_id": conn.ID})
 	ts.createCredential(t, "roamer", pw, nil)
-	udp, tcp := ts.addrs["udp"], ts.addrs["tcp"]
+	udp, tcp := ts.Addr("udp"), ts.Addr("tcp")
 
 	for _, c := range []struct{ tp, from, user, want string }{
 		{"udp", "127.0.0.20", "pbx1", "SIP/2.0 200 OK"},
@@ -79,8 +81,8 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Log.Level = "debug"
 	cfg.Guard.MaxFailures = 5
-	logs := &syncBuffer{}
-	swapSIPGoLog(t, newLogger(cfg.Log, logs).Handler()) // behind setSIPGlobals' redaction
+	logs := &servertest.SyncBuffer{}
+	servertest.SwapSIPGoLog(t, server.NewLogger(cfg.Log, logs).Handler()) // behind SetSIPGlobals' redaction
 	ts := startServer(t, cfg)
 
 	passwords := []string{pw, "second-password-42", "changed-password-99", "wrong-password-x1"}
@@ -101,7 +103,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "alice", pass: passwords[2]}), 200)
 	// Raw answers from several sources, a ban, a refused API key.
-	att := newRawUA(t, "udp", "127.0.0.30", ts.addrs["udp"])
+	att := newRawUA(t, "udp", "127.0.0.30", ts.Addr("udp"))
 	var auths []string
 	nonce := att.nonce()
 	for i := range 6 {
@@ -163,7 +165,7 @@ func (ts *testServer) credentialByName(t *testing.T, user string) credential {
 // apiWithKey calls the API with another key and returns the status.
 func (ts *testServer) apiWithKey(t *testing.T, key, method, path string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+ts.addrs["http"]+path, nil)
+	req, _ := http.NewRequest(method, "http://"+ts.Addr("http")+path, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,4 +1,6 @@
-package guard
+// Package cidr parses the address ranges of the configuration and the API:
+// a CIDR or a single address, IPv4-mapped IPv6 unmapped, zones refused.
+package cidr
 
 import (
 	"fmt"
@@ -6,9 +8,9 @@ import (
 	"strings"
 )
 
-// ParseCIDR parses a CIDR ("192.0.2.0/24") or a single address (a /32 or
+// Parse parses a CIDR ("192.0.2.0/24") or a single address (a /32 or
 // /128) and returns it masked ("192.0.2.7/24" is 192.0.2.0/24).
-func ParseCIDR(s string) (netip.Prefix, error) {
+func Parse(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/keyfile"
 	"github.com/sipwarden/sipwarden/token"
 )
 
@@ -25,7 +26,7 @@ func newTokens(cfg config.Config, logger *slog.Logger) (*token.Issuer, *token.Ve
 		key = k
 	default:
 		path := filepath.Join(cfg.DataDir, "jwt-ed25519.key")
-		seed, created, err := loadOrCreateSecret(path, 32)
+		seed, created, err := keyfile.LoadOrCreateHex(path, 32)
 		if err != nil {
 			return nil, nil, fmt.Errorf("jwt key: %w", err)
 		}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func (c *logControl) apply(l config.Log) {
 }
 
 // ctlHandler is the root handler of the server's logger. It carries the
-// logControl, so that start finds it from the logger it is given, and
+// logControl, so that Start finds it from the logger it is given, and
 // filters by its level.
 type ctlHandler struct {
 	slog.Handler
@@ -47,9 +47,9 @@ func (h ctlHandler) WithGroup(name string) slog.Handler {
 	return ctlHandler{h.Handler.WithGroup(name), h.ctl}
 }
 
-// newLogger returns the server's logger, writing text or JSON to w at the
+// NewLogger returns the server's logger, writing text or JSON to w at the
 // configured level, which its logControl changes at run time.
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	ctl := &logControl{}
 	ctl.apply(c)
 	opts := &slog.HandlerOptions{Level: &ctl.level}
@@ -60,7 +60,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(ctlHandler{h, ctl})
 }
 
-// logControlOf returns the logControl of a logger made by newLogger. For
+// logControlOf returns the logControl of a logger made by NewLogger. For
 // any other logger it makes one from c and returns the logger filtered by
 // it (a control that can narrow what that logger logs, not widen it).
 func logControlOf(logger *slog.Logger, c config.Log) (*logControl, *slog.Logger) {
@@ -72,9 +72,9 @@ func logControlOf(logger *slog.Logger, c config.Log) (*logControl, *slog.Logger)
 	return ctl, slog.New(ctlHandler{logger.Handler(), ctl})
 }
 
-// reloadLogOnHUP re-reads log.level and log.sip_trace from the config file
+// ReloadLogOnHUP re-reads log.level and log.sip_trace from the config file
 // at path on every SIGHUP until ctx ends or the returned stop is called.
-func reloadLogOnHUP(ctx context.Context, path string, logger *slog.Logger) (stop func()) {
+func ReloadLogOnHUP(ctx context.Context, path string, logger *slog.Logger) (stop func()) {
 	ctl, _ := logControlOf(logger, config.Log{Level: "info"})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

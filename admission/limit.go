@@ -1,0 +1,51 @@
+package admission
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/reply"
+)
+
+// Limit bounds the requests being handled at once: over Max, a request is
+// answered 503 Service Unavailable with Retry-After (RFC 3261 21.5.4)
+// instead of being handled. A slot is held while the next handler runs.
+type Limit struct {
+	max     int64
+	n       atomic.Int64
+	replies reply.Builder
+	count   Counter
+	log     *slog.Logger
+}
+
+// NewLimit returns a Limit of n requests (at least 1). count may be nil.
+func NewLimit(n int, replies reply.Builder, count Counter, logger *slog.Logger) *Limit {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Limit{max: int64(max(n, 1)), replies: replies, count: count, log: logger}
+}
+
+// InFlight returns how many requests hold a slot.
+func (l *Limit) InFlight() int64 { return l.n.Load() }
+
+// Middleware is the rule.
+func (l *Limit) Middleware(next Handler) Handler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if l.n.Add(1) > l.max {
+			l.n.Add(-1)
+			if l.count != nil {
+				l.count.Rejected(metrics.RejectInFlight)
+			}
+			if err := refuse(l.replies, req, tx, 503, "Service Unavailable", "5"); err != nil {
+				l.log.Debug("send refusal", "source", req.Source(), "status", 503, "error", err)
+			}
+			return
+		}
+		defer l.n.Add(-1)
+		next(req, tx)
+	}
+}

@@ -1,0 +1,127 @@
+package auth
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/reply"
+)
+
+// Side is the role that asks a request for credentials (RFC 3261 22): the
+// registrar as a UAS (401 with WWW-Authenticate; the client answers in
+// Authorization) or the proxy (407 with Proxy-Authenticate; the client
+// answers in Proxy-Authorization).
+type Side uint8
+
+const (
+	Registrar Side = iota
+	Proxy
+)
+
+// sides holds each side's header names and statuses.
+var sides = [...]struct {
+	credentials, challenge string
+	code                   int
+	reason, malformed      string
+}{
+	Registrar: {"Authorization", "WWW-Authenticate", 401, "Unauthorized", "Malformed Authorization Header"},
+	Proxy:     {"Proxy-Authorization", "Proxy-Authenticate", 407, "Proxy Authentication Required", "Malformed Proxy-Authorization Header"},
+}
+
+// CredentialsHeader is the header a client puts its credentials in.
+func (s Side) CredentialsHeader() string { return sides[s].credentials }
+
+// Answer is how a request is told that its check did not give OK: a fresh
+// challenge, or a status.
+type Answer struct {
+	// Challenge answers 401/407 with a fresh challenge; Stale and
+	// InvalidToken set its parameters (RFC 7616 3.3 stale=true, RFC 6750
+	// 3.1 error="invalid_token").
+	Challenge, Stale, InvalidToken bool
+	// Code and Reason, when Challenge is false; Malformed says to use the
+	// side's "Malformed ... Header" reason.
+	Code      int
+	Reason    string
+	Malformed bool
+}
+
+// answers is the one table from an outcome to what the peer is told,
+// shared by the registrar and the proxy. Every refusal after a checked
+// answer is the same 403 Forbidden, whatever its cause: a wrong password,
+// an unknown user, a disabled or expired credential, an address outside
+// the connection's allow-list. A distinct reason phrase for a correct
+// password that is refused for another reason would tell the sender that
+// the password was right (a password oracle). The cause goes to the logs
+// and metrics (Outcome.String), never to the peer.
+var answers = [...]Answer{
+	OK:            {},
+	NoCredentials: {Challenge: true},
+	BadNonce:      {Challenge: true},
+	Stale:         {Challenge: true, Stale: true},
+	// A replayed nonce count: challenge again with stale=true, after which
+	// a client that merely retransmitted answers with the next count.
+	Replay:       {Challenge: true, Stale: true},
+	InvalidToken: {Challenge: true, InvalidToken: true},
+	Malformed:    {Code: 400, Malformed: true},
+	Mismatch:     {Code: 403, Reason: "Forbidden"},
+	UnknownUser:  {Code: 403, Reason: "Forbidden"},
+	Disabled:     {Code: 403, Reason: "Forbidden"},
+	Expired:      {Code: 403, Reason: "Forbidden"},
+	ACLDenied:    {Code: 403, Reason: "Forbidden"},
+}
+
+// Answer returns how a request whose check gave o is answered; the zero
+// Answer for OK.
+func (o Outcome) Answer() Answer {
+	if int(o) < len(answers) {
+		return answers[o]
+	}
+	return Answer{Code: 403, Reason: "Forbidden"}
+}
+
+// Refuse builds the answer to req, whose check gave res (not OK), on
+// side: a challenge for user (whose credential's algorithms apply, see
+// Challenges), or the status of the outcome's Answer.
+func (a *Authenticator) Refuse(b reply.Builder, req *sip.Request, side Side, res Result, user string) *sip.Response {
+	ans := res.Outcome.Answer()
+	s := sides[side]
+	if !ans.Challenge {
+		reason := ans.Reason
+		if ans.Malformed {
+			reason = s.malformed
+		}
+		return b.New(req, ans.Code, reason)
+	}
+	out := b.New(req, s.code, s.reason)
+	for _, v := range a.Challenges(user, ans.Stale, ans.InvalidToken) {
+		out.AppendHeader(sip.NewHeader(s.challenge, v))
+	}
+	return out
+}
+
+// CheckSIP checks the credentials req carries for side (every
+// Authorization or Proxy-Authorization header; RFC 3261 22.4 picks the one
+// for our realm).
+func (a *Authenticator) CheckSIP(req *sip.Request, side Side) Result {
+	return a.Check(Request{
+		Method:        string(req.Method),
+		Authorization: headerValues(req, sides[side].credentials),
+		Body:          req.Body(),
+		Source:        req.Source(),
+		Transport:     strings.ToLower(req.Transport()),
+	})
+}
+
+// headerValues returns the values of every header called name. sipgo's
+// GetHeaders lower-cases the name of every header of the message, which
+// allocates for each header it does not know: this does not.
+func headerValues(req *sip.Request, name string) []string {
+	var out []string
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h.Value())
+		}
+	}
+	return out
+}

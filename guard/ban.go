@@ -1,0 +1,182 @@
+package guard
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Per source address: the failure windows and the bans they lead to.
+
+type ipShard struct {
+	mu sync.Mutex
+	m  map[netip.Prefix]*ipEntry
+	_  [40]byte // keep shards on separate cache lines
+}
+
+type ipEntry struct {
+	win      window
+	failures int // counted since the entry was made
+	last     int64
+	ban      *Ban
+}
+
+// Ban is one banned source, as the management API lists it.
+type Ban struct {
+	// Source is the banned address: one IPv4 address (a /32) or an IPv6
+	// /64.
+	Source netip.Prefix
+	// Reason says why, e.g. "20 failed attempts within 1m0s (last: mismatch)".
+	Reason   string
+	Since    time.Time
+	Until    time.Time
+	Failures int
+}
+
+func (g *Guard) ipShard(src netip.Prefix) *ipShard {
+	a := src.Addr().As16()
+	h := uint64(a[15]) ^ uint64(a[14])<<8 ^ uint64(a[13])<<16 ^ uint64(a[7])<<24 ^ uint64(a[6])<<32
+	return &g.ips[h%nShards]
+}
+
+func (g *Guard) count(src netip.Prefix, points int, now int64, reason string) (banned bool) {
+	s := g.ipShard(src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[src]
+	if e == nil {
+		if len(s.m) >= g.perShard {
+			g.evictIPs(s, now)
+		}
+		if len(s.m) >= g.perShard {
+			return false // full of live bans: fail open
+		}
+		e = &ipEntry{}
+		s.m[src] = e
+	}
+	e.last = now
+	if points == failurePoints {
+		e.failures++
+	}
+	if e.ban != nil {
+		if now < e.ban.Until.UnixNano() {
+			return false
+		}
+		e.ban, e.win, e.failures = nil, window{}, 1
+	}
+	if e.win.add(now, int64(g.cfg.Window), points) < g.cfg.MaxFailures*failurePoints {
+		return false
+	}
+	t := time.Unix(0, now).UTC()
+	e.ban = &Ban{
+		Source:   src,
+		Reason:   banReason(g.cfg.MaxFailures, g.cfg.Window, reason),
+		Since:    t,
+		Until:    t.Add(g.cfg.BanDuration),
+		Failures: e.failures,
+	}
+	return true
+}
+
+func banReason(n int, w time.Duration, last string) string {
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteString("failed attempts reached ")
+	b.WriteString(strconv.Itoa(n))
+	b.WriteString(" within ")
+	b.WriteString(w.String())
+	if last != "" {
+		b.WriteString(" (last: ")
+		b.WriteString(last)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+func (g *Guard) evictIPs(s *ipShard, now int64) {
+	if g.sweepIPs(s, now) > 0 {
+		return
+	}
+	visited := 0
+	for k, e := range s.m {
+		if e.ban == nil || now >= e.ban.Until.UnixNano() {
+			delete(s.m, k)
+			return
+		}
+		if visited++; visited >= 64 {
+			return
+		}
+	}
+}
+
+func (g *Guard) sweepIPs(s *ipShard, now int64) int {
+	n := 0
+	idle := 2 * int64(g.cfg.Window)
+	for k, e := range s.m {
+		if (e.ban == nil || now >= e.ban.Until.UnixNano()) && now-e.last >= idle {
+			delete(s.m, k)
+			n++
+		}
+	}
+	return n
+}
+
+// Banned reports whether addr is banned now, and until when.
+func (g *Guard) Banned(addr netip.Addr) (until time.Time, banned bool) {
+	src := sourceOf(addr)
+	if !src.IsValid() {
+		return time.Time{}, false
+	}
+	s := g.ipShard(src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[src]; e != nil && e.ban != nil && g.now().Before(e.ban.Until) {
+		return e.ban.Until, true
+	}
+	return time.Time{}, false
+}
+
+// Bans lists the live bans, oldest first.
+func (g *Guard) Bans() []Ban {
+	now := g.now()
+	var out []Ban
+	for i := range g.ips {
+		s := &g.ips[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			if e.ban != nil && now.Before(e.ban.Until) {
+				out = append(out, *e.ban)
+			}
+		}
+		s.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Ban) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return a.Source.Addr().Compare(b.Source.Addr())
+	})
+	return out
+}
+
+// Lift ends the ban of the source holding addr (its /64 for IPv6) and
+// forgets its failures. It reports whether there was a live ban.
+func (g *Guard) Lift(addr netip.Addr) bool {
+	src := sourceOf(addr)
+	if !src.IsValid() {
+		return false
+	}
+	s := g.ipShard(src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[src]
+	if e == nil || e.ban == nil {
+		return false
+	}
+	live := g.now().Before(e.ban.Until)
+	delete(s.m, src)
+	return live
+}

@@ -1,0 +1,295 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/emiago/sipgo"
+
+	"github.com/sipwarden/sipwarden/admission"
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/connlimit"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/guard"
+	"github.com/sipwarden/sipwarden/lifecycle"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/reply"
+	"github.com/sipwarden/sipwarden/stateless"
+	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/token"
+)
+
+// The constructors Start calls in order. Each builds one piece from the
+// configuration and the pieces before it, and registers what Close must
+// undo.
+
+// newGuard builds the brute-force guard, the TCP/TLS connection limits
+// and the admission rules that apply them (package admission).
+func (n *Node) newGuard() {
+	cfg, gc := n.cfg, n.cfg.Guard
+	log := n.log.With("component", "guard")
+	drop := gc.BanAction == "drop"
+	n.guard = guard.New(guard.Config{
+		MaxFailures:     gc.MaxFailures,
+		Window:          gc.Window.D(),
+		BanDuration:     gc.BanDuration.D(),
+		Drop:            drop,
+		UserMaxFailures: gc.UserMaxFailures,
+		UserWindow:      gc.UserWindow.D(),
+		UserSlowdown:    gc.UserSlowdown.D(),
+		Exempt:          gc.ExemptPrefixes(),
+		MaxTracked:      gc.MaxTracked,
+	})
+	lc := connlimit.Config{
+		MaxConns:                 cfg.Limits.MaxConnections,
+		MaxPerIP:                 cfg.Limits.MaxConnectionsPerIP,
+		Exempt:                   n.guard.Exempt,
+		IdleTimeout:              cfg.Limits.IdleTimeout.D(),
+		AuthenticatedIdleTimeout: cfg.Limits.IdleTimeoutAuthenticated.D(),
+		Logger:                   log,
+	}
+	if drop {
+		lc.Refuse = func(a netip.Addr) bool { _, banned := n.guard.Banned(a); return banned }
+	}
+	n.conns = connlimit.New(lc)
+	n.obs.watchGuard(n.guard, n.conns)
+	replies := reply.Builder{Server: cfg.SIP.UserAgent}
+	n.gate = admission.NewGate(n.guard, admission.GateConfig{
+		Drop: drop, UserAgentDeny: gc.UserAgentDeny, Replies: replies, Conns: n.conns, Count: n.obs.m, Logger: log,
+	})
+	n.limit = admission.NewLimit(cfg.Limits.MaxInFlight, replies, n.obs.m, log)
+}
+
+// listen binds the SIP and HTTP listeners and serves /healthz, /readyz
+// and /metrics at once.
+func (n *Node) listen() error {
+	lis, err := bindSIP(n.cfg, n.log, n.conns)
+	if err != nil {
+		return err
+	}
+	n.lis = lis
+	n.closer = append(n.closer, lis.close)
+	maps.Copy(n.addrs, lis.addrs)
+	ln, err := net.Listen("tcp", n.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listen http %s: %w", n.cfg.HTTP.Listen, err)
+	}
+	n.addrs["http"] = ln.Addr().String()
+	if err := n.serveHTTP(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// openStore opens the bbolt store, waiting while it cannot be opened.
+func (n *Node) openStore(ctx context.Context) error {
+	db, err := openStore(ctx, filepath.Join(n.cfg.DataDir, "sipwarden.db"), n.obs.storeOptions(store.Options{
+		BindingFlushInterval: n.cfg.Registrar.BindingFlushInterval.D(),
+		Logger:               n.log.With("component", "store"),
+	}), n.obs.ready, n.log)
+	if err != nil {
+		return err
+	}
+	n.db = db
+	n.closer = append(n.closer, func() {
+		if err := db.Close(); err != nil {
+			n.log.Error("close store", "error", err)
+		}
+	})
+	return nil
+}
+
+// newAuth builds the authenticator the registrar and the proxy share,
+// reporting every outcome to the guard's gate and the metrics.
+func (n *Node) newAuth(tokens *token.Verifier) error {
+	cfg := n.cfg
+	key, err := loadNonceKey(cfg, n.log)
+	if err != nil {
+		return err
+	}
+	nonces, err := digest.NewNonces(key, cfg.Auth.NonceLifetime.D(), nil)
+	if err != nil {
+		return fmt.Errorf("nonces: %w", err)
+	}
+	algs := make([]digest.Algorithm, 0, len(cfg.Auth.Algorithms))
+	for _, name := range cfg.Auth.Algorithms {
+		a, err := digest.ParseAlgorithm(name)
+		if err != nil {
+			return fmt.Errorf("config: auth.algorithms: %w", err)
+		}
+		algs = append(algs, a)
+	}
+	acfg := auth.Config{
+		Realm:       cfg.SIP.Realm,
+		Algorithms:  algs,
+		QOP:         cfg.Auth.QOP,
+		Nonce:       nonces,
+		Count:       digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
+		Connections: n.db, // allow-lists (auth/acl.go)
+	}
+	if cfg.JWT.Enabled {
+		acfg.Tokens, acfg.BearerScope, acfg.BearerFirst = tokens, cfg.JWT.Scope, cfg.JWT.ChallengeOrder == "bearer_first"
+	}
+	a, err := auth.New(acfg, n.db)
+	if err != nil {
+		return err
+	}
+	a.OnAttempt(n.gate.Attempt)
+	a.OnAttempt(n.obs.authAttempt)
+	n.auth = a
+	return nil
+}
+
+// newRegistrar restores the location table from the store and builds the
+// registrar over it, and the lifecycle keeper that ends what credentials
+// hold when they stop being valid.
+func (n *Node) newRegistrar() error {
+	cfg := n.cfg
+	loc := registrar.NewLocation(n.db, nil, n.log.With("component", "location"))
+	loc.OnExpire(n.obs.bindingExpired)
+	n.obs.m.SetBindings(loc.CountByTransport)
+	start := time.Now()
+	bs, err := n.db.LoadBindings(start)
+	if err != nil {
+		return fmt.Errorf("load bindings: %w", err)
+	}
+	restored := loc.Restore(bs)
+	bs = nil
+	if restored >= 100_000 {
+		// The decoded slice and Restore's grouping are garbage now, but the
+		// heap grew to hold them and the table at once: at a million
+		// bindings 450 MB of idle heap stayed resident. Give it back.
+		debug.FreeOSMemory()
+	}
+	n.log.Info("bindings restored", "count", restored, "duration_s", time.Since(start).Seconds())
+	n.loc = loc
+	n.keeper = lifecycle.New(loc, nil, n.db, nil, n.log.With("component", "lifecycle"))
+	if err := n.watchExpiries(); err != nil {
+		return err
+	}
+	n.reg = registrar.New(registrar.Config{
+		DefaultExpires: time.Duration(cfg.Registrar.DefaultExpires) * time.Second,
+		MinExpires:     time.Duration(cfg.Registrar.MinExpires) * time.Second,
+		MaxExpires:     time.Duration(cfg.Registrar.MaxExpires) * time.Second,
+		MaxContacts:    cfg.Registrar.MaxContacts,
+		JitterPercent:  cfg.Registrar.ExpiryJitterPercent,
+		Domains:        domains(cfg, n.lis.addrs),
+		LocalAddrs:     n.lis.addrs,
+		Server:         cfg.SIP.UserAgent,
+	}, loc, n.auth, nil, n.log.With("component", "registrar"))
+	n.reg.OnEvent(n.obs.registerEvent)
+	return nil
+}
+
+// watchExpiries hands every credential with an expiry to the keeper.
+func (n *Node) watchExpiries() error {
+	p := store.Page{Limit: 1000}
+	for {
+		cs, next, err := n.db.Credentials(store.CredentialFilter{}, p)
+		if err != nil {
+			return fmt.Errorf("list credentials: %w", err)
+		}
+		for _, c := range cs {
+			n.keeper.Watch(c)
+		}
+		if next == "" {
+			return nil
+		}
+		p.After = next
+	}
+}
+
+// newSIP builds sipgo's user agent and server.
+func (n *Node) newSIP() error {
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(n.cfg.SIP.UserAgent),
+		sipgo.WithUserAgentHostname(n.cfg.SIP.Domain),
+		sipgo.WithUserAgenTLSConfig(n.lis.tlsConfig),
+	)
+	if err != nil {
+		return fmt.Errorf("sip user agent: %w", err)
+	}
+	n.ua = ua
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(n.log.With("component", "sip")))
+	if err != nil {
+		return fmt.Errorf("sip server: %w", err)
+	}
+	n.sip = srv
+	return nil
+}
+
+// route puts the registrar and the proxy behind one admission chain, on
+// every path a request can take: sipgo's handlers (every method) and the
+// stateless REGISTER front (UDP, TCP and TLS). A rule added to the chain
+// applies everywhere.
+func (n *Node) route() {
+	mws := append([]admission.Middleware{n.obs.middleware, n.gate.Middleware, n.limit.Middleware}, n.opts.Middleware...)
+	register := admission.Chain(n.reg.ServeSIP, mws...)
+	proxied := admission.Chain(n.proxy.ServeSIP, mws...)
+	n.sip.OnRegister(register)
+	// Every other method goes through the proxy: out-of-dialog requests are
+	// authenticated and routed, in-dialog ones loose-routed. Over TCP the
+	// ACK of our own non-2xx reaches OnAck too; the proxy absorbs it.
+	for _, on := range []func(sipgo.RequestHandler){
+		n.sip.OnInvite, n.sip.OnAck, n.sip.OnCancel, n.sip.OnBye, n.sip.OnOptions, n.sip.OnMessage,
+		n.sip.OnSubscribe, n.sip.OnNotify, n.sip.OnRefer, n.sip.OnInfo, n.sip.OnUpdate, n.sip.OnPrack, n.sip.OnPublish,
+	} {
+		on(proxied)
+	}
+	n.sip.OnNoRoute(proxied)
+
+	l := n.lis
+	l.statelessUDP = l.udp != nil && n.cfg.Registrar.UDPMode == "stateless"
+	l.statelessStream = (l.tcp != nil || l.tls != nil) && n.cfg.Registrar.StreamMode == "stateless"
+	if l.statelessUDP || l.statelessStream {
+		l.front = stateless.New(register, stateless.Config{
+			Workers:         runtime.GOMAXPROCS(0),
+			MaxMessageBytes: n.cfg.SIP.MaxMessageBytes,
+			Logger:          n.log.With("component", "registrar"),
+		})
+		n.front = l.front
+	}
+}
+
+// newAPI builds the management API and puts it behind the HTTP listener
+// (which answered 503 until now).
+func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logControl) error {
+	cfg := n.cfg
+	keyGuard := guard.New(guard.Config{ // failed API keys per address
+		MaxFailures: cfg.Limits.APIKeyFailures,
+		Window:      time.Minute,
+		BanDuration: cfg.Limits.APIKeyBlock.D(),
+		MaxTracked:  4096,
+	})
+	srv, err := api.New(api.Config{
+		Realm:             cfg.SIP.Realm,
+		MinPasswordLength: cfg.HTTP.MinPasswordLength,
+		AdminKeyFile:      filepath.Join(cfg.DataDir, "admin.key"),
+		AdminKey:          cfg.HTTP.APIKey,
+		MaxBodyBytes:      cfg.Limits.APIMaxBodyBytes,
+		Bans:              n.guard,
+		KeyAttempts:       keyGuard,
+		Lifecycle:         n.keeper,
+	}, n.db, n.loc, n.log.With("component", "api"))
+	if err != nil {
+		return err
+	}
+	srv.SetCalls(callList{n.proxy.Dialogs()})
+	srv.SetTokens(issuer, verifier)
+	srv.HandleLogLevel(&ctl.level)
+	n.api.set(srv.Handler())
+	n.closer = append(n.closer, n.stopHTTP) // no API request while the rest closes
+	ctx, cancel := context.WithCancel(context.Background())
+	n.closer = append(n.closer, cancel)
+	go keyGuard.Run(ctx, 10*time.Second)
+	return nil
+}

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/health"
+	"github.com/sipwarden/sipwarden/store"
+)
+
+// handler is what an HTTP listener serves: /healthz, /readyz, /metrics
+// when withMetrics, and everything else to next when it is not nil.
+// /healthz, /readyz and /metrics need no API key.
+func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", o.ready)
+	if withMetrics {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{
+			ErrorHandling: promhttp.ContinueOnError,
+		}))
+		if withPprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
+	}
+	if next != nil {
+		mux.Handle("/", next)
+	}
+	return mux
+}
+
+// serveHTTP serves the bound API listener and, when http.metrics_listen
+// is set, binds and serves the metrics listener. Until n.api is set the
+// API answers 503, while /healthz, /readyz and /metrics work: the store
+// may take a while to open. Both servers are shut down by Close.
+func (n *Node) serveHTTP(apiLn net.Listener) error {
+	o, logger := n.obs, n.log
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	ml := n.cfg.HTTP.MetricsListen
+	var metricsLn net.Listener
+	if ml != "" {
+		ln, err := net.Listen("tcp", ml)
+		if err != nil {
+			return fmt.Errorf("listen http.metrics_listen %s: %w", ml, err)
+		}
+		metricsLn = ln
+		n.addrs["metrics"] = ln.Addr().String()
+	}
+	var servers []*http.Server
+	run := func(h http.Handler, ln net.Listener) {
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		servers = append(servers, hs)
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("http server", "addr", ln.Addr().String(), "error", err)
+			}
+		}()
+	}
+	run(o.handler(&n.api, metricsLn == nil, n.cfg.HTTP.Pprof), apiLn)
+	if metricsLn != nil {
+		run(o.handler(nil, true, n.cfg.HTTP.Pprof), metricsLn)
+	}
+	// Shut down first at close (appended again once the API is set, so
+	// that no API request runs while the store closes) and at most once.
+	n.stopHTTP = sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, hs := range servers {
+			_ = hs.Shutdown(ctx)
+		}
+	})
+	n.closer = append(n.closer, n.stopHTTP)
+	return nil
+}
+
+// apiSlot holds the API's handler once the server is wired; until then
+// every API route answers 503.
+type apiSlot struct{ h atomic.Pointer[http.Handler] }
+
+func (a *apiSlot) set(h http.Handler) { a.h.Store(&h) }
+
+func (a *apiSlot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := a.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(api.Error{Errors: []api.ErrorObject{{
+		Code: "unavailable", Title: "Service unavailable", Detail: "the server is starting; GET /readyz tells why it is not ready",
+	}}})
+}
+
+// openStore opens the store, retrying while it cannot (another process
+// still holds the file during a restart, a volume not mounted yet) with
+// a growing delay, until ctx ends. Meanwhile /readyz answers 503 with the
+// reason and each failure is logged.
+func openStore(ctx context.Context, path string, opts store.Options, ready *health.Readiness, logger *slog.Logger) (*store.DB, error) {
+	delay := time.Second
+	for {
+		db, err := store.Open(path, opts)
+		if err == nil {
+			ready.Ready("store")
+			return db, nil
+		}
+		ready.NotReady("store", err.Error())
+		logger.Error("store cannot be opened; retrying", "error", err, "retry_in_s", delay.Seconds())
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open store: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}

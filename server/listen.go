@@ -1,0 +1,157 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/emiago/sipgo"
+
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/connlimit"
+	"github.com/sipwarden/sipwarden/stateless"
+)
+
+// listeners are the bound SIP sockets.
+type listeners struct {
+	udp       *net.UDPConn
+	tcp       net.Listener
+	tls       net.Listener
+	tlsConfig *tls.Config
+	addrs     map[string]string
+	// front, when set, answers REGISTERs read from the UDP socket
+	// (statelessUDP) and the TCP and TLS connections (statelessStream).
+	front                         *stateless.Front
+	statelessUDP, statelessStream bool
+	// stopped, when set, is called when a listener stops serving.
+	stopped func(transport string, err error)
+}
+
+// bindSIP binds the SIP listeners; TCP and TLS ones accept through lim.
+func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter) (*listeners, error) {
+	l := &listeners{addrs: map[string]string{}}
+	fail := func(err error) (*listeners, error) { l.close(); return nil, err }
+	if a := cfg.SIP.Listen.UDP; a != "-" {
+		ua, err := net.ResolveUDPAddr("udp", a)
+		if err != nil {
+			return fail(fmt.Errorf("sip.listen.udp %s: %w", a, err))
+		}
+		c, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			return fail(fmt.Errorf("listen udp %s: %w", a, err))
+		}
+		l.udp = c
+		if n := cfg.SIP.UDPBufferBytes; n > 0 {
+			// The kernel caps these at net.core.rmem_max/wmem_max.
+			if err := c.SetReadBuffer(n); err != nil {
+				logger.Warn("set UDP read buffer", "bytes", n, "error", err)
+			}
+			if err := c.SetWriteBuffer(n); err != nil {
+				logger.Warn("set UDP write buffer", "bytes", n, "error", err)
+			}
+		}
+		l.addrs["udp"] = c.LocalAddr().String()
+	}
+	if a := cfg.SIP.Listen.TCP; a != "-" {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("listen tcp %s: %w", a, err))
+		}
+		l.tcp = lim.Listen(ln, "tcp")
+		l.addrs["tcp"] = ln.Addr().String()
+	}
+	if a := cfg.SIP.Listen.TLS; a != "-" {
+		tc, err := loadTLS(cfg, logger)
+		if err != nil {
+			return fail(err)
+		}
+		l.tlsConfig = tc
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("listen tls %s: %w", a, err))
+		}
+		// Limits under TLS, so that they bound the handshake too.
+		l.tls = tls.NewListener(lim.Listen(ln, "tls"), tc)
+		l.addrs["tls"] = ln.Addr().String()
+	}
+	return l, nil
+}
+
+func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
+	run := func(tp string, f func() error) {
+		go func() {
+			if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
+				logger.Error("sip listener stopped", "transport", tp, "error", err)
+				if l.stopped != nil {
+					l.stopped(tp, err)
+				}
+			}
+		}()
+	}
+	if l.udp != nil {
+		pc := net.PacketConn(l.udp)
+		if l.statelessUDP {
+			pc = l.front.PacketConn(pc)
+		}
+		run("udp", func() error { return srv.ServeUDP(pc) })
+	}
+	if l.tcp != nil {
+		ln := l.tcp
+		if l.statelessStream {
+			ln = l.front.Listener(ln, "TCP")
+		}
+		run("tcp", func() error { return srv.ServeTCP(ln) })
+	}
+	if l.tls != nil {
+		ln := l.tls
+		if l.statelessStream {
+			ln = l.front.Listener(ln, "TLS")
+		}
+		run("tls", func() error { return srv.ServeTLS(ln) })
+	}
+}
+
+func (l *listeners) close() {
+	if l.udp != nil {
+		_ = l.udp.Close()
+	}
+	if l.tcp != nil {
+		_ = l.tcp.Close()
+	}
+	if l.tls != nil {
+		_ = l.tls.Close()
+	}
+	if l.front != nil {
+		l.front.Close() // after the sockets: nothing is queued any more
+	}
+}
+
+// domains lists the hosts whose AORs are ours: the configured domain and
+// realm, and every address the server listens on (all interface addresses
+// for a wildcard bind), since newcomers type the server's IP as domain.
+func domains(cfg config.Config, addrs map[string]string) []string {
+	out := []string{cfg.SIP.Domain, cfg.SIP.Realm}
+	for _, a := range addrs {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			continue
+		}
+		if ap.Addr().IsUnspecified() {
+			ifs, _ := net.InterfaceAddrs()
+			for _, ia := range ifs {
+				if p, err := netip.ParsePrefix(ia.String()); err == nil {
+					out = append(out, p.Addr().String())
+				}
+			}
+			continue
+		}
+		out = append(out, ap.Addr().String())
+		if ap.Addr().IsLoopback() {
+			out = append(out, "localhost")
+		}
+	}
+	return out
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/config"
+)
+
+// TestSIGHUPReloadsLogSettings sends the process a real SIGHUP.
+func TestSIGHUPReloadsLogSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log:\n  level: info\n")
+	logs := &lockedBuffer{}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := NewLogger(cfg.Log, logs)
+	ctl, _ := logControlOf(logger, cfg.Log)
+	stop := ReloadLogOnHUP(context.Background(), path, logger)
+	defer stop()
+
+	hup := func() {
+		t.Helper()
+		p, _ := os.FindProcess(os.Getpid())
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log:\n  level: debug\n  sip_trace: true\n")
+	hup()
+	waitFor(t, "debug after SIGHUP", 5*time.Second, func() bool {
+		return ctl.level.Level() == slog.LevelDebug && ctl.trace.Load()
+	})
+	write("log:\n  level: loud\n") // invalid: nothing changes
+	hup()
+	waitFor(t, "the refusal to be logged", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), "config not re-read")
+	})
+	if ctl.level.Level() != slog.LevelDebug || !ctl.trace.Load() {
+		t.Fatalf("an invalid file changed the settings: level %v trace %v", ctl.level.Level(), ctl.trace.Load())
+	}
+}
+
+// lockedBuffer is a log sink safe for the goroutine that logs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
