@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -118,6 +119,56 @@ func (c *cli) client() (*api.Client, error) {
 		key = strings.TrimSpace(string(b))
 	}
 	return api.NewClient(base, key, nil), nil
+}
+
+// call runs f with an API client; an error is printed (fail) and becomes
+// exit code 1.
+func (c *cli) call(f func(ctx context.Context, cl *api.Client) error) int {
+	cl, err := c.client()
+	if err == nil {
+		err = f(context.Background(), cl)
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	return exitOK
+}
+
+// byID runs "sipwarden <name> ID": it parses the common flags and one
+// positional argument, then calls f with it.
+func (c *cli) byID(name string, args []string, f func(ctx context.Context, cl *api.Client, id string) error) int {
+	fs := c.flags(name, name+" ID [flags]")
+	pos, code, ok := c.parse(fs, args, 1)
+	if !ok {
+		return code
+	}
+	return c.call(func(ctx context.Context, cl *api.Client) error { return f(ctx, cl, pos[0]) })
+}
+
+// deleted reports a deletion done (err nil) in text output.
+func (c *cli) deleted(err error, format string, args ...any) error {
+	if err == nil && c.output == "text" {
+		fmt.Fprintf(c.stdout, format, args...)
+	}
+	return err
+}
+
+// printList prints a page of items (or all pages): a JSON array, or a
+// table of header and one row per item, then how to get the next page.
+func printList[T any](c *cli, items []T, next string, header []string, row func(T) []string) {
+	if c.output == "json" {
+		if items == nil {
+			items = []T{}
+		}
+		c.printJSON(items)
+		return
+	}
+	t := c.table(header...)
+	for _, it := range items {
+		t.row(row(it)...)
+	}
+	t.flush()
+	c.moreHint(next)
 }
 
 // fail prints err (each API error object on a line of its own) and

@@ -45,16 +45,13 @@ func (c *cli) connectionCreate(args []string) int {
 		return c.usageError("connection create: --name is required")
 	}
 	active := !*inactive
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	conn, err := cl.CreateConnection(context.Background(), api.CreateConnectionRequest{Name: *name, Active: &active, AllowedCIDRs: splitList(*cidrs)})
-	if err != nil {
-		return c.fail(err)
-	}
-	c.showConnection(conn)
-	return exitOK
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		conn, err := cl.CreateConnection(ctx, api.CreateConnectionRequest{Name: *name, Active: &active, AllowedCIDRs: splitList(*cidrs)})
+		if err == nil {
+			c.showConnection(conn)
+		}
+		return err
+	})
 }
 
 func (c *cli) connectionList(args []string) int {
@@ -64,48 +61,27 @@ func (c *cli) connectionList(args []string) int {
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	conns, next, err := collect(&p, func(pr api.PageRequest) ([]api.Connection, string, error) {
-		return cl.ListConnections(context.Background(), pr)
-	})
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.output == "json" {
-		if conns == nil {
-			conns = []api.Connection{}
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		conns, next, err := collect(&p, func(pr api.PageRequest) ([]api.Connection, string, error) {
+			return cl.ListConnections(ctx, pr)
+		})
+		if err == nil {
+			printList(c, conns, next, []string{"ID", "NAME", "ACTIVE", "CREATED_AT"}, func(cn api.Connection) []string {
+				return []string{cn.ID, cn.Name, fmt.Sprint(cn.Active), formatTime(cn.CreatedAt)}
+			})
 		}
-		c.printJSON(conns)
-		return exitOK
-	}
-	t := c.table("ID", "NAME", "ACTIVE", "CREATED_AT")
-	for _, cn := range conns {
-		t.row(cn.ID, cn.Name, fmt.Sprint(cn.Active), formatTime(cn.CreatedAt))
-	}
-	t.flush()
-	c.moreHint(next)
-	return exitOK
+		return err
+	})
 }
 
 func (c *cli) connectionGet(args []string) int {
-	fs := c.flags("connection get", "connection get ID [flags]")
-	pos, code, ok := c.parse(fs, args, 1)
-	if !ok {
-		return code
-	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	conn, err := cl.GetConnection(context.Background(), pos[0])
-	if err != nil {
-		return c.fail(err)
-	}
-	c.showConnection(conn)
-	return exitOK
+	return c.byID("connection get", args, func(ctx context.Context, cl *api.Client, id string) error {
+		conn, err := cl.GetConnection(ctx, id)
+		if err == nil {
+			c.showConnection(conn)
+		}
+		return err
+	})
 }
 
 func (c *cli) connectionUpdate(args []string) int {
@@ -142,35 +118,19 @@ func (c *cli) connectionUpdate(args []string) int {
 	if req.Name == nil && req.Active == nil && req.AllowedCIDRs == nil {
 		return c.usageError("connection update: nothing to change; see -h")
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	conn, err := cl.UpdateConnection(context.Background(), pos[0], req)
-	if err != nil {
-		return c.fail(err)
-	}
-	c.showConnection(conn)
-	return exitOK
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		conn, err := cl.UpdateConnection(ctx, pos[0], req)
+		if err == nil {
+			c.showConnection(conn)
+		}
+		return err
+	})
 }
 
 func (c *cli) connectionDelete(args []string) int {
-	fs := c.flags("connection delete", "connection delete ID [flags]")
-	pos, code, ok := c.parse(fs, args, 1)
-	if !ok {
-		return code
-	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	if err := cl.DeleteConnection(context.Background(), pos[0]); err != nil {
-		return c.fail(err)
-	}
-	if c.output == "text" {
-		fmt.Fprintf(c.stdout, "connection %s deleted\n", pos[0])
-	}
-	return exitOK
+	return c.byID("connection delete", args, func(ctx context.Context, cl *api.Client, id string) error {
+		return c.deleted(cl.DeleteConnection(ctx, id), "connection %s deleted\n", id)
+	})
 }
 
 func (c *cli) showConnection(cn api.Connection) {

@@ -132,33 +132,36 @@ func (c *cli) credentialCreate(args []string) int {
 	} else {
 		req.Password, generated = generatePassword(), true
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	cred, err := cl.CreateCredential(context.Background(), req)
-	if err != nil {
-		return c.fail(err)
-	}
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		cred, err := cl.CreateCredential(ctx, req)
+		if err == nil {
+			c.showCreated(cred, req.Password, generated)
+		}
+		return err
+	})
+}
+
+// showCreated prints a new credential and, when it was generated, its
+// password (once: the server keeps only hashes).
+func (c *cli) showCreated(cred api.Credential, password string, generated bool) {
 	if c.output == "json" {
 		out := struct {
 			api.Credential
 			Password string `json:"password,omitempty"`
 		}{Credential: cred}
 		if generated {
-			out.Password = req.Password
+			out.Password = password
 			fmt.Fprintln(c.stderr, "sipwarden: the generated password is in the output; it is not stored and will not be shown again")
 		}
 		c.printJSON(out)
-		return exitOK
+		return
 	}
 	if !generated {
 		c.printCredential(cred)
-		return exitOK
+		return
 	}
-	c.printCredential(cred, "password", req.Password)
+	c.printCredential(cred, "password", password)
 	fmt.Fprintln(c.stdout, "\nSave this password now: the server keeps only hashes of it, and it will not be shown again.")
-	return exitOK
 }
 
 func (c *cli) credentialList(args []string) int {
@@ -181,50 +184,30 @@ func (c *cli) credentialList(args []string) int {
 	default:
 		return c.usageError("--enabled must be true or false, not %q", *enabled)
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	creds, next, err := collect(&p, func(pr api.PageRequest) ([]api.Credential, string, error) {
-		q.Page = pr
-		return cl.ListCredentials(context.Background(), q)
-	})
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.output == "json" {
-		if creds == nil {
-			creds = []api.Credential{}
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		creds, next, err := collect(&p, func(pr api.PageRequest) ([]api.Credential, string, error) {
+			q.Page = pr
+			return cl.ListCredentials(ctx, q)
+		})
+		if err == nil {
+			printList(c, creds, next, []string{"ID", "USERNAME", "CONNECTION", "ENABLED", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG"},
+				func(cr api.Credential) []string {
+					return []string{cr.ID, cr.Username, cr.ConnectionID, fmt.Sprint(cr.Enabled), expiresText(cr.ExpiresAt),
+						algorithmsText(cr.Algorithms), cr.Name, cr.Tag}
+				})
 		}
-		c.printJSON(creds)
-		return exitOK
-	}
-	t := c.table("ID", "USERNAME", "CONNECTION", "ENABLED", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG")
-	for _, cr := range creds {
-		t.row(cr.ID, cr.Username, cr.ConnectionID, fmt.Sprint(cr.Enabled), expiresText(cr.ExpiresAt),
-			algorithmsText(cr.Algorithms), cr.Name, cr.Tag)
-	}
-	t.flush()
-	c.moreHint(next)
-	return exitOK
+		return err
+	})
 }
 
 func (c *cli) credentialGet(args []string) int {
-	fs := c.flags("credential get", "credential get ID [flags]")
-	pos, code, ok := c.parse(fs, args, 1)
-	if !ok {
-		return code
-	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	cred, err := cl.GetCredential(context.Background(), pos[0])
-	if err != nil {
-		return c.fail(err)
-	}
-	c.showCredential(cred)
-	return exitOK
+	return c.byID("credential get", args, func(ctx context.Context, cl *api.Client, id string) error {
+		cred, err := cl.GetCredential(ctx, id)
+		if err == nil {
+			c.showCredential(cred)
+		}
+		return err
+	})
 }
 
 func (c *cli) credentialUpdate(args []string) int {
@@ -292,35 +275,19 @@ func (c *cli) credentialSetEnabled(args []string, enabled bool) int {
 }
 
 func (c *cli) updateCredential(id string, req api.UpdateCredentialRequest) int {
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	cred, err := cl.UpdateCredential(context.Background(), id, req)
-	if err != nil {
-		return c.fail(err)
-	}
-	c.showCredential(cred)
-	return exitOK
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		cred, err := cl.UpdateCredential(ctx, id, req)
+		if err == nil {
+			c.showCredential(cred)
+		}
+		return err
+	})
 }
 
 func (c *cli) credentialDelete(args []string) int {
-	fs := c.flags("credential delete", "credential delete ID [flags]")
-	pos, code, ok := c.parse(fs, args, 1)
-	if !ok {
-		return code
-	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	if err := cl.DeleteCredential(context.Background(), pos[0]); err != nil {
-		return c.fail(err)
-	}
-	if c.output == "text" {
-		fmt.Fprintf(c.stdout, "credential %s deleted; its registrations were removed\n", pos[0])
-	}
-	return exitOK
+	return c.byID("credential delete", args, func(ctx context.Context, cl *api.Client, id string) error {
+		return c.deleted(cl.DeleteCredential(ctx, id), "credential %s deleted; its registrations and calls were ended\n", id)
+	})
 }
 
 // showCredential prints one credential in the chosen format.

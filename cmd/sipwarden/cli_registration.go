@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -36,49 +35,24 @@ func (c *cli) registrationList(args []string) int {
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	regs, next, err := collect(&p, func(pr api.PageRequest) ([]api.Registration, string, error) {
-		q.Page = pr
-		return cl.ListRegistrations(context.Background(), q)
-	})
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.output == "json" {
-		if regs == nil {
-			regs = []api.Registration{}
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		regs, next, err := collect(&p, func(pr api.PageRequest) ([]api.Registration, string, error) {
+			q.Page = pr
+			return cl.ListRegistrations(ctx, q)
+		})
+		if err == nil {
+			printList(c, regs, next, []string{"ID", "USERNAME", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES_IN", "USER_AGENT"},
+				func(r api.Registration) []string {
+					return []string{r.ID, r.Username, r.Contact, r.Source, r.Transport,
+						(time.Duration(r.ExpiresIn) * time.Second).String(), r.UserAgent}
+				})
 		}
-		c.printJSON(regs)
-		return exitOK
-	}
-	t := c.table("ID", "USERNAME", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES_IN", "USER_AGENT")
-	for _, r := range regs {
-		t.row(r.ID, r.Username, r.Contact, r.Source, r.Transport,
-			(time.Duration(r.ExpiresIn) * time.Second).String(), r.UserAgent)
-	}
-	t.flush()
-	c.moreHint(next)
-	return exitOK
+		return err
+	})
 }
 
 func (c *cli) registrationDelete(args []string) int {
-	fs := c.flags("registration delete", "registration delete ID [flags]")
-	pos, code, ok := c.parse(fs, args, 1)
-	if !ok {
-		return code
-	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	if err := cl.DeleteRegistration(context.Background(), pos[0]); err != nil {
-		return c.fail(err)
-	}
-	if c.output == "text" {
-		fmt.Fprintf(c.stdout, "registration %s deleted\n", pos[0])
-	}
-	return exitOK
+	return c.byID("registration delete", args, func(ctx context.Context, cl *api.Client, id string) error {
+		return c.deleted(cl.DeleteRegistration(ctx, id), "registration %s deleted\n", id)
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/sipwarden/sipwarden/api"
 )
 
 const tokenUsage = `usage: sipwarden token <subcommand> [flags]
@@ -35,22 +37,19 @@ func (c *cli) tokenCreate(args []string) int {
 	if *id == "" {
 		return c.usageError("token create: --credential is required")
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	tok, err := cl.CreateToken(context.Background(), *id)
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.output == "json" {
-		c.printJSON(tok)
-		return exitOK
-	}
-	// The token alone on stdout, so that scripts can capture it.
-	fmt.Fprintln(c.stdout, tok.Token)
-	fmt.Fprintf(c.stderr, "token for %s, expires %s\n", tok.Username, formatTime(tok.ExpiresAt))
-	return exitOK
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		tok, err := cl.CreateToken(ctx, *id)
+		switch {
+		case err != nil:
+		case c.output == "json":
+			c.printJSON(tok)
+		default:
+			// The token alone on stdout, so that scripts can capture it.
+			fmt.Fprintln(c.stdout, tok.Token)
+			fmt.Fprintf(c.stderr, "token for %s, expires %s\n", tok.Username, formatTime(tok.ExpiresAt))
+		}
+		return err
+	})
 }
 
 func (c *cli) tokenRevoke(args []string) int {
@@ -62,18 +61,15 @@ func (c *cli) tokenRevoke(args []string) int {
 	if *id == "" {
 		return c.usageError("token revoke: --credential is required")
 	}
-	cl, err := c.client()
-	if err != nil {
-		return c.fail(err)
-	}
-	cred, err := cl.RevokeTokens(context.Background(), *id)
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.output == "json" {
-		c.printJSON(cred)
-		return exitOK
-	}
-	fmt.Fprintf(c.stdout, "tokens of %s minted before %s are revoked\n", cred.Username, formatTime(*cred.TokensNotBefore))
-	return exitOK
+	return c.call(func(ctx context.Context, cl *api.Client) error {
+		cred, err := cl.RevokeTokens(ctx, *id)
+		switch {
+		case err != nil:
+		case c.output == "json":
+			c.printJSON(cred)
+		default:
+			fmt.Fprintf(c.stdout, "tokens of %s minted before %s are revoked\n", cred.Username, formatTime(*cred.TokensNotBefore))
+		}
+		return err
+	})
 }
