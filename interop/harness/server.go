@@ -30,7 +30,7 @@ func RepoRoot() (string, error) {
 	}
 	for range 32 {
 		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(bytes.TrimSpace(b), []byte("module sipwarden")) {
+		if err == nil && bytes.HasPrefix(bytes.TrimSpace(b), []byte("module github.com/sipwarden/sipwarden")) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
