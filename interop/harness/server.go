@@ -179,7 +179,9 @@ type Server struct {
 
 // StartServer writes cfg to dir/sipwarden.yaml, starts bin serve with it in
 // its own process group, logging to dir/server.log, and waits up to 30 s for
-// /healthz to answer 200. On error the process is stopped.
+// /readyz to answer 200 (/healthz answers as soon as HTTP is bound, before
+// the store is open and the API is served). On error the process is
+// stopped.
 func StartServer(ctx context.Context, bin, dir string, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -207,7 +209,7 @@ func StartServer(ctx context.Context, bin, dir string, cfg Config) (*Server, err
 }
 
 func (s *Server) waitHealthy(ctx context.Context, limit time.Duration) error {
-	url := "http://" + s.Config.HTTP + "/healthz"
+	url := "http://" + s.Config.HTTP + "/readyz"
 	client := &http.Client{Timeout: time.Second}
 	var last error
 	err := Poll(ctx, limit, 50*time.Millisecond, func() (bool, error) {
@@ -221,11 +223,11 @@ func (s *Server) waitHealthy(ctx context.Context, limit time.Duration) error {
 			return false, nil
 		}
 		resp.Body.Close()
-		last = fmt.Errorf("GET /healthz: %s", resp.Status)
+		last = fmt.Errorf("GET /readyz: %s", resp.Status)
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		return fmt.Errorf("sipwarden not healthy on %s: %w (last: %v)", url, err, last)
+		return fmt.Errorf("sipwarden not ready on %s: %w (last: %v)", url, err, last)
 	}
 	return nil
 }
