@@ -425,7 +425,7 @@ func TestCredentialLifecycle(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"algorithms", "connection_id", "created_at", "enabled", "expires_at", "id", "name", "tag", "updated_at", "username"}
+	want := []string{"algorithms", "connection_id", "created_at", "enabled", "expires_at", "id", "name", "state", "tag", "updated_at", "username"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("credential keys: got %v, want %v", keys, want)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -20,6 +21,16 @@ type credentialBody struct {
 	ExpiresAt    optional[string]   `json:"expires_at"`
 	Enabled      optional[bool]     `json:"enabled"`
 	Algorithms   optional[[]string] `json:"algorithms"`
+	// State is read-only: accepted here only to answer 422 naming it.
+	State optional[json.RawMessage] `json:"state"`
+}
+
+// checkReadOnlyState refuses a state in a request body: it follows from
+// enabled and expires_at.
+func (v *validation) checkReadOnlyState(b *credentialBody) {
+	if b.State.Set {
+		v.add("/state", CodeInvalidValue, "state is read-only: set enabled (false disables) or expires_at instead")
+	}
 }
 
 func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error {
@@ -53,6 +64,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 	if as, ok := b.Algorithms.value(); ok {
 		c.Algorithms = v.checkAlgorithms("/algorithms", as)
 	}
+	v.checkReadOnlyState(&b)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -63,7 +75,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 		return fmt.Errorf("create credential: %w", err)
 	}
 	w.Header().Set("Location", "/v1/credentials/"+c.ID)
-	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c, now)})
 	return nil
 }
 
@@ -80,9 +92,10 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list credentials: %w", err)
 	}
+	now := s.now()
 	out := make([]Credential, len(cs))
 	for i, c := range cs {
-		out[i] = credentialOut(c)
+		out[i] = credentialOut(c, now)
 	}
 	writeList(w, out, next, p.size)
 	return nil
@@ -97,7 +110,7 @@ func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeErr("get", "credential", id, err)
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, s.now())})
 	return nil
 }
 
@@ -140,6 +153,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 	if as, ok := b.Algorithms.value(); ok {
 		algs = v.checkAlgorithms("/algorithms", as)
 	}
+	v.checkReadOnlyState(&b)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -150,7 +164,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return storeErr("get", "credential", id, err)
 		}
-		writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+		writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, s.now())})
 		return nil
 	}
 	now := s.now()
@@ -192,7 +206,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		}
 		s.credentialRemoved(r, c, reason)
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, now)})
 	return nil
 }
 
