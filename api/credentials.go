@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -21,6 +22,16 @@ type credentialBody struct {
 	ExpiresAt    optional[string]   `json:"expires_at"`
 	Enabled      optional[bool]     `json:"enabled"`
 	Algorithms   optional[[]string] `json:"algorithms"`
+	// State is read-only: accepted here only to answer 422 naming it.
+	State optional[json.RawMessage] `json:"state"`
+}
+
+// checkReadOnlyState refuses a state in a request body: it follows from
+// enabled and expires_at.
+func (v *validation) checkReadOnlyState(b *credentialBody) {
+	if b.State.Set {
+		v.add("/state", CodeInvalidValue, "state is read-only: set enabled (false disables) or expires_at instead")
+	}
 }
 
 func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error {
@@ -54,6 +65,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 	if as, ok := b.Algorithms.value(); ok {
 		c.Algorithms = v.checkAlgorithms("/algorithms", as)
 	}
+	v.checkReadOnlyState(&b)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -65,7 +77,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 	}
 	s.cfg.Lifecycle.Watch(c)
 	w.Header().Set("Location", "/v1/credentials/"+c.ID)
-	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c, now)})
 	return nil
 }
 
@@ -82,9 +94,10 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list credentials: %w", err)
 	}
+	now := s.now()
 	out := make([]Credential, len(cs))
 	for i, c := range cs {
-		out[i] = credentialOut(c)
+		out[i] = credentialOut(c, now)
 	}
 	writeList(w, out, next, p.size)
 	return nil
@@ -99,7 +112,7 @@ func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeErr("get", "credential", id, err)
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, s.now())})
 	return nil
 }
 
@@ -142,6 +155,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 	if as, ok := b.Algorithms.value(); ok {
 		algs = v.checkAlgorithms("/algorithms", as)
 	}
+	v.checkReadOnlyState(&b)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -152,7 +166,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return storeErr("get", "credential", id, err)
 		}
-		writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+		writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, s.now())})
 		return nil
 	}
 	now := s.now()
@@ -195,7 +209,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 	case !c.Expired(now):
 		s.cfg.Lifecycle.Watch(c) // its expiry may have changed
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, now)})
 	return nil
 }
 

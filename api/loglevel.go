@@ -18,43 +18,54 @@ type LogLevel struct {
 	Level string `json:"level"`
 }
 
-// HandleLogLevel adds GET and PUT /v1/log-level, which read and set v
-// (API key required). Call it before serving.
-func (s *Server) HandleLogLevel(v LevelVar) {
-	s.mux.Handle("GET /v1/log-level", s.h(func(w http.ResponseWriter, r *http.Request) error {
-		if _, _, err := readQuery(r); err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, envelope{Data: LogLevel{Level: levelName(v.Level())}})
-		return nil
-	}))
-	s.mux.Handle("PUT /v1/log-level", s.h(func(w http.ResponseWriter, r *http.Request) error {
-		var b struct {
-			Level optional[string] `json:"level"`
-		}
-		if err := decodeBody(r, &b); err != nil {
-			return err
-		}
-		var val validation
-		name, ok := b.Level.value()
-		level, known := parseLevel(name)
-		switch {
-		case !ok:
-			val.add("/level", CodeRequired, "level is required: debug, info, warn or error")
-		case !known:
-			val.add("/level", CodeInvalidValue, "level %q is not one of debug, info, warn, error", name)
-		}
-		if err := val.err(); err != nil {
-			return err
-		}
-		old := v.Level()
-		v.Set(level)
-		// At warn, so that the change shows at every level but error.
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "log level changed",
-			slog.String("from", levelName(old)), slog.String("to", name))
-		writeJSON(w, http.StatusOK, envelope{Data: LogLevel{Level: name}})
-		return nil
-	}))
+// HandleLogLevel enables GET and PUT /v1/log-level, which read and set v
+// (API key required). Call it before serving; without it they answer 404.
+func (s *Server) HandleLogLevel(v LevelVar) { s.level = v }
+
+func errNoLogLevel() error {
+	return newError(http.StatusNotFound, CodeNotFound, "the log level cannot be changed through this server")
+}
+
+func (s *Server) getLogLevel(w http.ResponseWriter, r *http.Request) error {
+	if s.level == nil {
+		return errNoLogLevel()
+	}
+	if _, _, err := readQuery(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, envelope{Data: LogLevel{Level: levelName(s.level.Level())}})
+	return nil
+}
+
+func (s *Server) putLogLevel(w http.ResponseWriter, r *http.Request) error {
+	if s.level == nil {
+		return errNoLogLevel()
+	}
+	var b struct {
+		Level optional[string] `json:"level"`
+	}
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	var val validation
+	name, ok := b.Level.value()
+	level, known := parseLevel(name)
+	switch {
+	case !ok:
+		val.add("/level", CodeRequired, "level is required: debug, info, warn or error")
+	case !known:
+		val.add("/level", CodeInvalidValue, "level %q is not one of debug, info, warn, error", name)
+	}
+	if err := val.err(); err != nil {
+		return err
+	}
+	old := s.level.Level()
+	s.level.Set(level)
+	// At warn, so that the change shows at every level but error.
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "log level changed",
+		slog.String("from", levelName(old)), slog.String("to", name))
+	writeJSON(w, http.StatusOK, envelope{Data: LogLevel{Level: name}})
+	return nil
 }
 
 // parseLevel reads the level names of the config file's log.level.

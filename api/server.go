@@ -76,6 +76,8 @@ type Server struct {
 	calls     Calls
 	minter    Minter
 	keys      KeySet
+	level     LevelVar        // HandleLogLevel; nil: the log-level routes answer 404
+	public    map[string]bool // patterns served without an API key, from routeTable
 }
 
 // New returns the API server. On first start (no API key in the store and
@@ -116,42 +118,66 @@ func New(cfg Config, db *store.DB, locs Locations, logger *slog.Logger) (*Server
 // Handler returns the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-const (
-	healthzPattern = "GET /healthz"
-	jwksPattern    = "GET /v1/jwks"
-)
+// route is one route of the API: the pattern http.ServeMux reads
+// ("METHOD /path/{wildcard}"), whether it is served without an API key,
+// and its handler.
+type route struct {
+	pattern string
+	public  bool
+	handler http.Handler
+}
+
+// routeTable is every route of the API, in one place: routes registers
+// exactly these, and the tests check api/openapi.json against them (every
+// route documented, every documented operation routed).
+func (s *Server) routeTable() []route {
+	return []route{
+		{"GET /healthz", true, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /v1/openapi.json", true, http.HandlerFunc(serveOpenAPI)}, // openapi.go
+		{"GET /v1/jwks", true, http.HandlerFunc(s.jwks)},
+
+		{"POST /v1/connections", false, s.h(s.createConnection)},
+		{"GET /v1/connections", false, s.h(s.listConnections)},
+		{"GET /v1/connections/{id}", false, s.h(s.getConnection)},
+		{"PATCH /v1/connections/{id}", false, s.h(s.updateConnection)},
+		{"DELETE /v1/connections/{id}", false, s.h(s.deleteConnection)},
+
+		{"POST /v1/credentials", false, s.h(s.createCredential)},
+		{"GET /v1/credentials", false, s.h(s.listCredentials)},
+		{"GET /v1/credentials/{id}", false, s.h(s.getCredential)},
+		{"PATCH /v1/credentials/{id}", false, s.h(s.updateCredential)},
+		{"DELETE /v1/credentials/{id}", false, s.h(s.deleteCredential)},
+
+		{"GET /v1/registrations", false, s.h(s.listRegistrations)},
+		{"DELETE /v1/registrations/{id}", false, s.h(s.deleteRegistration)},
+
+		{"GET /v1/calls", false, s.h(s.listCalls)},
+
+		{"POST /v1/credentials/{id}/token", false, s.h(s.createToken)},
+		{"POST /v1/credentials/{id}/actions/revoke_tokens", false, s.h(s.revokeTokens)},
+		{"GET /v1/bans", false, s.h(s.listBans)},
+		{"DELETE /v1/bans/{ip}", false, s.h(s.liftBan)},
+
+		{"GET /v1/log-level", false, s.h(s.getLogLevel)}, // loglevel.go
+		{"PUT /v1/log-level", false, s.h(s.putLogLevel)},
+	}
+}
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc(healthzPattern, func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	m.Handle("POST /v1/connections", s.h(s.createConnection))
-	m.Handle("GET /v1/connections", s.h(s.listConnections))
-	m.Handle("GET /v1/connections/{id}", s.h(s.getConnection))
-	m.Handle("PATCH /v1/connections/{id}", s.h(s.updateConnection))
-	m.Handle("DELETE /v1/connections/{id}", s.h(s.deleteConnection))
-
-	m.Handle("POST /v1/credentials", s.h(s.createCredential))
-	m.Handle("GET /v1/credentials", s.h(s.listCredentials))
-	m.Handle("GET /v1/credentials/{id}", s.h(s.getCredential))
-	m.Handle("PATCH /v1/credentials/{id}", s.h(s.updateCredential))
-	m.Handle("DELETE /v1/credentials/{id}", s.h(s.deleteCredential))
-
-	m.Handle("GET /v1/registrations", s.h(s.listRegistrations))
-	m.Handle("DELETE /v1/registrations/{id}", s.h(s.deleteRegistration))
-
-	m.Handle("GET /v1/calls", s.h(s.listCalls))
-
-	m.Handle("POST /v1/credentials/{id}/token", s.h(s.createToken))
-	m.Handle("POST /v1/credentials/{id}/actions/revoke_tokens", s.h(s.revokeTokens))
-	m.HandleFunc(jwksPattern, s.jwks)
-	m.Handle("GET /v1/bans", s.h(s.listBans))
-	m.Handle("DELETE /v1/bans/{ip}", s.h(s.liftBan))
+	s.public = map[string]bool{}
+	for _, r := range s.routeTable() {
+		m.Handle(r.pattern, r.handler)
+		if r.public {
+			s.public[r.pattern] = true
+		}
+	}
 	s.mux = m
 }
 
-// serveHTTP authenticates (all but /healthz), routes, turns the mux's own
+// serveHTTP authenticates (all but the public routes), routes, turns the mux's own
 // 404 and 405 into JSON errors, and logs the request once it is done.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -159,7 +185,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.logRequest(r, rec, time.Since(start)) }()
 
 	h, pattern := s.mux.Handler(r)
-	if pattern != healthzPattern && pattern != jwksPattern { // public
+	if !s.public[pattern] {
 		if s.keyBlocked(rec, r) { // bans.go
 			return
 		}

@@ -72,7 +72,7 @@ func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
 		return storeErr("update", "credential", id, err)
 	}
 	s.log.InfoContext(r.Context(), "tokens revoked", "credential_id", c.ID, "username", c.Username)
-	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c)})
+	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, now)})
 	return nil
 }
 

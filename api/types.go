@@ -28,6 +28,10 @@ type Credential struct {
 	Name         string `json:"name"`
 	Tag          string `json:"tag"`
 	Enabled      bool   `json:"enabled"`
+	// State is read-only, computed when the credential is read:
+	// CredentialDisabled when not Enabled, else CredentialExpired once
+	// ExpiresAt has passed, else CredentialActive.
+	State string `json:"state"`
 	// ExpiresAt is nil when the credential never expires.
 	ExpiresAt *time.Time `json:"expires_at"`
 	// Algorithms are the digest algorithms offered to this credential, in
@@ -38,6 +42,27 @@ type Credential struct {
 	// TokensNotBefore: tokens issued before it are revoked (revoke_tokens,
 	// a password change). Absent when none were.
 	TokensNotBefore *time.Time `json:"tokens_not_before,omitempty"`
+}
+
+// The states of a credential (Credential.State). Only an active credential
+// can register, place calls or be given a token; a disabled one is refused
+// first, as the registrar and the proxy do (403 Credential Disabled before
+// 403 Credential Expired).
+const (
+	CredentialActive   = "active"
+	CredentialDisabled = "disabled"
+	CredentialExpired  = "expired"
+)
+
+// credentialState is the state of c at now.
+func credentialState(c store.Credential, now time.Time) string {
+	switch {
+	case !c.Enabled:
+		return CredentialDisabled
+	case c.Expired(now):
+		return CredentialExpired
+	}
+	return CredentialActive
 }
 
 // Registration is a live binding of the location table.
@@ -145,10 +170,11 @@ func connectionOut(c store.Connection) Connection {
 	return out
 }
 
-func credentialOut(c store.Credential) Credential {
+// credentialOut shows c as it is at now (its state).
+func credentialOut(c store.Credential, now time.Time) Credential {
 	out := Credential{
 		ID: c.ID, ConnectionID: c.ConnectionID, Username: c.Username,
-		Name: c.Name, Tag: c.Tag, Enabled: c.Enabled,
+		Name: c.Name, Tag: c.Tag, Enabled: c.Enabled, State: credentialState(c, now),
 		Algorithms: c.Algorithms, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if out.Algorithms == nil {

@@ -2,9 +2,10 @@ package store
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // idGen makes UUIDv7 IDs (RFC 9562 section 5.7) that sort, as text and as
@@ -18,6 +19,13 @@ import (
 // at a time, so ID order is also commit order: a reader paging by ID never
 // sees a record appear behind its cursor. Each of those transactions also
 // stores the generator's state in the meta bucket, which Open reads back.
+//
+// google/uuid's NewV7 is not used to make them: it reads the wall clock
+// itself (the store's Options.Now, which also stamps CreatedAt, would be
+// ignored) and keeps its last timestamp in a package variable that cannot
+// be advanced to the state of a previous run, so IDs made after a restart
+// with the clock set back would sort before older ones. The ID is encoded
+// by google/uuid's UUID type.
 type idGen struct {
 	mu   sync.Mutex
 	last uint64 // timestamp<<12 | counter of the last ID made or seen
@@ -31,7 +39,7 @@ func (g *idGen) next(now time.Time) (string, uint64) {
 	g.last = v
 	g.mu.Unlock()
 
-	var u [16]byte
+	var u uuid.UUID
 	ts := v >> 12
 	for i := range 6 {
 		u[i] = byte(ts >> (40 - 8*i))
@@ -40,7 +48,7 @@ func (g *idGen) next(now time.Time) (string, uint64) {
 	u[7] = byte(v)
 	_, _ = rand.Read(u[8:]) // never fails (crypto/rand)
 	u[8] = u[8]&0x3f | 0x80 // variant 10
-	return formatUUID(u), v
+	return u.String(), v
 }
 
 // advance makes later IDs sort after the state last, as stored in the
@@ -50,18 +58,4 @@ func (g *idGen) advance(last uint64) {
 	g.mu.Lock()
 	g.last = max(g.last, last)
 	g.mu.Unlock()
-}
-
-func formatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
 }
