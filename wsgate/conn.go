@@ -65,21 +65,34 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// tooLarge sends a close frame with status 1009 (message too big), best
-// effort, and closes the connection. The frame may land between two
-// writes of a frame sipgo is sending at that moment: the client sees a
-// broken frame instead of the close, and the connection ends either way.
+// tooLarge ends the connection's WebSocket for a message over the
+// limit, the way RFC 6455 section 7 closes one: a close frame with status
+// 1009 (message too big), the write side shut, and what the client still
+// sends read and dropped until it closes (at most 4 MiB or 1 s), so that
+// the close frame is not lost to a reset. The TCP connection itself is
+// closed by sipgo when Read returns ErrMessageTooLarge (closing it here
+// too makes sipgo log a warning). The close frame may land between two
+// writes of a frame sipgo is sending at that moment: the client then sees
+// a broken frame instead of the close, and the connection ends either way.
 func (c *Conn) tooLarge() {
-	frame := ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, "message too big"))
-	if b, err := ws.CompileFrame(frame); err == nil {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.Conn.Write(b)
-	}
-	_ = c.Close()
 	c.l.log.Debug("websocket connection closed", "handshake", c.hs, "reason", string(ClosedTooLarge))
 	if c.l.cfg.OnRefused != nil {
 		c.l.cfg.OnRefused(ClosedTooLarge)
 	}
+	frame := ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, "message too big"))
+	b, err := ws.CompileFrame(frame)
+	if err != nil {
+		return
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.Conn.Write(b); err != nil {
+		return
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c.Conn, 4<<20)
 }
 
 // frameReader passes a stream of client frames through, header by
