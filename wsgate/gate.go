@@ -66,7 +66,9 @@ type Config struct {
 	// TLS, when set, makes this a wss listener: the wrapped listener must
 	// be a plain TCP one, and the TLS handshake happens in the
 	// connection's own goroutine within HandshakeTimeout. Serve the
-	// Listener with sipgo's ServeWSS, which does no TLS of its own.
+	// Listener with sipgo's ServeWSS, which does no TLS of its own. The
+	// Listener uses a copy offering only ALPN http/1.1 (a WebSocket over
+	// HTTP/2 would not reach sipgo's upgrader).
 	TLS *tls.Config
 	// OnRefused, when set, is called once for every connection closed
 	// before it reached sipgo, and for every one closed for a too large
@@ -117,6 +119,10 @@ func New(ln net.Listener, cfg Config) (*Listener, error) {
 	}
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 32768
+	}
+	if cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.NextProtos = []string{"http/1.1"}
 	}
 	log := cfg.Logger
 	if log == nil {

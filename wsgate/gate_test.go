@@ -2,6 +2,7 @@ package wsgate_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -455,5 +456,30 @@ func TestCloseEndsPending(t *testing.T) {
 	}
 	if closed, _ := closedWithin(c, 2*time.Second); !closed {
 		t.Error("pending connection still open after Close")
+	}
+}
+
+// A wss listener negotiates http/1.1 even when the configuration it was
+// given offers h2 (as one shared with an HTTPS server may), and leaves
+// that configuration alone.
+func TestWSSNegotiatesHTTP11(t *testing.T) {
+	conf := selfSigned(t)
+	conf.NextProtos = []string{"h2", "http/1.1"}
+	s := startServer(t, wsgate.Config{TLS: conf})
+	c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tc.ConnectionState().NegotiatedProtocol; got != "http/1.1" {
+		t.Errorf("ALPN: got %q, want http/1.1", got)
+	}
+	if len(conf.NextProtos) != 2 {
+		t.Errorf("caller's NextProtos changed to %q", conf.NextProtos)
 	}
 }
