@@ -5,7 +5,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-unit interop bench bench-scale fuzz vet fmt clean deps
+.PHONY: all build run test test-unit interop bench bench-scale fuzz vet fmt clean deps web
 
 all: build
 
@@ -56,6 +56,12 @@ FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRe
 	stateless:FuzzStreamFraming
 fuzz: deps
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZTARGETS)
+
+# Rebuilds web/phone/jssip.min.js (JsSIP from npm, bundled by esbuild)
+# from web/package.json and web/package-lock.json; needs node and npm.
+# The bundle is committed: building and running the server need no npm.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
