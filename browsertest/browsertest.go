@@ -58,9 +58,11 @@ type Browser struct {
 }
 
 // Start starts chromium for t and stops it when t ends. The browser lives
-// at most timeout (0: 2 minutes). When chromium is missing, the test
-// fails and says how to install it.
-func Start(t testing.TB, timeout time.Duration) *Browser {
+// at most timeout (0: 2 minutes). extraFlags follow Flags (such as
+// "--ignore-certificate-errors" for a wss server with a self-signed
+// certificate). When chromium is missing, the test fails and says how to
+// install it.
+func Start(t testing.TB, timeout time.Duration, extraFlags ...string) *Browser {
 	t.Helper()
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
@@ -69,7 +71,7 @@ func Start(t testing.TB, timeout time.Duration) *Browser {
 		t.Fatalf("browsertest: %s not found (%v): run `bash scripts/install-peers.sh` (it installs Debian's chromium); the browser tests are part of the suite", ExecPath, err)
 	}
 	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(ExecPath)}
-	for _, f := range Flags {
+	for _, f := range append(append([]string(nil), Flags...), extraFlags...) {
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
 		if hasValue {
 			opts = append(opts, chromedp.Flag(name, value))
@@ -251,6 +253,12 @@ func (p *Page) Click(sel string) {
 	if err := p.do(chromedp.Click(chromedp.CSS(sel))); err != nil {
 		p.t.Fatalf("browsertest: click %s: %v", sel, err)
 	}
+}
+
+// Enabled reports whether the element sel exists and is not disabled.
+func (p *Page) Enabled(sel string) bool {
+	p.t.Helper()
+	return MustEval[bool](p, `(() => { const el = document.querySelector(`+js(sel)+`); return !!el && !el.disabled; })()`)
 }
 
 // Text returns the text content of the element sel; ok is false when
