@@ -5,7 +5,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-unit interop bench bench-scale fuzz vet fmt clean deps
+.PHONY: all build run test test-unit interop bench bench-scale fuzz vet fmt clean deps web
 
 all: build
 
@@ -19,12 +19,15 @@ build: deps
 run: build
 	./$(BIN) serve
 
-# The whole suite: vet, unit and socket tests with the race detector, then
-# the interop tests against real peers (sipp, baresip, linphonec), which
-# scripts/install-peers.sh installs from Debian's packages when missing.
+# The whole suite: vet, unit and socket tests with the race detector (the
+# browser tests drive Debian's chromium, the systemd unit is checked with
+# systemd-analyze), then the interop tests against real peers (sipp,
+# baresip, linphonec); scripts/install-peers.sh installs every one of them
+# from Debian's packages when missing.
 test: vet test-unit interop
 
 test-unit: deps
+	bash scripts/install-peers.sh
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -56,6 +59,12 @@ FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRe
 	stateless:FuzzStreamFraming
 fuzz: deps
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZTARGETS)
+
+# Rebuilds web/phone/jssip.min.js (JsSIP from npm, bundled by esbuild)
+# from web/package.json and web/package-lock.json; needs node and npm.
+# The bundle is committed: building and running the server need no npm.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the SIP peers the interop tests and the benchmark drive: sipp
-# (Debian package sip-tester), baresip, linphonec and openssl. Idempotent:
+# (Debian package sip-tester), baresip, linphonec and openssl, and the
+# browser the browser tests drive (Debian's chromium, headless, through
+# browsertest; no browser is ever downloaded), and systemd-analyze, which
+# verifies contrib/systemd's unit (Debian package systemd). Idempotent:
 # a package is installed only when its command is missing. Needs root (or
 # sudo) and apt-get when something is missing; fails loudly otherwise.
 # With --bench it also installs Kamailio (Debian package kamailio), which
 # `make bench` compares sipwarden with (bench/kamailio/kamailio.cfg).
 set -euo pipefail
 
-cmds=(sipp baresip linphonec openssl)
+cmds=(sipp baresip linphonec openssl chromium systemd-analyze)
 if [ "${1:-}" = "--bench" ]; then
 	cmds+=(kamailio)
 fi
@@ -20,6 +23,8 @@ declare -A pkg=(
 	[baresip]=baresip-core
 	[linphonec]=linphone-cli
 	[openssl]=openssl
+	[chromium]=chromium
+	[systemd-analyze]=systemd
 	[kamailio]=kamailio
 )
 

@@ -1,0 +1,116 @@
+// Package web holds the pages the server's HTTP listener serves, embedded
+// in the binary: the test phone at /phone (JsSIP over WebSocket), built
+// from web/phone. Only phone/jssip.min.js is generated (`make web`, from
+// web/package.json); it is committed, so building the server needs no
+// npm.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed phone/*
+var phoneFS embed.FS
+
+// Content-Security-Policy of the phone page: its own scripts and styles
+// only, nothing inline; WebSocket connections to any host (the server URL
+// is a field of the page); no frames, forms sent nowhere, not framable.
+const phoneCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"media-src 'self'; connect-src ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+}
+
+type asset struct {
+	name  string
+	ctype string
+	etag  string
+	data  []byte
+}
+
+type phoneHandler struct {
+	assets map[string]*asset // by file name; "" is the page
+}
+
+// Phone returns the handler of the test phone page and its assets. It
+// works under any prefix: a path ending in "/" (or in "/index.html")
+// gets the page, one whose last element names an asset (phone.js,
+// phone.css, jssip.min.js, favicon.svg) gets that asset, and one without a trailing
+// slash or a dot (such as "/phone") is redirected to itself with the
+// slash, so that the page's relative asset links resolve. Mount it as
+// mux.Handle("/phone", h) and mux.Handle("/phone/", h).
+func Phone() http.Handler {
+	h := &phoneHandler{assets: map[string]*asset{}}
+	// Reading an embedded directory cannot fail (go:embed checked it at
+	// build time); TestPhoneAssets fails if an asset went missing.
+	entries, _ := fs.ReadDir(phoneFS, "phone")
+	for _, e := range entries {
+		name := e.Name()
+		ctype, ok := contentTypes[path.Ext(name)]
+		if !ok || e.IsDir() {
+			continue
+		}
+		data, err := phoneFS.ReadFile("phone/" + name)
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(data)
+		a := &asset{name: name, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, data: data}
+		h.assets[name] = a
+		if name == "index.html" {
+			h.assets[""] = a
+		}
+	}
+	return h
+}
+
+func (h *phoneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p := r.URL.Path
+	base := ""
+	if !strings.HasSuffix(p, "/") {
+		base = path.Base(p)
+	}
+	a, ok := h.assets[base]
+	if !ok {
+		if base != "" && !strings.Contains(base, ".") {
+			target := p + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", a.ctype)
+	hd.Set("ETag", a.etag)
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if a.ctype == contentTypes[".html"] {
+		hd.Set("Content-Security-Policy", phoneCSP)
+		hd.Set("Permissions-Policy", "microphone=(self), camera=(), geolocation=()")
+		hd.Set("X-Frame-Options", "DENY")
+	}
+	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.data))
+}

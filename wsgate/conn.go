@@ -1,0 +1,167 @@
+package wsgate
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Conn is a connection whose upgrade request passed. Its first reads
+// return the request head (for sipgo's upgrader), the later ones the
+// WebSocket frames, checked as Config.MaxMessageBytes says. Reads are
+// meant for one goroutine at a time, as sipgo does them.
+type Conn struct {
+	net.Conn // the TCP or TLS connection
+	l        *Listener
+	hs       Handshake
+
+	rmu    sync.Mutex
+	head   []byte    // request head not yet read
+	after  io.Reader // what comes after the head
+	closed sync.Once
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+func newConn(l *Listener, nc net.Conn, hs Handshake, head, extra []byte) *Conn {
+	c := &Conn{Conn: nc, l: l, hs: hs, head: head}
+	var src io.Reader = nc
+	if len(extra) > 0 {
+		src = io.MultiReader(bytes.NewReader(extra), nc)
+	}
+	if l.cfg.MaxMessageBytes < 0 {
+		c.after = src
+	} else {
+		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge}
+	}
+	return c
+}
+
+// Handshake returns what the upgrade request carried.
+func (c *Conn) Handshake() Handshake { return c.hs }
+
+// Read reads the request head first, then the frames.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.after.Read(p)
+}
+
+// Close closes the connection and removes it from the Listener's
+// lookup table.
+func (c *Conn) Close() error {
+	err := c.Conn.Close()
+	c.closed.Do(func() { c.l.forget(c) })
+	return err
+}
+
+// tooLarge ends the connection's WebSocket for a message over the
+// limit, the way RFC 6455 section 7 closes one: a close frame with status
+// 1009 (message too big), the write side shut, and what the client still
+// sends read and dropped until it closes (at most 4 MiB or 1 s), so that
+// the close frame is not lost to a reset. The TCP connection itself is
+// closed by sipgo when Read returns ErrMessageTooLarge (closing it here
+// too makes sipgo log a warning). The close frame may land between two
+// writes of a frame sipgo is sending at that moment: the client then sees
+// a broken frame instead of the close, and the connection ends either way.
+func (c *Conn) tooLarge() {
+	c.l.log.Debug("websocket connection closed", "handshake", c.hs, "reason", string(ClosedTooLarge))
+	if c.l.cfg.OnRefused != nil {
+		c.l.cfg.OnRefused(ClosedTooLarge)
+	}
+	frame := ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, "message too big"))
+	b, err := ws.CompileFrame(frame)
+	if err != nil {
+		return
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.Conn.Write(b); err != nil {
+		return
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c.Conn, 4<<20)
+}
+
+// frameReader passes a stream of client frames through, header by
+// header: it counts the payload of each message (control frames aside),
+// ends the stream with ErrMessageTooLarge when a message passes max, and
+// rewrites the opcode of binary messages to text (sipgo v1.7.4 discards
+// binary ones; RFC 7118 section 4.2 requires both to be accepted).
+type frameReader struct {
+	src      *bufio.Reader
+	max      int64
+	tooLarge func()
+
+	hdr    [ws.MaxHeaderSize]byte
+	out    []byte // the encoded header not yet read
+	remain int64  // payload bytes of the current frame not yet read
+	msg    int64  // payload bytes of the current message so far
+	err    error  // sticky: after a failed read the stream is out of step
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(f.out) > 0 {
+		n := copy(p, f.out)
+		f.out = f.out[n:]
+		return n, nil
+	}
+	if f.err != nil {
+		return 0, f.err
+	}
+	if f.remain > 0 {
+		if int64(len(p)) > f.remain {
+			p = p[:f.remain]
+		}
+		n, err := f.src.Read(p)
+		f.remain -= int64(n)
+		if err != nil {
+			f.err = err
+		}
+		return n, err
+	}
+	h, err := ws.ReadHeader(f.src)
+	if err != nil {
+		f.err = err
+		return 0, err
+	}
+	if !h.OpCode.IsControl() {
+		f.msg += h.Length
+		if f.msg > f.max {
+			f.err = ErrMessageTooLarge
+			f.tooLarge()
+			return 0, f.err
+		}
+		if h.OpCode == ws.OpBinary {
+			h.OpCode = ws.OpText
+		}
+		if h.Fin {
+			f.msg = 0
+		}
+	}
+	w := bytes.NewBuffer(f.hdr[:0])
+	if err := ws.WriteHeader(w, h); err != nil {
+		f.err = err
+		return 0, err
+	}
+	f.out = w.Bytes()
+	f.remain = h.Length
+	n := copy(p, f.out)
+	f.out = f.out[n:]
+	return n, nil
+}
