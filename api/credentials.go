@@ -180,6 +180,11 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 			c.TokensNotBefore = revokedBefore(now)
 		}
 		if e, ok := b.Enabled.value(); ok {
+			if c.Enabled && !e {
+				// Disabling revokes the tokens: enabling again later must
+				// not bring them back (mint new ones).
+				c.TokensNotBefore = revokedBefore(now)
+			}
 			c.Enabled = e
 		}
 		if b.Name.Set {

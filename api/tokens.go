@@ -19,7 +19,7 @@ type Token struct {
 
 // Minter mints tokens: *token.Issuer.
 type Minter interface {
-	Mint(user string, revokedBefore, notAfter time.Time) (string, time.Time, error)
+	Mint(user, credID string, revokedBefore, notAfter time.Time) (string, time.Time, error)
 }
 
 // KeySet publishes the verification keys: *token.Verifier.
@@ -51,7 +51,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	case c.Expired(now):
 		return newError(http.StatusConflict, CodeCredentialUnusable, "the credential has expired: extend expires_at before minting a token")
 	}
-	tok, exp, err := s.minter.Mint(c.Username, c.TokensNotBefore, c.ExpiresAt)
+	tok, exp, err := s.minter.Mint(c.Username, c.ID, c.TokensNotBefore, c.ExpiresAt)
 	if err != nil {
 		return err
 	}

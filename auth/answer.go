@@ -69,6 +69,8 @@ var answers = [...]Answer{
 	Disabled:     {Code: 403, Reason: "Forbidden"},
 	Expired:      {Code: 403, Reason: "Forbidden"},
 	ACLDenied:    {Code: 403, Reason: "Forbidden"},
+	// Checked before the response, so it tells nothing of the password.
+	URIMismatch: {Code: 400, Reason: "Digest URI Does Not Match Request-URI"},
 }
 
 // Answer returns how a request whose check gave o is answered; the zero
@@ -110,6 +112,7 @@ func (a *Authenticator) CheckSIP(req *sip.Request, side Side) Result {
 		Body:          req.Body(),
 		Source:        req.Source(),
 		Transport:     strings.ToLower(req.Transport()),
+		URI:           &req.Recipient,
 	})
 }
 

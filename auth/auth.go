@@ -7,7 +7,10 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/digest"
 	"github.com/sipwarden/sipwarden/store"
@@ -51,12 +54,16 @@ const (
 	// InvalidToken: a Bearer token that does not verify, is expired or
 	// revoked, or names no usable credential (RFC 6750 section 3.1).
 	InvalidToken
+	// URIMismatch: the digest uri names another resource than the
+	// Request-URI (RFC 7616 section 3.4.6, RFC 3261 22.4): an answer
+	// captured for one request replayed on another.
+	URIMismatch
 )
 
 var outcomeNames = [...]string{
 	OK: "ok", NoCredentials: "challenge", Stale: "stale", BadNonce: "bad_nonce", Replay: "replay",
 	Mismatch: "mismatch", UnknownUser: "unknown_user", Disabled: "disabled", Expired: "expired", Malformed: "malformed",
-	ACLDenied: "acl", InvalidToken: "invalid_token",
+	ACLDenied: "acl", InvalidToken: "invalid_token", URIMismatch: "uri_mismatch",
 }
 
 func (o Outcome) String() string {
@@ -70,7 +77,7 @@ func (o Outcome) String() string {
 // brute-force accounting): a wrong answer, not a first challenge.
 func (o Outcome) Failure() bool {
 	switch o {
-	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied, InvalidToken:
+	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied, InvalidToken, URIMismatch:
 		return true
 	}
 	return false
@@ -93,6 +100,10 @@ type Config struct {
 	Tokens Tokens
 	// BearerScope is the scope of the Bearer challenge. Default "sip".
 	BearerScope string
+	// ServerHost reports whether a host is one of this server's names or
+	// addresses: a digest uri with no user part naming it is accepted
+	// whatever the Request-URI (uri.go). Nil accepts none.
+	ServerHost func(host string) bool
 	// BearerFirst puts the Bearer challenge before the Digest ones.
 	// Default false: old phones read only the first challenge.
 	BearerFirst bool
@@ -170,6 +181,9 @@ type Request struct {
 	Source string
 	// Transport is the lowercase transport, for OnAttempt.
 	Transport string
+	// URI is the Request-URI, which the digest uri must name (uri.go).
+	// Nil skips the comparison (tests of other rules).
+	URI *sip.Uri
 }
 
 // Check verifies the Digest credentials of a request. Unknown users and
@@ -217,6 +231,18 @@ func (a *Authenticator) check(r Request) Result {
 		return Result{Outcome: Malformed, Username: c.Username, Detail: "unsupported algorithm"}
 	}
 	res.Algorithm = alg
+	// RFC 7616 section 3.4: when the challenge offered qop, the answer
+	// must carry one of the offered values with nc and cnonce. An answer
+	// without qop (RFC 2069) has no nonce count, so nothing would stop
+	// its replay within the nonce lifetime.
+	if len(a.cfg.QOP) > 0 && !offered(a.cfg.QOP, c.QOP) {
+		res.Outcome, res.Detail = Malformed, "qop missing or not offered"
+		return res
+	}
+	if r.URI != nil && !uriMatches(c.URI, r.URI, a.cfg.ServerHost) {
+		res.Outcome = URIMismatch
+		return res
+	}
 
 	status, nonceExpires := a.cfg.Nonce.Check(c.Nonce)
 	if status == digest.NonceInvalid {
@@ -253,8 +279,9 @@ func (a *Authenticator) check(r Request) Result {
 		res.Outcome = Stale
 		return res
 	}
-	// Replay protection applies only when qop gives a nonce count; RFC 2069
-	// style answers without qop are bounded by the nonce lifetime alone.
+	// Replay protection needs qop's nonce count. Answers without qop pass
+	// only when the server offers no qop (auth.qop: []), and are then
+	// bounded by the nonce lifetime alone.
 	if c.QOP != "" && !a.cfg.Count.Accept(c.Nonce, c.NonceCount, nonceExpires) {
 		res.Outcome = Replay
 		return res
@@ -268,6 +295,17 @@ func (a *Authenticator) check(r Request) Result {
 		res.Outcome = a.checkACL(cred, r.Source) // OK or ACLDenied
 	}
 	return res
+}
+
+// offered reports whether qop (case-insensitively) is one of the offered
+// values.
+func offered(values []string, qop string) bool {
+	for _, v := range values {
+		if strings.EqualFold(v, qop) {
+			return true
+		}
+	}
+	return false
 }
 
 // allowed reports whether alg is one this credential may use.

@@ -26,8 +26,9 @@ func bearerToken(h string) (string, bool) {
 
 // checkBearer authenticates a request by its token: the identity it names
 // then goes through what a digest identity does (enabled, unexpired,
-// allow-list), and a token issued before the credential's TokensNotBefore
-// is revoked. The token never reaches a log or an error.
+// allow-list), a token of ours must name the credential's id (not only its
+// username), and a token issued before the credential's TokensNotBefore
+// (advanced by revoke_tokens, a password change and disabling) is revoked. The token never reaches a log or an error.
 func (a *Authenticator) checkBearer(tok string, r Request) Result {
 	res := Result{Scheme: "bearer", Outcome: InvalidToken}
 	c, err := a.cfg.Tokens.Verify(tok)
@@ -57,6 +58,10 @@ func (a *Authenticator) checkBearer(tok string, r Request) Result {
 		res.Detail = "credential disabled"
 	case cred.Expired(a.now()):
 		res.Detail = "credential expired"
+	case c.Local && c.CredentialID != cred.ID:
+		// Minted for a credential since deleted (and the username taken
+		// again), or before tokens named their credential.
+		res.Detail = "token of another credential"
 	case !cred.TokensNotBefore.IsZero() && (c.IssuedAt.IsZero() || c.IssuedAt.Before(cred.TokensNotBefore)):
 		res.Detail = "token revoked"
 	default:

@@ -45,7 +45,11 @@ func newBearerFixture(t *testing.T, bearerFirst bool) *bearerFixture {
 
 func (f *bearerFixture) mint(t *testing.T, user string) string {
 	t.Helper()
-	tok, _, err := f.iss.Mint(user, time.Time{}, time.Time{})
+	c, err := f.db.CredentialByUsername(user)
+	if err != nil {
+		c.ID = "no-credential" // an external user's token, or one for nobody
+	}
+	tok, _, err := f.iss.Mint(user, c.ID, time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +100,7 @@ func TestBearerRevocation(t *testing.T) {
 		t.Fatalf("token issued before revoke_tokens: %v %q", res.Outcome, res.Detail)
 	}
 	c, _ = f.db.CredentialByUsername("alice")
-	fresh, _, err := f.iss.Mint("alice", c.TokensNotBefore, time.Time{})
+	fresh, _, err := f.iss.Mint("alice", c.ID, c.TokensNotBefore, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

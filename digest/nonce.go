@@ -23,15 +23,22 @@ const MaxNonceClockSkew = time.Minute
 
 // Nonce layout, before base64url encoding (RFC 4648 section 5, no padding):
 //
-//	version (1) | issued, Unix ns, big-endian (8) | random (9) | HMAC-SHA256 of the first 18 bytes, truncated (18)
+//	version (1) | issued, Unix ns, big-endian (8) | epoch (4) | random (5) | HMAC-SHA256 of the first 18 bytes, truncated (18)
 //
 // 36 bytes make 48 characters with no partial group, so each nonce has
 // exactly one spelling. The random part keeps nonces issued in the same
 // nanosecond (on several nodes) distinct, which the per-nonce counts of
 // Counts rely on; the 144-bit MAC makes them unforgeable without the key.
+// The epoch names the Nonces that issued the nonce: a nonce of another
+// epoch is stale. The nonce counts live in memory (Counts), so after a
+// restart a nonce issued before it has no count, and an answer captured
+// then (nc=00000001) would be accepted again: a new epoch per process
+// makes every such nonce stale instead, and the client simply answers a
+// fresh challenge (RFC 7616 section 3.3).
 const (
 	nonceVersion = 1
-	nonceMsgLen  = 1 + 8 + 9
+	nonceMsgLen  = 1 + 8 + 4 + 5
+	nonceEpoch   = 9 // offset of the epoch
 	nonceMACLen  = 18
 	nonceRawLen  = nonceMsgLen + nonceMACLen
 	nonceLen     = nonceRawLen / 3 * 4
@@ -74,6 +81,7 @@ func (s NonceStatus) String() string {
 // use.
 type Nonces struct {
 	key      []byte
+	epoch    [4]byte
 	lifetime time.Duration
 	now      func() time.Time
 	macs     sync.Pool // of *nonceMAC
@@ -89,8 +97,19 @@ type nonceMAC struct {
 
 // NewNonces returns a Nonces that signs with key (at least MinNonceKeySize
 // bytes, copied) and accepts a nonce for lifetime after it was issued. now
-// is the clock; nil means time.Now.
+// is the clock; nil means time.Now. Its epoch is random: nonces of another
+// Nonces (an earlier process) are stale, even with the same key.
 func NewNonces(key []byte, lifetime time.Duration, now func() time.Time) (*Nonces, error) {
+	var epoch [4]byte
+	rand.Read(epoch[:]) // never fails (crypto/rand, Go 1.24)
+	return NewNoncesEpoch(key, epoch, lifetime, now)
+}
+
+// NewNoncesEpoch is NewNonces with a given epoch: the nodes of a cluster,
+// which share the nonce key and the nonce counts, share the epoch too, so
+// that each accepts the others' nonces; a new epoch makes every nonce
+// issued before it stale.
+func NewNoncesEpoch(key []byte, epoch [4]byte, lifetime time.Duration, now func() time.Time) (*Nonces, error) {
 	if len(key) < MinNonceKeySize {
 		return nil, fmt.Errorf("digest: nonce key has %d bytes, want at least %d", len(key), MinNonceKeySize)
 	}
@@ -100,7 +119,7 @@ func NewNonces(key []byte, lifetime time.Duration, now func() time.Time) (*Nonce
 	if now == nil {
 		now = time.Now
 	}
-	n := &Nonces{key: append([]byte(nil), key...), lifetime: lifetime, now: now}
+	n := &Nonces{key: append([]byte(nil), key...), epoch: epoch, lifetime: lifetime, now: now}
 	n.macs.New = func() any { return &nonceMAC{h: hmac.New(sha256.New, n.key)} }
 	return n, nil
 }
@@ -115,7 +134,8 @@ func (n *Nonces) New() string {
 	defer n.macs.Put(m)
 	m.raw[0] = nonceVersion
 	binary.BigEndian.PutUint64(m.raw[1:9], uint64(n.now().UnixNano()))
-	rand.Read(m.raw[9:nonceMsgLen]) // never fails (crypto/rand, Go 1.24)
+	copy(m.raw[nonceEpoch:], n.epoch[:])
+	rand.Read(m.raw[nonceEpoch+len(n.epoch) : nonceMsgLen]) // never fails (crypto/rand, Go 1.24)
 	copy(m.raw[nonceMsgLen:], m.mac())
 	var out [nonceLen]byte
 	nonceEncoding.Encode(out[:], m.raw[:])
@@ -142,7 +162,8 @@ func (n *Nonces) Check(nonce string) (NonceStatus, time.Time) {
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(m.raw[1:9])))
 	expires := issued.Add(n.lifetime)
 	now := n.now()
-	if now.After(expires) || issued.After(now.Add(MaxNonceClockSkew)) {
+	epoch := [4]byte(m.raw[nonceEpoch:])
+	if epoch != n.epoch || now.After(expires) || issued.After(now.Add(MaxNonceClockSkew)) {
 		return NonceStale, expires
 	}
 	return NonceValid, expires

@@ -81,9 +81,23 @@ func TestNonceRoundTrip(t *testing.T) {
 	if want := issued.Add(5 * time.Minute); !exp.Equal(want) {
 		t.Errorf("got expiry %v, want %v", exp, want)
 	}
-	// Another instance with the same key (another node) accepts it too.
-	if status, _ := newNonces(t, testKey, clk).Check(nonce); status != digest.NonceValid {
-		t.Errorf("other node with the same key: got %v, want %v", status, digest.NonceValid)
+	// Another process with the same key (a restart) finds it stale: its
+	// nonce counts are gone.
+	if status, _ := newNonces(t, testKey, clk).Check(nonce); status != digest.NonceStale {
+		t.Errorf("another process with the same key: got %v, want %v", status, digest.NonceStale)
+	}
+	// Another node sharing the key and the epoch (a cluster) accepts it.
+	epoch := [4]byte{1, 2, 3, 4}
+	a, err := digest.NewNoncesEpoch(testKey, epoch, 5*time.Minute, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := digest.NewNoncesEpoch(testKey, epoch, 5*time.Minute, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := b.Check(a.New()); status != digest.NonceValid {
+		t.Errorf("other node with the same key and epoch: got %v, want %v", status, digest.NonceValid)
 	}
 }
 

@@ -135,6 +135,7 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 		Nonce:       nonces,
 		Count:       digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
 		Connections: n.db, // allow-lists (auth/acl.go)
+		ServerHost:  serverHosts(cfg, n.lis.addrs),
 	}
 	if cfg.JWT.Enabled {
 		acfg.Tokens, acfg.BearerScope, acfg.BearerFirst = tokens, cfg.JWT.Scope, cfg.JWT.ChallengeOrder == "bearer_first"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/emiago/sipgo"
 
@@ -132,6 +133,18 @@ func (l *listeners) close() {
 // domains lists the hosts whose AORs are ours: the configured domain and
 // realm, and every address the server listens on (all interface addresses
 // for a wildcard bind), since newcomers type the server's IP as domain.
+// serverHosts reports whether a host (case-insensitively) is one of the
+// domains, the advertised host or a listening address.
+func serverHosts(cfg config.Config, addrs map[string]string) func(string) bool {
+	set := map[string]bool{}
+	for _, h := range append(domains(cfg, addrs), cfg.SIP.Advertise) {
+		if h != "" {
+			set[strings.ToLower(strings.Trim(h, "[]"))] = true
+		}
+	}
+	return func(host string) bool { return set[strings.ToLower(strings.Trim(host, "[]"))] }
+}
+
 func domains(cfg config.Config, addrs map[string]string) []string {
 	out := []string{cfg.SIP.Domain, cfg.SIP.Realm}
 	for _, a := range addrs {

@@ -33,6 +33,10 @@ type Claims struct {
 	NotBefore time.Time
 	Expires   time.Time
 	ID        string
+	// CredentialID is the id of the credential a local token was minted
+	// for (claim "cid"): a credential deleted and created again under the
+	// same username has another id, so the old tokens do not come back.
+	CredentialID string
 	// Local is true for tokens this server issued; false for an external
 	// issuer's.
 	Local bool
@@ -104,12 +108,18 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	return &Issuer{cfg: cfg, now: now}, nil
 }
 
-// Mint returns a token for the SIP username user, valid for the TTL but
+// mintClaims are the claims of a token this server mints.
+type mintClaims struct {
+	jwt.RegisteredClaims
+	CredentialID string `json:"cid"`
+}
+
+// Mint returns a token for the SIP username user of the credential credID, valid for the TTL but
 // never past notAfter (the credential's expiry; zero: none). Its iat is
 // never before revokedBefore (the credential's TokensNotBefore, which
 // revocation sets to the next whole second, iat having a one-second
 // resolution), so that a token minted right after a revocation holds.
-func (i *Issuer) Mint(user string, revokedBefore, notAfter time.Time) (string, time.Time, error) {
+func (i *Issuer) Mint(user, credID string, revokedBefore, notAfter time.Time) (string, time.Time, error) {
 	now := i.now().Truncate(time.Second)
 	if rb := revokedBefore.Truncate(time.Second); rb.After(now) {
 		now = rb
@@ -125,7 +135,7 @@ func (i *Issuer) Mint(user string, revokedBefore, notAfter time.Time) (string, t
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("mint token: %w", err)
 	}
-	claims := jwt.RegisteredClaims{
+	claims := mintClaims{RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    i.cfg.Issuer,
 		Subject:   user,
 		Audience:  jwt.ClaimStrings{i.cfg.Audience},
@@ -133,7 +143,7 @@ func (i *Issuer) Mint(user string, revokedBefore, notAfter time.Time) (string, t
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
-	}
+	}, CredentialID: credID}
 	t := jwt.NewWithClaims(i.cfg.Key.Method, claims)
 	t.Header["kid"] = i.cfg.Key.ID
 	s, err := t.SignedString(i.cfg.Key.Sign)
@@ -264,6 +274,7 @@ func (v *Verifier) Verify(tok string) (Claims, error) {
 			c.Expires = d.Time
 		}
 		c.ID, _ = mc["jti"].(string)
+		c.CredentialID, _ = mc["cid"].(string)
 		return c, nil
 	}
 	return Claims{}, fmt.Errorf("%w: %s", ErrInvalid, reason(lastErr))

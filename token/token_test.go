@@ -65,7 +65,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims)
 
 func TestMintAndVerify(t *testing.T) {
 	f := newFixture(t)
-	tok, exp, err := f.iss.Mint("alice", time.Time{}, time.Time{})
+	tok, exp, err := f.iss.Mint("alice", "cred-alice", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +80,11 @@ func TestMintAndVerify(t *testing.T) {
 		t.Fatalf("claims %+v", c)
 	}
 	// Never past the credential's own expiry.
-	_, exp, err = f.iss.Mint("alice", time.Time{}, t0.Add(time.Hour))
+	_, exp, err = f.iss.Mint("alice", "cred-alice", time.Time{}, t0.Add(time.Hour))
 	if err != nil || !exp.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("capped exp %v, %v", exp, err)
 	}
-	if _, _, err := f.iss.Mint("alice", time.Time{}, t0.Add(-time.Second)); err == nil {
+	if _, _, err := f.iss.Mint("alice", "cred-alice", time.Time{}, t0.Add(-time.Second)); err == nil {
 		t.Fatal("minted for an expired credential")
 	}
 }
@@ -150,7 +150,7 @@ func TestHS256Option(t *testing.T) {
 	now := t0
 	iss, _ := NewIssuer(IssuerConfig{Issuer: "i", Audience: "a", TTL: time.Hour, Key: k, Now: fixedNow(&now)})
 	ver, _ := NewVerifier(VerifierConfig{Issuer: "i", Audience: "a", Key: k, Now: fixedNow(&now)})
-	tok, _, err := iss.Mint("bob", time.Time{}, time.Time{})
+	tok, _, err := iss.Mint("bob", "cred-bob", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func BenchmarkVerify(b *testing.B) {
 	k, _ := Ed25519Key(seed)
 	iss, _ := NewIssuer(IssuerConfig{Issuer: "i", Audience: "a", TTL: time.Hour, Key: k})
 	ver, _ := NewVerifier(VerifierConfig{Issuer: "i", Audience: "a", Key: k})
-	tok, _, _ := iss.Mint("alice", time.Time{}, time.Time{})
+	tok, _, _ := iss.Mint("alice", "cred-alice", time.Time{}, time.Time{})
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := ver.Verify(tok); err != nil {
