@@ -13,6 +13,12 @@ import (
 // Limit bounds the requests being handled at once: over Max, a request is
 // answered 503 Service Unavailable with Retry-After (RFC 3261 21.5.4)
 // instead of being handled. A slot is held while the next handler runs.
+//
+// INVITEs take no slot: a ringing INVITE holds its handler until the
+// final answer (up to Timer C, minutes), so sharing the budget let 40
+// ringing calls refuse every REGISTER and OPTIONS (issue 15). Calls have
+// budgets of their own in the proxy: proxy.max_in_flight for forwarded
+// transactions, and the per-credential and per-source call caps.
 type Limit struct {
 	max     int64
 	n       atomic.Int64
@@ -35,6 +41,10 @@ func (l *Limit) InFlight() int64 { return l.n.Load() }
 // Middleware is the rule.
 func (l *Limit) Middleware(next Handler) Handler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method == sip.INVITE {
+			next(req, tx)
+			return
+		}
 		if l.n.Add(1) > l.max {
 			l.n.Add(-1)
 			if l.count != nil {

@@ -64,6 +64,9 @@ func (f *fakeLocations) RemoveAOR(aor string) int {
 	return n - len(f.bs)
 }
 
+// Sync: the slice is all there is.
+func (f *fakeLocations) Sync() error { return nil }
+
 func (f *fakeLocations) add(bs ...store.Binding) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -93,13 +93,15 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	id := r.PathValue("id")
 	var (
-		c   store.Connection
-		err error
+		c         store.Connection
+		err       error
+		wasActive bool
 	)
 	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {
+			wasActive = c.Active
 			if name, ok := b.Name.value(); ok {
 				c.Name = name
 			}
@@ -115,6 +117,15 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	if err != nil {
 		return storeErr("update", "connection", id, err)
+	}
+	if wasActive && !c.Active {
+		// Its credentials stop authenticating (auth refuses them) and lose
+		// their registrations and calls now.
+		n, err := s.cfg.Lifecycle.EndConnection(c.ID)
+		if err != nil {
+			return err
+		}
+		s.log.InfoContext(r.Context(), "connection deactivated", "connection_id", c.ID, "credentials_ended", n)
 	}
 	writeJSON(w, http.StatusOK, envelope{Data: connectionOut(c)})
 	return nil

@@ -208,11 +208,14 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 	usableBefore := before.Enabled && !before.Expired(now)
 	switch {
 	case usableBefore && !c.Enabled:
-		s.cfg.Lifecycle.End(c, lifecycle.Disabled)
+		err = s.cfg.Lifecycle.End(c, lifecycle.Disabled)
 	case usableBefore && c.Expired(now):
-		s.cfg.Lifecycle.End(c, lifecycle.Expired)
+		err = s.cfg.Lifecycle.End(c, lifecycle.Expired)
 	case !c.Expired(now):
 		s.cfg.Lifecycle.Watch(c) // its expiry may have changed
+	}
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, now)})
 	return nil
@@ -224,7 +227,9 @@ func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return storeErr("delete", "credential", id, err)
 	}
-	s.cfg.Lifecycle.End(c, lifecycle.Deleted)
+	if err := s.cfg.Lifecycle.End(c, lifecycle.Deleted); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

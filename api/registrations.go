@@ -72,6 +72,9 @@ func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request) erro
 	if !ok {
 		return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no registration %q", r.PathValue("id")))
 	}
+	if err := s.locs.Sync(); err != nil {
+		return fmt.Errorf("store the removal of registration %s: %w", b.ID, err)
+	}
 	s.log.InfoContext(r.Context(), "registration removed", "aor", b.AOR, "contact", b.Contact, "source", b.Source)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

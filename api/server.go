@@ -41,8 +41,11 @@ type Config struct {
 // Lifecycle is told of credentials that stop being valid, or whose expiry
 // may have changed: *lifecycle.Keeper.
 type Lifecycle interface {
-	// End removes the bindings of c and ends its calls.
-	End(c store.Credential, why lifecycle.Reason)
+	// End removes the bindings of c and ends its calls, and returns once
+	// the removal is durable.
+	End(c store.Credential, why lifecycle.Reason) error
+	// EndConnection ends every credential of a deactivated connection.
+	EndConnection(connectionID string) (int, error)
 	// Watch schedules c's expiry (ending it at once when it has passed).
 	Watch(c store.Credential)
 }
@@ -59,6 +62,9 @@ type Locations interface {
 	// Bindings lists the unexpired bindings of aor, or of every AOR when
 	// aor is "". The caller may keep but must not modify the slice.
 	Bindings(aor string) []store.Binding
+	// Sync makes the removals durable (the store writes bindings in
+	// batches); a DELETE answers only after it.
+	Sync() error
 	// RemoveBinding removes one binding by ID and reports whether it
 	// existed.
 	RemoveBinding(id string) (store.Binding, bool)

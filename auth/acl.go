@@ -13,7 +13,8 @@ type Connections interface {
 }
 
 // checkACL returns OK when the credential may authenticate from source
-// (ip:port, or a bare ip), ACLDenied otherwise. A connection without
+// (ip:port, or a bare ip), Inactive when its connection is deactivated
+// (active: false), ACLDenied otherwise. A connection without
 // allowed_cidrs accepts every address. It fails closed: a connection that
 // cannot be read, or a source that is not an address, is denied.
 func (a *Authenticator) checkACL(cred store.Credential, source string) Outcome {
@@ -23,6 +24,9 @@ func (a *Authenticator) checkACL(cred store.Credential, source string) Outcome {
 	conn, err := a.cfg.Connections.Connection(cred.ConnectionID)
 	if err != nil {
 		return ACLDenied
+	}
+	if !conn.Active {
+		return Inactive
 	}
 	if len(conn.AllowedCIDRs) == 0 || SourceAllowed(conn.AllowedCIDRs, source) {
 		return OK

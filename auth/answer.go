@@ -69,6 +69,7 @@ var answers = [...]Answer{
 	Disabled:     {Code: 403, Reason: "Forbidden"},
 	Expired:      {Code: 403, Reason: "Forbidden"},
 	ACLDenied:    {Code: 403, Reason: "Forbidden"},
+	Inactive:     {Code: 403, Reason: "Forbidden"},
 	// Checked before the response, so it tells nothing of the password.
 	URIMismatch: {Code: 400, Reason: "Digest URI Does Not Match Request-URI"},
 }

@@ -58,12 +58,15 @@ const (
 	// Request-URI (RFC 7616 section 3.4.6, RFC 3261 22.4): an answer
 	// captured for one request replayed on another.
 	URIMismatch
+	// Inactive: a correct answer for a credential whose connection is
+	// deactivated (active: false).
+	Inactive
 )
 
 var outcomeNames = [...]string{
 	OK: "ok", NoCredentials: "challenge", Stale: "stale", BadNonce: "bad_nonce", Replay: "replay",
 	Mismatch: "mismatch", UnknownUser: "unknown_user", Disabled: "disabled", Expired: "expired", Malformed: "malformed",
-	ACLDenied: "acl", InvalidToken: "invalid_token", URIMismatch: "uri_mismatch",
+	ACLDenied: "acl", InvalidToken: "invalid_token", URIMismatch: "uri_mismatch", Inactive: "connection_inactive",
 }
 
 func (o Outcome) String() string {
@@ -77,7 +80,7 @@ func (o Outcome) String() string {
 // brute-force accounting): a wrong answer, not a first challenge.
 func (o Outcome) Failure() bool {
 	switch o {
-	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied, InvalidToken, URIMismatch:
+	case Mismatch, UnknownUser, Disabled, Expired, Malformed, ACLDenied, InvalidToken, URIMismatch, Inactive:
 		return true
 	}
 	return false

@@ -58,8 +58,10 @@ type Limits struct {
 	// was authenticated. Default registrar.max_expires + 5m, so that a
 	// device refreshing its binding keeps its connection.
 	IdleTimeoutAuthenticated Duration `yaml:"idle_timeout_authenticated"`
-	// MaxInFlight is the number of SIP requests handled at once; above it
-	// requests get 503 Service Unavailable with Retry-After. Default 5000.
+	// MaxInFlight is the number of SIP requests other than INVITE handled
+	// at once; above it requests get 503 Service Unavailable with
+	// Retry-After. INVITEs are bounded by proxy.max_in_flight and the call
+	// caps instead. Default 5000.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// APIMaxBodyBytes bounds API request bodies (413 above). Default 1048576.
 	APIMaxBodyBytes int64 `yaml:"api_max_body_bytes"`

@@ -24,6 +24,14 @@ type Proxy struct {
 	TimerC Duration `yaml:"timer_c"`
 	// MaxCallDuration forgets a call whose BYE never came. Default 12h.
 	MaxCallDuration Duration `yaml:"max_call_duration"`
+	// MaxCallsPerCredential caps the concurrent calls (ringing or
+	// answered) one credential makes; over it an INVITE gets 503 Too Many
+	// Calls For This Credential. Default 100; -1: no cap.
+	MaxCallsPerCredential int `yaml:"max_calls_per_credential"`
+	// MaxCallsPerSource caps the concurrent calls from one source address
+	// (trusted peers and guard.exempt_cidrs excepted); over it, 503 Too
+	// Many Calls From This Address. Default 5000; -1: no cap.
+	MaxCallsPerSource int `yaml:"max_calls_per_source"`
 }
 
 // ProxyRoute is one outbound route. A request matches when its
@@ -52,6 +60,12 @@ func (p *Proxy) setDefaults() {
 	}
 	if p.MaxInFlight == 0 {
 		p.MaxInFlight = 10000
+	}
+	if p.MaxCallsPerCredential == 0 {
+		p.MaxCallsPerCredential = 100
+	}
+	if p.MaxCallsPerSource == 0 {
+		p.MaxCallsPerSource = 5000
 	}
 	if p.TimerC == 0 {
 		p.TimerC = Duration(190 * time.Second)
@@ -141,6 +155,12 @@ func (p *Proxy) validate(bad func(key string, v any, why string)) {
 		if _, _, _, err := GatewayHop(r.Gateway); err != nil {
 			bad(key+".gateway", quote(r.Gateway), err.Error())
 		}
+	}
+	if p.MaxCallsPerCredential < -1 {
+		bad("proxy.max_calls_per_credential", p.MaxCallsPerCredential, "want -1 (no cap) or at least 1")
+	}
+	if p.MaxCallsPerSource < -1 {
+		bad("proxy.max_calls_per_source", p.MaxCallsPerSource, "want -1 (no cap) or at least 1")
 	}
 	if p.MaxInFlight < 1 {
 		bad("proxy.max_in_flight", p.MaxInFlight, "want at least 1")

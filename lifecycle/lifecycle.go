@@ -11,6 +11,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,6 +32,10 @@ const (
 // Bindings removes the bindings of an AOR: *registrar.Location.
 type Bindings interface {
 	RemoveAOR(aor string) int
+	// Sync makes the removals durable: the bindings are written to the
+	// store in batches, and a crash before the batch would bring a removed
+	// binding back at the next start.
+	Sync() error
 }
 
 // Calls ends the calls of a credential: *proxy.Dialogs.
@@ -39,9 +44,11 @@ type Calls interface {
 }
 
 // Credentials reads a credential back when its expiry is due (it may have
-// changed since it was watched): *store.DB.
+// changed since it was watched), and lists a connection's credentials:
+// *store.DB.
 type Credentials interface {
 	Credential(id string) (store.Credential, error)
+	Credentials(f store.CredentialFilter, p store.Page) ([]store.Credential, string, error)
 }
 
 // Keeper ends what credentials hold when they stop being valid. Safe for
@@ -79,18 +86,52 @@ func (k *Keeper) SetCalls(c Calls) { k.calls = c }
 // in order, on End's goroutine. Call it before serving.
 func (k *Keeper) OnEnded(f func(store.Credential, Reason)) { k.onEnded = append(k.onEnded, f) }
 
-// End removes the bindings of c and ends its calls. It is idempotent: a
-// credential with nothing left costs two lookups.
-func (k *Keeper) End(c store.Credential, why Reason) {
+// End removes the bindings of c and ends its calls, ringing or answered,
+// and returns once the removal is durable (an error when the store could
+// not write it: the bindings are gone from memory all the same, and the
+// next start drops those of an unusable credential anyway). It is
+// idempotent: a credential with nothing left costs two lookups.
+func (k *Keeper) End(c store.Credential, why Reason) error {
 	n := k.bindings.RemoveAOR(c.Username)
 	calls := 0
 	if k.calls != nil {
 		calls = k.calls.EndCredential(c.ID)
 	}
+	var err error
+	if n > 0 {
+		if err = k.bindings.Sync(); err != nil {
+			err = fmt.Errorf("store the removal of %s's bindings: %w", c.Username, err)
+			k.log.Error("credential ended, its bindings not stored", "credential_id", c.ID, "error", err)
+		}
+	}
 	k.log.Info("credential ended", "credential_id", c.ID, "user", c.Username, "reason", string(why),
 		"bindings", n, "calls", calls)
 	for _, f := range k.onEnded {
 		f(c, why)
+	}
+	return err
+}
+
+// EndConnection ends every credential of a connection that was
+// deactivated, and returns how many it ended.
+func (k *Keeper) EndConnection(connectionID string) (int, error) {
+	n := 0
+	p := store.Page{Limit: 1000}
+	for {
+		cs, next, err := k.creds.Credentials(store.CredentialFilter{ConnectionID: connectionID}, p)
+		if err != nil {
+			return n, fmt.Errorf("list the credentials of connection %s: %w", connectionID, err)
+		}
+		for _, c := range cs {
+			if err := k.End(c, ConnectionInactive); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if next == "" {
+			return n, nil
+		}
+		p.After = next
 	}
 }
 
@@ -103,7 +144,7 @@ func (k *Keeper) Watch(c store.Credential) {
 		return
 	}
 	if c.Expired(k.now()) {
-		k.End(c, Expired)
+		_ = k.End(c, Expired) // logged by End
 		return
 	}
 	k.mu.Lock()
@@ -169,7 +210,7 @@ func (k *Keeper) expire(id string) {
 		return
 	}
 	if c.Expired(k.now()) {
-		k.End(c, Expired)
+		_ = k.End(c, Expired) // logged by End
 	}
 }
 

@@ -16,6 +16,14 @@ type ended struct {
 	mu    sync.Mutex
 	aors  []string
 	calls []string
+	syncs int
+}
+
+func (e *ended) Sync() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.syncs++
+	return nil
 }
 
 func (e *ended) RemoveAOR(aor string) int {

@@ -44,6 +44,9 @@ type Dialog struct {
 	early bool
 	// ack is signalled once the caller's ACK of the 2xx went through.
 	ack *ackSignal
+	// hold is the call's count against the call caps (caps.go), released
+	// when the dialog is forgotten.
+	hold *capHold
 }
 
 type ackSignal struct {
@@ -93,6 +96,15 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 		return
 	}
 	callID, callerTag := string(*cid), tagOf(from.Params)
+	if !early {
+		// The first 2xx's dialog carries the call's count (caps.go). The
+		// caller holds cl.mu.
+		defer func() {
+			if cl.hold != nil && ds.attach(callID, callerTag, calleeTag, cl.hold) {
+				cl.hold = nil
+			}
+		}()
+	}
 	// Most calls have a dialog by their 2xx (from the 180): look first,
 	// and build a new one only when there is none.
 	if ds.update(callID, callerTag, calleeTag, res, early) {
@@ -136,7 +148,59 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 	if ds.updateLocked(callID, callerTag, calleeTag, res, early) {
 		return // another response of the same dialog came first
 	}
+	if early && ds.earlyLocked(callID) >= maxEarlyPerCall {
+		return // a callee answering 180s with ever new To tags
+	}
 	ds.by[d.CallID] = append(ds.by[d.CallID], d)
+}
+
+// maxEarlyPerCall bounds the early dialogs of one call: one per device a
+// call forks to is plenty (issue 15: 2,000 180s with distinct To tags
+// made 2,000 early dialogs).
+const maxEarlyPerCall = 16
+
+func (ds *Dialogs) earlyLocked(callID string) int {
+	n := 0
+	for _, x := range ds.by[callID] {
+		if x.early {
+			n++
+		}
+	}
+	return n
+}
+
+// attach gives the dialog its call's count, once; it reports whether the
+// dialog was found.
+func (ds *Dialogs) attach(callID, callerTag, calleeTag string, h *capHold) bool {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for _, x := range ds.by[callID] {
+		if x.CallerTag == callerTag && x.CalleeTag == calleeTag && !x.early {
+			if x.hold == nil {
+				x.hold = h
+				return true
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// dropEarlyOf forgets the early dialogs of a call whose INVITE
+// transaction ended.
+func (ds *Dialogs) dropEarlyOf(callID, callerTag string) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	list, ok := ds.by[callID]
+	if !ok {
+		return
+	}
+	list = slices.DeleteFunc(list, func(d *Dialog) bool { return d.early && d.CallerTag == callerTag })
+	if len(list) == 0 {
+		delete(ds.by, callID)
+	} else {
+		ds.by[callID] = list
+	}
 }
 
 // update applies a response to the dialog it belongs to, if there is one
@@ -245,6 +309,7 @@ func (ds *Dialogs) remove(d *Dialog) {
 	for i, x := range list {
 		if x == d {
 			list = slices.Delete(list, i, i+1)
+			d.hold.release()
 			break
 		}
 	}
@@ -335,7 +400,13 @@ func (ds *Dialogs) sweep(t time.Time) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	for cid, list := range ds.by {
-		list = slices.DeleteFunc(list, func(d *Dialog) bool { return d.Started.Before(t) })
+		list = slices.DeleteFunc(list, func(d *Dialog) bool {
+			if d.Started.Before(t) {
+				d.hold.release()
+				return true
+			}
+			return false
+		})
 		if len(list) == 0 {
 			delete(ds.by, cid)
 		} else {

@@ -29,6 +29,9 @@ type call struct {
 	caller caller
 	start  time.Time
 	lh     string
+	// hold is the call's count against the per-credential and per-source
+	// caps: handed to the dialog of its 2xx, released otherwise.
+	hold *capHold
 
 	mu        sync.Mutex
 	branches  []*branch
@@ -54,18 +57,53 @@ type branch struct {
 
 // forward sends an out-of-dialog request to its targets, relays the
 // responses and returns once the caller has its final response.
-func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, targets []target, lh string, ev *Event) {
+func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, targets []target, lh string, ev *Event, hold *capHold) {
+	cl := p.newCall(req, tx, c, lh, ev)
+	cl.hold = hold
 	if req.Method == sip.INVITE {
 		// RFC 3261 16.2: a stateful proxy answers an INVITE with 100 at once
 		// so that the caller stops retransmitting.
 		_ = tx.Respond(p.newResponse(req, 100, "Trying"))
+		p.ringingMu.Lock()
+		p.ringing[cl] = struct{}{}
+		p.ringingMu.Unlock()
+		defer func() {
+			p.ringingMu.Lock()
+			delete(p.ringing, cl)
+			p.ringingMu.Unlock()
+			cl.mu.Lock()
+			h := cl.hold
+			cl.hold = nil
+			cl.mu.Unlock()
+			h.release() // no 2xx took it
+			// RFC 3261 12.3: the early dialogs of a call end with its
+			// INVITE transaction; only the 2xx's dialogs live on.
+			if cid, from := req.CallID(), req.From(); cid != nil && from != nil {
+				p.dialogs.dropEarlyOf(string(*cid), tagOf(from.Params))
+			}
+		}()
 	}
-	cl := p.newCall(req, tx, c, lh, ev)
 	recordRoute := req.Method == sip.INVITE || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER
 	for _, t := range targets {
 		cl.startBranch(t, recordRoute)
 	}
 	cl.wait()
+}
+
+// involves reports whether the call's caller, or the binding of one of
+// its branches, is the credential.
+func (cl *call) involves(credentialID string) bool {
+	if cl.caller.Credential.ID == credentialID {
+		return true
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, b := range cl.branches {
+		if b.t.binding != nil && b.t.binding.CredentialID == credentialID {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Proxy) newCall(req *sip.Request, tx sip.ServerTransaction, c caller, lh string, ev *Event) *call {
@@ -292,7 +330,7 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	case code < 200:
 		// Step 5: 100 is not forwarded; other provisionals are, until a
 		// final response went out.
-		if code > 100 && cl.req.Method == sip.INVITE && !cl.inDialog() {
+		if code > 100 && cl.req.Method == sip.INVITE && !cl.inDialog() && !cl.finalSent {
 			if to := res.To(); to != nil && to.Params.Has("tag") {
 				cl.p.dialogs.confirm(cl, b, res, true)
 			}

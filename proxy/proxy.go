@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -104,6 +105,13 @@ type Config struct {
 	TimerC time.Duration
 	// MaxDialogAge drops a tracked dialog whose BYE never came.
 	MaxDialogAge time.Duration
+	// MaxCallsPerCredential and MaxCallsPerSource cap the concurrent calls
+	// (ringing or answered) of one caller credential and from one source
+	// address; over them an INVITE gets 503 with a reason phrase naming
+	// the cap. 0: no cap. Trusted peers and CapExempt addresses have no
+	// per-source cap.
+	MaxCallsPerCredential, MaxCallsPerSource int
+	CapExempt                                []netip.Prefix
 	// Server is the Server header value of our own responses.
 	Server string
 }
@@ -149,9 +157,13 @@ type Proxy struct {
 	byTp     map[string]Listener
 	dialogs  *Dialogs
 	inFlight atomic.Int64
-	observe  []func(Event)
-	now      func() time.Time
-	replies  reply.Builder
+	caps     *callCaps
+	// ringing holds the INVITEs being forwarded, for EndCredential.
+	ringingMu sync.Mutex
+	ringing   map[*call]struct{}
+	observe   []func(Event)
+	now       func() time.Time
+	replies   reply.Builder
 }
 
 // New returns a Proxy. now nil is time.Now; logger nil discards.
@@ -179,6 +191,7 @@ func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sende
 		cfg: cfg, auth: a, loc: loc, creds: creds, send: send, resp: resp, log: logger,
 		domains: map[string]bool{}, ours: map[string]bool{}, byTp: map[string]Listener{},
 		now: now, replies: reply.Builder{Server: cfg.Server},
+		caps: newCallCaps(cfg.MaxCallsPerCredential, cfg.MaxCallsPerSource), ringing: map[*call]struct{}{},
 	}
 	for _, d := range cfg.Domains {
 		p.domains[strings.ToLower(d)] = true
@@ -337,8 +350,57 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		return
 	}
 	defer p.inFlight.Add(-1)
+	var hold *capHold
+	if req.Method == sip.INVITE {
+		var reason string
+		if hold, reason = p.caps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted)); reason != "" {
+			res := p.newResponse(req, 503, reason)
+			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+			ev.Status = p.respond(tx, res)
+			return
+		}
+	}
 	ev.Forwarded = true
-	p.forward(req, tx, caller, targets, loopHash, ev)
+	p.forward(req, tx, caller, targets, loopHash, ev, hold)
+}
+
+// capSource is the address whose calls a caller's INVITE counts against;
+// invalid (not counted) for trusted peers and exempt addresses.
+func (p *Proxy) capSource(source string, trusted bool) netip.Addr {
+	ap, err := netip.ParseAddrPort(source)
+	if err != nil || trusted {
+		return netip.Addr{}
+	}
+	a := ap.Addr().Unmap()
+	for _, pre := range p.cfg.CapExempt {
+		if pre.Contains(a) {
+			return netip.Addr{}
+		}
+	}
+	return a
+}
+
+// EndCredential ends every call of a credential, as caller or callee:
+// answered calls get BYE on both sides (Dialogs.EndCredential), ringing
+// ones are cancelled (RFC 3261 16.10: the caller gets the 487). It
+// returns how many it ended.
+func (p *Proxy) EndCredential(credentialID string) int {
+	if credentialID == "" {
+		return 0
+	}
+	n := p.dialogs.EndCredential(credentialID)
+	var todo []*call
+	p.ringingMu.Lock()
+	for cl := range p.ringing {
+		if cl.involves(credentialID) {
+			todo = append(todo, cl)
+		}
+	}
+	p.ringingMu.Unlock()
+	for _, cl := range todo {
+		cl.cancelAll(false)
+	}
+	return n + len(todo)
 }
 
 // acquire takes an in-flight slot for a transaction to forward (release

@@ -301,6 +301,15 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 	return store.Binding{}, false
 }
 
+// Sync commits the pending binding writes to the store now (operator
+// removals must survive a crash); nothing without a store that batches.
+func (l *Location) Sync() error {
+	if f, ok := l.saver.(interface{ FlushBindings() error }); ok {
+		return f.FlushBindings()
+	}
+	return nil
+}
+
 // RemoveAOR removes every binding of aor and returns how many there were.
 func (l *Location) RemoveAOR(aor string) int {
 	s := l.shard(aor)

@@ -163,6 +163,10 @@ func (n *Node) newRegistrar() error {
 	if err != nil {
 		return fmt.Errorf("load bindings: %w", err)
 	}
+	bs, dropped, err := restorable(n.db, bs, start)
+	if err != nil {
+		return err
+	}
 	restored := loc.Restore(bs)
 	bs = nil
 	if restored >= 100_000 {
@@ -171,7 +175,7 @@ func (n *Node) newRegistrar() error {
 		// bindings 450 MB of idle heap stayed resident. Give it back.
 		debug.FreeOSMemory()
 	}
-	n.log.Info("bindings restored", "count", restored, "duration_s", time.Since(start).Seconds())
+	n.log.Info("bindings restored", "count", restored, "dropped", dropped, "duration_s", time.Since(start).Seconds())
 	n.loc = loc
 	n.keeper = lifecycle.New(loc, nil, n.db, nil, n.log.With("component", "lifecycle"))
 	if err := n.watchExpiries(); err != nil {

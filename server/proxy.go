@@ -54,12 +54,16 @@ func (n *Node) newProxy() error {
 		TimerC:       cfg.Proxy.TimerC.D(),
 		MaxDialogAge: cfg.Proxy.MaxCallDuration.D(),
 		Server:       cfg.SIP.UserAgent,
+		// -1 in the file: no cap (0 for the proxy).
+		MaxCallsPerCredential: max(cfg.Proxy.MaxCallsPerCredential, 0),
+		MaxCallsPerSource:     max(cfg.Proxy.MaxCallsPerSource, 0),
+		CapExempt:             cfg.Guard.ExemptPrefixes(),
 	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err
 	}
 	n.obs.watchProxy(px)
-	n.keeper.SetCalls(px.Dialogs())
+	n.keeper.SetCalls(px)
 	n.proxy = px
 	return nil
 }

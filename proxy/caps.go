@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// callCaps counts the calls (INVITEs forwarded and not yet failed, and
+// the dialogs their 2xx established) of each caller credential and each
+// source address, so that one account or one address cannot hold every
+// call the server can carry (issue 15: 40 ringing calls of one user used
+// to take every in-flight slot). A count is taken when an INVITE is
+// forwarded and given back when it fails, or when the dialog of its 2xx
+// ends.
+type callCaps struct {
+	perCred, perSrc int // 0: no cap
+	mu              sync.Mutex
+	cred            map[string]int
+	src             map[netip.Addr]int
+}
+
+// capHold is one call's count; release gives it back once.
+type capHold struct {
+	caps *callCaps
+	cred string
+	src  netip.Addr
+	once sync.Once
+}
+
+// The reason phrases of a refusal name the limit (503, RFC 3261 21.5.4).
+const (
+	reasonCredentialCalls = "Too Many Calls For This Credential"
+	reasonSourceCalls     = "Too Many Calls From This Address"
+)
+
+func newCallCaps(perCred, perSrc int) *callCaps {
+	return &callCaps{perCred: perCred, perSrc: perSrc, cred: map[string]int{}, src: map[netip.Addr]int{}}
+}
+
+// acquire takes a count for a call of credential cred ("" for a trusted
+// peer) from src (invalid: not counted), or returns the reason phrase of
+// the cap it would pass.
+func (c *callCaps) acquire(cred string, src netip.Addr) (*capHold, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cred != "" && c.perCred > 0 && c.cred[cred] >= c.perCred {
+		return nil, reasonCredentialCalls
+	}
+	if src.IsValid() && c.perSrc > 0 && c.src[src] >= c.perSrc {
+		return nil, reasonSourceCalls
+	}
+	if cred != "" {
+		c.cred[cred]++
+	}
+	if src.IsValid() {
+		c.src[src]++
+	}
+	return &capHold{caps: c, cred: cred, src: src}, ""
+}
+
+// release gives the count back; safe on nil and more than once.
+func (h *capHold) release() {
+	if h == nil {
+		return
+	}
+	h.once.Do(func() {
+		c := h.caps
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if h.cred != "" {
+			if c.cred[h.cred]--; c.cred[h.cred] <= 0 {
+				delete(c.cred, h.cred)
+			}
+		}
+		if h.src.IsValid() {
+			if c.src[h.src]--; c.src[h.src] <= 0 {
+				delete(c.src, h.src)
+			}
+		}
+	})
+}
+
+// counts returns the calls counted for cred and src (tests, metrics).
+func (c *callCaps) counts(cred string, src netip.Addr) (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cred[cred], c.src[src]
+}
