@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
 
 	"github.com/sipwarden/sipwarden/digest"
 )
@@ -112,5 +116,193 @@ func TestDigestAnswersNotReplayable(t *testing.T) {
 	st, raw := u.exchange(captured, 2*time.Second)
 	if st != "SIP/2.0 401 Unauthorized" || !strings.Contains(raw, "stale=true") {
 		t.Errorf("answer replayed after a restart: %q, want 401 with stale=true", st)
+	}
+}
+
+// ringingCall starts a call from d to bob that rings until the test ends,
+// and waits for its INVITE at bob.
+func ringingCall(t *testing.T, d, bob *device, user, pass string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _, _, _ = d.call(ctx, t, "bob", user, pass) }()
+	t.Cleanup(func() { cancel(); <-done })
+	recv(t, bob.invites, "INVITE at bob")
+}
+
+// TestRingingCallsHaveTheirOwnBudget (item 3): ringing INVITEs do not take
+// the slots REGISTER and OPTIONS need, and one credential, or one address,
+// can hold only so many calls.
+func TestRingingCallsHaveTheirOwnBudget(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.MaxInFlight = 2
+	cfg.Proxy.MaxCallsPerCredential = 2
+	cfg.Proxy.MaxCallsPerSource = 3
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	ts.createCredential(t, "carol", pw, nil)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.mode.Store("ring")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ringingCall(t, alice, bob, "alice", alicePass)
+	ringingCall(t, newDevice(t, ts, "udp", "alice", ""), bob, "alice", alicePass)
+
+	// Two calls ring: the registrations' budget (2) is untouched.
+	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "carol", pass: pw}), 200)
+	opts := "OPTIONS sip:" + ts.Addr("udp") + " SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-opt1;rport\nMax-Forwards: 70\n" +
+		"To: <sip:" + ts.Addr("udp") + ">\nFrom: <sip:probe@sipwarden.test>;tag=o1\nCall-ID: budget-options\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), opts, 2*time.Second)); got != "SIP/2.0 200 OK" {
+		t.Errorf("OPTIONS while calls ring: %q, want 200", got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := newDevice(t, ts, "udp", "alice", "").call(ctx, t, "bob", "alice", alicePass)
+	var de *sipgo.ErrDialogResponse
+	if !errors.As(err, &de) || de.Res.StatusCode != 503 || de.Res.Reason != "Too Many Calls For This Credential" {
+		t.Fatalf("alice's third call: %v, want 503 Too Many Calls For This Credential", err)
+	}
+	ringingCall(t, newDevice(t, ts, "udp", "carol", ""), bob, "carol", pw)
+	_, _, err = newDevice(t, ts, "udp", "carol", "").call(ctx, t, "bob", "carol", pw)
+	if !errors.As(err, &de) || de.Res.StatusCode != 503 || de.Res.Reason != "Too Many Calls From This Address" {
+		t.Fatalf("a fourth call from 127.0.0.1: %v, want 503 Too Many Calls From This Address", err)
+	}
+}
+
+// header returns the value of the first header called name in a raw
+// message.
+func header(raw, name string) string {
+	for _, line := range strings.Split(raw, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// TestEarlyDialogsEndWithTheirTransaction (item 4): a callee answers 40
+// 180s with distinct To tags, then 486: no early dialog outlives the
+// INVITE, so an UPDATE in one of them gets 481 instead of being relayed.
+func TestEarlyDialogsEndWithTheirTransaction(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Guard.MaxFailures = 1000
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	bob := newRawUA(t, "udp", "127.0.0.71", ts.Addr("udp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob registers: %q", st)
+	}
+	alice := newRawUA(t, "udp", "127.0.0.72", ts.Addr("udp"))
+	callID := randHex(8)
+	st, raw := alice.exchange(alice.inviteMsg("alice", callID, 1, ""), 2*time.Second)
+	if !strings.HasPrefix(st, "SIP/2.0 407") {
+		t.Fatalf("INVITE: %q", st)
+	}
+	final := make(chan string, 1)
+	go func() {
+		st, _ := alice.exchange(alice.inviteMsg("alice", callID, 2, digestAnswer("alice", pw, nonceRE.FindStringSubmatch(raw)[1], "INVITE", "sip:bob@sipwarden.test")), 5*time.Second)
+		final <- st
+	}()
+	inv := bob.recv(2 * time.Second)
+	if !strings.HasPrefix(inv, "INVITE ") {
+		t.Fatalf("bob got %q, want the INVITE", inv)
+	}
+	var vias []string
+	for _, line := range strings.Split(inv, "\r\n") {
+		if strings.HasPrefix(strings.ToLower(line), "via:") {
+			vias = append(vias, line)
+		}
+	}
+	answer := func(status, tag string) string {
+		return "SIP/2.0 " + status + "\r\n" + strings.Join(vias, "\r\n") + "\r\nFrom: " + header(inv, "From") + "\r\nTo: " + header(inv, "To") + ";tag=" + tag +
+			"\r\nCall-ID: " + header(inv, "Call-ID") + "\r\nCSeq: " + header(inv, "CSeq") + "\r\nContact: <sip:bob@" + bob.local + ">\r\nContent-Length: 0\r\n\r\n"
+	}
+	for i := range 40 {
+		if err := bob.send(answer("180 Ringing", fmt.Sprintf("early%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the 180s are handled before the 486
+	if err := bob.send(answer("486 Busy Here", "busy")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-final:
+		if st != "SIP/2.0 486 Busy Here" {
+			t.Fatalf("caller's final answer: %q, want 486", st)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("no final answer at the caller")
+	}
+	// The caller's From tag is in the INVITE bob received.
+	callerTag := between(header(inv, "From")+";", "tag=", ";")
+	update := "UPDATE sip:bob@" + bob.local + " SIP/2.0\r\nVia: SIP/2.0/UDP " + alice.local + ";branch=z9hG4bK-" + randHex(8) + ";rport\r\nMax-Forwards: 70\r\n" +
+		"From: <sip:alice@sipwarden.test>;tag=" + callerTag + "\r\nTo: <sip:bob@sipwarden.test>;tag=early3\r\nCall-ID: " + callID + "\r\nCSeq: 3 UPDATE\r\n" +
+		"Contact: <sip:alice@" + alice.local + ">\r\nContent-Length: 0\r\n\r\n"
+	if err := alice.send(update); err != nil {
+		t.Fatal(err)
+	}
+	// The 407 and the 486, not ACKed, are retransmitted: read up to the
+	// answer to the UPDATE.
+	st = ""
+	for deadline := time.Now().Add(2 * time.Second); st == "" && time.Now().Before(deadline); {
+		if m := alice.recv(time.Until(deadline)); header(m, "CSeq") == "3 UPDATE" {
+			st, _, _ = strings.Cut(m, "\r\n")
+		}
+	}
+	if st != "SIP/2.0 481 Call/Transaction Does Not Exist" {
+		t.Fatalf("UPDATE in an early dialog of a call that ended with 486: %q, want 481", st)
+	}
+}
+
+// TestInactiveConnectionRefusesAndEnds (item 6): active: false on a
+// connection ends its credentials' registrations at once and refuses
+// them after, with the same 403 as a wrong password.
+func TestInactiveConnectionRefusesAndEnds(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	var conn struct{ ID string }
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "pbx"}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	ts.createCredential(t, "carol", pw, map[string]any{"connection_id": conn.ID})
+	p := newPhone(t, ts, "udp")
+	wantStatus(t, p.register(t, regOpts{user: "carol", pass: pw}), 200)
+	if code := ts.api(t, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"active": false}, nil); code != 200 {
+		t.Fatalf("deactivate: %d", code)
+	}
+	if rs := ts.registrations(t, "carol"); len(rs) != 0 {
+		t.Fatalf("registrations of a deactivated connection's credential: %+v", rs)
+	}
+	res := p.register(t, regOpts{user: "carol", pass: pw})
+	if res.StatusCode != 403 || res.Reason != "Forbidden" {
+		t.Fatalf("REGISTER on a deactivated connection: %d %s, want 403 Forbidden", res.StatusCode, res.Reason)
+	}
+	if code := ts.api(t, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"active": true}, nil); code != 200 {
+		t.Fatalf("reactivate: %d", code)
+	}
+	wantStatus(t, p.register(t, regOpts{user: "carol", pass: pw}), 200)
+}
+
+// TestCredentialDeletionCancelsRingingCall (item 6): deleting the callee's
+// credential while its phone rings cancels the call: the phone gets
+// CANCEL, the caller a final answer.
+func TestCredentialDeletionCancelsRingingCall(t *testing.T) {
+	ts, creds, alice, bob, ctx := callPair(t, testConfig(t, t.TempDir()), "udp", "udp", "ring")
+	errc := make(chan error, 1)
+	go func() { _, _, err := alice.call(ctx, t, "bob", "alice", alicePass); errc <- err }()
+	recv(t, bob.invites, "INVITE at bob")
+	if code := ts.api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
+		t.Fatalf("delete credential: %d", code)
+	}
+	recv(t, bob.cancels, "CANCEL at bob")
+	select {
+	case err := <-errc:
+		if got := dialogStatus(err); got != 487 {
+			t.Fatalf("caller's answer: %v, want 487", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller got no final answer")
 	}
 }
