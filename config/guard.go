@@ -20,6 +20,11 @@ type Guard struct {
 	Window Duration `yaml:"window"`
 	// BanDuration is how long a ban lasts. Default 15m.
 	BanDuration Duration `yaml:"ban_duration"`
+	// LongMaxFailures from one source address within LongWindow ban it
+	// for LongWindow: slow guessing, under max_failures per window, is
+	// banned too. Default 50 in 1h; -1 disables.
+	LongMaxFailures int      `yaml:"long_max_failures"`
+	LongWindow      Duration `yaml:"long_window"`
 	// BanAction is reject (403 Forbidden) or drop (no answer; TCP/TLS
 	// connections from the address are closed). Default reject.
 	BanAction string `yaml:"ban_action"`
@@ -96,6 +101,8 @@ func (c *Config) setGuardDefaults() {
 	defInt(&g.MaxFailures, 20)
 	defDur(&g.Window, time.Minute)
 	defDur(&g.BanDuration, 15*time.Minute)
+	defInt(&g.LongMaxFailures, 50)
+	defDur(&g.LongWindow, time.Hour)
 	if g.BanAction == "" {
 		g.BanAction = "reject"
 	}
@@ -124,6 +131,12 @@ func (c *Config) setGuardDefaults() {
 
 func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 	g, l := c.Guard, c.Limits
+	if g.LongMaxFailures < -1 || g.LongMaxFailures > 1000000 {
+		bad("guard.long_max_failures", g.LongMaxFailures, "want -1 (off) or 1 to 1000000")
+	}
+	if g.LongWindow < 0 {
+		bad("guard.long_window", g.LongWindow, "must not be negative")
+	}
 	if g.MaxFailures < 1 || g.MaxFailures > 100000 {
 		bad("guard.max_failures", g.MaxFailures, "want 1 to 100000")
 	}

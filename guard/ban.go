@@ -19,6 +19,7 @@ type ipShard struct {
 
 type ipEntry struct {
 	win      window
+	long     window // failures only, over Config.LongWindow
 	failures int // counted since the entry was made
 	last     int64
 	ban      *Ban
@@ -65,17 +66,28 @@ func (g *Guard) count(src netip.Prefix, points int, now int64, reason string) (b
 		if now < e.ban.Until.UnixNano() {
 			return false
 		}
+		// The long window is kept: a guesser resuming after its ban is
+		// banned again within a few failures.
 		e.ban, e.win, e.failures = nil, window{}, 1
 	}
-	if e.win.add(now, int64(g.cfg.Window), points) < g.cfg.MaxFailures*failurePoints {
+	long := 0
+	if points == failurePoints && g.cfg.LongMaxFailures > 0 {
+		long = e.long.add(now, int64(g.cfg.LongWindow), 1)
+	}
+	n, w, d := g.cfg.MaxFailures, g.cfg.Window, g.cfg.BanDuration
+	switch {
+	case e.win.add(now, int64(g.cfg.Window), points) >= g.cfg.MaxFailures*failurePoints:
+	case g.cfg.LongMaxFailures > 0 && long >= g.cfg.LongMaxFailures:
+		n, w, d = g.cfg.LongMaxFailures, g.cfg.LongWindow, g.cfg.LongWindow
+	default:
 		return false
 	}
 	t := time.Unix(0, now).UTC()
 	e.ban = &Ban{
 		Source:   src,
-		Reason:   banReason(g.cfg.MaxFailures, g.cfg.Window, reason),
+		Reason:   banReason(n, w, reason),
 		Since:    t,
-		Until:    t.Add(g.cfg.BanDuration),
+		Until:    t.Add(d),
 		Failures: e.failures,
 	}
 	return true
@@ -114,8 +126,12 @@ func (g *Guard) evictIPs(s *ipShard, now int64) {
 
 func (g *Guard) sweepIPs(s *ipShard, now int64) int {
 	n := 0
-	idle := 2 * int64(g.cfg.Window)
+	short, long := 2*int64(g.cfg.Window), 2*int64(max(g.cfg.Window, g.cfg.LongWindow))
 	for k, e := range s.m {
+		idle := short
+		if e.long.cur+e.long.prev > 0 {
+			idle = long // its failures still count in the long window
+		}
 		if (e.ban == nil || now >= e.ban.Until.UnixNano()) && now-e.last >= idle {
 			delete(s.m, k)
 			n++

@@ -99,6 +99,15 @@ type Config struct {
 	// UserSlowdown is how long after its last failure a source is slowed
 	// for a username under attack. Default 1m.
 	UserSlowdown time.Duration
+	// LongMaxFailures failed attempts from one address within LongWindow
+	// ban it for LongWindow: a slow guesser (one password every few
+	// seconds, under MaxFailures per Window) is banned too, as fail2ban
+	// set-ups for Asterisk do. Default 50 in 1h; a phone with a stale
+	// password retrying every minute or so is not reached in an hour, and
+	// never on an address that also succeeds (Success does not clear it,
+	// but a real user rarely fails 50 times). LongMaxFailures < 0 disables.
+	LongMaxFailures int
+	LongWindow      time.Duration
 	// Exempt addresses are never counted, banned or slowed.
 	Exempt []netip.Prefix
 	// MaxTracked bounds each table (addresses, usernames, pairs). Default
@@ -117,6 +126,8 @@ const (
 	DefaultUserWindow      = time.Minute
 	DefaultUserSlowdown    = time.Minute
 	DefaultMaxTracked      = 65536
+	DefaultLongMaxFailures = 50
+	DefaultLongWindow      = time.Hour
 )
 
 // Points: a failure weighs failurePoints, an attempt while slowed 1.
@@ -167,6 +178,12 @@ func New(cfg Config) *Guard {
 	}
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = DefaultMaxTracked
+	}
+	if cfg.LongMaxFailures == 0 {
+		cfg.LongMaxFailures = DefaultLongMaxFailures
+	}
+	if cfg.LongWindow <= 0 {
+		cfg.LongWindow = DefaultLongWindow
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

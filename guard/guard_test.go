@@ -303,11 +303,52 @@ func TestMemoryBounded(t *testing.T) {
 		g.Failure(netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)}), "", "mismatch")
 	}
 	wantVerdict(t, g, attacker, "", guard.Reject)
-	// Sweep drops what is over.
-	c.add(time.Hour)
+	// Sweep drops what is over: failures count in the long window (1h)
+	// for up to two of them.
+	c.add(2*time.Hour + time.Minute)
 	g.Sweep()
 	if a, u, p := g.Tracked(); a+u+p != 0 {
 		t.Fatalf("after Sweep: %d addresses, %d users, %d pairs, want none", a, u, p)
+	}
+}
+
+// TestSlowGuessingBanned: one wrong password every 5 s never reaches 20
+// in a minute, but 50 in an hour bans the address, for an hour; the
+// address is banned again within a few failures after that.
+func TestSlowGuessingBanned(t *testing.T) {
+	c := newClock()
+	g := newGuard(t, c, func(cfg *guard.Config) { cfg.MaxFailures = 20 }) // the server's default
+	for i := range 49 {
+		if g.Failure(attacker, "alice", "mismatch") {
+			t.Fatalf("banned after %d slow failures, want 50", i+1)
+		}
+		c.add(5 * time.Second)
+	}
+	wantVerdict(t, g, attacker, "", guard.Allow)
+	if !g.Failure(attacker, "alice", "mismatch") {
+		t.Fatal("50 failures within an hour did not ban")
+	}
+	wantVerdict(t, g, attacker, "", guard.Reject)
+	c.add(59 * time.Minute)
+	wantVerdict(t, g, attacker, "", guard.Reject)
+	c.add(2 * time.Minute)
+	wantVerdict(t, g, attacker, "", guard.Allow)
+	// The hour's count is kept through the ban: a few more failures ban
+	// again.
+	again := 0
+	for again = 1; again <= 10 && !g.Failure(attacker, "alice", "mismatch"); again++ {
+		c.add(5 * time.Second)
+	}
+	if again > 10 {
+		t.Error("10 failures right after the long ban did not ban again")
+	}
+	// A disabled long window: never banned by slow guessing.
+	g = newGuard(t, c, func(cfg *guard.Config) { cfg.MaxFailures, cfg.LongMaxFailures = 20, -1 })
+	for range 200 {
+		if g.Failure(attacker, "alice", "mismatch") {
+			t.Fatal("banned with the long window disabled")
+		}
+		c.add(5 * time.Second)
 	}
 }
 

@@ -41,6 +41,8 @@ func (n *Node) newGuard() {
 		MaxFailures:     gc.MaxFailures,
 		Window:          gc.Window.D(),
 		BanDuration:     gc.BanDuration.D(),
+		LongMaxFailures: gc.LongMaxFailures,
+		LongWindow:      gc.LongWindow.D(),
 		Drop:            drop,
 		UserMaxFailures: gc.UserMaxFailures,
 		UserWindow:      gc.UserWindow.D(),

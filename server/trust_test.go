@@ -306,3 +306,32 @@ func TestCredentialDeletionCancelsRingingCall(t *testing.T) {
 		t.Fatal("the caller got no final answer")
 	}
 }
+
+// TestSlowGuessingIsBanned (item 8): failures under the per-minute
+// threshold still ban an address once guard.long_max_failures of them
+// fall within guard.long_window; the right password from it is then
+// refused too.
+func TestSlowGuessingIsBanned(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Guard.MaxFailures = 1000 // never reached: only the long window bans
+	cfg.Guard.LongMaxFailures = 10
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	u := newRawUA(t, "udp", "127.0.0.81", ts.Addr("udp"))
+	for i := range 10 {
+		if st := u.register(fmt.Sprintf("guess%d", i), "wrong-password-1"); st != "SIP/2.0 403 Forbidden" {
+			t.Fatalf("guess %d: %q, want 403", i, st)
+		}
+	}
+	if st := u.register("alice", pw); st == "SIP/2.0 200 OK" {
+		t.Fatal("the right password after 10 failures in the long window was accepted: the address is not banned")
+	}
+	var bans []banView
+	if code := ts.api(t, "GET", "/v1/bans", nil, &bans); code != 200 || len(bans) != 1 || bans[0].IP != "127.0.0.81" {
+		t.Fatalf("bans: %d %+v, want 127.0.0.81", code, bans)
+	}
+	// Another address is not affected.
+	if st := newRawUA(t, "udp", "127.0.0.82", ts.Addr("udp")).register("alice", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("alice from another address: %q", st)
+	}
+}
