@@ -62,7 +62,9 @@ type SIP struct {
 	TLS    TLS    `yaml:"tls"`
 	// UDPBufferBytes sets the UDP socket receive and send buffers. Default 4194304.
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
-	// MaxMessageBytes is the largest SIP message accepted. Default 65535.
+	// MaxMessageBytes is the largest SIP message accepted, over UDP and on
+	// a stream alike; sipgo's read buffer per socket and per TCP/TLS
+	// connection is this size (at most 65535). Default 32768.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// TransactionLinger is how long a completed transaction is kept to
 	// absorb retransmissions: RFC 3261's Timer D and J (UDP) and RFC 6026's
@@ -264,7 +266,7 @@ func (c *Config) setDefaults() error {
 	if c.SIP.TransactionLinger == 0 {
 		c.SIP.TransactionLinger = Duration(5 * time.Second)
 	}
-	defInt(&c.SIP.MaxMessageBytes, 65535)
+	defInt(&c.SIP.MaxMessageBytes, 32768)
 	if len(c.Auth.Algorithms) == 0 {
 		c.Auth.Algorithms = []string{"MD5"}
 	}

@@ -16,6 +16,13 @@ import (
 // test's TestMain, calls it.
 func SetSIPGlobals(cfg config.Config, logger *slog.Logger) {
 	sip.ParseMaxMessageLength = cfg.SIP.MaxMessageBytes
+	// sipgo reads each datagram (and each TCP/TLS read) into a buffer of
+	// TransportBufferReadSize bytes, 32768 by default: a larger datagram
+	// was cut and dropped although max_message_bytes allowed it. The
+	// buffer follows the limit (a UDP datagram holds at most 65507
+	// bytes); each TCP/TLS connection holds one such buffer, which is why
+	// the default limit is 32768.
+	sip.TransportBufferReadSize = uint16(min(cfg.SIP.MaxMessageBytes, 65535))
 	// Deliberately no MTU switch to TCP (RFC 3261 18.1.1): a device
 	// registered over UDP behind NAT cannot take a TCP connection, so an
 	// INVITE with a large SDP goes over UDP, fragmented by IP if need be,

@@ -70,6 +70,8 @@ type Config struct {
 	HTTP      string
 	APIKey    string
 	UDPBuffer int // bytes; 0: 4194304
+	// MaxMessageBytes is sip.max_message_bytes; 0: the server's default.
+	MaxMessageBytes int
 
 	Algorithms    []string // default [MD5]
 	QOP           []string // default [auth]
@@ -150,7 +152,7 @@ sip:
   listen: {udp: %q, tcp: %q, tls: %q}
   tls: {cert_file: "", key_file: ""}
   udp_buffer_bytes: %d
-auth:
+%sauth:
   algorithms: %s
   qop: %s
   nonce_lifetime: %s
@@ -162,11 +164,18 @@ jwt: {enabled: %t}
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
 		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"),
-		orDefault(c.UDPBuffer, 4194304),
+		orDefault(c.UDPBuffer, 4194304), maxMessage(c.MaxMessageBytes),
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
 		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT)
+}
+
+func maxMessage(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  max_message_bytes: %d\n", n)
 }
 
 // Server is a running sipwarden serve process.
