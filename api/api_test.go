@@ -710,7 +710,18 @@ func TestUsernameCharacters(t *testing.T) {
 func TestMinPasswordLength(t *testing.T) {
 	e := newEnv(t, func(c *api.Config) { c.MinPasswordLength = 20 })
 	checkError(t, e.do("POST", "/v1/credentials", map[string]any{"username": "u", "password": strings.Repeat("p", 19)}), 422, api.CodeTooShort, "/password")
-	e.createCredential(map[string]any{"username": "u", "password": strings.Repeat("p", 20)})
+	e.createCredential(map[string]any{"username": "u", "password": "correct-horse-battery"})
+}
+
+// TestWeakPasswordsRefused (issue 15 item 9): long enough is not enough.
+func TestWeakPasswordsRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"aaaaaaaaaaaa", "abababababab", "123412341234", "123456789012", "abcdefghijklm", "daveydavey12", "daveyDAVEY!!"} {
+		checkError(t, e.do("POST", "/v1/credentials", map[string]any{"username": "davey", "password": p}), 422, api.CodeWeakPassword, "/password")
+	}
+	c := e.createCredential(map[string]any{"username": "davey", "password": "davey-Vq7#kL2p"})
+	checkError(t, e.do("PATCH", "/v1/credentials/"+c.ID, map[string]any{"password": "DAVEY1234davey"}), 422, api.CodeWeakPassword, "/password")
+	e.ok(200, "PATCH", "/v1/credentials/"+c.ID, map[string]any{"password": "plum-orbit-78-glass"}, nil)
 }
 
 func TestRegistrations(t *testing.T) {

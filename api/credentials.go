@@ -51,7 +51,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 	c.Username, _ = b.Username.value()
 	v.checkUsername("/username", c.Username)
 	password, _ := b.Password.value()
-	v.checkPassword("/password", password, s.cfg.MinPasswordLength)
+	v.checkPassword("/password", password, s.cfg.MinPasswordLength, c.Username)
 	c.Name, _ = b.Name.value()
 	v.checkText("/name", "name", c.Name)
 	c.Tag, _ = b.Tag.value()
@@ -135,7 +135,11 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	if b.Password.Set {
-		v.checkPassword("/password", b.Password.V, s.cfg.MinPasswordLength)
+		var username string
+		if c, err := s.db.Credential(r.PathValue("id")); err == nil {
+			username = c.Username // a missing credential is the 404 below
+		}
+		v.checkPassword("/password", b.Password.V, s.cfg.MinPasswordLength, username)
 	}
 	if b.Enabled.Null {
 		v.add("/enabled", CodeInvalidValue, "enabled must be true or false, not null")

@@ -95,6 +95,7 @@ const (
 	CodeRequired           = "required"            // 422
 	CodeTooShort           = "too_short"           // 422
 	CodeTooLong            = "too_long"            // 422
+	CodeWeakPassword       = "weak_password"       // 422
 	CodeInvalidCharacters  = "invalid_characters"  // 422
 	CodeInvalidValue       = "invalid_value"       // 422
 	CodeInPast             = "in_past"             // 422
@@ -121,6 +122,7 @@ var titles = map[string]string{
 	CodeRequired:           "Required field missing",
 	CodeTooShort:           "Value too short",
 	CodeTooLong:            "Value too long",
+	CodeWeakPassword:       "Password too easy to guess",
 	CodeInvalidCharacters:  "Invalid characters",
 	CodeInvalidValue:       "Invalid value",
 	CodeInPast:             "Time in the past",

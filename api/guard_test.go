@@ -172,12 +172,17 @@ func TestFailedKeyAttemptsBlocked(t *testing.T) {
 			t.Fatalf("attempt %d: got %d, want 401", i+1, rec.Code)
 		}
 	}
-	rec := from("192.0.2.9:4001", testAdminKey) // even the right key
+	rec := from("192.0.2.9:4001", "swk_nope_wrong_again")
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "600" {
 		t.Fatalf("blocked: got %d Retry-After %q, want 429 and 600", rec.Code, rec.Header().Get("Retry-After"))
 	}
 	if eb := decodeErrors(t, rec.Body.Bytes()); eb.Errors[0].Code != api.CodeTooManyAttempts {
 		t.Fatalf("blocked: got %s", rec.Body)
+	}
+	// The right key from the blocked address is never refused (issue 15:
+	// ten wrong keys used to lock the operator out for a minute).
+	if rec := from("192.0.2.9:4002", testAdminKey); rec.Code != 200 {
+		t.Fatalf("the right key from the blocked address: got %d, want 200", rec.Code)
 	}
 	if rec := from("192.0.2.10:4000", testAdminKey); rec.Code != 200 {
 		t.Fatalf("another address: got %d, want 200", rec.Code)

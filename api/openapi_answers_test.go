@@ -219,8 +219,8 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	for range 3 {
 		x2.call(401, "swk_nope_nope", "GET", "/v1/credentials", "", false)
 	}
-	x2.call(429, e2.key, "GET", "/v1/credentials", "", false)
-	x2.call(429, e2.key, "POST", "/v1/credentials", `{"username":"dave","password":"correct-horse-battery"}`, false)
+	x2.call(429, "swk_nope_again", "GET", "/v1/credentials", "", false)
+	x2.call(429, "swk_nope_again", "POST", "/v1/credentials", `{"username":"dave","password":"correct-horse-battery"}`, false)
 
 	for _, p := range slices.Sorted(maps.Keys(checker.ops)) {
 		if !checker.seen[p] {

@@ -192,13 +192,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h, pattern := s.mux.Handler(r)
 	if !s.public[pattern] {
-		if s.keyBlocked(rec, r) { // bans.go
-			return
-		}
+		// A valid key is never refused: keys are 256-bit random, so the
+		// block after failures only stops guessing, and must not lock the
+		// operator out (a script with a wrong key on the same host).
 		ok, err := s.authenticate(r)
 		if err != nil {
 			rec.err = err
 			writeError(rec, newError(http.StatusInternalServerError, CodeInternal, "the server failed to check the API key; see its log"))
+			return
+		}
+		if !ok && s.keyBlocked(rec, r) { // bans.go
 			return
 		}
 		if !ok {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,8 +40,9 @@ func (v *validation) checkUsername(pointer, u string) {
 	}
 }
 
-// checkPassword validates a new password's length in characters.
-func (v *validation) checkPassword(pointer, p string, minLen int) {
+// checkPassword validates a new password: its length in characters, and
+// that it is not trivially guessable (weak, below).
+func (v *validation) checkPassword(pointer, p string, minLen int, username string) {
 	n := utf8.RuneCountInString(p)
 	switch {
 	case p == "":
@@ -49,7 +51,44 @@ func (v *validation) checkPassword(pointer, p string, minLen int) {
 		v.add(pointer, CodeTooShort, "password is shorter than %d characters", minLen)
 	case n > maxPasswordLength:
 		v.add(pointer, CodeTooLong, "password is longer than %d characters", maxPasswordLength)
+	default:
+		if why := weak(p, username); why != "" {
+			v.add(pointer, CodeWeakPassword, "password is too easy to guess: %s", why)
+		}
 	}
+}
+
+// minDistinct is the fewest different characters a password may have.
+const minDistinct = 5
+
+// weak says why p is too easy to guess (a SIP password faces online
+// guessing from the whole Internet), or "" when it is not: it is the
+// username with fewer than 6 other characters, it has fewer than minDistinct different characters
+// ("aaaaaaaaaaaa", "abababababab"), runs in steps of one ("123456789012",
+// "abcdefghijkl").
+func weak(p, username string) string {
+	lp := strings.ToLower(p)
+	if u := strings.ToLower(username); u != "" && utf8.RuneCountInString(strings.ReplaceAll(lp, u, "")) < 6 {
+		return "it is the username with fewer than 6 other characters"
+	}
+	distinct := map[rune]bool{}
+	for _, r := range lp {
+		distinct[r] = true
+	}
+	if len(distinct) < minDistinct {
+		return fmt.Sprintf("it has fewer than %d different characters", minDistinct)
+	}
+	rs := []rune(lp)
+	steps := 0
+	for i := 1; i < len(rs); i++ {
+		if d := rs[i] - rs[i-1]; d == 1 || d == -1 || d == -9 || d == 9 {
+			steps++
+		}
+	}
+	if steps*4 >= (len(rs)-1)*3 { // three quarters of it a run
+		return "it is a run of consecutive characters"
+	}
+	return ""
 }
 
 // checkText validates a free-text label (name, tag): at most maxTextLen

@@ -164,6 +164,17 @@ func (l *Limiter) CloseFrom(addr netip.Addr) int {
 	return len(cs)
 }
 
+// source is what the per-address limit counts: an IPv4 address, or the
+// /64 of an IPv6 one (one host holds a whole /64 and can pick any address
+// in it, as the guard's bans assume too).
+func source(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return a
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr()
+}
+
 // admit counts a new connection, or reports why it is refused.
 func (l *Limiter) admit(c *Conn) (reason Reason) {
 	if l.cfg.Refuse != nil && l.cfg.Refuse(c.ip) {
@@ -175,11 +186,11 @@ func (l *Limiter) admit(c *Conn) (reason Reason) {
 	switch {
 	case l.total >= l.cfg.MaxConns:
 		return RefusedTotal
-	case !exempt && l.perIP[c.ip] >= l.cfg.MaxPerIP:
+	case !exempt && l.perIP[source(c.ip)] >= l.cfg.MaxPerIP:
 		return RefusedPerIP
 	}
 	l.total++
-	l.perIP[c.ip]++
+	l.perIP[source(c.ip)]++
 	l.perTp[c.key.transport]++
 	l.conns[c.key] = c
 	return ""
@@ -194,10 +205,10 @@ func (l *Limiter) release(c *Conn) {
 	} else {
 		delete(l.perTp, c.key.transport)
 	}
-	if n := l.perIP[c.ip] - 1; n > 0 {
-		l.perIP[c.ip] = n
+	if n := l.perIP[source(c.ip)] - 1; n > 0 {
+		l.perIP[source(c.ip)] = n
 	} else {
-		delete(l.perIP, c.ip)
+		delete(l.perIP, source(c.ip))
 	}
 	if l.conns[c.key] == c {
 		delete(l.conns, c.key)

@@ -200,3 +200,79 @@ func TestOwnWriteDeadline(t *testing.T) {
 		t.Fatalf("write to a peer that does not read: %v after %v; want the 200 ms deadline exceeded", err, time.Since(start))
 	}
 }
+
+// addrConn is one end of a pipe that says it comes from remote.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+
+// fakeListener hands out pipe ends from the given remote addresses.
+type fakeListener struct {
+	conns chan net.Conn
+}
+
+func (f *fakeListener) Accept() (net.Conn, error) {
+	c, ok := <-f.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+func (f *fakeListener) Close() error   { return nil }
+func (f *fakeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv6loopback} }
+
+// TestPerIPCountsIPv6Per64 (issue 15 item 9): an IPv6 host owns a whole
+// /64 and can pick a new address for every connection; the per-address
+// limit counts the /64. Loopback has a single IPv6 address, so the
+// addresses are given by a listener of pipes.
+func TestPerIPCountsIPv6Per64(t *testing.T) {
+	l := connlimit.New(connlimit.Config{MaxConns: 100, MaxPerIP: 2})
+	fl := &fakeListener{conns: make(chan net.Conn, 8)}
+	ln := l.Listen(fl, "tcp")
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var peers []net.Conn
+	offer := func(remote string) {
+		a, b := net.Pipe()
+		peers = append(peers, b)
+		fl.conns <- addrConn{Conn: a, remote: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(remote))}
+	}
+	t.Cleanup(func() {
+		close(fl.conns)
+		for _, p := range peers {
+			_ = p.Close()
+		}
+	})
+	for _, r := range []string{"[2001:db8:1:2::1]:5060", "[2001:db8:1:2::2]:5060", "[2001:db8:1:2:ffff::3]:5060", "[2001:db8:1:3::1]:5060"} {
+		offer(r)
+	}
+	got := map[string]bool{}
+	timeout := time.After(3 * time.Second)
+	for len(got) < 3 {
+		select {
+		case c := <-accepted:
+			got[c.RemoteAddr().String()] = true
+		case <-timeout:
+			t.Fatalf("accepted %v, want three", got)
+		}
+	}
+	select {
+	case c := <-accepted:
+		t.Fatalf("also accepted %s: a third connection from 2001:db8:1:2::/64", c.RemoteAddr())
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got["[2001:db8:1:2:ffff::3]:5060"] || !got["[2001:db8:1:3::1]:5060"] {
+		t.Fatalf("accepted %v: want the first two of 2001:db8:1:2::/64 and the one of another /64", got)
+	}
+}

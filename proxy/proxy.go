@@ -284,6 +284,15 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		}
 		return
 	}
+	// RFC 3261 16.3 step 5: a Proxy-Require names extensions this proxy
+	// must implement; it implements none (ACK and CANCEL are exempt,
+	// 8.2.2.3).
+	if !isAck && req.Method != sip.CANCEL {
+		if tags := sipcheck.Unsupported(req, "Proxy-Require"); tags != nil {
+			ev.Status = p.respond(tx, sipcheck.BadExtension(p.newResponse(req, 420, "Bad Extension"), tags))
+			return
+		}
+	}
 	forceRport(req)
 	ev.Target = req.Recipient.User
 
@@ -338,6 +347,11 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		return
 	}
 	ev.Caller = caller.Username
+	if !caller.Trusted {
+		// RFC 3325 section 5: an identity asserted by a sender outside the
+		// trust domain is removed, or a user could ring a callee as anyone.
+		removeIdentityHeaders(req)
+	}
 	targets, status, reason := p.route(req, caller)
 	if status != 0 {
 		ev.Status = p.reply(req, tx, status, reason)
@@ -362,6 +376,22 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	}
 	ev.Forwarded = true
 	p.forward(req, tx, caller, targets, loopHash, ev, hold)
+}
+
+// removeIdentityHeaders removes every P-Asserted-Identity,
+// P-Preferred-Identity and Remote-Party-ID header, however spelt (sipgo's
+// RemoveHeader removes the first header of the exact name only).
+func removeIdentityHeaders(req *sip.Request) {
+	var names []string
+	for _, h := range req.Headers() {
+		switch n := h.Name(); {
+		case strings.EqualFold(n, "P-Asserted-Identity"), strings.EqualFold(n, "P-Preferred-Identity"), strings.EqualFold(n, "Remote-Party-ID"):
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		req.RemoveHeader(n)
+	}
 }
 
 // capSource is the address whose calls a caller's INVITE counts against;

@@ -170,6 +170,11 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	case cseq.MethodName != sip.REGISTER:
 		return r.reply.New(req, 400, "CSeq Method Does Not Match")
 	}
+	// RFC 3261 10.3 step 2 (8.2.2.3): a REGISTER requiring an extension we
+	// do not implement gets 420, with the tags in Unsupported.
+	if tags := sipcheck.Unsupported(req, "Require"); tags != nil {
+		return sipcheck.BadExtension(r.reply.New(req, 420, "Bad Extension"), tags)
+	}
 	aor := to.Address.User
 	ev.AOR = aor
 	if aor == "" {

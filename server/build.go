@@ -47,8 +47,10 @@ func (n *Node) newGuard() {
 		UserMaxFailures: gc.UserMaxFailures,
 		UserWindow:      gc.UserWindow.D(),
 		UserSlowdown:    gc.UserSlowdown.D(),
-		Exempt:          gc.ExemptPrefixes(),
-		MaxTracked:      gc.MaxTracked,
+		// Trusted peers are exempt without being listed twice: a carrier's
+		// gateway must never be banned for its callers' failures.
+		Exempt:     append(gc.ExemptPrefixes(), cfg.Proxy.TrustedPrefixes()...),
+		MaxTracked: gc.MaxTracked,
 	})
 	lc := connlimit.Config{
 		MaxConns:                 cfg.Limits.MaxConnections,

@@ -335,3 +335,80 @@ func TestSlowGuessingIsBanned(t *testing.T) {
 		t.Fatalf("alice from another address: %q", st)
 	}
 }
+
+// TestSmallerHoles (item 9): asserted identities from a user are
+// stripped; a trusted peer is never banned; the right API key is never
+// locked out; Require and Proxy-Require with unknown extensions get 420.
+func TestSmallerHoles(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Guard.MaxFailures = 3
+	cfg.Proxy.TrustedPeers = []string{"127.0.0.95/32"}
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+
+	t.Run("identity headers stripped", func(t *testing.T) {
+		bob := newRawUA(t, "udp", "127.0.0.91", ts.Addr("udp"))
+		if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+			t.Fatalf("bob registers: %q", st)
+		}
+		alice := newRawUA(t, "udp", "127.0.0.92", ts.Addr("udp"))
+		callID := randHex(8)
+		_, raw := alice.exchange(alice.inviteMsg("alice", callID, 1, ""), 2*time.Second)
+		inv := alice.inviteMsg("alice", callID, 2, digestAnswer("alice", pw, nonceRE.FindStringSubmatch(raw)[1], "INVITE", "sip:bob@sipwarden.test"))
+		inv = strings.Replace(inv, "Content-Length: 0", "P-Asserted-Identity: <sip:ceo@bank.example>\r\np-asserted-identity: <tel:+15550000000>\r\n"+
+			"Remote-Party-ID: <sip:ceo@bank.example>;party=calling\r\nP-Preferred-Identity: <sip:ceo@bank.example>\r\nContent-Length: 0", 1)
+		if err := alice.send(inv); err != nil {
+			t.Fatal(err)
+		}
+		got := bob.recv(2 * time.Second)
+		if !strings.HasPrefix(got, "INVITE ") {
+			t.Fatalf("bob got %q, want the INVITE", got)
+		}
+		low := strings.ToLower(got)
+		for _, h := range []string{"p-asserted-identity", "remote-party-id", "p-preferred-identity", "ceo@bank"} {
+			if strings.Contains(low, h) {
+				t.Errorf("the INVITE bob got still carries %q:\n%s", h, got)
+			}
+		}
+	})
+
+	t.Run("trusted peer never banned", func(t *testing.T) {
+		peer := newRawUA(t, "udp", "127.0.0.95", ts.Addr("udp"))
+		for i := range 6 {
+			if st := peer.register("alice", "wrong-password-9"); st != "SIP/2.0 403 Forbidden" {
+				t.Fatalf("wrong password %d from the trusted peer: %q", i, st)
+			}
+		}
+		if st := peer.register("alice", pw); st != "SIP/2.0 200 OK" {
+			t.Fatalf("the trusted peer after 6 failures (max_failures 3): %q, want 200", st)
+		}
+	})
+
+	t.Run("right API key never locked out", func(t *testing.T) {
+		for range 12 {
+			if code, _ := ts.APIRaw(t, "swk_wrong_key_0123456789", "GET", "/v1/credentials", nil); code != 401 && code != 429 {
+				t.Fatalf("wrong key: %d", code)
+			}
+		}
+		if code, _ := ts.APIRaw(t, "swk_wrong_key_0123456789", "GET", "/v1/credentials", nil); code != 429 {
+			t.Fatalf("wrong key after 12 failures: %d, want 429", code)
+		}
+		if code := ts.api(t, "GET", "/v1/credentials", nil, nil); code != 200 {
+			t.Fatalf("the right key from the same address: %d, want 200", code)
+		}
+	})
+
+	t.Run("unknown extensions", func(t *testing.T) {
+		u := newRawUA(t, "udp", "127.0.0.96", ts.Addr("udp"))
+		st, raw := u.exchange(u.registerMsg("alice", randHex(8), 1, "", "Require: 100rel, x-teleport\r\n"), 2*time.Second)
+		if st != "SIP/2.0 420 Bad Extension" || header(raw, "Unsupported") != "100rel, x-teleport" {
+			t.Errorf("REGISTER with Require: %q, Unsupported %q; want 420 listing both", st, header(raw, "Unsupported"))
+		}
+		inv := strings.Replace(u.inviteMsg("alice", randHex(8), 1, ""), "Content-Length: 0", "Proxy-Require: x-teleport\r\nContent-Length: 0", 1)
+		st, raw = u.exchange(inv, 2*time.Second)
+		if st != "SIP/2.0 420 Bad Extension" || header(raw, "Unsupported") != "x-teleport" {
+			t.Errorf("INVITE with Proxy-Require: %q, Unsupported %q; want 420", st, header(raw, "Unsupported"))
+		}
+	})
+}
