@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -28,6 +29,9 @@ import (
 // server answers for, and the nonce count (qop is required) still
 // refuses the replay of a captured answer.
 func uriMatches(du string, ruri *sip.Uri, server func(host string) bool) bool {
+	if sameSpelling(du, ruri) {
+		return true // the common case, without parsing (no allocation)
+	}
 	var u sip.Uri
 	if err := sip.ParseUri(du, &u); err != nil {
 		return false
@@ -44,6 +48,37 @@ func uriMatches(du string, ruri *sip.Uri, server func(host string) bool) bool {
 		return true
 	}
 	return u.User == "" && server != nil && server(u.Host)
+}
+
+// sameSpelling reports whether du spells ruri's scheme, user, host and
+// port as ruri has them, followed by nothing or by parameters or headers.
+func sameSpelling(du string, r *sip.Uri) bool {
+	n := len(r.Scheme)
+	if n == 0 || len(du) <= n || !strings.EqualFold(du[:n], r.Scheme) || du[n] != ':' {
+		return false
+	}
+	s := du[n+1:]
+	if r.User != "" {
+		u := len(r.User)
+		if len(s) <= u || s[:u] != r.User || s[u] != '@' {
+			return false
+		}
+		s = s[u+1:]
+	}
+	h := len(r.Host)
+	if h == 0 || len(s) < h || !strings.EqualFold(s[:h], r.Host) {
+		return false
+	}
+	s = s[h:]
+	if r.Port != 0 {
+		var buf [8]byte
+		p := strconv.AppendInt(append(buf[:0], ':'), int64(r.Port), 10)
+		if len(s) < len(p) || s[:len(p)] != string(p) {
+			return false
+		}
+		s = s[len(p):]
+	}
+	return s == "" || s[0] == ';' || s[0] == '?'
 }
 
 func isSIP(scheme string) bool {

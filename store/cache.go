@@ -66,3 +66,35 @@ func (c *recordCache[T]) invalidate() {
 	}
 	c.mu.Unlock()
 }
+
+// missCache remembers usernames that have no credential, so that a
+// REGISTER for an unknown user costs what one for a known user does (a
+// map lookup) instead of a bbolt read transaction: the ~20 microseconds
+// between them told a prober which usernames exist (issue 15). An entry
+// is valid only under the credential cache's generation it was read in
+// (a credential created since makes it stale). Its size is bounded:
+// usernames are chosen by whoever sends a REGISTER, so when it is full it
+// starts over.
+type missCache struct {
+	mu      sync.RWMutex
+	entries map[string]uint64 // username -> generation
+}
+
+// maxMisses bounds the miss cache.
+const maxMisses = 1 << 16
+
+func (c *missCache) has(username string, gen uint64) bool {
+	c.mu.RLock()
+	g, ok := c.entries[username]
+	c.mu.RUnlock()
+	return ok && g == gen
+}
+
+func (c *missCache) put(username string, gen uint64) {
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= maxMisses {
+		c.entries = make(map[string]uint64)
+	}
+	c.entries[username] = gen
+	c.mu.Unlock()
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -105,12 +106,22 @@ func (db *DB) CredentialByUsername(username string) (Credential, error) {
 		return c, nil
 	}
 	gen := db.creds.generation()
+	if db.misses.has(username, gen) {
+		return Credential{}, errNoUsername
+	}
 	c, err := db.credentialByUsername(username)
-	if err == nil {
+	switch {
+	case err == nil:
 		db.creds.put(username, gen, c)
+	case errors.Is(err, ErrNotFound):
+		db.misses.put(username, gen)
 	}
 	return c, err
 }
+
+// errNoUsername is CredentialByUsername's answer from the miss cache: it
+// does not name the username, so that it costs no allocation.
+var errNoUsername = fmt.Errorf("credential by username: %w", ErrNotFound)
 
 // credentialByUsername reads the credential from bbolt: one read
 // transaction, two lookups, and a decode that allocates the strings once.

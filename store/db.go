@@ -66,6 +66,7 @@ type DB struct {
 	onFlush func(int, time.Duration, error)
 	ids     idGen
 	creds   recordCache[Credential] // by username
+	misses  missCache               // usernames without a credential
 	conns   recordCache[Connection] // by ID
 
 	mu      sync.Mutex           // guards pending and closed

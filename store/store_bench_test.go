@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
@@ -156,4 +157,43 @@ func BenchmarkLoadBindings(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/binding")
+}
+
+// BenchmarkCredentialByUnknownUsername: a username with no credential
+// costs about what a known one does (BenchmarkCredentialByUsername): the
+// miss is cached, so the time of a REGISTER does not tell a prober which
+// usernames exist.
+func BenchmarkCredentialByUnknownUsername(b *testing.B) {
+	db := open(b, store.Options{})
+	if _, err := db.CreateCredential(cred(store.DefaultConnectionID, "alice")); err != nil {
+		b.Fatal(err)
+	}
+	const n = 10_000
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("nobody%05d", i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.CredentialByUsername(users[i%n]); !errors.Is(err, store.ErrNotFound) {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestUnknownUsernameCacheInvalidated: a username remembered as unknown is
+// found once its credential is created.
+func TestUnknownUsernameCacheInvalidated(t *testing.T) {
+	db := open(t, store.Options{})
+	for range 2 {
+		if _, err := db.CredentialByUsername("zed"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown zed: %v", err)
+		}
+	}
+	if _, err := db.CreateCredential(cred(store.DefaultConnectionID, "zed")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := db.CredentialByUsername("zed"); err != nil || c.Username != "zed" {
+		t.Fatalf("zed after its creation: %+v %v", c, err)
+	}
 }
