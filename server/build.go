@@ -263,7 +263,10 @@ func (n *Node) route() {
 		l.front = stateless.New(register, stateless.Config{
 			Workers:         runtime.GOMAXPROCS(0),
 			MaxMessageBytes: n.cfg.SIP.MaxMessageBytes,
-			Logger:          n.log.With("component", "registrar"),
+			// A message must be whole within the idle timeout of its
+			// first byte (threat model: slowloris).
+			MessageTimeout: n.cfg.Limits.IdleTimeout.D(),
+			Logger:         n.log.With("component", "registrar"),
 		})
 		n.front = l.front
 	}

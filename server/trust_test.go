@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 
+	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/digest"
 )
 
@@ -411,4 +413,39 @@ func TestSmallerHoles(t *testing.T) {
 			t.Errorf("INVITE with Proxy-Require: %q, Unsupported %q; want 420", st, header(raw, "Unsupported"))
 		}
 	})
+}
+
+// TestTricklingPeerClosed (item 9): a TCP peer sending one byte at a time,
+// each within the idle timeout, never completes a message: it is closed
+// once its message has taken longer than the idle timeout, instead of
+// holding the connection forever.
+func TestTricklingPeerClosed(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.IdleTimeout = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.97")}, Timeout: time.Second}
+	c, err := d.Dial("tcp", ts.Addr("tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := "REGISTER sip:sipwarden.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.97:5060;branch=z9hG4bK-trickle\r\n"
+	start := time.Now()
+	for i := 0; i < len(msg); i++ {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte{msg[i]}); err != nil {
+			break // closed by the server
+		}
+		if time.Since(start) > 8*time.Second {
+			t.Fatalf("still open after %v of trickling (idle timeout 1s)", time.Since(start))
+		}
+		time.Sleep(400 * time.Millisecond)
+	}
+	// The close shows on a read: EOF or reset, not a timeout.
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection not closed after %v of trickling: read %v", time.Since(start), err)
+	}
 }

@@ -49,6 +49,12 @@ type Config struct {
 	// WriteTimeout bounds a worker's write of answers on a TCP or TLS
 	// connection; past it the connection is closed. Default 2s.
 	WriteTimeout time.Duration
+	// MessageTimeout bounds the time from a message's first byte to its
+	// last on a TCP or TLS stream: a peer trickling a byte at a time
+	// never lets the per-read idle timeout fire, and would hold its
+	// connection forever. Past it the connection is closed (checked when
+	// a read returns, so within one idle timeout more). Default 10s.
+	MessageTimeout time.Duration
 	Logger       *slog.Logger
 }
 
@@ -83,6 +89,9 @@ func New(h Handler, cfg Config) *Front {
 	cfg.Workers = max(cfg.Workers, 1)
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
+	}
+	if cfg.MessageTimeout <= 0 {
+		cfg.MessageTimeout = 10 * time.Second
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 65535

@@ -55,7 +55,14 @@ type streamConn struct {
 	// pass hands everything from here on to sipgo unframed: after
 	// something this framer does not understand, sipgo decides.
 	pass bool
+	// started is when the first byte of the message not yet framed came;
+	// zero between messages.
+	started time.Time
 }
+
+// errSlowMessage ends a connection whose message took longer than
+// Config.MessageTimeout to arrive.
+var errSlowMessage = errors.New("stateless: message not complete within the message timeout")
 
 // Write is sipgo's: one whole message, never interleaved with the
 // workers' answers (answer holds the same lock).
@@ -139,6 +146,7 @@ func (c *streamConn) frame() bool {
 	if k := leadingCRLF(data); k > 0 {
 		c.pending = data[:k]
 		c.r += k
+		c.started = time.Time{}
 		return true
 	}
 	end, ok := headerEnd(data)
@@ -164,6 +172,7 @@ func (c *streamConn) frame() bool {
 	}
 	msg := data[:total]
 	c.r += total
+	c.started = time.Time{} // the next message's clock starts with its first byte
 	if isRegister(msg) && c.f.dispatch(msg, job{conn: c, transport: c.transport}) {
 		return true
 	}
@@ -199,6 +208,19 @@ func (c *streamConn) fill() error {
 	}
 	n, err := c.Conn.Read(c.buf[c.w:])
 	c.w += n
+	if c.r < c.w {
+		// Part of a message is here: it must be whole in time.
+		now := time.Now()
+		if c.started.IsZero() {
+			c.started = now
+		} else if c.f.cfg.MessageTimeout > 0 && now.Sub(c.started) > c.f.cfg.MessageTimeout {
+			c.f.log.Debug("connection closed: message too slow", "source", c.src, "transport", c.transport,
+				"bytes", c.w-c.r, "timeout_s", c.f.cfg.MessageTimeout.Seconds())
+			_ = c.Conn.Close()
+			c.r, c.w = 0, 0
+			return errSlowMessage
+		}
+	}
 	if n > 0 {
 		return nil // an error comes again with the next read
 	}
