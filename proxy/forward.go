@@ -415,6 +415,13 @@ func (cl *call) sendBestLocked() {
 		r := cl.synth(500, "Server Internal Error")
 		res = r
 	}
+	if cl.req.Method == sip.INVITE && !cl.inDialog() {
+		// The call failed: its early dialogs end before the caller hears
+		// of it, so that nothing it sends next finds them (RFC 3261 12.3).
+		if cid, from := cl.req.CallID(), cl.req.From(); cid != nil && from != nil {
+			cl.p.dialogs.dropEarlyOf(string(*cid), tagOf(from.Params))
+		}
+	}
 	cl.relayLocked(res)
 	cl.finalSent = true
 	cl.ev.Status = res.StatusCode
