@@ -94,7 +94,7 @@ func (a *Authenticator) Refuse(b reply.Builder, req *sip.Request, side Side, res
 		return b.New(req, ans.Code, reason)
 	}
 	out := b.New(req, s.code, s.reason)
-	for _, v := range a.Challenges(user, ans.Stale, ans.InvalidToken) {
+	for _, v := range a.ChallengesFor(user, strings.ToLower(req.Transport()), ans.Stale, ans.InvalidToken) {
 		out.AppendHeader(sip.NewHeader(s.challenge, v))
 	}
 	return out

@@ -17,7 +17,7 @@ import (
 func (n *Node) newProxy() error {
 	cfg, addrs := n.cfg, n.lis.addrs
 	var ls []proxy.Listener
-	for _, tp := range []string{"udp", "tcp", "tls"} {
+	for _, tp := range []string{"udp", "tcp", "tls", "ws", "wss"} {
 		a, ok := addrs[tp]
 		if !ok {
 			continue
