@@ -70,13 +70,6 @@ func (f *wsFlows) closed(transport, source string) {
 	}
 }
 
-// tracked returns the number of connections with registered AORs.
-func (f *wsFlows) tracked() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.byFlow)
-}
-
 // watchWebSockets ties the WebSocket gates' closed connections to the
 // location table.
 func (n *Node) watchWebSockets() {

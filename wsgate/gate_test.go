@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
 	"github.com/sipwarden/sipwarden/connlimit"
 	"github.com/sipwarden/sipwarden/wsgate"
 )
