@@ -54,6 +54,10 @@ func (n *Node) newProxy() error {
 		TimerC:       cfg.Proxy.TimerC.D(),
 		MaxDialogAge: cfg.Proxy.MaxCallDuration.D(),
 		Server:       cfg.SIP.UserAgent,
+		// Anonymous click-to-call, over ws/wss only (proxy/anonymous.go).
+		Public:             publicTargets{n.db},
+		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
+		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
 	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err

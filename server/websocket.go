@@ -2,10 +2,12 @@ package server
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/sipwarden/sipwarden/metrics"
 	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/store"
 	"github.com/sipwarden/sipwarden/wsgate"
 )
 
@@ -108,4 +110,38 @@ func (o *observer) wsRefused(r wsgate.Reason) {
 	default:
 		o.m.WebSocketRefused(metrics.WSHandshake)
 	}
+}
+
+// publicTargets finds the connection that made a target public
+// (store.Connection.PublicTargets) for the proxy's anonymous calls. A
+// username is looked up through its credential (cached by the store), and
+// counts only when its own connection lists it; a number is searched
+// among the connections (anonymous calls are rate-limited per source).
+type publicTargets struct{ db *store.DB }
+
+func (p publicTargets) PublicTarget(target string) (string, bool) {
+	if cred, err := p.db.CredentialByUsername(target); err == nil {
+		conn, err := p.db.Connection(cred.ConnectionID)
+		if err != nil || !conn.Active || !slices.Contains(conn.PublicTargets, target) || !cred.Enabled {
+			return "", false
+		}
+		return conn.ID, true
+	}
+	page := store.Page{Limit: 1000}
+	for range 1000 { // at most a million connections
+		cs, next, err := p.db.Connections(page)
+		if err != nil {
+			return "", false
+		}
+		for _, c := range cs {
+			if c.Active && slices.Contains(c.PublicTargets, target) {
+				return c.ID, true
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.After = next
+	}
+	return "", false
 }

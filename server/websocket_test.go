@@ -247,8 +247,8 @@ func TestWSInviteReachesBrowserFlow(t *testing.T) {
 	if err := a.send(a.inviteMsg("alice", randHex(8), 1, "Bearer "+ts.mintToken(t, alice.ID).Token)); err != nil {
 		t.Fatal(err)
 	}
-	inv := b.recv(5 * time.Second)
-	if !strings.HasPrefix(inv, "INVITE sip:") || !strings.Contains(inv, "@"+b.host) {
+	inv := b.recvRequest("INVITE", 5*time.Second)
+	if !strings.Contains(inv, "@"+b.host) {
 		t.Fatalf("bob's WebSocket got %q, want the INVITE to his .invalid Contact", statusLine(inv))
 	}
 	if via := between(inv, "Via: ", "\r\n"); !strings.HasPrefix(via, "SIP/2.0/WS ") {
@@ -400,4 +400,112 @@ func metricValue(t *testing.T, ts *testServer, name, label, value string) float6
 		}
 	}
 	return -1
+}
+
+// anonInvite is JsSIP's anonymous INVITE: From sip:anonymous@anonymous.invalid
+// (RFC 3323 4.1.1.3), no credentials.
+func (u *wsUA) anonInvite(target string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "INVITE sip:%s@sipwarden.test SIP/2.0\r\n", target)
+	fmt.Fprintf(&b, "Via: SIP/2.0/%s %s;branch=z9hG4bK-%s\r\n", strings.ToUpper(u.transport), u.host, randHex(8))
+	fmt.Fprintf(&b, "Max-Forwards: 69\r\nFrom: \"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=%s\r\nTo: <sip:%s@sipwarden.test>\r\n", randHex(4), target)
+	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:%s@%s;transport=ws;ob>\r\nPrivacy: id\r\n", randHex(8), randHex(4), u.host)
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.String()
+}
+
+// TestWSAnonymousCall: a caller without any credential may call, over
+// ws/wss only, the targets a connection made public; another target gets
+// 403, so does the same INVITE over UDP (a challenge there: credentials
+// are asked for), and beyond proxy.anonymous_calls_per_minute 403 too;
+// each result is counted.
+func TestWSAnonymousCall(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Proxy.AnonymousCallsPerMinute = 3
+	ts := startServer(t, cfg)
+	var conn struct{ ID string }
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "web", "public_targets": []string{"sales"}}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	sales := ts.createCredential(t, "sales", "sales-secret-pw-1", map[string]any{"connection_id": conn.ID})
+	ts.createCredential(t, "bob", "bob-secret-pw-22", map[string]any{"connection_id": conn.ID})
+	agent := mustDialWS(t, ts, "ws")
+	if st, _ := agent.exchange(agent.registerMsg("sales", randHex(8), 1, "Bearer "+ts.mintToken(t, sales.ID).Token), 3*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("sales' REGISTER: %q", st)
+	}
+
+	caller := mustDialWS(t, ts, "ws")
+	if err := caller.send(caller.anonInvite("sales")); err != nil {
+		t.Fatal(err)
+	}
+	inv := agent.recvRequest("INVITE", 5*time.Second)
+	if !strings.Contains(inv, "anonymous@anonymous.invalid") {
+		t.Fatalf("sales got %q, want the anonymous INVITE", statusLine(inv))
+	}
+	if err := agent.send(responseTo(inv, 486, "Busy Here")); err != nil {
+		t.Fatal(err)
+	}
+	if st := finalStatus(caller, 5*time.Second); st != "SIP/2.0 486 Busy Here" {
+		t.Fatalf("anonymous caller to a public target: got %q, want sales' 486", st)
+	}
+
+	// bob is not public: 403, nothing reaches anybody.
+	if st, _ := caller.exchange(caller.anonInvite("bob"), 3*time.Second); st != "SIP/2.0 403 Forbidden" {
+		t.Fatalf("anonymous call to bob: got %q, want 403 Forbidden", st)
+	}
+	// Over UDP anonymous callers are challenged like anyone.
+	udp := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st, _ := udp.exchange(strings.ReplaceAll(caller.anonInvite("sales"), "SIP/2.0/WS "+caller.host, "SIP/2.0/UDP "+udp.local), 3*time.Second); st != "SIP/2.0 407 Proxy Authentication Required" {
+		t.Fatalf("anonymous call over UDP: got %q, want 407", st)
+	}
+	// The third anonymous INVITE of this source in the minute passes the
+	// limit of 3 (sales is busy: 486); the fourth is refused.
+	if err := caller.send(caller.anonInvite("sales")); err != nil {
+		t.Fatal(err)
+	}
+	if inv := agent.recvRequest("INVITE", 5*time.Second); inv != "" {
+		_ = agent.send(responseTo(inv, 486, "Busy Here"))
+	}
+	if st := finalStatus(caller, 5*time.Second); st != "SIP/2.0 486 Busy Here" {
+		t.Fatalf("third anonymous call: got %q", st)
+	}
+	if st, _ := caller.exchange(caller.anonInvite("sales"), 3*time.Second); st != "SIP/2.0 403 Forbidden" {
+		t.Fatalf("anonymous call over the rate limit: got %q, want 403", st)
+	}
+	for result, want := range map[string]float64{"allowed": 2, "not_public": 1, "rate_limited": 1} {
+		if got := metricValue(t, ts, "sipwarden_proxy_anonymous_calls_total", "result", result); got != want {
+			t.Errorf("anonymous calls %s: got %v, want %v", result, got, want)
+		}
+	}
+}
+
+// recvRequest reads until a request of method comes (skipping the ACKs
+// of earlier answers), or "" after timeout.
+func (u *wsUA) recvRequest(method string, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		raw := u.recv(time.Until(deadline))
+		if raw == "" {
+			return ""
+		}
+		if strings.HasPrefix(raw, method+" ") {
+			return raw
+		}
+	}
+	return ""
+}
+
+// finalStatus reads until a final response comes, answering nothing.
+func finalStatus(u *wsUA, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		raw := u.recv(time.Until(deadline))
+		if raw == "" {
+			return ""
+		}
+		if st := statusLine(raw); strings.HasPrefix(st, "SIP/2.0 ") && !strings.HasPrefix(st, "SIP/2.0 1") {
+			return st
+		}
+	}
+	return ""
 }
