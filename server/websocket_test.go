@@ -269,6 +269,30 @@ func TestWSInviteReachesBrowserFlow(t *testing.T) {
 	if got != "SIP/2.0 486 Busy Here" {
 		t.Fatalf("caller got %q, want 486 Busy Here", got)
 	}
+
+	// A browser caller as JsSIP's authorization_jwt makes it: the token in
+	// Authorization (not Proxy-Authorization) on the INVITE. It is
+	// accepted without a 407, and not handed on to the callee.
+	c := mustDialWS(t, ts, "ws")
+	tok := ts.mintToken(t, alice.ID).Token
+	msg := strings.Replace(a.inviteMsg("alice", randHex(8), 1, ""), "Content-Length", "Authorization: Bearer "+tok+"\r\nContent-Length", 1)
+	msg = strings.Replace(msg, "SIP/2.0/UDP "+a.local, "SIP/2.0/WS "+c.host, 1)
+	if err := c.send(msg); err != nil {
+		t.Fatal(err)
+	}
+	inv = b.recvRequest("INVITE", 5*time.Second)
+	if inv == "" {
+		t.Fatal("the INVITE with Authorization: Bearer did not reach bob")
+	}
+	if strings.Contains(inv, tok) || strings.Contains(inv, "Bearer") {
+		t.Errorf("the caller's token was forwarded to the callee:\n%s", inv)
+	}
+	if err := b.send(responseTo(inv, 486, "Busy Here")); err != nil {
+		t.Fatal(err)
+	}
+	if st := finalStatus(c, 5*time.Second); st != "SIP/2.0 486 Busy Here" {
+		t.Fatalf("browser caller with a token got %q, want 486", st)
+	}
 }
 
 // responseTo builds a response to a raw request: its Via, From, To (with
