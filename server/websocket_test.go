@@ -401,8 +401,9 @@ func TestWSBadInput(t *testing.T) {
 }
 
 // metricValue returns the value of the counter or gauge name whose
-// label has value, as the node's /metrics would show it (-1: none).
-func metricValue(t *testing.T, ts *testServer, name, label, value string) float64 {
+// labels have the given values (pairs: name, value), as the node's
+// /metrics would show it; -1 when there is none.
+func metricValue(t *testing.T, ts *testServer, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := ts.Gatherer().Gather()
 	if err != nil {
@@ -412,15 +413,23 @@ func metricValue(t *testing.T, ts *testServer, name, label, value string) float6
 		if mf.GetName() != name {
 			continue
 		}
+	metrics:
 		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
 					}
-					return m.GetGauge().GetValue()
+				}
+				if !found {
+					continue metrics
 				}
 			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	return -1
