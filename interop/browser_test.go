@@ -45,7 +45,7 @@ func TestBaresipCallsBrowser(t *testing.T) {
 		t.Fatalf("web's binding: got transport %q contact %q, want ws and a .invalid host", reg.Transport, reg.Contact)
 	}
 
-	caller := startBaresip(t, srv, "bares", pb, "udp")
+	caller := startBaresipWith(t, srv, "bares", pb, "udp", baresipWebRTCConfig, baresipWebRTCAccount)
 	caller.waitRegistered(t, "bares", "udp")
 	caller.command(t, "/dial sip:web@sipwarden.test")
 	p.WaitText("#call-status", "incoming", 20*time.Second)
