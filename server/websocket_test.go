@@ -14,6 +14,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // wsUA is a SIP client over a WebSocket (RFC 7118), as a browser speaks:
@@ -549,4 +551,27 @@ func finalStatus(u *wsUA, timeout time.Duration) string {
 		}
 	}
 	return ""
+}
+
+// TestWSIdleTimeouts: a WebSocket is under connlimit's idle timeouts as
+// TCP is: an idle one without authentication is closed after
+// limits.idle_timeout, one whose REGISTER authenticated gets
+// limits.idle_timeout_authenticated (admission.Gate.Attempt).
+func TestWSIdleTimeouts(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.IdleTimeout = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	c := ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	idle := mustDialWS(t, ts, "ws")
+	authed := mustDialWS(t, ts, "ws")
+	if st, _ := authed.exchange(authed.registerMsg("alice", randHex(8), 1, "Bearer "+ts.mintToken(t, c.ID).Token), 3*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("REGISTER: %q", st)
+	}
+	if !idle.closed(5 * time.Second) {
+		t.Fatal("an idle unauthenticated WebSocket was not closed")
+	}
+	time.Sleep(1500 * time.Millisecond) // past the short timeout
+	if st, _ := authed.exchange(optionsMsg(authed), 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("the authenticated WebSocket after 1.5 s idle: got %q, want it open", st)
+	}
 }
