@@ -575,3 +575,47 @@ func TestWSIdleTimeouts(t *testing.T) {
 		t.Fatalf("the authenticated WebSocket after 1.5 s idle: got %q, want it open", st)
 	}
 }
+
+// TestWSAnonymousCallToNumber: a public target may be a number that
+// proxy.routes sends to a gateway; the anonymous INVITE reaches the
+// gateway, another number gets 403.
+func TestWSAnonymousCallToNumber(t *testing.T) {
+	gw, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	cfg := testConfig(t, t.TempDir())
+	cfg.Proxy.Routes = []config.ProxyRoute{{Name: "pstn", Prefix: "+1", Gateway: "sip:" + gw.LocalAddr().String()}}
+	ts := startServer(t, cfg)
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "web", "public_targets": []string{"+15550100"}}, nil); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	caller := mustDialWS(t, ts, "wss")
+	if st, _ := caller.exchange(caller.anonInvite("+15550199"), 3*time.Second); st != "SIP/2.0 403 Forbidden" {
+		t.Fatalf("anonymous call to a number not public: got %q, want 403", st)
+	}
+	if err := caller.send(caller.anonInvite("+15550100")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	var inv string
+	var from net.Addr
+	_ = gw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !strings.HasPrefix(inv, "INVITE ") {
+		n, addr, err := gw.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("the gateway got no INVITE: %v", err)
+		}
+		inv, from = string(buf[:n]), addr
+	}
+	if !strings.HasPrefix(inv, "INVITE sip:+15550100@") {
+		t.Fatalf("the gateway got %q", statusLine(inv))
+	}
+	if _, err := gw.WriteTo([]byte(responseTo(inv, 486, "Busy Here")), from); err != nil {
+		t.Fatal(err)
+	}
+	if st := finalStatus(caller, 5*time.Second); st != "SIP/2.0 486 Busy Here" {
+		t.Fatalf("anonymous caller to the gateway: got %q, want 486", st)
+	}
+}
