@@ -43,10 +43,12 @@ interop: deps
 
 # sipwarden against Kamailio, every scenario, about 12 minutes. Quick checks:
 # BENCHFLAGS='-servers sipwarden -scenarios calls -transports udp -reps 1';
-# see docs/bench.md.
+# see docs/bench.md. Then the WebSocket REGISTER row (sipp has no
+# WebSocket: a Go client, bench/cmd/wsbench, sipwarden only).
 bench: deps
 	bash scripts/install-peers.sh --bench
 	$(GO) run ./bench/cmd/bench $(BENCHFLAGS)
+	$(GO) run ./bench/cmd/wsbench $(WSBENCHFLAGS)
 
 # The location table at a million bindings (RSS, restore time, lookup
 # latency, sweeper CPU); see docs/bench.md.

@@ -41,3 +41,34 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
+
+// maxPublicTargets bounds a connection's public targets.
+const maxPublicTargets = 100
+
+// checkPublicTargets validates the users and numbers anonymous callers
+// may call (store.Connection.PublicTargets): each one a SIP username (a
+// number is one too: "+15550100"), without duplicates; an empty list is
+// nil (none).
+func (v *validation) checkPublicTargets(pointer string, l []string) []string {
+	if len(l) > maxPublicTargets {
+		v.add(pointer, CodeTooLong, "public_targets holds more than %d entries", maxPublicTargets)
+		return nil
+	}
+	var out []string
+	for i, s := range l {
+		var one validation
+		one.checkUsername(pointer+"/"+strconv.Itoa(i), s)
+		if len(one) > 0 {
+			for _, e := range one {
+				if len(*v) < maxValidationErrorObjs {
+					*v = append(*v, e)
+				}
+			}
+			continue
+		}
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

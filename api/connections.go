@@ -8,9 +8,10 @@ import (
 )
 
 type connectionBody struct {
-	Name         optional[string]   `json:"name"`
-	Active       optional[bool]     `json:"active"`
-	AllowedCIDRs optional[[]string] `json:"allowed_cidrs"`
+	Name          optional[string]   `json:"name"`
+	Active        optional[bool]     `json:"active"`
+	AllowedCIDRs  optional[[]string] `json:"allowed_cidrs"`
+	PublicTargets optional[[]string] `json:"public_targets"`
 }
 
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error {
@@ -29,11 +30,16 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	if l, ok := b.AllowedCIDRs.value(); ok {
 		cidrs = v.checkCIDRs("/allowed_cidrs", l) // acl.go
 	}
+	var targets []string
+	if l, ok := b.PublicTargets.value(); ok {
+		targets = v.checkPublicTargets("/public_targets", l) // acl.go
+	}
 	if err := v.err(); err != nil {
 		return err
 	}
 	now := s.now()
-	c, err := s.db.CreateConnection(store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, CreatedAt: now, UpdatedAt: now})
+	c, err := s.db.CreateConnection(store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, PublicTargets: targets,
+		CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		return fmt.Errorf("create connection: %w", err)
 	}
@@ -88,6 +94,10 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	if l, ok := b.AllowedCIDRs.value(); ok {
 		cidrs = v.checkCIDRs("/allowed_cidrs", l) // acl.go; null or [] clears
 	}
+	var targets []string
+	if l, ok := b.PublicTargets.value(); ok {
+		targets = v.checkPublicTargets("/public_targets", l) // acl.go; null or [] clears
+	}
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -97,7 +107,7 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		err       error
 		wasActive bool
 	)
-	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set {
+	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {
@@ -110,6 +120,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 			}
 			if b.AllowedCIDRs.Set {
 				c.AllowedCIDRs = cidrs
+			}
+			if b.PublicTargets.Set {
+				c.PublicTargets = targets
 			}
 			c.UpdatedAt = s.now()
 			return nil

@@ -89,6 +89,49 @@ func TestConnectionAllowedCIDRs(t *testing.T) {
 	}
 }
 
+// public_targets: usernames and numbers, deduplicated, each bad entry
+// named; PATCH replaces, leaves alone when absent, clears with null or [].
+func TestConnectionPublicTargets(t *testing.T) {
+	e := newEnv(t)
+	var c api.Connection
+	e.ok(201, "POST", "/v1/connections", map[string]any{"name": "web", "public_targets": []string{"sales", "+15550100", "sales"}}, &c)
+	if fmt.Sprint(c.PublicTargets) != "[sales +15550100]" {
+		t.Fatalf("public_targets: got %v, want [sales +15550100]", c.PublicTargets)
+	}
+	var got api.Connection
+	e.ok(200, "GET", "/v1/connections/"+c.ID, nil, &got)
+	if fmt.Sprint(got.PublicTargets) != "[sales +15550100]" {
+		t.Fatalf("stored public_targets: got %v", got.PublicTargets)
+	}
+	rec := e.do("POST", "/v1/connections", map[string]any{"name": "x", "public_targets": []string{"ok", "bad target", ""}})
+	if rec.Code != 422 {
+		t.Fatalf("bad targets: got %d, want 422: %s", rec.Code, rec.Body)
+	}
+	eb := decodeErrors(t, rec.Body.Bytes())
+	if len(eb.Errors) != 2 || eb.Errors[0].Source.Pointer != "/public_targets/1" || eb.Errors[1].Source.Pointer != "/public_targets/2" {
+		t.Fatalf("bad targets: got %s, want errors at /public_targets/1 and /2", rec.Body)
+	}
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = fmt.Sprintf("u%d", i)
+	}
+	if rec := e.do("POST", "/v1/connections", map[string]any{"name": "x", "public_targets": many}); rec.Code != 422 {
+		t.Fatalf("101 entries: got %d, want 422", rec.Code)
+	}
+	e.ok(200, "PATCH", "/v1/connections/"+c.ID, map[string]any{"name": "renamed"}, &got)
+	if fmt.Sprint(got.PublicTargets) != "[sales +15550100]" {
+		t.Fatalf("PATCH without public_targets changed it: %v", got.PublicTargets)
+	}
+	e.ok(200, "PATCH", "/v1/connections/"+c.ID, map[string]any{"public_targets": []string{"support"}}, &got)
+	if fmt.Sprint(got.PublicTargets) != "[support]" {
+		t.Fatalf("after PATCH: got %v", got.PublicTargets)
+	}
+	e.ok(200, "PATCH", "/v1/connections/"+c.ID, `{"public_targets":null}`, &got)
+	if got.PublicTargets == nil || len(got.PublicTargets) != 0 {
+		t.Fatalf("after null: got %#v, want []", got.PublicTargets)
+	}
+}
+
 func banGuard(now *time.Time) *guard.Guard {
 	return guard.New(guard.Config{MaxFailures: 3, BanDuration: 10 * time.Minute, Now: func() time.Time { return *now }})
 }

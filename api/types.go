@@ -14,9 +14,13 @@ type Connection struct {
 	Active bool   `json:"active"`
 	// AllowedCIDRs are the only addresses the connection's credentials
 	// authenticate from; empty: any.
-	AllowedCIDRs []string  `json:"allowed_cidrs"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	AllowedCIDRs []string `json:"allowed_cidrs"`
+	// PublicTargets are the users and numbers a caller without any
+	// credential may call over ws/wss (anonymous click-to-call); empty:
+	// none.
+	PublicTargets []string  `json:"public_targets"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Credential is a SIP credential as the API shows it: never its password
@@ -88,6 +92,9 @@ type CreateConnectionRequest struct {
 	Active *bool `json:"active,omitempty"`
 	// AllowedCIDRs: addresses or CIDRs; empty allows any address.
 	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
+	// PublicTargets: users and numbers anonymous callers may call over
+	// ws/wss; empty: none.
+	PublicTargets []string `json:"public_targets,omitempty"`
 }
 
 // UpdateConnectionRequest is the body of PATCH /v1/connections/{id}; nil
@@ -97,6 +104,8 @@ type UpdateConnectionRequest struct {
 	Active *bool   `json:"active,omitempty"`
 	// AllowedCIDRs replaces the list; a pointer to an empty list clears it.
 	AllowedCIDRs *[]string `json:"allowed_cidrs,omitempty"`
+	// PublicTargets replaces the list; a pointer to an empty list clears it.
+	PublicTargets *[]string `json:"public_targets,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST /v1/credentials.
@@ -163,9 +172,13 @@ func (u UpdateCredentialRequest) MarshalJSON() ([]byte, error) {
 }
 
 func connectionOut(c store.Connection) Connection {
-	out := Connection{ID: c.ID, Name: c.Name, Active: c.Active, AllowedCIDRs: c.AllowedCIDRs, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	out := Connection{ID: c.ID, Name: c.Name, Active: c.Active, AllowedCIDRs: c.AllowedCIDRs, PublicTargets: c.PublicTargets,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 	if out.AllowedCIDRs == nil {
 		out.AllowedCIDRs = []string{}
+	}
+	if out.PublicTargets == nil {
+		out.PublicTargets = []string{}
 	}
 	return out
 }

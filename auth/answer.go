@@ -97,7 +97,7 @@ func (a *Authenticator) Refuse(b reply.Builder, req *sip.Request, side Side, res
 		return b.New(req, ans.Code, reason)
 	}
 	out := b.New(req, s.code, s.reason)
-	for _, v := range a.Challenges(user, ans.Stale, ans.InvalidToken) {
+	for _, v := range a.ChallengesFor(user, strings.ToLower(req.Transport()), ans.Stale, ans.InvalidToken) {
 		out.AppendHeader(sip.NewHeader(s.challenge, v))
 	}
 	return out
@@ -106,10 +106,23 @@ func (a *Authenticator) Refuse(b reply.Builder, req *sip.Request, side Side, res
 // CheckSIP checks the credentials req carries for side (every
 // Authorization or Proxy-Authorization header; RFC 3261 22.4 picks the one
 // for our realm).
+//
+// On the proxy side, a request without Proxy-Authorization is checked by
+// the Bearer token of its Authorization header, if any: JsSIP's
+// authorization_jwt sends "Authorization: Bearer" on every request,
+// INVITE included, never Proxy-Authorization.
 func (a *Authenticator) CheckSIP(req *sip.Request, side Side) Result {
+	creds := headerValues(req, sides[side].credentials)
+	if side == Proxy && len(creds) == 0 {
+		for _, v := range headerValues(req, "Authorization") {
+			if _, ok := bearerToken(v); ok {
+				creds = append(creds, v)
+			}
+		}
+	}
 	return a.Check(Request{
 		Method:        string(req.Method),
-		Authorization: headerValues(req, sides[side].credentials),
+		Authorization: creds,
 		Body:          req.Body(),
 		Source:        req.Source(),
 		Transport:     strings.ToLower(req.Transport()),

@@ -110,6 +110,13 @@ type Config struct {
 	// BearerFirst puts the Bearer challenge before the Digest ones.
 	// Default false: old phones read only the first challenge.
 	BearerFirst bool
+	// QuietBearer accepts Bearer tokens (Tokens) without offering the
+	// Bearer challenge: a client that has a token sends it unasked.
+	QuietBearer bool
+	// TransportAlgorithms replaces Algorithms for the requests of one
+	// transport ("udp", "tcp", "tls", "ws", "wss"), offered and accepted
+	// in that order; a credential's own list still wins.
+	TransportAlgorithms map[string][]digest.Algorithm
 }
 
 // Authenticator checks Digest credentials against the credential store.
@@ -262,7 +269,7 @@ func (a *Authenticator) check(r Request) Result {
 		return res
 	}
 	ha1, usable := digest.DummyHA1(alg), false
-	if known && cred.Realm == a.cfg.Realm && a.allowed(cred, alg) {
+	if known && cred.Realm == a.cfg.Realm && a.allowed(cred, alg, r.Transport) {
 		ha1, usable = cred.HA1[alg.String()]
 	}
 	if !usable {
@@ -311,8 +318,9 @@ func offered(values []string, qop string) bool {
 	return false
 }
 
-// allowed reports whether alg is one this credential may use.
-func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm) bool {
+// allowed reports whether alg is one this credential may use over
+// transport.
+func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm, transport string) bool {
 	name := alg.String()
 	if len(cred.Algorithms) > 0 {
 		for _, n := range cred.Algorithms {
@@ -322,12 +330,21 @@ func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm) boo
 		}
 		return false
 	}
-	for _, x := range a.cfg.Algorithms {
+	for _, x := range a.algorithms(transport) {
 		if x == alg {
 			return true
 		}
 	}
 	return false
+}
+
+// algorithms returns the algorithms of transport's policy, else the
+// server-wide ones.
+func (a *Authenticator) algorithms(transport string) []digest.Algorithm {
+	if algs, ok := a.cfg.TransportAlgorithms[transport]; ok && len(algs) > 0 {
+		return algs
+	}
+	return a.cfg.Algorithms
 }
 
 // Challenges returns the challenge header values for user (whose
@@ -336,7 +353,14 @@ func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm) boo
 // and the Bearer challenge when tokens are enabled (RFC 8898 section 2.3),
 // with error="invalid_token" after a bad token (RFC 6750 section 3).
 func (a *Authenticator) Challenges(user string, stale, invalidToken bool) []string {
-	algs := a.cfg.Algorithms
+	return a.ChallengesFor(user, "", stale, invalidToken)
+}
+
+// ChallengesFor is Challenges for a request over transport (lowercase):
+// without a credential's own list, the transport's policy applies
+// (Config.TransportAlgorithms), else the server-wide list.
+func (a *Authenticator) ChallengesFor(user, transport string, stale, invalidToken bool) []string {
+	algs := a.algorithms(transport)
 	if user != "" {
 		if cred, err := a.creds.CredentialByUsername(user); err == nil && len(cred.Algorithms) > 0 {
 			algs = make([]digest.Algorithm, 0, len(cred.Algorithms))
@@ -349,7 +373,8 @@ func (a *Authenticator) Challenges(user string, stale, invalidToken bool) []stri
 	}
 	nonce := a.cfg.Nonce.New()
 	out := make([]string, 0, len(algs)+1)
-	if a.cfg.Tokens != nil && a.cfg.BearerFirst {
+	bearer := a.cfg.Tokens != nil && !a.cfg.QuietBearer
+	if bearer && a.cfg.BearerFirst {
 		out = append(out, a.bearerChallenge(invalidToken))
 	}
 	for _, alg := range algs {
@@ -361,7 +386,7 @@ func (a *Authenticator) Challenges(user string, stale, invalidToken bool) []stri
 			Stale:     stale,
 		}.String())
 	}
-	if a.cfg.Tokens != nil && !a.cfg.BearerFirst {
+	if bearer && !a.cfg.BearerFirst {
 		out = append(out, a.bearerChallenge(invalidToken))
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -60,6 +61,8 @@ type SIP struct {
 	// Listen gives the address of each transport; "-" disables one.
 	Listen Listen `yaml:"listen"`
 	TLS    TLS    `yaml:"tls"`
+	// WebSocket configures the upgrade requests of the ws and wss listeners.
+	WebSocket WebSocket `yaml:"websocket"`
 	// UDPBufferBytes sets the UDP socket receive and send buffers. Default 4194304.
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// MaxMessageBytes is the largest SIP message accepted, over UDP and on
@@ -88,9 +91,31 @@ type Listen struct {
 	TCP string `yaml:"tcp"`
 	// TLS address. Default "127.0.0.1:5061".
 	TLS string `yaml:"tls"`
+	// WS address: SIP over WebSocket (RFC 7118), for browsers. Default
+	// "127.0.0.1:5066".
+	WS string `yaml:"ws"`
+	// WSS address: SIP over secure WebSocket, with the certificate of
+	// sip.tls. Default "127.0.0.1:7443".
+	WSS string `yaml:"wss"`
 }
 
-// TLS names the certificate of the TLS listener.
+// WebSocket configures the ws and wss listeners' upgrade requests.
+type WebSocket struct {
+	// Origins allowed to open a WebSocket, as browsers send them
+	// ("https://phone.example.com", "http://127.0.0.1:8080"), or "*" for
+	// any. Default [] : same host (the Origin's host equals the host the
+	// browser connected to, ports aside). A request without Origin (not a
+	// browser) is always allowed.
+	Origins []string `yaml:"origins"`
+	// HandshakeTimeout bounds the TLS handshake and the upgrade request,
+	// from accept. Default 5s.
+	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// MaxPendingPerIP bounds the handshakes in progress from one address
+	// (an IPv6 /64); more are closed at accept. Default 16.
+	MaxPendingPerIP int `yaml:"max_pending_per_ip"`
+}
+
+// TLS names the certificate of the TLS and WSS listeners.
 type TLS struct {
 	// CertFile and KeyFile are PEM files. Both empty: a self-signed
 	// certificate is generated into DataDir on first start.
@@ -104,6 +129,12 @@ type Auth struct {
 	// MD5, SHA-256, SHA-512-256. Default [MD5] (baresip fails when offered
 	// more than one; see README). A credential may override it.
 	Algorithms []string `yaml:"algorithms"`
+	// TransportAlgorithms replaces Algorithms for the requests of one
+	// transport (udp, tcp, tls, ws, wss), in order; a credential's own list
+	// still wins. Default for ws and wss: MD5 first, then the rest of
+	// Algorithms (JsSIP and SIP.js read only the first challenge, and only
+	// MD5); the others use Algorithms.
+	TransportAlgorithms map[string][]string `yaml:"transport_algorithms"`
 	// QOP values offered: auth, auth-int. Default [auth] (sipp picks
 	// auth-int when offered both; linphone reads only the first).
 	QOP []string `yaml:"qop"`
@@ -261,6 +292,15 @@ func (c *Config) setDefaults() error {
 	def(&c.SIP.Listen.UDP, "127.0.0.1:5060")
 	def(&c.SIP.Listen.TCP, "127.0.0.1:5060")
 	def(&c.SIP.Listen.TLS, "127.0.0.1:5061")
+	def(&c.SIP.Listen.WS, "127.0.0.1:5066")
+	def(&c.SIP.Listen.WSS, "127.0.0.1:7443")
+	if len(c.SIP.WebSocket.Origins) == 0 {
+		c.SIP.WebSocket.Origins = nil
+	}
+	if c.SIP.WebSocket.HandshakeTimeout == 0 {
+		c.SIP.WebSocket.HandshakeTimeout = Duration(5 * time.Second)
+	}
+	defInt(&c.SIP.WebSocket.MaxPendingPerIP, 16)
 	def(&c.SIP.UserAgent, "sipwarden")
 	defInt(&c.SIP.UDPBufferBytes, 4<<20)
 	if c.SIP.TransactionLinger == 0 {
@@ -269,6 +309,21 @@ func (c *Config) setDefaults() error {
 	defInt(&c.SIP.MaxMessageBytes, 32768)
 	if len(c.Auth.Algorithms) == 0 {
 		c.Auth.Algorithms = []string{"MD5"}
+	}
+	if c.Auth.TransportAlgorithms == nil {
+		c.Auth.TransportAlgorithms = map[string][]string{}
+	}
+	for _, tp := range []string{"ws", "wss"} {
+		if len(c.Auth.TransportAlgorithms[tp]) == 0 {
+			// Browsers: MD5 first (BROWSER_AND_CLUSTER_NOTES).
+			algs := []string{"MD5"}
+			for _, a := range c.Auth.Algorithms {
+				if a != "MD5" {
+					algs = append(algs, a)
+				}
+			}
+			c.Auth.TransportAlgorithms[tp] = algs
+		}
 	}
 	if len(c.Auth.QOP) == 0 {
 		c.Auth.QOP = []string{"auth"}
@@ -319,6 +374,7 @@ func (c *Config) Validate() error {
 	enabled := 0
 	for _, l := range []struct{ key, v string }{
 		{"sip.listen.udp", c.SIP.Listen.UDP}, {"sip.listen.tcp", c.SIP.Listen.TCP}, {"sip.listen.tls", c.SIP.Listen.TLS},
+		{"sip.listen.ws", c.SIP.Listen.WS}, {"sip.listen.wss", c.SIP.Listen.WSS},
 	} {
 		if l.v == "-" {
 			continue
@@ -351,17 +407,43 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
 		bad("sip.user_agent", quote(c.SIP.UserAgent), "must not contain line breaks")
 	}
-	seen := map[string]bool{}
-	for _, a := range c.Auth.Algorithms {
-		switch a {
-		case "MD5", "SHA-256", "SHA-512-256":
+	checkAlgs := func(key string, algs []string) {
+		seen := map[string]bool{}
+		for _, a := range algs {
+			switch a {
+			case "MD5", "SHA-256", "SHA-512-256":
+			default:
+				bad(key, quote(a), "want MD5, SHA-256 or SHA-512-256")
+			}
+			if seen[a] {
+				bad(key, quote(a), "listed twice")
+			}
+			seen[a] = true
+		}
+	}
+	checkAlgs("auth.algorithms", c.Auth.Algorithms)
+	for tp, algs := range c.Auth.TransportAlgorithms {
+		switch tp {
+		case "udp", "tcp", "tls", "ws", "wss":
 		default:
-			bad("auth.algorithms", quote(a), "want MD5, SHA-256 or SHA-512-256")
+			bad("auth.transport_algorithms", quote(tp), "want udp, tcp, tls, ws or wss")
 		}
-		if seen[a] {
-			bad("auth.algorithms", quote(a), "listed twice")
+		if len(algs) == 0 {
+			bad("auth.transport_algorithms."+tp, "[]", "list at least one algorithm")
 		}
-		seen[a] = true
+		checkAlgs("auth.transport_algorithms."+tp, algs)
+	}
+	ws := c.SIP.WebSocket
+	for i, o := range ws.Origins {
+		if o != "*" && !validOrigin(o) {
+			bad(fmt.Sprintf("sip.websocket.origins[%d]", i), quote(o), "want scheme://host[:port] with scheme http or https, or *")
+		}
+	}
+	if d := ws.HandshakeTimeout.D(); d < 100*time.Millisecond || d > time.Minute {
+		bad("sip.websocket.handshake_timeout", d, "want 100ms to 1m")
+	}
+	if ws.MaxPendingPerIP < 1 || ws.MaxPendingPerIP > 10000 {
+		bad("sip.websocket.max_pending_per_ip", ws.MaxPendingPerIP, "want 1 to 10000")
 	}
 	for _, q := range c.Auth.QOP {
 		if q != "auth" && q != "auth-int" {
@@ -425,3 +507,11 @@ func (c *Config) Validate() error {
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// validOrigin reports whether o is an origin as browsers send it:
+// http or https, a host, an optional port, nothing else.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}

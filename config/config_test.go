@@ -24,6 +24,11 @@ func TestDefaults(t *testing.T) {
 		{"udp", c.SIP.Listen.UDP, "127.0.0.1:5060"},
 		{"tcp", c.SIP.Listen.TCP, "127.0.0.1:5060"},
 		{"tls", c.SIP.Listen.TLS, "127.0.0.1:5061"},
+		{"ws", c.SIP.Listen.WS, "127.0.0.1:5066"},
+		{"wss", c.SIP.Listen.WSS, "127.0.0.1:7443"},
+		{"transport_algorithms", c.Auth.TransportAlgorithms, map[string][]string{"ws": {"MD5"}, "wss": {"MD5"}}},
+		{"jwt.enabled", c.JWT.Enabled, false},
+		{"anonymous_calls_per_minute", c.Proxy.AnonymousCallsPerMinute, 10},
 		{"http", c.HTTP.Listen, "127.0.0.1:8080"},
 		{"algorithms", c.Auth.Algorithms, []string{"MD5"}},
 		{"qop", c.Auth.QOP, []string{"auth"}},
@@ -121,5 +126,49 @@ func TestEnvSecrets(t *testing.T) {
 	c.applyEnv(func(k string) string { return env[k] })
 	if c.HTTP.APIKey != env[EnvAPIKey] || c.Auth.NonceKey != env[EnvNonceKey] {
 		t.Errorf("got %q %q, want the environment's values", c.HTTP.APIKey, c.Auth.NonceKey)
+	}
+}
+
+// The ws/wss digest policy derives from auth.algorithms: MD5 first, then
+// the rest in order; an explicit entry stays as written; bad ones are
+// refused naming the key.
+func TestTransportAlgorithms(t *testing.T) {
+	for _, tc := range []struct {
+		yaml    string
+		ws, udp []string
+		err     string
+	}{
+		{"auth:\n  algorithms: [SHA-256, MD5]\n", []string{"MD5", "SHA-256"}, nil, ""},
+		{"auth:\n  algorithms: [SHA-512-256]\n", []string{"MD5", "SHA-512-256"}, nil, ""},
+		{"auth:\n  transport_algorithms: {ws: [SHA-256], udp: [SHA-256, MD5]}\n", []string{"SHA-256"}, []string{"SHA-256", "MD5"}, ""},
+		{"auth:\n  transport_algorithms: {sctp: [MD5]}\n", nil, nil, "auth.transport_algorithms"},
+		{"auth:\n  transport_algorithms: {ws: [MD4]}\n", nil, nil, "auth.transport_algorithms.ws"},
+		{"sip:\n  websocket: {origins: [\"example.com\"]}\n", nil, nil, "sip.websocket.origins[0]"},
+		{"sip:\n  listen: {ws: nowhere}\n", nil, nil, "sip.listen.ws"},
+	} {
+		var c Config
+		err := decode([]byte(tc.yaml), &c)
+		if err == nil {
+			err = c.setDefaults()
+		}
+		if err == nil {
+			err = c.Validate()
+		}
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: got %v, want an error naming %s", tc.yaml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.yaml, err)
+			continue
+		}
+		if got := c.Auth.TransportAlgorithms["ws"]; !reflect.DeepEqual(got, tc.ws) {
+			t.Errorf("%q: ws: got %v, want %v", tc.yaml, got, tc.ws)
+		}
+		if got := c.Auth.TransportAlgorithms["udp"]; !reflect.DeepEqual(got, tc.udp) {
+			t.Errorf("%q: udp: got %v, want %v", tc.yaml, got, tc.udp)
+		}
 	}
 }

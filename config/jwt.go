@@ -11,8 +11,10 @@ const EnvJWTSecret = "SIPWARDEN_JWT_SECRET"
 // JWT configures tokens minted per credential and RFC 8898 Bearer
 // authentication in REGISTER and proxied requests.
 type JWT struct {
-	// Enabled accepts Bearer tokens in SIP and offers the Bearer challenge
-	// beside the Digest ones. Tokens can be minted either way. Default false.
+	// Enabled offers the Bearer challenge (RFC 8898 section 2.3) beside the
+	// Digest ones. Tokens this server minted, and those of ExternalIssuers,
+	// are accepted on every transport either way: a client that sends
+	// "Authorization: Bearer" is never challenged first. Default false.
 	Enabled bool `yaml:"enabled"`
 	// Issuer (iss) of minted tokens. Default "sipwarden".
 	Issuer string `yaml:"issuer"`

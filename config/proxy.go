@@ -32,6 +32,10 @@ type Proxy struct {
 	// (trusted peers and guard.exempt_cidrs excepted); over it, 503 Too
 	// Many Calls From This Address. Default 5000; -1: no cap.
 	MaxCallsPerSource int `yaml:"max_calls_per_source"`
+	// AnonymousCallsPerMinute bounds the anonymous calls (click-to-call
+	// to a connection's public_targets, over ws and wss only) one source
+	// address (an IPv6 /64) may start per minute; more get 403. Default 10.
+	AnonymousCallsPerMinute int `yaml:"anonymous_calls_per_minute"`
 }
 
 // ProxyRoute is one outbound route. A request matches when its
@@ -72,6 +76,9 @@ func (p *Proxy) setDefaults() {
 	}
 	if p.MaxCallDuration == 0 {
 		p.MaxCallDuration = Duration(12 * time.Hour)
+	}
+	if p.AnonymousCallsPerMinute == 0 {
+		p.AnonymousCallsPerMinute = 10
 	}
 }
 
@@ -139,6 +146,9 @@ func GatewayHop(uri string) (host string, port int, transport string, err error)
 }
 
 func (p *Proxy) validate(bad func(key string, v any, why string)) {
+	if p.AnonymousCallsPerMinute < 1 || p.AnonymousCallsPerMinute > 100000 {
+		bad("proxy.anonymous_calls_per_minute", p.AnonymousCallsPerMinute, "want 1 to 100000")
+	}
 	for i, s := range p.TrustedPeers {
 		if _, err := cidr.Parse(s); err != nil {
 			bad(fmt.Sprintf("proxy.trusted_peers[%d]", i), quote(s), "want a CIDR or an IP address")

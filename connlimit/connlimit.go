@@ -134,8 +134,9 @@ func (l *Limiter) Open() int {
 func (l *Limiter) Refused() int64 { return l.refused.Load() }
 
 // Authenticated gives the connection of transport from remote (ip:port,
-// as sipgo reports a request's source) the long idle timeout, from its
-// next read on. It reports whether there is such a connection.
+// as sipgo reports a request's source) the long idle timeout, from now
+// on (the read in progress too). It reports whether there is such a
+// connection.
 func (l *Limiter) Authenticated(transport, remote string) bool {
 	l.mu.Lock()
 	c := l.conns[connKey{transport, remote}]
@@ -144,6 +145,10 @@ func (l *Limiter) Authenticated(transport, remote string) bool {
 		return false
 	}
 	c.authed.Store(true)
+	// The read in progress was armed with the short timeout: a client that
+	// sends nothing after its REGISTER (a browser: no keep-alives over
+	// WebSocket) would lose its connection to it.
+	_ = c.Conn.SetReadDeadline(time.Now().Add(l.cfg.AuthenticatedIdleTimeout))
 	return true
 }
 
@@ -271,12 +276,21 @@ type Conn struct {
 // Read reads with the connection's idle deadline; a deadline that passes
 // reads as io.EOF.
 func (c *Conn) Read(b []byte) (int, error) {
+	authed := c.authed.Load()
 	idle := c.l.cfg.IdleTimeout
-	if c.authed.Load() {
+	if authed {
 		idle = c.l.cfg.AuthenticatedIdleTimeout
 	}
 	if err := c.Conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
 		return 0, err
+	}
+	if !authed && c.authed.Load() {
+		// Authenticated ran meanwhile and its long deadline may have been
+		// overwritten by the short one just set.
+		idle = c.l.cfg.AuthenticatedIdleTimeout
+		if err := c.Conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
+			return 0, err
+		}
 	}
 	n, err := c.Conn.Read(b)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {

@@ -52,6 +52,21 @@ type baresip struct {
 // test failed.
 func startBaresip(t *testing.T, srv *harness.Server, user, password, transport string) *baresip {
 	t.Helper()
+	return startBaresipWith(t, srv, user, password, transport, "", "")
+}
+
+// baresipWebRTC is what baresip needs to call a browser: DTLS-SRTP, ICE
+// and RTP/RTCP multiplexing (config lines), and the account parameters
+// that use them.
+const (
+	baresipWebRTCConfig  = "module\t\t\tdtls_srtp.so\nmodule\t\t\tice.so\nrtcp_mux\t\tyes\n"
+	baresipWebRTCAccount = ";mediaenc=dtls_srtp;medianat=ice"
+)
+
+// startBaresipWith is startBaresip with extra config lines and account
+// parameters.
+func startBaresipWith(t *testing.T, srv *harness.Server, user, password, transport, extraConfig, extraAccount string) *baresip {
+	t.Helper()
 	dir := t.TempDir()
 	// baresip listens on sip_listen's port for UDP and TCP and the next one
 	// for TLS.
@@ -59,7 +74,7 @@ func startBaresip(t *testing.T, srv *harness.Server, user, password, transport s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config"), fmt.Appendf(nil, baresipConfig, port), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config"), append(fmt.Appendf(nil, baresipConfig, port), extraConfig...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	server := srv.Config.UDP
@@ -69,8 +84,8 @@ func startBaresip(t *testing.T, srv *harness.Server, user, password, transport s
 	case "tls":
 		server = srv.Config.TLS
 	}
-	account := fmt.Sprintf("<sip:%s@sipwarden.test;transport=%s>;auth_user=%s;auth_pass=%s;answermode=auto;regint=600;outbound=\"sip:%s;transport=%s\"\n",
-		user, transport, user, password, server, transport)
+	account := fmt.Sprintf("<sip:%s@sipwarden.test;transport=%s>;auth_user=%s;auth_pass=%s;answermode=auto;regint=600;outbound=\"sip:%s;transport=%s\"%s\n",
+		user, transport, user, password, server, transport, extraAccount)
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(account), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,10 @@ type Metrics struct {
 	bansIssued prometheus.Counter
 	rejected   map[string]prometheus.Counter
 
+	// websocket and anonymous calls
+	wsRefused map[string]prometheus.Counter
+	anonymous map[string]prometheus.Counter
+
 	// live state, read at scrape time from functions set after New
 	bindings    atomic.Pointer[func() map[string]int]
 	dialogs     atomic.Pointer[func() int]
@@ -272,6 +276,25 @@ func New(r prometheus.Registerer, opts Options) (*Metrics, error) {
 	bans := newFuncGauge(prometheus.NewDesc(prometheus.BuildFQName(namespace, "guard", "bans_active"),
 		"Source IPs banned now, at scrape time.", nil, nil), &m.bansActive)
 	cs = append(cs, rej, bans)
+
+	// websocket
+	wsRef := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "websocket", Name: "refused_total",
+		Help: "WebSocket connections closed before their upgrade reached SIP, or for a message over the size limit, by reason: handshake, subprotocol, origin, pending, message_size.",
+	}, []string{"reason"})
+	m.wsRefused = map[string]prometheus.Counter{}
+	for _, r := range wsRefusals {
+		m.wsRefused[r] = wsRef.WithLabelValues(r)
+	}
+	anon := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "proxy", Name: "anonymous_calls_total",
+		Help: "Anonymous requests (click-to-call over ws/wss, no credential) by result: allowed, not_public (403), rate_limited (403).",
+	}, []string{"result"})
+	m.anonymous = map[string]prometheus.Counter{}
+	for _, r := range anonymousResults {
+		m.anonymous[r] = anon.WithLabelValues(r)
+	}
+	cs = append(cs, wsRef, anon)
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: register: %w", err)
@@ -438,6 +461,46 @@ func (m *Metrics) Rejected(reason string) {
 	c := m.rejected[reason]
 	if c == nil {
 		c = m.rejected[RejectOther]
+	}
+	c.Inc()
+}
+
+// Results of an anonymous call attempt, the values of the result label
+// of sipwarden_proxy_anonymous_calls_total.
+const (
+	AnonymousAllowed     = "allowed"
+	AnonymousNotPublic   = "not_public"
+	AnonymousRateLimited = "rate_limited"
+)
+
+var anonymousResults = []string{AnonymousAllowed, AnonymousNotPublic, AnonymousRateLimited}
+
+// AnonymousCall counts an anonymous call attempt; result is one of the
+// Anonymous constants (another value is not counted).
+func (m *Metrics) AnonymousCall(result string) {
+	if c := m.anonymous[result]; c != nil {
+		c.Inc()
+	}
+}
+
+// Reasons a WebSocket connection is refused, the values of the reason
+// label of sipwarden_websocket_refused_total.
+const (
+	WSHandshake   = "handshake"    // malformed, incomplete, slow or not a WebSocket upgrade; TLS failed
+	WSSubprotocol = "subprotocol"  // no "sip" subprotocol (RFC 7118 section 4.1)
+	WSOrigin      = "origin"       // Origin not allowed
+	WSPending     = "pending"      // too many handshakes in progress (in all, or from the source)
+	WSMessageSize = "message_size" // a message over the size limit closed the connection
+)
+
+var wsRefusals = []string{WSHandshake, WSSubprotocol, WSOrigin, WSPending, WSMessageSize}
+
+// WebSocketRefused counts a WebSocket connection refused by the upgrade
+// gate; reason is one of the WS constants (another counts as handshake).
+func (m *Metrics) WebSocketRefused(reason string) {
+	c := m.wsRefused[reason]
+	if c == nil {
+		c = m.wsRefused[WSHandshake]
 	}
 	c.Inc()
 }

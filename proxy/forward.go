@@ -197,6 +197,12 @@ func (cl *call) startBranch(t target, recordRoute bool) {
 // of a proxied call): the proxy only adds and removes headers on the copy,
 // its Max-Forwards is a new value, and the server transaction's request
 // is never sent.
+// isBearer reports whether an Authorization value is a Bearer token
+// (RFC 6750 section 2.1: the scheme is case-insensitive).
+func isBearer(v string) bool {
+	return len(v) >= 7 && strings.EqualFold(v[:7], "Bearer ")
+}
+
 func forwardCopy(req *sip.Request, recipient sip.Uri) *sip.Request {
 	fwd := sip.NewRequest(req.Method, recipient)
 	fwd.SipVersion = req.SipVersion
@@ -215,6 +221,12 @@ func forwardCopy(req *sip.Request, recipient sip.Uri) *sip.Request {
 			continue
 		}
 		if strings.EqualFold(h.Name(), "Proxy-Authorization") {
+			continue
+		}
+		if strings.EqualFold(h.Name(), "Authorization") && isBearer(h.Value()) {
+			// A token for this server (JsSIP's authorization_jwt puts it
+			// on every request, in-dialog ones too): never handed on to
+			// the callee or a gateway.
 			continue
 		}
 		fwd.AppendHeader(h)

@@ -114,6 +114,17 @@ type Config struct {
 	CapExempt                                []netip.Prefix
 	// Server is the Server header value of our own responses.
 	Server string
+	// Public, when set, allows anonymous click-to-call over ws/wss to the
+	// targets it lists (anonymous.go); nil: every caller authenticates.
+	Public PublicTargets
+	// AnonymousPerMinute bounds the anonymous calls of one source per
+	// minute. Default 10.
+	AnonymousPerMinute int
+	// OnAnonymous, when set, is called when an anonymous call is let
+	// through, before it is forwarded, with its transport and source: the
+	// server gives its WebSocket the idle timeout of an authenticated one,
+	// which it would otherwise lose while the call rings. It must not block.
+	OnAnonymous func(transport, source string)
 }
 
 // Event describes one request the proxy finished with.
@@ -138,6 +149,10 @@ type Event struct {
 	Trusted       bool
 	InDialog      bool
 	Forwarded     bool
+	// Anonymous is the result of an anonymous click-to-call ("" for
+	// other requests): AnonymousAllowed, AnonymousNotPublic or
+	// AnonymousRateLimited.
+	Anonymous string
 	// FirstResponse is the time to the first response from a branch.
 	FirstResponse time.Duration
 	Duration      time.Duration
@@ -164,6 +179,8 @@ type Proxy struct {
 	observe   []func(Event)
 	now       func() time.Time
 	replies   reply.Builder
+	// anonLimit counts anonymous calls per source.
+	anonLimit *rateWindow
 }
 
 // New returns a Proxy. now nil is time.Now; logger nil discards.
@@ -187,11 +204,15 @@ func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sende
 	if cfg.MaxDialogAge <= 0 {
 		cfg.MaxDialogAge = 12 * time.Hour
 	}
+	if cfg.AnonymousPerMinute <= 0 {
+		cfg.AnonymousPerMinute = 10
+	}
 	p := &Proxy{
 		cfg: cfg, auth: a, loc: loc, creds: creds, send: send, resp: resp, log: logger,
 		domains: map[string]bool{}, ours: map[string]bool{}, byTp: map[string]Listener{},
 		now: now, replies: reply.Builder{Server: cfg.Server},
 		caps: newCallCaps(cfg.MaxCallsPerCredential, cfg.MaxCallsPerSource), ringing: map[*call]struct{}{},
+		anonLimit: newRateWindow(cfg.AnonymousPerMinute, 65536),
 	}
 	for _, d := range cfg.Domains {
 		p.domains[strings.ToLower(d)] = true
@@ -342,8 +363,22 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, 403, "Preloaded Route Denied")
 		return
 	}
-	caller, ok := p.authenticate(req, tx, ev)
-	if !ok {
+	var (
+		caller caller
+		ok     bool
+	)
+	if p.anonymousCaller(req) {
+		// Anonymous click-to-call (ws/wss only): no challenge, only the
+		// targets a connection made public, 403 otherwise.
+		caller, ev.Anonymous = p.anonymous(req)
+		if ev.Anonymous != AnonymousAllowed {
+			ev.Status = p.reply(req, tx, 403, "Forbidden")
+			return
+		}
+		if p.cfg.OnAnonymous != nil {
+			p.cfg.OnAnonymous(ev.Transport, ev.Source)
+		}
+	} else if caller, ok = p.authenticate(req, tx, ev); !ok {
 		return
 	}
 	ev.Caller = caller.Username
@@ -451,8 +486,11 @@ func (p *Proxy) acquire(req *sip.Request, tx sip.ServerTransaction, ev *Event, a
 // caller is who sent an out-of-dialog request.
 type caller struct {
 	Username   string
-	Credential store.Credential // zero for a trusted peer
+	Credential store.Credential // zero for a trusted peer; only ConnectionID for an anonymous caller
 	Trusted    bool
+	// Anonymous: a click-to-call to one of Credential.ConnectionID's
+	// public targets (anonymous.go).
+	Anonymous bool
 }
 
 // authenticate challenges or verifies the request (RFC 3261 22.3: 407

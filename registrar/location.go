@@ -327,6 +327,36 @@ func (l *Location) RemoveAOR(aor string) int {
 	return n
 }
 
+// RemoveFlow removes the bindings of aor that came over the flow
+// (transport, source): the connection they were registered on closed.
+// A binding the device has since refreshed over another flow stays (RFC
+// 5626 section 5.2: a flow that fails takes only its own binding; a
+// browser re-registers on its new WebSocket). It returns how many went.
+func (l *Location) RemoveFlow(aor, transport, source string) int {
+	s := l.shard(aor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.aors[aor]
+	if e == nil {
+		return 0
+	}
+	keep := make([]store.Binding, 0, len(e.bindings))
+	for _, b := range e.bindings {
+		if b.Transport != transport || b.Source != source {
+			keep = append(keep, b)
+		}
+	}
+	n := len(e.bindings) - len(keep)
+	if n == 0 {
+		return 0
+	}
+	s.setLocked(aor, e, keep)
+	if l.saver != nil {
+		l.saver.SaveBindings(aor, keep)
+	}
+	return n
+}
+
 // Count calls f with the number of live bindings per transport; for
 // gauges computed at scrape time.
 func (l *Location) Count(f func(transport string, n int)) {

@@ -234,3 +234,43 @@ func BenchmarkLocationUpdate(b *testing.B) {
 		})
 	}
 }
+
+// RemoveFlow takes only the bindings of aor that came over that flow:
+// another transport, another source (the browser's next WebSocket) and
+// other AORs stay, in the table and in the store.
+func TestLocationRemoveFlow(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	rec := &recorder{}
+	l := NewLocation(rec, clk.now, nil)
+	exp := clk.now().Add(time.Hour)
+	_, _ = l.Update("a", set(
+		store.Binding{ID: "1", AOR: "a", Transport: "ws", Source: "127.0.0.1:1000", Expires: exp},
+		store.Binding{ID: "2", AOR: "a", Transport: "ws", Source: "127.0.0.1:2000", Expires: exp},
+		store.Binding{ID: "3", AOR: "a", Transport: "tcp", Source: "127.0.0.1:1000", Expires: exp}))
+	_, _ = l.Update("b", set(store.Binding{ID: "4", AOR: "b", Transport: "ws", Source: "127.0.0.1:1000", Expires: exp}))
+	if n := l.RemoveFlow("a", "ws", "127.0.0.1:1000"); n != 1 {
+		t.Fatalf("RemoveFlow: got %d, want 1", n)
+	}
+	if n := l.RemoveFlow("a", "ws", "127.0.0.1:1000"); n != 0 {
+		t.Fatalf("RemoveFlow again: got %d, want 0", n)
+	}
+	if n := l.RemoveFlow("nobody", "ws", "127.0.0.1:1000"); n != 0 {
+		t.Fatalf("RemoveFlow of an unknown AOR: got %d, want 0", n)
+	}
+	var ids []string
+	for _, b := range l.Bindings("") {
+		ids = append(ids, b.ID)
+	}
+	if fmt.Sprint(ids) != "[2 3 4]" {
+		t.Errorf("left: got %v, want [2 3 4]", ids)
+	}
+	if len(rec.last["a"]) != 2 || len(rec.last["b"]) != 1 {
+		t.Errorf("store: got %v", rec.last)
+	}
+	if n := l.RemoveFlow("b", "ws", "127.0.0.1:1000"); n != 1 || len(l.Lookup("b")) != 0 {
+		t.Errorf("RemoveFlow of the last binding: got %d, left %v", n, l.Lookup("b"))
+	}
+	if _, ok := rec.last["b"]; ok {
+		t.Error("store still holds b")
+	}
+}

@@ -313,7 +313,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 				c.expires -= time.Duration(mrand.Int64N(max+1)) * time.Second
 			}
 		}
-		if v, ok := ch.Params.Get("+sip.instance"); ok && safeParam(v) {
+		if v, ok := ch.Params.Get("+sip.instance"); ok && safeInstance(v) {
 			c.instance = v
 		}
 		if v, ok := ch.Params.Get("reg-id"); ok && safeParam(v) {
@@ -325,6 +325,17 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 }
 
 func safeParam(v string) bool { return v != "" && !strings.ContainsAny(v, "\r\n;,<>") }
+
+// safeInstance accepts a +sip.instance value: a token, or the quoted
+// string RFC 5626 section 4.1 gives it ("<urn:uuid:...>", as JsSIP,
+// baresip and linphone send it), whose angle brackets safeParam refuses.
+func safeInstance(v string) bool {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		in := v[1 : len(v)-1]
+		return in != "" && !strings.ContainsAny(in, "\"\\\r\n")
+	}
+	return safeParam(v)
+}
 
 // parseSeconds parses a delta-seconds value (RFC 3261 25.1); values above
 // 2^32-1 are taken as 2^32-1 (RFC 3261 20.19).

@@ -75,7 +75,7 @@ func (n *Node) newGuard() {
 // listen binds the SIP and HTTP listeners and serves /healthz, /readyz
 // and /metrics at once.
 func (n *Node) listen() error {
-	lis, err := bindSIP(n.cfg, n.log, n.conns)
+	lis, err := bindSIP(n.cfg, n.log, n.conns, n.obs.wsRefused)
 	if err != nil {
 		return err
 	}
@@ -132,17 +132,31 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 		}
 		algs = append(algs, a)
 	}
-	acfg := auth.Config{
-		Realm:       cfg.SIP.Realm,
-		Algorithms:  algs,
-		QOP:         cfg.Auth.QOP,
-		Nonce:       nonces,
-		Count:       digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
-		Connections: n.db, // allow-lists (auth/acl.go)
-		ServerHost:  serverHosts(cfg, n.lis.addrs),
+	byTransport := map[string][]digest.Algorithm{}
+	for tp, names := range cfg.Auth.TransportAlgorithms {
+		for _, name := range names {
+			a, err := digest.ParseAlgorithm(name)
+			if err != nil {
+				return fmt.Errorf("config: auth.transport_algorithms.%s: %w", tp, err)
+			}
+			byTransport[tp] = append(byTransport[tp], a)
+		}
 	}
-	if cfg.JWT.Enabled {
-		acfg.Tokens, acfg.BearerScope, acfg.BearerFirst = tokens, cfg.JWT.Scope, cfg.JWT.ChallengeOrder == "bearer_first"
+	acfg := auth.Config{
+		Realm:               cfg.SIP.Realm,
+		Algorithms:          algs,
+		TransportAlgorithms: byTransport,
+		QOP:                 cfg.Auth.QOP,
+		Nonce:               nonces,
+		Count:               digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
+		Connections:         n.db, // allow-lists (auth/acl.go)
+		ServerHost:          serverHosts(cfg, n.lis.addrs),
+		// Tokens this server minted are accepted on every transport;
+		// jwt.enabled only advertises the Bearer challenge.
+		Tokens:      tokens,
+		QuietBearer: !cfg.JWT.Enabled,
+		BearerScope: cfg.JWT.Scope,
+		BearerFirst: cfg.JWT.ChallengeOrder == "bearer_first",
 	}
 	a, err := auth.New(acfg, n.db)
 	if err != nil {

@@ -69,8 +69,10 @@ func selfSigned(certFile, keyFile string, cfg config.Config) error {
 	}
 	names := map[string]bool{"localhost": true, cfg.SIP.Domain: true}
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
-	if ap, err := netip.ParseAddrPort(cfg.SIP.Listen.TLS); err == nil && !ap.Addr().IsUnspecified() {
-		ips = append(ips, net.IP(ap.Addr().AsSlice()))
+	for _, l := range []string{cfg.SIP.Listen.TLS, cfg.SIP.Listen.WSS} {
+		if ap, err := netip.ParseAddrPort(l); err == nil && !ap.Addr().IsUnspecified() {
+			ips = append(ips, net.IP(ap.Addr().AsSlice()))
+		}
 	}
 	for _, ip := range ips {
 		names[ip.String()] = true

@@ -18,11 +18,13 @@ import (
 	"github.com/sipwarden/sipwarden/api"
 	"github.com/sipwarden/sipwarden/health"
 	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/web"
 )
 
 // handler is what an HTTP listener serves: /healthz, /readyz, /metrics
-// when withMetrics, and everything else to next when it is not nil.
-// /healthz, /readyz and /metrics need no API key.
+// when withMetrics, and, when next is not nil, the test phone at /phone
+// and everything else to next. /healthz, /readyz, /metrics and /phone
+// need no API key.
 func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Live)
@@ -40,6 +42,11 @@ func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.
 		}
 	}
 	if next != nil {
+		// The test phone (JsSIP over the ws/wss listeners), no API key:
+		// it holds no secret and reaches SIP only with credentials.
+		phone := web.Phone()
+		mux.Handle("GET /phone", phone)
+		mux.Handle("GET /phone/", phone)
 		mux.Handle("/", next)
 	}
 	return mux

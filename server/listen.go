@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/connlimit"
 	"github.com/sipwarden/sipwarden/stateless"
+	"github.com/sipwarden/sipwarden/wsgate"
 )
 
 // listeners are the bound SIP sockets.
@@ -22,6 +24,14 @@ type listeners struct {
 	tcp       net.Listener
 	tls       net.Listener
 	tlsConfig *tls.Config
+	// ws and wss are the WebSocket gates (RFC 7118): connlimit under
+	// them, sipgo's ServeWS/ServeWSS over them.
+	ws, wss *wsgate.Listener
+	// wsClosed, once set, is told of every WebSocket connection that
+	// closed (its bindings go: websocket.go).
+	wsClosed atomic.Pointer[func(transport string, hs wsgate.Handshake)]
+	// wsRefused, when set, counts the gates' refusals.
+	wsRefused func(wsgate.Reason)
 	addrs     map[string]string
 	// front, when set, answers REGISTERs read from the UDP socket
 	// (statelessUDP) and the TCP and TLS connections (statelessStream).
@@ -31,9 +41,11 @@ type listeners struct {
 	stopped func(transport string, err error)
 }
 
-// bindSIP binds the SIP listeners; TCP and TLS ones accept through lim.
-func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter) (*listeners, error) {
-	l := &listeners{addrs: map[string]string{}}
+// bindSIP binds the SIP listeners; TCP, TLS, WS and WSS ones accept
+// through lim (bans, connection limits, idle timeouts). refused, when
+// set, counts the WebSocket gates' refusals.
+func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter, refused func(wsgate.Reason)) (*listeners, error) {
+	l := &listeners{addrs: map[string]string{}, wsRefused: refused}
 	fail := func(err error) (*listeners, error) { l.close(); return nil, err }
 	if a := cfg.SIP.Listen.UDP; a != "-" {
 		ua, err := net.ResolveUDPAddr("udp", a)
@@ -78,6 +90,51 @@ func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter) (*l
 		l.tls = tls.NewListener(lim.Listen(ln, "tls"), tc)
 		l.addrs["tls"] = ln.Addr().String()
 	}
+	for _, w := range []struct {
+		tp, addr string
+		gate     **wsgate.Listener
+	}{{"ws", cfg.SIP.Listen.WS, &l.ws}, {"wss", cfg.SIP.Listen.WSS, &l.wss}} {
+		if w.addr == "-" {
+			continue
+		}
+		var tc *tls.Config
+		if w.tp == "wss" {
+			if l.tlsConfig == nil {
+				c, err := loadTLS(cfg, logger)
+				if err != nil {
+					return fail(err)
+				}
+				l.tlsConfig = c
+			}
+			tc = l.tlsConfig
+		}
+		ln, err := net.Listen("tcp", w.addr)
+		if err != nil {
+			return fail(fmt.Errorf("listen %s %s: %w", w.tp, w.addr, err))
+		}
+		tp := w.tp
+		// connlimit under the gate, so that bans and limits apply to the
+		// handshake too; the gate does the TLS handshake of wss itself.
+		g, err := wsgate.New(lim.Listen(ln, tp), wsgate.Config{
+			HandshakeTimeout: cfg.SIP.WebSocket.HandshakeTimeout.D(),
+			MaxPendingPerIP:  cfg.SIP.WebSocket.MaxPendingPerIP,
+			Origins:          cfg.SIP.WebSocket.Origins,
+			TLS:              tc,
+			OnRefused:        l.wsRefused,
+			OnClosed: func(hs wsgate.Handshake) {
+				if f := l.wsClosed.Load(); f != nil {
+					(*f)(tp, hs)
+				}
+			},
+			Logger: logger.With("component", "websocket", "transport", tp),
+		})
+		if err != nil {
+			_ = ln.Close()
+			return fail(fmt.Errorf("config: sip.websocket.origins: %w", err))
+		}
+		*w.gate = g
+		l.addrs[tp] = ln.Addr().String()
+	}
 	return l, nil
 }
 
@@ -113,6 +170,13 @@ func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
 		}
 		run("tls", func() error { return srv.ServeTLS(ln) })
 	}
+	if l.ws != nil {
+		run("ws", func() error { return srv.ServeWS(l.ws) })
+	}
+	if l.wss != nil {
+		// The gate did the TLS handshake: ServeWSS does none of its own.
+		run("wss", func() error { return srv.ServeWSS(l.wss) })
+	}
 }
 
 func (l *listeners) close() {
@@ -124,6 +188,12 @@ func (l *listeners) close() {
 	}
 	if l.tls != nil {
 		_ = l.tls.Close()
+	}
+	if l.ws != nil {
+		_ = l.ws.Close()
+	}
+	if l.wss != nil {
+		_ = l.wss.Close()
 	}
 	if l.front != nil {
 		l.front.Close() // after the sockets: nothing is queued any more

@@ -82,6 +82,9 @@ func (o *observer) watchProxy(px *proxy.Proxy) {
 		if ev.Forwarded {
 			o.m.Forwarded(ev.Method)
 		}
+		if ev.Anonymous != "" {
+			o.m.AnonymousCall(ev.Anonymous) // the proxy's results are the metric's
+		}
 		if ev.Method == string(sip.INVITE) && !ev.InDialog && ev.Forwarded {
 			o.m.CallAttempted()
 			if ev.FirstResponse > 0 {

@@ -17,7 +17,7 @@ import (
 func (n *Node) newProxy() error {
 	cfg, addrs := n.cfg, n.lis.addrs
 	var ls []proxy.Listener
-	for _, tp := range []string{"udp", "tcp", "tls"} {
+	for _, tp := range []string{"udp", "tcp", "tls", "ws", "wss"} {
 		a, ok := addrs[tp]
 		if !ok {
 			continue
@@ -58,6 +58,10 @@ func (n *Node) newProxy() error {
 		MaxCallsPerCredential: max(cfg.Proxy.MaxCallsPerCredential, 0),
 		MaxCallsPerSource:     max(cfg.Proxy.MaxCallsPerSource, 0),
 		CapExempt:             cfg.Guard.ExemptPrefixes(),
+		// Anonymous click-to-call, over ws/wss only (proxy/anonymous.go).
+		Public:             publicTargets{n.db},
+		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
+		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
 	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err

@@ -67,7 +67,10 @@ type Node struct {
 	limit  *admission.Limit
 	// front answers REGISTERs without sipgo's transactions (nil when
 	// registrar.udp_mode and stream_mode are both stateful).
-	front    *stateless.Front
+	front *stateless.Front
+	// flows removes the bindings of closed WebSocket connections (nil
+	// without ws and wss listeners).
+	flows    *wsFlows
 	api      apiSlot
 	stopHTTP func() // shuts the HTTP servers down, once
 }
@@ -128,6 +131,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opt
 	if err := n.newRegistrar(); err != nil {
 		return nil, err
 	}
+	n.watchWebSockets()
 	if err := n.newSIP(); err != nil {
 		return nil, err
 	}
@@ -141,7 +145,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opt
 	n.run(ctx)
 	ok = true
 	logger.Info("sipwarden started", "version", opts.Version, "realm", cfg.SIP.Realm, "domain", cfg.SIP.Domain,
-		"udp", n.addrs["udp"], "tcp", n.addrs["tcp"], "tls", n.addrs["tls"], "http", n.addrs["http"], "data_dir", cfg.DataDir)
+		"udp", n.addrs["udp"], "tcp", n.addrs["tcp"], "tls", n.addrs["tls"], "ws", n.addrs["ws"], "wss", n.addrs["wss"],
+		"http", n.addrs["http"], "data_dir", cfg.DataDir)
 	return n, nil
 }
 
@@ -158,7 +163,7 @@ func (n *Node) Close() {
 }
 
 // Addr returns the bound address of a listener: "udp", "tcp", "tls",
-// "http", or "metrics" (only with http.metrics_listen); "" when there is
+// "ws", "wss", "http", or "metrics" (only with http.metrics_listen); "" when there is
 // none.
 func (n *Node) Addr(name string) string { return n.addrs[name] }
 

@@ -32,9 +32,17 @@ func TestDecodeConnectionFormat1(t *testing.T) {
 	}
 	// The latest format carries the list.
 	want.AllowedCIDRs = []string{"192.0.2.0/24", "2001:db8::/32"}
+	// Format 2: the latest without the trailing PublicTargets (an empty
+	// list is one zero count byte).
+	v2 := appendConnection(nil, &want)
+	v2 = append([]byte{2}, v2[1:len(v2)-1]...)
+	if err := decodeConnection(&c, v2); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("format 2: got %+v, %v; want %+v", c, err, want)
+	}
+	want.PublicTargets = []string{"sales", "+15550100"}
 	v := appendConnection(nil, &want)
-	if v[0] != connectionFormat || connectionFormat != 2 {
-		t.Fatalf("format byte %d, want 2", v[0])
+	if v[0] != connectionFormat || connectionFormat != 3 {
+		t.Fatalf("format byte %d, want 3", v[0])
 	}
 	if err := decodeConnection(&c, v); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("round trip: got %+v, %v; want %+v", c, err, want)

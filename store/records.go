@@ -14,6 +14,11 @@ type Connection struct {
 	// connection's credentials authenticate from: canonical CIDRs such as
 	// "192.0.2.0/24" (the API validates them). Empty: any address.
 	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
+	// PublicTargets are the users (SIP usernames) and numbers a caller
+	// without any credential may call over ws/wss (anonymous
+	// click-to-call); usernames must be the connection's own credentials'.
+	// Empty: none.
+	PublicTargets []string `json:"public_targets,omitempty"`
 }
 
 // DefaultConnectionID names the connection created when the store is first opened.

@@ -96,10 +96,11 @@ func decodeUint64(b []byte, what string) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// Connection format 2: ID, Name, Active, CreatedAt, UpdatedAt,
-// AllowedCIDRs (count, then each). Format 1 ends before AllowedCIDRs and
-// decodes with none.
-const connectionFormat = 2
+// Connection format 3: ID, Name, Active, CreatedAt, UpdatedAt,
+// AllowedCIDRs (count, then each), PublicTargets (count, then each).
+// Format 2 ends before PublicTargets, format 1 before AllowedCIDRs; both
+// decode with none.
+const connectionFormat = 3
 
 func appendConnection(b []byte, c *Connection) []byte {
 	e := encoder{b}
@@ -110,6 +111,7 @@ func appendConnection(b []byte, c *Connection) []byte {
 	e.time(c.CreatedAt)
 	e.time(c.UpdatedAt)
 	e.strs(c.AllowedCIDRs)
+	e.strs(c.PublicTargets)
 	return e.b
 }
 
@@ -125,6 +127,9 @@ func decodeConnection(c *Connection, v []byte) error {
 	}
 	if format >= 2 {
 		c.AllowedCIDRs = d.strs()
+	}
+	if format >= 3 {
+		c.PublicTargets = d.strs()
 	}
 	return d.done()
 }

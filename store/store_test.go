@@ -239,7 +239,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	t1 := time.Date(2025, 3, 4, 5, 6, 7, 123456789, zone)
 	t2 := time.Now().Add(time.Hour)
 
-	conn := store.Connection{ID: "trunk-1", Name: "Trunk", Active: true, CreatedAt: t1, UpdatedAt: t2, AllowedCIDRs: []string{"192.0.2.0/24"}}
+	conn := store.Connection{ID: "trunk-1", Name: "Trunk", Active: true, CreatedAt: t1, UpdatedAt: t2, AllowedCIDRs: []string{"192.0.2.0/24"}, PublicTargets: []string{"sales"}}
 	nonZero(t, &conn)
 	cred := store.Credential{
 		ID: "cred-1", ConnectionID: "trunk-1", Username: "alice", Name: "Alice", Tag: "sales", Enabled: true,

@@ -61,7 +61,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 // lookup table.
 func (c *Conn) Close() error {
 	err := c.Conn.Close()
-	c.closed.Do(func() { c.l.forget(c) })
+	c.closed.Do(func() {
+		c.l.forget(c)
+		if c.l.cfg.OnClosed != nil {
+			c.l.cfg.OnClosed(c.hs)
+		}
+	})
 	return err
 }
 

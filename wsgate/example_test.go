@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/sipwarden/sipwarden/connlimit"
 	"github.com/sipwarden/sipwarden/wsgate"
 )

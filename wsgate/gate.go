@@ -74,6 +74,11 @@ type Config struct {
 	// before it reached sipgo, and for every one closed for a too large
 	// message (metrics). It must not block.
 	OnRefused func(Reason)
+	// OnClosed, when set, is called once when a connection handed to
+	// Accept is closed (by sipgo, when the peer went away or a read
+	// failed), with what its upgrade request carried: the server removes
+	// the bindings that came over it. It must not block.
+	OnClosed func(Handshake)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
 	"github.com/sipwarden/sipwarden/connlimit"
 	"github.com/sipwarden/sipwarden/wsgate"
 )
@@ -481,5 +483,37 @@ func TestWSSNegotiatesHTTP11(t *testing.T) {
 	}
 	if len(conf.NextProtos) != 2 {
 		t.Errorf("caller's NextProtos changed to %q", conf.NextProtos)
+	}
+}
+
+// OnClosed is called once per connection handed to sipgo, with its
+// handshake, when the client goes away; never for refused handshakes.
+func TestOnClosed(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		closed []wsgate.Handshake
+	)
+	s := startServer(t, wsgate.Config{OnClosed: func(hs wsgate.Handshake) {
+		mu.Lock()
+		closed = append(closed, hs)
+		mu.Unlock()
+	}})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(closed) }
+	if _, err := s.dial(t, dialOpts{protocols: []string{"chat"}}); err == nil {
+		t.Fatal("a handshake without the sip subprotocol passed")
+	}
+	conn := s.mustDial(t, dialOpts{})
+	mustAnswer(t, conn)
+	local := conn.LocalAddr().String()
+	if n := count(); n != 0 {
+		t.Fatalf("OnClosed calls while open: got %d, want 0", n)
+	}
+	_ = conn.Close()
+	waitFor(t, 5*time.Second, "OnClosed", func() bool { return count() == 1 })
+	time.Sleep(100 * time.Millisecond) // a second call would come now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(closed) != 1 || closed[0].Remote != local {
+		t.Fatalf("OnClosed: got %+v, want one call for %s", closed, local)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
 	"github.com/sipwarden/sipwarden/wsgate"
 )
 

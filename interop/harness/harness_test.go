@@ -121,7 +121,7 @@ func TestReadRTTs(t *testing.T) {
 func TestConfigYAML(t *testing.T) {
 	y := Config{DataDir: "/d", UDP: "127.0.0.1:1", HTTP: "127.0.0.1:2", Algorithms: []string{"SHA-256", "MD5"}}.YAML()
 	for _, want := range []string{
-		`data_dir: "/d"`, `listen: {udp: "127.0.0.1:1", tcp: "-", tls: "-"}`, "algorithms: [SHA-256, MD5]",
+		`data_dir: "/d"`, `listen: {udp: "127.0.0.1:1", tcp: "-", tls: "-", ws: "-", wss: "-"}`, "algorithms: [SHA-256, MD5]",
 		"qop: [auth]", `api_key: "` + DefaultAPIKey + `"`, "max_contacts: 1",
 	} {
 		if !strings.Contains(y, want) {

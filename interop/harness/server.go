@@ -67,6 +67,7 @@ type Config struct {
 	UDP       string // ip:port, or "-" to disable
 	TCP       string
 	TLS       string
+	WS, WSS   string // SIP over WebSocket; "" or "-" disables
 	HTTP      string
 	APIKey    string
 	UDPBuffer int // bytes; 0: 4194304
@@ -149,7 +150,7 @@ log: {level: %s, format: text}
 sip:
   realm: %s
   domain: %s
-  listen: {udp: %q, tcp: %q, tls: %q}
+  listen: {udp: %q, tcp: %q, tls: %q, ws: %q, wss: %q}
   tls: {cert_file: "", key_file: ""}
   udp_buffer_bytes: %d
 %sauth:
@@ -163,7 +164,7 @@ jwt: {enabled: %t}
 `,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
-		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"),
+		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"), orDefault(c.WS, "-"), orDefault(c.WSS, "-"),
 		orDefault(c.UDPBuffer, 4194304), maxMessage(c.MaxMessageBytes),
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),

@@ -96,7 +96,7 @@ func Config(t testing.TB, dataDir string) config.Config {
 	cfg.Log.Level = "debug"
 	cfg.SIP.Realm = Realm
 	cfg.SIP.Domain = Realm
-	cfg.SIP.Listen = config.Listen{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0", TLS: "127.0.0.1:0"}
+	cfg.SIP.Listen = config.Listen{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0", TLS: "127.0.0.1:0", WS: "127.0.0.1:0", WSS: "127.0.0.1:0"}
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.HTTP.APIKey = APIKey
 	cfg.Registrar.BindingFlushInterval = config.Duration(20 * time.Millisecond)
