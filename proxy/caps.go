@@ -79,10 +79,3 @@ func (h *capHold) release() {
 		}
 	})
 }
-
-// counts returns the calls counted for cred and src (tests, metrics).
-func (c *callCaps) counts(cred string, src netip.Addr) (int, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cred[cred], c.src[src]
-}
