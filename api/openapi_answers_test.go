@@ -22,6 +22,9 @@ import (
 type fakeCalls []api.Call
 
 func (f fakeCalls) ActiveCalls() []api.Call { return slices.Clone(f) }
+func (f fakeCalls) EndCall(id string) bool {
+	return slices.ContainsFunc(f, func(c api.Call) bool { return c.ID == id })
+}
 
 // answers drives one API server and checks every answer against the
 // document.

@@ -270,6 +270,22 @@ func (a *Authenticator) check(r Request) Result {
 	return res
 }
 
+// withHA1 is the algorithms of algs that cred has an HA1 for (an imported
+// credential may have only MD5's, until its password changes), or algs
+// when it has none of them: the challenge then looks like any other.
+func withHA1(algs []digest.Algorithm, cred store.Credential) []digest.Algorithm {
+	var out []digest.Algorithm
+	for _, a := range algs {
+		if cred.HA1[a.String()] != "" {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 || len(out) == len(algs) {
+		return algs
+	}
+	return out
+}
+
 // allowed reports whether alg is one this credential may use.
 func (a *Authenticator) allowed(cred store.Credential, alg digest.Algorithm) bool {
 	name := alg.String()
@@ -304,6 +320,8 @@ func (a *Authenticator) Challenges(user string, stale, invalidToken bool) []stri
 					algs = append(algs, alg)
 				}
 			}
+		} else if err == nil {
+			algs = withHA1(algs, cred)
 		}
 	}
 	nonce := a.cfg.Nonce.New()

@@ -53,13 +53,17 @@ func (db *DB) CreateCredentials(cs []Credential) ([]Credential, error) {
 // one read transaction (bbolt's Tx.WriteTo): writers go on meanwhile, and
 // the copy is the file as it was when the transaction began. Bindings not
 // flushed yet are flushed first, so that the copy holds the location table
-// as of the call. It returns the bytes written.
-func (db *DB) Backup(w io.Writer) (int64, error) {
+// as of the call. size, when not nil, is told the size of the copy before
+// it is written. It returns the bytes written.
+func (db *DB) Backup(w io.Writer, size func(int64)) (int64, error) {
 	if err := db.FlushBindings(); err != nil {
 		return 0, fmt.Errorf("store: backup: %w", err)
 	}
 	var n int64
 	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -68,15 +72,4 @@ func (db *DB) Backup(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("store: backup: %w", err)
 	}
 	return n, nil
-}
-
-// BackupSize is the size in bytes of the copy Backup would write now (it
-// may change before Backup runs).
-func (db *DB) BackupSize() int64 {
-	var n int64
-	_ = db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Size()
-		return nil
-	})
-	return n
 }

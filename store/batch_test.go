@@ -50,8 +50,9 @@ func TestBackupOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	n, err := db.Backup(&buf)
-	if err != nil || n != int64(buf.Len()) || n == 0 {
+	var size int64
+	n, err := db.Backup(&buf, func(n int64) { size = n })
+	if err != nil || n != int64(buf.Len()) || n == 0 || size != n {
 		t.Fatalf("backup: %d bytes (buffer %d), %v", n, buf.Len(), err)
 	}
 	// The live file is still open and locked; the copy opens on its own.
