@@ -35,6 +35,14 @@ func NewClient(baseURL, key string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), key: key, hc: hc}
 }
 
+// WithHTTPClient returns a copy of c that sends its requests through hc
+// (for long transfers: a client without NewClient's 30 s timeout).
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	cp := *c
+	cp.hc = hc
+	return &cp
+}
+
 // PageRequest asks for one page of a list: Size items (0: the server's
 // default, 100) after the cursor After (the NextCursor of the previous
 // page; "" for the first page).

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"io"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -47,29 +46,4 @@ func (db *DB) CreateCredentials(cs []Credential) ([]Credential, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// Backup writes a consistent copy of the whole database file to w, from
-// one read transaction (bbolt's Tx.WriteTo): writers go on meanwhile, and
-// the copy is the file as it was when the transaction began. Bindings not
-// flushed yet are flushed first, so that the copy holds the location table
-// as of the call. size, when not nil, is told the size of the copy before
-// it is written. It returns the bytes written.
-func (db *DB) Backup(w io.Writer, size func(int64)) (int64, error) {
-	if err := db.FlushBindings(); err != nil {
-		return 0, fmt.Errorf("store: backup: %w", err)
-	}
-	var n int64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if size != nil {
-			size(tx.Size())
-		}
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	if err != nil {
-		return n, fmt.Errorf("store: backup: %w", err)
-	}
-	return n, nil
 }

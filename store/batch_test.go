@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 	"testing"
 
 	"github.com/sipwarden/sipwarden/store"
@@ -74,3 +75,61 @@ func TestBackupOpens(t *testing.T) {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+func TestRestore(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "data", store.FileName)
+	db, err := store.Open(live, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "alice", Enabled: true, Realm: "r", HA1: map[string]string{"MD5": "00"}}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := db.Backup(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "b.db")
+	if err := writeFile(backup, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFile(backup); err != nil {
+		t.Fatalf("CheckFile of a good backup: %v", err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// The live file is held: refused.
+	if _, err := store.Restore(backup, live, now); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("restore over a held file: got %v, want ErrLocked", err)
+	}
+	if _, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "bob", Enabled: true, Realm: "r", HA1: map[string]string{"MD5": "00"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	prev, err := store.Restore(backup, live, now)
+	if err != nil || prev != live+".pre-restore-20260102T030405Z" {
+		t.Fatalf("restore: prev %q, %v", prev, err)
+	}
+	db, err = store.Open(live, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CredentialByUsername("alice"); err != nil {
+		t.Errorf("alice after restore: %v", err)
+	}
+	if _, err := db.CredentialByUsername("bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob (created after the backup) after restore: got %v, want not found", err)
+	}
+	// A file that is not a database is refused.
+	junk := filepath.Join(dir, "junk.db")
+	if err := writeFile(junk, bytes.Repeat([]byte("x"), 8192)); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFile(junk); err == nil {
+		t.Error("CheckFile of junk: no error")
+	}
+	if _, err := store.Restore(junk, filepath.Join(dir, "other", store.FileName), now); err == nil {
+		t.Error("restore of junk: no error")
+	}
+}
