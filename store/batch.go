@@ -13,7 +13,9 @@ type BatchError struct {
 	Err   error
 }
 
-func (e *BatchError) Error() string { return fmt.Sprintf("credential %d of the batch: %v", e.Index, e.Err) }
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("credential %d of the batch: %v", e.Index, e.Err)
+}
 
 func (e *BatchError) Unwrap() error { return e.Err }
 
