@@ -193,9 +193,9 @@ func (c *cli) credentialList(args []string) int {
 			return cl.ListCredentials(ctx, q)
 		})
 		if err == nil {
-			printList(c, creds, next, []string{"ID", "USERNAME", "CONNECTION", "ENABLED", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG"},
+			printList(c, creds, next, []string{"ID", "USERNAME", "CONNECTION", "STATE", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG"},
 				func(cr api.Credential) []string {
-					return []string{cr.ID, cr.Username, cr.ConnectionID, fmt.Sprint(cr.Enabled), expiresText(cr.ExpiresAt),
+					return []string{cr.ID, cr.Username, cr.ConnectionID, cr.State, expiresText(cr.ExpiresAt),
 						algorithmsText(cr.Algorithms), cr.Name, cr.Tag}
 				})
 		}
@@ -330,6 +330,7 @@ func (c *cli) printCredential(cr api.Credential, extra ...string) {
 	t.row("username", cr.Username)
 	t.row("connection", cr.ConnectionID)
 	t.row("enabled", fmt.Sprint(cr.Enabled))
+	t.row("state", cr.State)
 	t.row("expires_at", expiresText(cr.ExpiresAt))
 	t.row("algorithms", algorithmsText(cr.Algorithms))
 	t.row("name", cr.Name)

@@ -182,8 +182,11 @@ func TestCLIOperations(t *testing.T) {
 	n.refused("HTTP 401", "credential", "list")
 	n.key = servertest.APIKey
 
-	// Disabling by username removes the registration.
+	// Disabling by username removes the registration; list shows the state.
 	n.ok("credential", "disable", "alice")
+	if out := n.ok("credential", "list").stdout; !strings.Contains(out, "STATE") || !strings.Contains(out, "disabled") {
+		t.Errorf("credential list after disable:\n%s", out)
+	}
 	if regs := decodeJSON[[]api.Registration](t, n.ok("registration", "list", "-o", "json").stdout); len(regs) != 0 {
 		t.Errorf("registrations after disable: %+v", regs)
 	}
