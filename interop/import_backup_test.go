@@ -76,7 +76,10 @@ func TestImportHA1sThenSippRegistersThem(t *testing.T) {
 	go func() {
 		res, err := harness.RunSipp(testCtx(t, 90*time.Second), harness.SippRun{
 			Scenario: scenario("register_digest.xml"), Users: usersCSV, Transport: "u1",
-			Target: srv.SIPAddr(), Rate: 1000, Calls: n, Limit: 500,
+			// 400/s: at 1000/s on a loaded two-core machine, 20 to 90 of
+			// 10,000 flows failed on sipp's retransmissions (unexpected
+			// 100 Trying), with or without the backup.
+			Target: srv.SIPAddr(), Rate: 400, Calls: n, Limit: 200,
 			RecvTimeout: 10 * time.Second, Timeout: 80 * time.Second, Dir: t.TempDir(),
 		})
 		done <- sippOut{res, err}
@@ -137,7 +140,7 @@ func TestImportHA1sThenSippRegistersThem(t *testing.T) {
 	}
 	res, err := harness.RunSipp(testCtx(t, time.Minute), harness.SippRun{
 		Scenario: scenario("register_digest.xml"), Users: some, Transport: "u1",
-		Target: srv2.SIPAddr(), Rate: 1000, Calls: 1000, Limit: 500,
+		Target: srv2.SIPAddr(), Rate: 400, Calls: 1000, Limit: 200,
 		RecvTimeout: 10 * time.Second, Timeout: 50 * time.Second, Dir: t.TempDir(),
 	})
 	sippFlows(t, res, err, 1000)
