@@ -19,7 +19,7 @@ subcommands:
   update ID [--name N] [--active true|false] [--allowed-cidrs CIDR,...|""]
   delete ID      (refused while it has credentials, and for "default")
 
-common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
+common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden connection <subcommand> -h' for its flags.
 `
 
