@@ -79,7 +79,7 @@ func TestImportHA1sThenSippRegistersThem(t *testing.T) {
 			// 400/s: at 1000/s on a loaded two-core machine, 20 to 90 of
 			// 10,000 flows failed on sipp's retransmissions (unexpected
 			// 100 Trying), with or without the backup.
-			Target: srv.SIPAddr(), Rate: 400, Calls: n, Limit: 200,
+			Target: srv.SIPAddr(), Rate: 250, Calls: n, Limit: 200,
 			RecvTimeout: 10 * time.Second, Timeout: 80 * time.Second, Dir: t.TempDir(),
 		})
 		done <- sippOut{res, err}
