@@ -110,8 +110,12 @@ func (p *Proxy) newCall(req *sip.Request, tx sip.ServerTransaction, c caller, lh
 	cl := &call{p: p, req: req, tx: tx, ev: ev, caller: c, start: p.now(), lh: lh, done: make(chan struct{})}
 	if req.Method == sip.INVITE {
 		// sipgo answers the CANCEL and our INVITE (487) itself; we cancel
-		// the branches (RFC 3261 16.10).
-		tx.OnCancel(func(*sip.Request) { cl.cancelAll(true) })
+		// the branches (RFC 3261 16.10). sipgo v1.7.4 calls OnCancel with
+		// the server transaction's lock held (ServerTx.actCancel), and
+		// relayLocked holds cl.mu while it calls tx.Respond, which takes
+		// that lock: cancelling inline would take the two locks in the
+		// opposite order and deadlock a CANCEL that crosses a 180.
+		tx.OnCancel(func(*sip.Request) { go cl.cancelAll(true) })
 	}
 	return cl
 }

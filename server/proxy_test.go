@@ -135,6 +135,17 @@ func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	case "ring":
 		tx.OnCancel(func(r *sip.Request) { d.cancels <- r })
 		_ = dlg.Respond(180, "Ringing", nil)
+	case "storm":
+		// Provisional responses until the caller's CANCEL ends the
+		// transaction: every one crosses the CANCEL in the proxy.
+		for i := 0; i < 200; i++ {
+			select {
+			case <-tx.Done():
+				return
+			default:
+			}
+			_ = dlg.Respond(180, "Ringing", nil)
+		}
 	default:
 		_ = dlg.Respond(180, "Ringing", nil)
 		// sipgo hands each received response to its transaction on its own
@@ -160,6 +171,12 @@ func (d *device) register(t *testing.T, pass string, contact string) {
 // answer; statuses collects every response the caller saw.
 func (d *device) call(ctx context.Context, t *testing.T, target, fromUser, pass string) (*sipgo.DialogClientSession, []int, error) {
 	t.Helper()
+	return d.callWatching(ctx, t, target, fromUser, pass, nil)
+}
+
+// callWatching is call with watch seeing each response as it arrives.
+func (d *device) callWatching(ctx context.Context, t *testing.T, target, fromUser, pass string, watch func(*sip.Response)) (*sipgo.DialogClientSession, []int, error) {
+	t.Helper()
 	host, portStr, _ := net.SplitHostPort(d.ph.server)
 	port, _ := strconv.Atoi(portStr)
 	ru := sip.Uri{Scheme: "sip", User: target, Host: host, Port: port}
@@ -179,6 +196,9 @@ func (d *device) call(ctx context.Context, t *testing.T, target, fromUser, pass 
 		mu.Lock()
 		statuses = append(statuses, res.StatusCode)
 		mu.Unlock()
+		if watch != nil {
+			watch(res)
+		}
 		return nil
 	}})
 	mu.Lock()
@@ -571,6 +591,43 @@ func TestInFlightCap(t *testing.T) {
 	var de *sipgo.ErrDialogResponse
 	if errors.As(err, &de) && de.Res.GetHeader("Retry-After") == nil {
 		t.Error("503 without Retry-After")
+	}
+}
+
+// TestCancelCrossingProvisionals: a CANCEL arriving while the proxy relays
+// a 180 must end the call. sipgo fires OnCancel with the transaction's lock
+// held; cancelling inline deadlocked against a relay holding the call's lock
+// (seen in CI as a call that never ended and a node that never closed).
+func TestCancelCrossingProvisionals(t *testing.T) {
+	ts, _, alice, bob, _ := callPair(t, testConfig(t, t.TempDir()), "udp", "udp", "storm")
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		first := make(chan struct{})
+		var once sync.Once
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _, _ = alice.callWatching(ctx, t, "bob", "alice", alicePass, func(res *sip.Response) {
+				if res.StatusCode == 180 {
+					once.Do(func() { close(first) })
+				}
+			})
+		}()
+		select {
+		case <-first:
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-done
+			t.Fatalf("call %d: no 180", i)
+		}
+		cancel() // sipgo sends the CANCEL
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d: the caller's CANCEL got no answer within 10 s", i)
+		}
+		<-bob.invites
+		waitFor(t, fmt.Sprintf("call %d ended", i), 5*time.Second, func() bool { return len(ts.calls(t)) == 0 })
 	}
 }
 
