@@ -19,6 +19,66 @@ type Connection struct {
 	// click-to-call); usernames must be the connection's own credentials'.
 	// Empty: none.
 	PublicTargets []string `json:"public_targets,omitempty"`
+	// Kind is ConnectionCredential (its credentials authenticate, from
+	// AllowedCIDRs when set) or ConnectionIP (a carrier or PBX
+	// authenticated by its source address alone: AllowedCIDRs are its
+	// addresses, never challenged, exempt from bans). Empty reads as
+	// ConnectionCredential.
+	Kind string `json:"kind"`
+	// PBXURI is where calls to the connection's numbers that are not
+	// assigned to one of its credentials go: a sip: URI of its PBX
+	// (host, port, transport). Empty: such numbers are unreachable (480).
+	PBXURI string `json:"pbx_uri,omitempty"`
+	// CallerIDPolicy says which From users its callers may present:
+	// CallerIDUsername (the credential's username or a number assigned to
+	// the credential; the default), CallerIDConnectionNumbers (also any
+	// number assigned to the connection) or CallerIDAny.
+	CallerIDPolicy string `json:"caller_id_policy"`
+	// SIPURICallingPreference decides which calls by SIP URI (to a
+	// username rather than an assigned number) reach its users:
+	// URICallingDisabled, URICallingInternal (callers authenticated by a
+	// credential of this server) or URICallingUnrestricted (the default).
+	SIPURICallingPreference string `json:"sip_uri_calling_preference"`
+	// MaxCalls caps the connection's concurrent calls, made or received;
+	// MaxRegistrations the registered contacts of its credentials. 0: no
+	// cap.
+	MaxCalls         int `json:"max_calls,omitempty"`
+	MaxRegistrations int `json:"max_registrations,omitempty"`
+}
+
+// Connection kinds, Connection.Kind.
+const (
+	ConnectionCredential = "credential"
+	ConnectionIP         = "ip"
+)
+
+// Caller ID policies, Connection.CallerIDPolicy.
+const (
+	CallerIDUsername          = "username"
+	CallerIDConnectionNumbers = "connection_numbers"
+	CallerIDAny               = "any"
+)
+
+// SIP URI calling preferences, Connection.SIPURICallingPreference
+// (Telnyx's names).
+const (
+	URICallingDisabled     = "disabled"
+	URICallingInternal     = "internal"
+	URICallingUnrestricted = "unrestricted"
+)
+
+// Number is a telephone number (a DID) assigned to a connection, and
+// optionally to one of its credentials: calls to it go to that
+// credential's registered devices, else to the connection's PBXURI.
+type Number struct {
+	// Number is the E.164 form ("+15551234567"), also its ID.
+	Number       string `json:"number"`
+	ConnectionID string `json:"connection_id"`
+	// CredentialID is empty when the number belongs to the connection
+	// alone.
+	CredentialID string    `json:"credential_id,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // DefaultConnectionID names the connection created when the store is first opened.
