@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/sipwarden/sipwarden/sipuri"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -12,6 +13,81 @@ type connectionBody struct {
 	Active        optional[bool]     `json:"active"`
 	AllowedCIDRs  optional[[]string] `json:"allowed_cidrs"`
 	PublicTargets optional[[]string] `json:"public_targets"`
+	// Kind is set at creation only.
+	Kind                    optional[string] `json:"kind"`
+	PBXURI                  optional[string] `json:"pbx_uri"`
+	CallerIDPolicy          optional[string] `json:"caller_id_policy"`
+	SIPURICallingPreference optional[string] `json:"sip_uri_calling_preference"`
+	MaxCalls                optional[int]    `json:"max_calls"`
+	MaxRegistrations        optional[int]    `json:"max_registrations"`
+}
+
+// policy holds the validated policy fields of a connection body.
+type policy struct {
+	pbxURI, callerID, uriCalling string
+	maxCalls, maxRegs            int
+}
+
+// checkPolicy validates the policy fields the body sets.
+func (v *validation) checkPolicy(b *connectionBody) policy {
+	var out policy
+	if s, ok := b.PBXURI.value(); ok && s != "" {
+		if _, _, _, err := sipuri.Hop(s); err != nil {
+			v.add("/pbx_uri", CodeInvalidValue, "pbx_uri must be a sip: or sips: URI of a host such as sip:192.0.2.10:5060;transport=tcp: %v", err)
+		}
+		out.pbxURI = s
+	}
+	if s, ok := b.CallerIDPolicy.value(); ok {
+		switch s {
+		case "", store.CallerIDUsername, store.CallerIDConnectionNumbers, store.CallerIDAny:
+			out.callerID = s
+		default:
+			v.add("/caller_id_policy", CodeInvalidValue, "caller_id_policy must be username, connection_numbers or any, not %q", truncate(s, 32))
+		}
+	}
+	if s, ok := b.SIPURICallingPreference.value(); ok {
+		switch s {
+		case "", store.URICallingDisabled, store.URICallingInternal, store.URICallingUnrestricted:
+			out.uriCalling = s
+		default:
+			v.add("/sip_uri_calling_preference", CodeInvalidValue, "sip_uri_calling_preference must be disabled, internal or unrestricted, not %q", truncate(s, 32))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		o    optional[int]
+		dst  *int
+	}{{"max_calls", b.MaxCalls, &out.maxCalls}, {"max_registrations", b.MaxRegistrations, &out.maxRegs}} {
+		if n, ok := f.o.value(); ok {
+			if n < 0 || n > maxConnectionLimit {
+				v.add("/"+f.name, CodeInvalidValue, "%s must be from 0 (no limit) to %d, not %d", f.name, maxConnectionLimit, n)
+			}
+			*f.dst = n
+		}
+	}
+	return out
+}
+
+// maxConnectionLimit bounds max_calls and max_registrations.
+const maxConnectionLimit = 1_000_000
+
+// apply sets the policy fields the body set on c.
+func (pol policy) apply(b *connectionBody, c *store.Connection) {
+	if b.PBXURI.Set {
+		c.PBXURI = pol.pbxURI
+	}
+	if b.CallerIDPolicy.Set {
+		c.CallerIDPolicy = pol.callerID
+	}
+	if b.SIPURICallingPreference.Set {
+		c.SIPURICallingPreference = pol.uriCalling
+	}
+	if b.MaxCalls.Set {
+		c.MaxCalls = pol.maxCalls
+	}
+	if b.MaxRegistrations.Set {
+		c.MaxRegistrations = pol.maxRegs
+	}
 }
 
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error {
@@ -34,12 +110,29 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	if l, ok := b.PublicTargets.value(); ok {
 		targets = v.checkPublicTargets("/public_targets", l) // acl.go
 	}
+	kind := store.ConnectionCredential
+	if k, ok := b.Kind.value(); ok {
+		switch k {
+		case store.ConnectionCredential, store.ConnectionIP:
+			kind = k
+		default:
+			v.add("/kind", CodeInvalidValue, "kind must be credential or ip, not %q", truncate(k, 32))
+		}
+	}
+	if kind == store.ConnectionIP && len(cidrs) == 0 && !b.AllowedCIDRs.Set {
+		v.add("/allowed_cidrs", CodeRequired, "an ip connection is authenticated by its addresses: allowed_cidrs must list them")
+	} else if kind == store.ConnectionIP && len(cidrs) == 0 {
+		v.add("/allowed_cidrs", CodeTooShort, "an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")
+	}
+	pol := v.checkPolicy(&b)
 	if err := v.err(); err != nil {
 		return err
 	}
 	now := s.now()
-	c, err := s.db.CreateConnection(store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, PublicTargets: targets,
-		CreatedAt: now, UpdatedAt: now})
+	c := store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, PublicTargets: targets, Kind: kind,
+		CreatedAt: now, UpdatedAt: now}
+	pol.apply(&b, &c)
+	c, err := s.db.CreateConnection(c)
 	if err != nil {
 		return fmt.Errorf("create connection: %w", err)
 	}
@@ -98,6 +191,10 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	if l, ok := b.PublicTargets.value(); ok {
 		targets = v.checkPublicTargets("/public_targets", l) // acl.go; null or [] clears
 	}
+	if b.Kind.Set {
+		v.add("/kind", CodeInvalidValue, "kind is set when a connection is created and cannot change")
+	}
+	pol := v.checkPolicy(&b)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -107,7 +204,8 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		err       error
 		wasActive bool
 	)
-	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set {
+	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set && !b.PBXURI.Set &&
+		!b.CallerIDPolicy.Set && !b.SIPURICallingPreference.Set && !b.MaxCalls.Set && !b.MaxRegistrations.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {
@@ -124,6 +222,11 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 			if b.PublicTargets.Set {
 				c.PublicTargets = targets
 			}
+			if c.Kind == store.ConnectionIP && len(c.AllowedCIDRs) == 0 {
+				return &Error{Status: statusUnprocessable, Errors: []ErrorObject{fieldError("/allowed_cidrs", CodeTooShort,
+					"an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")}}
+			}
+			pol.apply(&b, c)
 			c.UpdatedAt = s.now()
 			return nil
 		})

@@ -149,6 +149,11 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/connections/{id}", false, s.h(s.getConnection)},
 		{"PATCH /v1/connections/{id}", false, s.h(s.updateConnection)},
 		{"DELETE /v1/connections/{id}", false, s.h(s.deleteConnection)},
+		{"POST /v1/numbers", false, s.h(s.createNumber)},
+		{"GET /v1/numbers", false, s.h(s.listNumbers)},
+		{"GET /v1/numbers/{number}", false, s.h(s.getNumber)},
+		{"PATCH /v1/numbers/{number}", false, s.h(s.updateNumber)},
+		{"DELETE /v1/numbers/{number}", false, s.h(s.deleteNumber)},
 
 		{"POST /v1/credentials", false, s.h(s.createCredential)},
 		{"GET /v1/credentials", false, s.h(s.listCredentials)},

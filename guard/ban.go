@@ -20,7 +20,7 @@ type ipShard struct {
 type ipEntry struct {
 	win      window
 	long     window // failures only, over Config.LongWindow
-	failures int // counted since the entry was made
+	failures int    // counted since the entry was made
 	last     int64
 	ban      *Ban
 }

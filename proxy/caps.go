@@ -17,6 +17,7 @@ type callCaps struct {
 	mu              sync.Mutex
 	cred            map[string]int
 	src             map[netip.Addr]int
+	conn            map[string]int
 }
 
 // capHold is one call's count; release gives it back once.
@@ -24,6 +25,7 @@ type capHold struct {
 	caps *callCaps
 	cred string
 	src  netip.Addr
+	conn string
 	once sync.Once
 }
 
@@ -31,20 +33,28 @@ type capHold struct {
 const (
 	reasonCredentialCalls = "Too Many Calls For This Credential"
 	reasonSourceCalls     = "Too Many Calls From This Address"
+	reasonConnectionCalls = "Too Many Calls For This Connection"
 )
 
 func newCallCaps(perCred, perSrc int) *callCaps {
-	return &callCaps{perCred: perCred, perSrc: perSrc, cred: map[string]int{}, src: map[netip.Addr]int{}}
+	return &callCaps{perCred: perCred, perSrc: perSrc, cred: map[string]int{}, src: map[netip.Addr]int{}, conn: map[string]int{}}
 }
 
 // acquire takes a count for a call of credential cred ("" for a trusted
-// peer) from src (invalid: not counted), or returns the reason phrase of
-// the cap it would pass.
-func (c *callCaps) acquire(cred string, src netip.Addr) (*capHold, string) {
+// peer) from src (invalid: not counted) on connection conn, whose own cap
+// is connMax (0: none; the connection is counted only when it has one),
+// or returns the reason phrase of the cap it would pass.
+func (c *callCaps) acquire(cred string, src netip.Addr, conn string, connMax int) (*capHold, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if connMax <= 0 {
+		conn = ""
+	}
 	if cred != "" && c.perCred > 0 && c.cred[cred] >= c.perCred {
 		return nil, reasonCredentialCalls
+	}
+	if conn != "" && c.conn[conn] >= connMax {
+		return nil, reasonConnectionCalls
 	}
 	if src.IsValid() && c.perSrc > 0 && c.src[src] >= c.perSrc {
 		return nil, reasonSourceCalls
@@ -52,10 +62,13 @@ func (c *callCaps) acquire(cred string, src netip.Addr) (*capHold, string) {
 	if cred != "" {
 		c.cred[cred]++
 	}
+	if conn != "" {
+		c.conn[conn]++
+	}
 	if src.IsValid() {
 		c.src[src]++
 	}
-	return &capHold{caps: c, cred: cred, src: src}, ""
+	return &capHold{caps: c, cred: cred, src: src, conn: conn}, ""
 }
 
 // release gives the count back; safe on nil and more than once.
@@ -70,6 +83,11 @@ func (h *capHold) release() {
 		if h.cred != "" {
 			if c.cred[h.cred]--; c.cred[h.cred] <= 0 {
 				delete(c.cred, h.cred)
+			}
+		}
+		if h.conn != "" {
+			if c.conn[h.conn]--; c.conn[h.conn] <= 0 {
+				delete(c.conn, h.conn)
 			}
 		}
 		if h.src.IsValid() {

@@ -23,6 +23,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/e164"
 	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/sipcheck"
 	"github.com/sipwarden/sipwarden/store"
@@ -96,9 +97,13 @@ type Config struct {
 	Domains []string
 	// Listeners are the server's SIP listeners, one per transport.
 	Listeners []Listener
-	// Trusted peers are not challenged.
+	// Trusted peers are not challenged (proxy.trusted_peers).
 	Trusted []netip.Prefix
-	Routes  []Route
+	// Directory, when set, gives the ip connections (trusted peers
+	// managed through the API), assigned numbers and connection policies
+	// (connection.go). Nil: none.
+	Directory Directory
+	Routes    []Route
 	// MaxInFlight bounds concurrent proxy transactions; over it, 503.
 	MaxInFlight int
 	// TimerC is how long a branch may ring (RFC 3261 16.6 step 11, > 3 min).
@@ -386,6 +391,10 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		// RFC 3325 section 5: an identity asserted by a sender outside the
 		// trust domain is removed, or a user could ring a callee as anyone.
 		removeIdentityHeaders(req)
+		if caller.Credential.ID != "" {
+			// The From identity the caller ID policy admitted (9.1).
+			assertIdentity(req)
+		}
 	}
 	targets, status, reason := p.route(req, caller)
 	if status != 0 {
@@ -402,7 +411,8 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	var hold *capHold
 	if req.Method == sip.INVITE {
 		var reason string
-		if hold, reason = p.caps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted)); reason != "" {
+		if hold, reason = p.caps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted),
+			caller.Connection.ID, caller.Connection.MaxCalls); reason != "" {
 			res := p.newResponse(req, 503, reason)
 			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
 			ev.Status = p.respond(tx, res)
@@ -486,8 +496,13 @@ func (p *Proxy) acquire(req *sip.Request, tx sip.ServerTransaction, ev *Event, a
 // caller is who sent an out-of-dialog request.
 type caller struct {
 	Username   string
-	Credential store.Credential // zero for a trusted peer; only ConnectionID for an anonymous caller
+	Credential store.Credential // zero for a trusted peer; only ConnectionID for an anonymous caller or an ip connection
+	// Connection is the caller's connection (zero for a trusted peer of
+	// proxy.trusted_peers and an anonymous caller).
+	Connection store.Connection
 	Trusted    bool
+	// Peer: an ip connection, trusted by its source address.
+	Peer bool
 	// Anonymous: a click-to-call to one of Credential.ConnectionID's
 	// public targets (anonymous.go).
 	Anonymous bool
@@ -496,11 +511,21 @@ type caller struct {
 // authenticate challenges or verifies the request (RFC 3261 22.3: 407
 // with Proxy-Authenticate). It answers the request itself when it fails.
 func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Event) (caller, bool) {
+	from := req.From()
 	if p.trusted(req.Source()) {
 		ev.Trusted = true
 		return caller{Trusted: true}, true
 	}
-	from := req.From()
+	if conn, ok := p.peer(req.Source()); ok {
+		// An ip connection: authenticated by its address alone.
+		ev.Trusted = true
+		c := caller{Trusted: true, Peer: true, Connection: conn, Credential: store.Credential{ConnectionID: conn.ID}}
+		if !p.callerIDAllowed(&c, from.Address.User) {
+			ev.Status = p.reply(req, tx, 403, reasonCallerID)
+			return caller{}, false
+		}
+		return c, true
+	}
 	res := p.auth.CheckSIP(req, auth.Proxy)
 	ev.Outcome, ev.Checked, ev.Username, ev.Scheme = res.Outcome, true, res.Username, res.Scheme
 	if res.Outcome != auth.OK {
@@ -509,14 +534,16 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		return caller{}, false
 	}
 	ev.Authenticated = true
-	// The caller may use only its own identity.
-	if from.Address.User != res.Credential.Username {
-		ev.Status = p.reply(req, tx, 403, "From User Does Not Match Credential")
+	c := caller{Username: res.Credential.Username, Credential: res.Credential, Connection: p.connection(res.Credential.ConnectionID)}
+	// The caller may use its own identity, or what its connection's
+	// caller ID policy allows (connection.go).
+	if !p.callerIDAllowed(&c, from.Address.User) {
+		ev.Status = p.reply(req, tx, 403, reasonCallerID)
 		return caller{}, false
 	}
 	// The credentials were for us: they go no further (RFC 3261 22.3).
 	req.RemoveHeader("Proxy-Authorization")
-	return caller{Username: res.Credential.Username, Credential: res.Credential}, true
+	return c, true
 }
 
 func (p *Proxy) trusted(source string) bool {
@@ -549,24 +576,23 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	ru := req.Recipient
 	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
 	if local && ru.User != "" {
-		if bs := p.loc.Lookup(ru.User); len(bs) > 0 {
-			ts := make([]target, 0, len(bs))
-			for i := range bs {
-				b := bs[i]
-				t, err := bindingTarget(&b)
-				if err != nil {
-					p.log.Warn("unusable binding", "aor", b.AOR, "binding", b.ID, "error", err)
-					continue
-				}
-				ts = append(ts, t)
+		// An assigned number (a DID) first: its credential's devices or
+		// its connection's PBX.
+		if ts, status, reason, ok := p.numberTargets(&ru); ok {
+			return ts, status, reason
+		}
+		cred, err := p.creds.CredentialByUsername(ru.User)
+		switch {
+		case err == nil:
+			// A call by SIP URI: the callee's connection decides.
+			if !p.uriCallAllowed(&c, cred.ConnectionID) {
+				return nil, 403, reasonURICalling
 			}
-			if len(ts) > 0 {
+			if ts := p.bindingTargets(ru.User); len(ts) > 0 {
 				return ts, 0, ""
 			}
-		}
-		if _, err := p.creds.CredentialByUsername(ru.User); err == nil {
 			return nil, 480, "Temporarily Unavailable"
-		} else if !errors.Is(err, store.ErrNotFound) {
+		case !errors.Is(err, store.ErrNotFound):
 			p.log.Error("credential lookup", "error", err)
 			return nil, 500, "Server Internal Error"
 		}
@@ -586,6 +612,9 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	if local {
 		if ru.User == "" {
 			return nil, 404, "No User In Request-URI"
+		}
+		if _, isNumber := e164.FromUser(ru.User); isNumber {
+			return nil, 404, reasonNumberNotFound
 		}
 		return nil, 404, "User Not Found"
 	}
@@ -608,7 +637,7 @@ func routeAllowed(r Route, c caller) bool {
 	if len(r.Connections) == 0 {
 		return true
 	}
-	if c.Trusted {
+	if c.Trusted && !c.Peer {
 		return false
 	}
 	for _, id := range r.Connections {

@@ -49,7 +49,9 @@ func (n *Node) newGuard() {
 		UserSlowdown:    gc.UserSlowdown.D(),
 		// Trusted peers are exempt without being listed twice: a carrier's
 		// gateway must never be banned for its callers' failures.
-		Exempt:     append(gc.ExemptPrefixes(), cfg.Proxy.TrustedPrefixes()...),
+		Exempt: append(gc.ExemptPrefixes(), cfg.Proxy.TrustedPrefixes()...),
+		// And so are the ip connections of the store, as they change.
+		ExemptFunc: n.peerAddr,
 		MaxTracked: gc.MaxTracked,
 	})
 	lc := connlimit.Config{
@@ -104,6 +106,7 @@ func (n *Node) openStore(ctx context.Context) error {
 		return err
 	}
 	n.db = db
+	n.peers.Store(db)
 	n.closer = append(n.closer, func() {
 		if err := db.Close(); err != nil {
 			n.log.Error("close store", "error", err)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -53,7 +54,10 @@ type Node struct {
 	// closer holds what Close undoes, in reverse order.
 	closer []func()
 
-	db     *store.DB
+	db *store.DB
+	// peers is db once open, for the guard's exemption of ip
+	// connections, which listeners may consult before (server/proxy.go).
+	peers  atomic.Pointer[store.DB]
 	auth   *auth.Authenticator
 	loc    *registrar.Location
 	reg    *registrar.Registrar
