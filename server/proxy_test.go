@@ -160,6 +160,13 @@ func (d *device) register(t *testing.T, pass string, contact string) {
 // answer; statuses collects every response the caller saw.
 func (d *device) call(ctx context.Context, t *testing.T, target, fromUser, pass string) (*sipgo.DialogClientSession, []int, error) {
 	t.Helper()
+	return d.callAs(ctx, t, target, fromUser, fromUser, pass)
+}
+
+// callAs is call with digest username authUser, which need not be the
+// From user (a PBX on a trunk presents its caller's number).
+func (d *device) callAs(ctx context.Context, t *testing.T, target, fromUser, authUser, pass string) (*sipgo.DialogClientSession, []int, error) {
+	t.Helper()
 	host, portStr, _ := net.SplitHostPort(d.ph.server)
 	port, _ := strconv.Atoi(portStr)
 	ru := sip.Uri{Scheme: "sip", User: target, Host: host, Port: port}
@@ -175,7 +182,7 @@ func (d *device) call(ctx context.Context, t *testing.T, target, fromUser, pass 
 	}
 	var mu sync.Mutex
 	var statuses []int
-	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: fromUser, Password: pass, OnResponse: func(res *sip.Response) error {
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: authUser, Password: pass, OnResponse: func(res *sip.Response) error {
 		mu.Lock()
 		statuses = append(statuses, res.StatusCode)
 		mu.Unlock()
