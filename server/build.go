@@ -211,6 +211,7 @@ func (n *Node) newRegistrar() error {
 		Domains:        domains(cfg, n.lis.addrs),
 		LocalAddrs:     n.lis.addrs,
 		Server:         cfg.SIP.UserAgent,
+		Connections:    n.db, // max_registrations
 	}, loc, n.auth, nil, n.log.With("component", "registrar"))
 	n.reg.OnEvent(n.obs.registerEvent)
 	return nil

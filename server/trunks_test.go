@@ -302,3 +302,23 @@ func TestIPConnectionExemptFromBans(t *testing.T) {
 		t.Errorf("banned %q: want 127.0.0.6 and not the ip connection's 127.0.0.5", got)
 	}
 }
+
+// TestConnectionRegistrationLimit: max_registrations refuses a new
+// binding over it with 403 naming the limit; refreshing one held passes,
+// and removing one makes room.
+func TestConnectionRegistrationLimit(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	conn := ts.createConnection(t, map[string]any{"name": "small", "max_registrations": 1})
+	ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
+	ts.createCredential(t, "alice2", alicePass, map[string]any{"connection_id": conn.ID})
+	a := newPhone(t, ts, "udp")
+	a2 := newPhone(t, ts, "udp")
+	wantStatus(t, a.register(t, regOpts{user: "alice", pass: alicePass}), 200)
+	wantStatus(t, a.register(t, regOpts{user: "alice", pass: alicePass}), 200) // a refresh
+	res := a2.register(t, regOpts{user: "alice2", pass: alicePass})
+	if res == nil || res.StatusCode != 403 || res.Reason != "Too Many Registrations For This Connection" {
+		t.Fatalf("second registration of the connection: %v, want 403 Too Many Registrations For This Connection", res)
+	}
+	wantStatus(t, a.register(t, regOpts{user: "alice", pass: alicePass, expires: "0"}), 200)
+	wantStatus(t, a2.register(t, regOpts{user: "alice2", pass: alicePass}), 200)
+}
