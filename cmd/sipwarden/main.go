@@ -18,6 +18,7 @@ commands:
   serve          run the server (--config FILE; no file: embedded defaults)
   credential     manage SIP credentials: create|list|get|update|enable|disable|delete
   connection     manage connections: create|list|get|update|delete
+  number         manage numbers (DIDs): create|list|get|update|delete
   registration   list or delete live registrations: list|delete
   token          mint or revoke JWTs for a credential: create|revoke
   version        print the version
@@ -42,6 +43,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCredential(rest, stdin, stdout, stderr)
 	case "connection", "connections":
 		return runConnection(rest, stdin, stdout, stderr)
+	case "number", "numbers":
+		return runNumber(rest, stdin, stdout, stderr)
 	case "token", "tokens":
 		return runToken(rest, stdin, stdout, stderr)
 	case "registration", "registrations":
