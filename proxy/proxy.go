@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -597,7 +598,10 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 			return nil, 500, "Server Internal Error"
 		}
 	}
-	if r, ok := p.outboundRoute(&ru, local); ok {
+	if r, ok := p.outboundRoute(&ru, local); ok && (!c.Peer || slices.Contains(r.Connections, c.Connection.ID)) {
+		// An ip connection (a carrier) reaches a gateway only through a
+		// route that names it: its calls to numbers that are not ours get
+		// 404 rather than going back out (no hairpin toll fraud).
 		if !routeAllowed(r, c) {
 			return nil, 403, "Outbound Route Not Allowed For This Connection"
 		}

@@ -112,6 +112,17 @@ func TestTrunkCallerIDToGateway(t *testing.T) {
 	_ = sess.Ack(ctx)
 	_ = sess.Bye(ctx)
 	recv(t, gw.byes, "BYE at the gateway")
+
+	// A carrier (ip connection) calling a number that is not ours gets
+	// 404: it does not go back out through the route (hairpin), which
+	// does not name its connection.
+	ts.createConnection(t, map[string]any{"name": "carrier", "kind": "ip", "allowed_cidrs": []string{"127.0.0.2"}})
+	carrier := newDevice(t, ts, "udp", "carrier", "127.0.0.2")
+	_, statuses, err = carrier.call(ctx, t, "+15559876543", "+442079460958", "")
+	if code, reason := refusal(err); code != 404 || reason != "Number Not Assigned" {
+		t.Errorf("carrier to a foreign number: %d %q (statuses %v), want 404 Number Not Assigned", code, reason, statuses)
+	}
+	none(t, gw.invites, "INVITE at the gateway", 200*time.Millisecond)
 }
 
 // TestCarrierToDID: a carrier on an ip connection (no credential, no

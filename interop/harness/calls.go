@@ -193,6 +193,36 @@ func RunCalls(ctx context.Context, run CallRun) (CallResult, error) {
 	return res, nil
 }
 
+// UAS is a sipp UAS started by StartUAS.
+type UAS struct{ u *uasProc }
+
+// StartUAS starts a sipp UAS (scenario, answering as service) on
+// 127.0.0.1:port over UDP for calls calls, its files in dir, and waits for
+// its socket. Stop it with Stop.
+func StartUAS(ctx context.Context, scenario, service, dir string, port, calls int) (*UAS, error) {
+	u, err := startUAS(ctx, CallRun{UASScenario: scenario, Callee: User{Name: service}, Transport: "u1", Calls: calls, Dir: dir}, port)
+	if err != nil {
+		return nil, err
+	}
+	return &UAS{u}, nil
+}
+
+// Stop stops the UAS and returns its successful and failed calls (from
+// its statistics file).
+func (u *UAS) Stop() (successful, failed int, err error) {
+	_ = u.u.proc.Stop(2 * time.Second)
+	stats, err := lastStats(u.u.stat)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sipp UAS statistics: %w\n%s", err, FileTail(u.u.output, 20))
+	}
+	successful, _ = strconv.Atoi(stats["SuccessfulCall(C)"])
+	failed, _ = strconv.Atoi(stats["FailedCall(C)"])
+	return successful, failed, nil
+}
+
+// Output is the tail of the UAS's output.
+func (u *UAS) Output() string { return FileTail(u.u.output, 30) }
+
 type uasProc struct {
 	proc         *Proc
 	output, stat string

@@ -1,0 +1,127 @@
+//go:build interop
+
+package interop
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/interop/harness"
+)
+
+// TestSippTrunks (issue 16) drives connections with real sipp peers on
+// loopback:
+//   - a PBX (sipp UAC) authenticating as its trunk credential with its
+//     caller's number in From reaches the outbound gateway (a sipp UAS);
+//   - a carrier (sipp UAC from 127.0.0.9, an ip connection: never
+//     challenged) calls a DID assigned to the trunk, which reaches the
+//     trunk's PBX (a sipp UAS at its pbx_uri);
+//   - the carrier's call to an unassigned DID gets 404.
+func TestSippTrunks(t *testing.T) {
+	requireTools(t, "sipp")
+	gwPort, err := harness.FreeSIPPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbxPort, err := harness.FreeSIPPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, func(c *harness.Config) {
+		c.Routes = []harness.Route{{Name: "pstn", Prefix: "+1", Gateway: fmt.Sprintf("sip:127.0.0.1:%d", gwPort)}}
+	})
+	ctx := testCtx(t, 50*time.Second)
+	api := srv.API()
+	var trunk, carrier struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := api.Do(ctx, "POST", "/v1/connections", map[string]any{"name": "pbx-trunk", "caller_id_policy": "connection_numbers",
+		"pbx_uri": fmt.Sprintf("sip:127.0.0.1:%d", pbxPort)}, 201, &trunk); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(ctx, "POST", "/v1/credentials", map[string]any{"username": "trunk1", "password": "trunk-secret-pw-1",
+		"connection_id": trunk.Data.ID}, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(ctx, "POST", "/v1/numbers", map[string]any{"number": "+1 555 123 4567", "connection_id": trunk.Data.ID}, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(ctx, "POST", "/v1/connections", map[string]any{"name": "carrier", "kind": "ip",
+		"allowed_cidrs": []string{"127.0.0.9"}}, 201, &carrier); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	trunkCSV := filepath.Join(dir, "trunk.csv")
+	if err := os.WriteFile(trunkCSV, []byte("SEQUENTIAL\ntrunk1;trunk-secret-pw-1;+15551234567\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	callerCSV := filepath.Join(dir, "callers.csv")
+	if err := os.WriteFile(callerCSV, []byte("SEQUENTIAL\n+442079460958\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 5
+
+	run := func(t *testing.T, name, uasScenario, uacScenario, users, service, localIP string, uasPort int) {
+		t.Helper()
+		var uas *harness.UAS
+		if uasScenario != "" {
+			var err error
+			if uas, err = harness.StartUAS(ctx, scenario(uasScenario), service, filepath.Join(dir, name, "uas"), uasPort, calls); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := harness.RunSipp(ctx, harness.SippRun{
+			Scenario: scenario(uacScenario), Users: users, Transport: "u1", Target: srv.SIPAddr(), LocalIP: localIP,
+			Rate: 10, Calls: calls, RecvTimeout: 5 * time.Second, Timeout: 20 * time.Second,
+			Dir: filepath.Join(dir, name, "uac"), Extra: []string{"-s", service},
+		})
+		if err != nil {
+			t.Fatalf("sipp UAC: %v", err)
+		}
+		if res.ExitCode != 0 || res.Successful != calls || res.Failed != 0 {
+			t.Fatalf("sipp UAC: %s; want %d successful\n%s", res.Summary(), calls, res.Diagnostics())
+		}
+		if uas != nil {
+			ok, failed, err := uas.Stop()
+			if err != nil || ok != calls || failed != 0 {
+				t.Fatalf("sipp UAS: %d successful, %d failed, %v; want %d successful\n%s", ok, failed, err, calls, uas.Output())
+			}
+		}
+	}
+
+	t.Run("pbx_caller_number_to_gateway", func(t *testing.T) {
+		run(t, "pbx", "uas_answer.xml", "uac_trunk_invite.xml", trunkCSV, "+15559876543", "", gwPort)
+	})
+	t.Run("carrier_to_did_reaches_pbx", func(t *testing.T) {
+		run(t, "carrier", "uas_answer.xml", "uac_invite_trusted.xml", callerCSV, "+15551234567", "127.0.0.9", pbxPort)
+	})
+	t.Run("carrier_to_unassigned_did_404", func(t *testing.T) {
+		run(t, "unassigned", "", "uac_invite_refused.xml", callerCSV, "+15550000000", "127.0.0.9", 0)
+	})
+	t.Run("pbx_other_number_refused", func(t *testing.T) {
+		// A number that is not the trunk's: the PBX's scenario gets 403 after
+		// its authenticated INVITE and fails every call.
+		other := filepath.Join(dir, "other.csv")
+		if err := os.WriteFile(other, []byte("SEQUENTIAL\ntrunk1;trunk-secret-pw-1;+15550001111\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := harness.RunSipp(ctx, harness.SippRun{
+			Scenario: scenario("uac_trunk_invite.xml"), Users: other, Transport: "u1", Target: srv.SIPAddr(),
+			Rate: 10, Calls: 1, RecvTimeout: 3 * time.Second, Timeout: 15 * time.Second,
+			Dir: filepath.Join(dir, "other"), Extra: []string{"-s", "+15559876543"},
+		})
+		if err != nil {
+			t.Fatalf("sipp UAC: %v", err)
+		}
+		if res.Failed != 1 || !strings.Contains(harness.FileTail(res.ErrorsPath, 40)+harness.FileTail(res.OutputPath, 60), "403") {
+			t.Fatalf("another number in From: %s; want the call failed on 403\n%s", res.Summary(), res.Diagnostics())
+		}
+	})
+	waitNoCalls(t, srv)
+}
