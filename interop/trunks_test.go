@@ -125,3 +125,60 @@ func TestSippTrunks(t *testing.T) {
 	})
 	waitNoCalls(t, srv)
 }
+
+// TestCarrierDIDRingsBaresip (issue 16): sipp as a carrier on an ip
+// connection calls a DID assigned to a credential; baresip, registered
+// as that credential, rings and answers (answermode=auto); the call ends
+// with the carrier's BYE through the proxy.
+func TestCarrierDIDRingsBaresip(t *testing.T) {
+	requireTools(t, "sipp", "baresip")
+	srv := startServer(t, nil)
+	ctx := testCtx(t, 50*time.Second)
+	api := srv.API()
+	const user = "did-owner"
+	pw := randomPassword()
+	var cred struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := api.Do(ctx, "POST", "/v1/credentials", map[string]any{"username": user, "password": pw}, 201, &cred); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(ctx, "POST", "/v1/numbers", map[string]any{"number": "tel:+1-555-123-0001", "credential_id": cred.Data.ID}, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(ctx, "POST", "/v1/connections", map[string]any{"name": "carrier", "kind": "ip",
+		"allowed_cidrs": []string{"127.0.0.9"}}, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	phone := startBaresip(t, srv, user, pw, "udp")
+	phone.waitRegistered(t, user, "udp")
+
+	dir := t.TempDir()
+	callerCSV := filepath.Join(dir, "callers.csv")
+	if err := os.WriteFile(callerCSV, []byte("SEQUENTIAL\n+442079460958\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := harness.RunSipp(ctx, harness.SippRun{
+		Scenario: scenario("uac_invite_trusted.xml"), Users: callerCSV, Transport: "u1", Target: srv.SIPAddr(), LocalIP: "127.0.0.9",
+		Rate: 1, Calls: 1, RecvTimeout: 10 * time.Second, Timeout: 30 * time.Second,
+		Dir: filepath.Join(dir, "uac"), Extra: []string{"-s", "+15551230001", "-d", "1200"},
+	})
+	if err != nil {
+		t.Fatalf("sipp carrier: %v", err)
+	}
+	if res.ExitCode != 0 || res.Successful != 1 {
+		t.Fatalf("sipp carrier: %s; want 1 successful call\n%s", res.Summary(), res.Diagnostics())
+	}
+	phone.waitOutput(t, "the carrier's call established", func(s string) bool {
+		return strings.Contains(s, user+"@sipwarden.test: Call established: sip:+442079460958@")
+	})
+	// baresip reports a call the peer ended by BYE as "session closed:
+	// Connection reset by peer"; sipp counted the call successful only
+	// once its BYE was answered (by baresip, through the proxy).
+	phone.waitOutput(t, "the carrier's BYE", func(s string) bool {
+		return strings.Contains(s, "sip:+442079460958@127.0.0.1: session closed")
+	})
+	waitNoCalls(t, srv)
+}
