@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/sipwarden/sipwarden/sipuri"
 	"github.com/sipwarden/sipwarden/store"
@@ -14,23 +16,83 @@ type connectionBody struct {
 	AllowedCIDRs  optional[[]string] `json:"allowed_cidrs"`
 	PublicTargets optional[[]string] `json:"public_targets"`
 	// Kind is set at creation only.
-	Kind                    optional[string] `json:"kind"`
-	PBXURI                  optional[string] `json:"pbx_uri"`
-	CallerIDPolicy          optional[string] `json:"caller_id_policy"`
-	SIPURICallingPreference optional[string] `json:"sip_uri_calling_preference"`
-	MaxCalls                optional[int]    `json:"max_calls"`
-	MaxRegistrations        optional[int]    `json:"max_registrations"`
+	Kind                    optional[string]              `json:"kind"`
+	PBXURI                  optional[string]              `json:"pbx_uri"`
+	CallerIDPolicy          optional[string]              `json:"caller_id_policy"`
+	SIPURICallingPreference optional[string]              `json:"sip_uri_calling_preference"`
+	MaxCalls                optional[int]                 `json:"max_calls"`
+	MaxRegistrations        optional[int]                 `json:"max_registrations"`
+	OutboundRoutes          optional[[]outboundRouteBody] `json:"outbound_routes"`
+	GatewayUsername         optional[string]              `json:"gateway_username"`
+	GatewayPassword         optional[string]              `json:"gateway_password"`
+}
+
+type outboundRouteBody struct {
+	Prefix   string   `json:"prefix"`
+	Gateways []string `json:"gateways"`
+}
+
+// Bounds of a connection's outbound routes.
+const (
+	maxOutboundRoutes  = 50
+	maxRouteGateways   = 10
+	maxGatewayCredsLen = 128
+)
+
+// checkOutbound validates outbound routes and gateway credentials.
+func (v *validation) checkOutbound(b *connectionBody) []store.OutboundRoute {
+	if s, ok := b.GatewayUsername.value(); ok && (len(s) > maxGatewayCredsLen || strings.ContainsAny(s, "\"\r\n\x00")) {
+		v.add("/gateway_username", CodeInvalidValue, "gateway_username must be at most %d bytes without quotes or line breaks", maxGatewayCredsLen)
+	}
+	if s, ok := b.GatewayPassword.value(); ok && (len(s) > maxGatewayCredsLen || strings.ContainsAny(s, "\r\n\x00")) {
+		v.add("/gateway_password", CodeInvalidValue, "gateway_password must be at most %d bytes without line breaks", maxGatewayCredsLen)
+	}
+	l, ok := b.OutboundRoutes.value()
+	if !ok || len(l) == 0 {
+		return nil
+	}
+	if len(l) > maxOutboundRoutes {
+		v.add("/outbound_routes", CodeTooLong, "outbound_routes holds more than %d routes", maxOutboundRoutes)
+		return nil
+	}
+	out := make([]store.OutboundRoute, 0, len(l))
+	seen := map[string]bool{}
+	for i, r := range l {
+		ptr := "/outbound_routes/" + strconv.Itoa(i)
+		if len(r.Prefix) > 32 || strings.ContainsAny(r.Prefix, " \"<>;@:\r\n\x00") {
+			v.add(ptr+"/prefix", CodeInvalidValue, "prefix must be at most 32 characters of a SIP user part, such as +1 or 00, not %q", truncate(r.Prefix, 40))
+		}
+		if seen[r.Prefix] {
+			v.add(ptr+"/prefix", CodeInvalidValue, "prefix %q is routed twice", truncate(r.Prefix, 40))
+		}
+		seen[r.Prefix] = true
+		switch {
+		case len(r.Gateways) == 0:
+			v.add(ptr+"/gateways", CodeRequired, "a route needs at least one gateway")
+		case len(r.Gateways) > maxRouteGateways:
+			v.add(ptr+"/gateways", CodeTooLong, "a route has at most %d gateways", maxRouteGateways)
+		}
+		for j, g := range r.Gateways {
+			if _, _, _, err := sipuri.Hop(g); err != nil {
+				v.add(ptr+"/gateways/"+strconv.Itoa(j), CodeInvalidValue, "gateway must be a sip: or sips: URI such as sip:192.0.2.10:5060;transport=tcp: %v", err)
+			}
+		}
+		out = append(out, store.OutboundRoute{Prefix: r.Prefix, Gateways: r.Gateways})
+	}
+	return out
 }
 
 // policy holds the validated policy fields of a connection body.
 type policy struct {
 	pbxURI, callerID, uriCalling string
 	maxCalls, maxRegs            int
+	routes                       []store.OutboundRoute
 }
 
 // checkPolicy validates the policy fields the body sets.
 func (v *validation) checkPolicy(b *connectionBody) policy {
 	var out policy
+	out.routes = v.checkOutbound(b)
 	if s, ok := b.PBXURI.value(); ok && s != "" {
 		if _, _, _, err := sipuri.Hop(s); err != nil {
 			v.add("/pbx_uri", CodeInvalidValue, "pbx_uri must be a sip: or sips: URI of a host such as sip:192.0.2.10:5060;transport=tcp: %v", err)
@@ -87,6 +149,15 @@ func (pol policy) apply(b *connectionBody, c *store.Connection) {
 	}
 	if b.MaxRegistrations.Set {
 		c.MaxRegistrations = pol.maxRegs
+	}
+	if b.OutboundRoutes.Set {
+		c.OutboundRoutes = pol.routes
+	}
+	if b.GatewayUsername.Set {
+		c.GatewayUsername, _ = b.GatewayUsername.value()
+	}
+	if b.GatewayPassword.Set {
+		c.GatewayPassword, _ = b.GatewayPassword.value()
 	}
 }
 
@@ -205,7 +276,8 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		wasActive bool
 	)
 	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set && !b.PBXURI.Set &&
-		!b.CallerIDPolicy.Set && !b.SIPURICallingPreference.Set && !b.MaxCalls.Set && !b.MaxRegistrations.Set {
+		!b.CallerIDPolicy.Set && !b.SIPURICallingPreference.Set && !b.MaxCalls.Set && !b.MaxRegistrations.Set &&
+		!b.OutboundRoutes.Set && !b.GatewayUsername.Set && !b.GatewayPassword.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {

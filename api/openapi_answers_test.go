@@ -125,6 +125,12 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.ok(200, "PATCH", "/v1/connections/"+carrier, `{"max_calls":2,"max_registrations":3,"caller_id_policy":"connection_numbers","sip_uri_calling_preference":"disabled"}`)
 	x.ok(422, "PATCH", "/v1/connections/"+carrier, `{"kind":"credential"}`)
 	x.ok(422, "PATCH", "/v1/connections/"+carrier, `{"allowed_cidrs":[]}`)
+	gwBody := x.ok(201, "POST", "/v1/connections", `{"name":"gw-trunk","outbound_routes":[{"prefix":"+1","gateways":["sip:192.0.2.40","sip:192.0.2.41:5080;transport=tcp"]}],"gateway_username":"acct","gateway_password":"gw-secret-9876"}`)
+	if strings.Contains(string(gwBody), "gw-secret-9876") || !strings.Contains(string(gwBody), `"gateway_password_set": true`) {
+		t.Errorf("gateway password shown or not reported set: %s", gwBody)
+	}
+	x.ok(422, "POST", "/v1/connections", `{"name":"x","outbound_routes":[{"prefix":"+1","gateways":["http://gw"]}]}`)
+	x.ok(204, "DELETE", "/v1/connections/"+id(t, gwBody), "")
 
 	// Credentials.
 	future := e.now.Add(48 * time.Hour).Format(time.RFC3339)

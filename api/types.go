@@ -29,10 +29,23 @@ type Connection struct {
 	// SIPURICallingPreference: "disabled", "internal" or "unrestricted".
 	SIPURICallingPreference string `json:"sip_uri_calling_preference"`
 	// MaxCalls and MaxRegistrations: 0 is no limit.
-	MaxCalls         int       `json:"max_calls"`
-	MaxRegistrations int       `json:"max_registrations"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	MaxCalls         int `json:"max_calls"`
+	MaxRegistrations int `json:"max_registrations"`
+	// OutboundRoutes: its own gateways by prefix, with failover.
+	OutboundRoutes []OutboundRoute `json:"outbound_routes"`
+	// GatewayUsername answers gateways' challenges; the password is
+	// write-only: GatewayPasswordSet tells whether one is stored.
+	GatewayUsername    string    `json:"gateway_username"`
+	GatewayPasswordSet bool      `json:"gateway_password_set"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+}
+
+// OutboundRoute is a connection's route: calls whose Request-URI user
+// starts with Prefix go to Gateways, in order.
+type OutboundRoute struct {
+	Prefix   string   `json:"prefix"`
+	Gateways []string `json:"gateways"`
 }
 
 // Number is a telephone number assigned to a connection or a credential.
@@ -141,12 +154,15 @@ type CreateConnectionRequest struct {
 	// ws/wss; empty: none.
 	PublicTargets []string `json:"public_targets,omitempty"`
 	// Kind: "credential" (the default) or "ip" (AllowedCIDRs required).
-	Kind                    string `json:"kind,omitempty"`
-	PBXURI                  string `json:"pbx_uri,omitempty"`
-	CallerIDPolicy          string `json:"caller_id_policy,omitempty"`
-	SIPURICallingPreference string `json:"sip_uri_calling_preference,omitempty"`
-	MaxCalls                int    `json:"max_calls,omitempty"`
-	MaxRegistrations        int    `json:"max_registrations,omitempty"`
+	Kind                    string          `json:"kind,omitempty"`
+	PBXURI                  string          `json:"pbx_uri,omitempty"`
+	CallerIDPolicy          string          `json:"caller_id_policy,omitempty"`
+	SIPURICallingPreference string          `json:"sip_uri_calling_preference,omitempty"`
+	MaxCalls                int             `json:"max_calls,omitempty"`
+	MaxRegistrations        int             `json:"max_registrations,omitempty"`
+	OutboundRoutes          []OutboundRoute `json:"outbound_routes,omitempty"`
+	GatewayUsername         string          `json:"gateway_username,omitempty"`
+	GatewayPassword         string          `json:"gateway_password,omitempty"`
 }
 
 // UpdateConnectionRequest is the body of PATCH /v1/connections/{id}; nil
@@ -163,6 +179,10 @@ type UpdateConnectionRequest struct {
 	SIPURICallingPreference *string   `json:"sip_uri_calling_preference,omitempty"`
 	MaxCalls                *int      `json:"max_calls,omitempty"`
 	MaxRegistrations        *int      `json:"max_registrations,omitempty"`
+	// OutboundRoutes replaces the list; a pointer to an empty list clears it.
+	OutboundRoutes  *[]OutboundRoute `json:"outbound_routes,omitempty"`
+	GatewayUsername *string          `json:"gateway_username,omitempty"`
+	GatewayPassword *string          `json:"gateway_password,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST /v1/credentials.
@@ -232,6 +252,11 @@ func connectionOut(c store.Connection) Connection {
 	out := Connection{ID: c.ID, Name: c.Name, Active: c.Active, AllowedCIDRs: c.AllowedCIDRs, PublicTargets: c.PublicTargets,
 		Kind: c.Kind, PBXURI: c.PBXURI, CallerIDPolicy: c.CallerIDPolicy, SIPURICallingPreference: c.SIPURICallingPreference,
 		MaxCalls: c.MaxCalls, MaxRegistrations: c.MaxRegistrations, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	out.GatewayUsername, out.GatewayPasswordSet = c.GatewayUsername, c.GatewayPassword != ""
+	out.OutboundRoutes = make([]OutboundRoute, len(c.OutboundRoutes))
+	for i, r := range c.OutboundRoutes {
+		out.OutboundRoutes[i] = OutboundRoute{Prefix: r.Prefix, Gateways: r.Gateways}
+	}
 	// The defaults, spelt out.
 	if out.Kind == "" {
 		out.Kind = store.ConnectionCredential

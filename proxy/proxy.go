@@ -569,6 +569,12 @@ type target struct {
 	uri     sip.Uri
 	hop     Hop
 	binding *store.Binding // nil for a gateway
+	// next are the gateways to fail over to, in order (gateway.go).
+	next []target
+	// gwAuth answers the gateway's digest challenge; authTried once it
+	// was answered.
+	gwAuth    *gatewayAuth
+	authTried bool
 }
 
 // route finds the targets of an authenticated out-of-dialog request
@@ -597,6 +603,10 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 			p.log.Error("credential lookup", "error", err)
 			return nil, 500, "Server Internal Error"
 		}
+	}
+	if t, ok := p.connectionRoute(&ru, &c); ok {
+		// The caller's connection's own gateways (gateway.go).
+		return []target{t}, 0, ""
 	}
 	if r, ok := p.outboundRoute(&ru, local); ok && (!c.Peer || slices.Contains(r.Connections, c.Connection.ID)) {
 		// An ip connection (a carrier) reaches a gateway only through a

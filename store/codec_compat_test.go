@@ -33,25 +33,34 @@ func TestDecodeConnectionFormat1(t *testing.T) {
 	// The latest format carries the list.
 	want.AllowedCIDRs = []string{"192.0.2.0/24", "2001:db8::/32"}
 	// Format 2: the latest without the trailing PublicTargets (an empty
-	// list is one zero count byte) and the six fields of format 4 (four
-	// empty strings and two zeros: six zero bytes).
+	// list is one zero count byte), the six fields of format 4 (four
+	// empty strings and two zeros: six zero bytes) and the three of format
+	// 5 (an empty list and two empty strings: three zero bytes).
 	v2 := appendConnection(nil, &want)
-	v2 = append([]byte{2}, v2[1:len(v2)-7]...)
+	v2 = append([]byte{2}, v2[1:len(v2)-10]...)
 	if err := decodeConnection(&c, v2); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("format 2: got %+v, %v; want %+v", c, err, want)
 	}
 	want.PublicTargets = []string{"sales", "+15550100"}
 	// Format 3: without the six fields of format 4.
 	v3 := appendConnection(nil, &want)
-	v3 = append([]byte{3}, v3[1:len(v3)-6]...)
+	v3 = append([]byte{3}, v3[1:len(v3)-9]...)
 	if err := decodeConnection(&c, v3); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("format 3: got %+v, %v; want %+v", c, err, want)
 	}
 	want.Kind, want.PBXURI, want.CallerIDPolicy = ConnectionIP, "sip:192.0.2.1", CallerIDAny
 	want.SIPURICallingPreference, want.MaxCalls, want.MaxRegistrations = URICallingDisabled, 7, 1_000_000
+	// Format 4: without the three fields of format 5.
+	v4 := appendConnection(nil, &want)
+	v4 = append([]byte{4}, v4[1:len(v4)-3]...)
+	if err := decodeConnection(&c, v4); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("format 4: got %+v, %v; want %+v", c, err, want)
+	}
+	want.OutboundRoutes = []OutboundRoute{{Prefix: "+1", Gateways: []string{"sip:a", "sip:b"}}, {Gateways: []string{"sip:c"}}}
+	want.GatewayUsername, want.GatewayPassword = "gw-user", "gw-pass"
 	v := appendConnection(nil, &want)
-	if v[0] != connectionFormat || connectionFormat != 4 {
-		t.Fatalf("format byte %d, want 4", v[0])
+	if v[0] != connectionFormat || connectionFormat != 5 {
+		t.Fatalf("format byte %d, want 5", v[0])
 	}
 	if err := decodeConnection(&c, v); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("round trip: got %+v, %v; want %+v", c, err, want)

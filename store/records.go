@@ -44,6 +44,24 @@ type Connection struct {
 	// cap.
 	MaxCalls         int `json:"max_calls,omitempty"`
 	MaxRegistrations int `json:"max_registrations,omitempty"`
+	// OutboundRoutes send its callers' calls that are not for a local
+	// user or number to gateways: the longest matching prefix wins, its
+	// gateways are tried in order (failover on 503, 408, no answer).
+	// They come before proxy.routes.
+	OutboundRoutes []OutboundRoute `json:"outbound_routes,omitempty"`
+	// GatewayUsername and GatewayPassword answer a gateway's digest
+	// challenge (401/407). The password is kept as given: the gateway's
+	// realm is known only from its challenge. The API never shows it.
+	GatewayUsername string `json:"gateway_username,omitempty"`
+	GatewayPassword string `json:"gateway_password,omitempty"`
+}
+
+// OutboundRoute is one prefix route of a connection.
+type OutboundRoute struct {
+	// Prefix of the Request-URI user, e.g. "+1"; "" matches every user.
+	Prefix string `json:"prefix"`
+	// Gateways are sip:/sips: URIs, tried in order.
+	Gateways []string `json:"gateways"`
 }
 
 // Connection kinds, Connection.Kind.

@@ -100,13 +100,15 @@ func decodeUint64(b []byte, what string) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// Connection format 4: ID, Name, Active, CreatedAt, UpdatedAt,
+// Connection format 5: ID, Name, Active, CreatedAt, UpdatedAt,
 // AllowedCIDRs (count, then each), PublicTargets (count, then each),
 // Kind, PBXURI, CallerIDPolicy, SIPURICallingPreference, MaxCalls,
-// MaxRegistrations. Format 3 ends before Kind (a credential connection
-// with the defaults), format 2 before PublicTargets, format 1 before
+// MaxRegistrations, OutboundRoutes (count, then per route its Prefix and
+// Gateways), GatewayUsername, GatewayPassword. Format 4 ends before
+// OutboundRoutes, format 3 before Kind (a credential connection with the
+// defaults), format 2 before PublicTargets, format 1 before
 // AllowedCIDRs; all decode with none.
-const connectionFormat = 4
+const connectionFormat = 5
 
 func appendConnection(b []byte, c *Connection) []byte {
 	e := encoder{b}
@@ -124,6 +126,13 @@ func appendConnection(b []byte, c *Connection) []byte {
 	e.str(c.SIPURICallingPreference)
 	e.uvarint(uint64(max(c.MaxCalls, 0)))
 	e.uvarint(uint64(max(c.MaxRegistrations, 0)))
+	e.uvarint(uint64(len(c.OutboundRoutes)))
+	for _, r := range c.OutboundRoutes {
+		e.str(r.Prefix)
+		e.strs(r.Gateways)
+	}
+	e.str(c.GatewayUsername)
+	e.str(c.GatewayPassword)
 	return e.b
 }
 
@@ -150,6 +159,16 @@ func decodeConnection(c *Connection, v []byte) error {
 		c.SIPURICallingPreference = d.str()
 		c.MaxCalls = int(d.uint32())
 		c.MaxRegistrations = int(d.uint32())
+	}
+	if format >= 5 {
+		if n := d.count(2); n > 0 {
+			c.OutboundRoutes = make([]OutboundRoute, n)
+			for i := range c.OutboundRoutes {
+				c.OutboundRoutes[i] = OutboundRoute{Prefix: d.str(), Gateways: d.strs()}
+			}
+		}
+		c.GatewayUsername = d.str()
+		c.GatewayPassword = d.str()
 	}
 	return d.done()
 }

@@ -241,7 +241,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 
 	conn := store.Connection{ID: "trunk-1", Name: "Trunk", Active: true, CreatedAt: t1, UpdatedAt: t2, AllowedCIDRs: []string{"192.0.2.0/24"}, PublicTargets: []string{"sales"},
 		Kind: store.ConnectionIP, PBXURI: "sip:192.0.2.5:5080;transport=tcp", CallerIDPolicy: store.CallerIDAny,
-		SIPURICallingPreference: store.URICallingInternal, MaxCalls: 30, MaxRegistrations: 40}
+		SIPURICallingPreference: store.URICallingInternal, MaxCalls: 30, MaxRegistrations: 40,
+		OutboundRoutes:  []store.OutboundRoute{{Prefix: "+1", Gateways: []string{"sip:192.0.2.1", "sip:192.0.2.2:5080"}}},
+		GatewayUsername: "gw", GatewayPassword: "gw-secret"}
 	nonZero(t, &conn)
 	cred := store.Credential{
 		ID: "cred-1", ConnectionID: "trunk-1", Username: "alice", Name: "Alice", Tag: "sales", Enabled: true,
