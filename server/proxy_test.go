@@ -132,6 +132,19 @@ func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	switch d.mode.Load() {
 	case "busy":
 		_ = dlg.Respond(486, "Busy Here", nil)
+	case "unavailable":
+		_ = dlg.Respond(503, "Service Unavailable", nil)
+	case "challenge":
+		// A carrier gateway that authenticates us (gatewayUser,
+		// gatewayPass): 401 without credentials or with wrong ones.
+		if !gatewayAuthorized(req) {
+			_ = dlg.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate",
+				`Digest realm="carrier.test", nonce="gw-nonce-1", qop="auth", algorithm=MD5`))
+			break
+		}
+		_ = dlg.Respond(180, "Ringing", nil)
+		time.Sleep(50 * time.Millisecond)
+		_ = dlg.RespondSDP([]byte(testSDP))
 	case "ring":
 		tx.OnCancel(func(r *sip.Request) { d.cancels <- r })
 		_ = dlg.Respond(180, "Ringing", nil)
@@ -147,6 +160,26 @@ func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	case <-tx.Done():
 	case <-time.After(10 * time.Second):
 	}
+}
+
+// The credentials a "challenge" device expects.
+const (
+	gatewayUser = "acct-1234"
+	gatewayPass = "gw-secret-9876"
+)
+
+// gatewayAuthorized verifies an INVITE's Authorization with our digest
+// package (the proxy answers with icholy/digest: two implementations).
+func gatewayAuthorized(req *sip.Request) bool {
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		return false
+	}
+	c, err := digest.ParseCredentials(h.Value())
+	if err != nil || c.Username != gatewayUser || c.Realm != "carrier.test" || c.Nonce != "gw-nonce-1" {
+		return false
+	}
+	return digest.Verify(c, digest.MD5, "INVITE", digest.HA1(digest.MD5, gatewayUser, "carrier.test", gatewayPass), nil)
 }
 
 // register registers the device's AOR with its own contact.

@@ -333,3 +333,67 @@ func TestConnectionRegistrationLimit(t *testing.T) {
 	wantStatus(t, a.register(t, regOpts{user: "alice", pass: alicePass, expires: "0"}), 200)
 	wantStatus(t, a2.register(t, regOpts{user: "alice2", pass: alicePass}), 200)
 }
+
+// TestConnectionGatewaysFailoverAndAuth: a connection's outbound route
+// tries its gateways in order: the first answers 503, the second
+// challenges with 401 and accepts the connection's gateway credentials
+// (answered by the proxy), and the caller gets the call. With a wrong
+// gateway password the caller gets 403; when every gateway is
+// unavailable, 500 (RFC 3261 16.7 step 6).
+func TestConnectionGatewaysFailoverAndAuth(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	gw1Addr, gw2Addr := freeUDP(t, "127.0.0.1"), freeUDP(t, "127.0.0.1")
+	gw1 := newDevice(t, ts, "udp", "gw1", gw1Addr)
+	gw1.mode.Store("unavailable")
+	gw2 := newDevice(t, ts, "udp", "gw2", gw2Addr)
+	gw2.mode.Store("challenge")
+	var trunk struct {
+		ID                 string `json:"id"`
+		GatewayPasswordSet bool   `json:"gateway_password_set"`
+	}
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{
+		"name": "trunk", "caller_id_policy": "any",
+		"outbound_routes":  []map[string]any{{"prefix": "+1", "gateways": []string{"sip:" + gw1Addr, "sip:" + gw2Addr}}},
+		"gateway_username": gatewayUser, "gateway_password": gatewayPass,
+	}, &trunk); code != 201 || !trunk.GatewayPasswordSet {
+		t.Fatalf("create connection: %d %+v", code, trunk)
+	}
+	ts.createCredential(t, "trunk1", alicePass, map[string]any{"connection_id": trunk.ID})
+	pbx := newDevice(t, ts, "udp", "trunk1", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	sess, statuses, err := pbx.callAs(ctx, t, "+15559876543", "+15551234567", "trunk1", alicePass)
+	if err != nil {
+		t.Fatalf("call through the gateways: %v (statuses %v)", err, statuses)
+	}
+	recv(t, gw1.invites, "INVITE at the first gateway")
+	if first := recv(t, gw2.invites, "INVITE at the second gateway"); first.GetHeader("Authorization") != nil {
+		t.Error("the first INVITE to the second gateway carried credentials before any challenge")
+	}
+	if second := recv(t, gw2.invites, "INVITE with credentials at the second gateway"); !gatewayAuthorized(second) {
+		t.Errorf("the retried INVITE's credentials do not verify: %v", second.GetHeader("Authorization"))
+	}
+	if containsAll(statuses, 401) || containsAll(statuses, 503) {
+		t.Errorf("the caller saw the gateways' answers: %v", statuses)
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	recv(t, gw2.byes, "BYE at the second gateway")
+
+	// A wrong gateway password: 403 for the caller, not the challenge.
+	if code := ts.api(t, "PATCH", "/v1/connections/"+trunk.ID, map[string]any{"gateway_password": "wrong-password-1"}, nil); code != 200 {
+		t.Fatalf("PATCH: %d", code)
+	}
+	_, statuses, err = pbx.callAs(ctx, t, "+15559876543", "+15551234567", "trunk1", alicePass)
+	if code, reason := refusal(err); code != 403 || reason != "Gateway Refused Credentials" {
+		t.Errorf("wrong gateway password: %d %q (statuses %v), want 403 Gateway Refused Credentials", code, reason, statuses)
+	}
+	// Every gateway unavailable: 500 (a 503 would say this proxy is).
+	gw2.mode.Store("unavailable")
+	_, statuses, err = pbx.callAs(ctx, t, "+15559876543", "+15551234567", "trunk1", alicePass)
+	if code, _ := refusal(err); code != 500 {
+		t.Errorf("every gateway unavailable: %v (statuses %v), want 500", err, statuses)
+	}
+	waitFor(t, "no calls", 5*time.Second, func() bool { return len(ts.calls(t)) == 0 })
+}
