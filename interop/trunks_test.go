@@ -67,12 +67,12 @@ func TestSippTrunks(t *testing.T) {
 	}
 	const calls = 5
 
-	run := func(t *testing.T, name, uasScenario, uacScenario, users, service, localIP string, uasPort int) {
+	run := func(t *testing.T, name, uasScenario, uacScenario, users, service, localIP string, uasPort int, uasExtra ...string) {
 		t.Helper()
 		var uas *harness.UAS
 		if uasScenario != "" {
 			var err error
-			if uas, err = harness.StartUAS(ctx, scenario(uasScenario), service, filepath.Join(dir, name, "uas"), uasPort, calls); err != nil {
+			if uas, err = harness.StartUAS(ctx, scenario(uasScenario), service, filepath.Join(dir, name, "uas"), uasPort, calls, uasExtra...); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -121,6 +121,47 @@ func TestSippTrunks(t *testing.T) {
 		}
 		if res.Failed != 1 || !strings.Contains(harness.FileTail(res.ErrorsPath, 40)+harness.FileTail(res.OutputPath, 60), "403") {
 			t.Fatalf("another number in From: %s; want the call failed on 403\n%s", res.Summary(), res.Diagnostics())
+		}
+	})
+	t.Run("gateway_failover_and_digest", func(t *testing.T) {
+		// A second trunk with its own gateways: the first answers 503, the
+		// second challenges with 401 and verifies the trunk's gateway
+		// credentials, which sipwarden answers.
+		gw1, err := harness.FreeSIPPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw2, err := harness.FreeSIPPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var trunk2 struct {
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if err := api.Do(ctx, "POST", "/v1/connections", map[string]any{"name": "trunk-2", "caller_id_policy": "any",
+			"outbound_routes": []map[string]any{{"prefix": "+44", "gateways": []string{
+				fmt.Sprintf("sip:127.0.0.1:%d", gw1), fmt.Sprintf("sip:127.0.0.1:%d", gw2)}}},
+			"gateway_username": "acct-1234", "gateway_password": "gw-secret-9876"}, 201, &trunk2); err != nil {
+			t.Fatal(err)
+		}
+		if err := api.Do(ctx, "POST", "/v1/credentials", map[string]any{"username": "trunk2", "password": "trunk-secret-pw-2",
+			"connection_id": trunk2.Data.ID}, 201, nil); err != nil {
+			t.Fatal(err)
+		}
+		csv := filepath.Join(dir, "trunk2.csv")
+		if err := os.WriteFile(csv, []byte("SEQUENTIAL\ntrunk2;trunk-secret-pw-2;+15551234567\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		down, err := harness.StartUAS(ctx, scenario("uas_unavailable.xml"), "gw1", filepath.Join(dir, "gw1"), gw1, calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, "failover", "uas_gateway_auth.xml", "uac_trunk_invite.xml", csv, "+442079460958", "", gw2,
+			"-key", "user", "acct-1234", "-key", "pass", "gw-secret-9876")
+		if ok, failed, err := down.Stop(); err != nil || ok != calls || failed != 0 {
+			t.Fatalf("the 503 gateway: %d successful, %d failed, %v; want %d successful\n%s", ok, failed, err, calls, down.Output())
 		}
 	})
 	waitNoCalls(t, srv)

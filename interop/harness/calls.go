@@ -71,7 +71,9 @@ type CallRun struct {
 	// none may fail without a fault of the proxy: an ACK and a BYE sent
 	// back to back may be forwarded out of order, and sipp's UAS aborts a
 	// call whose ACK arrives while it is answering the BYE.
-	Hold        time.Duration
+	Hold time.Duration
+	// UASExtra are more arguments for the sipp UAS (-key NAME VALUE).
+	UASExtra    []string
 	Limit       int           // UAC -l; 0: sipp's default
 	RecvTimeout time.Duration // UAC -recv_timeout (default 10 s)
 	Timeout     time.Duration // kills the UAC after this (default 2 min)
@@ -198,9 +200,10 @@ type UAS struct{ u *uasProc }
 
 // StartUAS starts a sipp UAS (scenario, answering as service) on
 // 127.0.0.1:port over UDP for calls calls, its files in dir, and waits for
-// its socket. Stop it with Stop.
-func StartUAS(ctx context.Context, scenario, service, dir string, port, calls int) (*UAS, error) {
-	u, err := startUAS(ctx, CallRun{UASScenario: scenario, Callee: User{Name: service}, Transport: "u1", Calls: calls, Dir: dir}, port)
+// its socket, with extra sipp arguments (-key NAME VALUE). Stop it with
+// Stop.
+func StartUAS(ctx context.Context, scenario, service, dir string, port, calls int, extra ...string) (*UAS, error) {
+	u, err := startUAS(ctx, CallRun{UASScenario: scenario, Callee: User{Name: service}, Transport: "u1", Calls: calls, Dir: dir, UASExtra: extra}, port)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +252,7 @@ func startUAS(ctx context.Context, run CallRun, port int) (*uasProc, error) {
 	if run.BuffSize > 0 {
 		args = append(args, "-buff_size", strconv.Itoa(run.BuffSize))
 	}
+	args = append(args, run.UASExtra...)
 	path, err := exec.LookPath("sipp")
 	if err != nil {
 		return nil, err
