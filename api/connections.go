@@ -25,6 +25,9 @@ type connectionBody struct {
 	OutboundRoutes          optional[[]outboundRouteBody] `json:"outbound_routes"`
 	GatewayUsername         optional[string]              `json:"gateway_username"`
 	GatewayPassword         optional[string]              `json:"gateway_password"`
+	WebhookEventURL         optional[string]              `json:"webhook_event_url"`
+	WebhookEventFailoverURL optional[string]              `json:"webhook_event_failover_url"`
+	WebhookTimeoutSecs      optional[int]                 `json:"webhook_timeout_secs"`
 }
 
 type outboundRouteBody struct {
@@ -196,6 +199,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 		v.add("/allowed_cidrs", CodeTooShort, "an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")
 	}
 	pol := v.checkPolicy(&b)
+	v.checkWebhooks(r.Context(), &b)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -203,12 +207,18 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	c := store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, PublicTargets: targets, Kind: kind,
 		CreatedAt: now, UpdatedAt: now}
 	pol.apply(&b, &c)
-	c, err := s.db.CreateConnection(c)
+	secret, err := applyWebhooks(&b, &c)
+	if err != nil {
+		return err
+	}
+	c, err = s.db.CreateConnection(c)
 	if err != nil {
 		return fmt.Errorf("create connection: %w", err)
 	}
+	out := connectionOut(c)
+	out.WebhookSecret = secret // shown once
 	w.Header().Set("Location", "/v1/connections/"+c.ID)
-	writeJSON(w, http.StatusCreated, envelope{Data: connectionOut(c)})
+	writeJSON(w, http.StatusCreated, envelope{Data: out})
 	return nil
 }
 
@@ -266,10 +276,12 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		v.add("/kind", CodeInvalidValue, "kind is set when a connection is created and cannot change")
 	}
 	pol := v.checkPolicy(&b)
+	v.checkWebhooks(r.Context(), &b)
 	if err := v.err(); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
+	var secret string
 	var (
 		c         store.Connection
 		err       error
@@ -277,7 +289,8 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	)
 	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set && !b.PBXURI.Set &&
 		!b.CallerIDPolicy.Set && !b.SIPURICallingPreference.Set && !b.MaxCalls.Set && !b.MaxRegistrations.Set &&
-		!b.OutboundRoutes.Set && !b.GatewayUsername.Set && !b.GatewayPassword.Set {
+		!b.OutboundRoutes.Set && !b.GatewayUsername.Set && !b.GatewayPassword.Set &&
+		!b.WebhookEventURL.Set && !b.WebhookEventFailoverURL.Set && !b.WebhookTimeoutSecs.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {
@@ -299,6 +312,10 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 					"an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")}}
 			}
 			pol.apply(&b, c)
+			var err error
+			if secret, err = applyWebhooks(&b, c); err != nil {
+				return err
+			}
 			c.UpdatedAt = s.now()
 			return nil
 		})
@@ -315,7 +332,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		}
 		s.log.InfoContext(r.Context(), "connection deactivated", "connection_id", c.ID, "credentials_ended", n)
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: connectionOut(c)})
+	out := connectionOut(c)
+	out.WebhookSecret = secret // shown once, when made
+	writeJSON(w, http.StatusOK, envelope{Data: out})
 	return nil
 }
 

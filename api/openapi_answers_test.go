@@ -131,6 +131,23 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	}
 	x.ok(422, "POST", "/v1/connections", `{"name":"x","outbound_routes":[{"prefix":"+1","gateways":["http://gw"]}]}`)
 	x.ok(204, "DELETE", "/v1/connections/"+id(t, gwBody), "")
+	hookBody := x.ok(201, "POST", "/v1/connections", `{"name":"hooked","webhook_event_url":"http://127.0.0.1:9/hook","webhook_timeout_secs":5}`)
+	if !strings.Contains(string(hookBody), `"webhook_secret": "whsec_`) {
+		t.Errorf("no webhook_secret in the answer that made it: %s", hookBody)
+	}
+	hooked := id(t, hookBody)
+	if again := x.ok(200, "PATCH", "/v1/connections/"+hooked, `{"webhook_event_failover_url":"http://localhost:9/backup"}`); strings.Contains(string(again), "webhook_secret\"") {
+		t.Errorf("webhook_secret shown again: %s", again)
+	}
+	if got := x.ok(200, "GET", "/v1/connections/"+hooked, ""); strings.Contains(string(got), "whsec_") {
+		t.Errorf("webhook_secret shown by GET: %s", got)
+	}
+	x.ok(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_event_url":"ftp://x"}`)
+	x.ok(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_event_url":"https://no-such-host.invalid/hook"}`)
+	x.refused(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_timeout_secs":99}`)
+	x.ok(200, "GET", "/v1/connections/"+hooked+"/webhook_deliveries", "")
+	x.ok(404, "GET", "/v1/connections/nope/webhook_deliveries", "")
+	x.ok(204, "DELETE", "/v1/connections/"+hooked, "")
 
 	// Credentials.
 	future := e.now.Add(48 * time.Hour).Format(time.RFC3339)

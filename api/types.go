@@ -35,10 +35,17 @@ type Connection struct {
 	OutboundRoutes []OutboundRoute `json:"outbound_routes"`
 	// GatewayUsername answers gateways' challenges; the password is
 	// write-only: GatewayPasswordSet tells whether one is stored.
-	GatewayUsername    string    `json:"gateway_username"`
-	GatewayPasswordSet bool      `json:"gateway_password_set"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	GatewayUsername    string `json:"gateway_username"`
+	GatewayPasswordSet bool   `json:"gateway_password_set"`
+	// Webhooks (Telnyx's names). WebhookSecret is in the answer that made
+	// it only (creating the connection with a URL, or setting its first
+	// URL): it signs every event (Sipwarden-Signature).
+	WebhookEventURL         string    `json:"webhook_event_url"`
+	WebhookEventFailoverURL string    `json:"webhook_event_failover_url"`
+	WebhookTimeoutSecs      int       `json:"webhook_timeout_secs"`
+	WebhookSecret           string    `json:"webhook_secret,omitempty"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
 }
 
 // OutboundRoute is a connection's route: calls whose Request-URI user
@@ -163,6 +170,9 @@ type CreateConnectionRequest struct {
 	OutboundRoutes          []OutboundRoute `json:"outbound_routes,omitempty"`
 	GatewayUsername         string          `json:"gateway_username,omitempty"`
 	GatewayPassword         string          `json:"gateway_password,omitempty"`
+	WebhookEventURL         string          `json:"webhook_event_url,omitempty"`
+	WebhookEventFailoverURL string          `json:"webhook_event_failover_url,omitempty"`
+	WebhookTimeoutSecs      int             `json:"webhook_timeout_secs,omitempty"`
 }
 
 // UpdateConnectionRequest is the body of PATCH /v1/connections/{id}; nil
@@ -183,6 +193,10 @@ type UpdateConnectionRequest struct {
 	OutboundRoutes  *[]OutboundRoute `json:"outbound_routes,omitempty"`
 	GatewayUsername *string          `json:"gateway_username,omitempty"`
 	GatewayPassword *string          `json:"gateway_password,omitempty"`
+	// A pointer to "" clears a webhook URL.
+	WebhookEventURL         *string `json:"webhook_event_url,omitempty"`
+	WebhookEventFailoverURL *string `json:"webhook_event_failover_url,omitempty"`
+	WebhookTimeoutSecs      *int    `json:"webhook_timeout_secs,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST /v1/credentials.
@@ -253,6 +267,11 @@ func connectionOut(c store.Connection) Connection {
 		Kind: c.Kind, PBXURI: c.PBXURI, CallerIDPolicy: c.CallerIDPolicy, SIPURICallingPreference: c.SIPURICallingPreference,
 		MaxCalls: c.MaxCalls, MaxRegistrations: c.MaxRegistrations, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 	out.GatewayUsername, out.GatewayPasswordSet = c.GatewayUsername, c.GatewayPassword != ""
+	out.WebhookEventURL, out.WebhookEventFailoverURL = c.WebhookEventURL, c.WebhookEventFailoverURL
+	out.WebhookTimeoutSecs = c.WebhookTimeoutSecs
+	if out.WebhookTimeoutSecs == 0 {
+		out.WebhookTimeoutSecs = 10
+	}
 	out.OutboundRoutes = make([]OutboundRoute, len(c.OutboundRoutes))
 	for i, r := range c.OutboundRoutes {
 		out.OutboundRoutes[i] = OutboundRoute{Prefix: r.Prefix, Gateways: r.Gateways}

@@ -54,6 +54,14 @@ type Connection struct {
 	// realm is known only from its challenge. The API never shows it.
 	GatewayUsername string `json:"gateway_username,omitempty"`
 	GatewayPassword string `json:"gateway_password,omitempty"`
+	// Webhooks (Telnyx's field names): events of its registrations and
+	// calls are posted to WebhookEventURL, else WebhookEventFailoverURL,
+	// each attempt bounded by WebhookTimeoutSecs (0: 10), signed with
+	// WebhookSecret (shown once, when it is made).
+	WebhookEventURL         string `json:"webhook_event_url,omitempty"`
+	WebhookEventFailoverURL string `json:"webhook_event_failover_url,omitempty"`
+	WebhookTimeoutSecs      int    `json:"webhook_timeout_secs,omitempty"`
+	WebhookSecret           string `json:"webhook_secret,omitempty"`
 }
 
 // OutboundRoute is one prefix route of a connection.

@@ -104,11 +104,12 @@ func decodeUint64(b []byte, what string) (uint64, error) {
 // AllowedCIDRs (count, then each), PublicTargets (count, then each),
 // Kind, PBXURI, CallerIDPolicy, SIPURICallingPreference, MaxCalls,
 // MaxRegistrations, OutboundRoutes (count, then per route its Prefix and
-// Gateways), GatewayUsername, GatewayPassword. Format 4 ends before
-// OutboundRoutes, format 3 before Kind (a credential connection with the
+// Gateways), GatewayUsername, GatewayPassword, WebhookEventURL,
+// WebhookEventFailoverURL, WebhookTimeoutSecs, WebhookSecret. Format 5
+// ends before WebhookEventURL, format 4 before OutboundRoutes, format 3 before Kind (a credential connection with the
 // defaults), format 2 before PublicTargets, format 1 before
 // AllowedCIDRs; all decode with none.
-const connectionFormat = 5
+const connectionFormat = 6
 
 func appendConnection(b []byte, c *Connection) []byte {
 	e := encoder{b}
@@ -133,6 +134,10 @@ func appendConnection(b []byte, c *Connection) []byte {
 	}
 	e.str(c.GatewayUsername)
 	e.str(c.GatewayPassword)
+	e.str(c.WebhookEventURL)
+	e.str(c.WebhookEventFailoverURL)
+	e.uvarint(uint64(max(c.WebhookTimeoutSecs, 0)))
+	e.str(c.WebhookSecret)
 	return e.b
 }
 
@@ -169,6 +174,12 @@ func decodeConnection(c *Connection, v []byte) error {
 		}
 		c.GatewayUsername = d.str()
 		c.GatewayPassword = d.str()
+	}
+	if format >= 6 {
+		c.WebhookEventURL = d.str()
+		c.WebhookEventFailoverURL = d.str()
+		c.WebhookTimeoutSecs = int(d.uint32())
+		c.WebhookSecret = d.str()
 	}
 	return d.done()
 }

@@ -243,7 +243,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 		Kind: store.ConnectionIP, PBXURI: "sip:192.0.2.5:5080;transport=tcp", CallerIDPolicy: store.CallerIDAny,
 		SIPURICallingPreference: store.URICallingInternal, MaxCalls: 30, MaxRegistrations: 40,
 		OutboundRoutes:  []store.OutboundRoute{{Prefix: "+1", Gateways: []string{"sip:192.0.2.1", "sip:192.0.2.2:5080"}}},
-		GatewayUsername: "gw", GatewayPassword: "gw-secret"}
+		GatewayUsername: "gw", GatewayPassword: "gw-secret",
+		WebhookEventURL: "https://hooks.example/a", WebhookEventFailoverURL: "https://hooks.example/b",
+		WebhookTimeoutSecs: 5, WebhookSecret: "whsec_x"}
 	nonZero(t, &conn)
 	cred := store.Credential{
 		ID: "cred-1", ConnectionID: "trunk-1", Username: "alice", Name: "Alice", Tag: "sales", Enabled: true,
