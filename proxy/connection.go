@@ -147,7 +147,7 @@ func (p *Proxy) numberTargets(ru *sip.Uri) (ts []target, status int, reason stri
 	if tp != "udp" {
 		u.UriParams.Add("transport", tp)
 	}
-	return []target{{uri: *u, hop: Hop{Host: host, Port: port, Transport: tp}}}, 0, "", true
+	return []target{{uri: *u, hop: Hop{Host: host, Port: port, Transport: tp}, connection: conn.ID}}, 0, "", true
 }
 
 // bindingTargets are the reachable bindings of a local AOR.

@@ -69,7 +69,24 @@ func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, ta
 		p.ringingMu.Lock()
 		p.ringing[cl] = struct{}{}
 		p.ringingMu.Unlock()
+		if !cl.inDialog() {
+			ev := cl.callEvent(CallInitiated)
+			if len(targets) > 0 {
+				calleeOf(&ev, &targets[0])
+			}
+			p.emitCall(ev)
+		}
 		defer func() {
+			if !cl.inDialog() {
+				if st := cl.finalStatus(); st >= 300 {
+					ev := cl.callEvent(CallHangup)
+					ev.Status, ev.Cause = st, failureCause(st)
+					if len(targets) > 0 {
+						calleeOf(&ev, &targets[0])
+					}
+					p.emitCall(ev)
+				}
+			}
 			p.ringingMu.Lock()
 			delete(p.ringing, cl)
 			p.ringingMu.Unlock()
@@ -411,6 +428,12 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 		if cl.req.Method == sip.INVITE || cl.req.Method == sip.SUBSCRIBE || cl.req.Method == sip.REFER {
 			cl.p.dialogs.confirm(cl, b, res, false)
 		}
+		if cl.req.Method == sip.INVITE && !cl.finalSent && !cl.inDialog() {
+			ev := cl.callEvent(CallAnswered)
+			calleeOf(&ev, &b.t)
+			ev.Status = code
+			cl.p.emitCall(ev)
+		}
 		cl.relayLocked(res)
 		if !cl.finalSent {
 			cl.finalSent = true
@@ -437,6 +460,16 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	if cl.pending == 0 && !cl.finalSent {
 		cl.sendBestLocked()
 	}
+}
+
+// finalStatus is the status the caller got (0: none yet).
+func (cl *call) finalStatus() int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if !cl.finalSent {
+		return 0
+	}
+	return cl.ev.Status
 }
 
 // inDialog reports whether the forwarded request is inside a dialog.

@@ -131,6 +131,10 @@ type Config struct {
 	// server gives its WebSocket the idle timeout of an authenticated one,
 	// which it would otherwise lose while the call rings. It must not block.
 	OnAnonymous func(transport, source string)
+	// OnCall, when set, is told of each call's steps (callevent.go): an
+	// INVITE forwarded, answered, ended. It runs on SIP goroutines, some
+	// holding locks: it must not block or call the proxy.
+	OnCall func(CallEvent)
 }
 
 // Event describes one request the proxy finished with.
@@ -571,6 +575,9 @@ type target struct {
 	binding *store.Binding // nil for a gateway
 	// next are the gateways to fail over to, in order (gateway.go).
 	next []target
+	// connection is the callee's connection when the target is its PBX
+	// (a number of the connection).
+	connection string
 	// gwAuth answers the gateway's digest challenge; authTried once it
 	// was answered.
 	gwAuth    *gatewayAuth

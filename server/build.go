@@ -177,7 +177,7 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 func (n *Node) newRegistrar() error {
 	cfg := n.cfg
 	loc := registrar.NewLocation(n.db, nil, n.log.With("component", "location"))
-	loc.OnExpire(n.obs.bindingExpired)
+	loc.OnExpire(n.bindingExpired) // metrics, webhooks
 	n.obs.m.SetBindings(loc.CountByTransport)
 	start := time.Now()
 	bs, err := n.db.LoadBindings(start)
@@ -214,6 +214,7 @@ func (n *Node) newRegistrar() error {
 		Connections:    n.db, // max_registrations
 	}, loc, n.auth, nil, n.log.With("component", "registrar"))
 	n.reg.OnEvent(n.obs.registerEvent)
+	n.reg.OnEvent(n.registrationEvent)
 	return nil
 }
 
@@ -315,6 +316,7 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 	}
 	srv.SetCalls(callList{n.proxy.Dialogs()})
 	srv.SetTokens(issuer, verifier)
+	srv.SetWebhookLog(n.hooks)
 	srv.HandleLogLevel(&ctl.level)
 	n.api.set(srv.Handler())
 	n.closer = append(n.closer, n.stopHTTP) // no API request while the rest closes

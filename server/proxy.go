@@ -63,6 +63,7 @@ func (n *Node) newProxy() error {
 		Public:             publicTargets{n.db},
 		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
 		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
+		OnCall:             n.callEvent, // webhooks
 	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err

@@ -171,6 +171,8 @@ type routingIndex struct {
 	gen     uint64
 	numbers map[string]Assignment
 	peers   []peer
+	// webhooks: some active connection has a webhook URL.
+	webhooks bool
 }
 
 type peer struct {
@@ -217,6 +219,9 @@ func (db *DB) routing() (*routingIndex, error) {
 			var c Connection
 			if err := decodeConnection(&c, v); err != nil {
 				return fmt.Errorf("connection %q: %w", k, err)
+			}
+			if c.Active && c.WebhookEventURL != "" {
+				r.webhooks = true
 			}
 			if c.Kind != ConnectionIP || !c.Active {
 				return nil
@@ -269,4 +274,11 @@ func (db *DB) PeerConnection(addr netip.Addr) (Connection, bool) {
 		return Connection{}, false
 	}
 	return r.peers[best].conn, true
+}
+
+// AnyWebhooks reports, from memory, whether some active connection has a
+// webhook URL: when none has, the SIP path makes no webhook event at all.
+func (db *DB) AnyWebhooks() bool {
+	r, err := db.routing()
+	return err == nil && r.webhooks
 }
