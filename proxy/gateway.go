@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
@@ -48,18 +51,23 @@ func (p *Proxy) connectionRoute(ru *sip.Uri, c *caller) (target, bool) {
 	}
 	var ts []target
 	for _, g := range routes[best].Gateways {
-		host, port, tp, err := sipuri.Hop(g)
+		h, err := sipuri.ParseHop(g)
 		if err != nil {
 			p.log.Warn("unusable gateway", "connection_id", c.Connection.ID, "gateway", g, "error", err)
 			continue
 		}
-		u := ru.Clone()
-		u.Host, u.Port = host, port
-		u.UriParams = sip.HeaderParams{}
-		if tp != "udp" {
-			u.UriParams.Add("transport", tp)
+		for _, hop := range p.resolveHop(h) {
+			u := ru.Clone()
+			u.Host, u.Port = h.Host, 0
+			if h.ExplicitPort {
+				u.Port = h.Port
+			}
+			u.UriParams = sip.HeaderParams{}
+			if hop.Transport != "udp" {
+				u.UriParams.Add("transport", hop.Transport)
+			}
+			ts = append(ts, target{uri: *u, hop: hop, gwAuth: auth})
 		}
-		ts = append(ts, target{uri: *u, hop: Hop{Host: host, Port: port, Transport: tp}, gwAuth: auth})
 	}
 	if len(ts) == 0 {
 		return target{}, false
@@ -126,4 +134,66 @@ func answerChallenge(fwd *sip.Request, res *sip.Response, a *gatewayAuth) (sip.H
 		return nil, fmt.Errorf("answer %s: %w", chName, err)
 	}
 	return sip.NewHeader(authName, cred.String()), nil
+}
+
+// SRVResolver looks up DNS SRV and address records: *net.Resolver.
+type SRVResolver interface {
+	LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// srvTimeout bounds one SRV lookup on the INVITE path.
+const srvTimeout = 2 * time.Second
+
+// maxSRVTargets bounds the hops one gateway name expands to.
+const maxSRVTargets = 8
+
+// resolveHop applies RFC 3263 section 4.2 to a gateway: a host name
+// without a port is looked up as _sip._udp, _sip._tcp or _sips._tcp
+// (by transport) and each SRV target, in the order of priority and
+// weight (RFC 2782, as net.Resolver sorts them), becomes a hop to fail
+// over to; without SRV records (or for an address, or a port given) the
+// host itself on the port (its address records are resolved when the
+// request is sent). Each SRV target's first address (A or AAAA, with the
+// same resolver) is the hop; a target without one is kept by name. The
+// Request-URI keeps the gateway's name (RFC 3263
+// section 4: the URI is not rewritten).
+func (p *Proxy) resolveHop(h sipuri.NextHop) []Hop {
+	direct := []Hop{{Host: h.Host, Port: h.Port, Transport: h.Transport}}
+	if h.ExplicitPort || !h.IsName() {
+		return direct
+	}
+	service, proto := "sip", "udp"
+	switch h.Transport {
+	case "tcp":
+		proto = "tcp"
+	case "tls":
+		service, proto = "sips", "tcp"
+	}
+	r := p.cfg.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), srvTimeout)
+	defer cancel()
+	_, srvs, err := r.LookupSRV(ctx, service, proto, h.Host)
+	if err != nil || len(srvs) == 0 {
+		p.log.Debug("no SRV records", "gateway", h.Host, "error", err)
+		return direct
+	}
+	var out []Hop
+	for _, s := range srvs {
+		if s.Target == "." || len(out) == maxSRVTargets { // "." : the service is not offered here
+			break
+		}
+		host := strings.TrimSuffix(s.Target, ".")
+		if addrs, err := r.LookupHost(ctx, host); err == nil && len(addrs) > 0 {
+			host = addrs[0]
+		}
+		out = append(out, Hop{Host: host, Port: int(s.Port), Transport: h.Transport})
+	}
+	if len(out) == 0 {
+		return direct
+	}
+	return out
 }

@@ -131,6 +131,9 @@ type Config struct {
 	// server gives its WebSocket the idle timeout of an authenticated one,
 	// which it would otherwise lose while the call rings. It must not block.
 	OnAnonymous func(transport, source string)
+	// Resolver looks up the SRV records of gateway names (RFC 3263);
+	// nil: net.DefaultResolver.
+	Resolver SRVResolver
 	// OnCall, when set, is told of each call's steps (callevent.go): an
 	// INVITE forwarded, answered, ended. It runs on SIP goroutines, some
 	// holding locks: it must not block or call the proxy.

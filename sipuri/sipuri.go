@@ -13,6 +13,33 @@ import (
 // default port of the transport (RFC 3263 section 4.2 without DNS: the
 // host is used as it is).
 func Hop(uri string) (host string, port int, transport string, err error) {
+	h, err := ParseHop(uri)
+	return h.Host, h.Port, h.Transport, err
+}
+
+// NextHop is a parsed next-hop URI.
+type NextHop struct {
+	Host      string
+	Port      int // the URI's, else the transport's default
+	Transport string
+	// ExplicitPort: the URI gave a port. A host name without one is
+	// resolved with DNS SRV (RFC 3263 section 4.2).
+	ExplicitPort bool
+}
+
+// IsName reports whether the host is a DNS name rather than an address.
+func (h NextHop) IsName() bool {
+	_, err := netip.ParseAddr(h.Host)
+	return err != nil
+}
+
+// ParseHop is Hop with whether the port was given.
+func ParseHop(uri string) (NextHop, error) {
+	host, port, transport, explicit, err := parseHop(uri)
+	return NextHop{Host: host, Port: port, Transport: transport, ExplicitPort: explicit}, err
+}
+
+func parseHop(uri string) (host string, port int, transport string, explicit bool, err error) {
 	s := strings.TrimSpace(uri)
 	scheme := "sip"
 	switch {
@@ -21,7 +48,7 @@ func Hop(uri string) (host string, port int, transport string, err error) {
 	case strings.HasPrefix(s, "sip:"):
 		s = s[4:]
 	default:
-		return "", 0, "", fmt.Errorf("want a sip: or sips: URI")
+		return "", 0, "", false, fmt.Errorf("want a sip: or sips: URI")
 	}
 	transport = "udp"
 	if scheme == "sips" {
@@ -37,10 +64,10 @@ func Hop(uri string) (host string, port int, transport string, err error) {
 	switch transport {
 	case "udp", "tcp", "tls":
 	default:
-		return "", 0, "", fmt.Errorf("transport %q: want udp, tcp or tls", transport)
+		return "", 0, "", false, fmt.Errorf("transport %q: want udp, tcp or tls", transport)
 	}
 	if strings.Contains(hostport, "@") {
-		return "", 0, "", fmt.Errorf("a gateway URI has no user part")
+		return "", 0, "", false, fmt.Errorf("a gateway URI has no user part")
 	}
 	port = 5060
 	if transport == "tls" {
@@ -48,17 +75,17 @@ func Hop(uri string) (host string, port int, transport string, err error) {
 	}
 	host = hostport
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		host, port = ap.Addr().String(), int(ap.Port())
+		host, port, explicit = ap.Addr().String(), int(ap.Port()), true
 	} else if h, p, ok := strings.Cut(hostport, ":"); ok && !strings.Contains(p, ":") {
 		var n int
 		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
-			return "", 0, "", fmt.Errorf("port %q", p)
+			return "", 0, "", false, fmt.Errorf("port %q", p)
 		}
-		host, port = h, n
+		host, port, explicit = h, n, true
 	}
 	host = strings.Trim(host, "[]")
 	if host == "" || strings.ContainsAny(host, " \"<>\r\n") {
-		return "", 0, "", fmt.Errorf("host %q", host)
+		return "", 0, "", false, fmt.Errorf("host %q", host)
 	}
-	return host, port, transport, nil
+	return host, port, transport, explicit, nil
 }
