@@ -189,3 +189,14 @@ func assertIdentity(req *sip.Request) {
 	b.WriteByte('>')
 	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", b.String()))
 }
+
+// toTrustDomain reports whether every target is a gateway or a PBX (not
+// a registered device): the elements P-Asserted-Identity is sent to.
+func toTrustDomain(ts []target) bool {
+	for i := range ts {
+		if ts[i].binding != nil {
+			return false
+		}
+	}
+	return len(ts) > 0
+}

@@ -399,15 +399,17 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		// RFC 3325 section 5: an identity asserted by a sender outside the
 		// trust domain is removed, or a user could ring a callee as anyone.
 		removeIdentityHeaders(req)
-		if caller.Credential.ID != "" {
-			// The From identity the caller ID policy admitted (9.1).
-			assertIdentity(req)
-		}
 	}
 	targets, status, reason := p.route(req, caller)
 	if status != 0 {
 		ev.Status = p.reply(req, tx, status, reason)
 		return
+	}
+	if !caller.Trusted && caller.Credential.ID != "" && toTrustDomain(targets) {
+		// The From identity the caller ID policy admitted, asserted to
+		// the gateway or PBX (RFC 3325 section 9.1); users' devices are
+		// outside the trust domain and get none (section 5).
+		assertIdentity(req)
 	}
 	// Only forwarded transactions count: a challenge or a refusal is
 	// answered at once, and counting it until after its answer left would

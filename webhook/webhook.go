@@ -155,6 +155,9 @@ func New(cfg Config, dir Directory, reg prometheus.Registerer) (*Dispatcher, err
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sipwarden", Subsystem: "webhook", Name: "attempts_total",
 			Help: "Delivery attempts by result: ok, http_error (a non-2xx answer), error (no answer)."}, []string{"result"}),
 	}
+	for _, r := range []string{"ok", "http_error", "error"} {
+		d.attempts.WithLabelValues(r) // exported at 0 from the start
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{d.dropped, d.delivered, d.failed, d.attempts} {
 			if err := reg.Register(c); err != nil {
