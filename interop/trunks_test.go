@@ -3,14 +3,20 @@
 package interop
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sipwarden/sipwarden/interop/harness"
+	"github.com/sipwarden/sipwarden/webhook"
 )
 
 // TestSippTrunks (issue 16) drives connections with real sipp peers on
@@ -222,4 +228,95 @@ func TestCarrierDIDRingsBaresip(t *testing.T) {
 		return strings.Contains(s, "sip:+442079460958@127.0.0.1: session closed")
 	})
 	waitNoCalls(t, srv)
+}
+
+// TestBaresipWebhooks (issue 16): a webhook receiver (a real HTTP server
+// in the test) gets the events of real baresip registrations and a call
+// between them, each signed with the connection's secret; the connection
+// and the number are made with the CLI.
+func TestBaresipWebhooks(t *testing.T) {
+	requireTools(t, "baresip")
+	srv := startServer(t, nil)
+	var mu sync.Mutex
+	var secret string
+	var events []string
+	bad := 0
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		var v struct {
+			Data struct {
+				Type string `json:"event_type"`
+			} `json:"data"`
+		}
+		if !webhook.Verify(secret, r.Header.Get("Sipwarden-Signature"), b, time.Now(), time.Minute) || json.Unmarshal(b, &v) != nil {
+			bad++
+			w.WriteHeader(400)
+			return
+		}
+		events = append(events, v.Data.Type)
+		w.WriteHeader(204)
+	}))
+	defer rcv.Close()
+	out := runCLI(t, srv, "", "connection", "create", "--name", "hooked", "--output", "json")
+	var conn struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &conn); err != nil {
+		t.Fatalf("connection create: %q %v", out, err)
+	}
+	var patched struct {
+		Data struct {
+			Secret string `json:"webhook_secret"`
+		} `json:"data"`
+	}
+	if err := srv.API().Do(testCtx(t, 10*time.Second), "PATCH", "/v1/connections/"+conn.ID,
+		map[string]any{"webhook_event_url": rcv.URL + "/events"}, 200, &patched); err != nil || patched.Data.Secret == "" {
+		t.Fatalf("PATCH webhook_event_url: %v %+v", err, patched)
+	}
+	mu.Lock()
+	secret = patched.Data.Secret
+	mu.Unlock()
+	a, b := "hook-caller", "hook-callee"
+	pa, pb := randomPassword(), randomPassword()
+	for _, u := range []struct{ name, pass string }{{a, pa}, {b, pb}} {
+		runCLI(t, srv, u.pass+"\n", "credential", "create", "--username", u.name, "--connection", conn.ID, "--password-stdin")
+	}
+	callee := startBaresip(t, srv, b, pb, "udp")
+	callee.waitRegistered(t, b, "udp")
+	caller := startBaresip(t, srv, a, pa, "udp")
+	caller.waitRegistered(t, a, "udp")
+	caller.command(t, "/dial sip:"+b+"@sipwarden.test")
+	caller.waitOutput(t, "established call to "+b, baresipEstablished(a, b))
+	up := time.Now()
+	holdBaresipCall(up)
+	caller.command(t, "/hangup")
+	callee.waitOutput(t, "BYE from the caller", baresipTerminated(a))
+	waitNoCalls(t, srv)
+
+	want := map[string]int{"registration.created": 2, "call.initiated": 1, "call.answered": 1, "call.hangup": 1}
+	if err := harness.Poll(testCtx(t, 15*time.Second), 10*time.Second, 50*time.Millisecond, func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got := map[string]int{}
+		for _, e := range events {
+			got[e]++
+		}
+		for k, n := range want {
+			if got[k] < n {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("webhook events %v, want at least %v: %v", events, want, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != 0 {
+		t.Errorf("%d deliveries without a valid signature", bad)
+	}
 }
