@@ -320,3 +320,67 @@ func TestBaresipWebhooks(t *testing.T) {
 		t.Errorf("%d deliveries without a valid signature", bad)
 	}
 }
+
+// TestSippCallsWebhookReceiverDown (issue 16): the same sipp call load
+// (1,000 authenticated calls at 200/s over UDP) without webhooks and with
+// every user's connection sending its events to a receiver that is down
+// (connection refused, then the failover URL, retried): no call fails in
+// either run and the call set-up time does not grow, because events wait
+// in the dispatcher's queue off the SIP path. The figures are logged.
+func TestSippCallsWebhookReceiverDown(t *testing.T) {
+	requireTools(t, "sipp")
+	const n = 1000
+	srv := startServer(t, nil)
+	callers := harness.MakeUsers("whcaller", 20)
+	callee := harness.MakeUsers("whcallee", 1)[0]
+	if err := srv.API().CreateCredentials(testCtx(t, time.Minute), append(callers, callee), 8); err != nil {
+		t.Fatalf("create credentials: %v", err)
+	}
+	csvPath := filepath.Join(t.TempDir(), "callers.csv")
+	if err := harness.WriteUsersCSV(csvPath, callers); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string) (p50, p99 int) {
+		t.Helper()
+		res, err := harness.RunCalls(testCtx(t, 90*time.Second), harness.CallRun{
+			UACScenario: scenario("uac_invite_digest.xml"), UASScenario: scenario("uas_answer.xml"),
+			RegisterScenario: scenario("register_digest.xml"),
+			Callers:          csvPath, Callee: callee, Transport: "u1", Target: srv.SIPAddr(),
+			Rate: 200, Calls: n, Limit: 200, RecvTimeout: 10 * time.Second, Timeout: 60 * time.Second,
+			Dir: filepath.Join(t.TempDir(), name), BuffSize: 4194304, Hold: 100 * time.Millisecond, RTT: true,
+		})
+		if err != nil {
+			t.Fatalf("%s: calls: %v", name, err)
+		}
+		if res.UAC.Failed != 0 || res.UAC.Successful != n || res.UASFailed != 0 {
+			t.Fatalf("%s: %s; want %d successful calls on both sides\n%s", name, res.Summary(), n, res.Diagnostics())
+		}
+		p50, p99 = harness.Percentile(res.UAC.RTTs, 50), harness.Percentile(res.UAC.RTTs, 99)
+		t.Logf("%s: %s; call set-up p50 %d ms, p99 %d ms", name, res.Summary(), p50, p99)
+		return p50, p99
+	}
+	_, before := run("no-webhooks")
+	dead, err := harness.FreeTCPPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.API().Do(testCtx(t, 10*time.Second), "PATCH", "/v1/connections/default", map[string]any{
+		"webhook_event_url":          fmt.Sprintf("http://127.0.0.1:%d/a", dead),
+		"webhook_event_failover_url": fmt.Sprintf("http://127.0.0.1:%d/b", dead),
+	}, 200, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, after := run("receiver-down")
+	if after > 2*before+50 {
+		t.Errorf("call set-up p99 %d ms with the webhook receiver down, %d ms without", after, before)
+	}
+	var dels struct {
+		Data []webhook.Delivery `json:"data"`
+	}
+	if err := srv.API().Do(testCtx(t, 10*time.Second), "GET", "/v1/connections/default/webhook_deliveries", nil, 200, &dels); err != nil {
+		t.Fatal(err)
+	}
+	if len(dels.Data) == 0 || dels.Data[0].OK {
+		t.Errorf("webhook deliveries %+v, want failed attempts", dels.Data)
+	}
+}
