@@ -385,6 +385,27 @@ func (ds *Dialogs) EndCredential(credentialID string) int {
 	return len(ended)
 }
 
+// endConnection ends the answered dialogs one of whose sides is the
+// connection itself (EndConnection).
+func (ds *Dialogs) endConnection(connectionID string) int {
+	var ended []*Dialog
+	ds.mu.Lock()
+	for _, list := range ds.by {
+		for _, d := range list {
+			if d.ending || d.early || (d.callerConn != connectionID && d.calleeConn != connectionID) {
+				continue
+			}
+			d.ending = true
+			ended = append(ended, d)
+		}
+	}
+	ds.mu.Unlock()
+	for _, d := range ended {
+		ds.end(d)
+	}
+	return len(ended)
+}
+
 // end sends BYE (or, for a subscription, nothing: it just forgets it) to
 // both sides of d and removes it.
 func (ds *Dialogs) end(d *Dialog) {

@@ -488,6 +488,30 @@ func (p *Proxy) EndCredential(credentialID string) int {
 	return n + len(todo)
 }
 
+// EndConnection ends every call of a connection as such (its caller or
+// callee side was the connection, as for an ip connection's carrier):
+// answered calls get BYE on both sides, ringing ones are cancelled. Calls
+// of its credentials are ended by EndCredential. It returns how many it
+// ended.
+func (p *Proxy) EndConnection(connectionID string) int {
+	if connectionID == "" {
+		return 0
+	}
+	n := p.dialogs.endConnection(connectionID)
+	var todo []*call
+	p.ringingMu.Lock()
+	for cl := range p.ringing {
+		if cl.caller.Connection.ID == connectionID {
+			todo = append(todo, cl)
+		}
+	}
+	p.ringingMu.Unlock()
+	for _, cl := range todo {
+		cl.cancelAll(false)
+	}
+	return n + len(todo)
+}
+
 // acquire takes an in-flight slot for a transaction to forward (release
 // it with p.inFlight.Add(-1)), or answers 503 with Retry-After and returns
 // false when proxy.max_in_flight are taken; always admits it takes the

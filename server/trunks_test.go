@@ -397,3 +397,31 @@ func TestConnectionGatewaysFailoverAndAuth(t *testing.T) {
 	}
 	waitFor(t, "no calls", 5*time.Second, func() bool { return len(ts.calls(t)) == 0 })
 }
+
+// TestIPConnectionDeactivationEndsCalls: deactivating an ip connection
+// ends its carrier's calls in progress (BYE to the callee) as well as
+// trusting its address.
+func TestIPConnectionDeactivationEndsCalls(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	creds := callSetup(t, ts)
+	carrierConn := ts.createConnection(t, map[string]any{"name": "carrier", "kind": "ip", "allowed_cidrs": []string{"127.0.0.2"}})
+	ts.assignNumber(t, map[string]any{"number": "+15551230001", "credential_id": creds.bob.ID})
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	carrier := newDevice(t, ts, "udp", "carrier", "127.0.0.2")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sess, statuses, err := carrier.call(ctx, t, "+15551230001", "+442079460958", "")
+	if err != nil {
+		t.Fatalf("carrier call: %v (statuses %v)", err, statuses)
+	}
+	recv(t, bob.invites, "INVITE at bob")
+	_ = sess.Ack(ctx)
+	waitFor(t, "the call listed", 5*time.Second, func() bool { return len(ts.calls(t)) == 1 })
+	if code := ts.api(t, "PATCH", "/v1/connections/"+carrierConn.ID, map[string]any{"active": false}, nil); code != 200 {
+		t.Fatalf("deactivate: %d", code)
+	}
+	recv(t, bob.byes, "BYE at bob from the proxy")
+	recv(t, carrier.byes, "BYE at the carrier from the proxy")
+	waitFor(t, "no calls", 5*time.Second, func() bool { return len(ts.calls(t)) == 0 })
+}

@@ -50,16 +50,6 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	return h
 }
 
-func (h *hookReceiver) types() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, e := range h.events {
-		out = append(out, e.Type)
-	}
-	return out
-}
-
 func (h *hookReceiver) find(typ string) (hookEvent, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
