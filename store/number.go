@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -181,17 +182,20 @@ type peer struct {
 }
 
 type routingCache struct {
-	mu  sync.Mutex
-	cur *routingIndex
+	cur atomic.Pointer[routingIndex] // read without a lock: every INVITE and REGISTER
+	mu  sync.Mutex                   // one rebuild at a time
 }
 
 // routing returns the current index, rebuilding it when a write
 // committed since it was built.
 func (db *DB) routing() (*routingIndex, error) {
 	gen := db.conns.generation()
+	if r := db.route.cur.Load(); r != nil && r.gen == gen {
+		return r, nil
+	}
 	db.route.mu.Lock()
 	defer db.route.mu.Unlock()
-	if r := db.route.cur; r != nil && r.gen == gen {
+	if r := db.route.cur.Load(); r != nil && r.gen == gen {
 		return r, nil
 	}
 	r := &routingIndex{gen: gen, numbers: map[string]Assignment{}}
@@ -237,7 +241,7 @@ func (db *DB) routing() (*routingIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: build routing index: %w", err)
 	}
-	db.route.cur = r
+	db.route.cur.Store(r)
 	return r, nil
 }
 
