@@ -109,6 +109,8 @@ func TestDeliverSigned(t *testing.T) {
 	if err := json.Unmarshal(b, &v); err != nil || v.Data.EventType != "registration.created" || v.Data.ConnectionID != "conn-alice" || v.Data.Payload["username"] != "alice" {
 		t.Errorf("body %s: %v", b, err)
 	}
+	// The attempt is logged once the receiver's answer is read.
+	waitFor(t, "the logged delivery", func() bool { return len(w.Deliveries("conn-alice")) == 1 })
 	if ds := w.Deliveries("conn-alice"); len(ds) != 1 || !ds[0].OK || ds[0].Status != 204 {
 		t.Errorf("deliveries %+v", ds)
 	}
@@ -133,9 +135,7 @@ func TestRetryThenFailover(t *testing.T) {
 	if !ds[0].OK || ds[0].URL != backup.srv.URL || ds[0].Attempt != 4 || ds[1].OK || ds[1].Status != 500 {
 		t.Errorf("deliveries %+v", ds)
 	}
-	if n := testutil.ToFloat64(w2c(reg, "sipwarden_webhook_delivered_total")); n != 1 {
-		t.Errorf("delivered_total %v, want 1", n)
-	}
+	waitFor(t, "delivered_total 1", func() bool { return testutil.ToFloat64(w2c(reg, "sipwarden_webhook_delivered_total")) == 1 })
 }
 
 // TestReceiverDownFails: both URLs unreachable: the event is given up
