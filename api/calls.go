@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,9 +24,12 @@ type Call struct {
 	StartedAt          time.Time `json:"started_at"`
 }
 
-// Calls lists the live calls (the proxy's dialog table).
+// Calls lists and ends the live calls (the proxy's dialog table).
 type Calls interface {
 	ActiveCalls() []Call
+	// EndCall ends the call with the ID (Call.ID), sending BYE to both
+	// sides, and reports whether there was one.
+	EndCall(id string) bool
 }
 
 // SetCalls gives the API the proxy's call list. Call it before serving;
@@ -62,5 +66,17 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) error {
 		next = base64.RawURLEncoding.EncodeToString([]byte(calls[end-1].ID))
 	}
 	writeList(w, calls[start:end], next, p.size)
+	return nil
+}
+
+// hangupCall answers DELETE /v1/calls/{id}: the proxy sends BYE to both
+// sides.
+func (s *Server) hangupCall(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if s.calls == nil || !s.calls.EndCall(id) {
+		return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no live call with id %q", truncate(id, 200)))
+	}
+	s.log.Info("call ended through the API", "call_id", strings.SplitN(id, ";", 2)[0])
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -35,6 +35,14 @@ func NewClient(baseURL, key string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), key: key, hc: hc}
 }
 
+// WithHTTPClient returns a copy of c that sends its requests through hc
+// (for long transfers: a client without NewClient's 30 s timeout).
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	cp := *c
+	cp.hc = hc
+	return &cp
+}
+
 // PageRequest asks for one page of a list: Size items (0: the server's
 // default, 100) after the cursor After (the NextCursor of the previous
 // page; "" for the first page).
@@ -316,4 +324,156 @@ func responseError(status int, raw []byte) *Error {
 func IsNotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// ListBans returns one page of live bans and the next cursor.
+func (c *Client) ListBans(ctx context.Context, p PageRequest) ([]Ban, string, error) {
+	q := url.Values{}
+	p.addTo(q)
+	var out []Ban
+	next, err := c.list(ctx, "/v1/bans", q, &out)
+	return out, next, err
+}
+
+// LiftBan ends the ban of the source holding ip.
+func (c *Client) LiftBan(ctx context.Context, ip string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/bans/"+url.PathEscape(ip), nil, nil, nil)
+}
+
+// ListCalls returns one page of live calls (of one credential when
+// credentialID is not empty) and the next cursor.
+func (c *Client) ListCalls(ctx context.Context, credentialID string, p PageRequest) ([]Call, string, error) {
+	q := url.Values{}
+	if credentialID != "" {
+		q.Set("credential_id", credentialID)
+	}
+	p.addTo(q)
+	var out []Call
+	next, err := c.list(ctx, "/v1/calls", q, &out)
+	return out, next, err
+}
+
+// HangupCall ends a live call: the proxy sends BYE to both sides.
+func (c *Client) HangupCall(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/calls/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// CreateAPIKey creates an API key; the answer's Key is the only copy of
+// the key.
+func (c *Client) CreateAPIKey(ctx context.Context, req CreateAPIKeyRequest) (APIKey, error) {
+	var out APIKey
+	err := c.do(ctx, http.MethodPost, "/v1/api-keys", nil, req, &out)
+	return out, err
+}
+
+// ListAPIKeys returns every API key (without secrets).
+func (c *Client) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+	var out []APIKey
+	_, err := c.list(ctx, "/v1/api-keys", nil, &out)
+	return out, err
+}
+
+// DeleteAPIKey deletes an API key.
+func (c *Client) DeleteAPIKey(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/api-keys/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// LogLevel returns the server's log level.
+func (c *Client) LogLevel(ctx context.Context) (string, error) {
+	var out LogLevel
+	err := c.do(ctx, http.MethodGet, "/v1/log-level", nil, nil, &out)
+	return out.Level, err
+}
+
+// SetLogLevel sets the server's log level: debug, info, warn or error.
+func (c *Client) SetLogLevel(ctx context.Context, level string) (string, error) {
+	var out LogLevel
+	err := c.do(ctx, http.MethodPut, "/v1/log-level", nil, LogLevel{Level: level}, &out)
+	return out.Level, err
+}
+
+// Backup copies the server's live store (GET /v1/backup) to w and returns
+// the bytes copied; a copy shorter than announced is an error. A large
+// store needs an http.Client without a short Timeout (NewClient's hc).
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	return c.download(ctx, "/v1/backup", w)
+}
+
+// Export copies every credential with its HA1 values (GET /v1/export,
+// CredentialRecord lines) to w.
+func (c *Client) Export(ctx context.Context, w io.Writer) (int64, error) {
+	return c.download(ctx, "/v1/export", w)
+}
+
+// Import creates the credentials of records in one transaction (all or
+// none) and returns how many were created. The server takes at most 10,000
+// records and its body limit (1 MiB by default) a call: send batches.
+func (c *Client) Import(ctx context.Context, records []CredentialRecord) (int, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for _, r := range records {
+		if err := enc.Encode(r); err != nil {
+			return 0, fmt.Errorf("encode import record %q: %w", r.Username, err)
+		}
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/import", &buf)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes))
+	if err != nil {
+		return 0, fmt.Errorf("POST /v1/import: read response: %w", err)
+	}
+	if res.StatusCode != http.StatusCreated {
+		return 0, responseError(res.StatusCode, raw)
+	}
+	var env struct{ Data ImportResult }
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return 0, fmt.Errorf("POST /v1/import: decode response: %w", err)
+	}
+	return env.Data.Created, nil
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	return req, nil
+}
+
+// download copies the body of GET path to w, checking its length against
+// Content-Length when the server sent one.
+func (c *Client) download(ctx context.Context, path string, w io.Writer) (int64, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes))
+		return 0, responseError(res.StatusCode, raw)
+	}
+	n, err := io.Copy(w, res.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET %s: after %d bytes: %w", path, n, err)
+	}
+	if res.ContentLength >= 0 && n != res.ContentLength {
+		return n, fmt.Errorf("GET %s: got %d bytes of %d", path, n, res.ContentLength)
+	}
+	return n, nil
 }

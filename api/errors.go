@@ -84,6 +84,8 @@ const (
 	CodeUnknownField       = "unknown_field"       // 400
 	CodeInvalidParameter   = "invalid_parameter"   // 400
 	CodeUnauthorized       = "unauthorized"        // 401
+	CodeForbidden          = "forbidden"           // 403
+	CodeKeyInUse           = "key_in_use"          // 409
 	CodeNotFound           = "not_found"           // 404
 	CodeMethodNotAllowed   = "method_not_allowed"  // 405
 	CodeUsernameTaken      = "username_taken"      // 409
@@ -112,6 +114,8 @@ var titles = map[string]string{
 	CodeUnknownField:       "Unknown field",
 	CodeInvalidParameter:   "Invalid query parameter",
 	CodeUnauthorized:       "Missing or invalid API key",
+	CodeForbidden:          "API key scope does not allow this",
+	CodeKeyInUse:           "API key in use by this request",
 	CodeNotFound:           "Not found",
 	CodeMethodNotAllowed:   "Method not allowed",
 	CodeUsernameTaken:      "Username already taken",

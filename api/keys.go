@@ -84,35 +84,57 @@ func (s *Server) ensureAdminKey() error {
 	return nil
 }
 
-// authenticate checks the request's bearer key. An unknown or wrong key is
-// (false, nil); err is only for a store failure.
-func (s *Server) authenticate(r *http.Request) (bool, error) {
-	auth := r.Header.Get("Authorization")
-	scheme, key, ok := strings.Cut(auth, " ")
+// bearerKey is the key of the request's Authorization: Bearer header, or
+// "".
+func bearerKey(r *http.Request) string {
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false, nil
+		return ""
 	}
 	key = strings.TrimSpace(key)
-	if key == "" || len(key) > maxKeyLen {
-		return false, nil
+	if len(key) > maxKeyLen {
+		return ""
+	}
+	return key
+}
+
+// authenticate checks the request's bearer key and returns its scope. An
+// unknown or wrong key is ("", false, nil); err is only for a store
+// failure.
+func (s *Server) authenticate(r *http.Request) (scope string, ok bool, err error) {
+	key := bearerKey(r)
+	if key == "" {
+		return "", false, nil
 	}
 	if s.adminHash != nil {
 		h := sha256.Sum256([]byte(key))
 		if subtle.ConstantTimeCompare(h[:], s.adminHash) == 1 {
-			return true, nil
+			return ScopeAdmin, true, nil
 		}
 	}
 	id, secret, ok := parseKey(key)
 	if !ok {
-		return false, nil
+		return "", false, nil
 	}
 	k, err := s.db.APIKey(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("look up api key: %w", err)
+		return "", false, fmt.Errorf("look up api key: %w", err)
 	}
 	h := sha256.Sum256([]byte(secret))
-	return subtle.ConstantTimeCompare(h[:], k.Hash) == 1, nil
+	if subtle.ConstantTimeCompare(h[:], k.Hash) != 1 {
+		return "", false, nil
+	}
+	return k.Scope, true, nil
+}
+
+// allowed reports whether a key of scope may use the route pattern: an
+// admin key everything, a read key the GET routes but those in adminOnly.
+func (s *Server) allowed(scope, pattern string, r *http.Request) bool {
+	if scope == ScopeAdmin {
+		return true
+	}
+	return scope == ScopeRead && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !s.adminOnly[pattern]
 }

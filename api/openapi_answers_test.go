@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,9 @@ import (
 type fakeCalls []api.Call
 
 func (f fakeCalls) ActiveCalls() []api.Call { return slices.Clone(f) }
+func (f fakeCalls) EndCall(id string) bool {
+	return slices.ContainsFunc(f, func(c api.Call) bool { return c.ID == id })
+}
 
 // answers drives one API server and checks every answer against the
 // document.
@@ -256,6 +260,41 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.ok(200, "PUT", "/v1/log-level", `{"level":"debug"}`)
 	x.refused(422, "PUT", "/v1/log-level", `{"level":"loud"}`)
 	x.refused(422, "PUT", "/v1/log-level", `{}`)
+
+	// Calls: hang up.
+	x.ok(204, "DELETE", "/v1/calls/"+url.PathEscape("a84b4c76e66710@pc33;1928301774;314159"), "")
+	x.ok(404, "DELETE", "/v1/calls/nope", "")
+
+	// API keys and their scopes.
+	x.refused(422, "POST", "/v1/api-keys", `{"name":"grafana","scope":"root"}`)
+	x.refused(422, "POST", "/v1/api-keys", `{"scope":"read"}`)
+	x.refused(400, "POST", "/v1/api-keys", `{"name":"grafana","scope":"read","colour":1}`)
+	var readKey, adminKey api.APIKey
+	decodeData(t, x.ok(201, "POST", "/v1/api-keys", `{"name":"grafana","scope":"read"}`), &readKey)
+	decodeData(t, x.ok(201, "POST", "/v1/api-keys", `{"name":"ops","scope":"admin"}`), &adminKey)
+	x.ok(200, "GET", "/v1/api-keys", "")
+	x.call(200, readKey.Key, "GET", "/v1/credentials", "", false)
+	x.call(403, readKey.Key, "POST", "/v1/credentials", `{"username":"erin","password":"correct-horse-battery"}`, false)
+	x.call(403, readKey.Key, "GET", "/v1/backup", "", false)
+	x.call(403, readKey.Key, "GET", "/v1/api-keys", "", false)
+	x.call(403, readKey.Key, "DELETE", "/v1/api-keys/"+readKey.ID, "", false)
+	x.call(409, adminKey.Key, "DELETE", "/v1/api-keys/"+adminKey.ID, "", false)
+	x.call(204, adminKey.Key, "DELETE", "/v1/api-keys/"+readKey.ID, "", false)
+	x.call(401, readKey.Key, "GET", "/v1/credentials", "", false)
+	x.ok(404, "DELETE", "/v1/api-keys/"+readKey.ID, "")
+
+	// Backup, export, import.
+	x.ok(200, "GET", "/v1/backup", "")
+	x.ok(400, "GET", "/v1/backup?full=1", "")
+	x.ok(200, "GET", "/v1/export", "")
+	x.ok(400, "GET", "/v1/export?x=1", "")
+	x.ok(201, "POST", "/v1/import", `{"username":"kam1","ha1":{"MD5":"939e7578ed9e3c518a452acee763bce9"}}`+"\n"+
+		`{"username":"kam2","realm":"`+testRealm+`","ha1":{"MD5":"939E7578ED9E3C518A452ACEE763BCE9"},"enabled":false,"tag":"kamailio"}`+"\n")
+	x.refused(422, "POST", "/v1/import", `{"username":"kam3","ha1":{"MD5":"abc"}}`)
+	x.refused(422, "POST", "/v1/import", `{"username":"kam3","ha1":{}}`)
+	x.refused(400, "POST", "/v1/import", `{"username":"kam3","ha1":{"MD5":"939e7578ed9e3c518a452acee763bce9"},"password":"x"}`)
+	x.ok(409, "POST", "/v1/import", `{"username":"kam3","ha1":{"MD5":"939e7578ed9e3c518a452acee763bce9"}}`+"\n"+`{"username":"kam1","ha1":{"MD5":"939e7578ed9e3c518a452acee763bce9"}}`)
+	x.ok(200, "GET", "/v1/export", "")
 
 	// Deletes last.
 	x.ok(204, "DELETE", "/v1/numbers/15551234567", "")

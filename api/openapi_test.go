@@ -150,6 +150,27 @@ func (o *openAPI) validate(t *testing.T, p string, raw []byte) error {
 	return o.schema(t, p).Validate(v)
 }
 
+// validateAs validates a body of the media type ct: JSON against the
+// schema at p, JSON lines line by line against it, and any other type
+// (application/octet-stream) not at all.
+func (o *openAPI) validateAs(t *testing.T, ct, p string, raw []byte) error {
+	t.Helper()
+	switch ct {
+	case "application/json":
+		return o.validate(t, p, raw)
+	case "application/x-ndjson":
+		for i, line := range bytes.Split(raw, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			if err := o.validate(t, p, line); err != nil {
+				return fmt.Errorf("line %d: %w", i+1, err)
+			}
+		}
+	}
+	return nil
+}
+
 // operation is one method of one path of the document.
 type operation struct {
 	pattern string // as http.ServeMux reads it: "GET /v1/credentials/{id}"
@@ -434,7 +455,7 @@ func (a *answerChecker) check(req *http.Request, reqBody string, rec *httptest.R
 		ct, _, err := mime.ParseMediaType(rec.Header().Get("Content-Type"))
 		if _, ok := content[ct]; err != nil || !ok {
 			t.Errorf("%s: Content-Type %q, documented %v", what, rec.Header().Get("Content-Type"), slices.Sorted(maps.Keys(content)))
-		} else if err := a.o.validate(t, ptr(respPtr, "content", ct, "schema"), rec.Body.Bytes()); err != nil {
+		} else if err := a.o.validateAs(t, ct, ptr(respPtr, "content", ct, "schema"), rec.Body.Bytes()); err != nil {
 			t.Errorf("%s: the answer does not match the document: %v\nbody %s", what, err, rec.Body)
 		}
 	}
@@ -459,7 +480,13 @@ func (a *answerChecker) check(req *http.Request, reqBody string, rec *httptest.R
 		t.Errorf("%s: sent a body, but the operation documents none", what)
 		return
 	}
-	err := a.o.validate(t, ptr(op.ptr, "requestBody", "content", "application/json", "schema"), []byte(reqBody))
+	reqCT := "application/json"
+	if rc, _ := a.o.at(ptr(op.ptr, "requestBody", "content")).(map[string]any); rc != nil && rc[reqCT] == nil {
+		for ct := range rc {
+			reqCT = ct // the one documented
+		}
+	}
+	err := a.o.validateAs(t, reqCT, ptr(op.ptr, "requestBody", "content", reqCT, "schema"), []byte(reqBody))
 	switch {
 	case rec.Code < 300 && err != nil:
 		t.Errorf("%s: the server accepted %s, which the request schema refuses: %v", what, reqBody, err)

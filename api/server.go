@@ -85,6 +85,7 @@ type Server struct {
 	keys      KeySet
 	level     LevelVar        // HandleLogLevel; nil: the log-level routes answer 404
 	public    map[string]bool // patterns served without an API key, from routeTable
+	adminOnly map[string]bool // GET patterns a read key may not use (adminOnlyReads)
 }
 
 // New returns the API server. On first start (no API key in the store and
@@ -175,12 +176,31 @@ func (s *Server) routeTable() []route {
 
 		{"GET /v1/log-level", false, s.h(s.getLogLevel)}, // loglevel.go
 		{"PUT /v1/log-level", false, s.h(s.putLogLevel)},
+
+		{"DELETE /v1/calls/{id}", false, s.h(s.hangupCall)}, // calls.go
+		{"POST /v1/api-keys", false, s.h(s.createAPIKey)},   // apikeys.go
+		{"GET /v1/api-keys", false, s.h(s.listAPIKeys)},
+		{"DELETE /v1/api-keys/{id}", false, s.h(s.deleteAPIKey)},
+		{"GET /v1/backup", false, s.h(s.backup)}, // backup.go
+		{"GET /v1/export", false, s.h(s.export)},
+		{"POST /v1/import", false, s.h(s.importCredentials)},
 	}
+}
+
+// adminOnlyReads are the GET routes a read-only key may not use: they hand
+// out HA1s (backup, export) or list the API keys. Every other route but a
+// GET needs an admin key too.
+func adminOnlyReads() []string {
+	return []string{"GET /v1/api-keys", "GET /v1/backup", "GET /v1/export"}
 }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	s.public = map[string]bool{}
+	s.adminOnly = map[string]bool{}
+	for _, p := range adminOnlyReads() {
+		s.adminOnly[p] = true
+	}
 	for _, r := range s.routeTable() {
 		m.Handle(r.pattern, r.handler)
 		if r.public {
@@ -202,7 +222,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// A valid key is never refused: keys are 256-bit random, so the
 		// block after failures only stops guessing, and must not lock the
 		// operator out (a script with a wrong key on the same host).
-		ok, err := s.authenticate(r)
+		scope, ok, err := s.authenticate(r)
 		if err != nil {
 			rec.err = err
 			writeError(rec, newError(http.StatusInternalServerError, CodeInternal, "the server failed to check the API key; see its log"))
@@ -219,6 +239,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				detail = "the API key is not valid"
 			}
 			writeError(rec, newError(http.StatusUnauthorized, CodeUnauthorized, detail))
+			return
+		}
+		if pattern != "" && !s.allowed(scope, pattern, r) {
+			writeError(rec, newError(http.StatusForbidden, CodeForbidden,
+				fmt.Sprintf("a %s key may not %s %s: use an admin key", scope, r.Method, r.URL.Path)))
 			return
 		}
 	}

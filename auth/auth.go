@@ -307,6 +307,22 @@ func (a *Authenticator) check(r Request) Result {
 	return res
 }
 
+// withHA1 is the algorithms of algs that cred has an HA1 for (an imported
+// credential may have only MD5's, until its password changes), or algs
+// when it has none of them: the challenge then looks like any other.
+func withHA1(algs []digest.Algorithm, cred store.Credential) []digest.Algorithm {
+	var out []digest.Algorithm
+	for _, a := range algs {
+		if cred.HA1[a.String()] != "" {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 || len(out) == len(algs) {
+		return algs
+	}
+	return out
+}
+
 // offered reports whether qop (case-insensitively) is one of the offered
 // values.
 func offered(values []string, qop string) bool {
@@ -369,6 +385,8 @@ func (a *Authenticator) ChallengesFor(user, transport string, stale, invalidToke
 					algs = append(algs, alg)
 				}
 			}
+		} else if err == nil {
+			algs = withHA1(algs, cred)
 		}
 	}
 	nonce := a.cfg.Nonce.New()

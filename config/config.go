@@ -239,6 +239,9 @@ func Load(path string) (Config, error) {
 }
 
 func decode(b []byte, c *Config) error {
+	if err := checkKeys(b); err != nil { // keys.go: errors naming the keys
+		return err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true) // unknown keys are refused, with their line
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {

@@ -406,6 +406,27 @@ func (ds *Dialogs) endConnection(connectionID string) int {
 	return len(ended)
 }
 
+// EndCall ends one established call, named by its Call-ID and the tags
+// of its caller and callee: the proxy sends BYE to both sides. It reports
+// whether there was such a call (not already ending).
+func (ds *Dialogs) EndCall(callID, callerTag, calleeTag string) bool {
+	var found *Dialog
+	ds.mu.Lock()
+	for _, d := range ds.by[callID] {
+		if d.Call && !d.ending && !d.early && d.CallerTag == callerTag && d.CalleeTag == calleeTag {
+			d.ending = true
+			found = d
+			break
+		}
+	}
+	ds.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	ds.end(found)
+	return true
+}
+
 // end sends BYE (or, for a subscription, nothing: it just forgets it) to
 // both sides of d and removes it.
 func (ds *Dialogs) end(d *Dialog) {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/console"
 	"github.com/sipwarden/sipwarden/health"
 	"github.com/sipwarden/sipwarden/store"
 	"github.com/sipwarden/sipwarden/web"
@@ -47,6 +48,9 @@ func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.
 		phone := web.Phone()
 		mux.Handle("GET /phone", phone)
 		mux.Handle("GET /phone/", phone)
+		c := console.Handler() // the web console at / (console/)
+		mux.Handle("GET /{$}", c)
+		mux.Handle("GET "+console.AssetPrefix, c)
 		mux.Handle("/", next)
 	}
 	return mux

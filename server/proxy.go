@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/emiago/sipgo"
 
@@ -120,4 +121,13 @@ func (c callList) ActiveCalls() []api.Call {
 		})
 	}
 	return out
+}
+
+// EndCall ends the call with the API's ID (Call-ID;caller tag;callee tag).
+func (c callList) EndCall(id string) bool {
+	parts := strings.Split(id, ";")
+	if len(parts) != 3 {
+		return false
+	}
+	return c.d.EndCall(parts[0], parts[1], parts[2])
 }

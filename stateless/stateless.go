@@ -55,7 +55,7 @@ type Config struct {
 	// connection forever. Past it the connection is closed (checked when
 	// a read returns, so within one idle timeout more). Default 10s.
 	MessageTimeout time.Duration
-	Logger       *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Front is the pool of workers behind the wrapped sockets.

@@ -15,6 +15,9 @@ func (db *DB) CreateAPIKey(k APIKey) (APIKey, error) {
 			return APIKey{}, fmt.Errorf("create api key %q: %w", k.ID, err)
 		}
 	}
+	if k.Scope != "" && k.Scope != ScopeAdmin && k.Scope != ScopeRead {
+		return APIKey{}, fmt.Errorf("create api key: %w: scope %q", ErrInvalid, k.Scope)
+	}
 	var out APIKey
 	err := db.update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketAPIKeys)
@@ -30,6 +33,9 @@ func (db *DB) CreateAPIKey(k APIKey) (APIKey, error) {
 		}
 		if k.CreatedAt.IsZero() {
 			k.CreatedAt = now
+		}
+		if k.Scope == "" {
+			k.Scope = ScopeAdmin
 		}
 		v := appendAPIKey(nil, &k)
 		if err := keys.Put([]byte(k.ID), v); err != nil {

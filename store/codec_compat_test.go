@@ -103,3 +103,31 @@ func appendTime(b []byte, t time.Time) []byte {
 	e.time(t)
 	return e.b
 }
+
+// TestDecodeAPIKeyFormat1: keys written before scopes existed decode as
+// admin keys (every key was one).
+func TestDecodeAPIKeyFormat1(t *testing.T) {
+	t1 := time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC)
+	e := encoder{}
+	e.byte(1)
+	e.str("k1")
+	e.str("admin")
+	e.bytes([]byte{1, 2})
+	e.time(t1)
+	var k APIKey
+	if err := decodeAPIKey(&k, e.b); err != nil {
+		t.Fatalf("decode format 1: %v", err)
+	}
+	want := APIKey{ID: "k1", Name: "admin", Hash: []byte{1, 2}, CreatedAt: t1, Scope: ScopeAdmin}
+	if !reflect.DeepEqual(k, want) {
+		t.Fatalf("got %+v, want %+v", k, want)
+	}
+	want.Scope = ScopeRead
+	v := appendAPIKey(nil, &want)
+	if v[0] != 2 {
+		t.Fatalf("format byte %d, want 2", v[0])
+	}
+	if err := decodeAPIKey(&k, v); err != nil || !reflect.DeepEqual(k, want) {
+		t.Fatalf("round trip: got %+v, %v; want %+v", k, err, want)
+	}
+}

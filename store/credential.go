@@ -54,37 +54,40 @@ func (db *DB) CreateCredential(c Credential) (Credential, error) {
 		}
 	}
 	var out Credential
-	err := db.update(func(tx *bolt.Tx) error {
-		b := credentialBuckets(tx)
-		if b.conns.Get([]byte(c.ConnectionID)) == nil {
-			return fmt.Errorf("create credential %q: connection %q: %w", c.Username, c.ConnectionID, ErrConnectionNotFound)
-		}
-		if b.names.Get([]byte(c.Username)) != nil {
-			return fmt.Errorf("create credential %q: %w", c.Username, ErrUsernameTaken)
-		}
-		now := db.now()
-		if c.ID == "" {
-			id, err := db.newID(tx, now)
-			if err != nil {
-				return err
-			}
-			c.ID = id
-		} else if b.creds.Get([]byte(c.ID)) != nil {
-			return fmt.Errorf("create credential %q: %w", c.ID, ErrExists)
-		}
-		setTimes(&c.CreatedAt, &c.UpdatedAt, now)
-		if err := b.names.Put([]byte(c.Username), []byte(c.ID)); err != nil {
-			return fmt.Errorf("store: put username %q: %w", c.Username, err)
-		}
-		if err := b.byConn.Put(connectionKey(c.ConnectionID, c.ID), nil); err != nil {
-			return fmt.Errorf("store: put connection index of credential %q: %w", c.ID, err)
-		}
-		return putCredential(b.creds, &c, &out)
-	})
+	err := db.update(func(tx *bolt.Tx) error { return db.createCredentialTx(tx, c, &out) })
 	if err != nil {
 		return Credential{}, err
 	}
 	return out, nil
+}
+
+// createCredentialTx is CreateCredential inside tx; c has been checked.
+func (db *DB) createCredentialTx(tx *bolt.Tx, c Credential, out *Credential) error {
+	b := credentialBuckets(tx)
+	if b.conns.Get([]byte(c.ConnectionID)) == nil {
+		return fmt.Errorf("create credential %q: connection %q: %w", c.Username, c.ConnectionID, ErrConnectionNotFound)
+	}
+	if b.names.Get([]byte(c.Username)) != nil {
+		return fmt.Errorf("create credential %q: %w", c.Username, ErrUsernameTaken)
+	}
+	now := db.now()
+	if c.ID == "" {
+		id, err := db.newID(tx, now)
+		if err != nil {
+			return err
+		}
+		c.ID = id
+	} else if b.creds.Get([]byte(c.ID)) != nil {
+		return fmt.Errorf("create credential %q: %w", c.ID, ErrExists)
+	}
+	setTimes(&c.CreatedAt, &c.UpdatedAt, now)
+	if err := b.names.Put([]byte(c.Username), []byte(c.ID)); err != nil {
+		return fmt.Errorf("store: put username %q: %w", c.Username, err)
+	}
+	if err := b.byConn.Put(connectionKey(c.ConnectionID, c.ID), nil); err != nil {
+		return fmt.Errorf("store: put connection index of credential %q: %w", c.ID, err)
+	}
+	return putCredential(b.creds, &c, out)
 }
 
 // Credential returns the credential with the ID, or ErrNotFound.

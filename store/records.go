@@ -170,4 +170,16 @@ type APIKey struct {
 	Name      string    `json:"name"`
 	Hash      []byte    `json:"hash"`
 	CreatedAt time.Time `json:"created_at"`
+	// Scope is ScopeAdmin or ScopeRead; CreateAPIKey stores "" as
+	// ScopeAdmin.
+	Scope string `json:"scope"`
 }
+
+// API key scopes.
+const (
+	// ScopeAdmin may do everything.
+	ScopeAdmin = "admin"
+	// ScopeRead may only read, and not what holds secrets (backups and
+	// exports hold HA1s).
+	ScopeRead = "read"
+)

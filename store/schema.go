@@ -426,8 +426,9 @@ func (in *interner) get(s string) string {
 	return v
 }
 
-// APIKey format 1: ID, Name, Hash, CreatedAt.
-const apiKeyFormat = 1
+// APIKey format 2: ID, Name, Hash, CreatedAt, Scope. Format 1 ends before
+// Scope and decodes as ScopeAdmin (every key was an admin key).
+const apiKeyFormat = 2
 
 func appendAPIKey(b []byte, k *APIKey) []byte {
 	e := encoder{b}
@@ -436,17 +437,22 @@ func appendAPIKey(b []byte, k *APIKey) []byte {
 	e.str(k.Name)
 	e.bytes(k.Hash)
 	e.time(k.CreatedAt)
+	e.str(k.Scope)
 	return e.b
 }
 
 func decodeAPIKey(k *APIKey, v []byte) error {
 	d := decoder{s: string(v)}
-	d.version("api key", apiKeyFormat)
+	format := d.version("api key", apiKeyFormat)
 	*k = APIKey{
 		ID:        d.str(),
 		Name:      d.str(),
 		Hash:      d.bytes(),
 		CreatedAt: d.time(),
+		Scope:     ScopeAdmin,
+	}
+	if format >= 2 {
+		k.Scope = d.str()
 	}
 	return d.done()
 }

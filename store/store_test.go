@@ -254,7 +254,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		Algorithms: []string{"SHA-256", "MD5"}, CreatedAt: t1, UpdatedAt: t2, TokensNotBefore: t1.UTC(),
 	}
 	nonZero(t, &cred)
-	key := store.APIKey{ID: "key-1", Name: "admin", Hash: []byte{1, 2, 3}, CreatedAt: t1}
+	key := store.APIKey{ID: "key-1", Name: "admin", Hash: []byte{1, 2, 3}, CreatedAt: t1, Scope: store.ScopeRead}
 	nonZero(t, &key)
 	bind := store.Binding{
 		ID: "b1", AOR: "alice", CredentialID: "cred-1", Contact: "<sip:alice@10.0.0.1:5060>", Source: "10.0.0.1:5060",

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/google/uuid"
+
 	"github.com/sipwarden/sipwarden/api"
 	"github.com/sipwarden/sipwarden/config"
 )
@@ -56,7 +58,8 @@ func (c *cli) flags(name, synopsis string) *flag.FlagSet {
 	fs.StringVar(&c.api, "api", "", "API base `URL` (env "+envAPI+"; default "+defaultAPI+")")
 	fs.StringVar(&c.apiKey, "api-key", "", "API `key` (env "+config.EnvAPIKey+"; default: the data dir's "+adminKeyFile+")")
 	fs.StringVar(&c.dataDir, "data-dir", "", "server data `dir` holding "+adminKeyFile+" (env "+envDataDir+"; default "+defaultDataDir+")")
-	fs.StringVar(&c.output, "output", "text", "output `format`: text or json")
+	fs.StringVar(&c.output, "output", "table", "output `format`: table (also text) or json")
+	fs.StringVar(&c.output, "o", "table", "short for --output")
 	fs.Usage = func() {
 		fmt.Fprintf(c.stderr, "usage: sipwarden %s\n\nflags:\n", synopsis)
 		fs.PrintDefaults()
@@ -64,10 +67,20 @@ func (c *cli) flags(name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
+// parseUpTo is parse for a command taking 0 to max positional arguments.
+func (c *cli) parseUpTo(fs *flag.FlagSet, args []string, max int) (pos []string, code int, ok bool) {
+	return c.parseRange(fs, args, 0, max)
+}
+
 // parse parses args, which may mix flags and positional arguments
 // ("credential update ID --name x"), and checks the positional count and
 // the common flags. code is the exit code when ok is false.
 func (c *cli) parse(fs *flag.FlagSet, args []string, positional int) (pos []string, code int, ok bool) {
+	return c.parseRange(fs, args, positional, positional)
+}
+
+// parseRange is parse for min to max positional arguments.
+func (c *cli) parseRange(fs *flag.FlagSet, args []string, min, max int) (pos []string, code int, ok bool) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -82,17 +95,24 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, positional int) (pos []stri
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	if len(pos) != positional {
-		if positional == 0 {
+	if len(pos) < min || len(pos) > max {
+		switch {
+		case max == 0:
 			fmt.Fprintf(c.stderr, "sipwarden: unexpected argument %q\n", pos[0])
-		} else {
-			fmt.Fprintf(c.stderr, "sipwarden: want %d argument(s), got %d\n", positional, len(pos))
+		case min == max:
+			fmt.Fprintf(c.stderr, "sipwarden: want %d argument(s), got %d\n", max, len(pos))
+		default:
+			fmt.Fprintf(c.stderr, "sipwarden: want %d to %d arguments, got %d\n", min, max, len(pos))
 		}
 		fs.Usage()
 		return nil, exitUsage, false
 	}
-	if c.output != "text" && c.output != "json" {
-		fmt.Fprintf(c.stderr, "sipwarden: --output must be text or json, not %q\n", c.output)
+	switch c.output {
+	case "table", "text":
+		c.output = "text"
+	case "json":
+	default:
+		fmt.Fprintf(c.stderr, "sipwarden: --output (-o) must be table or json, not %q\n", c.output)
 		return nil, exitUsage, false
 	}
 	return pos, exitOK, true
@@ -134,6 +154,33 @@ func (c *cli) call(f func(ctx context.Context, cl *api.Client) error) int {
 	return exitOK
 }
 
+// resolveCredential turns a credential ID or username into its ID: a
+// UUID is taken as an ID; anything else is looked up as a username.
+func resolveCredential(ctx context.Context, cl *api.Client, ref string) (string, error) {
+	if _, err := uuid.Parse(ref); err == nil {
+		return ref, nil
+	}
+	creds, _, err := cl.ListCredentials(ctx, api.CredentialQuery{Username: ref, Page: api.PageRequest{Size: 1}})
+	if err != nil {
+		return "", fmt.Errorf("look up credential %q: %w", ref, err)
+	}
+	if len(creds) == 0 {
+		return "", fmt.Errorf("no credential with id or username %q", ref)
+	}
+	return creds[0].ID, nil
+}
+
+// byCredential is byID for a credential given by ID or username.
+func (c *cli) byCredential(name string, args []string, f func(ctx context.Context, cl *api.Client, id string) error) int {
+	return c.byID(name, args, func(ctx context.Context, cl *api.Client, ref string) error {
+		id, err := resolveCredential(ctx, cl, ref)
+		if err != nil {
+			return err
+		}
+		return f(ctx, cl, id)
+	})
+}
+
 // byID runs "sipwarden <name> ID": it parses the common flags and one
 // positional argument, then calls f with it.
 func (c *cli) byID(name string, args []string, f func(ctx context.Context, cl *api.Client, id string) error) int {
@@ -161,6 +208,7 @@ func printList[T any](c *cli, items []T, next string, header []string, row func(
 			items = []T{}
 		}
 		c.printJSON(items)
+		c.moreHint(next)
 		return
 	}
 	t := c.table(header...)
@@ -312,9 +360,10 @@ func collect[T any](p *pageFlags, fetch func(api.PageRequest) ([]T, string, erro
 	}
 }
 
-// moreHint tells a text reader how to get the next page.
+// moreHint prints the next page's cursor on stderr (stdout stays one
+// table or one JSON array): "next cursor: X" and how to use it.
 func (c *cli) moreHint(next string) {
-	if next != "" && c.output == "text" {
-		fmt.Fprintf(c.stderr, "more results: add --after %s, or --all\n", next)
+	if next != "" {
+		fmt.Fprintf(c.stderr, "next cursor: %s\nmore results: add --after %s, or --all\n", next, next)
 	}
 }

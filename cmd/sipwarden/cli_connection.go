@@ -23,7 +23,7 @@ policy flags: --pbx-uri URI, --caller-id-policy username|connection_numbers|any,
   --sip-uri-calling disabled|internal|unrestricted, --max-calls N, --max-registrations N
   (an ip connection is trusted by its --allowed-cidrs, which it requires)
 
-common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
+common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden connection <subcommand> -h' for its flags.
 `
 

@@ -21,14 +21,17 @@ subcommands:
                  password is generated and printed once
   list [--connection ID] [--tag T] [--username U] [--enabled true|false]
        [--all] [--limit N] [--after CURSOR]
-  get ID
-  update ID [--password-stdin] [--name N] [--tag T] [--expires-at RFC3339|none]
-            [--algorithms LIST|default]
-  enable ID
-  disable ID     (its registrations are removed at once)
-  delete ID      (its registrations are removed at once)
+  get ID|USERNAME
+  update ID|USERNAME [--password-stdin | --generate-password] [--name N] [--tag T]
+            [--expires-at RFC3339|none] [--algorithms LIST|default]
+                 --generate-password sets a strong password and prints it once
+  enable ID|USERNAME
+  disable ID|USERNAME  (its registrations are removed at once)
+  delete ID|USERNAME   (its registrations are removed at once)
 
-common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
+A credential is named by its ID (a UUID) or by its username.
+
+common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden credential <subcommand> -h' for its flags.
 `
 
@@ -190,9 +193,9 @@ func (c *cli) credentialList(args []string) int {
 			return cl.ListCredentials(ctx, q)
 		})
 		if err == nil {
-			printList(c, creds, next, []string{"ID", "USERNAME", "CONNECTION", "ENABLED", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG"},
+			printList(c, creds, next, []string{"ID", "USERNAME", "CONNECTION", "STATE", "EXPIRES_AT", "ALGORITHMS", "NAME", "TAG"},
 				func(cr api.Credential) []string {
-					return []string{cr.ID, cr.Username, cr.ConnectionID, fmt.Sprint(cr.Enabled), expiresText(cr.ExpiresAt),
+					return []string{cr.ID, cr.Username, cr.ConnectionID, cr.State, expiresText(cr.ExpiresAt),
 						algorithmsText(cr.Algorithms), cr.Name, cr.Tag}
 				})
 		}
@@ -201,7 +204,7 @@ func (c *cli) credentialList(args []string) int {
 }
 
 func (c *cli) credentialGet(args []string) int {
-	return c.byID("credential get", args, func(ctx context.Context, cl *api.Client, id string) error {
+	return c.byCredential("credential get", args, func(ctx context.Context, cl *api.Client, id string) error {
 		cred, err := cl.GetCredential(ctx, id)
 		if err == nil {
 			c.showCredential(cred)
@@ -213,6 +216,7 @@ func (c *cli) credentialGet(args []string) int {
 func (c *cli) credentialUpdate(args []string) int {
 	fs := c.flags("credential update", "credential update ID [flags]")
 	pwStdin := fs.Bool("password-stdin", false, "read a new password from stdin")
+	genPw := fs.Bool("generate-password", false, "set a new generated password, printed once")
 	name := fs.String("name", "", "new display `name` (\"\" clears it)")
 	tag := fs.String("tag", "", "new `tag` (\"\" clears it)")
 	expires := fs.String("expires-at", "", "new expiry as an RFC 3339 `time`, or none for never")
@@ -248,12 +252,20 @@ func (c *cli) credentialUpdate(args []string) int {
 			return c.usageError("--algorithms: want a list such as SHA-256,MD5, or default")
 		}
 	}
+	if *pwStdin && *genPw {
+		return c.usageError("credential update: --password-stdin and --generate-password exclude each other")
+	}
 	if *pwStdin {
 		p, err := c.readPassword()
 		if err != nil {
 			return c.usageError("%v", err)
 		}
 		req.Password = &p
+	}
+	if *genPw {
+		p := generatePassword()
+		req.Password = &p
+		return c.updateCredential(pos[0], req, p)
 	}
 	if !*pwStdin && !set["name"] && !set["tag"] && !set["expires-at"] && !set["algorithms"] {
 		return c.usageError("credential update: nothing to change; see -h")
@@ -274,18 +286,29 @@ func (c *cli) credentialSetEnabled(args []string, enabled bool) int {
 	return c.updateCredential(pos[0], api.UpdateCredentialRequest{Enabled: &enabled})
 }
 
-func (c *cli) updateCredential(id string, req api.UpdateCredentialRequest) int {
+// updateCredential applies req to the credential ref (ID or username) and
+// shows the result; generated, when not empty, is a new password to show
+// once.
+func (c *cli) updateCredential(ref string, req api.UpdateCredentialRequest, generated ...string) int {
 	return c.call(func(ctx context.Context, cl *api.Client) error {
+		id, err := resolveCredential(ctx, cl, ref)
+		if err != nil {
+			return err
+		}
 		cred, err := cl.UpdateCredential(ctx, id, req)
 		if err == nil {
-			c.showCredential(cred)
+			if len(generated) > 0 {
+				c.showCreated(cred, generated[0], true)
+			} else {
+				c.showCredential(cred)
+			}
 		}
 		return err
 	})
 }
 
 func (c *cli) credentialDelete(args []string) int {
-	return c.byID("credential delete", args, func(ctx context.Context, cl *api.Client, id string) error {
+	return c.byCredential("credential delete", args, func(ctx context.Context, cl *api.Client, id string) error {
 		return c.deleted(cl.DeleteCredential(ctx, id), "credential %s deleted; its registrations and calls were ended\n", id)
 	})
 }
@@ -307,6 +330,7 @@ func (c *cli) printCredential(cr api.Credential, extra ...string) {
 	t.row("username", cr.Username)
 	t.row("connection", cr.ConnectionID)
 	t.row("enabled", fmt.Sprint(cr.Enabled))
+	t.row("state", cr.State)
 	t.row("expires_at", expiresText(cr.ExpiresAt))
 	t.row("algorithms", algorithmsText(cr.Algorithms))
 	t.row("name", cr.Name)

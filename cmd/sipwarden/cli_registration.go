@@ -15,7 +15,7 @@ subcommands:
                  live bindings: contact, source, transport, expiry
   delete ID      remove one binding from the location table
 
-common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
+common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden registration <subcommand> -h' for its flags.
 `
 

@@ -11,13 +11,13 @@ import (
 const tokenUsage = `usage: sipwarden token <subcommand> [flags]
 
 subcommands:
-  create --credential ID
+  create --credential ID|USERNAME
                  mint a JWT for the credential (RFC 8898 Bearer, valid for
                  jwt.ttl, never past the credential's expiry) and print it
-  revoke --credential ID
+  revoke --credential ID|USERNAME
                  revoke every token minted for the credential until now
 
-common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
+common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden token <subcommand> -h' for its flags.
 `
 
@@ -30,7 +30,7 @@ func runToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func (c *cli) tokenCreate(args []string) int {
 	fs := c.flags("token create", "token create --credential ID [flags]")
-	id := fs.String("credential", "", "`ID` of the credential the token stands for (required)")
+	id := fs.String("credential", "", "`ID or username` of the credential the token stands for (required)")
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -38,7 +38,11 @@ func (c *cli) tokenCreate(args []string) int {
 		return c.usageError("token create: --credential is required")
 	}
 	return c.call(func(ctx context.Context, cl *api.Client) error {
-		tok, err := cl.CreateToken(ctx, *id)
+		cid, err := resolveCredential(ctx, cl, *id)
+		if err != nil {
+			return err
+		}
+		tok, err := cl.CreateToken(ctx, cid)
 		switch {
 		case err != nil:
 		case c.output == "json":
@@ -54,7 +58,7 @@ func (c *cli) tokenCreate(args []string) int {
 
 func (c *cli) tokenRevoke(args []string) int {
 	fs := c.flags("token revoke", "token revoke --credential ID [flags]")
-	id := fs.String("credential", "", "`ID` of the credential whose tokens are revoked (required)")
+	id := fs.String("credential", "", "`ID or username` of the credential whose tokens are revoked (required)")
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -62,7 +66,11 @@ func (c *cli) tokenRevoke(args []string) int {
 		return c.usageError("token revoke: --credential is required")
 	}
 	return c.call(func(ctx context.Context, cl *api.Client) error {
-		cred, err := cl.RevokeTokens(ctx, *id)
+		cid, err := resolveCredential(ctx, cl, *id)
+		if err != nil {
+			return err
+		}
+		cred, err := cl.RevokeTokens(ctx, cid)
 		switch {
 		case err != nil:
 		case c.output == "json":

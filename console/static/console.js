@@ -1,0 +1,442 @@
+// sipwarden web console. No framework: the /v1 API of this origin, with
+// the API key from sessionStorage. Every value from the server goes into
+// the page through textContent, never as HTML.
+"use strict";
+
+(() => {
+  const KEY = "sipwarden.apiKey";
+  const REFRESH_MS = 2000;
+  const views = ["overview", "connections", "credentials", "registrations", "calls", "bans"];
+  const $ = (id) => document.getElementById(id);
+  let timer = null;
+  let credCursor = "";
+
+  // --- API ---------------------------------------------------------------
+
+  class APIError extends Error {
+    constructor(status, body) {
+      const errs = (body && body.errors) || [];
+      const msg = errs.map((e) => {
+        const where = e.source && (e.source.pointer || e.source.parameter);
+        return (where ? where.replace(/^\//, "") + ": " : "") + (e.detail || e.title);
+      }).join("; ");
+      super(msg || "HTTP " + status);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: "Bearer " + sessionStorage.getItem(KEY), Accept: "application/json" };
+    const init = { method, headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    if (res.status === 204) return null;
+    let data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (!res.ok) {
+      if (res.status === 401 && path !== "/v1/connections?page[size]=1") signOut("The API key was refused: sign in again.");
+      throw new APIError(res.status, data);
+    }
+    return data;
+  }
+
+  // --- status line -------------------------------------------------------
+
+  function say(msg, isError) {
+    const s = $("status");
+    s.textContent = msg;
+    s.className = isError ? "error" : "";
+  }
+
+  function fail(e) { say(e.message || String(e), true); }
+
+  // --- DOM helpers -------------------------------------------------------
+
+  function el(tag, text, attrs) {
+    const n = document.createElement(tag);
+    if (text !== undefined && text !== null) n.textContent = String(text);
+    for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, v);
+    return n;
+  }
+
+  function button(label, action, aria, cls) {
+    const b = el("button", label, { type: "button", "data-action": action, "aria-label": aria });
+    if (cls) b.className = cls;
+    return b;
+  }
+
+  // fill puts rows (each with data-id) into the table's body, keeping the
+  // rows and cells that did not change: a refresh every 2 s must not take
+  // away the button under the pointer or the keyboard focus.
+  function fill(table, rows, columns, emptyText) {
+    const body = table.tBodies[0];
+    if (rows.length === 0) {
+      if (!body.querySelector("td.empty") || body.rows.length !== 1) {
+        const tr = el("tr");
+        tr.append(el("td", emptyText, { colspan: String(columns), class: "empty" }));
+        body.replaceChildren(tr);
+      }
+      return;
+    }
+    const old = new Map();
+    for (const r of body.rows) if (r.dataset.id !== undefined) old.set(r.dataset.id, r);
+    const out = rows.map((r) => {
+      const o = old.get(r.dataset.id);
+      if (!o || o.cells.length !== r.cells.length) return r;
+      for (let i = 0; i < r.cells.length; i++) {
+        if (!o.cells[i].isEqualNode(r.cells[i])) o.replaceChild(r.cells[i].cloneNode(true), o.cells[i]);
+      }
+      Object.assign(o.dataset, r.dataset);
+      return o;
+    });
+    const keep = new Set(out);
+    for (const r of [...body.rows]) if (!keep.has(r)) r.remove();
+    out.forEach((r, i) => { if (body.rows[i] !== r) body.insertBefore(r, body.rows[i] || null); });
+  }
+
+  function row(id, cells, actions) {
+    const tr = el("tr", null, { "data-id": id });
+    for (const c of cells) tr.append(c instanceof Node ? c : el("td", c === "" ? "–" : c));
+    const td = el("td", null, { class: "actions" });
+    for (const a of actions) td.append(a);
+    tr.append(td);
+    return tr;
+  }
+
+  const when = (t) => (t ? new Date(t).toLocaleString() : "");
+
+  // --- views -------------------------------------------------------------
+
+  function show(view) {
+    document.body.dataset.view = view;
+    for (const v of ["login", ...views]) $("view-" + v).hidden = v !== view;
+    for (const v of views) {
+      const b = $("nav-" + v);
+      if (v === view) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+    }
+    $("nav").hidden = view === "login";
+    clearInterval(timer);
+    timer = null;
+    const heading = $("view-" + view).querySelector("h2");
+    if (heading) heading.focus();
+    if (view === "login") return;
+    if (location.hash !== "#" + view) history.replaceState(null, "", "#" + view);
+    const load = loaders[view];
+    load().catch(fail);
+    if (["overview", "registrations", "calls", "bans"].includes(view)) {
+      timer = setInterval(() => load().catch(fail), REFRESH_MS);
+    }
+  }
+
+  const loaders = {
+    overview: loadOverview,
+    connections: loadConnections,
+    credentials: () => Promise.all([loadConnections(), loadCredentials(false)]),
+    registrations: loadRegistrations,
+    calls: loadCalls,
+    bans: loadBans,
+  };
+
+  // Overview: live figures from the API, and counters from /metrics when
+  // this listener serves it.
+  async function loadOverview() {
+    const [regs, calls, bans] = await Promise.all([
+      api("GET", "/v1/registrations?page[size]=1000"),
+      api("GET", "/v1/calls?page[size]=1000"),
+      api("GET", "/v1/bans?page[size]=1000"),
+    ]);
+    const more = (l) => (l.meta && l.meta.next_cursor ? "+" : "");
+    const figures = [
+      ["Registered devices", regs.data.length + more(regs)],
+      ["Live calls", calls.data.length + more(calls)],
+      ["Banned sources", bans.data.length + more(bans)],
+    ];
+    const m = await metrics();
+    if (m) {
+      const add = (label, name) => { if (name in m) figures.push([label, Math.round(m[name])]); };
+      add("Open SIP connections", "sipwarden_sip_connections_open");
+      add("Registrations (total)", "sipwarden_registrar_registrations_total");
+      add("Calls attempted (total)", "sipwarden_proxy_calls_attempted_total");
+      add("Calls answered (total)", "sipwarden_proxy_calls_answered_total");
+      add("Bans issued (total)", "sipwarden_guard_bans_issued_total");
+      add("SIP requests (total)", "sipwarden_sip_requests_total");
+    }
+    const dl = $("figures");
+    dl.replaceChildren();
+    for (const [label, value] of figures) {
+      const d = el("div", null, { "data-figure": label });
+      d.append(el("dt", label), el("dd", value));
+      dl.append(d);
+    }
+  }
+
+  // metrics sums each metric of /metrics over its labels; null when the
+  // listener does not serve it.
+  async function metrics() {
+    try {
+      const res = await fetch("/metrics", { headers: { Accept: "text/plain" } });
+      if (!res.ok) return null;
+      const out = {};
+      for (const line of (await res.text()).split("\n")) {
+        if (!line.startsWith("sipwarden_")) continue;
+        const m = line.match(/^([a-z_]+)(?:\{[^}]*\})?\s+(\S+)/);
+        if (m) out[m[1]] = (out[m[1]] || 0) + Number(m[2]);
+      }
+      return out;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  async function loadConnections() {
+    const res = await api("GET", "/v1/connections?page[size]=1000");
+    const rows = res.data.map((c) => row(c.id, [c.name, c.id, c.active ? "yes" : "no", (c.allowed_cidrs || []).join(", ") || "any"], [
+      c.active ? button("Deactivate", "deactivate", "Deactivate connection " + c.name)
+        : button("Activate", "activate", "Activate connection " + c.name),
+      ...(c.id === "default" ? [] : [button("Delete", "delete", "Delete connection " + c.name, "danger")]),
+    ]));
+    fill($("conn-table"), rows, 5, "No connections.");
+    const sel = $("cred-connection");
+    const current = sel.value;
+    sel.replaceChildren(...res.data.map((c) => el("option", c.name + (c.id === "default" ? "" : " (" + c.id.slice(0, 8) + ")"), { value: c.id })));
+    if (current) sel.value = current;
+  }
+
+  async function loadCredentials(append) {
+    const path = "/v1/credentials?page[size]=100" + (append && credCursor ? "&page[after]=" + encodeURIComponent(credCursor) : "");
+    const res = await api("GET", path);
+    credCursor = (res.meta && res.meta.next_cursor) || "";
+    $("cred-more").hidden = !credCursor;
+    const rows = res.data.map(credentialRow);
+    if (append) {
+      for (const r of rows) $("cred-table").tBodies[0].append(r);
+    } else {
+      fill($("cred-table"), rows, 6, "No credentials yet.");
+    }
+  }
+
+  function credentialRow(c) {
+    const state = el("td", c.state, { class: "state-" + c.state });
+    const tr = row(c.id, [c.username, state, c.connection_id, c.name, c.tag], [
+      c.enabled ? button("Disable", "disable", "Disable " + c.username)
+        : button("Enable", "enable", "Enable " + c.username),
+      button("Token", "token", "Mint a token for " + c.username),
+      button("Revoke tokens", "revoke", "Revoke the tokens of " + c.username),
+      button("Delete", "delete", "Delete " + c.username, "danger"),
+    ]);
+    tr.dataset.username = c.username;
+    return tr;
+  }
+
+  async function loadRegistrations() {
+    const res = await api("GET", "/v1/registrations?page[size]=1000");
+    fill($("reg-table"), res.data.map((r) => {
+      const tr = row(r.id, [r.username, r.contact, r.source, r.transport, r.user_agent, r.expires_in + " s"],
+        [button("Remove", "remove", "Remove the registration of " + r.username + " from " + r.source)]);
+      tr.dataset.username = r.username;
+      return tr;
+    }), 7, "No device is registered.");
+  }
+
+  async function loadCalls() {
+    const res = await api("GET", "/v1/calls?page[size]=1000");
+    fill($("call-table"), res.data.map((c) => row(c.id, [c.caller, c.callee, when(c.started_at)],
+      [button("Hang up", "hangup", "Hang up the call from " + c.caller + " to " + c.callee, "danger")])),
+    4, "No live calls.");
+  }
+
+  async function loadBans() {
+    const res = await api("GET", "/v1/bans?page[size]=1000");
+    fill($("ban-table"), res.data.map((b) => {
+      const tr = row(b.ip, [b.ip, b.prefix, b.reason, b.failures, when(b.until)],
+        [button("Unban", "unban", "Lift the ban of " + b.ip)]);
+      tr.dataset.ip = b.ip;
+      return tr;
+    }), 6, "No source is banned.");
+  }
+
+  // --- secrets shown once ------------------------------------------------
+
+  function showSecret(label, value) {
+    $("secret-label").textContent = label;
+    $("secret-value").textContent = value;
+    $("secret").hidden = false;
+    $("secret-dismiss").focus();
+  }
+
+  function hideSecret() {
+    $("secret-value").textContent = "";
+    $("secret").hidden = true;
+  }
+
+  // A 24-character password from an alphabet without look-alikes, as the
+  // CLI generates (about 139 bits).
+  function generatePassword() {
+    const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+    const limit = 256 - (256 % alphabet.length);
+    let out = "";
+    while (out.length < 24) {
+      for (const b of crypto.getRandomValues(new Uint8Array(64))) {
+        if (b < limit && out.length < 24) out += alphabet[b % alphabet.length];
+      }
+    }
+    return out;
+  }
+
+  // --- actions -----------------------------------------------------------
+
+  async function credentialAction(action, tr, btn) {
+    const id = tr.dataset.id;
+    const user = tr.dataset.username;
+    switch (action) {
+      case "enable":
+      case "disable":
+        await api("PATCH", "/v1/credentials/" + encodeURIComponent(id), { enabled: action === "enable" });
+        say(user + (action === "enable" ? " enabled" : " disabled; its registrations and calls were ended"));
+        return loadCredentials(false);
+      case "token": {
+        const res = await api("POST", "/v1/credentials/" + encodeURIComponent(id) + "/token");
+        showSecret("Token for " + user + ", valid until " + when(res.data.expires_at) + ":", res.data.token);
+        return null;
+      }
+      case "revoke":
+        await api("POST", "/v1/credentials/" + encodeURIComponent(id) + "/actions/revoke_tokens");
+        say("tokens of " + user + " revoked");
+        return null;
+      case "delete": // asks once more, in place
+        btn.textContent = "Confirm delete";
+        btn.dataset.action = "confirm-delete";
+        btn.className = "confirm";
+        btn.setAttribute("aria-label", "Confirm: delete " + user);
+        btn.focus();
+        return null;
+      case "confirm-delete":
+        await api("DELETE", "/v1/credentials/" + encodeURIComponent(id));
+        say(user + " deleted; its registrations and calls were ended");
+        return loadCredentials(false);
+    }
+    return null;
+  }
+
+  async function connectionAction(action, tr, btn) {
+    const id = tr.dataset.id;
+    switch (action) {
+      case "activate":
+      case "deactivate":
+        await api("PATCH", "/v1/connections/" + encodeURIComponent(id), { active: action === "activate" });
+        say("connection " + (action === "activate" ? "activated" : "deactivated"));
+        return loadConnections();
+      case "delete":
+        btn.textContent = "Confirm delete";
+        btn.dataset.action = "confirm-delete";
+        btn.className = "confirm";
+        btn.focus();
+        return null;
+      case "confirm-delete":
+        await api("DELETE", "/v1/connections/" + encodeURIComponent(id));
+        say("connection deleted");
+        return loadConnections();
+    }
+    return null;
+  }
+
+  function onTable(tableId, handler) {
+    $(tableId).addEventListener("click", (ev) => {
+      const btn = ev.target.closest("button[data-action]");
+      if (!btn) return;
+      const tr = btn.closest("tr");
+      btn.disabled = true;
+      Promise.resolve(handler(btn.dataset.action, tr, btn)).catch(fail).finally(() => { btn.disabled = false; });
+    });
+  }
+
+  // --- sign in and out ---------------------------------------------------
+
+  function signOut(msg) {
+    sessionStorage.removeItem(KEY);
+    hideSecret();
+    show("login");
+    say(msg || "signed out");
+  }
+
+  async function signIn(key) {
+    sessionStorage.setItem(KEY, key);
+    try {
+      await api("GET", "/v1/connections?page[size]=1");
+    } catch (e) {
+      sessionStorage.removeItem(KEY);
+      throw e;
+    }
+    $("login-key").value = "";
+    say("signed in");
+    const want = location.hash.slice(1);
+    show(views.includes(want) ? want : "overview");
+  }
+
+  function init() {
+    for (const v of views) $("nav-" + v).addEventListener("click", () => { say(""); show(v); });
+    $("logout").addEventListener("click", () => signOut());
+    $("login-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      signIn($("login-key").value.trim()).catch(fail);
+    });
+    $("cred-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const password = generatePassword();
+      const body = { username: $("cred-username").value.trim(), password, connection_id: $("cred-connection").value || "default" };
+      if ($("cred-name").value) body.name = $("cred-name").value;
+      if ($("cred-tag").value) body.tag = $("cred-tag").value;
+      api("POST", "/v1/credentials", body).then((res) => {
+        $("cred-form").reset();
+        say("credential " + res.data.username + " created");
+        showSecret("Password of " + res.data.username + ":", password);
+        return loadCredentials(false);
+      }).catch(fail);
+    });
+    $("conn-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const cidrs = $("conn-cidrs").value.split(",").map((s) => s.trim()).filter(Boolean);
+      api("POST", "/v1/connections", { name: $("conn-name").value.trim(), allowed_cidrs: cidrs }).then(() => {
+        $("conn-form").reset();
+        say("connection created");
+        return loadConnections();
+      }).catch(fail);
+    });
+    $("secret-dismiss").addEventListener("click", hideSecret);
+    $("cred-more").addEventListener("click", () => loadCredentials(true).catch(fail));
+    onTable("cred-table", credentialAction);
+    onTable("conn-table", connectionAction);
+    onTable("reg-table", async (action, tr) => {
+      await api("DELETE", "/v1/registrations/" + encodeURIComponent(tr.dataset.id));
+      say("registration of " + tr.dataset.username + " removed");
+      return loadRegistrations();
+    });
+    onTable("call-table", async (action, tr) => {
+      await api("DELETE", "/v1/calls/" + encodeURIComponent(tr.dataset.id));
+      say("call ended");
+      return loadCalls();
+    });
+    onTable("ban-table", async (action, tr) => {
+      await api("DELETE", "/v1/bans/" + encodeURIComponent(tr.dataset.ip));
+      say("ban of " + tr.dataset.ip + " lifted");
+      return loadBans();
+    });
+    window.addEventListener("hashchange", () => {
+      const want = location.hash.slice(1);
+      if (sessionStorage.getItem(KEY) && views.includes(want) && document.body.dataset.view !== want) show(want);
+    });
+    if (sessionStorage.getItem(KEY)) {
+      // Back in the same tab: load the connections for the credential form too.
+      const want = location.hash.slice(1);
+      show(views.includes(want) ? want : "overview");
+      loadConnections().catch(() => {});
+    } else {
+      show("login");
+    }
+  }
+
+  init();
+})();
