@@ -19,12 +19,12 @@ type numberBody struct {
 // checkNumber normalises a number from a body (e164: "+1555…", "1555…",
 // tel: URIs), naming the field when it is not one.
 func (v *validation) checkNumber(pointer, s string) string {
-	n, err := e164.Normalize(s)
+	n, err := e164.NormalizePattern(s)
 	switch {
 	case errors.Is(err, e164.ErrEmpty):
 		v.add(pointer, CodeRequired, "number is required: an E.164 number such as +15551234567")
 	case err != nil:
-		v.add(pointer, CodeInvalidValue, "number must be an E.164 number such as +15551234567, 15551234567 or tel:+1-555-123-4567, not %q: %s",
+		v.add(pointer, CodeInvalidValue, "number must be an E.164 number such as +15551234567, 15551234567 or tel:+1-555-123-4567, or a pattern such as +1555123*, not %q: %s",
 			truncate(s, 32), strings.TrimPrefix(err.Error(), "e164: "))
 	}
 	return n
@@ -115,7 +115,7 @@ func (s *Server) listNumbers(w http.ResponseWriter, r *http.Request) error {
 // and /v1/numbers/+15551234567 name the same one.
 func pathNumber(r *http.Request) string {
 	raw := r.PathValue("number")
-	if n, err := e164.Normalize(raw); err == nil {
+	if n, err := e164.NormalizePattern(raw); err == nil {
 		return n
 	}
 	return raw

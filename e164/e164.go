@@ -79,3 +79,37 @@ func FromUser(user string) (string, bool) {
 	n, err := Normalize(u)
 	return n, err == nil
 }
+
+// Pattern is the wildcard that ends a number pattern: "+1555123*" matches
+// every number that starts with +1555123.
+const Pattern = "*"
+
+// NormalizePattern is Normalize for a number or a number pattern: a
+// number (as Normalize), or a prefix of 1 to 14 digits followed by "*"
+// ("+1 555 123*", "tel:+1555123*"), returned as "+1555123*".
+func NormalizePattern(s string) (string, error) {
+	t := strings.TrimSpace(s)
+	if !strings.HasSuffix(t, Pattern) {
+		return Normalize(s)
+	}
+	t = strings.TrimSuffix(t, Pattern)
+	if len(t) >= 4 && strings.EqualFold(t[:4], "tel:") {
+		t = t[4:]
+	}
+	if strings.Contains(t, ";") {
+		return "", ErrNotDigit
+	}
+	if strings.TrimPrefix(strings.TrimSpace(t), "+") == "" {
+		return "", ErrEmpty
+	}
+	// A prefix of one digit is valid as a pattern: pad a digit to pass
+	// Normalize's length check, then take it off.
+	n, err := Normalize(t + "0")
+	if err != nil {
+		return "", err
+	}
+	return n[:len(n)-1] + Pattern, nil
+}
+
+// IsPattern reports whether a normalised number is a pattern.
+func IsPattern(n string) bool { return strings.HasSuffix(n, Pattern) }

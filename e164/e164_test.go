@@ -35,6 +35,31 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+func TestNormalizePattern(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		err  error
+	}{
+		{"+1555123*", "+1555123*", nil},
+		{"tel:+1-555-123*", "+1555123*", nil},
+		{"1 555*", "+1555*", nil},
+		{"+4*", "+4*", nil},
+		{"+15551234567", "+15551234567", nil}, // a number is not a pattern
+		{"+12345678901234*", "+12345678901234*", nil},
+		{"+123456789012345*", "", e164.ErrLength},
+		{"+0*", "", e164.ErrZero},
+		{"*", "", e164.ErrEmpty},
+		{"+1555;x*", "", e164.ErrNotDigit},
+		{"+15*5", "", e164.ErrNotDigit},
+	} {
+		got, err := e164.NormalizePattern(tc.in)
+		if got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("NormalizePattern(%q) = %q, %v; want %q, %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
 func TestFromUser(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

@@ -176,6 +176,19 @@ func TestCarrierToDID(t *testing.T) {
 	_ = sess.Bye(ctx)
 	recv(t, pbx.byes, "BYE at the PBX")
 
+	// A block of numbers (a pattern) to the same PBX.
+	ts.assignNumber(t, map[string]any{"number": "+1555124*", "connection_id": trunk.ID})
+	sess, statuses, err = carrier.call(ctx, t, "+15551240042", "+442079460958", "")
+	if err != nil {
+		t.Fatalf("carrier call to a number of the trunk's block: %v (statuses %v)", err, statuses)
+	}
+	if inv := recv(t, pbx.invites, "INVITE at the PBX"); inv.Recipient.User != "+15551240042" {
+		t.Errorf("PBX Request-URI %s", inv.Recipient.String())
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	recv(t, pbx.byes, "BYE at the PBX")
+
 	_, statuses, err = carrier.call(ctx, t, "+15551230999", "+442079460958", "")
 	if code, reason := refusal(err); code != 404 || reason != "Number Not Assigned" {
 		t.Errorf("unassigned DID: %d %q (statuses %v), want 404 Number Not Assigned", code, reason, statuses)

@@ -246,6 +246,23 @@ func TestNumbersAndPeers(t *testing.T) {
 	if err != nil || len(ns) != 1 || ns[0].Number != "+15550002" || next != "" {
 		t.Fatalf("Numbers page 2 = %+v, %q, %v", ns, next, err)
 	}
+	// Patterns: the longest matching one, after an exact number.
+	for _, n := range []string{"+1555*", "+155500*"} {
+		if _, err := db.CreateNumber(store.Number{Number: n, ConnectionID: carrier.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for num, want := range map[string]string{"+15559999": "+1555*", "+15550077": "+155500*", "+15550002": "+15550002", "+16660000": ""} {
+		a, ok := db.AssignedNumber(num)
+		if a.Number != want || ok != (want != "") {
+			t.Errorf("AssignedNumber(%s) = %q, %v; want %q", num, a.Number, ok, want)
+		}
+	}
+	for _, n := range []string{"+1555*", "+155500*"} {
+		if err := db.DeleteNumber(n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Deleting the credential leaves its number with the connection.
 	if _, err := db.DeleteCredential(cred.ID); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -171,7 +173,10 @@ type Assignment struct {
 type routingIndex struct {
 	gen     uint64
 	numbers map[string]Assignment
-	peers   []peer
+	// patterns are the assignments whose Number ends in "*", longest
+	// prefix first.
+	patterns []Assignment
+	peers    []peer
 	// webhooks: some active connection has a webhook URL.
 	webhooks bool
 }
@@ -213,6 +218,10 @@ func (db *DB) routing() (*routingIndex, error) {
 					a.Username = c.Username
 				}
 			}
+			if strings.HasSuffix(n.Number, "*") {
+				r.patterns = append(r.patterns, a)
+				return nil
+			}
 			r.numbers[n.Number] = a
 			return nil
 		})
@@ -241,21 +250,30 @@ func (db *DB) routing() (*routingIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: build routing index: %w", err)
 	}
+	slices.SortStableFunc(r.patterns, func(a, b Assignment) int { return len(b.Number) - len(a.Number) })
 	db.route.cur.Store(r)
 	return r, nil
 }
 
 // AssignedNumber returns the assignment of an E.164 number from memory
-// (rebuilt after a write), and false when it is not assigned or the
-// index cannot be read (logged).
+// (rebuilt after a write): the number's own, else that of the longest
+// pattern ("+1555123*") it matches; false when none or the index cannot
+// be read (logged).
 func (db *DB) AssignedNumber(number string) (Assignment, bool) {
 	r, err := db.routing()
 	if err != nil {
 		db.log.Error("number lookup", "error", err)
 		return Assignment{}, false
 	}
-	a, ok := r.numbers[number]
-	return a, ok
+	if a, ok := r.numbers[number]; ok {
+		return a, true
+	}
+	for _, a := range r.patterns { // longest prefix first
+		if strings.HasPrefix(number, a.Number[:len(a.Number)-1]) {
+			return a, true
+		}
+	}
+	return Assignment{}, false
 }
 
 // PeerConnection returns the active ip connection one of whose

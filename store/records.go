@@ -97,7 +97,9 @@ const (
 // optionally to one of its credentials: calls to it go to that
 // credential's registered devices, else to the connection's PBXURI.
 type Number struct {
-	// Number is the E.164 form ("+15551234567"), also its ID.
+	// Number is the E.164 form ("+15551234567"), also its ID; or a
+	// pattern, an E.164 prefix and "*" ("+1555123*"), matching the numbers
+	// that have no assignment of their own.
 	Number       string `json:"number"`
 	ConnectionID string `json:"connection_id"`
 	// CredentialID is empty when the number belongs to the connection

@@ -18,7 +18,7 @@ subcommands:
   delete NUMBER
 
 NUMBER is E.164 with or without "+" (+15551234567, 15551234567) or a tel:
-URI; calls to it go to the credential's registered devices, else to the
+URI, or a pattern for a block ("+1555123*", quoted in the shell); calls to it go to the credential's registered devices, else to the
 connection's pbx_uri.
 
 common flags: --api URL, --api-key KEY, --data-dir DIR, --output text|json
