@@ -129,6 +129,9 @@ func (p *Proxy) numberTargets(ru *sip.Uri) (ts []target, status int, reason stri
 	}
 	if a.Username != "" {
 		if ts := p.bindingTargets(a.Username); len(ts) > 0 {
+			for i := range ts {
+				ts[i].connection = a.ConnectionID
+			}
 			return ts, 0, "", true
 		}
 		return nil, 480, reasonNumberNoDevices, true

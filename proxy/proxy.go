@@ -421,8 +421,12 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	var hold *capHold
 	if req.Method == sip.INVITE {
 		var reason string
+		callee := connCap{}
+		if id := targets[0].connection; id != "" {
+			callee = connCap{id: id, max: p.connection(id).MaxCalls}
+		}
 		if hold, reason = p.caps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted),
-			caller.Connection.ID, caller.Connection.MaxCalls); reason != "" {
+			connCap{id: caller.Connection.ID, max: caller.Connection.MaxCalls}, callee); reason != "" {
 			res := p.newResponse(req, 503, reason)
 			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
 			ev.Status = p.respond(tx, res)
@@ -604,8 +608,8 @@ type target struct {
 	binding *store.Binding // nil for a gateway
 	// next are the gateways to fail over to, in order (gateway.go).
 	next []target
-	// connection is the callee's connection when the target is its PBX
-	// (a number of the connection).
+	// connection is the callee's connection: a local user's, or the
+	// connection a number belongs to ("" for a gateway).
 	connection string
 	// gwAuth answers the gateway's digest challenge; authTried once it
 	// was answered.
@@ -632,6 +636,9 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 				return nil, 403, reasonURICalling
 			}
 			if ts := p.bindingTargets(ru.User); len(ts) > 0 {
+				for i := range ts {
+					ts[i].connection = cred.ConnectionID
+				}
 				return ts, 0, ""
 			}
 			return nil, 480, "Temporarily Unavailable"

@@ -259,13 +259,13 @@ func TestSIPURICallingPreference(t *testing.T) {
 }
 
 // TestConnectionCallLimit: a connection's max_calls refuses the call
-// over it with 503 naming the limit, and admits one again when a call
-// ends.
+// over it, made by one of its credentials or made to it, with 503 naming
+// the limit, and admits one again when a call ends.
 func TestConnectionCallLimit(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	conn := ts.createConnection(t, map[string]any{"name": "small", "max_calls": 1})
 	ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
-	ts.createCredential(t, "alice2", alicePass, map[string]any{"connection_id": conn.ID})
+	alice2Cred := ts.createCredential(t, "alice2", alicePass, map[string]any{"connection_id": conn.ID})
 	ts.createCredential(t, "bob", bobPass, nil)
 	bob := newDevice(t, ts, "udp", "bob", "")
 	bob.register(t, bobPass, "")
@@ -284,6 +284,17 @@ func TestConnectionCallLimit(t *testing.T) {
 	if code, reason := refusal(err); code != 503 || reason != "Too Many Calls For This Connection" {
 		t.Fatalf("second call: %d %q (statuses %v), want 503 Too Many Calls For This Connection", code, reason, statuses)
 	}
+	// A call to the connection counts too (a trunk's channels): a
+	// carrier's call to alice2's number is refused while alice's is up.
+	ts.createConnection(t, map[string]any{"name": "carrier", "kind": "ip", "allowed_cidrs": []string{"127.0.0.2"}})
+	ts.assignNumber(t, map[string]any{"number": "+15551230005", "credential_id": alice2Cred.ID})
+	alice2.register(t, alicePass, "")
+	carrier := newDevice(t, ts, "udp", "carrier", "127.0.0.2")
+	_, statuses, err = carrier.call(ctx, t, "+15551230005", "+442079460958", "")
+	if code, reason := refusal(err); code != 503 || reason != "Too Many Calls For This Connection" {
+		t.Fatalf("call to the connection at its limit: %d %q (statuses %v), want 503 Too Many Calls For This Connection", code, reason, statuses)
+	}
+	none(t, alice2.invites, "INVITE at alice2", 100*time.Millisecond)
 	_ = sess.Ack(ctx)
 	_ = sess.Bye(ctx)
 	recv(t, bob.byes, "BYE at bob")

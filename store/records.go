@@ -39,7 +39,8 @@ type Connection struct {
 	// URICallingDisabled, URICallingInternal (callers authenticated by a
 	// credential of this server) or URICallingUnrestricted (the default).
 	SIPURICallingPreference string `json:"sip_uri_calling_preference"`
-	// MaxCalls caps the connection's concurrent calls, made or received;
+	// MaxCalls caps the connection's concurrent calls, made by its
+	// callers or made to its users and numbers;
 	// MaxRegistrations the registered contacts of its credentials. 0: no
 	// cap.
 	MaxCalls         int `json:"max_calls,omitempty"`
