@@ -320,7 +320,7 @@ func TestEveryRouteNeedsAKey(t *testing.T) {
 	}
 	for r, public := range routes {
 		method, pattern, _ := strings.Cut(r, " ")
-		path := strings.NewReplacer("{id}", "default", "{ip}", "192.0.2.1").Replace(pattern)
+		path := strings.NewReplacer("{id}", "default", "{ip}", "192.0.2.1", "{number}", "+15550100").Replace(pattern)
 		if strings.Contains(path, "{") {
 			t.Fatalf("%s: no value for its wildcard", r)
 		}

@@ -116,6 +116,54 @@ func (c *Client) DeleteConnection(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/connections/"+url.PathEscape(id), nil, nil, nil)
 }
 
+// NumberQuery filters ListNumbers.
+type NumberQuery struct {
+	ConnectionID string
+	CredentialID string
+	Page         PageRequest
+}
+
+// CreateNumber assigns a number.
+func (c *Client) CreateNumber(ctx context.Context, req CreateNumberRequest) (Number, error) {
+	var out Number
+	err := c.do(ctx, http.MethodPost, "/v1/numbers", nil, req, &out)
+	return out, err
+}
+
+// ListNumbers returns one page of the numbers q selects and the cursor of
+// the next page ("" after the last).
+func (c *Client) ListNumbers(ctx context.Context, q NumberQuery) ([]Number, string, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"connection_id": q.ConnectionID, "credential_id": q.CredentialID} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	q.Page.addTo(v)
+	var out []Number
+	next, err := c.list(ctx, "/v1/numbers", v, &out)
+	return out, next, err
+}
+
+// GetNumber returns one number's assignment.
+func (c *Client) GetNumber(ctx context.Context, number string) (Number, error) {
+	var out Number
+	err := c.do(ctx, http.MethodGet, "/v1/numbers/"+url.PathEscape(number), nil, nil, &out)
+	return out, err
+}
+
+// UpdateNumber reassigns a number.
+func (c *Client) UpdateNumber(ctx context.Context, number string, req UpdateNumberRequest) (Number, error) {
+	var out Number
+	err := c.do(ctx, http.MethodPatch, "/v1/numbers/"+url.PathEscape(number), nil, req, &out)
+	return out, err
+}
+
+// DeleteNumber releases a number.
+func (c *Client) DeleteNumber(ctx context.Context, number string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/numbers/"+url.PathEscape(number), nil, nil, nil)
+}
+
 // CreateCredential creates a credential.
 func (c *Client) CreateCredential(ctx context.Context, req CreateCredentialRequest) (Credential, error) {
 	var out Credential

@@ -3,7 +3,10 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
+	"github.com/sipwarden/sipwarden/sipuri"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -12,6 +15,153 @@ type connectionBody struct {
 	Active        optional[bool]     `json:"active"`
 	AllowedCIDRs  optional[[]string] `json:"allowed_cidrs"`
 	PublicTargets optional[[]string] `json:"public_targets"`
+	// Kind is set at creation only.
+	Kind                    optional[string]              `json:"kind"`
+	PBXURI                  optional[string]              `json:"pbx_uri"`
+	CallerIDPolicy          optional[string]              `json:"caller_id_policy"`
+	SIPURICallingPreference optional[string]              `json:"sip_uri_calling_preference"`
+	MaxCalls                optional[int]                 `json:"max_calls"`
+	MaxRegistrations        optional[int]                 `json:"max_registrations"`
+	OutboundRoutes          optional[[]outboundRouteBody] `json:"outbound_routes"`
+	GatewayUsername         optional[string]              `json:"gateway_username"`
+	GatewayPassword         optional[string]              `json:"gateway_password"`
+	WebhookEventURL         optional[string]              `json:"webhook_event_url"`
+	WebhookEventFailoverURL optional[string]              `json:"webhook_event_failover_url"`
+	WebhookTimeoutSecs      optional[int]                 `json:"webhook_timeout_secs"`
+}
+
+type outboundRouteBody struct {
+	Prefix   string   `json:"prefix"`
+	Gateways []string `json:"gateways"`
+}
+
+// Bounds of a connection's outbound routes.
+const (
+	maxOutboundRoutes  = 50
+	maxRouteGateways   = 10
+	maxGatewayCredsLen = 128
+)
+
+// checkOutbound validates outbound routes and gateway credentials.
+func (v *validation) checkOutbound(b *connectionBody) []store.OutboundRoute {
+	if s, ok := b.GatewayUsername.value(); ok && (len(s) > maxGatewayCredsLen || strings.ContainsAny(s, "\"\r\n\x00")) {
+		v.add("/gateway_username", CodeInvalidValue, "gateway_username must be at most %d bytes without quotes or line breaks", maxGatewayCredsLen)
+	}
+	if s, ok := b.GatewayPassword.value(); ok && (len(s) > maxGatewayCredsLen || strings.ContainsAny(s, "\r\n\x00")) {
+		v.add("/gateway_password", CodeInvalidValue, "gateway_password must be at most %d bytes without line breaks", maxGatewayCredsLen)
+	}
+	l, ok := b.OutboundRoutes.value()
+	if !ok || len(l) == 0 {
+		return nil
+	}
+	if len(l) > maxOutboundRoutes {
+		v.add("/outbound_routes", CodeTooLong, "outbound_routes holds more than %d routes", maxOutboundRoutes)
+		return nil
+	}
+	out := make([]store.OutboundRoute, 0, len(l))
+	seen := map[string]bool{}
+	for i, r := range l {
+		ptr := "/outbound_routes/" + strconv.Itoa(i)
+		if len(r.Prefix) > 32 || strings.ContainsAny(r.Prefix, " \"<>;@:\r\n\x00") {
+			v.add(ptr+"/prefix", CodeInvalidValue, "prefix must be at most 32 characters of a SIP user part, such as +1 or 00, not %q", truncate(r.Prefix, 40))
+		}
+		if seen[r.Prefix] {
+			v.add(ptr+"/prefix", CodeInvalidValue, "prefix %q is routed twice", truncate(r.Prefix, 40))
+		}
+		seen[r.Prefix] = true
+		switch {
+		case len(r.Gateways) == 0:
+			v.add(ptr+"/gateways", CodeRequired, "a route needs at least one gateway")
+		case len(r.Gateways) > maxRouteGateways:
+			v.add(ptr+"/gateways", CodeTooLong, "a route has at most %d gateways", maxRouteGateways)
+		}
+		for j, g := range r.Gateways {
+			if _, _, _, err := sipuri.Hop(g); err != nil {
+				v.add(ptr+"/gateways/"+strconv.Itoa(j), CodeInvalidValue, "gateway must be a sip: or sips: URI such as sip:192.0.2.10:5060;transport=tcp: %v", err)
+			}
+		}
+		out = append(out, store.OutboundRoute{Prefix: r.Prefix, Gateways: r.Gateways})
+	}
+	return out
+}
+
+// policy holds the validated policy fields of a connection body.
+type policy struct {
+	pbxURI, callerID, uriCalling string
+	maxCalls, maxRegs            int
+	routes                       []store.OutboundRoute
+}
+
+// checkPolicy validates the policy fields the body sets.
+func (v *validation) checkPolicy(b *connectionBody) policy {
+	var out policy
+	out.routes = v.checkOutbound(b)
+	if s, ok := b.PBXURI.value(); ok && s != "" {
+		if _, _, _, err := sipuri.Hop(s); err != nil {
+			v.add("/pbx_uri", CodeInvalidValue, "pbx_uri must be a sip: or sips: URI of a host such as sip:192.0.2.10:5060;transport=tcp: %v", err)
+		}
+		out.pbxURI = s
+	}
+	if s, ok := b.CallerIDPolicy.value(); ok {
+		switch s {
+		case "", store.CallerIDUsername, store.CallerIDConnectionNumbers, store.CallerIDAny:
+			out.callerID = s
+		default:
+			v.add("/caller_id_policy", CodeInvalidValue, "caller_id_policy must be username, connection_numbers or any, not %q", truncate(s, 32))
+		}
+	}
+	if s, ok := b.SIPURICallingPreference.value(); ok {
+		switch s {
+		case "", store.URICallingDisabled, store.URICallingInternal, store.URICallingUnrestricted:
+			out.uriCalling = s
+		default:
+			v.add("/sip_uri_calling_preference", CodeInvalidValue, "sip_uri_calling_preference must be disabled, internal or unrestricted, not %q", truncate(s, 32))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		o    optional[int]
+		dst  *int
+	}{{"max_calls", b.MaxCalls, &out.maxCalls}, {"max_registrations", b.MaxRegistrations, &out.maxRegs}} {
+		if n, ok := f.o.value(); ok {
+			if n < 0 || n > maxConnectionLimit {
+				v.add("/"+f.name, CodeInvalidValue, "%s must be from 0 (no limit) to %d, not %d", f.name, maxConnectionLimit, n)
+			}
+			*f.dst = n
+		}
+	}
+	return out
+}
+
+// maxConnectionLimit bounds max_calls and max_registrations.
+const maxConnectionLimit = 1_000_000
+
+// apply sets the policy fields the body set on c.
+func (pol policy) apply(b *connectionBody, c *store.Connection) {
+	if b.PBXURI.Set {
+		c.PBXURI = pol.pbxURI
+	}
+	if b.CallerIDPolicy.Set {
+		c.CallerIDPolicy = pol.callerID
+	}
+	if b.SIPURICallingPreference.Set {
+		c.SIPURICallingPreference = pol.uriCalling
+	}
+	if b.MaxCalls.Set {
+		c.MaxCalls = pol.maxCalls
+	}
+	if b.MaxRegistrations.Set {
+		c.MaxRegistrations = pol.maxRegs
+	}
+	if b.OutboundRoutes.Set {
+		c.OutboundRoutes = pol.routes
+	}
+	if b.GatewayUsername.Set {
+		c.GatewayUsername, _ = b.GatewayUsername.value()
+	}
+	if b.GatewayPassword.Set {
+		c.GatewayPassword, _ = b.GatewayPassword.value()
+	}
 }
 
 func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error {
@@ -34,17 +184,41 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	if l, ok := b.PublicTargets.value(); ok {
 		targets = v.checkPublicTargets("/public_targets", l) // acl.go
 	}
+	kind := store.ConnectionCredential
+	if k, ok := b.Kind.value(); ok {
+		switch k {
+		case store.ConnectionCredential, store.ConnectionIP:
+			kind = k
+		default:
+			v.add("/kind", CodeInvalidValue, "kind must be credential or ip, not %q", truncate(k, 32))
+		}
+	}
+	if kind == store.ConnectionIP && len(cidrs) == 0 && !b.AllowedCIDRs.Set {
+		v.add("/allowed_cidrs", CodeRequired, "an ip connection is authenticated by its addresses: allowed_cidrs must list them")
+	} else if kind == store.ConnectionIP && len(cidrs) == 0 {
+		v.add("/allowed_cidrs", CodeTooShort, "an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")
+	}
+	pol := v.checkPolicy(&b)
+	v.checkWebhooks(r.Context(), &b)
 	if err := v.err(); err != nil {
 		return err
 	}
 	now := s.now()
-	c, err := s.db.CreateConnection(store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, PublicTargets: targets,
-		CreatedAt: now, UpdatedAt: now})
+	c := store.Connection{Name: name, Active: active, AllowedCIDRs: cidrs, PublicTargets: targets, Kind: kind,
+		CreatedAt: now, UpdatedAt: now}
+	pol.apply(&b, &c)
+	secret, err := applyWebhooks(&b, &c)
+	if err != nil {
+		return err
+	}
+	c, err = s.db.CreateConnection(c)
 	if err != nil {
 		return fmt.Errorf("create connection: %w", err)
 	}
+	out := connectionOut(c)
+	out.WebhookSecret = secret // shown once
 	w.Header().Set("Location", "/v1/connections/"+c.ID)
-	writeJSON(w, http.StatusCreated, envelope{Data: connectionOut(c)})
+	writeJSON(w, http.StatusCreated, envelope{Data: out})
 	return nil
 }
 
@@ -98,16 +272,25 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	if l, ok := b.PublicTargets.value(); ok {
 		targets = v.checkPublicTargets("/public_targets", l) // acl.go; null or [] clears
 	}
+	if b.Kind.Set {
+		v.add("/kind", CodeInvalidValue, "kind is set when a connection is created and cannot change")
+	}
+	pol := v.checkPolicy(&b)
+	v.checkWebhooks(r.Context(), &b)
 	if err := v.err(); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
+	var secret string
 	var (
 		c         store.Connection
 		err       error
 		wasActive bool
 	)
-	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set {
+	if !b.Name.Set && !b.Active.Set && !b.AllowedCIDRs.Set && !b.PublicTargets.Set && !b.PBXURI.Set &&
+		!b.CallerIDPolicy.Set && !b.SIPURICallingPreference.Set && !b.MaxCalls.Set && !b.MaxRegistrations.Set &&
+		!b.OutboundRoutes.Set && !b.GatewayUsername.Set && !b.GatewayPassword.Set &&
+		!b.WebhookEventURL.Set && !b.WebhookEventFailoverURL.Set && !b.WebhookTimeoutSecs.Set {
 		c, err = s.db.Connection(id)
 	} else {
 		c, err = s.db.UpdateConnection(id, func(c *store.Connection) error {
@@ -123,6 +306,15 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 			}
 			if b.PublicTargets.Set {
 				c.PublicTargets = targets
+			}
+			if c.Kind == store.ConnectionIP && len(c.AllowedCIDRs) == 0 {
+				return &Error{Status: statusUnprocessable, Errors: []ErrorObject{fieldError("/allowed_cidrs", CodeTooShort,
+					"an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")}}
+			}
+			pol.apply(&b, c)
+			var err error
+			if secret, err = applyWebhooks(&b, c); err != nil {
+				return err
 			}
 			c.UpdatedAt = s.now()
 			return nil
@@ -140,7 +332,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 		}
 		s.log.InfoContext(r.Context(), "connection deactivated", "connection_id", c.ID, "credentials_ended", n)
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: connectionOut(c)})
+	out := connectionOut(c)
+	out.WebhookSecret = secret // shown once, when made
+	writeJSON(w, http.StatusOK, envelope{Data: out})
 	return nil
 }
 

@@ -102,6 +102,7 @@ const (
 	CodeInvalidValue       = "invalid_value"       // 422
 	CodeInPast             = "in_past"             // 422
 	CodeUnknownConnection  = "unknown_connection"  // 422
+	CodeNumberTaken        = "number_taken"        // 409
 	CodeInternal           = "internal_error"      // 500
 	codeHTTPError          = "http_error"          // client side: a body that is not an API error
 	statusUnprocessable    = http.StatusUnprocessableEntity
@@ -131,6 +132,7 @@ var titles = map[string]string{
 	CodeInvalidValue:       "Invalid value",
 	CodeInPast:             "Time in the past",
 	CodeUnknownConnection:  "Connection does not exist",
+	CodeNumberTaken:        "Number already assigned",
 	CodeInternal:           "Internal server error",
 	codeHTTPError:          "Unexpected response",
 }
@@ -189,8 +191,13 @@ func asAPIError(err error) (e *Error, internal bool) {
 			fieldError("/connection_id", CodeUnknownConnection, "connection_id does not name an existing connection"),
 		}}
 		return e, false
+	case errors.Is(err, store.ErrCredentialNotFound):
+		e := &Error{Status: statusUnprocessable, Errors: []ErrorObject{
+			fieldError("/credential_id", CodeInvalidValue, "credential_id does not name a credential of the number's connection"),
+		}}
+		return e, false
 	case errors.Is(err, store.ErrConnectionInUse):
-		return newError(http.StatusConflict, CodeConnectionInUse, "the connection still has credentials: delete or move them first"), false
+		return newError(http.StatusConflict, CodeConnectionInUse, "the connection still has credentials or numbers: delete or move them first"), false
 	case errors.Is(err, store.ErrDefaultConnection):
 		return newError(http.StatusConflict, CodeDefaultConnection, "the default connection always exists"), false
 	case errors.Is(err, store.ErrInvalid):

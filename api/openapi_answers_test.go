@@ -121,6 +121,37 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.ok(200, "PATCH", "/v1/connections/"+conn, `{"active":true,"name":"pbx-trunk-2","allowed_cidrs":["198.51.100.0/24"]}`)
 	x.refused(422, "PATCH", "/v1/connections/"+conn, `{"active":null}`)
 	x.ok(404, "PATCH", "/v1/connections/nope", `{"active":false}`)
+	carrier := id(t, x.ok(201, "POST", "/v1/connections", `{"name":"carrier","kind":"ip","allowed_cidrs":["192.0.2.32/28"],"pbx_uri":"sip:192.0.2.33:5080;transport=tcp"}`))
+	x.ok(422, "POST", "/v1/connections", `{"name":"carrier-2","kind":"ip"}`) // no addresses: no schema can tell
+	x.refused(422, "POST", "/v1/connections", `{"name":"x","kind":"fqdn"}`)
+	x.ok(422, "POST", "/v1/connections", `{"name":"x","pbx_uri":"http://pbx"}`)
+	x.refused(422, "POST", "/v1/connections", `{"name":"x","caller_id_policy":"whatever","max_calls":-1}`)
+	x.ok(200, "PATCH", "/v1/connections/"+carrier, `{"max_calls":2,"max_registrations":3,"caller_id_policy":"connection_numbers","sip_uri_calling_preference":"disabled"}`)
+	x.ok(422, "PATCH", "/v1/connections/"+carrier, `{"kind":"credential"}`)
+	x.ok(422, "PATCH", "/v1/connections/"+carrier, `{"allowed_cidrs":[]}`)
+	gwBody := x.ok(201, "POST", "/v1/connections", `{"name":"gw-trunk","outbound_routes":[{"prefix":"+1","gateways":["sip:192.0.2.40","sip:192.0.2.41:5080;transport=tcp"]}],"gateway_username":"acct","gateway_password":"gw-secret-9876"}`)
+	if strings.Contains(string(gwBody), "gw-secret-9876") || !strings.Contains(string(gwBody), `"gateway_password_set": true`) {
+		t.Errorf("gateway password shown or not reported set: %s", gwBody)
+	}
+	x.ok(422, "POST", "/v1/connections", `{"name":"x","outbound_routes":[{"prefix":"+1","gateways":["http://gw"]}]}`)
+	x.ok(204, "DELETE", "/v1/connections/"+id(t, gwBody), "")
+	hookBody := x.ok(201, "POST", "/v1/connections", `{"name":"hooked","webhook_event_url":"http://127.0.0.1:9/hook","webhook_timeout_secs":5}`)
+	if !strings.Contains(string(hookBody), `"webhook_secret": "whsec_`) {
+		t.Errorf("no webhook_secret in the answer that made it: %s", hookBody)
+	}
+	hooked := id(t, hookBody)
+	if again := x.ok(200, "PATCH", "/v1/connections/"+hooked, `{"webhook_event_failover_url":"http://localhost:9/backup"}`); strings.Contains(string(again), "webhook_secret\"") {
+		t.Errorf("webhook_secret shown again: %s", again)
+	}
+	if got := x.ok(200, "GET", "/v1/connections/"+hooked, ""); strings.Contains(string(got), "whsec_") {
+		t.Errorf("webhook_secret shown by GET: %s", got)
+	}
+	x.ok(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_event_url":"ftp://x"}`)
+	x.ok(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_event_url":"https://no-such-host.invalid/hook"}`)
+	x.refused(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_timeout_secs":99}`)
+	x.ok(200, "GET", "/v1/connections/"+hooked+"/webhook_deliveries", "")
+	x.ok(404, "GET", "/v1/connections/nope/webhook_deliveries", "")
+	x.ok(204, "DELETE", "/v1/connections/"+hooked, "")
 
 	// Credentials.
 	future := e.now.Add(48 * time.Hour).Format(time.RFC3339)
@@ -142,6 +173,35 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.ok(400, "GET", "/v1/credentials?page[size]=0", "")
 	x.ok(400, "GET", "/v1/credentials?enabled=maybe", "")
 	x.ok(200, "GET", "/v1/credentials/"+alice, "")
+
+	// Numbers.
+	x.ok(201, "POST", "/v1/numbers", `{"number":"tel:+1-555-123-4567","credential_id":"`+alice+`"}`)
+	x.ok(201, "POST", "/v1/numbers", `{"number":"15551234568","connection_id":"`+carrier+`"}`)
+	x.ok(409, "POST", "/v1/numbers", `{"number":"+15551234567","connection_id":"`+carrier+`"}`)
+	x.ok(422, "POST", "/v1/numbers", `{"number":"+1555abc","connection_id":"`+carrier+`"}`)
+	x.ok(422, "POST", "/v1/numbers", `{"number":"+15551234569","connection_id":"nope"}`)
+	x.ok(422, "POST", "/v1/numbers", `{"number":"+15551234569","credential_id":"nope"}`)
+	x.ok(422, "POST", "/v1/numbers", `{"number":"+15551234569","connection_id":"`+carrier+`","credential_id":"`+alice+`"}`)
+	x.refused(422, "POST", "/v1/numbers", `{"connection_id":"`+carrier+`"}`)
+	x.refused(400, "POST", "/v1/numbers", `{"number":"+15551234569","colour":"red"}`)
+	x.ok(201, "POST", "/v1/numbers", `{"number":"tel:+1-555-777*","connection_id":"`+carrier+`"}`)
+	x.ok(200, "GET", "/v1/numbers/+1555777*", "")
+	x.ok(204, "DELETE", "/v1/numbers/+1555777*", "")
+	x.ok(422, "POST", "/v1/numbers", `{"number":"+15*55","connection_id":"`+carrier+`"}`)
+	x.ok(200, "GET", "/v1/numbers?page[size]=1", "")
+	x.ok(200, "GET", "/v1/numbers?connection_id="+carrier, "")
+	x.ok(400, "GET", "/v1/numbers?owner=me", "")
+	x.ok(200, "GET", "/v1/numbers/15551234567", "")
+	x.ok(200, "GET", "/v1/numbers/%2B15551234567", "")
+	x.ok(404, "GET", "/v1/numbers/+15550000000", "")
+	x.ok(200, "PATCH", "/v1/numbers/+15551234567", `{"credential_id":null}`)
+	x.ok(200, "PATCH", "/v1/numbers/+15551234567", `{"credential_id":"`+alice+`"}`)
+	x.ok(422, "PATCH", "/v1/numbers/+15551234567", `{"connection_id":"nope"}`)
+	x.ok(404, "PATCH", "/v1/numbers/+15550000000", `{"credential_id":null}`)
+	x.ok(409, "DELETE", "/v1/connections/"+carrier, "")
+	x.ok(204, "DELETE", "/v1/numbers/+15551234568", "")
+	x.ok(404, "DELETE", "/v1/numbers/+15551234568", "")
+	x.ok(204, "DELETE", "/v1/connections/"+carrier, "")
 	x.ok(404, "GET", "/v1/credentials/nope", "")
 	x.ok(200, "PATCH", "/v1/credentials/"+alice, fmt.Sprintf(`{"tag":null,"name":"","expires_at":%q}`, e.now.Add(-time.Minute).Format(time.RFC3339)))
 	x.refused(422, "PATCH", "/v1/credentials/"+alice, `{"username":"alice2"}`)
@@ -241,6 +301,7 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.ok(200, "GET", "/v1/export", "")
 
 	// Deletes last.
+	x.ok(204, "DELETE", "/v1/numbers/15551234567", "")
 	x.ok(204, "DELETE", "/v1/credentials/"+bob, "")
 	x.ok(404, "DELETE", "/v1/credentials/"+bob, "")
 	x.ok(204, "DELETE", "/v1/credentials/"+alice, "")

@@ -81,6 +81,7 @@ type Server struct {
 	mux       *http.ServeMux
 	calls     Calls
 	minter    Minter
+	webhooks  WebhookLog // SetWebhookLog; nil: no deliveries listed
 	keys      KeySet
 	level     LevelVar        // HandleLogLevel; nil: the log-level routes answer 404
 	public    map[string]bool // patterns served without an API key, from routeTable
@@ -150,6 +151,12 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/connections/{id}", false, s.h(s.getConnection)},
 		{"PATCH /v1/connections/{id}", false, s.h(s.updateConnection)},
 		{"DELETE /v1/connections/{id}", false, s.h(s.deleteConnection)},
+		{"GET /v1/connections/{id}/webhook_deliveries", false, s.h(s.listWebhookDeliveries)},
+		{"POST /v1/numbers", false, s.h(s.createNumber)},
+		{"GET /v1/numbers", false, s.h(s.listNumbers)},
+		{"GET /v1/numbers/{number}", false, s.h(s.getNumber)},
+		{"PATCH /v1/numbers/{number}", false, s.h(s.updateNumber)},
+		{"DELETE /v1/numbers/{number}", false, s.h(s.deleteNumber)},
 
 		{"POST /v1/credentials", false, s.h(s.createCredential)},
 		{"GET /v1/credentials", false, s.h(s.listCredentials)},

@@ -18,9 +18,74 @@ type Connection struct {
 	// PublicTargets are the users and numbers a caller without any
 	// credential may call over ws/wss (anonymous click-to-call); empty:
 	// none.
-	PublicTargets []string  `json:"public_targets"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	PublicTargets []string `json:"public_targets"`
+	// Kind is "credential" (its credentials authenticate) or "ip"
+	// (authenticated by its source address, AllowedCIDRs).
+	Kind string `json:"kind"`
+	// PBXURI is where calls to its numbers without a credential go.
+	PBXURI string `json:"pbx_uri"`
+	// CallerIDPolicy: "username", "connection_numbers" or "any".
+	CallerIDPolicy string `json:"caller_id_policy"`
+	// SIPURICallingPreference: "disabled", "internal" or "unrestricted".
+	SIPURICallingPreference string `json:"sip_uri_calling_preference"`
+	// MaxCalls and MaxRegistrations: 0 is no limit.
+	MaxCalls         int `json:"max_calls"`
+	MaxRegistrations int `json:"max_registrations"`
+	// OutboundRoutes: its own gateways by prefix, with failover.
+	OutboundRoutes []OutboundRoute `json:"outbound_routes"`
+	// GatewayUsername answers gateways' challenges; the password is
+	// write-only: GatewayPasswordSet tells whether one is stored.
+	GatewayUsername    string `json:"gateway_username"`
+	GatewayPasswordSet bool   `json:"gateway_password_set"`
+	// Webhooks (Telnyx's names). WebhookSecret is in the answer that made
+	// it only (creating the connection with a URL, or setting its first
+	// URL): it signs every event (Sipwarden-Signature).
+	WebhookEventURL         string    `json:"webhook_event_url"`
+	WebhookEventFailoverURL string    `json:"webhook_event_failover_url"`
+	WebhookTimeoutSecs      int       `json:"webhook_timeout_secs"`
+	WebhookSecret           string    `json:"webhook_secret,omitempty"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+}
+
+// OutboundRoute is a connection's route: calls whose Request-URI user
+// starts with Prefix go to Gateways, in order.
+type OutboundRoute struct {
+	Prefix   string   `json:"prefix"`
+	Gateways []string `json:"gateways"`
+}
+
+// Number is a telephone number assigned to a connection or a credential.
+type Number struct {
+	// Number is E.164: "+15551234567".
+	Number       string `json:"number"`
+	ConnectionID string `json:"connection_id"`
+	// CredentialID is empty when calls go to the connection's PBX.
+	CredentialID string    `json:"credential_id"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// CreateNumberRequest is the body of POST /v1/numbers: the number in
+// E.164, with or without "+", or as a tel: URI; ConnectionID defaults to
+// the credential's.
+type CreateNumberRequest struct {
+	Number       string `json:"number"`
+	ConnectionID string `json:"connection_id,omitempty"`
+	CredentialID string `json:"credential_id,omitempty"`
+}
+
+// UpdateNumberRequest is the body of PATCH /v1/numbers/{number}; nil
+// fields are left alone, an empty CredentialID leaves the number to its
+// connection alone.
+type UpdateNumberRequest struct {
+	ConnectionID *string `json:"connection_id,omitempty"`
+	CredentialID *string `json:"credential_id,omitempty"`
+}
+
+func numberOut(n store.Number) Number {
+	return Number{Number: n.Number, ConnectionID: n.ConnectionID, CredentialID: n.CredentialID,
+		CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
 }
 
 // Credential is a SIP credential as the API shows it: never its password
@@ -95,6 +160,19 @@ type CreateConnectionRequest struct {
 	// PublicTargets: users and numbers anonymous callers may call over
 	// ws/wss; empty: none.
 	PublicTargets []string `json:"public_targets,omitempty"`
+	// Kind: "credential" (the default) or "ip" (AllowedCIDRs required).
+	Kind                    string          `json:"kind,omitempty"`
+	PBXURI                  string          `json:"pbx_uri,omitempty"`
+	CallerIDPolicy          string          `json:"caller_id_policy,omitempty"`
+	SIPURICallingPreference string          `json:"sip_uri_calling_preference,omitempty"`
+	MaxCalls                int             `json:"max_calls,omitempty"`
+	MaxRegistrations        int             `json:"max_registrations,omitempty"`
+	OutboundRoutes          []OutboundRoute `json:"outbound_routes,omitempty"`
+	GatewayUsername         string          `json:"gateway_username,omitempty"`
+	GatewayPassword         string          `json:"gateway_password,omitempty"`
+	WebhookEventURL         string          `json:"webhook_event_url,omitempty"`
+	WebhookEventFailoverURL string          `json:"webhook_event_failover_url,omitempty"`
+	WebhookTimeoutSecs      int             `json:"webhook_timeout_secs,omitempty"`
 }
 
 // UpdateConnectionRequest is the body of PATCH /v1/connections/{id}; nil
@@ -105,7 +183,20 @@ type UpdateConnectionRequest struct {
 	// AllowedCIDRs replaces the list; a pointer to an empty list clears it.
 	AllowedCIDRs *[]string `json:"allowed_cidrs,omitempty"`
 	// PublicTargets replaces the list; a pointer to an empty list clears it.
-	PublicTargets *[]string `json:"public_targets,omitempty"`
+	PublicTargets           *[]string `json:"public_targets,omitempty"`
+	PBXURI                  *string   `json:"pbx_uri,omitempty"`
+	CallerIDPolicy          *string   `json:"caller_id_policy,omitempty"`
+	SIPURICallingPreference *string   `json:"sip_uri_calling_preference,omitempty"`
+	MaxCalls                *int      `json:"max_calls,omitempty"`
+	MaxRegistrations        *int      `json:"max_registrations,omitempty"`
+	// OutboundRoutes replaces the list; a pointer to an empty list clears it.
+	OutboundRoutes  *[]OutboundRoute `json:"outbound_routes,omitempty"`
+	GatewayUsername *string          `json:"gateway_username,omitempty"`
+	GatewayPassword *string          `json:"gateway_password,omitempty"`
+	// A pointer to "" clears a webhook URL.
+	WebhookEventURL         *string `json:"webhook_event_url,omitempty"`
+	WebhookEventFailoverURL *string `json:"webhook_event_failover_url,omitempty"`
+	WebhookTimeoutSecs      *int    `json:"webhook_timeout_secs,omitempty"`
 }
 
 // CreateCredentialRequest is the body of POST /v1/credentials.
@@ -173,7 +264,31 @@ func (u UpdateCredentialRequest) MarshalJSON() ([]byte, error) {
 
 func connectionOut(c store.Connection) Connection {
 	out := Connection{ID: c.ID, Name: c.Name, Active: c.Active, AllowedCIDRs: c.AllowedCIDRs, PublicTargets: c.PublicTargets,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+		Kind: c.Kind, PBXURI: c.PBXURI, CallerIDPolicy: c.CallerIDPolicy, SIPURICallingPreference: c.SIPURICallingPreference,
+		MaxCalls: c.MaxCalls, MaxRegistrations: c.MaxRegistrations, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	out.GatewayUsername, out.GatewayPasswordSet = c.GatewayUsername, c.GatewayPassword != ""
+	out.WebhookEventURL, out.WebhookEventFailoverURL = c.WebhookEventURL, c.WebhookEventFailoverURL
+	out.WebhookTimeoutSecs = c.WebhookTimeoutSecs
+	if out.WebhookTimeoutSecs == 0 {
+		out.WebhookTimeoutSecs = 10
+	}
+	out.OutboundRoutes = make([]OutboundRoute, len(c.OutboundRoutes))
+	for i, r := range c.OutboundRoutes {
+		out.OutboundRoutes[i] = OutboundRoute{Prefix: r.Prefix, Gateways: r.Gateways}
+	}
+	// The defaults, spelt out.
+	if out.Kind == "" {
+		out.Kind = store.ConnectionCredential
+	}
+	if out.CallerIDPolicy == "" {
+		out.CallerIDPolicy = store.CallerIDUsername
+		if out.Kind == store.ConnectionIP {
+			out.CallerIDPolicy = store.CallerIDAny
+		}
+	}
+	if out.SIPURICallingPreference == "" {
+		out.SIPURICallingPreference = store.URICallingUnrestricted
+	}
 	if out.AllowedCIDRs == nil {
 		out.AllowedCIDRs = []string{}
 	}

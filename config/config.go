@@ -37,6 +37,7 @@ type Config struct {
 	HTTP      HTTP      `yaml:"http"`
 	Guard     Guard     `yaml:"guard"`
 	Limits    Limits    `yaml:"limits"`
+	Webhooks  Webhooks  `yaml:"webhooks"`
 }
 
 // Log configures log/slog output (to stderr).
@@ -345,6 +346,7 @@ func (c *Config) setDefaults() error {
 		c.Registrar.BindingFlushInterval = Duration(time.Second)
 	}
 	c.Proxy.setDefaults()
+	c.Webhooks.setDefaults()
 	c.JWT.setDefaults()
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	defInt(&c.HTTP.MinPasswordLength, 12)
@@ -406,6 +408,7 @@ func (c *Config) Validate() error {
 		bad("sip.advertise", quote(c.SIP.Advertise), "must be a host name or address")
 	}
 	c.Proxy.validate(bad)
+	c.Webhooks.validate(bad)
 	c.JWT.validate(bad)
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
 		bad("sip.user_agent", quote(c.SIP.UserAgent), "must not contain line breaks")

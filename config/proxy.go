@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/cidr"
+	"github.com/sipwarden/sipwarden/sipuri"
 )
 
 // Proxy configures the stateful proxy (RFC 3261 section 16).
@@ -93,56 +94,10 @@ func (p *Proxy) TrustedPrefixes() []netip.Prefix {
 	return out
 }
 
-// GatewayHop splits a gateway URI into host, port and transport.
+// GatewayHop splits a gateway URI into host, port and transport
+// (sipuri.Hop).
 func GatewayHop(uri string) (host string, port int, transport string, err error) {
-	s := strings.TrimSpace(uri)
-	scheme := "sip"
-	switch {
-	case strings.HasPrefix(s, "sips:"):
-		scheme, s = "sips", s[5:]
-	case strings.HasPrefix(s, "sip:"):
-		s = s[4:]
-	default:
-		return "", 0, "", fmt.Errorf("want a sip: or sips: URI")
-	}
-	transport = "udp"
-	if scheme == "sips" {
-		transport = "tls"
-	}
-	hostport, params, _ := strings.Cut(s, ";")
-	for _, p := range strings.Split(params, ";") {
-		k, v, _ := strings.Cut(p, "=")
-		if strings.EqualFold(k, "transport") {
-			transport = strings.ToLower(v)
-		}
-	}
-	switch transport {
-	case "udp", "tcp", "tls":
-	default:
-		return "", 0, "", fmt.Errorf("transport %q: want udp, tcp or tls", transport)
-	}
-	if strings.Contains(hostport, "@") {
-		return "", 0, "", fmt.Errorf("a gateway URI has no user part")
-	}
-	port = 5060
-	if transport == "tls" {
-		port = 5061
-	}
-	host = hostport
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		host, port = ap.Addr().String(), int(ap.Port())
-	} else if h, p, ok := strings.Cut(hostport, ":"); ok && !strings.Contains(p, ":") {
-		var n int
-		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
-			return "", 0, "", fmt.Errorf("port %q", p)
-		}
-		host, port = h, n
-	}
-	host = strings.Trim(host, "[]")
-	if host == "" || strings.ContainsAny(host, " \"<>\r\n") {
-		return "", 0, "", fmt.Errorf("host %q", host)
-	}
-	return host, port, transport, nil
+	return sipuri.Hop(uri)
 }
 
 func (p *Proxy) validate(bad func(key string, v any, why string)) {

@@ -110,6 +110,10 @@ type Config struct {
 	LongWindow      time.Duration
 	// Exempt addresses are never counted, banned or slowed.
 	Exempt []netip.Prefix
+	// ExemptFunc, when set, exempts more addresses: a live set that
+	// changes without a restart (the ip connections of the store). It is
+	// called on every failure and ban check and must be fast.
+	ExemptFunc func(netip.Addr) bool
 	// MaxTracked bounds each table (addresses, usernames, pairs). Default
 	// 65536.
 	MaxTracked int
@@ -210,7 +214,7 @@ func (g *Guard) Exempt(addr netip.Addr) bool {
 			return true
 		}
 	}
-	return false
+	return g.cfg.ExemptFunc != nil && g.cfg.ExemptFunc(addr)
 }
 
 // sourceOf is the unit counted for addr: the address itself for IPv4, its

@@ -43,6 +43,13 @@ type Calls interface {
 	EndCredential(credentialID string) int
 }
 
+// ConnectionCalls ends the calls of a connection itself, not of one of
+// its credentials: an ip connection's (a carrier's) calls. The proxy
+// implements it; EndConnection uses it when the Calls given do.
+type ConnectionCalls interface {
+	EndConnection(connectionID string) int
+}
+
 // Credentials reads a credential back when its expiry is due (it may have
 // changed since it was watched), and lists a connection's credentials:
 // *store.DB.
@@ -113,8 +120,14 @@ func (k *Keeper) End(c store.Credential, why Reason) error {
 }
 
 // EndConnection ends every credential of a connection that was
-// deactivated, and returns how many it ended.
+// deactivated, and the calls of the connection itself (an ip
+// connection's), and returns how many credentials it ended.
 func (k *Keeper) EndConnection(connectionID string) (int, error) {
+	if cc, ok := k.calls.(ConnectionCalls); ok {
+		if ended := cc.EndConnection(connectionID); ended > 0 {
+			k.log.Info("connection's calls ended", "connection_id", connectionID, "calls", ended)
+		}
+	}
 	n := 0
 	p := store.Page{Limit: 1000}
 	for {

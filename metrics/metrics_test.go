@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/webhook"
 )
 
 // TestLint lints every metric family of the registry, runtime collectors
@@ -343,6 +344,10 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 	}
 	m, reg := newMetrics(t, metrics.Options{})
 	m.ResponseSent("REGISTER", 200)
+	// The webhook dispatcher registers its own on the same registry.
+	if _, err := webhook.New(webhook.Config{}, nil, reg); err != nil {
+		t.Fatal(err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,9 @@ func (p *Proxy) anonymousCaller(req *sip.Request) bool {
 	if p.cfg.Public == nil || req.Method != sip.INVITE || p.trusted(req.Source()) {
 		return false
 	}
+	if _, peer := p.peer(req.Source()); peer {
+		return false
+	}
 	switch strings.ToLower(req.Transport()) {
 	case "ws", "wss":
 	default:

@@ -28,6 +28,8 @@ type Dialog struct {
 	// a trusted peer or a gateway.
 	CallerCredential, CalleeCredential string
 	Started                            time.Time
+	// The connections of each side, for call events ("" unknown).
+	callerConn, calleeConn string
 
 	// Where each side is reached: the caller over the flow its INVITE
 	// came from, the callee over the flow it was sent to.
@@ -125,6 +127,9 @@ func (ds *Dialogs) confirm(cl *call, b *branch, res *sip.Response, early bool) {
 	if b.t.binding != nil {
 		d.CalleeCredential = b.t.binding.CredentialID
 	}
+	ce := cl.callEvent(CallAnswered)
+	calleeOf(&ce, &b.t)
+	d.callerConn, d.calleeConn = ce.CallerConnection, ce.CalleeConnection
 	if cs := cl.req.CSeq(); cs != nil {
 		d.callerCSeq = cs.SeqNo
 	}
@@ -301,8 +306,9 @@ func (ds *Dialogs) noteCSeq(d *Dialog, toCallee bool, n uint32) {
 	}
 }
 
-// remove drops d from the table.
-func (ds *Dialogs) remove(d *Dialog) {
+// remove drops d from the table; an answered call's removal is its
+// hang-up (cause).
+func (ds *Dialogs) remove(d *Dialog, cause string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	list := ds.by[d.CallID]
@@ -310,6 +316,9 @@ func (ds *Dialogs) remove(d *Dialog) {
 		if x == d {
 			list = slices.Delete(list, i, i+1)
 			d.hold.release()
+			if d.Call && !d.early {
+				ds.p.emitCall(ds.dialogEvent(d, cause))
+			}
 			break
 		}
 	}
@@ -376,6 +385,27 @@ func (ds *Dialogs) EndCredential(credentialID string) int {
 	return len(ended)
 }
 
+// endConnection ends the answered dialogs one of whose sides is the
+// connection itself (EndConnection).
+func (ds *Dialogs) endConnection(connectionID string) int {
+	var ended []*Dialog
+	ds.mu.Lock()
+	for _, list := range ds.by {
+		for _, d := range list {
+			if d.ending || d.early || (d.callerConn != connectionID && d.calleeConn != connectionID) {
+				continue
+			}
+			d.ending = true
+			ended = append(ended, d)
+		}
+	}
+	ds.mu.Unlock()
+	for _, d := range ended {
+		ds.end(d)
+	}
+	return len(ended)
+}
+
 // EndCall ends one established call, named by its Call-ID and the tags
 // of its caller and callee: the proxy sends BYE to both sides. It reports
 // whether there was such a call (not already ending).
@@ -400,7 +430,7 @@ func (ds *Dialogs) EndCall(callID, callerTag, calleeTag string) bool {
 // end sends BYE (or, for a subscription, nothing: it just forgets it) to
 // both sides of d and removes it.
 func (ds *Dialogs) end(d *Dialog) {
-	defer ds.remove(d)
+	defer ds.remove(d, CauseEndedByUs)
 	if !d.Call {
 		return
 	}
@@ -424,6 +454,9 @@ func (ds *Dialogs) sweep(t time.Time) {
 		list = slices.DeleteFunc(list, func(d *Dialog) bool {
 			if d.Started.Before(t) {
 				d.hold.release()
+				if d.Call && !d.early {
+					ds.p.emitCall(ds.dialogEvent(d, CauseTimeout))
+				}
 				return true
 			}
 			return false

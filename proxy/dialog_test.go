@@ -58,7 +58,7 @@ func TestDialogLifecycle(t *testing.T) {
 	if r.Recipient.Port != 5062 || r.Destination() != "192.0.2.20:40000" || r.Transport() != "TCP" || r.CSeq().SeqNo != 314160 {
 		t.Fatalf("BYE to the callee: %s to %s over %s, CSeq %d", r.Recipient.String(), r.Destination(), r.Transport(), r.CSeq().SeqNo)
 	}
-	p.dialogs.remove(d)
+	p.dialogs.remove(d, CauseNormal)
 	if n := p.dialogs.Count(); n != 0 {
 		t.Fatalf("%d calls after remove", n)
 	}

@@ -29,6 +29,8 @@ type call struct {
 	caller caller
 	start  time.Time
 	lh     string
+	// recordRoute: the forwarded requests carry our Record-Route.
+	recordRoute bool
 	// hold is the call's count against the per-credential and per-source
 	// caps: handed to the dialog of its 2xx, released otherwise.
 	hold *capHold
@@ -67,7 +69,24 @@ func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, ta
 		p.ringingMu.Lock()
 		p.ringing[cl] = struct{}{}
 		p.ringingMu.Unlock()
+		if !cl.inDialog() {
+			ev := cl.callEvent(CallInitiated)
+			if len(targets) > 0 {
+				calleeOf(&ev, &targets[0])
+			}
+			p.emitCall(ev)
+		}
 		defer func() {
+			if !cl.inDialog() {
+				if st := cl.finalStatus(); st >= 300 {
+					ev := cl.callEvent(CallHangup)
+					ev.Status, ev.Cause = st, failureCause(st)
+					if len(targets) > 0 {
+						calleeOf(&ev, &targets[0])
+					}
+					p.emitCall(ev)
+				}
+			}
 			p.ringingMu.Lock()
 			delete(p.ringing, cl)
 			p.ringingMu.Unlock()
@@ -83,9 +102,9 @@ func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, ta
 			}
 		}()
 	}
-	recordRoute := req.Method == sip.INVITE || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER
+	cl.recordRoute = req.Method == sip.INVITE || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER
 	for _, t := range targets {
-		cl.startBranch(t, recordRoute)
+		cl.startBranch(t, cl.recordRoute)
 	}
 	cl.wait()
 }
@@ -143,9 +162,19 @@ func (cl *call) wait() {
 
 // startBranch forwards a copy of the request to t (RFC 3261 16.6).
 func (cl *call) startBranch(t target, recordRoute bool) {
+	cl.startBranchWith(t, recordRoute, nil, false)
+}
+
+// startBranchWith is startBranch adding extra (a gateway's credentials)
+// to the forwarded request; reserved: the call's pending count was taken
+// for it already (a retry replacing a branch that ended).
+func (cl *call) startBranchWith(t target, recordRoute bool, extra sip.Header, reserved bool) {
 	p := cl.p
 	u := t.uri
 	fwd := forwardCopy(cl.req, *u.Clone()) // steps 1 to 3
+	if extra != nil {
+		fwd.AppendHeader(extra)
+	}
 	// Step 4: Record-Route, so that the dialog's requests come through us.
 	if recordRoute {
 		p.addRecordRoute(fwd, cl.req.Transport(), t.hop.Transport)
@@ -153,6 +182,11 @@ func (cl *call) startBranch(t target, recordRoute bool) {
 	// Step 8: our Via, its branch carrying the loop hash.
 	via, ok := p.via(t.hop.Transport, newBranch(cl.lh))
 	if !ok {
+		if reserved {
+			cl.mu.Lock()
+			cl.pending--
+			cl.mu.Unlock()
+		}
 		cl.addFailed(t, 502, "No Listener For Transport "+strings.ToUpper(t.hop.Transport))
 		return
 	}
@@ -164,7 +198,9 @@ func (cl *call) startBranch(t target, recordRoute bool) {
 	b := &branch{fwd: fwd, t: t}
 	cl.mu.Lock()
 	cl.branches = append(cl.branches, b)
-	cl.pending++
+	if !reserved {
+		cl.pending++
+	}
 	cl.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
@@ -365,6 +401,27 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 		code = 408
 	}
 	b.final = true
+	if code >= 300 && !cl.finalSent && !cl.cancelled {
+		// A gateway's challenge or failure: the call goes on with the same
+		// gateway and credentials or the next gateway (gateway.go). Its
+		// pending count passes to the new branch, started off this lock.
+		if t, extra, ok := cl.p.retryTarget(b, res); ok {
+			cl.p.log.Debug("gateway retry", "from", b.t.hop.addr(), "to", t.hop.addr(), "status", code)
+			if cl.req.Method == sip.INVITE && !cl.inDialog() {
+				if cid, from, to := cl.req.CallID(), cl.req.From(), res.To(); cid != nil && from != nil && to != nil {
+					cl.p.dialogs.dropEarly(string(*cid), tagOf(from.Params), tagOf(to.Params))
+				}
+			}
+			go cl.startBranchWith(t, cl.recordRoute, extra, true)
+			return
+		}
+		if (code == 401 || code == 407) && b.t.gwAuth != nil {
+			// The gateway refused the connection's own credentials: its
+			// challenge is not the caller's to answer.
+			res = cl.synth(403, "Gateway Refused Credentials")
+			code = 403
+		}
+	}
 	cl.pending--
 	if code < 300 {
 		// Step 9: every 2xx is forwarded at once, even after another final
@@ -374,6 +431,12 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 		}
 		if cl.req.Method == sip.INVITE || cl.req.Method == sip.SUBSCRIBE || cl.req.Method == sip.REFER {
 			cl.p.dialogs.confirm(cl, b, res, false)
+		}
+		if cl.req.Method == sip.INVITE && !cl.finalSent && !cl.inDialog() {
+			ev := cl.callEvent(CallAnswered)
+			calleeOf(&ev, &b.t)
+			ev.Status = code
+			cl.p.emitCall(ev)
 		}
 		cl.relayLocked(res)
 		if !cl.finalSent {
@@ -401,6 +464,16 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	if cl.pending == 0 && !cl.finalSent {
 		cl.sendBestLocked()
 	}
+}
+
+// finalStatus is the status the caller got (0: none yet).
+func (cl *call) finalStatus() int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if !cl.finalSent {
+		return 0
+	}
+	return cl.ev.Status
 }
 
 // inDialog reports whether the forwarded request is inside a dialog.

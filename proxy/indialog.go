@@ -54,7 +54,7 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 	cl := p.newCall(req, tx, caller{}, lh, ev)
 	if req.Method == sip.BYE {
 		// Any final answer to a BYE ends the dialog (RFC 3261 15.1.2).
-		cl.onFinal = func(*sip.Response, *branch) { go p.dialogs.remove(d) }
+		cl.onFinal = func(*sip.Response, *branch) { go p.dialogs.remove(d, CauseNormal) }
 	}
 	cl.startBranch(t, false)
 	cl.wait()

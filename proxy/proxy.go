@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/e164"
 	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/sipcheck"
 	"github.com/sipwarden/sipwarden/store"
@@ -96,9 +98,13 @@ type Config struct {
 	Domains []string
 	// Listeners are the server's SIP listeners, one per transport.
 	Listeners []Listener
-	// Trusted peers are not challenged.
+	// Trusted peers are not challenged (proxy.trusted_peers).
 	Trusted []netip.Prefix
-	Routes  []Route
+	// Directory, when set, gives the ip connections (trusted peers
+	// managed through the API), assigned numbers and connection policies
+	// (connection.go). Nil: none.
+	Directory Directory
+	Routes    []Route
 	// MaxInFlight bounds concurrent proxy transactions; over it, 503.
 	MaxInFlight int
 	// TimerC is how long a branch may ring (RFC 3261 16.6 step 11, > 3 min).
@@ -125,6 +131,13 @@ type Config struct {
 	// server gives its WebSocket the idle timeout of an authenticated one,
 	// which it would otherwise lose while the call rings. It must not block.
 	OnAnonymous func(transport, source string)
+	// Resolver looks up the SRV records of gateway names (RFC 3263);
+	// nil: net.DefaultResolver.
+	Resolver SRVResolver
+	// OnCall, when set, is told of each call's steps (callevent.go): an
+	// INVITE forwarded, answered, ended. It runs on SIP goroutines, some
+	// holding locks: it must not block or call the proxy.
+	OnCall func(CallEvent)
 }
 
 // Event describes one request the proxy finished with.
@@ -392,6 +405,12 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, status, reason)
 		return
 	}
+	if !caller.Trusted && caller.Credential.ID != "" && toTrustDomain(targets) {
+		// The From identity the caller ID policy admitted, asserted to
+		// the gateway or PBX (RFC 3325 section 9.1); users' devices are
+		// outside the trust domain and get none (section 5).
+		assertIdentity(req)
+	}
 	// Only forwarded transactions count: a challenge or a refusal is
 	// answered at once, and counting it until after its answer left would
 	// refuse the authenticated retry that answer asked for.
@@ -402,7 +421,12 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	var hold *capHold
 	if req.Method == sip.INVITE {
 		var reason string
-		if hold, reason = p.caps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted)); reason != "" {
+		callee := connCap{}
+		if id := targets[0].connection; id != "" {
+			callee = connCap{id: id, max: p.connection(id).MaxCalls}
+		}
+		if hold, reason = p.caps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted),
+			connCap{id: caller.Connection.ID, max: caller.Connection.MaxCalls}, callee); reason != "" {
 			res := p.newResponse(req, 503, reason)
 			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
 			ev.Status = p.respond(tx, res)
@@ -468,6 +492,30 @@ func (p *Proxy) EndCredential(credentialID string) int {
 	return n + len(todo)
 }
 
+// EndConnection ends every call of a connection as such (its caller or
+// callee side was the connection, as for an ip connection's carrier):
+// answered calls get BYE on both sides, ringing ones are cancelled. Calls
+// of its credentials are ended by EndCredential. It returns how many it
+// ended.
+func (p *Proxy) EndConnection(connectionID string) int {
+	if connectionID == "" {
+		return 0
+	}
+	n := p.dialogs.endConnection(connectionID)
+	var todo []*call
+	p.ringingMu.Lock()
+	for cl := range p.ringing {
+		if cl.caller.Connection.ID == connectionID {
+			todo = append(todo, cl)
+		}
+	}
+	p.ringingMu.Unlock()
+	for _, cl := range todo {
+		cl.cancelAll(false)
+	}
+	return n + len(todo)
+}
+
 // acquire takes an in-flight slot for a transaction to forward (release
 // it with p.inFlight.Add(-1)), or answers 503 with Retry-After and returns
 // false when proxy.max_in_flight are taken; always admits it takes the
@@ -486,8 +534,13 @@ func (p *Proxy) acquire(req *sip.Request, tx sip.ServerTransaction, ev *Event, a
 // caller is who sent an out-of-dialog request.
 type caller struct {
 	Username   string
-	Credential store.Credential // zero for a trusted peer; only ConnectionID for an anonymous caller
+	Credential store.Credential // zero for a trusted peer; only ConnectionID for an anonymous caller or an ip connection
+	// Connection is the caller's connection (zero for a trusted peer of
+	// proxy.trusted_peers and an anonymous caller).
+	Connection store.Connection
 	Trusted    bool
+	// Peer: an ip connection, trusted by its source address.
+	Peer bool
 	// Anonymous: a click-to-call to one of Credential.ConnectionID's
 	// public targets (anonymous.go).
 	Anonymous bool
@@ -496,11 +549,21 @@ type caller struct {
 // authenticate challenges or verifies the request (RFC 3261 22.3: 407
 // with Proxy-Authenticate). It answers the request itself when it fails.
 func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Event) (caller, bool) {
+	from := req.From()
 	if p.trusted(req.Source()) {
 		ev.Trusted = true
 		return caller{Trusted: true}, true
 	}
-	from := req.From()
+	if conn, ok := p.peer(req.Source()); ok {
+		// An ip connection: authenticated by its address alone.
+		ev.Trusted = true
+		c := caller{Trusted: true, Peer: true, Connection: conn, Credential: store.Credential{ConnectionID: conn.ID}}
+		if !p.callerIDAllowed(&c, from.Address.User) {
+			ev.Status = p.reply(req, tx, 403, reasonCallerID)
+			return caller{}, false
+		}
+		return c, true
+	}
 	res := p.auth.CheckSIP(req, auth.Proxy)
 	ev.Outcome, ev.Checked, ev.Username, ev.Scheme = res.Outcome, true, res.Username, res.Scheme
 	if res.Outcome != auth.OK {
@@ -509,14 +572,16 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		return caller{}, false
 	}
 	ev.Authenticated = true
-	// The caller may use only its own identity.
-	if from.Address.User != res.Credential.Username {
-		ev.Status = p.reply(req, tx, 403, "From User Does Not Match Credential")
+	c := caller{Username: res.Credential.Username, Credential: res.Credential, Connection: p.connection(res.Credential.ConnectionID)}
+	// The caller may use its own identity, or what its connection's
+	// caller ID policy allows (connection.go).
+	if !p.callerIDAllowed(&c, from.Address.User) {
+		ev.Status = p.reply(req, tx, 403, reasonCallerID)
 		return caller{}, false
 	}
 	// The credentials were for us: they go no further (RFC 3261 22.3).
 	req.RemoveHeader("Proxy-Authorization")
-	return caller{Username: res.Credential.Username, Credential: res.Credential}, true
+	return c, true
 }
 
 func (p *Proxy) trusted(source string) bool {
@@ -541,6 +606,15 @@ type target struct {
 	uri     sip.Uri
 	hop     Hop
 	binding *store.Binding // nil for a gateway
+	// next are the gateways to fail over to, in order (gateway.go).
+	next []target
+	// connection is the callee's connection: a local user's, or the
+	// connection a number belongs to ("" for a gateway).
+	connection string
+	// gwAuth answers the gateway's digest challenge; authTried once it
+	// was answered.
+	gwAuth    *gatewayAuth
+	authTried bool
 }
 
 // route finds the targets of an authenticated out-of-dialog request
@@ -549,29 +623,38 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	ru := req.Recipient
 	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
 	if local && ru.User != "" {
-		if bs := p.loc.Lookup(ru.User); len(bs) > 0 {
-			ts := make([]target, 0, len(bs))
-			for i := range bs {
-				b := bs[i]
-				t, err := bindingTarget(&b)
-				if err != nil {
-					p.log.Warn("unusable binding", "aor", b.AOR, "binding", b.ID, "error", err)
-					continue
-				}
-				ts = append(ts, t)
+		// An assigned number (a DID) first: its credential's devices or
+		// its connection's PBX.
+		if ts, status, reason, ok := p.numberTargets(&ru); ok {
+			return ts, status, reason
+		}
+		cred, err := p.creds.CredentialByUsername(ru.User)
+		switch {
+		case err == nil:
+			// A call by SIP URI: the callee's connection decides.
+			if !p.uriCallAllowed(&c, cred.ConnectionID) {
+				return nil, 403, reasonURICalling
 			}
-			if len(ts) > 0 {
+			if ts := p.bindingTargets(ru.User); len(ts) > 0 {
+				for i := range ts {
+					ts[i].connection = cred.ConnectionID
+				}
 				return ts, 0, ""
 			}
-		}
-		if _, err := p.creds.CredentialByUsername(ru.User); err == nil {
 			return nil, 480, "Temporarily Unavailable"
-		} else if !errors.Is(err, store.ErrNotFound) {
+		case !errors.Is(err, store.ErrNotFound):
 			p.log.Error("credential lookup", "error", err)
 			return nil, 500, "Server Internal Error"
 		}
 	}
-	if r, ok := p.outboundRoute(&ru, local); ok {
+	if t, ok := p.connectionRoute(&ru, &c); ok {
+		// The caller's connection's own gateways (gateway.go).
+		return []target{t}, 0, ""
+	}
+	if r, ok := p.outboundRoute(&ru, local); ok && (!c.Peer || slices.Contains(r.Connections, c.Connection.ID)) {
+		// An ip connection (a carrier) reaches a gateway only through a
+		// route that names it: its calls to numbers that are not ours get
+		// 404 rather than going back out (no hairpin toll fraud).
 		if !routeAllowed(r, c) {
 			return nil, 403, "Outbound Route Not Allowed For This Connection"
 		}
@@ -586,6 +669,9 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	if local {
 		if ru.User == "" {
 			return nil, 404, "No User In Request-URI"
+		}
+		if _, isNumber := e164.FromUser(ru.User); isNumber {
+			return nil, 404, reasonNumberNotFound
 		}
 		return nil, 404, "User Not Found"
 	}
@@ -608,7 +694,7 @@ func routeAllowed(r Route, c caller) bool {
 	if len(r.Connections) == 0 {
 		return true
 	}
-	if c.Trusted {
+	if c.Trusted && !c.Peer {
 		return false
 	}
 	for _, id := range r.Connections {

@@ -45,6 +45,9 @@ type Config struct {
 	LocalAddrs map[string]string
 	// Server is the Server header value; empty omits it.
 	Server string
+	// Connections, when set, gives connections' max_registrations
+	// (limits.go). Nil: no per-connection limit.
+	Connections Connections
 }
 
 // Registrar answers REGISTER requests.
@@ -219,7 +222,11 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 			}
 		}
 	}
-	bs, err := r.apply(aor, cred, req, contacts, now, ev)
+	others, limit, err := r.connectionBindings(cred, aor)
+	if err != nil {
+		return r.replyErr(req, err)
+	}
+	bs, err := r.apply(aor, cred, req, contacts, now, ev, others, limit)
 	if err != nil {
 		return r.replyErr(req, err)
 	}
@@ -361,7 +368,11 @@ func parseSeconds(s string) (time.Duration, bool) {
 }
 
 // apply performs RFC 3261 10.3 steps 7 and 8 atomically on the table.
-func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, cs []contact, now time.Time, ev *Event) ([]store.Binding, error) {
+//
+// others and limit are the bindings of the credential's connection under
+// other AORs and its max_registrations (0: none): a REGISTER that adds a
+// binding past it gets 403 (refreshes and removals always pass).
+func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, cs []contact, now time.Time, ev *Event, others, limit int) ([]store.Binding, error) {
 	if len(cs) == 0 { // a query: list the current bindings
 		return r.loc.Lookup(aor), nil
 	}
@@ -420,6 +431,9 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 			}
 			next = append(next[:oldest], next[oldest+1:]...)
 			counts.Replaced++
+		}
+		if limit > 0 && counts.Added > counts.Replaced && others+len(next) > limit {
+			return nil, reply.Errorf(403, reasonConnectionRegistrations)
 		}
 		return next, nil
 	})

@@ -49,7 +49,9 @@ func (n *Node) newGuard() {
 		UserSlowdown:    gc.UserSlowdown.D(),
 		// Trusted peers are exempt without being listed twice: a carrier's
 		// gateway must never be banned for its callers' failures.
-		Exempt:     append(gc.ExemptPrefixes(), cfg.Proxy.TrustedPrefixes()...),
+		Exempt: append(gc.ExemptPrefixes(), cfg.Proxy.TrustedPrefixes()...),
+		// And so are the ip connections of the store, as they change.
+		ExemptFunc: n.peerAddr,
 		MaxTracked: gc.MaxTracked,
 	})
 	lc := connlimit.Config{
@@ -104,6 +106,7 @@ func (n *Node) openStore(ctx context.Context) error {
 		return err
 	}
 	n.db = db
+	n.peers.Store(db)
 	n.closer = append(n.closer, func() {
 		if err := db.Close(); err != nil {
 			n.log.Error("close store", "error", err)
@@ -174,7 +177,7 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 func (n *Node) newRegistrar() error {
 	cfg := n.cfg
 	loc := registrar.NewLocation(n.db, nil, n.log.With("component", "location"))
-	loc.OnExpire(n.obs.bindingExpired)
+	loc.OnExpire(n.bindingExpired) // metrics, webhooks
 	n.obs.m.SetBindings(loc.CountByTransport)
 	start := time.Now()
 	bs, err := n.db.LoadBindings(start)
@@ -208,8 +211,10 @@ func (n *Node) newRegistrar() error {
 		Domains:        domains(cfg, n.lis.addrs),
 		LocalAddrs:     n.lis.addrs,
 		Server:         cfg.SIP.UserAgent,
+		Connections:    n.db, // max_registrations
 	}, loc, n.auth, nil, n.log.With("component", "registrar"))
 	n.reg.OnEvent(n.obs.registerEvent)
+	n.reg.OnEvent(n.registrationEvent)
 	return nil
 }
 
@@ -311,6 +316,7 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 	}
 	srv.SetCalls(callList{n.proxy.Dialogs()})
 	srv.SetTokens(issuer, verifier)
+	srv.SetWebhookLog(n.hooks)
 	srv.HandleLogLevel(&ctl.level)
 	n.api.set(srv.Handler())
 	n.closer = append(n.closer, n.stopHTTP) // no API request while the rest closes

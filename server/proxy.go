@@ -50,6 +50,7 @@ func (n *Node) newProxy() error {
 		Domains:      domains(cfg, addrs),
 		Listeners:    ls,
 		Trusted:      cfg.Proxy.TrustedPrefixes(),
+		Directory:    n.db,
 		Routes:       routes,
 		MaxInFlight:  cfg.Proxy.MaxInFlight,
 		TimerC:       cfg.Proxy.TimerC.D(),
@@ -63,6 +64,7 @@ func (n *Node) newProxy() error {
 		Public:             publicTargets{n.db},
 		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
 		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
+		OnCall:             n.callEvent, // webhooks
 	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err
@@ -71,6 +73,18 @@ func (n *Node) newProxy() error {
 	n.keeper.SetCalls(px)
 	n.proxy = px
 	return nil
+}
+
+// peerAddr reports whether addr belongs to an active ip connection (the
+// guard's live exemption). The guard is built before the store is open:
+// until then, none.
+func (n *Node) peerAddr(addr netip.Addr) bool {
+	db := n.peers.Load()
+	if db == nil {
+		return false
+	}
+	_, ok := db.PeerConnection(addr)
+	return ok
 }
 
 // advertisedHost is what Via and Record-Route carry for a listener bound

@@ -132,6 +132,19 @@ func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	switch d.mode.Load() {
 	case "busy":
 		_ = dlg.Respond(486, "Busy Here", nil)
+	case "unavailable":
+		_ = dlg.Respond(503, "Service Unavailable", nil)
+	case "challenge":
+		// A carrier gateway that authenticates us (gatewayUser,
+		// gatewayPass): 401 without credentials or with wrong ones.
+		if !gatewayAuthorized(req) {
+			_ = dlg.Respond(401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate",
+				`Digest realm="carrier.test", nonce="gw-nonce-1", qop="auth", algorithm=MD5`))
+			break
+		}
+		_ = dlg.Respond(180, "Ringing", nil)
+		time.Sleep(50 * time.Millisecond)
+		_ = dlg.RespondSDP([]byte(testSDP))
 	case "ring":
 		tx.OnCancel(func(r *sip.Request) { d.cancels <- r })
 		_ = dlg.Respond(180, "Ringing", nil)
@@ -160,6 +173,26 @@ func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// The credentials a "challenge" device expects.
+const (
+	gatewayUser = "acct-1234"
+	gatewayPass = "gw-secret-9876"
+)
+
+// gatewayAuthorized verifies an INVITE's Authorization with our digest
+// package (the proxy answers with icholy/digest: two implementations).
+func gatewayAuthorized(req *sip.Request) bool {
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		return false
+	}
+	c, err := digest.ParseCredentials(h.Value())
+	if err != nil || c.Username != gatewayUser || c.Realm != "carrier.test" || c.Nonce != "gw-nonce-1" {
+		return false
+	}
+	return digest.Verify(c, digest.MD5, "INVITE", digest.HA1(digest.MD5, gatewayUser, "carrier.test", gatewayPass), nil)
+}
+
 // register registers the device's AOR with its own contact.
 func (d *device) register(t *testing.T, pass string, contact string) {
 	t.Helper()
@@ -171,11 +204,18 @@ func (d *device) register(t *testing.T, pass string, contact string) {
 // answer; statuses collects every response the caller saw.
 func (d *device) call(ctx context.Context, t *testing.T, target, fromUser, pass string) (*sipgo.DialogClientSession, []int, error) {
 	t.Helper()
-	return d.callWatching(ctx, t, target, fromUser, pass, nil)
+	return d.callAs(ctx, t, target, fromUser, fromUser, pass)
 }
 
-// callWatching is call with watch seeing each response as it arrives.
-func (d *device) callWatching(ctx context.Context, t *testing.T, target, fromUser, pass string, watch func(*sip.Response)) (*sipgo.DialogClientSession, []int, error) {
+// callAs is call with digest username authUser, which need not be the
+// From user (a PBX on a trunk presents its caller's number).
+func (d *device) callAs(ctx context.Context, t *testing.T, target, fromUser, authUser, pass string) (*sipgo.DialogClientSession, []int, error) {
+	t.Helper()
+	return d.callWatching(ctx, t, target, fromUser, authUser, pass, nil)
+}
+
+// callWatching is callAs with watch seeing each response as it arrives.
+func (d *device) callWatching(ctx context.Context, t *testing.T, target, fromUser, authUser, pass string, watch func(*sip.Response)) (*sipgo.DialogClientSession, []int, error) {
 	t.Helper()
 	host, portStr, _ := net.SplitHostPort(d.ph.server)
 	port, _ := strconv.Atoi(portStr)
@@ -192,7 +232,7 @@ func (d *device) callWatching(ctx context.Context, t *testing.T, target, fromUse
 	}
 	var mu sync.Mutex
 	var statuses []int
-	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: fromUser, Password: pass, OnResponse: func(res *sip.Response) error {
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: authUser, Password: pass, OnResponse: func(res *sip.Response) error {
 		mu.Lock()
 		statuses = append(statuses, res.StatusCode)
 		mu.Unlock()
@@ -607,7 +647,7 @@ func TestCancelCrossingProvisionals(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, _, _ = alice.callWatching(ctx, t, "bob", "alice", alicePass, func(res *sip.Response) {
+			_, _, _ = alice.callWatching(ctx, t, "bob", "alice", "alice", alicePass, func(res *sip.Response) {
 				if res.StatusCode == 180 {
 					once.Do(func() { close(first) })
 				}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -30,6 +31,7 @@ import (
 	"github.com/sipwarden/sipwarden/registrar"
 	"github.com/sipwarden/sipwarden/stateless"
 	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/webhook"
 )
 
 // Options are what a node takes besides its configuration.
@@ -53,7 +55,10 @@ type Node struct {
 	// closer holds what Close undoes, in reverse order.
 	closer []func()
 
-	db     *store.DB
+	db *store.DB
+	// peers is db once open, for the guard's exemption of ip
+	// connections, which listeners may consult before (server/proxy.go).
+	peers  atomic.Pointer[store.DB]
 	auth   *auth.Authenticator
 	loc    *registrar.Location
 	reg    *registrar.Registrar
@@ -61,6 +66,7 @@ type Node struct {
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
 	proxy  *proxy.Proxy
+	hooks  *webhook.Dispatcher
 	guard  *guard.Guard
 	conns  *connlimit.Limiter
 	gate   *admission.Gate
@@ -128,6 +134,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opt
 	if err := n.newAuth(verifier); err != nil {
 		return nil, err
 	}
+	if err := n.newWebhooks(); err != nil {
+		return nil, err
+	}
 	if err := n.newRegistrar(); err != nil {
 		return nil, err
 	}
@@ -191,6 +200,7 @@ func (n *Node) run(ctx context.Context) {
 	go n.proxy.Run(runCtx)
 	go n.keeper.Run(runCtx)
 	go n.guard.Run(runCtx, 10*time.Second)
+	go n.hooks.Run(runCtx)
 	n.lis.stopped = func(tp string, err error) { n.obs.ready.NotReady("sip."+tp, "listener stopped: "+err.Error()) }
 	n.lis.serve(n.sip, n.log)
 	n.obs.ready.Ready("sip")

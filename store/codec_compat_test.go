@@ -33,16 +33,43 @@ func TestDecodeConnectionFormat1(t *testing.T) {
 	// The latest format carries the list.
 	want.AllowedCIDRs = []string{"192.0.2.0/24", "2001:db8::/32"}
 	// Format 2: the latest without the trailing PublicTargets (an empty
-	// list is one zero count byte).
+	// list is one zero count byte), the six fields of format 4 (four
+	// empty strings and two zeros: six zero bytes) and the three of format
+	// 5 (an empty list and two empty strings: three zero bytes) and the
+	// four of format 6 (four zero bytes).
 	v2 := appendConnection(nil, &want)
-	v2 = append([]byte{2}, v2[1:len(v2)-1]...)
+	v2 = append([]byte{2}, v2[1:len(v2)-14]...)
 	if err := decodeConnection(&c, v2); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("format 2: got %+v, %v; want %+v", c, err, want)
 	}
 	want.PublicTargets = []string{"sales", "+15550100"}
+	// Format 3: without the fields of formats 4 to 6.
+	v3 := appendConnection(nil, &want)
+	v3 = append([]byte{3}, v3[1:len(v3)-13]...)
+	if err := decodeConnection(&c, v3); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("format 3: got %+v, %v; want %+v", c, err, want)
+	}
+	want.Kind, want.PBXURI, want.CallerIDPolicy = ConnectionIP, "sip:192.0.2.1", CallerIDAny
+	want.SIPURICallingPreference, want.MaxCalls, want.MaxRegistrations = URICallingDisabled, 7, 1_000_000
+	// Format 4: without the fields of formats 5 and 6.
+	v4 := appendConnection(nil, &want)
+	v4 = append([]byte{4}, v4[1:len(v4)-7]...)
+	if err := decodeConnection(&c, v4); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("format 4: got %+v, %v; want %+v", c, err, want)
+	}
+	want.OutboundRoutes = []OutboundRoute{{Prefix: "+1", Gateways: []string{"sip:a", "sip:b"}}, {Gateways: []string{"sip:c"}}}
+	want.GatewayUsername, want.GatewayPassword = "gw-user", "gw-pass"
+	// Format 5: without the four webhook fields (four zero bytes).
+	v5 := appendConnection(nil, &want)
+	v5 = append([]byte{5}, v5[1:len(v5)-4]...)
+	if err := decodeConnection(&c, v5); err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("format 5: got %+v, %v; want %+v", c, err, want)
+	}
+	want.WebhookEventURL, want.WebhookEventFailoverURL = "https://hooks.example/a", "https://hooks.example/b"
+	want.WebhookTimeoutSecs, want.WebhookSecret = 7, "whsec_x"
 	v := appendConnection(nil, &want)
-	if v[0] != connectionFormat || connectionFormat != 3 {
-		t.Fatalf("format byte %d, want 3", v[0])
+	if v[0] != connectionFormat || connectionFormat != 6 {
+		t.Fatalf("format byte %d, want 6", v[0])
 	}
 	if err := decodeConnection(&c, v); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("round trip: got %+v, %v; want %+v", c, err, want)

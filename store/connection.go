@@ -140,6 +140,16 @@ func (db *DB) DeleteConnection(id string) error {
 		if k, _ := tx.Bucket(bucketCredentialsByConnection).Cursor().Seek(prefix); bytes.HasPrefix(k, prefix) {
 			return fmt.Errorf("delete connection %q: %w", id, ErrConnectionInUse)
 		}
+		var n Number
+		inUse := tx.Bucket(bucketNumbers).ForEach(func(_, v []byte) error {
+			if decodeNumber(&n, v) == nil && n.ConnectionID == id {
+				return fmt.Errorf("delete connection %q: %w: number %s", id, ErrConnectionInUse, n.Number)
+			}
+			return nil
+		})
+		if inUse != nil {
+			return inUse
+		}
 		if err := conns.Delete([]byte(id)); err != nil {
 			return fmt.Errorf("store: delete connection %q: %w", id, err)
 		}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
@@ -179,4 +180,101 @@ func TestConnectionsPages(t *testing.T) {
 			t.Errorf("limit %d: %d pages, want %d", limit, pages, wantPages)
 		}
 	}
+}
+
+func TestNumbersAndPeers(t *testing.T) {
+	db := open(t, store.Options{NoSync: true})
+	carrier, err := db.CreateConnection(store.Connection{Name: "carrier", Active: true, Kind: store.ConnectionIP,
+		AllowedCIDRs: []string{"127.0.0.0/8", "127.0.0.9/32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := db.CreateConnection(store.Connection{Name: "wide", Active: true, Kind: store.ConnectionIP,
+		AllowedCIDRs: []string{"127.0.0.9/32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := db.CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID, Username: "alice", Enabled: true,
+		Realm: "r", HA1: map[string]string{"MD5": "aa"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The most specific prefix wins; an inactive connection is no peer.
+	if c, ok := db.PeerConnection(netip.MustParseAddr("127.0.0.9")); !ok || c.ID != carrier.ID && c.ID != wide.ID {
+		t.Fatalf("PeerConnection(127.0.0.9) = %v, %v", c.ID, ok)
+	}
+	if c, ok := db.PeerConnection(netip.MustParseAddr("127.0.0.2")); !ok || c.ID != carrier.ID {
+		t.Fatalf("PeerConnection(127.0.0.2) = %v, %v; want %v", c.ID, ok, carrier.ID)
+	}
+	if _, err := db.UpdateConnection(carrier.ID, func(c *store.Connection) error { c.Active = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := db.PeerConnection(netip.MustParseAddr("127.0.0.2")); ok {
+		t.Fatalf("PeerConnection(127.0.0.2) = %v after deactivation, want none", c.ID)
+	}
+	if _, ok := db.PeerConnection(netip.MustParseAddr("::ffff:127.0.0.9")); !ok {
+		t.Fatal("a v4-mapped address did not match its v4 prefix")
+	}
+
+	// Numbers: references checked, lookups from memory follow writes.
+	if _, err := db.CreateNumber(store.Number{Number: "+15550001", ConnectionID: "nope"}); !errors.Is(err, store.ErrConnectionNotFound) {
+		t.Fatalf("unknown connection: %v, want ErrConnectionNotFound", err)
+	}
+	if _, err := db.CreateNumber(store.Number{Number: "+15550001", ConnectionID: carrier.ID, CredentialID: cred.ID}); !errors.Is(err, store.ErrCredentialNotFound) {
+		t.Fatalf("credential of another connection: %v, want ErrCredentialNotFound", err)
+	}
+	if _, err := db.CreateNumber(store.Number{Number: "+15550001", ConnectionID: store.DefaultConnectionID, CredentialID: cred.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateNumber(store.Number{Number: "+15550001", ConnectionID: carrier.ID}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second assignment: %v, want ErrExists", err)
+	}
+	if a, ok := db.AssignedNumber("+15550001"); !ok || a.Username != "alice" || a.CredentialID != cred.ID {
+		t.Fatalf("AssignedNumber = %+v, %v; want alice's", a, ok)
+	}
+	if _, err := db.CreateNumber(store.Number{Number: "+15550002", ConnectionID: carrier.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteConnection(carrier.ID); !errors.Is(err, store.ErrConnectionInUse) {
+		t.Fatalf("DeleteConnection with a number: %v, want ErrConnectionInUse", err)
+	}
+	ns, next, err := db.Numbers(store.NumberFilter{}, store.Page{Limit: 1})
+	if err != nil || len(ns) != 1 || ns[0].Number != "+15550001" || next != "+15550001" {
+		t.Fatalf("Numbers page 1 = %+v, %q, %v", ns, next, err)
+	}
+	ns, next, err = db.Numbers(store.NumberFilter{}, store.Page{After: next, Limit: 1})
+	if err != nil || len(ns) != 1 || ns[0].Number != "+15550002" || next != "" {
+		t.Fatalf("Numbers page 2 = %+v, %q, %v", ns, next, err)
+	}
+	// Patterns: the longest matching one, after an exact number.
+	for _, n := range []string{"+1555*", "+155500*"} {
+		if _, err := db.CreateNumber(store.Number{Number: n, ConnectionID: carrier.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for num, want := range map[string]string{"+15559999": "+1555*", "+15550077": "+155500*", "+15550002": "+15550002", "+16660000": ""} {
+		a, ok := db.AssignedNumber(num)
+		if a.Number != want || ok != (want != "") {
+			t.Errorf("AssignedNumber(%s) = %q, %v; want %q", num, a.Number, ok, want)
+		}
+	}
+	for _, n := range []string{"+1555*", "+155500*"} {
+		if err := db.DeleteNumber(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Deleting the credential leaves its number with the connection.
+	if _, err := db.DeleteCredential(cred.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := db.AssignedNumber("+15550001"); !ok || a.CredentialID != "" || a.Username != "" {
+		t.Fatalf("after credential delete: %+v, %v", a, ok)
+	}
+	if err := db.DeleteNumber("+15550001"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.AssignedNumber("+15550001"); ok {
+		t.Fatal("deleted number still assigned")
+	}
+	mustCheck(t, db)
 }

@@ -280,7 +280,7 @@ func (db *DB) DeleteCredential(id string) (Credential, error) {
 		if err := b.creds.Delete([]byte(id)); err != nil {
 			return fmt.Errorf("store: delete credential %q: %w", id, err)
 		}
-		return nil
+		return unassignNumbers(tx, id)
 	})
 	if err != nil {
 		return Credential{}, err
@@ -321,4 +321,32 @@ func checkUsername(u string) error {
 func splitConnectionKey(k []byte) (conn, cred []byte, ok bool) {
 	conn, cred, ok = bytes.Cut(k, []byte{0})
 	return conn, cred, ok && len(conn) > 0 && len(cred) > 0
+}
+
+// unassignNumbers leaves the numbers of a deleted credential with its
+// connection alone (calls to them go to the connection's PBX, if any).
+func unassignNumbers(tx *bolt.Tx, credentialID string) error {
+	nums := tx.Bucket(bucketNumbers)
+	var todo []Number
+	err := nums.ForEach(func(k, v []byte) error {
+		var n Number
+		if err := decodeNumber(&n, v); err != nil {
+			return fmt.Errorf("number %q: %w", k, err)
+		}
+		if n.CredentialID == credentialID {
+			todo = append(todo, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range todo {
+		todo[i].CredentialID = ""
+		var out Number
+		if err := putNumber(nums, &todo[i], &out); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -68,6 +68,7 @@ type DB struct {
 	creds   recordCache[Credential] // by username
 	misses  missCache               // usernames without a credential
 	conns   recordCache[Connection] // by ID
+	route   routingCache            // numbers and ip connections, number.go
 
 	mu      sync.Mutex           // guards pending and closed
 	pending map[string][]Binding // AOR -> latest set; nil set deletes
@@ -303,6 +304,18 @@ func checkRecords(tx *bolt.Tx, report func(error)) {
 			report(fmt.Errorf("store: check: bindings of %q: %w", k, err))
 		} else if len(bs) == 0 || bs[0].AOR != string(k) {
 			report(fmt.Errorf("store: check: bindings of %q: %w: empty or saved under another aor", k, ErrCorrupt))
+		}
+		return nil
+	})
+	_ = tx.Bucket(bucketNumbers).ForEach(func(k, v []byte) error {
+		var n Number
+		switch err := decodeNumber(&n, v); {
+		case err != nil:
+			report(fmt.Errorf("store: check: number %q: %w", k, err))
+		case n.Number != string(k):
+			report(fmt.Errorf("store: check: number %q: %w: holds number %q", k, ErrCorrupt, n.Number))
+		case conns.Get([]byte(n.ConnectionID)) == nil:
+			report(fmt.Errorf("store: check: number %q: %w: connection %q missing", k, ErrCorrupt, n.ConnectionID))
 		}
 		return nil
 	})

@@ -20,8 +20,13 @@ var (
 	// record that exists, the reference in it is what is wrong.
 	ErrConnectionNotFound = errors.New("store: connection not found")
 
+	// ErrCredentialNotFound is returned by CreateNumber and UpdateNumber
+	// when the number's CredentialID names no credential of its
+	// connection.
+	ErrCredentialNotFound = errors.New("store: credential not found in the connection")
+
 	// ErrConnectionInUse is returned by DeleteConnection while credentials
-	// belong to the connection.
+	// or numbers belong to the connection.
 	ErrConnectionInUse = errors.New("store: connection has credentials")
 
 	// ErrDefaultConnection is returned by DeleteConnection for the default

@@ -19,6 +19,95 @@ type Connection struct {
 	// click-to-call); usernames must be the connection's own credentials'.
 	// Empty: none.
 	PublicTargets []string `json:"public_targets,omitempty"`
+	// Kind is ConnectionCredential (its credentials authenticate, from
+	// AllowedCIDRs when set) or ConnectionIP (a carrier or PBX
+	// authenticated by its source address alone: AllowedCIDRs are its
+	// addresses, never challenged, exempt from bans). Empty reads as
+	// ConnectionCredential.
+	Kind string `json:"kind"`
+	// PBXURI is where calls to the connection's numbers that are not
+	// assigned to one of its credentials go: a sip: URI of its PBX
+	// (host, port, transport). Empty: such numbers are unreachable (480).
+	PBXURI string `json:"pbx_uri,omitempty"`
+	// CallerIDPolicy says which From users its callers may present:
+	// CallerIDUsername (the credential's username or a number assigned to
+	// the credential; the default), CallerIDConnectionNumbers (also any
+	// number assigned to the connection) or CallerIDAny.
+	CallerIDPolicy string `json:"caller_id_policy"`
+	// SIPURICallingPreference decides which calls by SIP URI (to a
+	// username rather than an assigned number) reach its users:
+	// URICallingDisabled, URICallingInternal (callers authenticated by a
+	// credential of this server) or URICallingUnrestricted (the default).
+	SIPURICallingPreference string `json:"sip_uri_calling_preference"`
+	// MaxCalls caps the connection's concurrent calls, made by its
+	// callers or made to its users and numbers;
+	// MaxRegistrations the registered contacts of its credentials. 0: no
+	// cap.
+	MaxCalls         int `json:"max_calls,omitempty"`
+	MaxRegistrations int `json:"max_registrations,omitempty"`
+	// OutboundRoutes send its callers' calls that are not for a local
+	// user or number to gateways: the longest matching prefix wins, its
+	// gateways are tried in order (failover on 503, 408, no answer).
+	// They come before proxy.routes.
+	OutboundRoutes []OutboundRoute `json:"outbound_routes,omitempty"`
+	// GatewayUsername and GatewayPassword answer a gateway's digest
+	// challenge (401/407). The password is kept as given: the gateway's
+	// realm is known only from its challenge. The API never shows it.
+	GatewayUsername string `json:"gateway_username,omitempty"`
+	GatewayPassword string `json:"gateway_password,omitempty"`
+	// Webhooks (Telnyx's field names): events of its registrations and
+	// calls are posted to WebhookEventURL, else WebhookEventFailoverURL,
+	// each attempt bounded by WebhookTimeoutSecs (0: 10), signed with
+	// WebhookSecret (shown once, when it is made).
+	WebhookEventURL         string `json:"webhook_event_url,omitempty"`
+	WebhookEventFailoverURL string `json:"webhook_event_failover_url,omitempty"`
+	WebhookTimeoutSecs      int    `json:"webhook_timeout_secs,omitempty"`
+	WebhookSecret           string `json:"webhook_secret,omitempty"`
+}
+
+// OutboundRoute is one prefix route of a connection.
+type OutboundRoute struct {
+	// Prefix of the Request-URI user, e.g. "+1"; "" matches every user.
+	Prefix string `json:"prefix"`
+	// Gateways are sip:/sips: URIs, tried in order.
+	Gateways []string `json:"gateways"`
+}
+
+// Connection kinds, Connection.Kind.
+const (
+	ConnectionCredential = "credential"
+	ConnectionIP         = "ip"
+)
+
+// Caller ID policies, Connection.CallerIDPolicy.
+const (
+	CallerIDUsername          = "username"
+	CallerIDConnectionNumbers = "connection_numbers"
+	CallerIDAny               = "any"
+)
+
+// SIP URI calling preferences, Connection.SIPURICallingPreference
+// (Telnyx's names).
+const (
+	URICallingDisabled     = "disabled"
+	URICallingInternal     = "internal"
+	URICallingUnrestricted = "unrestricted"
+)
+
+// Number is a telephone number (a DID) assigned to a connection, and
+// optionally to one of its credentials: calls to it go to that
+// credential's registered devices, else to the connection's PBXURI.
+type Number struct {
+	// Number is the E.164 form ("+15551234567"), also its ID; or a
+	// pattern, an E.164 prefix and "*" ("+1555123*"), matching the numbers
+	// that have no assignment of their own.
+	Number       string `json:"number"`
+	ConnectionID string `json:"connection_id"`
+	// CredentialID is empty when the number belongs to the connection
+	// alone.
+	CredentialID string    `json:"credential_id,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // DefaultConnectionID names the connection created when the store is first opened.

@@ -55,10 +55,14 @@ var (
 	bucketBindings = []byte("bindings")
 	// api_keys: APIKey.ID -> APIKey (apiKeyFormat).
 	bucketAPIKeys = []byte("api_keys")
+	// numbers: Number.Number (E.164, "+" and digits) -> Number
+	// (numberFormat). Added without a schema version change: Open
+	// creates it in an older file, which had no numbers.
+	bucketNumbers = []byte("numbers")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketConnections, bucketCredentials, bucketCredentialUsernames,
-		bucketCredentialsByConnection, bucketBindings, bucketAPIKeys,
+		bucketCredentialsByConnection, bucketBindings, bucketAPIKeys, bucketNumbers,
 	}
 
 	keySchemaVersion = []byte("schema_version")
@@ -96,11 +100,16 @@ func decodeUint64(b []byte, what string) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// Connection format 3: ID, Name, Active, CreatedAt, UpdatedAt,
-// AllowedCIDRs (count, then each), PublicTargets (count, then each).
-// Format 2 ends before PublicTargets, format 1 before AllowedCIDRs; both
-// decode with none.
-const connectionFormat = 3
+// Connection format 5: ID, Name, Active, CreatedAt, UpdatedAt,
+// AllowedCIDRs (count, then each), PublicTargets (count, then each),
+// Kind, PBXURI, CallerIDPolicy, SIPURICallingPreference, MaxCalls,
+// MaxRegistrations, OutboundRoutes (count, then per route its Prefix and
+// Gateways), GatewayUsername, GatewayPassword, WebhookEventURL,
+// WebhookEventFailoverURL, WebhookTimeoutSecs, WebhookSecret. Format 5
+// ends before WebhookEventURL, format 4 before OutboundRoutes, format 3 before Kind (a credential connection with the
+// defaults), format 2 before PublicTargets, format 1 before
+// AllowedCIDRs; all decode with none.
+const connectionFormat = 6
 
 func appendConnection(b []byte, c *Connection) []byte {
 	e := encoder{b}
@@ -112,6 +121,23 @@ func appendConnection(b []byte, c *Connection) []byte {
 	e.time(c.UpdatedAt)
 	e.strs(c.AllowedCIDRs)
 	e.strs(c.PublicTargets)
+	e.str(c.Kind)
+	e.str(c.PBXURI)
+	e.str(c.CallerIDPolicy)
+	e.str(c.SIPURICallingPreference)
+	e.uvarint(uint64(max(c.MaxCalls, 0)))
+	e.uvarint(uint64(max(c.MaxRegistrations, 0)))
+	e.uvarint(uint64(len(c.OutboundRoutes)))
+	for _, r := range c.OutboundRoutes {
+		e.str(r.Prefix)
+		e.strs(r.Gateways)
+	}
+	e.str(c.GatewayUsername)
+	e.str(c.GatewayPassword)
+	e.str(c.WebhookEventURL)
+	e.str(c.WebhookEventFailoverURL)
+	e.uvarint(uint64(max(c.WebhookTimeoutSecs, 0)))
+	e.str(c.WebhookSecret)
 	return e.b
 }
 
@@ -130,6 +156,58 @@ func decodeConnection(c *Connection, v []byte) error {
 	}
 	if format >= 3 {
 		c.PublicTargets = d.strs()
+	}
+	if format >= 4 {
+		c.Kind = d.str()
+		c.PBXURI = d.str()
+		c.CallerIDPolicy = d.str()
+		c.SIPURICallingPreference = d.str()
+		c.MaxCalls = int(d.uint32())
+		c.MaxRegistrations = int(d.uint32())
+	}
+	if format >= 5 {
+		if n := d.count(2); n > 0 {
+			c.OutboundRoutes = make([]OutboundRoute, n)
+			for i := range c.OutboundRoutes {
+				c.OutboundRoutes[i] = OutboundRoute{Prefix: d.str(), Gateways: d.strs()}
+			}
+		}
+		c.GatewayUsername = d.str()
+		c.GatewayPassword = d.str()
+	}
+	if format >= 6 {
+		c.WebhookEventURL = d.str()
+		c.WebhookEventFailoverURL = d.str()
+		c.WebhookTimeoutSecs = int(d.uint32())
+		c.WebhookSecret = d.str()
+	}
+	return d.done()
+}
+
+// Number format 1: Number, ConnectionID, CredentialID, CreatedAt,
+// UpdatedAt.
+const numberFormat = 1
+
+func appendNumber(b []byte, n *Number) []byte {
+	e := encoder{b}
+	e.byte(numberFormat)
+	e.str(n.Number)
+	e.str(n.ConnectionID)
+	e.str(n.CredentialID)
+	e.time(n.CreatedAt)
+	e.time(n.UpdatedAt)
+	return e.b
+}
+
+func decodeNumber(n *Number, v []byte) error {
+	d := decoder{s: string(v)}
+	d.version("number", numberFormat)
+	*n = Number{
+		Number:       d.str(),
+		ConnectionID: d.str(),
+		CredentialID: d.str(),
+		CreatedAt:    d.time(),
+		UpdatedAt:    d.time(),
 	}
 	return d.done()
 }

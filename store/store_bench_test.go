@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -196,4 +197,35 @@ func TestUnknownUsernameCacheInvalidated(t *testing.T) {
 	if c, err := db.CredentialByUsername("zed"); err != nil || c.Username != "zed" {
 		t.Fatalf("zed after its creation: %+v %v", c, err)
 	}
+}
+
+// BenchmarkRoutingLookups: the INVITE path's number and ip connection
+// lookups with 10,000 numbers and 100 ip connections, from the in-memory
+// index.
+func BenchmarkRoutingLookups(b *testing.B) {
+	db := open(b, store.Options{NoSync: true})
+	for i := range 100 {
+		if _, err := db.CreateConnection(store.Connection{Name: "c", Active: true, Kind: store.ConnectionIP,
+			AllowedCIDRs: []string{fmt.Sprintf("10.0.%d.0/24", i)}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 10000 {
+		if _, err := db.CreateNumber(store.Number{Number: fmt.Sprintf("+1555%07d", i), ConnectionID: store.DefaultConnectionID}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	addr := netip.MustParseAddr("10.0.99.7")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok := db.AssignedNumber("+15550004242"); !ok {
+				b.Fatal("number not found")
+			}
+			if _, ok := db.PeerConnection(addr); !ok {
+				b.Fatal("peer not found")
+			}
+		}
+	})
 }

@@ -239,7 +239,13 @@ func TestRecordsRoundTrip(t *testing.T) {
 	t1 := time.Date(2025, 3, 4, 5, 6, 7, 123456789, zone)
 	t2 := time.Now().Add(time.Hour)
 
-	conn := store.Connection{ID: "trunk-1", Name: "Trunk", Active: true, CreatedAt: t1, UpdatedAt: t2, AllowedCIDRs: []string{"192.0.2.0/24"}, PublicTargets: []string{"sales"}}
+	conn := store.Connection{ID: "trunk-1", Name: "Trunk", Active: true, CreatedAt: t1, UpdatedAt: t2, AllowedCIDRs: []string{"192.0.2.0/24"}, PublicTargets: []string{"sales"},
+		Kind: store.ConnectionIP, PBXURI: "sip:192.0.2.5:5080;transport=tcp", CallerIDPolicy: store.CallerIDAny,
+		SIPURICallingPreference: store.URICallingInternal, MaxCalls: 30, MaxRegistrations: 40,
+		OutboundRoutes:  []store.OutboundRoute{{Prefix: "+1", Gateways: []string{"sip:192.0.2.1", "sip:192.0.2.2:5080"}}},
+		GatewayUsername: "gw", GatewayPassword: "gw-secret",
+		WebhookEventURL: "https://hooks.example/a", WebhookEventFailoverURL: "https://hooks.example/b",
+		WebhookTimeoutSecs: 5, WebhookSecret: "whsec_x"}
 	nonZero(t, &conn)
 	cred := store.Credential{
 		ID: "cred-1", ConnectionID: "trunk-1", Username: "alice", Name: "Alice", Tag: "sales", Enabled: true,
@@ -256,10 +262,13 @@ func TestRecordsRoundTrip(t *testing.T) {
 		UserAgent: "Zoiper", InstanceID: "<urn:uuid:x>", RegID: "1", RegisteredAt: t1, UpdatedAt: t2,
 	}
 	nonZero(t, &bind)
+	num := store.Number{Number: "+15551234567", ConnectionID: "trunk-1", CredentialID: "cred-1", CreatedAt: t1, UpdatedAt: t2}
+	nonZero(t, &num)
 
 	utc := func(p *time.Time) { *p = p.UTC() }
-	wantConn, wantCred, wantKey, wantBind := conn, cred, key, bind
+	wantConn, wantCred, wantKey, wantBind, wantNum := conn, cred, key, bind, num
 	for _, p := range []*time.Time{
+		&wantNum.CreatedAt, &wantNum.UpdatedAt,
 		&wantConn.CreatedAt, &wantConn.UpdatedAt, &wantCred.ExpiresAt, &wantCred.CreatedAt, &wantCred.UpdatedAt,
 		&wantKey.CreatedAt, &wantBind.Expires, &wantBind.RegisteredAt, &wantBind.UpdatedAt,
 	} {
@@ -275,6 +284,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 	if got, err := db.CreateAPIKey(key); err != nil || !reflect.DeepEqual(got, wantKey) {
 		t.Fatalf("CreateAPIKey = %+v, %v; want %+v", got, err, wantKey)
 	}
+	if got, err := db.CreateNumber(num); err != nil || !reflect.DeepEqual(got, wantNum) {
+		t.Fatalf("CreateNumber = %+v, %v; want %+v", got, err, wantNum)
+	}
 	db.SaveBindings("alice", []store.Binding{bind})
 	mustClose(t, db)
 
@@ -287,6 +299,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 	if got, err := db.CredentialByUsername(cred.Username); err != nil || !reflect.DeepEqual(got, wantCred) {
 		t.Errorf("CredentialByUsername = %+v, %v; want %+v", got, err, wantCred)
+	}
+	if got, err := db.Number(num.Number); err != nil || !reflect.DeepEqual(got, wantNum) {
+		t.Errorf("Number = %+v, %v; want %+v", got, err, wantNum)
 	}
 	if got, err := db.APIKey(key.ID); err != nil || !reflect.DeepEqual(got, wantKey) {
 		t.Errorf("APIKey = %+v, %v; want %+v", got, err, wantKey)

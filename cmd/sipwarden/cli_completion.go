@@ -14,6 +14,7 @@ func commandTree() map[string][]string {
 		"serve":        nil,
 		"credential":   {"create", "list", "get", "update", "enable", "disable", "delete"},
 		"connection":   {"create", "list", "get", "update", "delete"},
+		"number":       {"create", "list", "get", "update", "delete"},
 		"registration": {"list", "delete"},
 		"token":        {"create", "revoke"},
 		"ban":          {"list", "delete"},

@@ -13,11 +13,15 @@ import (
 const connectionUsage = `usage: sipwarden connection <subcommand> [flags]
 
 subcommands:
-  create --name N [--inactive] [--allowed-cidrs CIDR,...]
+  create --name N [--kind credential|ip] [--inactive] [--allowed-cidrs CIDR,...] [policy flags]
   list [--all] [--limit N] [--after CURSOR]
   get ID
-  update ID [--name N] [--active true|false] [--allowed-cidrs CIDR,...|""]
-  delete ID      (refused while it has credentials, and for "default")
+  update ID [--name N] [--active true|false] [--allowed-cidrs CIDR,...|""] [policy flags]
+  delete ID      (refused while it has credentials or numbers, and for "default")
+
+policy flags: --pbx-uri URI, --caller-id-policy username|connection_numbers|any,
+  --sip-uri-calling disabled|internal|unrestricted, --max-calls N, --max-registrations N
+  (an ip connection is trusted by its --allowed-cidrs, which it requires)
 
 common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden connection <subcommand> -h' for its flags.
@@ -37,7 +41,10 @@ func (c *cli) connectionCreate(args []string) int {
 	fs := c.flags("connection create", "connection create --name N [flags]")
 	name := fs.String("name", "", "connection `name` (required)")
 	inactive := fs.Bool("inactive", false, "create it inactive")
-	cidrs := fs.String("allowed-cidrs", "", "comma-separated `addresses or CIDRs` its credentials may authenticate from (default: any)")
+	cidrs := fs.String("allowed-cidrs", "", "comma-separated `addresses or CIDRs` its credentials may authenticate from (default: any); an ip connection's own addresses")
+	kind := fs.String("kind", "", "`credential` (default) or ip")
+	var pol policyFlags
+	pol.register(fs)
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -45,8 +52,11 @@ func (c *cli) connectionCreate(args []string) int {
 		return c.usageError("connection create: --name is required")
 	}
 	active := !*inactive
+	req := api.CreateConnectionRequest{Name: *name, Active: &active, AllowedCIDRs: splitList(*cidrs), Kind: *kind,
+		PBXURI: pol.pbxURI, CallerIDPolicy: pol.callerID, SIPURICallingPreference: pol.uriCalling,
+		MaxCalls: pol.maxCalls, MaxRegistrations: pol.maxRegs}
 	return c.call(func(ctx context.Context, cl *api.Client) error {
-		conn, err := cl.CreateConnection(ctx, api.CreateConnectionRequest{Name: *name, Active: &active, AllowedCIDRs: splitList(*cidrs)})
+		conn, err := cl.CreateConnection(ctx, req)
 		if err == nil {
 			c.showConnection(conn)
 		}
@@ -89,6 +99,8 @@ func (c *cli) connectionUpdate(args []string) int {
 	name := fs.String("name", "", "new `name`")
 	active := fs.String("active", "", "true or false")
 	cidrs := fs.String("allowed-cidrs", "", "comma-separated `addresses or CIDRs` replacing the allow-list; \"\" clears it (any address)")
+	var pol policyFlags
+	pol.register(fs)
 	pos, code, ok := c.parse(fs, args, 1)
 	if !ok {
 		return code
@@ -115,7 +127,22 @@ func (c *cli) connectionUpdate(args []string) int {
 		}
 		req.AllowedCIDRs = &l
 	}
-	if req.Name == nil && req.Active == nil && req.AllowedCIDRs == nil {
+	if set["pbx-uri"] {
+		req.PBXURI = &pol.pbxURI
+	}
+	if set["caller-id-policy"] {
+		req.CallerIDPolicy = &pol.callerID
+	}
+	if set["sip-uri-calling"] {
+		req.SIPURICallingPreference = &pol.uriCalling
+	}
+	if set["max-calls"] {
+		req.MaxCalls = &pol.maxCalls
+	}
+	if set["max-registrations"] {
+		req.MaxRegistrations = &pol.maxRegs
+	}
+	if req == (api.UpdateConnectionRequest{}) {
 		return c.usageError("connection update: nothing to change; see -h")
 	}
 	return c.call(func(ctx context.Context, cl *api.Client) error {
@@ -147,6 +174,14 @@ func (c *cli) showConnection(cn api.Connection) {
 		allowed = "any"
 	}
 	t.row("allowed_cidrs", allowed)
+	t.row("kind", cn.Kind)
+	if cn.PBXURI != "" {
+		t.row("pbx_uri", cn.PBXURI)
+	}
+	t.row("caller_id_policy", cn.CallerIDPolicy)
+	t.row("sip_uri_calling_preference", cn.SIPURICallingPreference)
+	t.row("max_calls", limitText(cn.MaxCalls))
+	t.row("max_registrations", limitText(cn.MaxRegistrations))
 	t.row("created_at", formatTime(cn.CreatedAt))
 	t.row("updated_at", formatTime(cn.UpdatedAt))
 	t.flush()
@@ -161,4 +196,25 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// policyFlags are the policy fields of a connection.
+type policyFlags struct {
+	pbxURI, callerID, uriCalling string
+	maxCalls, maxRegs            int
+}
+
+func (p *policyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.pbxURI, "pbx-uri", "", "`URI` of the PBX its numbers go to (sip:host:port;transport=tcp); \"\" clears it")
+	fs.StringVar(&p.callerID, "caller-id-policy", "", "which From users its callers may present: `username`, connection_numbers or any")
+	fs.StringVar(&p.uriCalling, "sip-uri-calling", "", "SIP URI calling preference: `disabled`, internal or unrestricted")
+	fs.IntVar(&p.maxCalls, "max-calls", 0, "concurrent calls its callers may make (0: no limit)")
+	fs.IntVar(&p.maxRegs, "max-registrations", 0, "registered contacts its credentials may hold (0: no limit)")
+}
+
+func limitText(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return fmt.Sprint(n)
 }

@@ -124,6 +124,8 @@ func (e *cliEnv) run(stdin string, args ...string) result {
 		f = runConnection
 	case "registration":
 		f = runRegistration
+	case "number":
+		f = runNumber
 	default:
 		e.t.Fatalf("unknown command %q", args[0])
 	}
@@ -459,4 +461,48 @@ func TestCLIKeyResolution(t *testing.T) {
 	if code = runConnection([]string{"list", "--api-key", strings.TrimSpace(string(key))}, nil, &out, &errb); code != 0 {
 		t.Errorf("--api-key: got %d", code)
 	}
+}
+
+func TestCLINumberAndIPConnection(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("", "connection", "create", "--name", "carrier", "--kind", "ip", "--allowed-cidrs", "192.0.2.0/28",
+		"--pbx-uri", "sip:192.0.2.5:5080;transport=tcp", "--max-calls", "30", "--output", "json")
+	var c api.Connection
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.Kind != "ip" || c.MaxCalls != 30 || c.CallerIDPolicy != "any" {
+		t.Fatalf("create ip connection: %q %v", r.stdout, err)
+	}
+	if r = e.run("", "connection", "create", "--name", "x", "--kind", "ip"); r.code != 1 || !strings.Contains(r.stderr, "allowed_cidrs") {
+		t.Errorf("ip connection without addresses: %d %q", r.code, r.stderr)
+	}
+	r = e.mustRun("", "connection", "update", c.ID, "--sip-uri-calling", "disabled", "--caller-id-policy", "connection_numbers", "--max-registrations", "4")
+	for _, want := range []string{`sip_uri_calling_preference\s+disabled`, `caller_id_policy\s+connection_numbers`, `max_registrations\s+4`} {
+		if !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("update: no %s in\n%s", want, r.stdout)
+		}
+	}
+	r = e.mustRun("", "number", "create", "tel:+1-555-123-4567", "--connection", c.ID)
+	if !regexp.MustCompile(`number\s+\+15551234567`).MatchString(r.stdout) {
+		t.Errorf("number create:\n%s", r.stdout)
+	}
+	if r = e.run("", "number", "create", "+1555abc", "--connection", c.ID); r.code != 1 || !strings.Contains(r.stderr, "number") {
+		t.Errorf("bad number: %d %q", r.code, r.stderr)
+	}
+	if r = e.run("", "number", "create", "+15551234567", "--connection", c.ID); r.code != 1 || !strings.Contains(r.stderr, "already assigned") {
+		t.Errorf("taken number: %d %q", r.code, r.stderr)
+	}
+	e.mustRun("long-enough-password", "credential", "create", "--username", "pbx1", "--password-stdin")
+	r = e.mustRun("", "number", "list", "--connection", c.ID)
+	if !strings.Contains(r.stdout, "+15551234567") {
+		t.Errorf("number list:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "number", "get", "15551234567", "--output", "json")
+	var n api.Number
+	if err := json.Unmarshal([]byte(r.stdout), &n); err != nil || n.ConnectionID != c.ID {
+		t.Errorf("number get: %q %v", r.stdout, err)
+	}
+	if r = e.run("", "connection", "delete", c.ID); r.code != 1 || !strings.Contains(r.stderr, "numbers") {
+		t.Errorf("delete connection with a number: %d %q", r.code, r.stderr)
+	}
+	e.mustRun("", "number", "delete", "+15551234567")
+	e.mustRun("", "connection", "delete", c.ID)
 }

@@ -19,6 +19,7 @@ commands:
   check-config   validate a configuration file without starting: check-config FILE
   credential     manage SIP credentials: create|list|get|update|enable|disable|delete
   connection     manage connections: create|list|get|update|delete
+  number         manage numbers (DIDs): create|list|get|update|delete
   registration   list or delete live registrations: list|delete
   call           list or hang up live calls: list|hangup
   ban            list or lift bans of the SIP brute-force guard: list|delete
@@ -55,6 +56,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCredential(rest, stdin, stdout, stderr)
 	case "connection", "connections":
 		return runConnection(rest, stdin, stdout, stderr)
+	case "number", "numbers":
+		return runNumber(rest, stdin, stdout, stderr)
 	case "token", "tokens":
 		return runToken(rest, stdin, stdout, stderr)
 	case "registration", "registrations":

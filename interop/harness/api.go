@@ -38,6 +38,12 @@ type Registration struct {
 	ExpiresIn    int64  `json:"expires_in"`
 }
 
+// Do calls the API: method on path with body (JSON; nil: none), wanting
+// status want, decoding the answer's body into out (nil: ignored).
+func (a *API) Do(ctx context.Context, method, path string, body any, want int, out any) error {
+	return a.do(ctx, method, path, body, want, out)
+}
+
 func (a *API) do(ctx context.Context, method, path string, body any, want int, out any) error {
 	var rd io.Reader
 	if body != nil {

@@ -71,7 +71,9 @@ type CallRun struct {
 	// none may fail without a fault of the proxy: an ACK and a BYE sent
 	// back to back may be forwarded out of order, and sipp's UAS aborts a
 	// call whose ACK arrives while it is answering the BYE.
-	Hold        time.Duration
+	Hold time.Duration
+	// UASExtra are more arguments for the sipp UAS (-key NAME VALUE).
+	UASExtra    []string
 	Limit       int           // UAC -l; 0: sipp's default
 	RecvTimeout time.Duration // UAC -recv_timeout (default 10 s)
 	Timeout     time.Duration // kills the UAC after this (default 2 min)
@@ -193,6 +195,37 @@ func RunCalls(ctx context.Context, run CallRun) (CallResult, error) {
 	return res, nil
 }
 
+// UAS is a sipp UAS started by StartUAS.
+type UAS struct{ u *uasProc }
+
+// StartUAS starts a sipp UAS (scenario, answering as service) on
+// 127.0.0.1:port over UDP for calls calls, its files in dir, and waits for
+// its socket, with extra sipp arguments (-key NAME VALUE). Stop it with
+// Stop.
+func StartUAS(ctx context.Context, scenario, service, dir string, port, calls int, extra ...string) (*UAS, error) {
+	u, err := startUAS(ctx, CallRun{UASScenario: scenario, Callee: User{Name: service}, Transport: "u1", Calls: calls, Dir: dir, UASExtra: extra}, port)
+	if err != nil {
+		return nil, err
+	}
+	return &UAS{u}, nil
+}
+
+// Stop stops the UAS and returns its successful and failed calls (from
+// its statistics file).
+func (u *UAS) Stop() (successful, failed int, err error) {
+	_ = u.u.proc.Stop(2 * time.Second)
+	stats, err := lastStats(u.u.stat)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sipp UAS statistics: %w\n%s", err, FileTail(u.u.output, 20))
+	}
+	successful, _ = strconv.Atoi(stats["SuccessfulCall(C)"])
+	failed, _ = strconv.Atoi(stats["FailedCall(C)"])
+	return successful, failed, nil
+}
+
+// Output is the tail of the UAS's output.
+func (u *UAS) Output() string { return FileTail(u.u.output, 30) }
+
 type uasProc struct {
 	proc         *Proc
 	output, stat string
@@ -219,6 +252,7 @@ func startUAS(ctx context.Context, run CallRun, port int) (*uasProc, error) {
 	if run.BuffSize > 0 {
 		args = append(args, "-buff_size", strconv.Itoa(run.BuffSize))
 	}
+	args = append(args, run.UASExtra...)
 	path, err := exec.LookPath("sipp")
 	if err != nil {
 		return nil, err

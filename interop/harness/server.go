@@ -88,6 +88,9 @@ type Config struct {
 	// JWT enables RFC 8898 Bearer authentication in SIP.
 	JWT bool
 
+	// Routes are proxy.routes: outbound routes by prefix to a gateway URI.
+	Routes []Route
+
 	// Pprof serves /debug/pprof/ on the HTTP listener (bench -profile).
 	Pprof bool
 }
@@ -161,7 +164,7 @@ registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts:
 http: {listen: %q, api_key: %q, pprof: %t}
 guard: {exempt_cidrs: %s}
 jwt: {enabled: %t}
-`,
+%s`,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
 		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"), orDefault(c.WS, "-"), orDefault(c.WSS, "-"),
@@ -169,7 +172,22 @@ jwt: {enabled: %t}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT)
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, routesYAML(c.Routes))
+}
+
+// Route is one proxy.routes entry.
+type Route struct{ Name, Prefix, Gateway string }
+
+func routesYAML(rs []Route) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("proxy:\n  routes:\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "  - {name: %q, prefix: %q, gateway: %q}\n", r.Name, r.Prefix, r.Gateway)
+	}
+	return b.String()
 }
 
 func maxMessage(n int) string {

@@ -35,6 +35,7 @@ type SippRun struct {
 	RTT       bool   // -trace_rtt: every flow's response time 1
 	RTTFreq   int    // -rtt_freq (default 100); make Calls a multiple of it
 	LocalPort int    // -p; 0: a free one
+	LocalIP   string // -i; "": 127.0.0.1
 	Extra     []string
 }
 
@@ -95,7 +96,7 @@ func RunSipp(ctx context.Context, run SippRun) (SippResult, error) {
 	res.ErrorsPath = filepath.Join(run.Dir, "errors.log")
 	args := []string{
 		"-sf", scen, "-inf", run.Users,
-		"-t", run.Transport, "-i", "127.0.0.1", "-p", strconv.Itoa(run.LocalPort),
+		"-t", run.Transport, "-i", orDefault(run.LocalIP, "127.0.0.1"), "-p", strconv.Itoa(run.LocalPort),
 		"-r", strconv.Itoa(run.Rate), "-rp", "1000", "-m", strconv.Itoa(run.Calls),
 		"-recv_timeout", strconv.FormatInt(recvTimeout.Milliseconds(), 10),
 		"-nostdin",

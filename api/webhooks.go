@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/webhook"
+)
+
+// WebhookLog backs GET /v1/connections/{id}/webhook_deliveries:
+// *webhook.Dispatcher.
+type WebhookLog interface {
+	Deliveries(connectionID string) []webhook.Delivery
+}
+
+// maxWebhookTimeout bounds webhook_timeout_secs.
+const maxWebhookTimeout = 60
+
+// checkWebhookURL validates a webhook URL: absolute http or https, and a
+// host that resolves now (an unreachable URL is a 422, not a stream of
+// failed deliveries). "" clears.
+func (v *validation) checkWebhookURL(ctx context.Context, pointer, field, s string) {
+	if s == "" {
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {
+		v.add(pointer, CodeInvalidValue, "%s must be an absolute http or https URL, not %q", field, truncate(s, 64))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := net.DefaultResolver.LookupHost(ctx, u.Hostname()); err != nil {
+		v.add(pointer, CodeInvalidValue, "%s is unreachable: its host %q does not resolve", field, truncate(u.Hostname(), 64))
+	}
+}
+
+// checkWebhooks validates the webhook fields the body sets.
+func (v *validation) checkWebhooks(ctx context.Context, b *connectionBody) {
+	if s, ok := b.WebhookEventURL.value(); ok {
+		v.checkWebhookURL(ctx, "/webhook_event_url", "webhook_event_url", s)
+	}
+	if s, ok := b.WebhookEventFailoverURL.value(); ok {
+		v.checkWebhookURL(ctx, "/webhook_event_failover_url", "webhook_event_failover_url", s)
+	}
+	if n, ok := b.WebhookTimeoutSecs.value(); ok && (n < 0 || n > maxWebhookTimeout) {
+		v.add("/webhook_timeout_secs", CodeInvalidValue, "webhook_timeout_secs must be from 1 to %d (0: the default, 10), not %d", maxWebhookTimeout, n)
+	}
+}
+
+// applyWebhooks sets the webhook fields the body set on c, and makes its
+// secret when it gets a URL without having one; it returns the secret
+// made ("" when none was), shown once in the answer.
+func applyWebhooks(b *connectionBody, c *store.Connection) (string, error) {
+	if b.WebhookEventURL.Set {
+		c.WebhookEventURL, _ = b.WebhookEventURL.value()
+	}
+	if b.WebhookEventFailoverURL.Set {
+		c.WebhookEventFailoverURL, _ = b.WebhookEventFailoverURL.value()
+	}
+	if b.WebhookTimeoutSecs.Set {
+		c.WebhookTimeoutSecs, _ = b.WebhookTimeoutSecs.value()
+	}
+	if c.WebhookEventURL == "" || c.WebhookSecret != "" {
+		return "", nil
+	}
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	c.WebhookSecret = secret
+	return secret, nil
+}
+
+func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := readQuery(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if _, err := s.db.Connection(id); err != nil {
+		return storeErr("get", "connection", id, err)
+	}
+	out := []webhook.Delivery{}
+	if s.webhooks != nil {
+		out = append(out, s.webhooks.Deliveries(id)...)
+	}
+	writeJSON(w, http.StatusOK, envelope{Data: out})
+	return nil
+}
+
+// SetWebhookLog gives the server the webhook dispatcher's delivery log.
+func (s *Server) SetWebhookLog(l WebhookLog) { s.webhooks = l }

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"time"
+
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/webhook"
+)
+
+// newWebhooks builds the dispatcher of connections' webhook events.
+func (n *Node) newWebhooks() error {
+	w := n.cfg.Webhooks
+	d, err := webhook.New(webhook.Config{
+		QueueSize: w.QueueSize, Workers: w.Workers, Attempts: w.Attempts, Backoff: w.Backoff.D(),
+		Logger: n.log.With("component", "webhook"),
+	}, webhookDir{n.db}, n.obs.reg)
+	if err != nil {
+		return err
+	}
+	n.hooks = d
+	return nil
+}
+
+// webhookDir resolves events to connections for the dispatcher's workers
+// (off the SIP path).
+type webhookDir struct{ db *store.DB }
+
+func (w webhookDir) ConnectionOfCredential(id string) (string, bool) {
+	c, err := w.db.Credential(id)
+	return c.ConnectionID, err == nil
+}
+
+func (w webhookDir) ConnectionOfUsername(u string) (string, bool) {
+	c, err := w.db.CredentialByUsername(u)
+	return c.ConnectionID, err == nil
+}
+
+func (w webhookDir) Target(id string) (webhook.Target, bool) {
+	c, err := w.db.Connection(id)
+	if err != nil || !c.Active || c.WebhookEventURL == "" {
+		return webhook.Target{}, false
+	}
+	return webhook.Target{URL: c.WebhookEventURL, FailoverURL: c.WebhookEventFailoverURL,
+		Timeout: time.Duration(c.WebhookTimeoutSecs) * time.Second, Secret: c.WebhookSecret}, true
+}
+
+// registrationEvent is the registrar's OnEvent hook: a successful
+// REGISTER that added, refreshed or removed bindings becomes events of
+// its credential's connection. Nothing is made while no connection has a
+// webhook (an in-memory check).
+func (n *Node) registrationEvent(ev registrar.Event) {
+	if ev.Status != 200 || !ev.Authenticated || !n.db.AnyWebhooks() {
+		return
+	}
+	payload := map[string]any{"username": ev.AOR, "source": ev.Source, "transport": ev.Transport}
+	for _, x := range []struct {
+		n   int
+		typ string
+	}{{ev.Added, webhook.RegistrationCreated}, {ev.Refreshed, webhook.RegistrationRefreshed}, {ev.Removed + ev.Replaced, webhook.RegistrationRemoved}} {
+		if x.n > 0 {
+			n.hooks.Enqueue(webhook.Event{Type: x.typ, Usernames: []string{ev.AOR}, Payload: payload})
+		}
+	}
+}
+
+// bindingExpired is the location table's expiry hook: metrics and the
+// registration.expired event.
+func (n *Node) bindingExpired(b store.Binding) {
+	n.obs.bindingExpired(b)
+	if !n.db.AnyWebhooks() {
+		return
+	}
+	n.hooks.Enqueue(webhook.Event{Type: webhook.RegistrationExpired, CredentialIDs: []string{b.CredentialID},
+		Payload: map[string]any{"username": b.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}})
+}
+
+// callEvent is the proxy's OnCall hook.
+func (n *Node) callEvent(ev proxy.CallEvent) {
+	if !n.db.AnyWebhooks() {
+		return
+	}
+	typ := webhook.CallInitiated
+	switch ev.Type {
+	case proxy.CallAnswered:
+		typ = webhook.CallAnswered
+	case proxy.CallHangup:
+		typ = webhook.CallHangup
+	}
+	payload := map[string]any{"call_id": ev.CallID, "from": ev.From, "to": ev.To}
+	if ev.Type == proxy.CallHangup {
+		payload["hangup_cause"] = ev.Cause
+		payload["sip_hangup_cause"] = ev.Status
+		payload["duration_secs"] = int64(ev.Duration.Round(time.Second) / time.Second)
+	}
+	n.hooks.Enqueue(webhook.Event{Type: typ, Payload: payload,
+		ConnectionIDs: []string{ev.CallerConnection, ev.CalleeConnection},
+		CredentialIDs: nonEmpty(ev.CallerCredential, ev.CalleeCredential)})
+}
+
+func nonEmpty(ss ...string) []string {
+	out := ss[:0]
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+// Package sipuri parses the SIP URIs of next hops in configuration and
+// API records, without sipgo.
+package sipuri
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Hop splits the URI of a next hop (a gateway, a PBX: "sip:host:port;transport=tcp",
+// sips: for TLS; no user part) into host, port and transport, with the
+// default port of the transport (RFC 3263 section 4.2 without DNS: the
+// host is used as it is).
+func Hop(uri string) (host string, port int, transport string, err error) {
+	h, err := ParseHop(uri)
+	return h.Host, h.Port, h.Transport, err
+}
+
+// NextHop is a parsed next-hop URI.
+type NextHop struct {
+	Host      string
+	Port      int // the URI's, else the transport's default
+	Transport string
+	// ExplicitPort: the URI gave a port. A host name without one is
+	// resolved with DNS SRV (RFC 3263 section 4.2).
+	ExplicitPort bool
+}
+
+// IsName reports whether the host is a DNS name rather than an address.
+func (h NextHop) IsName() bool {
+	_, err := netip.ParseAddr(h.Host)
+	return err != nil
+}
+
+// ParseHop is Hop with whether the port was given.
+func ParseHop(uri string) (NextHop, error) {
+	host, port, transport, explicit, err := parseHop(uri)
+	return NextHop{Host: host, Port: port, Transport: transport, ExplicitPort: explicit}, err
+}
+
+func parseHop(uri string) (host string, port int, transport string, explicit bool, err error) {
+	s := strings.TrimSpace(uri)
+	scheme := "sip"
+	switch {
+	case strings.HasPrefix(s, "sips:"):
+		scheme, s = "sips", s[5:]
+	case strings.HasPrefix(s, "sip:"):
+		s = s[4:]
+	default:
+		return "", 0, "", false, fmt.Errorf("want a sip: or sips: URI")
+	}
+	transport = "udp"
+	if scheme == "sips" {
+		transport = "tls"
+	}
+	hostport, params, _ := strings.Cut(s, ";")
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(p, "=")
+		if strings.EqualFold(k, "transport") {
+			transport = strings.ToLower(v)
+		}
+	}
+	switch transport {
+	case "udp", "tcp", "tls":
+	default:
+		return "", 0, "", false, fmt.Errorf("transport %q: want udp, tcp or tls", transport)
+	}
+	if strings.Contains(hostport, "@") {
+		return "", 0, "", false, fmt.Errorf("a gateway URI has no user part")
+	}
+	port = 5060
+	if transport == "tls" {
+		port = 5061
+	}
+	host = hostport
+	if ap, err := netip.ParseAddrPort(hostport); err == nil {
+		host, port, explicit = ap.Addr().String(), int(ap.Port()), true
+	} else if h, p, ok := strings.Cut(hostport, ":"); ok && !strings.Contains(p, ":") {
+		var n int
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
+			return "", 0, "", false, fmt.Errorf("port %q", p)
+		}
+		host, port, explicit = h, n, true
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" || strings.ContainsAny(host, " \"<>\r\n") {
+		return "", 0, "", false, fmt.Errorf("host %q", host)
+	}
+	return host, port, transport, explicit, nil
+}

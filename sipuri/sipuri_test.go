@@ -1,0 +1,31 @@
+package sipuri_test
+
+import (
+	"testing"
+
+	"github.com/sipwarden/sipwarden/sipuri"
+)
+
+func TestParseHop(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want sipuri.NextHop
+		name bool
+	}{
+		{"sip:192.0.2.1", sipuri.NextHop{Host: "192.0.2.1", Port: 5060, Transport: "udp"}, false},
+		{"sip:192.0.2.1:5080;transport=tcp", sipuri.NextHop{Host: "192.0.2.1", Port: 5080, Transport: "tcp", ExplicitPort: true}, false},
+		{"sips:gw.example.net", sipuri.NextHop{Host: "gw.example.net", Port: 5061, Transport: "tls"}, true},
+		{"sip:gw.example.net:5062", sipuri.NextHop{Host: "gw.example.net", Port: 5062, Transport: "udp", ExplicitPort: true}, true},
+		{"sip:[2001:db8::1]:5060", sipuri.NextHop{Host: "2001:db8::1", Port: 5060, Transport: "udp", ExplicitPort: true}, false},
+	} {
+		got, err := sipuri.ParseHop(tc.in)
+		if err != nil || got != tc.want || got.IsName() != tc.name {
+			t.Errorf("ParseHop(%q) = %+v, %v (name %v); want %+v (name %v)", tc.in, got, err, got.IsName(), tc.want, tc.name)
+		}
+	}
+	for _, bad := range []string{"http://x", "sip:u@h", "sip:h;transport=sctp", "sip:h:99999", "sip:"} {
+		if _, err := sipuri.ParseHop(bad); err == nil {
+			t.Errorf("ParseHop(%q) accepted", bad)
+		}
+	}
+}
