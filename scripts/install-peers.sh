@@ -3,14 +3,15 @@
 # (Debian package sip-tester), baresip, linphonec and openssl, and the
 # browser the browser tests drive (Debian's chromium, headless, through
 # browsertest; no browser is ever downloaded), and systemd-analyze, which
-# verifies contrib/systemd's unit (Debian package systemd). Idempotent:
+# verifies contrib/systemd's unit (Debian package systemd), and zsh, which
+# runs the zsh completion script in cmd/sipwarden's tests. Idempotent:
 # a package is installed only when its command is missing. Needs root (or
 # sudo) and apt-get when something is missing; fails loudly otherwise.
 # With --bench it also installs Kamailio (Debian package kamailio), which
 # `make bench` compares sipwarden with (bench/kamailio/kamailio.cfg).
 set -euo pipefail
 
-cmds=(sipp baresip linphonec openssl chromium systemd-analyze)
+cmds=(sipp baresip linphonec openssl chromium systemd-analyze zsh)
 if [ "${1:-}" = "--bench" ]; then
 	cmds+=(kamailio)
 fi
@@ -25,6 +26,7 @@ declare -A pkg=(
 	[openssl]=openssl
 	[chromium]=chromium
 	[systemd-analyze]=systemd
+	[zsh]=zsh
 	[kamailio]=kamailio
 )
 

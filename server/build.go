@@ -98,7 +98,7 @@ func (n *Node) listen() error {
 
 // openStore opens the bbolt store, waiting while it cannot be opened.
 func (n *Node) openStore(ctx context.Context) error {
-	db, err := openStore(ctx, filepath.Join(n.cfg.DataDir, "sipwarden.db"), n.obs.storeOptions(store.Options{
+	db, err := openStore(ctx, filepath.Join(n.cfg.DataDir, store.FileName), n.obs.storeOptions(store.Options{
 		BindingFlushInterval: n.cfg.Registrar.BindingFlushInterval.D(),
 		Logger:               n.log.With("component", "store"),
 	}), n.obs.ready, n.log)

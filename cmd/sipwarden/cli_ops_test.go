@@ -309,13 +309,47 @@ func TestCompletion(t *testing.T) {
 	if code := run([]string{"completion", "zsh"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "compdef _sipwarden sipwarden") {
 		t.Fatalf("completion zsh: exit %d, %q", code, out.String())
 	}
-	if zsh, err := exec.LookPath("zsh"); err == nil {
-		zs := filepath.Join(t.TempDir(), "c.zsh")
-		if err := os.WriteFile(zs, []byte(out.String()), 0o600); err != nil {
-			t.Fatal(err)
+	// zsh (installed by scripts/install-peers.sh): the script parses, and
+	// its function offers the right words, with compadd and _files, which
+	// exist only inside zsh's completion system, replaced by functions that
+	// print what they are given.
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Fatal("zsh not installed: run scripts/install-peers.sh")
+	}
+	zs := filepath.Join(t.TempDir(), "c.zsh")
+	if err := os.WriteFile(zs, []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(zsh, "-n", zs).CombinedOutput(); err != nil {
+		t.Errorf("zsh -n: %v: %s", err, b)
+	}
+	zcomplete := func(words ...string) string {
+		t.Helper()
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = "'" + w + "'"
 		}
-		if b, err := exec.Command(zsh, "-n", zs).CombinedOutput(); err != nil {
-			t.Errorf("zsh -n: %v: %s", err, b)
+		prog := "source " + zs + "; compadd() { shift; print -r -- \"$*\" }; _files() { print FILES }; " +
+			"words=(" + strings.Join(quoted, " ") + "); CURRENT=" + strconv.Itoa(len(words)) + "; _sipwarden"
+		b, err := exec.Command(zsh, "-f", "-c", prog).CombinedOutput()
+		if err != nil {
+			t.Fatalf("zsh: %v: %s", err, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"sipwarden", ""}, "apikey backup ban call check-config completion connection credential export help import log-level number registration restore serve token version"},
+		{[]string{"sipwarden", "ban", ""}, "list delete"},
+		{[]string{"sipwarden", "completion", ""}, "bash zsh"},
+		{[]string{"sipwarden", "import", ""}, "FILES"},
+		{[]string{"sipwarden", "credential", "list", "--ou"}, "--api --api-key --data-dir --output -o -h"},
+	} {
+		if got := zcomplete(tc.words...); got != tc.want {
+			t.Errorf("zsh complete %q: got %q, want %q", tc.words, got, tc.want)
 		}
 	}
 	if code := run([]string{"completion", "fish"}, strings.NewReader(""), &out, &errb); code != exitUsage {
