@@ -26,7 +26,8 @@ import (
 
 // loadTLS returns the TLS listener's configuration: the configured
 // certificate, or a self-signed one kept in the data dir (generated on
-// first start). TLS 1.2 is the minimum.
+// first start), reloaded by the listeners when its files change (see
+// certFiles). TLS 1.2 is the minimum.
 func loadTLS(cfg config.Config, logger *slog.Logger) (*tls.Config, error) {
 	certFile, keyFile := cfg.SIP.TLS.CertFile, cfg.SIP.TLS.KeyFile
 	if certFile == "" {
@@ -39,11 +40,21 @@ func loadTLS(cfg config.Config, logger *slog.Logger) (*tls.Config, error) {
 			logger.Info("self-signed TLS certificate generated", "path", certFile)
 		}
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	files, err := newCertFiles(certFile, keyFile, logger)
 	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
+		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	// No Certificates: crypto/tls consults GetCertificate only when they
+	// are empty or the client sent SNI (phones dialling an address send
+	// none). The same configuration serves sipgo's outbound TLS, where the
+	// certificate is the client certificate a peer may ask for.
+	return &tls.Config{
+		GetCertificate: files.get,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return files.get(nil)
+		},
+		MinVersion: tls.VersionTLS12,
+	}, nil
 }
 
 // selfSigned writes an ECDSA P-256 certificate valid for ten years. Its
