@@ -1,6 +1,8 @@
 package api
 
 import (
+	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/sipwarden/sipwarden/cidr"
@@ -8,6 +10,34 @@ import (
 
 // maxAllowedCIDRs bounds a connection's allow-list.
 const maxAllowedCIDRs = 100
+
+// Narrowest prefixes an ip connection may trust: every address in its
+// allowed_cidrs is never challenged and never banned, so a list holding
+// 0.0.0.0/0 would make the whole Internet a trusted carrier (an open
+// relay to the routes that name it). A private /8 is still accepted.
+const (
+	minIPConnectionBits4 = 8
+	minIPConnectionBits6 = 32
+)
+
+// ipConnectionTooBroad returns the JSON pointer and a message naming the
+// first canonical CIDR (as checkCIDRs returns them) too broad for an ip
+// connection, or "" and "".
+func ipConnectionTooBroad(cidrs []string) (pointer, msg string) {
+	for i, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			continue
+		}
+		if min := minIPConnectionBits4; p.Addr().Is4() && p.Bits() < min {
+			return "/allowed_cidrs/" + strconv.Itoa(i), fmt.Sprintf("allowed_cidrs[%d] %s is too broad for an ip connection, whose addresses are trusted without a password: /%d or narrower for IPv4", i, c, min)
+		}
+		if min := minIPConnectionBits6; !p.Addr().Is4() && p.Bits() < min {
+			return "/allowed_cidrs/" + strconv.Itoa(i), fmt.Sprintf("allowed_cidrs[%d] %s is too broad for an ip connection, whose addresses are trusted without a password: /%d or narrower for IPv6", i, c, min)
+		}
+	}
+	return "", ""
+}
 
 // checkCIDRs validates an allow-list of addresses and CIDRs and returns
 // them canonical ("192.0.2.7" is 192.0.2.7/32, "10.1.2.3/8" is

@@ -197,6 +197,8 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 		v.add("/allowed_cidrs", CodeRequired, "an ip connection is authenticated by its addresses: allowed_cidrs must list them")
 	} else if kind == store.ConnectionIP && len(cidrs) == 0 {
 		v.add("/allowed_cidrs", CodeTooShort, "an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")
+	} else if ptr, msg := ipConnectionTooBroad(cidrs); kind == store.ConnectionIP && msg != "" {
+		v.add(ptr, CodeInvalidValue, "%s", msg)
 	}
 	pol := v.checkPolicy(&b)
 	v.checkWebhooks(r.Context(), &b)
@@ -310,6 +312,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 			if c.Kind == store.ConnectionIP && len(c.AllowedCIDRs) == 0 {
 				return &Error{Status: statusUnprocessable, Errors: []ErrorObject{fieldError("/allowed_cidrs", CodeTooShort,
 					"an ip connection is authenticated by its addresses: allowed_cidrs must list at least one")}}
+			}
+			if ptr, msg := ipConnectionTooBroad(c.AllowedCIDRs); c.Kind == store.ConnectionIP && msg != "" {
+				return &Error{Status: statusUnprocessable, Errors: []ErrorObject{fieldError(ptr, CodeInvalidValue, msg)}}
 			}
 			pol.apply(&b, c)
 			var err error

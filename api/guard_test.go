@@ -89,6 +89,38 @@ func TestConnectionAllowedCIDRs(t *testing.T) {
 	}
 }
 
+// TestIPConnectionCIDRsNotTooBroad: an ip connection's addresses are
+// trusted without a password; 0.0.0.0/0 would trust everybody. A
+// credential connection's allow-list only narrows, so it may be broad.
+func TestIPConnectionCIDRsNotTooBroad(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ cidr, ptr string }{
+		{"0.0.0.0/0", "/allowed_cidrs/1"}, {"128.0.0.0/1", "/allowed_cidrs/1"}, {"10.0.0.0/7", "/allowed_cidrs/1"},
+		{"::/0", "/allowed_cidrs/1"}, {"2001:db8::/31", "/allowed_cidrs/1"},
+	} {
+		rec := e.do("POST", "/v1/connections", map[string]any{"name": "carrier", "kind": "ip", "allowed_cidrs": []string{"192.0.2.1", tc.cidr}})
+		if rec.Code != 422 {
+			t.Fatalf("ip connection with %s: got %d, want 422: %s", tc.cidr, rec.Code, rec.Body)
+		}
+		eb := decodeErrors(t, rec.Body.Bytes())
+		if len(eb.Errors) != 1 || eb.Errors[0].Source.Pointer != tc.ptr || !strings.Contains(eb.Errors[0].Detail, "too broad") {
+			t.Fatalf("ip connection with %s: got %s, want invalid_value at %s", tc.cidr, rec.Body, tc.ptr)
+		}
+	}
+	var c api.Connection
+	e.ok(201, "POST", "/v1/connections", map[string]any{"name": "carrier", "kind": "ip", "allowed_cidrs": []string{"10.0.0.0/8", "2001:db8::/32"}}, &c)
+	rec := e.do("PATCH", "/v1/connections/"+c.ID, map[string]any{"allowed_cidrs": []string{"0.0.0.0/0"}})
+	if rec.Code != 422 || !strings.Contains(rec.Body.String(), "/allowed_cidrs/0") {
+		t.Fatalf("PATCH to 0.0.0.0/0: got %d %s, want 422 at /allowed_cidrs/0", rec.Code, rec.Body)
+	}
+	var got api.Connection
+	e.ok(200, "GET", "/v1/connections/"+c.ID, nil, &got)
+	if fmt.Sprint(got.AllowedCIDRs) != "[10.0.0.0/8 2001:db8::/32]" {
+		t.Fatalf("refused PATCH changed allowed_cidrs: %v", got.AllowedCIDRs)
+	}
+	e.ok(201, "POST", "/v1/connections", map[string]any{"name": "users", "allowed_cidrs": []string{"0.0.0.0/0"}}, nil)
+}
+
 // public_targets: usernames and numbers, deduplicated, each bad entry
 // named; PATCH replaces, leaves alone when absent, clears with null or [].
 func TestConnectionPublicTargets(t *testing.T) {
