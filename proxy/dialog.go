@@ -367,32 +367,25 @@ func (ds *Dialogs) EndCredential(credentialID string) int {
 	if credentialID == "" {
 		return 0
 	}
-	var ended []*Dialog
-	ds.mu.Lock()
-	for _, list := range ds.by {
-		for _, d := range list {
-			if d.ending || d.early || (d.CallerCredential != credentialID && d.CalleeCredential != credentialID) {
-				continue
-			}
-			d.ending = true
-			ended = append(ended, d)
-		}
-	}
-	ds.mu.Unlock()
-	for _, d := range ended {
-		ds.end(d)
-	}
-	return len(ended)
+	return ds.endWhere(func(d *Dialog) bool {
+		return d.CallerCredential == credentialID || d.CalleeCredential == credentialID
+	})
 }
 
 // endConnection ends the answered dialogs one of whose sides is the
 // connection itself (EndConnection).
 func (ds *Dialogs) endConnection(connectionID string) int {
+	return ds.endWhere(func(d *Dialog) bool { return d.callerConn == connectionID || d.calleeConn == connectionID })
+}
+
+// endWhere ends the answered dialogs that match, each once however many
+// times it is asked: BYE to both sides. It returns how many it ended.
+func (ds *Dialogs) endWhere(match func(*Dialog) bool) int {
 	var ended []*Dialog
 	ds.mu.Lock()
 	for _, list := range ds.by {
 		for _, d := range list {
-			if d.ending || d.early || (d.callerConn != connectionID && d.calleeConn != connectionID) {
+			if d.ending || d.early || !match(d) {
 				continue
 			}
 			d.ending = true
