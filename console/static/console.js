@@ -353,6 +353,18 @@
 
   // --- actions -----------------------------------------------------------
 
+  // askConfirm turns a Delete button into its confirmation, in place, and
+  // keeps the focus on it. onTable disables a button while its action
+  // runs, and a disabled button cannot take the focus: enable it first.
+  function askConfirm(btn, aria) {
+    btn.textContent = "Confirm delete";
+    btn.dataset.action = "confirm-delete";
+    btn.className = "confirm";
+    btn.setAttribute("aria-label", aria);
+    btn.disabled = false;
+    btn.focus();
+  }
+
   async function credentialAction(action, tr, btn) {
     const id = tr.dataset.id;
     const user = tr.dataset.username;
@@ -371,12 +383,8 @@
         await api("POST", "/v1/credentials/" + encodeURIComponent(id) + "/actions/revoke_tokens");
         say("tokens of " + user + " revoked");
         return null;
-      case "delete": // asks once more, in place
-        btn.textContent = "Confirm delete";
-        btn.dataset.action = "confirm-delete";
-        btn.className = "confirm";
-        btn.setAttribute("aria-label", "Confirm: delete " + user);
-        btn.focus();
+      case "delete":
+        askConfirm(btn, "Confirm: delete " + user);
         return null;
       case "confirm-delete":
         await api("DELETE", "/v1/credentials/" + encodeURIComponent(id));
@@ -389,12 +397,8 @@
   async function numberAction(action, tr, btn) {
     const num = tr.dataset.number;
     switch (action) {
-      case "delete": // asks once more, in place
-        btn.textContent = "Confirm delete";
-        btn.dataset.action = "confirm-delete";
-        btn.className = "confirm";
-        btn.setAttribute("aria-label", "Confirm: delete number " + num);
-        btn.focus();
+      case "delete":
+        askConfirm(btn, "Confirm: delete number " + num);
         return null;
       case "confirm-delete":
         await api("DELETE", "/v1/numbers/" + encodeURIComponent(num));
@@ -457,11 +461,7 @@
         say("connection " + (action === "activate" ? "activated" : "deactivated"));
         return loadConnections();
       case "delete":
-        btn.textContent = "Confirm delete";
-        btn.dataset.action = "confirm-delete";
-        btn.className = "confirm";
-        btn.setAttribute("aria-label", "Confirm: delete connection " + tr.dataset.name);
-        btn.focus();
+        askConfirm(btn, "Confirm: delete connection " + tr.dataset.name);
         return null;
       case "confirm-delete":
         await api("DELETE", "/v1/connections/" + encodeURIComponent(id));
