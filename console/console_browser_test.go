@@ -252,6 +252,10 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	if got, _ := p.Text("#secret-value"); got != "" {
 		t.Errorf("the webhook secret is still in the page after dismissing: %q", got)
 	}
+	if browsertest.MustEval[bool](p, `document.getElementById("conn-policies").open`) {
+		t.Errorf("the policies stayed open after the connection was created")
+	}
+	browsertest.MustEval[bool](p, `(document.getElementById("conn-table").scrollIntoView(), true)`)
 	screenshot(t, p, shots, "connections")
 
 	// Edit its policies: a bad PBX URI is refused naming the field; then

@@ -537,6 +537,7 @@
       if ($("conn-webhook-url").value.trim()) body.webhook_event_url = $("conn-webhook-url").value.trim();
       api("POST", "/v1/connections", body).then((res) => {
         $("conn-form").reset();
+        $("conn-policies").open = false;
         say("connection " + res.data.name + " created");
         webhookSecret(res.data);
         return loadConnections();
