@@ -287,6 +287,29 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 		t.Errorf("a secret was shown again by an edit that kept the webhook URL")
 	}
 
+	// Escape leaves the form unsaved, the focus back on its Edit button.
+	defaultRow := `#conn-table tr[data-id="default"]`
+	p.Click(defaultRow + ` button[data-action="edit"]`)
+	waitTrue(t, p, `document.activeElement.id === "conn-edit-caller-id"`, "the edit form's first field focused", wait)
+	p.Fill("#conn-edit-max-regs", "99")
+	browsertest.MustEval[bool](p, `document.activeElement.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}))`)
+	waitTrue(t, p, `document.getElementById("conn-edit").hidden && document.activeElement.matches('`+defaultRow+` button[data-action="edit"]')`,
+		"the edit form closed by Escape, the focus on its Edit button", wait)
+	// The default connection has no PBX or webhook: saving sends them
+	// empty, which clears nothing and is accepted.
+	p.Click(defaultRow + ` button[data-action="edit"]`)
+	waitTrue(t, p, `document.activeElement.id === "conn-edit-caller-id"`, "the edit form's first field focused", wait)
+	if got := browsertest.MustEval[string](p, `document.getElementById("conn-edit-max-regs").value`); got != "" {
+		t.Errorf("max registrations after Escape and Edit: got %q, want the stored value (none)", got)
+	}
+	p.Fill("#conn-edit-max-regs", "50")
+	p.Click("#conn-edit-save")
+	p.WaitText(defaultRow, "50 registrations", wait)
+	var def api.Connection
+	if code := ts.API(t, "GET", "/v1/connections/default", nil, &def); code != 200 || def.MaxRegistrations != 50 || def.WebhookEventURL != "" || def.PBXURI != "" {
+		t.Errorf("default after the edit: %d %+v", code, def)
+	}
+
 	// Numbers: assign one to alice through the page.
 	p.Click("#nav-numbers")
 	p.WaitText("#num-table", "No numbers yet.", wait)
@@ -306,6 +329,11 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	if code := ts.API(t, "GET", "/v1/numbers/+15551234567", nil, &n); code != 200 || n.CredentialID != alice.ID || n.ConnectionID != "default" {
 		t.Errorf("the number in the API: %d %+v, want alice's on default", code, n)
 	}
+
+	// Taken already: the API's 409, naming the field.
+	p.Fill("#num-number", "15551234567")
+	p.Click("#num-assign")
+	p.WaitText("#status", "number: +15551234567 is already assigned", wait)
 
 	// An invalid number: the API's error, naming the field.
 	p.Fill("#num-number", "+0123")
@@ -364,7 +392,7 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	for _, m := range p.Errors() {
 		// The refusals the test provoked are logged by the browser as
 		// failed loads.
-		if strings.Contains(m.Text, "Failed to load resource") && strings.Contains(m.Text, "status of 422") {
+		if strings.Contains(m.Text, "Failed to load resource") && (strings.Contains(m.Text, "status of 422") || strings.Contains(m.Text, "status of 409")) {
 			continue
 		}
 		t.Errorf("console error: %s", m)
