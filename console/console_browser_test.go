@@ -295,8 +295,20 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	browsertest.MustEval[bool](p, `document.activeElement.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}))`)
 	waitTrue(t, p, `document.getElementById("conn-edit").hidden && document.activeElement.matches('`+defaultRow+` button[data-action="edit"]')`,
 		"the edit form closed by Escape, the focus on its Edit button", wait)
-	// The default connection has no PBX or webhook: saving sends them
-	// empty, which clears nothing and is accepted.
+	// Saved unchanged: nothing is sent.
+	p.Click(defaultRow + ` button[data-action="edit"]`)
+	waitTrue(t, p, `document.activeElement.id === "conn-edit-caller-id"`, "the edit form's first field focused", wait)
+	p.Click("#conn-edit-save")
+	p.WaitText("#status", "nothing changed in connection default", wait)
+	waitTrue(t, p, `document.getElementById("conn-edit").hidden`, "the edit form hidden", wait)
+	// A limit changed: only it is sent (the page's request bodies
+	// recorded from here).
+	browsertest.MustEval[bool](p, `(() => {
+		window.sentBodies = [];
+		const f = window.fetch;
+		window.fetch = (url, init) => { if (init && init.body) window.sentBodies.push(init.method + " " + url + " " + init.body); return f(url, init); };
+		return true;
+	})()`)
 	p.Click(defaultRow + ` button[data-action="edit"]`)
 	waitTrue(t, p, `document.activeElement.id === "conn-edit-caller-id"`, "the edit form's first field focused", wait)
 	if got := browsertest.MustEval[string](p, `document.getElementById("conn-edit-max-regs").value`); got != "" {
@@ -305,6 +317,9 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	p.Fill("#conn-edit-max-regs", "50")
 	p.Click("#conn-edit-save")
 	p.WaitText(defaultRow, "50 registrations", wait)
+	if got := browsertest.MustEval[string](p, `window.sentBodies.join("\n")`); got != `PATCH /v1/connections/default {"max_registrations":50}` {
+		t.Errorf("the edit sent %q, want the changed limit only", got)
+	}
 	var def api.Connection
 	if code := ts.API(t, "GET", "/v1/connections/default", nil, &def); code != 200 || def.MaxRegistrations != 50 || def.WebhookEventURL != "" || def.PBXURI != "" {
 		t.Errorf("default after the edit: %d %+v", code, def)

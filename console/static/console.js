@@ -546,7 +546,11 @@
     $("conn-edit").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const id = editing;
-      const body = {
+      const c = connByID.get(id);
+      if (!c) return;
+      // Only what changed: a change made elsewhere meanwhile stays, and an
+      // unchanged webhook URL is not checked (resolved) again.
+      const form = {
         caller_id_policy: $("conn-edit-caller-id").value,
         sip_uri_calling_preference: $("conn-edit-sip-uri").value,
         max_calls: limit($("conn-edit-max-calls")),
@@ -554,6 +558,13 @@
         pbx_uri: $("conn-edit-pbx-uri").value.trim(),
         webhook_event_url: $("conn-edit-webhook-url").value.trim(),
       };
+      const body = {};
+      for (const [k, v] of Object.entries(form)) if (v !== (c[k] ?? "")) body[k] = v;
+      if (Object.keys(body).length === 0) {
+        say("nothing changed in connection " + c.name);
+        closeEdit();
+        return;
+      }
       const save = $("conn-edit-save");
       save.disabled = true;
       api("PATCH", "/v1/connections/" + encodeURIComponent(id), body).then((res) => {
