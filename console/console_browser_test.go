@@ -324,6 +324,19 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	if code := ts.API(t, "GET", "/v1/connections/default", nil, &def); code != 200 || def.MaxRegistrations != 50 || def.WebhookEventURL != "" || def.PBXURI != "" {
 		t.Errorf("default after the edit: %d %+v", code, def)
 	}
+	// Its first webhook URL, given by an edit: the secret is shown once.
+	p.Click(defaultRow + ` button[data-action="edit"]`)
+	waitTrue(t, p, `document.activeElement.id === "conn-edit-caller-id"`, "the edit form's first field focused", wait)
+	p.Fill("#conn-edit-webhook-url", "http://127.0.0.1:9/default")
+	p.Click("#conn-edit-save")
+	p.WaitText("#secret-label", "Webhook signing secret of connection default", wait)
+	if secret, _ := p.Text("#secret-value"); !strings.HasPrefix(secret, "whsec_") {
+		t.Errorf("webhook secret shown after the edit: got %q, want whsec_...", secret)
+	}
+	if got := browsertest.MustEval[string](p, `document.activeElement.id`); got != "secret-dismiss" {
+		t.Errorf("focus with a secret shown: got %q, want secret-dismiss", got)
+	}
+	p.Click("#secret-dismiss")
 
 	// Numbers: assign one to alice through the page.
 	p.Click("#nav-numbers")
