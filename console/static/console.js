@@ -6,10 +6,15 @@
 (() => {
   const KEY = "sipwarden.apiKey";
   const REFRESH_MS = 2000;
-  const views = ["overview", "connections", "credentials", "registrations", "calls", "bans"];
+  const views = ["overview", "connections", "credentials", "numbers", "registrations", "calls", "bans"];
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let credCursor = "";
+  let numCursor = "";
+  // The connections and credentials seen last, by ID: numbers show their
+  // owners by name, the edit form starts from a connection's values.
+  let connByID = new Map();
+  let credByID = new Map();
 
   // --- API ---------------------------------------------------------------
 
@@ -135,6 +140,10 @@
     overview: loadOverview,
     connections: loadConnections,
     credentials: () => Promise.all([loadConnections(), loadCredentials(false)]),
+    numbers: async () => {
+      await Promise.all([loadConnections(), loadCredentialNames()]);
+      return loadNumbers(false);
+    },
     registrations: loadRegistrations,
     calls: loadCalls,
     bans: loadBans,
@@ -191,18 +200,74 @@
     }
   }
 
+  const limits = (c) => [c.max_calls ? c.max_calls + " calls" : "", c.max_registrations ? c.max_registrations + " registrations" : ""]
+    .filter(Boolean).join(", ") || "none";
+
   async function loadConnections() {
     const res = await api("GET", "/v1/connections?page[size]=1000");
-    const rows = res.data.map((c) => row(c.id, [c.name, c.id, c.active ? "yes" : "no", (c.allowed_cidrs || []).join(", ") || "any"], [
-      c.active ? button("Deactivate", "deactivate", "Deactivate connection " + c.name)
-        : button("Activate", "activate", "Activate connection " + c.name),
-      ...(c.id === "default" ? [] : [button("Delete", "delete", "Delete connection " + c.name, "danger")]),
-    ]));
-    fill($("conn-table"), rows, 5, "No connections.");
+    connByID = new Map(res.data.map((c) => [c.id, c]));
+    const rows = res.data.map((c) => {
+      const tr = row(c.id, [c.name, c.id, c.kind, c.active ? "yes" : "no", (c.allowed_cidrs || []).join(", ") || "any",
+        c.caller_id_policy, c.sip_uri_calling_preference, limits(c)], [
+        button("Edit", "edit", "Edit the policies of connection " + c.name),
+        c.active ? button("Deactivate", "deactivate", "Deactivate connection " + c.name)
+          : button("Activate", "activate", "Activate connection " + c.name),
+        ...(c.id === "default" ? [] : [button("Delete", "delete", "Delete connection " + c.name, "danger")]),
+      ]);
+      tr.dataset.name = c.name;
+      return tr;
+    });
+    fill($("conn-table"), rows, 9, "No connections.");
+    const label = (c) => c.name + (c.id === "default" ? "" : " (" + c.id.slice(0, 8) + ")");
     const sel = $("cred-connection");
     const current = sel.value;
-    sel.replaceChildren(...res.data.map((c) => el("option", c.name + (c.id === "default" ? "" : " (" + c.id.slice(0, 8) + ")"), { value: c.id })));
+    sel.replaceChildren(...res.data.map((c) => el("option", label(c), { value: c.id })));
     if (current) sel.value = current;
+    fillTargets();
+  }
+
+  // fillTargets fills the number form's select: the connections, then the
+  // credentials, keeping the choice.
+  function fillTargets() {
+    const sel = $("num-target");
+    const current = sel.value;
+    const conns = el("optgroup", null, { label: "Connection (calls go to its PBX)" });
+    for (const c of connByID.values()) conns.append(el("option", c.name + " (" + c.kind + ")", { value: "connection:" + c.id }));
+    const creds = el("optgroup", null, { label: "Credential (rings its devices)" });
+    for (const c of credByID.values()) creds.append(el("option", c.username, { value: "credential:" + c.id }));
+    sel.replaceChildren(el("option", "Choose…", { value: "" }), conns, creds);
+    if (current) sel.value = current;
+  }
+
+  // loadCredentialNames reads the credentials (the first 1000) for the
+  // number form and the names in the numbers table.
+  async function loadCredentialNames() {
+    const res = await api("GET", "/v1/credentials?page[size]=1000");
+    credByID = new Map(res.data.map((c) => [c.id, c]));
+    fillTargets();
+  }
+
+  async function loadNumbers(append) {
+    const path = "/v1/numbers?page[size]=100" + (append && numCursor ? "&page[after]=" + encodeURIComponent(numCursor) : "");
+    const res = await api("GET", path);
+    numCursor = (res.meta && res.meta.next_cursor) || "";
+    $("num-more").hidden = !numCursor;
+    const rows = res.data.map(numberRow);
+    if (append) {
+      for (const r of rows) $("num-table").tBodies[0].append(r);
+    } else {
+      fill($("num-table"), rows, 4, "No numbers yet.");
+    }
+  }
+
+  function numberRow(n) {
+    const conn = connByID.get(n.connection_id);
+    const cred = n.credential_id ? credByID.get(n.credential_id) : null;
+    const credText = !n.credential_id ? "none: the connection's PBX" : cred ? cred.username : n.credential_id;
+    const tr = row(n.number, [n.number, conn ? conn.name : n.connection_id, credText],
+      [button("Delete", "delete", "Delete number " + n.number, "danger")]);
+    tr.dataset.number = n.number;
+    return tr;
   }
 
   async function loadCredentials(append) {
@@ -288,6 +353,18 @@
 
   // --- actions -----------------------------------------------------------
 
+  // askConfirm turns a Delete button into its confirmation, in place, and
+  // keeps the focus on it. onTable disables a button while its action
+  // runs, and a disabled button cannot take the focus: enable it first.
+  function askConfirm(btn, aria) {
+    btn.textContent = "Confirm delete";
+    btn.dataset.action = "confirm-delete";
+    btn.className = "confirm";
+    btn.setAttribute("aria-label", aria);
+    btn.disabled = false;
+    btn.focus();
+  }
+
   async function credentialAction(action, tr, btn) {
     const id = tr.dataset.id;
     const user = tr.dataset.username;
@@ -306,12 +383,8 @@
         await api("POST", "/v1/credentials/" + encodeURIComponent(id) + "/actions/revoke_tokens");
         say("tokens of " + user + " revoked");
         return null;
-      case "delete": // asks once more, in place
-        btn.textContent = "Confirm delete";
-        btn.dataset.action = "confirm-delete";
-        btn.className = "confirm";
-        btn.setAttribute("aria-label", "Confirm: delete " + user);
-        btn.focus();
+      case "delete":
+        askConfirm(btn, "Confirm: delete " + user);
         return null;
       case "confirm-delete":
         await api("DELETE", "/v1/credentials/" + encodeURIComponent(id));
@@ -321,22 +394,78 @@
     return null;
   }
 
+  async function numberAction(action, tr, btn) {
+    const num = tr.dataset.number;
+    switch (action) {
+      case "delete":
+        askConfirm(btn, "Confirm: delete number " + num);
+        return null;
+      case "confirm-delete":
+        await api("DELETE", "/v1/numbers/" + encodeURIComponent(num));
+        say("number " + num + " deleted");
+        return loadNumbers(false);
+    }
+    return null;
+  }
+
+  // The edit form of a connection's policies, below the table.
+  let editing = "";
+
+  function openEdit(id) {
+    const c = connByID.get(id);
+    if (!c) return;
+    editing = id;
+    $("conn-edit-legend").textContent = "Edit connection " + c.name;
+    $("conn-edit-caller-id").value = c.caller_id_policy;
+    $("conn-edit-sip-uri").value = c.sip_uri_calling_preference;
+    $("conn-edit-max-calls").value = c.max_calls ? String(c.max_calls) : "";
+    $("conn-edit-max-regs").value = c.max_registrations ? String(c.max_registrations) : "";
+    $("conn-edit-pbx-uri").value = c.pbx_uri || "";
+    $("conn-edit-webhook-url").value = c.webhook_event_url || "";
+    $("conn-edit").hidden = false;
+    $("conn-edit-caller-id").focus();
+  }
+
+  function closeEdit() {
+    const id = editing;
+    editing = "";
+    $("conn-edit").hidden = true;
+    const back = id && $("conn-table").querySelector('tr[data-id="' + CSS.escape(id) + '"] button[data-action="edit"]');
+    if (back) back.focus();
+  }
+
+  // A number input: empty is 0 (no limit); anything else goes to the API
+  // as typed when it is not a whole number, for the API to name.
+  function limit(input) {
+    const v = input.value.trim();
+    if (v === "") return 0;
+    const n = Number(v);
+    return Number.isInteger(n) ? n : v;
+  }
+
+  // A connection's webhook secret, in the answer that gave it its first
+  // URL only.
+  function webhookSecret(c) {
+    if (c && c.webhook_secret) showSecret("Webhook signing secret of connection " + c.name + ":", c.webhook_secret);
+  }
+
   async function connectionAction(action, tr, btn) {
     const id = tr.dataset.id;
     switch (action) {
+      case "edit":
+        openEdit(id);
+        return null;
       case "activate":
       case "deactivate":
         await api("PATCH", "/v1/connections/" + encodeURIComponent(id), { active: action === "activate" });
         say("connection " + (action === "activate" ? "activated" : "deactivated"));
         return loadConnections();
       case "delete":
-        btn.textContent = "Confirm delete";
-        btn.dataset.action = "confirm-delete";
-        btn.className = "confirm";
-        btn.focus();
+        askConfirm(btn, "Confirm: delete connection " + tr.dataset.name);
         return null;
       case "confirm-delete":
         await api("DELETE", "/v1/connections/" + encodeURIComponent(id));
+        if (editing === id) closeEdit();
         say("connection deleted");
         return loadConnections();
     }
@@ -399,16 +528,75 @@
     $("conn-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const cidrs = $("conn-cidrs").value.split(",").map((s) => s.trim()).filter(Boolean);
-      api("POST", "/v1/connections", { name: $("conn-name").value.trim(), allowed_cidrs: cidrs }).then(() => {
+      const body = { name: $("conn-name").value.trim(), kind: $("conn-kind").value, allowed_cidrs: cidrs };
+      if ($("conn-caller-id").value) body.caller_id_policy = $("conn-caller-id").value;
+      if ($("conn-sip-uri").value) body.sip_uri_calling_preference = $("conn-sip-uri").value;
+      if ($("conn-max-calls").value.trim()) body.max_calls = limit($("conn-max-calls"));
+      if ($("conn-max-regs").value.trim()) body.max_registrations = limit($("conn-max-regs"));
+      if ($("conn-pbx-uri").value.trim()) body.pbx_uri = $("conn-pbx-uri").value.trim();
+      if ($("conn-webhook-url").value.trim()) body.webhook_event_url = $("conn-webhook-url").value.trim();
+      api("POST", "/v1/connections", body).then((res) => {
         $("conn-form").reset();
-        say("connection created");
+        $("conn-policies").open = false;
+        say("connection " + res.data.name + " created");
+        webhookSecret(res.data);
         return loadConnections();
       }).catch(fail);
     });
+    $("conn-edit").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const id = editing;
+      const c = connByID.get(id);
+      if (!c) return;
+      // Only what changed: a change made elsewhere meanwhile stays, and an
+      // unchanged webhook URL is not checked (resolved) again.
+      const form = {
+        caller_id_policy: $("conn-edit-caller-id").value,
+        sip_uri_calling_preference: $("conn-edit-sip-uri").value,
+        max_calls: limit($("conn-edit-max-calls")),
+        max_registrations: limit($("conn-edit-max-regs")),
+        pbx_uri: $("conn-edit-pbx-uri").value.trim(),
+        webhook_event_url: $("conn-edit-webhook-url").value.trim(),
+      };
+      const body = {};
+      for (const [k, v] of Object.entries(form)) if (v !== (c[k] ?? "")) body[k] = v;
+      if (Object.keys(body).length === 0) {
+        say("nothing changed in connection " + c.name);
+        closeEdit();
+        return;
+      }
+      const save = $("conn-edit-save");
+      save.disabled = true;
+      api("PATCH", "/v1/connections/" + encodeURIComponent(id), body).then((res) => {
+        say("connection " + res.data.name + " saved");
+        closeEdit();
+        webhookSecret(res.data);
+        return loadConnections();
+      }).catch(fail).finally(() => { save.disabled = false; });
+    });
+    $("conn-edit-cancel").addEventListener("click", closeEdit);
+    $("conn-edit").addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeEdit(); });
+    $("num-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const [kind, id] = $("num-target").value.split(/:(.*)/s);
+      const body = { number: $("num-number").value.trim() };
+      if (kind === "credential") body.credential_id = id;
+      else if (kind === "connection") body.connection_id = id;
+      api("POST", "/v1/numbers", body).then((res) => {
+        $("num-number").value = "";
+        const n = res.data;
+        const cred = n.credential_id && credByID.get(n.credential_id);
+        const conn = connByID.get(n.connection_id);
+        say("number " + n.number + " assigned to " + (cred ? cred.username : conn ? "connection " + conn.name : n.connection_id));
+        return loadNumbers(false);
+      }).catch(fail);
+    });
+    $("num-more").addEventListener("click", () => loadNumbers(true).catch(fail));
     $("secret-dismiss").addEventListener("click", hideSecret);
     $("cred-more").addEventListener("click", () => loadCredentials(true).catch(fail));
     onTable("cred-table", credentialAction);
     onTable("conn-table", connectionAction);
+    onTable("num-table", numberAction);
     onTable("reg-table", async (action, tr) => {
       await api("DELETE", "/v1/registrations/" + encodeURIComponent(tr.dataset.id));
       say("registration of " + tr.dataset.username + " removed");
