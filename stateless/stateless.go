@@ -14,6 +14,10 @@
 // retransmitted second leg re-presents a nonce count already accepted and
 // gets 401 stale=true, after which the client answers again with the next
 // count. Kamailio answers REGISTER the same way (sl_send_reply).
+//
+// With Front.ChallengeInvites it also answers the first INVITE of a call
+// (no credentials) with the proxy's 407, and absorbs the ACK of that 407
+// (invite.go).
 package stateless
 
 import (
