@@ -228,7 +228,9 @@ func (r *pathRecorder) seen2() []string {
 // first INVITE without credentials goes to sipgo and gets the answer it
 // gets with challenge_mode stateful: malformed ones their specific
 // status, in-dialog ones 481, answers with credentials theirs, and a
-// trusted peer or an ip connection no challenge at all.
+// trusted peer or an ip connection no challenge at all. A first INVITE
+// with a Route to this server (an outbound proxy setting) is challenged
+// by the front.
 func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 	edit := func(c *config.Config) { c.Proxy.TrustedPeers = []string{"127.0.0.7"} }
 	stateless, srec := startChallengeServer(t, "stateless", edit)
@@ -241,7 +243,11 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 		name, from, extra string
 		edit              func(string) string
 		want              string
+		// routeToUs adds a Route naming the server (a phone's outbound
+		// proxy): still challenged statelessly.
+		routeToUs bool
 	}{
+		{name: "route to us", routeToUs: true, want: "SIP/2.0 407 Proxy Authentication Required"},
 		{name: "max-forwards 0", edit: func(m string) string { return strings.Replace(m, "Max-Forwards: 70", "Max-Forwards: 0", 1) },
 			want: "SIP/2.0 483 Too Many Hops"},
 		{name: "proxy-require", extra: "Proxy-Require: foo\r\n", want: "SIP/2.0 420 Bad Extension"},
@@ -269,7 +275,11 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 				var got [2]string
 				for i, s := range []*testServer{stateful, stateless} {
 					u := newRawUA(t, tp, from, s.Addr(tp))
-					msg := u.firstInvite("rest-"+randHex(4), randHex(4), r.extra)
+					extra := r.extra
+					if r.routeToUs {
+						extra += "Route: <sip:" + s.Addr(tp) + ";lr>\r\n"
+					}
+					msg := u.firstInvite("rest-"+randHex(4), randHex(4), extra)
 					if r.edit != nil {
 						msg = r.edit(msg)
 					}
@@ -281,14 +291,18 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 				if got[1] != r.want {
 					t.Errorf("got %q, want %q", got[1], r.want)
 				}
-				if seen := srec.take(); !slices.Equal(seen, []string{"INVITE sipgo"}) {
-					t.Errorf("handlers saw %v, want [INVITE sipgo]", seen)
+				want := []string{"INVITE sipgo"}
+				if r.routeToUs {
+					want = []string{"INVITE stateless"}
+				}
+				if seen := srec.take(); !slices.Equal(seen, want) {
+					t.Errorf("handlers saw %v, want %v", seen, want)
 				}
 			})
 		}
 	}
-	if answered, _ := stateless.StatelessChallenges(); answered != 0 {
-		t.Errorf("front answered %d INVITEs, want 0", answered)
+	if answered, _ := stateless.StatelessChallenges(); answered != 2 {
+		t.Errorf("front answered %d INVITEs, want 2 (the ones with a Route to us)", answered)
 	}
 }
 
