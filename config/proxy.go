@@ -37,6 +37,12 @@ type Proxy struct {
 	// to a connection's public_targets, over ws and wss only) one source
 	// address (an IPv6 /64) may start per minute; more get 403. Default 10.
 	AnonymousCallsPerMinute int `yaml:"anonymous_calls_per_minute"`
+	// ChallengeMode is "stateless" (default: the first INVITE of a call,
+	// which carries no credentials, gets its 407 without a server
+	// transaction, and the ACK of that 407 is absorbed, on the
+	// transports whose registrar mode is stateless: UDP, TCP, TLS) or
+	// "stateful" (through sipgo's INVITE transaction, as before).
+	ChallengeMode string `yaml:"challenge_mode"`
 }
 
 // ProxyRoute is one outbound route. A request matches when its
@@ -80,6 +86,9 @@ func (p *Proxy) setDefaults() {
 	}
 	if p.AnonymousCallsPerMinute == 0 {
 		p.AnonymousCallsPerMinute = 10
+	}
+	if p.ChallengeMode == "" {
+		p.ChallengeMode = "stateless"
 	}
 }
 
@@ -126,6 +135,9 @@ func (p *Proxy) validate(bad func(key string, v any, why string)) {
 	}
 	if p.MaxCallsPerSource < -1 {
 		bad("proxy.max_calls_per_source", p.MaxCallsPerSource, "want -1 (no cap) or at least 1")
+	}
+	if p.ChallengeMode != "stateless" && p.ChallengeMode != "stateful" {
+		bad("proxy.challenge_mode", quote(p.ChallengeMode), "want stateless or stateful")
 	}
 	if p.MaxInFlight < 1 {
 		bad("proxy.max_in_flight", p.MaxInFlight, "want at least 1")

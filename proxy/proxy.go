@@ -269,9 +269,15 @@ func (p *Proxy) Run(ctx context.Context) {
 // once the final response is sent (SIPGO_NOTES: a handler that returns
 // early ends the server transaction).
 func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
+	p.handle(req, tx, p.serve)
+}
+
+// handle runs serve for req and reports the event it filled in: the log
+// line and the OnEvent functions, whichever path the request took.
+func (p *Proxy) handle(req *sip.Request, tx sip.ServerTransaction, serve func(*sip.Request, sip.ServerTransaction, *Event)) {
 	start := p.now()
 	ev := Event{Method: string(req.Method), Source: req.Source(), Transport: strings.ToLower(req.Transport()), Outcome: auth.NoCredentials}
-	p.serve(req, tx, &ev)
+	serve(req, tx, &ev)
 	ev.Duration = p.now().Sub(start)
 	outcome := "none" // not authenticated: trusted peer, in-dialog, refused before
 	if ev.Checked {
@@ -564,11 +570,8 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		}
 		return c, true
 	}
-	res := p.auth.CheckSIP(req, auth.Proxy)
-	ev.Outcome, ev.Checked, ev.Username, ev.Scheme = res.Outcome, true, res.Username, res.Scheme
-	if res.Outcome != auth.OK {
-		// auth's one answer for the outcome, the registrar's too.
-		ev.Status = p.respond(tx, p.auth.Refuse(p.replies, req, auth.Proxy, res, from.Address.User))
+	res, ok := p.verify(req, tx, ev)
+	if !ok {
 		return caller{}, false
 	}
 	ev.Authenticated = true
@@ -582,6 +585,20 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 	// The credentials were for us: they go no further (RFC 3261 22.3).
 	req.RemoveHeader("Proxy-Authorization")
 	return c, true
+}
+
+// verify checks the credentials of req (an out-of-dialog request from a
+// source not authenticated by its address) and answers it when the
+// outcome is not OK: auth's one answer for the outcome, the registrar's
+// too (a 407 challenge for a request without credentials).
+func (p *Proxy) verify(req *sip.Request, tx sip.ServerTransaction, ev *Event) (auth.Result, bool) {
+	res := p.auth.CheckSIP(req, auth.Proxy)
+	ev.Outcome, ev.Checked, ev.Username, ev.Scheme = res.Outcome, true, res.Username, res.Scheme
+	if res.Outcome != auth.OK {
+		ev.Status = p.respond(tx, p.auth.Refuse(p.replies, req, auth.Proxy, res, req.From().Address.User))
+		return res, false
+	}
+	return res, true
 }
 
 func (p *Proxy) trusted(source string) bool {

@@ -287,6 +287,11 @@ func (n *Node) route() {
 			MessageTimeout: n.cfg.Limits.IdleTimeout.D(),
 			Logger:         n.log.With("component", "registrar"),
 		})
+		if n.cfg.Proxy.ChallengeMode == "stateless" {
+			// The first INVITE of a call gets its 407 there, through the
+			// same chain as the proxy's own handler (proxy/challenge.go).
+			l.front.ChallengeInvites(admission.Chain(n.proxy.ServeChallenge, mws...), n.proxy)
+		}
 		n.front = l.front
 	}
 }

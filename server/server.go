@@ -192,6 +192,16 @@ func (n *Node) StatelessHandled() uint64 {
 	return n.front.Handled()
 }
 
+// StatelessChallenges returns how many first INVITEs the stateless front
+// answered and how many ACKs of those answers it absorbed (0 and 0 with
+// proxy.challenge_mode stateful, or without the front).
+func (n *Node) StatelessChallenges() (answered, acks uint64) {
+	if n.front == nil {
+		return 0, 0
+	}
+	return n.front.Challenged(), n.front.ACKsAbsorbed()
+}
+
 // run starts the background loops and serves SIP.
 func (n *Node) run(ctx context.Context) {
 	runCtx, cancel := context.WithCancel(ctx)

@@ -14,6 +14,10 @@
 // retransmitted second leg re-presents a nonce count already accepted and
 // gets 401 stale=true, after which the client answers again with the next
 // count. Kamailio answers REGISTER the same way (sl_send_reply).
+//
+// With Front.ChallengeInvites it also answers the first INVITE of a call
+// (no credentials) with the proxy's 407, and absorbs the ACK of that 407
+// (invite.go).
 package stateless
 
 import (
@@ -70,6 +74,7 @@ type Front struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 	closed  chan struct{} // closed at New: the answers' Done
+	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
 }
 
 // job is one REGISTER to answer: the message in a pooled buffer and where
@@ -81,6 +86,7 @@ type job struct {
 	pc        net.PacketConn
 	conn      *streamConn
 	transport string
+	req       *sip.Request // an INVITE parsed by the reader (invite.go); buf is nil
 }
 
 // New starts cfg.Workers workers answering REGISTERs with h. Close stops
@@ -140,7 +146,7 @@ func (f *Front) dispatch(msg []byte, j job) bool {
 
 // putBuf returns a buffer to the pool, unless one large message grew it.
 func (f *Front) putBuf(bp *[]byte) {
-	if cap(*bp) <= 16384 {
+	if bp != nil && cap(*bp) <= 16384 {
 		f.bufs.Put(bp)
 	}
 }
@@ -222,6 +228,10 @@ func (f *Front) worker() {
 }
 
 func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {
+	if j.req != nil {
+		f.handleInvite(out, box, a, j)
+		return
+	}
 	var source string
 	if j.conn != nil {
 		source = j.conn.src

@@ -173,7 +173,7 @@ func (c *streamConn) frame() bool {
 	msg := data[:total]
 	c.r += total
 	c.started = time.Time{} // the next message's clock starts with its first byte
-	if isRegister(msg) && c.f.dispatch(msg, job{conn: c, transport: c.transport}) {
+	if c.f.take(msg, job{conn: c, transport: c.transport}) {
 		return true
 	}
 	c.pending = msg

@@ -13,16 +13,14 @@ type packetConn struct {
 	f *Front
 }
 
-// ReadFrom returns the next datagram that is not a REGISTER (or one the
-// workers have no room for: the stateful path takes it).
+// ReadFrom returns the next datagram the front did not take (Front.take:
+// a REGISTER, a first INVITE to challenge, the ACK of that challenge; or
+// one the workers have no room for: the stateful path takes it).
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || !isRegister(b[:n]) {
+		if err != nil || !c.f.take(b[:n], job{addr: addr, pc: c.PacketConn, transport: "UDP"}) {
 			return n, addr, err
-		}
-		if !c.f.dispatch(b[:n], job{addr: addr, pc: c.PacketConn, transport: "UDP"}) {
-			return n, addr, nil
 		}
 	}
 }

@@ -1,0 +1,230 @@
+package stateless
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The first INVITE of a call, answered without a transaction.
+//
+// Such an INVITE carries no credentials, and the proxy answers it with a
+// 407 challenge and nothing else. Through sipgo that answer costs a server
+// transaction that, over UDP, lives until Timer H and Timer I have run
+// (37 s) to retransmit the 407 and absorb its ACK. The front answers it
+// as a stateless UAS (RFC 3261 section 8.2.7), as Kamailio does with
+// sl_send_reply: no provisional response, no retransmission of the 407
+// (the client retransmits its INVITE until an answer comes, and each
+// retransmission simply gets another 407), and the ACK of the 407 is
+// ignored: taken out of the stream here, so that it reaches neither sipgo
+// nor the proxy.
+//
+// That ACK is recognised by the To tag of the 407 (RFC 3261 17.1.1.3:
+// the ACK of a non-2xx final response carries the To of the response,
+// and the Call-ID, From, CSeq number and top Via branch of the INVITE).
+// The tag is an HMAC of those fields under a key of the process, so that
+// the same INVITE always gets the same tag (section 8.2.7 asks a
+// stateless UAS for that) and a tag cannot be forged without the key.
+// An ACK whose tag does not verify goes to sipgo as before.
+//
+// The decision is made on the reader's goroutine, where sipgo would parse
+// the message anyway: a message the front does not take must reach sipgo
+// in order, so it cannot come back from a worker.
+
+// Challenger decides which INVITEs the front answers: *proxy.Proxy.
+type Challenger interface {
+	// ByAddress reports whether requests from source (ip:port) are
+	// authenticated by their address alone (trusted peers, ip
+	// connections): never challenged.
+	ByAddress(source string) bool
+	// Challengeable reports whether the proxy would answer req with its
+	// 407 challenge and do nothing else.
+	Challengeable(req *sip.Request) bool
+}
+
+// tagPrefix starts the To tag of every answer the front gives an INVITE:
+// only ACKs holding it are parsed to be checked.
+const tagPrefix = "swsl"
+
+type invites struct {
+	h        Handler
+	c        Challenger
+	key      []byte
+	parser   *sip.Parser // sipgo's parser is safe for concurrent use
+	answered atomic.Uint64
+	absorbed atomic.Uint64
+}
+
+// ChallengeInvites makes the front answer the INVITEs c finds
+// challengeable with h (the admission chain around
+// proxy.Proxy.ServeChallenge, as around the proxy's own handler), and
+// absorb the ACKs of those answers. Without it INVITEs and ACKs all go to
+// sipgo. Call it before the wrapped sockets are served.
+func (f *Front) ChallengeInvites(h Handler, c Challenger) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand.Read does not fail (Go 1.24)
+	f.inv = &invites{h: h, c: c, key: key, parser: sip.NewParser()}
+}
+
+// Challenged returns how many INVITEs the front answered.
+func (f *Front) Challenged() uint64 {
+	if f.inv == nil {
+		return 0
+	}
+	return f.inv.answered.Load()
+}
+
+// ACKsAbsorbed returns how many ACKs of the front's answers it absorbed.
+func (f *Front) ACKsAbsorbed() uint64 {
+	if f.inv == nil {
+		return 0
+	}
+	return f.inv.absorbed.Load()
+}
+
+// take reports whether msg, read by a wrapper, was taken off sipgo's
+// path: a REGISTER queued for a worker, a first INVITE queued to be
+// challenged, or the ACK of such a challenge absorbed. false: sipgo gets
+// msg (also when the workers have no room: the stateful path takes it).
+func (f *Front) take(msg []byte, j job) bool {
+	switch {
+	case isRegister(msg):
+		return f.dispatch(msg, j)
+	case f.inv == nil:
+		return false
+	case bytes.HasPrefix(msg, []byte("INVITE ")):
+		return f.takeInvite(msg, j)
+	case bytes.HasPrefix(msg, []byte("ACK ")):
+		return f.absorbACK(msg, j)
+	}
+	return false
+}
+
+func (j *job) source() string {
+	if j.conn != nil {
+		return j.conn.src
+	}
+	return j.addr.String()
+}
+
+// takeInvite queues a challengeable INVITE, parsed, for a worker.
+func (f *Front) takeInvite(msg []byte, j job) bool {
+	if hasCredentials(msg) {
+		return false // the second INVITE of a call: sipgo's, unparsed here
+	}
+	source := j.source()
+	if f.inv.c.ByAddress(source) {
+		return false
+	}
+	m, err := f.inv.parser.ParseSIP(msg)
+	if err != nil {
+		return false // sipgo refuses it in its own way
+	}
+	req, ok := m.(*sip.Request)
+	if !ok || req.Via() == nil {
+		return false
+	}
+	req.SetSource(source)
+	req.SetTransport(j.transport)
+	if !f.inv.c.Challengeable(req) {
+		return false
+	}
+	j.req = req
+	select {
+	case f.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// absorbACK reports whether msg is the ACK of one of the front's answers,
+// which is then dropped (RFC 3261 8.2.7: a stateless UAS ignores ACKs).
+func (f *Front) absorbACK(msg []byte, j job) bool {
+	if !bytes.Contains(msg, []byte(tagPrefix)) {
+		return false
+	}
+	m, err := f.inv.parser.ParseSIP(msg)
+	if err != nil {
+		return false
+	}
+	req, ok := m.(*sip.Request)
+	if !ok || req.Method != sip.ACK || req.To() == nil {
+		return false
+	}
+	got, _ := req.To().Params.Get("tag")
+	want, ok := f.inv.tag(req)
+	if !ok || !hmac.Equal([]byte(got), []byte(want)) {
+		return false
+	}
+	f.inv.absorbed.Add(1)
+	f.log.Debug("ACK of a stateless answer absorbed", "source", j.source(), "transport", j.transport, "call_id", req.CallID().Value())
+	return true
+}
+
+// handleInvite runs the handler for a queued INVITE on a worker and sends
+// its answer, with the front's To tag.
+func (f *Front) handleInvite(out *bytes.Buffer, box *outbox, a *answer, j job) {
+	tag, ok := f.inv.tag(j.req) // before the handler adds received and rport to Via
+	a.reset()
+	f.inv.h(j.req, a)
+	if a.res == nil {
+		return
+	}
+	if to := a.res.To(); ok && to != nil {
+		to.Params.Add("tag", tag)
+	}
+	f.inv.answered.Add(1)
+	f.send(out, box, a.res, j)
+}
+
+// tag is the To tag of the front's answer to an INVITE, and of the ACK
+// of that answer: tagPrefix and an HMAC of the fields the two share
+// (RFC 3261 17.1.1.3). false: a field is missing.
+func (v *invites) tag(req *sip.Request) (string, bool) {
+	via, from, callID, cseq := req.Via(), req.From(), req.CallID(), req.CSeq()
+	if via == nil || from == nil || callID == nil || cseq == nil {
+		return "", false
+	}
+	branch, _ := via.Params.Get("branch")
+	fromTag, _ := from.Params.Get("tag")
+	m := hmac.New(sha256.New, v.key)
+	for _, s := range []string{callID.Value(), branch, fromTag, strconv.FormatUint(uint64(cseq.SeqNo), 10)} {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	return tagPrefix + hex.EncodeToString(m.Sum(sum[:0])[:10]), true
+}
+
+// hasCredentials reports whether the header block of msg has an
+// Authorization or Proxy-Authorization header. A cheap look before
+// parsing: Challengeable checks the parsed headers again.
+func hasCredentials(msg []byte) bool {
+	if end, ok := headerEnd(msg); ok && end > 0 {
+		msg = msg[:end]
+	}
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:colon], " \t")
+		if bytes.EqualFold(name, []byte("Proxy-Authorization")) || bytes.EqualFold(name, []byte("Authorization")) {
+			return true
+		}
+	}
+	return false
+}
