@@ -117,15 +117,29 @@ func (n *Node) openStore(ctx context.Context) error {
 
 // newAuth builds the authenticator the registrar and the proxy share,
 // reporting every outcome to the guard's gate and the metrics.
-func (n *Node) newAuth(tokens *token.Verifier) error {
+func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 	cfg := n.cfg
 	key, err := loadNonceKey(cfg, n.log)
 	if err != nil {
 		return err
 	}
-	nonces, err := digest.NewNonces(key, cfg.Auth.NonceLifetime.D(), nil)
-	if err != nil {
-		return fmt.Errorf("nonces: %w", err)
+	var (
+		nonces auth.Nonces
+		counts auth.Counter
+	)
+	if n.cl != nil {
+		// The cluster's key, epoch and counts (server/cluster.go).
+		cn, err := n.clusterNonces(ctx, key)
+		if err != nil {
+			return err
+		}
+		nonces, counts = cn, cn
+	} else {
+		dn, err := digest.NewNonces(key, cfg.Auth.NonceLifetime.D(), nil)
+		if err != nil {
+			return fmt.Errorf("nonces: %w", err)
+		}
+		nonces, counts = dn, digest.NewCounts(cfg.Auth.MaxNonceCounts, nil)
 	}
 	algs := make([]digest.Algorithm, 0, len(cfg.Auth.Algorithms))
 	for _, name := range cfg.Auth.Algorithms {
@@ -151,7 +165,7 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 		TransportAlgorithms: byTransport,
 		QOP:                 cfg.Auth.QOP,
 		Nonce:               nonces,
-		Count:               digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
+		Count:               counts,
 		Connections:         n.db, // allow-lists (auth/acl.go)
 		ServerHost:          serverHosts(cfg, n.lis.addrs),
 		// Tokens this server minted are accepted on every transport;
@@ -166,6 +180,9 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 		return err
 	}
 	a.OnAttempt(n.gate.Attempt)
+	if n.bans != nil {
+		a.OnAttempt(n.clusterAttempt)
+	}
 	a.OnAttempt(n.obs.authAttempt)
 	n.auth = a
 	return nil
@@ -301,13 +318,17 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 		BanDuration: cfg.Limits.APIKeyBlock.D(),
 		MaxTracked:  4096,
 	})
+	var bans api.Bans = n.guard
+	if n.bans != nil {
+		bans = clusterBans{n.bans} // lifted through any node, lifted on all
+	}
 	srv, err := api.New(api.Config{
 		Realm:             cfg.SIP.Realm,
 		MinPasswordLength: cfg.HTTP.MinPasswordLength,
 		AdminKeyFile:      filepath.Join(cfg.DataDir, "admin.key"),
 		AdminKey:          cfg.HTTP.APIKey,
 		MaxBodyBytes:      cfg.Limits.APIMaxBodyBytes,
-		Bans:              n.guard,
+		Bans:              bans,
 		KeyAttempts:       keyGuard,
 		Lifecycle:         n.keeper,
 	}, n.db, n.loc, n.log.With("component", "api"))

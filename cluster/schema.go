@@ -1,0 +1,20 @@
+package cluster
+
+// Every key and channel the cluster keeps in Redis.
+const (
+	prefix = "sipwarden:"
+	// keySecret + name: a shared secret, hex (nonce_key, jwt_ed25519,
+	// nonce_epoch). No expiry.
+	keySecret = prefix + "secret:"
+	// keyNC + nonce: the highest nonce count accepted for the nonce,
+	// decimal; expires with the nonce (PXAT).
+	keyNC = prefix + "nc:"
+	// keyFail + source + ":" + window number: failed attempts from the
+	// source (an IPv4 address or an IPv6 /64) in one fixed window;
+	// expires two windows after it starts.
+	keyFail = prefix + "fail:"
+	// keyBan + source: a live ban, JSON (banRecord); expires with it.
+	keyBan = prefix + "ban:"
+	// chanBans carries banMessage JSON: bans decided and lifted.
+	chanBans = prefix + "bans"
+)

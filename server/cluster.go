@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/cluster"
+	"github.com/sipwarden/sipwarden/guard"
+)
+
+// openCluster connects to the cluster's Redis when cluster.redis_url is
+// set, waiting while it does not answer with /readyz telling why, and
+// shares the guard's bans through it.
+func (n *Node) openCluster(ctx context.Context) error {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil
+	}
+	c, err := cluster.Open(ctx, cluster.Config{
+		URL: cc.RedisURL, Node: cc.NodeName, Advertise: cc.Advertise, Timeout: cc.Timeout.D(),
+		Logger: n.log.With("component", "cluster"),
+	}, func(reason string) { n.obs.ready.NotReady("cluster", "redis: "+reason) })
+	if err != nil {
+		return err
+	}
+	n.obs.ready.Ready("cluster")
+	n.cl = c
+	n.closer = append(n.closer, func() {
+		if err := c.Close(); err != nil {
+			n.log.Error("close redis client", "error", err)
+		}
+	})
+	gc := n.cfg.Guard
+	n.bans = c.Bans(n.guard, cluster.BanConfig{
+		MaxFailures: gc.MaxFailures, Window: gc.Window.D(), BanDuration: gc.BanDuration.D(),
+	})
+	return nil
+}
+
+// clusterNonces returns the cluster's nonces and counts, with the shared
+// nonce key: auth.nonce_key when set (every node must then have the same),
+// else the first node's.
+func (n *Node) clusterNonces(ctx context.Context, key []byte) (*cluster.Nonces, error) {
+	key, err := n.cl.Secret(ctx, cluster.SecretNonceKey, key, n.cfg.Auth.NonceKey != "")
+	if err != nil {
+		if n.cfg.Auth.NonceKey != "" {
+			return nil, fmt.Errorf("config: auth.nonce_key: %w", err)
+		}
+		return nil, err
+	}
+	return n.cl.Nonces(ctx, key, n.cfg.Auth.NonceLifetime.D(), nil)
+}
+
+// sharedJWTSeed returns the cluster's Ed25519 JWT seed: the first node's
+// own (so that the tokens it issued before joining stay valid).
+func (n *Node) sharedJWTSeed(ctx context.Context) func(seed []byte) ([]byte, error) {
+	if n.cl == nil {
+		return nil
+	}
+	return func(seed []byte) ([]byte, error) {
+		return n.cl.Secret(ctx, cluster.SecretJWTKey, seed, false)
+	}
+}
+
+// clusterAttempt counts a failed authentication in the cluster's shared
+// window too.
+func (n *Node) clusterAttempt(at auth.Attempt) {
+	if !at.Outcome.Failure() {
+		return
+	}
+	if ap, err := netip.ParseAddrPort(at.Source); err == nil {
+		n.bans.Failure(ap.Addr())
+	}
+}
+
+// runCluster runs the shared bans and the watch on Redis behind /readyz.
+func (n *Node) runCluster(ctx context.Context) {
+	if n.cl == nil {
+		return
+	}
+	go n.bans.Run(ctx)
+	go n.cl.Watch(ctx, time.Second, func(err error) {
+		if err != nil {
+			n.obs.ready.NotReady("cluster", "redis: "+err.Error())
+			return
+		}
+		n.obs.ready.Ready("cluster")
+	})
+}
+
+// clusterBans serves the API's bans from the cluster (api.Bans): lifting
+// through any node lifts on all.
+type clusterBans struct{ b *cluster.Bans }
+
+func (c clusterBans) Bans() []guard.Ban         { return c.b.List() }
+func (c clusterBans) Lift(addr netip.Addr) bool { return c.b.Lift(addr) }
