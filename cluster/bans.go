@@ -148,6 +148,9 @@ func (b *Bans) windowKeys(src netip.Prefix, now time.Time) (cur, prev string) {
 func (b *Bans) Run(ctx context.Context) {
 	sub := b.c.rdb.Subscribe(ctx, chanBans)
 	defer sub.Close()
+	cctx, cancel := b.c.timeout(ctx)
+	_, _ = sub.Receive(cctx) // the confirmation; a ban missed meanwhile is reloaded within 5 s
+	cancel()
 	b.resync(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

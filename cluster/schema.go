@@ -18,3 +18,17 @@ const (
 	// chanBans carries banMessage JSON: bans decided and lifted.
 	chanBans = prefix + "bans"
 )
+
+// The shared records (records.go).
+const (
+	// keyRec + bucket: a hash holding the store bucket of that name, key
+	// -> value, byte for byte (the store's binary encoding).
+	keyRec = prefix + "rec:"
+	// keyRecVersion: the number of record writes so far, decimal.
+	keyRecVersion = prefix + "recversion"
+	// keyRecLock: the cluster's record write lock, a random token;
+	// expires after recLockTTL.
+	keyRecLock = prefix + "reclock"
+	// chanRecords carries recordMessage JSON: one write's changes.
+	chanRecords = prefix + "records"
+)

@@ -9,6 +9,8 @@ import (
 	"github.com/sipwarden/sipwarden/auth"
 	"github.com/sipwarden/sipwarden/cluster"
 	"github.com/sipwarden/sipwarden/guard"
+	"github.com/sipwarden/sipwarden/lifecycle"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // openCluster connects to the cluster's Redis when cluster.redis_url is
@@ -33,6 +35,15 @@ func (n *Node) openCluster(ctx context.Context) error {
 			n.log.Error("close redis client", "error", err)
 		}
 	})
+	n.records = c.Records(n.db, n.deletedElsewhere)
+	seeded, err := n.records.Join(ctx)
+	if err != nil {
+		return fmt.Errorf("join the cluster's records: %w", err)
+	}
+	if seeded {
+		n.log.Info("this node's records seeded the cluster's redis", "node", cc.NodeName)
+	}
+	n.db.SetReplicator(n.records)
 	gc := n.cfg.Guard
 	n.bans = c.Bans(n.guard, cluster.BanConfig{
 		MaxFailures: gc.MaxFailures, Window: gc.Window.D(), BanDuration: gc.BanDuration.D(),
@@ -82,6 +93,7 @@ func (n *Node) runCluster(ctx context.Context) {
 		return
 	}
 	go n.bans.Run(ctx)
+	go n.records.Run(ctx)
 	go n.cl.Watch(ctx, time.Second, func(err error) {
 		if err != nil {
 			n.obs.ready.NotReady("cluster", "redis: "+err.Error())
@@ -97,3 +109,16 @@ type clusterBans struct{ b *cluster.Bans }
 
 func (c clusterBans) Bans() []guard.Ban         { return c.b.List() }
 func (c clusterBans) Lift(addr netip.Addr) bool { return c.b.Lift(addr) }
+
+// deletedElsewhere ends on this node what credentials deleted through
+// another node held here: their bindings and calls.
+func (n *Node) deletedElsewhere(cs []store.Credential) {
+	if n.keeper == nil {
+		return // still starting: nothing is bound yet
+	}
+	for _, c := range cs {
+		if err := n.keeper.End(c, lifecycle.Deleted); err != nil {
+			n.log.Error("end a credential deleted through another node", "user", c.Username, "error", err)
+		}
+	}
+}

@@ -35,9 +35,7 @@ func startCluster(t *testing.T, r *redistest.Server, n int, edit func(*config.Co
 func TestClusterReplayRefusedOnAnotherNode(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, nil)
-	for _, n := range nodes {
-		n.createCredential(t, "alice", pw, nil) // not shared yet: on each node
-	}
+	nodes[0].createCredential(t, "alice", pw, nil)
 	u1 := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
 	u2 := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
 	nonce := u1.nonce()
@@ -67,9 +65,7 @@ func TestClusterReplayRefusedOnAnotherNode(t *testing.T) {
 func TestClusterBanShared(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, func(c *config.Config) { c.Guard.MaxFailures = 4 })
-	for _, n := range nodes {
-		n.createCredential(t, "alice", pw, nil)
-	}
+	nodes[0].createCredential(t, "alice", pw, nil)
 	const scanner = "127.0.0.9"
 	fail := func(n *testServer, i int) {
 		t.Helper()
@@ -115,4 +111,65 @@ func TestClusterBanShared(t *testing.T) {
 	waitFor(t, "lift reaching node 1", 3*time.Second, func() bool {
 		return newRawUA(t, "udp", scanner, nodes[0].Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
 	})
+}
+
+// TestClusterCredentialsShared: a credential created through node 1's API
+// registers through nodes 2 and 3 within a second; one deleted through
+// node 3 is refused everywhere and its binding on node 1 is removed; a
+// write while Redis is down is answered 503 and stored nowhere; a node
+// started later gets every record.
+func TestClusterCredentialsShared(t *testing.T) {
+	r := redistest.Start(t)
+	// The refusals below are failures from 127.0.0.1: not enough to ban it.
+	lenient := func(c *config.Config) {
+		c.Guard.MaxFailures, c.Guard.UserMaxFailures, c.Guard.LongMaxFailures = 1000, 1000, 1000
+	}
+	nodes := startCluster(t, r, 3, lenient)
+	start := time.Now()
+	c := nodes[0].createCredential(t, "bob", pw, nil)
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("bob registering through node %d", i+1), time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("bob", pw) == "SIP/2.0 200 OK"
+		})
+	}
+	t.Logf("created through node 1, registered through all three within %v", time.Since(start).Round(time.Millisecond))
+	if got := nodes[0].registrations(t, "bob"); len(got) != 1 {
+		t.Fatalf("node 1 holds %d bindings of bob, want 1", len(got))
+	}
+	// Usernames are unique across the cluster.
+	if code := nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "bob", "password": pw}, nil); code != 409 {
+		t.Errorf("bob again through node 2: got %d, want 409", code)
+	}
+	if code := nodes[2].api(t, "DELETE", "/v1/credentials/"+c.ID, nil, nil); code != 204 {
+		t.Fatalf("delete through node 3: %d", code)
+	}
+	waitFor(t, "bob's binding on node 1 removed", time.Second, func() bool { return len(nodes[0].registrations(t, "bob")) == 0 })
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("deleted bob refused by node %d", i+1), time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("bob", pw) != "SIP/2.0 200 OK"
+		})
+	}
+	// Redis down: the API refuses to write rather than store on one node.
+	r.Stop()
+	if code := nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "carol", "password": pw}, nil); code != 503 {
+		t.Errorf("create with redis down: got %d, want 503", code)
+	}
+	r.Restart() // empty: no persistence
+	// The restarted, empty Redis: a node (re)joining seeds it with its
+	// replica; carol is on no node.
+	late := startCluster(t, r, 1, func(c *config.Config) { lenient(c); c.Cluster.NodeName = "node4" })[0]
+	if code := late.api(t, "GET", "/v1/credentials?username=carol", nil, nil); code != 200 {
+		t.Fatalf("list on the late node: %d", code)
+	}
+	for i, n := range append(nodes, late) {
+		if st := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("carol", pw); st == "SIP/2.0 200 OK" {
+			t.Errorf("carol, refused with 503, registered through node %d", i+1)
+		}
+	}
+	late.createCredential(t, "dave", pw, nil)
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("dave through node %d after redis came back", i+1), 5*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("dave", pw) == "SIP/2.0 200 OK"
+		})
+	}
 }

@@ -59,8 +59,9 @@ type Node struct {
 	db *store.DB
 	// cl is the cluster's Redis, bans the bans shared through it (nil
 	// without cluster.redis_url: server/cluster.go).
-	cl   *cluster.Cluster
-	bans *cluster.Bans
+	cl      *cluster.Cluster
+	bans    *cluster.Bans
+	records *cluster.Records
 	// peers is db once open, for the guard's exemption of ip
 	// connections, which listeners may consult before (server/proxy.go).
 	peers  atomic.Pointer[store.DB]
