@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,7 +57,24 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	lastErr error // of the last health check, nil when Redis answered
+	// down is set when a command fails for want of Redis, and cleared by
+	// Watch when Redis answers again.
+	down atomic.Bool
+	// recovered are called (on Watch's goroutine) when Redis answers
+	// again after a failure.
+	recovered []func()
 }
+
+// Down reports whether Redis is known to be unreachable: the last health
+// check or a command since failed.
+func (c *Cluster) Down() bool { return c.down.Load() }
+
+// failed records a command that Redis did not answer.
+func (c *Cluster) failed() { c.down.Store(true) }
+
+// OnRecovered adds f to the functions Watch calls when Redis answers
+// again after a failure. Call it before Watch.
+func (c *Cluster) OnRecovered(f func()) { c.recovered = append(c.recovered, f) }
 
 // Open connects to Redis and checks that it answers (PING), waiting while
 // it does not until ctx ends; each failure is reported to notReady.
@@ -128,10 +146,17 @@ func (c *Cluster) Watch(ctx context.Context, interval time.Duration, health func
 			return
 		}
 		c.mu.Lock()
-		changed := first || (err == nil) != (c.lastErr == nil)
+		wasDown := c.down.Load()
+		changed := first || (err == nil) != (c.lastErr == nil) || (err == nil && wasDown)
 		c.lastErr = err
 		c.mu.Unlock()
 		first = false
+		c.down.Store(err != nil)
+		if err == nil && wasDown {
+			for _, f := range c.recovered {
+				f()
+			}
+		}
 		if changed {
 			if err != nil {
 				c.log.Error("redis unreachable", "error", err)

@@ -26,4 +26,9 @@ func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.e
 // HTTPStatus is 503: try again once Redis answers.
 func (e *unavailableError) HTTPStatus() int { return http.StatusServiceUnavailable }
 
-func unavailable(op string, err error) error { return &unavailableError{op: op, err: err} }
+// unavailable wraps err, from an operation c could not do for want of
+// Redis, and marks c down (Down) until Watch sees Redis answer.
+func (c *Cluster) unavailable(op string, err error) error {
+	c.failed()
+	return &unavailableError{op: op, err: err}
+}

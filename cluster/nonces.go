@@ -104,6 +104,7 @@ func (n *Nonces) Accept(nonce string, nc uint32, expires time.Time) bool {
 		strconv.FormatUint(uint64(nc), 10), expires.UnixMilli(), hex.EncodeToString(epoch[:])).Int()
 	if err != nil {
 		n.errors.Add(1)
+		n.c.failed()
 		n.c.log.Warn("nonce count not checked: refused", "error", err)
 		return false
 	}

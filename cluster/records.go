@@ -97,7 +97,7 @@ func (r *Records) Join(ctx context.Context) (seeded bool, err error) {
 	cancel()
 	if err != nil {
 		sub.Close()
-		return false, unavailable("subscribe to records", err)
+		return false, r.c.unavailable("subscribe to records", err)
 	}
 	r.sub = sub
 	r.mu.Lock()
@@ -110,7 +110,7 @@ func (r *Records) Join(ctx context.Context) (seeded bool, err error) {
 	n, err := r.c.rdb.Exists(cctx, keyRecVersion).Result()
 	cancel()
 	if err != nil {
-		return false, unavailable("join", err)
+		return false, r.c.unavailable("join", err)
 	}
 	if n == 0 {
 		snap, err := r.db.ReplicaSnapshot()
@@ -147,7 +147,7 @@ func (r *Records) upload(ctx context.Context, snap map[string]map[string][]byte)
 		return nil
 	})
 	if err != nil {
-		return unavailable("upload records", err)
+		return r.c.unavailable("upload records", err)
 	}
 	return nil
 }
@@ -202,14 +202,14 @@ func (r *Records) lock(ctx context.Context) error {
 		ok, err := r.c.rdb.SetNX(cctx, keyRecLock, token, recLockTTL).Result()
 		cancel()
 		if err != nil {
-			return unavailable("take the write lock", err)
+			return r.c.unavailable("take the write lock", err)
 		}
 		if ok {
 			r.token = token
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return unavailable("take the write lock", errors.New("held by another node for 3s"))
+			return r.c.unavailable("take the write lock", errors.New("held by another node for 3s"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -233,7 +233,7 @@ func (r *Records) Lock() (func(committed bool), error) {
 		r.mu.Unlock()
 		return nil, err
 	}
-	if err := r.catchUpLocked(ctx); err != nil {
+	if err := r.catchUpLocked(ctx, true); err != nil {
 		r.unlockRedis()
 		r.mu.Unlock()
 		return nil, err
@@ -278,25 +278,75 @@ func (r *Records) Commit(changes []store.Change) error {
 	if err != nil {
 		// Redis may or may not have applied it: the version check tells.
 		r.version = -1
-		return unavailable("write records", err)
+		return r.c.unavailable("write records", err)
 	}
 	r.pending = v
 	return nil
 }
 
-// catchUpLocked reloads the replica when Redis's version differs.
-func (r *Records) catchUpLocked(ctx context.Context) error {
+// catchUpLocked reloads the replica when Redis's version differs. When
+// Redis holds no records at all (restarted without persistence, or
+// flushed), it seeds Redis again from this replica rather than empty every
+// node: the first node to notice wins, under the write lock (taken here
+// unless haveLock).
+func (r *Records) catchUpLocked(ctx context.Context, haveLock bool) error {
 	cctx, cancel := r.c.timeout(ctx)
 	s, err := r.c.rdb.Get(cctx, keyRecVersion).Result()
 	cancel()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return unavailable("read records version", err)
+	if errors.Is(err, redis.Nil) {
+		return r.reseedLocked(ctx, haveLock)
+	}
+	if err != nil {
+		return r.c.unavailable("read records version", err)
 	}
 	v, _ := strconv.ParseInt(s, 10, 64)
 	if v == r.version && v > 0 {
 		return nil
 	}
 	return r.reloadLocked(ctx)
+}
+
+func (r *Records) reseedLocked(ctx context.Context, haveLock bool) error {
+	if !haveLock {
+		if err := r.lock(ctx); err != nil {
+			return err
+		}
+		defer r.unlockRedis()
+	}
+	cctx, cancel := r.c.timeout(ctx)
+	n, err := r.c.rdb.Exists(cctx, keyRecVersion).Result()
+	cancel()
+	if err != nil {
+		return r.c.unavailable("read records version", err)
+	}
+	if n > 0 {
+		return r.reloadLocked(ctx) // another node seeded it first
+	}
+	if r.version < 0 {
+		// This replica may lack a write Redis had: still, it is the
+		// best copy left.
+		r.c.log.Warn("redis lost the records while this node's replica was not known to be current")
+	}
+	snap, err := r.db.ReplicaSnapshot()
+	if err != nil {
+		return err
+	}
+	if err := r.upload(ctx, snap); err != nil {
+		return err
+	}
+	r.version = 1
+	r.c.log.Warn("redis held no records (restarted without persistence, or flushed): seeded again from this node's replica")
+	return nil
+}
+
+// CatchUp checks the version now (after Redis came back) rather than at
+// the next periodic check.
+func (r *Records) CatchUp(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.catchUpLocked(ctx, false); err != nil {
+		r.c.log.Warn("records not checked", "error", err)
+	}
 }
 
 // snapshot reads every record hash and the version in one MULTI/EXEC.
@@ -314,7 +364,7 @@ func (r *Records) snapshot(ctx context.Context) (map[string]map[string][]byte, i
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, unavailable("read records", err)
+		return nil, 0, r.c.unavailable("read records", err)
 	}
 	snap := map[string]map[string][]byte{}
 	for i, name := range names {
@@ -372,11 +422,7 @@ func (r *Records) Run(ctx context.Context) {
 			}
 			r.apply(ctx, m.Payload)
 		case <-t.C:
-			r.mu.Lock()
-			if err := r.catchUpLocked(ctx); err != nil && ctx.Err() == nil {
-				r.c.log.Warn("records not checked", "error", err)
-			}
-			r.mu.Unlock()
+			r.CatchUp(ctx)
 		}
 	}
 }

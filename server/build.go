@@ -278,6 +278,9 @@ func (n *Node) newSIP() error {
 // applies everywhere.
 func (n *Node) route() {
 	mws := append([]admission.Middleware{n.obs.middleware, n.gate.Middleware, n.limit.Middleware}, n.opts.Middleware...)
+	if n.cl != nil {
+		mws = append(mws, n.clusterGate) // 503 while Redis is down (server/cluster.go)
+	}
 	register := admission.Chain(n.reg.ServeSIP, mws...)
 	proxied := admission.Chain(n.proxy.ServeSIP, mws...)
 	n.sip.OnRegister(register)

@@ -2,14 +2,19 @@ package server
 
 import (
 	"context"
+
+	"github.com/emiago/sipgo/sip"
 	"fmt"
 	"net/netip"
 	"time"
 
+	"github.com/sipwarden/sipwarden/admission"
 	"github.com/sipwarden/sipwarden/auth"
 	"github.com/sipwarden/sipwarden/cluster"
 	"github.com/sipwarden/sipwarden/guard"
 	"github.com/sipwarden/sipwarden/lifecycle"
+	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -94,6 +99,7 @@ func (n *Node) runCluster(ctx context.Context) {
 	}
 	go n.bans.Run(ctx)
 	go n.records.Run(ctx)
+	n.cl.OnRecovered(func() { go n.records.CatchUp(ctx) })
 	go n.cl.Watch(ctx, time.Second, func(err error) {
 		if err != nil {
 			n.obs.ready.NotReady("cluster", "redis: "+err.Error())
@@ -121,4 +127,36 @@ func (n *Node) deletedElsewhere(cs []store.Credential) {
 			n.log.Error("end a credential deleted through another node", "user", c.Username, "error", err)
 		}
 	}
+}
+
+// clusterGate answers REGISTER and out-of-dialog INVITE 503 with
+// Retry-After while Redis is known to be down (a command failed, or the
+// watch's last ping): their state could be neither checked nor stored.
+// Requests inside a dialog go on: they need nothing from Redis. Service
+// resumes when the watch sees Redis answer (within a second).
+func (n *Node) clusterGate(next admission.Handler) admission.Handler {
+	replies := reply.Builder{Server: n.cfg.SIP.UserAgent}
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if !n.cl.Down() || !needsRedis(req) {
+			next(req, tx)
+			return
+		}
+		n.obs.m.Rejected(metrics.RejectCluster)
+		res := replies.New(req, 503, "Service Unavailable")
+		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+		if err := tx.Respond(res); err != nil {
+			n.log.Debug("send refusal", "source", req.Source(), "status", 503, "error", err)
+		}
+	}
+}
+
+func needsRedis(req *sip.Request) bool {
+	switch req.Method {
+	case sip.REGISTER:
+		return true
+	case sip.INVITE:
+		to := req.To()
+		return to == nil || !to.Params.Has("tag")
+	}
+	return false
 }

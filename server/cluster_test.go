@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -149,27 +151,89 @@ func TestClusterCredentialsShared(t *testing.T) {
 			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("bob", pw) != "SIP/2.0 200 OK"
 		})
 	}
+	nodes[1].createCredential(t, "erin", pw, nil)
 	// Redis down: the API refuses to write rather than store on one node.
 	r.Stop()
 	if code := nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "carol", "password": pw}, nil); code != 503 {
 		t.Errorf("create with redis down: got %d, want 503", code)
 	}
 	r.Restart() // empty: no persistence
-	// The restarted, empty Redis: a node (re)joining seeds it with its
-	// replica; carol is on no node.
-	late := startCluster(t, r, 1, func(c *config.Config) { lenient(c); c.Cluster.NodeName = "node4" })[0]
-	if code := late.api(t, "GET", "/v1/credentials?username=carol", nil, nil); code != 200 {
-		t.Fatalf("list on the late node: %d", code)
-	}
-	for i, n := range append(nodes, late) {
-		if st := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("carol", pw); st == "SIP/2.0 200 OK" {
-			t.Errorf("carol, refused with 503, registered through node %d", i+1)
-		}
-	}
-	late.createCredential(t, "dave", pw, nil)
+	// The nodes seed the empty Redis again from their replicas: nothing
+	// acknowledged is lost, carol (refused) is nowhere, and writes work
+	// again without a restart.
+	waitFor(t, "a credential created through node 2 after redis came back", 10*time.Second, func() bool {
+		return nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "dave", "password": pw}, nil) == 201
+	})
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("dave through node %d after redis came back", i+1), 5*time.Second, func() bool {
 			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("dave", pw) == "SIP/2.0 200 OK"
 		})
+		waitFor(t, fmt.Sprintf("erin, created before redis restarted, through node %d", i+1), 5*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("erin", pw) == "SIP/2.0 200 OK"
+		})
+		if st := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("carol", pw); st == "SIP/2.0 200 OK" {
+			t.Errorf("carol, refused with 503, registered through node %d", i+1)
+		}
 	}
+	// A node joining now gets every record.
+	late := startCluster(t, r, 1, func(c *config.Config) { lenient(c); c.Cluster.NodeName = "node4" })[0]
+	for _, user := range []string{"dave", "erin"} {
+		if st := newRawUA(t, "udp", "127.0.0.1", late.Addr("udp")).register(user, pw); st != "SIP/2.0 200 OK" {
+			t.Errorf("%s through the late node: got %q, want 200", user, st)
+		}
+	}
+}
+
+// TestClusterRedisDown: with Redis stopped, REGISTER gets 503 with
+// Retry-After (never a 200), /readyz says why; when Redis is back
+// (empty: no persistence), service resumes without a restart and no
+// credential is lost.
+func TestClusterRedisDown(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	nodes[0].createCredential(t, "alice", pw, nil)
+	for _, n := range nodes {
+		waitFor(t, "alice registering", time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
+		})
+	}
+	r.Stop()
+	for i, n := range nodes {
+		u := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp"))
+		var raw string
+		waitFor(t, fmt.Sprintf("503 from node %d", i+1), 3*time.Second, func() bool {
+			st, rr := u.exchange(u.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second)
+			if st == "SIP/2.0 200 OK" {
+				t.Fatalf("node %d answered 200 with redis down", i+1)
+			}
+			raw = rr
+			return st == "SIP/2.0 503 Service Unavailable"
+		})
+		if !strings.Contains(raw, "Retry-After: 5") {
+			t.Errorf("node %d's 503 lacks Retry-After:\n%s", i+1, raw)
+		}
+		code, body := readyz(t, n)
+		if code != 503 || !strings.Contains(body, "redis") {
+			t.Errorf("node %d /readyz: got %d %q, want 503 naming redis", i+1, code, body)
+		}
+	}
+	r.Restart()
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d serving again", i+1), 10*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
+		})
+		waitFor(t, fmt.Sprintf("node %d ready again", i+1), 5*time.Second, func() bool { c, _ := readyz(t, n); return c == 200 })
+	}
+}
+
+func readyz(t *testing.T, n *testServer) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://" + n.Addr("http") + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
