@@ -3,10 +3,11 @@ package server
 import (
 	"context"
 
-	"github.com/emiago/sipgo/sip"
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/admission"
 	"github.com/sipwarden/sipwarden/auth"
