@@ -32,3 +32,12 @@ const (
 	// chanRecords carries recordMessage JSON: one write's changes.
 	chanRecords = prefix + "records"
 )
+
+// The shared bindings (bindings.go).
+const (
+	// keyBind + AOR: the AOR's complete binding set, JSON (bindingSet);
+	// expires with its last binding (PXAT).
+	keyBind = prefix + "bind:"
+	// chanBindings carries bindingSet JSON: one AOR's new set.
+	chanBindings = prefix + "bindings"
+)

@@ -191,15 +191,23 @@ func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 // newRegistrar restores the location table from the store and builds the
 // registrar over it, and the lifecycle keeper that ends what credentials
 // hold when they stop being valid.
-func (n *Node) newRegistrar() error {
+func (n *Node) newRegistrar(ctx context.Context) error {
 	cfg := n.cfg
-	loc := registrar.NewLocation(n.db, nil, n.log.With("component", "location"))
+	var saver registrar.BindingSaver = n.db
+	var loc *registrar.Location
+	if n.cl != nil {
+		// In a cluster the bindings live in Redis, not in bbolt
+		// (server/cluster.go).
+		n.shared = n.cl.Bindings(func(aor string, bs []store.Binding) { loc.Apply(aor, bs) })
+		saver = n.shared
+	}
+	loc = registrar.NewLocation(saver, nil, n.log.With("component", "location"))
 	loc.OnExpire(n.bindingExpired) // metrics, webhooks
 	n.obs.m.SetBindings(loc.CountByTransport)
 	start := time.Now()
-	bs, err := n.db.LoadBindings(start)
+	bs, err := n.loadBindings(ctx, start)
 	if err != nil {
-		return fmt.Errorf("load bindings: %w", err)
+		return err
 	}
 	bs, dropped, err := restorable(n.db, bs, start)
 	if err != nil {

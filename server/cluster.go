@@ -15,6 +15,8 @@ import (
 	"github.com/sipwarden/sipwarden/guard"
 	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
 	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/store"
 )
@@ -100,6 +102,7 @@ func (n *Node) runCluster(ctx context.Context) {
 	}
 	go n.bans.Run(ctx)
 	go n.records.Run(ctx)
+	go n.shared.Run(ctx)
 	n.cl.OnRecovered(func() { go n.records.CatchUp(ctx) })
 	go n.cl.Watch(ctx, time.Second, func(err error) {
 		if err != nil {
@@ -160,4 +163,63 @@ func needsRedis(req *sip.Request) bool {
 		return to == nil || !to.Params.Has("tag")
 	}
 	return false
+}
+
+// loadBindings returns the bindings to restore at start: from bbolt, or
+// in a cluster from Redis only (a binding deleted through another node
+// while this one was down must not come back from its file).
+func (n *Node) loadBindings(ctx context.Context, now time.Time) ([]store.Binding, error) {
+	if n.shared != nil {
+		bs, err := n.shared.Load(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load bindings from redis: %w", err)
+		}
+		return bs, nil
+	}
+	bs, err := n.db.LoadBindings(now)
+	if err != nil {
+		return nil, fmt.Errorf("load bindings: %w", err)
+	}
+	return bs, nil
+}
+
+// locator is the location table as the proxy sees it: in a cluster, a
+// binding over a connection (TCP, TLS, WebSocket) that another node holds
+// is left out, since only that node can reach the device over it (calls
+// are not yet forwarded to it: the proxy answers as for an unregistered
+// device). UDP bindings are reachable from every node.
+func (n *Node) locator() proxy.Locator {
+	if n.cl == nil {
+		return n.loc
+	}
+	own := map[string]bool{}
+	for _, a := range n.lis.addrs {
+		own[a] = true
+	}
+	return ownFlows{loc: n.loc, own: own}
+}
+
+type ownFlows struct {
+	loc *registrar.Location
+	own map[string]bool
+}
+
+func (o ownFlows) Lookup(aor string) []store.Binding {
+	bs := o.loc.Lookup(aor)
+	for i, b := range bs {
+		if !o.reachable(b) {
+			out := append([]store.Binding(nil), bs[:i]...)
+			for _, b := range bs[i+1:] {
+				if o.reachable(b) {
+					out = append(out, b)
+				}
+			}
+			return out
+		}
+	}
+	return bs
+}
+
+func (o ownFlows) reachable(b store.Binding) bool {
+	return b.Transport == "udp" || b.LocalAddr == "" || o.own[b.LocalAddr]
 }

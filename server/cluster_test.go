@@ -3,6 +3,7 @@ package server_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -236,4 +237,80 @@ func readyz(t *testing.T, n *testServer) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// TestClusterBindingsShared: a device registered over UDP through node 1
+// is listed by node 2 and called through node 2 (which sends the INVITE
+// to it straight); a binding removed through node 2's API is gone from
+// node 1; a node started later loads the bindings from Redis; a TCP
+// binding held by node 1 is listed everywhere but not used by node 2.
+func TestClusterBindingsShared(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	nodes[0].createCredential(t, "bob", pw, nil)
+	nodes[0].createCredential(t, "carol", pw, nil)
+	bob := unconnectedUA(t, nodes[0].Addr("udp")) // a phone takes packets from any node
+	waitFor(t, "bob's credential on node 1", time.Second, func() bool { return bob.register("bob", pw) == "SIP/2.0 200 OK" })
+	waitFor(t, "bob's binding on node 2", time.Second, func() bool {
+		bs := nodes[1].registrations(t, "bob")
+		return len(bs) == 1 && bs[0].Source == bob.local
+	})
+	// carol calls bob through node 2.
+	carol := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
+	go carol.invite("carol", pw)
+	inv := bob.recv(3 * time.Second)
+	if !strings.HasPrefix(inv, "INVITE sip:bob") {
+		t.Fatalf("bob got %q, want the INVITE forwarded by node 2", StatusLineOf(inv))
+	}
+	if !strings.Contains(inv, nodes[1].Addr("udp")) {
+		t.Errorf("the INVITE bob got does not come through node 2 (%s):\n%s", nodes[1].Addr("udp"), inv)
+	}
+	// Removed through node 2: gone on node 1 too.
+	id := nodes[1].registrations(t, "bob")[0].ID
+	if code := nodes[1].api(t, "DELETE", "/v1/registrations/"+id, nil, nil); code != 204 {
+		t.Fatalf("DELETE registration on node 2: %d", code)
+	}
+	waitFor(t, "the removal on node 1", time.Second, func() bool { return len(nodes[0].registrations(t, "bob")) == 0 })
+	// A TCP binding on node 1: listed by node 2, not routed by it.
+	dave := newRawUA(t, "tcp", "127.0.0.1", nodes[0].Addr("tcp"))
+	if st := dave.register("carol", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("carol over TCP on node 1: %q", st)
+	}
+	waitFor(t, "carol's TCP binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "carol")) == 1 })
+	// A node started now loads what Redis holds.
+	late := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.NodeName = "node3" })[0]
+	if bs := late.registrations(t, "carol"); len(bs) != 1 || bs[0].Transport != "tcp" {
+		t.Errorf("the late node lists %+v, want carol's TCP binding", bs)
+	}
+}
+
+// StatusLineOf is the first line of a message.
+func StatusLineOf(raw string) string { l, _, _ := strings.Cut(raw, "\r\n"); return l }
+
+// unconnectedUA is a UDP rawUA that sends to server but, unlike a
+// connected socket, receives from anyone (as a phone does).
+func unconnectedUA(t *testing.T, server string) *rawUA {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	to, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := udpAny{UDPConn: c, to: to}
+	return &rawUA{t: t, conn: conn, transport: "udp", local: c.LocalAddr().String()}
+}
+
+type udpAny struct {
+	*net.UDPConn
+	to *net.UDPAddr
+}
+
+func (u udpAny) Write(b []byte) (int, error) { return u.WriteToUDP(b, u.to) }
+func (u udpAny) Read(b []byte) (int, error) {
+	n, _, err := u.ReadFromUDP(b)
+	return n, err
 }

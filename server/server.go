@@ -62,6 +62,7 @@ type Node struct {
 	cl      *cluster.Cluster
 	bans    *cluster.Bans
 	records *cluster.Records
+	shared  *cluster.Bindings
 	// peers is db once open, for the guard's exemption of ip
 	// connections, which listeners may consult before (server/proxy.go).
 	peers  atomic.Pointer[store.DB]
@@ -146,7 +147,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opt
 	if err := n.newWebhooks(); err != nil {
 		return nil, err
 	}
-	if err := n.newRegistrar(); err != nil {
+	if err := n.newRegistrar(ctx); err != nil {
 		return nil, err
 	}
 	n.watchWebSockets()
