@@ -63,6 +63,9 @@ type Cluster struct {
 	// recovered are called (on Watch's goroutine) when Redis answers
 	// again after a failure.
 	recovered []func()
+	// peers maps the other live nodes' listener addresses to their
+	// advertised addresses (nodes.go).
+	peers atomic.Pointer[peerTable]
 }
 
 // Down reports whether Redis is known to be unreachable: the last health

@@ -41,3 +41,12 @@ const (
 	// chanBindings carries bindingSet JSON: one AOR's new set.
 	chanBindings = prefix + "bindings"
 )
+
+// The nodes (nodes.go).
+const (
+	// keyNodes: a hash, node name -> nodeInfo JSON (its advertised
+	// address and SIP listener addresses).
+	keyNodes = prefix + "nodes"
+	// keyAlive + node: set while the node runs; expires after aliveTTL.
+	keyAlive = prefix + "alive:"
+)

@@ -52,6 +52,15 @@ func (n *Node) openCluster(ctx context.Context) error {
 		n.log.Info("this node's records seeded the cluster's redis", "node", cc.NodeName)
 	}
 	n.db.SetReplicator(n.records)
+	var sipAddrs []string
+	for _, tp := range []string{"udp", "tcp", "tls", "ws", "wss"} {
+		if a := n.lis.addrs[tp]; a != "" {
+			sipAddrs = append(sipAddrs, a)
+		}
+	}
+	if err := c.Announce(ctx, sipAddrs); err != nil {
+		return fmt.Errorf("announce this node: %w", err)
+	}
 	gc := n.cfg.Guard
 	n.bans = c.Bans(n.guard, cluster.BanConfig{
 		MaxFailures: gc.MaxFailures, Window: gc.Window.D(), BanDuration: gc.BanDuration.D(),
@@ -103,6 +112,7 @@ func (n *Node) runCluster(ctx context.Context) {
 	go n.bans.Run(ctx)
 	go n.records.Run(ctx)
 	go n.shared.Run(ctx)
+	go n.cl.RunPresence(ctx)
 	n.cl.OnRecovered(func() { go n.records.CatchUp(ctx) })
 	go n.cl.Watch(ctx, time.Second, func(err error) {
 		if err != nil {
@@ -183,11 +193,15 @@ func (n *Node) loadBindings(ctx context.Context, now time.Time) ([]store.Binding
 	return bs, nil
 }
 
-// locator is the location table as the proxy sees it: in a cluster, a
-// binding over a connection (TCP, TLS, WebSocket) that another node holds
-// is left out, since only that node can reach the device over it (calls
-// are not yet forwarded to it: the proxy answers as for an unregistered
-// device). UDP bindings are reachable from every node.
+// locator is the location table as the proxy sees it. In a cluster: UDP
+// bindings are reached straight from any node; a binding over a
+// connection (TCP, TLS, WebSocket) is reached through the node holding it
+// (its LocalAddr is one of that node's listeners): the INVITE goes to
+// that node's cluster.advertise with the AOR as Request-URI, and that node
+// sends it down the flow. That node must trust this one
+// (proxy.trusted_peers). Only when the AOR has no binding this node can
+// reach itself, so that a forwarded request is never forwarded again. A
+// connection binding of a dead node is left out.
 func (n *Node) locator() proxy.Locator {
 	if n.cl == nil {
 		return n.loc
@@ -196,28 +210,56 @@ func (n *Node) locator() proxy.Locator {
 	for _, a := range n.lis.addrs {
 		own[a] = true
 	}
-	return ownFlows{loc: n.loc, own: own}
+	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, domain: n.cfg.SIP.Domain}
 }
 
 type ownFlows struct {
-	loc *registrar.Location
-	own map[string]bool
+	loc    *registrar.Location
+	own    map[string]bool
+	peer   func(localAddr string) (advertise string, ok bool)
+	domain string
 }
 
 func (o ownFlows) Lookup(aor string) []store.Binding {
 	bs := o.loc.Lookup(aor)
+	var (
+		out     []store.Binding
+		foreign []store.Binding
+		seen    map[string]bool
+	)
 	for i, b := range bs {
-		if !o.reachable(b) {
-			out := append([]store.Binding(nil), bs[:i]...)
-			for _, b := range bs[i+1:] {
-				if o.reachable(b) {
-					out = append(out, b)
-				}
+		if o.reachable(b) {
+			if out != nil {
+				out = append(out, b)
 			}
-			return out
+			continue
 		}
+		if out == nil {
+			out = append(make([]store.Binding, 0, len(bs)), bs[:i]...)
+		}
+		adv, ok := "", false
+		if o.peer != nil {
+			adv, ok = o.peer(b.LocalAddr)
+		}
+		if !ok || seen[adv] {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		seen[adv] = true
+		hop := b
+		hop.Contact = "sip:" + aor + "@" + o.domain
+		hop.Source, hop.Transport, hop.LocalAddr = adv, "udp", ""
+		foreign = append(foreign, hop)
 	}
-	return bs
+	if out == nil {
+		return bs // all reachable here
+	}
+	if len(out) == 0 {
+		return foreign
+	}
+	return out
 }
 
 func (o ownFlows) reachable(b store.Binding) bool {

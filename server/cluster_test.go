@@ -314,3 +314,39 @@ func (u udpAny) Read(b []byte) (int, error) {
 	n, _, err := u.ReadFromUDP(b)
 	return n, err
 }
+
+// TestClusterCallReachesFlowOnAnotherNode: bob registers over TCP through
+// node A; carol, through node B, calls him: B sends the INVITE to A
+// (cluster.advertise, trusted by A), and A sends it down bob's TCP
+// connection.
+func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
+	r := redistest.Start(t)
+	ips := []string{"127.0.0.2", "127.0.0.3"}
+	var nodes []*testServer
+	for i, ip := range ips {
+		udp := freeUDP(t, ip)
+		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
+			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
+			c.Cluster.Advertise = udp
+			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
+			c.Proxy.TrustedPeers = ips // the other nodes
+		})[0])
+	}
+	a, b := nodes[0], nodes[1]
+	a.createCredential(t, "bob", pw, nil)
+	a.createCredential(t, "carol", pw, nil)
+	bob := newRawUA(t, "tcp", "127.0.0.1", a.Addr("tcp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob over TCP on A: %q", st)
+	}
+	waitFor(t, "bob's TCP binding on B", time.Second, func() bool { return len(b.registrations(t, "bob")) == 1 })
+	carol := newRawUA(t, "udp", "127.0.0.1", b.Addr("udp"))
+	go carol.invite("carol", pw)
+	inv := bob.recv(3 * time.Second)
+	if !strings.HasPrefix(inv, "INVITE sip:bob") {
+		t.Fatalf("bob got %q, want the INVITE over his TCP connection", StatusLineOf(inv))
+	}
+	if !strings.Contains(inv, b.Addr("udp")) || !strings.Contains(inv, a.Addr("udp")) {
+		t.Errorf("the INVITE did not pass B (%s) then A (%s):\n%s", b.Addr("udp"), a.Addr("udp"), inv)
+	}
+}
