@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -349,4 +350,36 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 	if !strings.Contains(inv, b.Addr("udp")) || !strings.Contains(inv, a.Addr("udp")) {
 		t.Errorf("the INVITE did not pass B (%s) then A (%s):\n%s", b.Addr("udp"), a.Addr("udp"), inv)
 	}
+}
+
+// TestClusterDeleteEndsCallElsewhere: a credential deleted through node 2
+// ends the call node 1 relays for it (BYE to both sides) and removes its
+// binding everywhere.
+func TestClusterDeleteEndsCallElsewhere(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	n1 := nodes[0]
+	creds := callSetup(t, n1)
+	bob := newDevice(t, n1, "udp", "bob", "")
+	bob.mode.Store("answer")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, n1, "tcp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call through node 1: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.acks, "ACK at bob")
+	waitFor(t, "bob's binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "bob")) == 1 })
+	if code := nodes[1].api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
+		t.Fatalf("delete bob through node 2: %d", code)
+	}
+	recv(t, bob.byes, "BYE at bob")
+	recv(t, alice.byes, "BYE at alice")
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("bob's binding gone from node %d", i+1), time.Second, func() bool { return len(n.registrations(t, "bob")) == 0 })
+	}
+	waitFor(t, "no calls on node 1", 3*time.Second, func() bool { return len(n1.calls(t)) == 0 })
 }
