@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,7 @@ type Records struct {
 	pending int64      // version a local write sent to Redis
 	token   string     // of the write lock held
 	sub     *redis.PubSub
+	running atomic.Bool // Run started: onDeleted may be called
 }
 
 // Replica is the node's store (*store.DB).
@@ -394,7 +396,8 @@ func (r *Records) reloadLocked(ctx context.Context) error {
 	}
 	r.version = v
 	r.c.log.Info("records reloaded from redis", "records", n, "version", v, "duration_s", time.Since(start).Seconds())
-	if len(deleted) > 0 && r.onDeleted != nil {
+	if len(deleted) > 0 && r.onDeleted != nil && r.running.Load() {
+		// Not at Join: the node is still being built, nothing is bound.
 		go r.onDeleted(deleted) // it may write to the store: not under mu
 	}
 	return nil
@@ -404,6 +407,7 @@ func (r *Records) reloadLocked(ctx context.Context) error {
 // the version every 2 s (a message missed while disconnected, an upload
 // by `sipwarden cluster migrate`), until ctx ends.
 func (r *Records) Run(ctx context.Context) {
+	r.running.Store(true)
 	sub := r.sub
 	if sub == nil {
 		sub = r.c.rdb.Subscribe(ctx, chanRecords)
