@@ -46,12 +46,13 @@ type Records struct {
 	db        Replica
 	onDeleted func([]store.Credential)
 
-	mu      sync.Mutex // held by a local write, an apply or a reload
-	version int64      // of the replica; -1: unknown, reload
-	pending int64      // version a local write sent to Redis
-	token   string     // of the write lock held
-	sub     *redis.PubSub
-	running atomic.Bool // Run started: onDeleted may be called
+	mu       sync.Mutex // held by a local write, an apply or a reload
+	version  int64      // of the replica; -1: unknown, reload
+	pending  int64      // version a local write sent to Redis
+	token    string     // of the write lock held
+	sub      *redis.PubSub
+	running  atomic.Bool // Run started: onDeleted may be called
+	reseeded func()
 }
 
 // Replica is the node's store (*store.DB).
@@ -338,8 +339,16 @@ func (r *Records) reseedLocked(ctx context.Context, haveLock bool) error {
 	}
 	r.version = 1
 	r.c.log.Warn("redis held no records (restarted without persistence, or flushed): seeded again from this node's replica")
+	if f := r.reseeded; f != nil {
+		go f()
+	}
 	return nil
 }
+
+// OnReseeded sets f, called (on a goroutine of its own) after this node
+// seeded an empty Redis again with its records: the node puts back what
+// else Redis lost and it holds (its bindings). Call it before Run.
+func (r *Records) OnReseeded(f func()) { r.reseeded = f }
 
 // CatchUp checks the version now (after Redis came back) rather than at
 // the next periodic check.

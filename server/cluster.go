@@ -44,6 +44,7 @@ func (n *Node) openCluster(ctx context.Context) error {
 		}
 	})
 	n.records = c.Records(n.db, n.deletedElsewhere)
+	n.records.OnReseeded(n.republishBindings)
 	seeded, err := n.records.Join(ctx)
 	if err != nil {
 		return fmt.Errorf("join the cluster's records: %w", err)
@@ -264,4 +265,20 @@ func (o ownFlows) Lookup(aor string) []store.Binding {
 
 func (o ownFlows) reachable(b store.Binding) bool {
 	return b.Transport == "udp" || b.LocalAddr == "" || o.own[b.LocalAddr]
+}
+
+// republishBindings writes this node's whole location table to Redis
+// again, after Redis came back empty (this node seeded it again).
+func (n *Node) republishBindings() {
+	if n.loc == nil || n.shared == nil {
+		return // still starting: nothing bound
+	}
+	byAOR := map[string][]store.Binding{}
+	for _, b := range n.loc.Bindings("") {
+		byAOR[b.AOR] = append(byAOR[b.AOR], b)
+	}
+	for aor, bs := range byAOR {
+		n.shared.SaveBindings(aor, bs)
+	}
+	n.log.Warn("bindings written to redis again", "aors", len(byAOR))
 }

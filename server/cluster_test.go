@@ -194,11 +194,17 @@ func TestClusterRedisDown(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, nil)
 	nodes[0].createCredential(t, "alice", pw, nil)
+	nodes[0].createCredential(t, "bob", pw, nil)
 	for _, n := range nodes {
 		waitFor(t, "alice registering", time.Second, func() bool {
 			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
 		})
 	}
+	// bob registers once, before the outage, and never again.
+	if st := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp")).register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob: %q", st)
+	}
+	waitFor(t, "bob's binding in redis", time.Second, func() bool { return r.Do("EXISTS sipwarden:bind:bob") == ":1" })
 	r.Stop()
 	for i, n := range nodes {
 		u := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp"))
@@ -225,6 +231,14 @@ func TestClusterRedisDown(t *testing.T) {
 			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
 		})
 		waitFor(t, fmt.Sprintf("node %d ready again", i+1), 5*time.Second, func() bool { c, _ := readyz(t, n); return c == 200 })
+	}
+	// Redis came back empty: the node that seeded it again wrote its
+	// bindings too, so a node starting now sees bob's, registered before
+	// the outage.
+	waitFor(t, "bob's binding back in redis", 5*time.Second, func() bool { return r.Do("EXISTS sipwarden:bind:bob") == ":1" })
+	late := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.NodeName = "node3" })[0]
+	if bs := late.registrations(t, "bob"); len(bs) != 1 {
+		t.Errorf("the late node lists %d bindings of bob after redis came back, want 1", len(bs))
 	}
 }
 
