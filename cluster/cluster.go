@@ -15,7 +15,19 @@
 //   - bans.go: the failure counts per source address (a sliding window of
 //     two fixed windows, one key each) and the bans they lead to, published
 //     to every node, which imposes them on its own guard (guard.Impose): the
-//     hot path (guard.Check) stays a map lookup in memory.
+//     hot path (guard.Check) stays a map lookup in memory;
+//   - records.go: connections, credentials, numbers and API keys. Redis
+//     holds the authoritative copy of the store's record buckets; each
+//     node's bbolt file is a replica its reads use (REGISTER pays no Redis
+//     round trip for its credential), written through a cluster-wide
+//     write lock before bbolt commits and applied by the others from
+//     pub/sub (the file explains why this is the cheapest correct design
+//     over the existing store);
+//   - bindings.go: each AOR's binding set, one key expiring with its last
+//     binding, written in pipelined batches and applied to every node's
+//     in-memory location table;
+//   - nodes.go: where each live node is reached, so that a call for a
+//     device connected to another node goes through that node.
 //
 // Every key starts with "sipwarden:" (schema.go lists them). Redis is the
 // authority for what it holds; a node never answers from a guess when it
