@@ -132,6 +132,14 @@ func (b *Bans) Lift(addr netip.Addr) bool {
 	return local || n > 0
 }
 
+// Reshare makes this node write its live bans to Redis again at the next
+// push (within a second): Redis came back empty.
+func (b *Bans) Reshare() {
+	b.mu.Lock()
+	clear(b.shared)
+	b.mu.Unlock()
+}
+
 // windowKeys returns the keys of the current and the previous fixed
 // window of src's failures at now.
 func (b *Bans) windowKeys(src netip.Prefix, now time.Time) (cur, prev string) {

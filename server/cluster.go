@@ -44,7 +44,7 @@ func (n *Node) openCluster(ctx context.Context) error {
 		}
 	})
 	n.records = c.Records(n.db, n.deletedElsewhere)
-	n.records.OnReseeded(n.republishBindings)
+	n.records.OnReseeded(n.reseeded)
 	seeded, err := n.records.Join(ctx)
 	if err != nil {
 		return fmt.Errorf("join the cluster's records: %w", err)
@@ -90,7 +90,11 @@ func (n *Node) sharedJWTSeed(ctx context.Context) func(seed []byte) ([]byte, err
 		return nil
 	}
 	return func(seed []byte) ([]byte, error) {
-		return n.cl.Secret(ctx, cluster.SecretJWTKey, seed, false)
+		got, err := n.cl.Secret(ctx, cluster.SecretJWTKey, seed, false)
+		if err == nil {
+			n.jwtSeed = got // stored again if Redis loses it (reseeded)
+		}
+		return got, err
 	}
 }
 
@@ -267,12 +271,19 @@ func (o ownFlows) reachable(b store.Binding) bool {
 	return b.Transport == "udp" || b.LocalAddr == "" || o.own[b.LocalAddr]
 }
 
-// republishBindings writes this node's whole location table to Redis
-// again, after Redis came back empty (this node seeded it again).
-func (n *Node) republishBindings() {
+// reseeded puts back into Redis, after it came back empty and this node
+// seeded it again with its records, what else it lost that this node
+// holds: the JWT seed, the bans, the whole location table.
+func (n *Node) reseeded() {
 	if n.loc == nil || n.shared == nil {
 		return // still starting: nothing bound
 	}
+	if n.jwtSeed != nil {
+		if _, err := n.cl.Secret(context.Background(), cluster.SecretJWTKey, n.jwtSeed, false); err != nil {
+			n.log.Warn("jwt key not stored again", "error", err)
+		}
+	}
+	n.bans.Reshare()
 	byAOR := map[string][]store.Binding{}
 	for _, b := range n.loc.Bindings("") {
 		byAOR[b.AOR] = append(byAOR[b.AOR], b)

@@ -63,6 +63,7 @@ type Node struct {
 	bans    *cluster.Bans
 	records *cluster.Records
 	shared  *cluster.Bindings
+	jwtSeed []byte // the cluster's Ed25519 JWT seed (nil with hs256)
 	// peers is db once open, for the guard's exemption of ip
 	// connections, which listeners may consult before (server/proxy.go).
 	peers  atomic.Pointer[store.DB]
