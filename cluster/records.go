@@ -44,21 +44,21 @@ import (
 type Records struct {
 	c         *Cluster
 	db        Replica
-	onDeleted func([]store.Credential)
+	onApplied func(store.Effect)
 
 	mu       sync.Mutex // held by a local write, an apply or a reload
 	version  int64      // of the replica; -1: unknown, reload
 	pending  int64      // version a local write sent to Redis
 	token    string     // of the write lock held
 	sub      *redis.PubSub
-	running  atomic.Bool // Run started: onDeleted may be called
+	running  atomic.Bool // Run started: onApplied may be called
 	reseeded func()
 }
 
 // Replica is the node's store (*store.DB).
 type Replica interface {
-	ApplyReplica(changes []store.Change) ([]store.Credential, error)
-	ReplaceReplica(snap map[string]map[string][]byte) ([]store.Credential, error)
+	ApplyReplica(changes []store.Change) (store.Effect, error)
+	ReplaceReplica(snap map[string]map[string][]byte) (store.Effect, error)
 	ReplicaSnapshot() (map[string]map[string][]byte, error)
 }
 
@@ -79,12 +79,12 @@ var unlockScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
-// Records returns the shared records over db; onDeleted (may be nil) is
-// called, on a goroutine of its own, with the credentials other nodes
-// deleted, once applied here.
+// Records returns the shared records over db; onApplied (may be nil) is
+// called, on a goroutine of its own, with what other nodes' writes did to
+// the credentials, once applied here.
 // Call Join, then db.SetReplicator, then Run.
-func (c *Cluster) Records(db Replica, onDeleted func([]store.Credential)) *Records {
-	return &Records{c: c, db: db, onDeleted: onDeleted, version: -1}
+func (c *Cluster) Records(db Replica, onApplied func(store.Effect)) *Records {
+	return &Records{c: c, db: db, onApplied: onApplied, version: -1}
 }
 
 // Join brings the replica in line with the cluster at start: when Redis
@@ -395,7 +395,7 @@ func (r *Records) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	deleted, err := r.db.ReplaceReplica(snap)
+	eff, err := r.db.ReplaceReplica(snap)
 	if err != nil {
 		return fmt.Errorf("cluster: reload records: %w", err)
 	}
@@ -405,9 +405,9 @@ func (r *Records) reloadLocked(ctx context.Context) error {
 	}
 	r.version = v
 	r.c.log.Info("records reloaded from redis", "records", n, "version", v, "duration_s", time.Since(start).Seconds())
-	if len(deleted) > 0 && r.onDeleted != nil && r.running.Load() {
+	if r.onApplied != nil && r.running.Load() {
 		// Not at Join: the node is still being built, nothing is bound.
-		go r.onDeleted(deleted) // it may write to the store: not under mu
+		go r.onApplied(eff) // it may write to the store: not under mu
 	}
 	return nil
 }
@@ -456,14 +456,14 @@ func (r *Records) apply(ctx context.Context, payload string) {
 		// its records and was seeded again (restarted without
 		// persistence). Reload at once rather than at the next check.
 	case m.Version == r.version+1 && r.version > 0:
-		deleted, err := r.db.ApplyReplica(m.Changes)
+		eff, err := r.db.ApplyReplica(m.Changes)
 		if err != nil {
 			r.c.log.Error("records not applied; reloading", "error", err)
 			break
 		}
 		r.version = m.Version
-		if len(deleted) > 0 && r.onDeleted != nil {
-			go r.onDeleted(deleted) // it may write to the store: not under mu
+		if r.onApplied != nil {
+			go r.onApplied(eff) // it may write to the store: not under mu
 		}
 		return
 	}

@@ -43,7 +43,7 @@ func (n *Node) openCluster(ctx context.Context) error {
 			n.log.Error("close redis client", "error", err)
 		}
 	})
-	n.records = c.Records(n.db, n.deletedElsewhere)
+	n.records = c.Records(n.db, n.appliedElsewhere)
 	n.records.OnReseeded(n.reseeded)
 	seeded, err := n.records.Join(ctx)
 	if err != nil {
@@ -135,16 +135,27 @@ type clusterBans struct{ b *cluster.Bans }
 func (c clusterBans) Bans() []guard.Ban         { return c.b.List() }
 func (c clusterBans) Lift(addr netip.Addr) bool { return c.b.Lift(addr) }
 
-// deletedElsewhere ends on this node what credentials deleted through
-// another node held here: their bindings and calls.
-func (n *Node) deletedElsewhere(cs []store.Credential) {
+// appliedElsewhere acts on this node on what writes through other nodes
+// did to credentials: a deleted or disabled one's bindings and calls here
+// end, a new or changed one's expiry is watched.
+func (n *Node) appliedElsewhere(eff store.Effect) {
 	if n.keeper == nil {
 		return // still starting: nothing is bound yet
 	}
-	for _, c := range cs {
+	for _, c := range eff.Deleted {
 		if err := n.keeper.End(c, lifecycle.Deleted); err != nil {
 			n.log.Error("end a credential deleted through another node", "user", c.Username, "error", err)
 		}
+	}
+	for _, c := range eff.Written {
+		if !c.Enabled {
+			// Disabled elsewhere: its calls through this node end too.
+			if err := n.keeper.End(c, lifecycle.Disabled); err != nil {
+				n.log.Error("end a credential disabled through another node", "user", c.Username, "error", err)
+			}
+			continue
+		}
+		n.keeper.Watch(c) // ends it at once when expired
 	}
 }
 

@@ -366,10 +366,16 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 	}
 }
 
-// TestClusterDeleteEndsCallElsewhere: a credential deleted through node 2
-// ends the call node 1 relays for it (BYE to both sides) and removes its
-// binding everywhere.
+// TestClusterDeleteEndsCallElsewhere: a credential deleted (or disabled)
+// through node 2 ends the call node 1 relays for it (BYE to both sides)
+// and removes its binding everywhere.
 func TestClusterDeleteEndsCallElsewhere(t *testing.T) {
+	for _, how := range []string{"delete", "disable"} {
+		t.Run(how, func(t *testing.T) { testEndsCallElsewhere(t, how) })
+	}
+}
+
+func testEndsCallElsewhere(t *testing.T, how string) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, nil)
 	n1 := nodes[0]
@@ -387,8 +393,12 @@ func TestClusterDeleteEndsCallElsewhere(t *testing.T) {
 	_ = sess.Ack(ctx)
 	recv(t, bob.acks, "ACK at bob")
 	waitFor(t, "bob's binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "bob")) == 1 })
-	if code := nodes[1].api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
-		t.Fatalf("delete bob through node 2: %d", code)
+	if how == "delete" {
+		if code := nodes[1].api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
+			t.Fatalf("delete bob through node 2: %d", code)
+		}
+	} else if code := nodes[1].api(t, "PATCH", "/v1/credentials/"+creds.bob.ID, map[string]any{"enabled": false}, nil); code != 200 {
+		t.Fatalf("disable bob through node 2: %d", code)
 	}
 	recv(t, bob.byes, "BYE at bob")
 	recv(t, alice.byes, "BYE at alice")

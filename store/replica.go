@@ -94,10 +94,19 @@ func (db *DB) del(b *bolt.Bucket, name, k []byte) error {
 	return nil
 }
 
+// Effect is what applying another node's writes did to the credentials,
+// for the node to act on (end what a deleted credential held, watch a
+// new expiry).
+type Effect struct {
+	// Deleted are the credentials removed, as they were.
+	Deleted []Credential
+	// Written are the credentials created or changed, as they are now.
+	Written []Credential
+}
+
 // ApplyReplica applies changes another node made (in one transaction,
-// fsynced), without passing them to the Replicator. It returns the
-// credentials the changes deleted, as they were.
-func (db *DB) ApplyReplica(changes []Change) (deleted []Credential, err error) {
+// fsynced), without passing them to the Replicator.
+func (db *DB) ApplyReplica(changes []Change) (eff Effect, err error) {
 	defer db.conns.invalidate()
 	defer db.creds.invalidate()
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
@@ -110,7 +119,7 @@ func (db *DB) ApplyReplica(changes []Change) (deleted []Credential, err error) {
 				if c.Bucket == string(bucketCredentials) {
 					var old Credential
 					if getCredential(b, c.Key, &old) == nil {
-						deleted = append(deleted, old)
+						eff.Deleted = append(eff.Deleted, old)
 					}
 				}
 				if err := b.Delete(c.Key); err != nil {
@@ -121,13 +130,19 @@ func (db *DB) ApplyReplica(changes []Change) (deleted []Credential, err error) {
 			if err := b.Put(c.Key, c.Value); err != nil {
 				return fmt.Errorf("apply replica: %w", err)
 			}
+			if c.Bucket == string(bucketCredentials) {
+				var now Credential
+				if decodeCredential(&now, c.Value) == nil {
+					eff.Written = append(eff.Written, now)
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Effect{}, err
 	}
-	return deleted, nil
+	return eff, nil
 }
 
 // ReplicaSnapshot returns every record of the replicated buckets: bucket
@@ -156,15 +171,15 @@ func (db *DB) ReplicaSnapshot() (map[string]map[string][]byte, error) {
 // ReplaceReplica replaces the replicated buckets with snap (bucket name ->
 // key -> value; a bucket missing from snap is emptied), in one
 // transaction. Values are checked to decode first: a corrupt copy changes
-// nothing. It returns the credentials that were here and are not in snap.
-func (db *DB) ReplaceReplica(snap map[string]map[string][]byte) (deleted []Credential, err error) {
+// nothing.
+func (db *DB) ReplaceReplica(snap map[string]map[string][]byte) (eff Effect, err error) {
 	for name, m := range snap {
 		if !isReplicated(name) {
-			return nil, fmt.Errorf("replace replica: bucket %q: %w", name, ErrInvalid)
+			return Effect{}, fmt.Errorf("replace replica: bucket %q: %w", name, ErrInvalid)
 		}
 		for k, v := range m {
 			if err := checkRecord(name, v); err != nil {
-				return nil, fmt.Errorf("replace replica: %s %q: %w", name, k, err)
+				return Effect{}, fmt.Errorf("replace replica: %s %q: %w", name, k, err)
 			}
 		}
 	}
@@ -181,7 +196,7 @@ func (db *DB) ReplaceReplica(snap map[string]map[string][]byte) (deleted []Crede
 					if string(name) == string(bucketCredentials) {
 						var old Credential
 						if decodeCredential(&old, v) == nil {
-							deleted = append(deleted, old)
+							eff.Deleted = append(eff.Deleted, old)
 						}
 					}
 				}
@@ -201,14 +216,20 @@ func (db *DB) ReplaceReplica(snap map[string]map[string][]byte) (deleted []Crede
 				if err := b.Put([]byte(k), v); err != nil {
 					return err
 				}
+				if string(name) == string(bucketCredentials) {
+					var now Credential
+					if decodeCredential(&now, v) == nil {
+						eff.Written = append(eff.Written, now)
+					}
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("replace replica: %w", err)
+		return Effect{}, fmt.Errorf("replace replica: %w", err)
 	}
-	return deleted, nil
+	return eff, nil
 }
 
 // checkRecord checks that v decodes as a record of the bucket called name.

@@ -42,8 +42,12 @@ func TestReplicaWritesGoThroughReplicator(t *testing.T) {
 	if _, err := b.CredentialByUsername("alice"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("b before: %v, want not found", err)
 	}
-	if _, err := b.ApplyReplica(r.commits[0]); err != nil {
+	eff, err := b.ApplyReplica(r.commits[0])
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(eff.Written) != 1 || eff.Written[0].Username != "alice" || len(eff.Deleted) != 0 {
+		t.Errorf("effect %+v, want alice written", eff)
 	}
 	if got, err := b.CredentialByUsername("alice"); err != nil || got.ID != c.ID {
 		t.Fatalf("b after: got %+v %v, want %s", got, err, c.ID)
@@ -64,9 +68,9 @@ func TestReplicaWritesGoThroughReplicator(t *testing.T) {
 	if _, err := a.DeleteCredential(c.ID); err != nil {
 		t.Fatal(err)
 	}
-	deleted, err := b.ApplyReplica(r.commits[len(r.commits)-1])
-	if err != nil || len(deleted) != 1 || deleted[0].Username != "alice" {
-		t.Fatalf("apply the delete: %+v %v", deleted, err)
+	eff, err = b.ApplyReplica(r.commits[len(r.commits)-1])
+	if err != nil || len(eff.Deleted) != 1 || eff.Deleted[0].Username != "alice" {
+		t.Fatalf("apply the delete: %+v %v", eff, err)
 	}
 	if _, err := b.CredentialByUsername("alice"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("b after the delete: %v, want not found", err)
@@ -82,9 +86,12 @@ func TestReplicaWritesGoThroughReplicator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deleted, err = b.ReplaceReplica(snap)
-	if err != nil || len(deleted) != 1 || deleted[0].Username != "dave" {
-		t.Fatalf("replace: deleted %+v %v, want dave", deleted, err)
+	eff, err = b.ReplaceReplica(snap)
+	if err != nil || len(eff.Deleted) != 1 || eff.Deleted[0].Username != "dave" {
+		t.Fatalf("replace: %+v %v, want dave deleted", eff, err)
+	}
+	if len(eff.Written) != 1 || eff.Written[0].Username != "carol" {
+		t.Errorf("replace: written %+v, want carol", eff.Written)
 	}
 	if _, err := b.CredentialByUsername("carol"); err != nil {
 		t.Errorf("carol after replace: %v", err)
