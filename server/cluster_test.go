@@ -7,11 +7,16 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sipwarden/sipwarden/cluster/redistest"
 	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/server/servertest"
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // startCluster starts n nodes sharing the Redis r, each with its own data
@@ -436,4 +441,83 @@ func TestClusterNodeRestart(t *testing.T) {
 			t.Errorf("%s through the restarted node 1: %q", user, st)
 		}
 	}
+}
+
+// TestClusterRedisOutageUnderLoad: REGISTERs keep coming through two nodes
+// while Redis stops for 2 s and comes back empty: some are answered 503,
+// service resumes with no restart, and every REGISTER answered 200 has its
+// binding in Redis afterwards (none acknowledged and lost).
+func TestClusterRedisOutageUnderLoad(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, func(c *config.Config) { c.Guard.MaxFailures, c.Guard.LongMaxFailures = 100000, 100000 })
+	const users = 600
+	for i := range users {
+		if _, err := nodes[0].Store().CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID,
+			Username: fmt.Sprintf("load%04d", i), Enabled: true, Realm: servertest.Realm,
+			HA1: map[string]string{"MD5": digest.HA1(digest.MD5, fmt.Sprintf("load%04d", i), servertest.Realm, pw)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu      sync.Mutex
+		ok      []string
+		status  = map[string]int{}
+		next    atomic.Int64
+		stopped atomic.Bool
+		before  atomic.Int64 // 200s before the outage
+		after   atomic.Int64 // 200s after Redis came back
+	)
+	deadline := time.Now().Add(6 * time.Second)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				i := next.Add(1) - 1
+				if i >= users {
+					return
+				}
+				user := fmt.Sprintf("load%04d", i)
+				st := nodes[w%2].Register(t, "127.0.0.1", user, pw, 600)
+				mu.Lock()
+				status[st]++
+				if st == "SIP/2.0 200 OK" {
+					ok = append(ok, user)
+					switch {
+					case !stopped.Load():
+						before.Add(1)
+					default:
+						after.Add(1)
+					}
+				}
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond) // about 150 flows/s: the load spans the outage
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	stopped.Store(true)
+	r.Stop()
+	time.Sleep(2 * time.Second)
+	r.Restart()
+	wg.Wait()
+	t.Logf("answers: %v", status)
+	if before.Load() == 0 || status["SIP/2.0 503 Service Unavailable"] == 0 {
+		t.Fatalf("want 200s before the outage and 503s during it: %v", status)
+	}
+	waitFor(t, "200s again after redis came back", 10*time.Second, func() bool {
+		return nodes[1].Register(t, "127.0.0.1", "load0000", pw, 600) == "SIP/2.0 200 OK"
+	})
+	mu.Lock()
+	acked := append([]string(nil), ok...)
+	mu.Unlock()
+	waitFor(t, "every acknowledged binding in redis", 10*time.Second, func() bool {
+		for _, u := range acked {
+			if r.Do("EXISTS sipwarden:bind:"+u) != ":1" {
+				return false
+			}
+		}
+		return true
+	})
 }
