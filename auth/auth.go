@@ -22,6 +22,25 @@ type Credentials interface {
 	CredentialByUsername(username string) (store.Credential, error)
 }
 
+// Nonces issues and checks nonces. *digest.Nonces satisfies it.
+type Nonces interface {
+	New() string
+	Check(nonce string) (digest.NonceStatus, time.Time)
+}
+
+// Counter accepts a nonce count only when it is higher than every count
+// accepted for that nonce so far (digest.Counts.Accept's contract).
+// *digest.Counts satisfies it. It must fail closed: false when it cannot
+// tell.
+type Counter interface {
+	Accept(nonce string, nc uint32, expires time.Time) bool
+}
+
+var (
+	_ Nonces  = (*digest.Nonces)(nil)
+	_ Counter = (*digest.Counts)(nil)
+)
+
 // Outcome is the result of checking a request's credentials. It is not an
 // error: only the caller decides what each outcome answers.
 type Outcome uint8
@@ -92,9 +111,13 @@ type Config struct {
 	// Algorithms offered by default, in order (one challenge header each).
 	Algorithms []digest.Algorithm
 	// QOP values offered, e.g. ["auth"].
-	QOP   []string
-	Nonce *digest.Nonces
-	Count *digest.Counts
+	QOP []string
+	// Nonce issues and checks nonces: a *digest.Nonces, or a cluster's
+	// (package cluster) whose epoch follows the shared one.
+	Nonce Nonces
+	// Count refuses replayed nonce counts: a *digest.Counts in memory, or
+	// a cluster's in Redis.
+	Count Counter
 	Now   func() time.Time
 	// Connections, when set, gives the allowed_cidrs checked after a
 	// correct answer (acl.go).

@@ -38,6 +38,7 @@ type Config struct {
 	Guard     Guard     `yaml:"guard"`
 	Limits    Limits    `yaml:"limits"`
 	Webhooks  Webhooks  `yaml:"webhooks"`
+	Cluster   Cluster   `yaml:"cluster"`
 }
 
 // Log configures log/slog output (to stderr).
@@ -347,6 +348,7 @@ func (c *Config) setDefaults() error {
 	}
 	c.Proxy.setDefaults()
 	c.Webhooks.setDefaults()
+	c.Cluster.setDefaults() // cluster.go
 	c.JWT.setDefaults()
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	defInt(&c.HTTP.MinPasswordLength, 12)
@@ -409,6 +411,7 @@ func (c *Config) Validate() error {
 	}
 	c.Proxy.validate(bad)
 	c.Webhooks.validate(bad)
+	c.Cluster.validate(bad) // cluster.go
 	c.JWT.validate(bad)
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
 		bad("sip.user_agent", quote(c.SIP.UserAgent), "must not contain line breaks")

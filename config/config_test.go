@@ -102,6 +102,12 @@ func TestLoadRefuses(t *testing.T) {
 		{"short nonce key", "auth:\n  nonce_key: abcd\n", "auth.nonce_key"},
 		{"half tls", "sip:\n  tls:\n    cert_file: a.pem\n", "sip.tls"},
 		{"jitter", "registrar:\n  expiry_jitter_percent: 50\n", "registrar.expiry_jitter_percent"},
+		{"cluster scheme", "cluster:\n  redis_url: http://127.0.0.1:6379\n  advertise: 127.0.0.1:5060\n", "cluster.redis_url"},
+		{"cluster no advertise", "cluster:\n  redis_url: redis://127.0.0.1:6379/0\n", "cluster.advertise"},
+		{"cluster bad advertise", "cluster:\n  redis_url: redis://127.0.0.1:6379/0\n  advertise: nowhere\n", "cluster.advertise"},
+		{"cluster bad name", "cluster:\n  redis_url: redis://127.0.0.1:6379/0\n  advertise: 127.0.0.1:5060\n  node_name: a:b\n", "cluster.node_name"},
+		{"advertise without cluster", "cluster:\n  advertise: 127.0.0.1:5060\n", "cluster.advertise"},
+		{"cluster timeout", "cluster:\n  timeout: 1ns\n", "cluster.timeout"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

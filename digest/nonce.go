@@ -175,3 +175,19 @@ func (m *nonceMAC) mac() []byte {
 	m.h.Write(m.raw[:nonceMsgLen])
 	return m.h.Sum(m.sum[:0])[:nonceMACLen]
 }
+
+// NonceEpoch returns the epoch a well-formed nonce names, without checking
+// its MAC: call it on a nonce Check found valid. A cluster's nonce counts
+// use it to tell which epoch the count belongs to.
+func NonceEpoch(nonce string) (epoch [4]byte, ok bool) {
+	if len(nonce) != nonceLen {
+		return epoch, false
+	}
+	var src [nonceLen]byte
+	var raw [nonceRawLen]byte
+	copy(src[:], nonce)
+	if k, err := nonceEncoding.Decode(raw[:], src[:]); err != nil || k != nonceRawLen || raw[0] != nonceVersion {
+		return epoch, false
+	}
+	return [4]byte(raw[nonceEpoch:]), true
+}

@@ -196,3 +196,40 @@ func (g *Guard) Lift(addr netip.Addr) bool {
 	delete(s.m, src)
 	return live
 }
+
+// Impose bans b.Source until b.Until, as another node of a cluster decided
+// (package cluster): no failure is counted. A live ban already held is
+// kept when it lasts longer. Exempt sources are not banned; it reports
+// whether the ban is held now. Addresses beyond MaxTracked are refused as
+// in Failure (fail open).
+func (g *Guard) Impose(b Ban) bool {
+	src := b.Source.Masked()
+	if !src.IsValid() || src != sourceOf(src.Addr()) || g.Exempt(src.Addr()) {
+		return false
+	}
+	now := g.now().UnixNano()
+	if b.Until.UnixNano() <= now {
+		return false
+	}
+	s := g.ipShard(src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[src]
+	if e == nil {
+		if len(s.m) >= g.perShard {
+			g.evictIPs(s, now)
+		}
+		if len(s.m) >= g.perShard {
+			return false
+		}
+		e = &ipEntry{}
+		s.m[src] = e
+	}
+	e.last = now
+	if e.ban != nil && e.ban.Until.After(b.Until) {
+		return true
+	}
+	b.Source = src
+	e.ban = &b
+	return true
+}

@@ -330,3 +330,8 @@ func (g *Guard) Tracked() (addrs, users, pairs int) {
 // window is a sliding-window counter: the current fixed window's count
 // plus the previous one's, weighted by how much of it the sliding window
 // still covers.
+
+// SourceOf returns the unit a Guard counts and bans for addr: the address
+// itself (a /32) for IPv4, its /64 for IPv6; the zero Prefix for an
+// invalid address.
+func SourceOf(addr netip.Addr) netip.Prefix { return sourceOf(addr) }

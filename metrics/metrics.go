@@ -45,19 +45,20 @@ var authResults = []string{
 // Reasons a request is rejected before authentication, the values of the
 // reason label of sipwarden_guard_rejected_total.
 const (
-	RejectBanned           = "banned"             // the source IP is banned
-	RejectUserAgent        = "user_agent"         // a denied User-Agent (scanner)
-	RejectMessageSize      = "message_size"       // over sip.max_message_bytes
-	RejectConnections      = "connections"        // TCP/TLS connections in total
-	RejectConnectionsPerIP = "connections_per_ip" // TCP/TLS connections of one IP
-	RejectInFlight         = "inflight"           // in-flight transactions cap (503)
-	RejectThrottled        = "throttled"          // a username slowed down after failures
+	RejectBanned           = "banned"              // the source IP is banned
+	RejectUserAgent        = "user_agent"          // a denied User-Agent (scanner)
+	RejectMessageSize      = "message_size"        // over sip.max_message_bytes
+	RejectConnections      = "connections"         // TCP/TLS connections in total
+	RejectConnectionsPerIP = "connections_per_ip"  // TCP/TLS connections of one IP
+	RejectInFlight         = "inflight"            // in-flight transactions cap (503)
+	RejectThrottled        = "throttled"           // a username slowed down after failures
+	RejectCluster          = "cluster_unavailable" // the cluster's Redis is down (503)
 	RejectOther            = "other"
 )
 
 var rejectReasons = []string{
 	RejectBanned, RejectUserAgent, RejectMessageSize, RejectConnections,
-	RejectConnectionsPerIP, RejectInFlight, RejectThrottled, RejectOther,
+	RejectConnectionsPerIP, RejectInFlight, RejectThrottled, RejectCluster, RejectOther,
 }
 
 // Store commit kinds, the values of the kind label of the store metrics.

@@ -201,6 +201,7 @@ sipwarden_guard_bans_active 3
 # HELP sipwarden_guard_rejected_total Requests and connections refused by bans and limits before authentication, by reason.
 # TYPE sipwarden_guard_rejected_total counter
 sipwarden_guard_rejected_total{reason="banned"} 0
+sipwarden_guard_rejected_total{reason="cluster_unavailable"} 0
 sipwarden_guard_rejected_total{reason="connections"} 0
 sipwarden_guard_rejected_total{reason="connections_per_ip"} 0
 sipwarden_guard_rejected_total{reason="inflight"} 1

@@ -401,3 +401,16 @@ func (h *expiryHeap) Pop() any {
 	e.idx = -1
 	return e
 }
+
+// Apply replaces aor's bindings with bs as another node of a cluster saved
+// them (package cluster), dropping expired ones. The saver is not called:
+// the set is the other node's to store.
+func (l *Location) Apply(aor string, bs []store.Binding) {
+	now := l.now()
+	bs = unexpired(bs, now)
+	slices.SortFunc(bs, func(a, b store.Binding) int { return a.RegisteredAt.Compare(b.RegisteredAt) })
+	s := l.shard(aor)
+	s.mu.Lock()
+	s.setLocked(aor, s.aors[aor], bs)
+	s.mu.Unlock()
+}

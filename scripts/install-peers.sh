@@ -3,15 +3,17 @@
 # (Debian package sip-tester), baresip, linphonec and openssl, and the
 # browser the browser tests drive (Debian's chromium, headless, through
 # browsertest; no browser is ever downloaded), and systemd-analyze, which
-# verifies contrib/systemd's unit (Debian package systemd), and zsh, which
-# runs the zsh completion script in cmd/sipwarden's tests. Idempotent:
+# verifies contrib/systemd's unit (Debian package systemd), zsh, which
+# runs the zsh completion script in cmd/sipwarden's tests, and
+# redis-server, which the cluster tests start on a loopback port (Debian
+# package redis-server; its service is not needed). Idempotent:
 # a package is installed only when its command is missing. Needs root (or
 # sudo) and apt-get when something is missing; fails loudly otherwise.
 # With --bench it also installs Kamailio (Debian package kamailio), which
 # `make bench` compares sipwarden with (bench/kamailio/kamailio.cfg).
 set -euo pipefail
 
-cmds=(sipp baresip linphonec openssl chromium systemd-analyze zsh)
+cmds=(sipp baresip linphonec openssl chromium systemd-analyze zsh redis-server)
 if [ "${1:-}" = "--bench" ]; then
 	cmds+=(kamailio)
 fi
@@ -28,6 +30,7 @@ declare -A pkg=(
 	[systemd-analyze]=systemd
 	[zsh]=zsh
 	[kamailio]=kamailio
+	[redis-server]=redis-server
 )
 
 missing=()

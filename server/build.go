@@ -117,15 +117,29 @@ func (n *Node) openStore(ctx context.Context) error {
 
 // newAuth builds the authenticator the registrar and the proxy share,
 // reporting every outcome to the guard's gate and the metrics.
-func (n *Node) newAuth(tokens *token.Verifier) error {
+func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 	cfg := n.cfg
 	key, err := loadNonceKey(cfg, n.log)
 	if err != nil {
 		return err
 	}
-	nonces, err := digest.NewNonces(key, cfg.Auth.NonceLifetime.D(), nil)
-	if err != nil {
-		return fmt.Errorf("nonces: %w", err)
+	var (
+		nonces auth.Nonces
+		counts auth.Counter
+	)
+	if n.cl != nil {
+		// The cluster's key, epoch and counts (server/cluster.go).
+		cn, err := n.clusterNonces(ctx, key)
+		if err != nil {
+			return err
+		}
+		nonces, counts = cn, cn
+	} else {
+		dn, err := digest.NewNonces(key, cfg.Auth.NonceLifetime.D(), nil)
+		if err != nil {
+			return fmt.Errorf("nonces: %w", err)
+		}
+		nonces, counts = dn, digest.NewCounts(cfg.Auth.MaxNonceCounts, nil)
 	}
 	algs := make([]digest.Algorithm, 0, len(cfg.Auth.Algorithms))
 	for _, name := range cfg.Auth.Algorithms {
@@ -151,7 +165,7 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 		TransportAlgorithms: byTransport,
 		QOP:                 cfg.Auth.QOP,
 		Nonce:               nonces,
-		Count:               digest.NewCounts(cfg.Auth.MaxNonceCounts, nil),
+		Count:               counts,
 		Connections:         n.db, // allow-lists (auth/acl.go)
 		ServerHost:          serverHosts(cfg, n.lis.addrs),
 		// Tokens this server minted are accepted on every transport;
@@ -166,6 +180,9 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 		return err
 	}
 	a.OnAttempt(n.gate.Attempt)
+	if n.bans != nil {
+		a.OnAttempt(n.clusterAttempt)
+	}
 	a.OnAttempt(n.obs.authAttempt)
 	n.auth = a
 	return nil
@@ -174,15 +191,23 @@ func (n *Node) newAuth(tokens *token.Verifier) error {
 // newRegistrar restores the location table from the store and builds the
 // registrar over it, and the lifecycle keeper that ends what credentials
 // hold when they stop being valid.
-func (n *Node) newRegistrar() error {
+func (n *Node) newRegistrar(ctx context.Context) error {
 	cfg := n.cfg
-	loc := registrar.NewLocation(n.db, nil, n.log.With("component", "location"))
+	var saver registrar.BindingSaver = n.db
+	var loc *registrar.Location
+	if n.cl != nil {
+		// In a cluster the bindings live in Redis, not in bbolt
+		// (server/cluster.go).
+		n.shared = n.cl.Bindings(func(aor string, bs []store.Binding) { loc.Apply(aor, bs) })
+		saver = n.shared
+	}
+	loc = registrar.NewLocation(saver, nil, n.log.With("component", "location"))
 	loc.OnExpire(n.bindingExpired) // metrics, webhooks
 	n.obs.m.SetBindings(loc.CountByTransport)
 	start := time.Now()
-	bs, err := n.db.LoadBindings(start)
+	bs, err := n.loadBindings(ctx, start)
 	if err != nil {
-		return fmt.Errorf("load bindings: %w", err)
+		return err
 	}
 	bs, dropped, err := restorable(n.db, bs, start)
 	if err != nil {
@@ -261,6 +286,9 @@ func (n *Node) newSIP() error {
 // applies everywhere.
 func (n *Node) route() {
 	mws := append([]admission.Middleware{n.obs.middleware, n.gate.Middleware, n.limit.Middleware}, n.opts.Middleware...)
+	if n.cl != nil {
+		mws = append(mws, n.clusterGate) // 503 while Redis is down (server/cluster.go)
+	}
 	register := admission.Chain(n.reg.ServeSIP, mws...)
 	proxied := admission.Chain(n.proxy.ServeSIP, mws...)
 	n.sip.OnRegister(register)
@@ -306,13 +334,17 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 		BanDuration: cfg.Limits.APIKeyBlock.D(),
 		MaxTracked:  4096,
 	})
+	var bans api.Bans = n.guard
+	if n.bans != nil {
+		bans = clusterBans{n.bans} // lifted through any node, lifted on all
+	}
 	srv, err := api.New(api.Config{
 		Realm:             cfg.SIP.Realm,
 		MinPasswordLength: cfg.HTTP.MinPasswordLength,
 		AdminKeyFile:      filepath.Join(cfg.DataDir, "admin.key"),
 		AdminKey:          cfg.HTTP.APIKey,
 		MaxBodyBytes:      cfg.Limits.APIMaxBodyBytes,
-		Bans:              n.guard,
+		Bans:              bans,
 		KeyAttempts:       keyGuard,
 		Lifecycle:         n.keeper,
 	}, n.db, n.loc, n.log.With("component", "api"))

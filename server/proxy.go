@@ -65,7 +65,7 @@ func (n *Node) newProxy() error {
 		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
 		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
 		OnCall:             n.callEvent, // webhooks
-	}, n.auth, n.loc, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
+	}, n.auth, n.locator(), n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sipwarden/sipwarden/admission"
 	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/cluster"
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/connlimit"
 	"github.com/sipwarden/sipwarden/guard"
@@ -56,6 +57,13 @@ type Node struct {
 	closer []func()
 
 	db *store.DB
+	// cl is the cluster's Redis, bans the bans shared through it (nil
+	// without cluster.redis_url: server/cluster.go).
+	cl      *cluster.Cluster
+	bans    *cluster.Bans
+	records *cluster.Records
+	shared  *cluster.Bindings
+	jwtSeed []byte // the cluster's Ed25519 JWT seed (nil with hs256)
 	// peers is db once open, for the guard's exemption of ip
 	// connections, which listeners may consult before (server/proxy.go).
 	peers  atomic.Pointer[store.DB]
@@ -127,17 +135,20 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opt
 	if err := n.openStore(ctx); err != nil {
 		return nil, err
 	}
-	issuer, verifier, err := newTokens(cfg, logger)
+	if err := n.openCluster(ctx); err != nil {
+		return nil, err
+	}
+	issuer, verifier, err := newTokens(cfg, logger, n.sharedJWTSeed(ctx))
 	if err != nil {
 		return nil, err
 	}
-	if err := n.newAuth(verifier); err != nil {
+	if err := n.newAuth(ctx, verifier); err != nil {
 		return nil, err
 	}
 	if err := n.newWebhooks(); err != nil {
 		return nil, err
 	}
-	if err := n.newRegistrar(); err != nil {
+	if err := n.newRegistrar(ctx); err != nil {
 		return nil, err
 	}
 	n.watchWebSockets()
@@ -211,6 +222,7 @@ func (n *Node) run(ctx context.Context) {
 	go n.keeper.Run(runCtx)
 	go n.guard.Run(runCtx, 10*time.Second)
 	go n.hooks.Run(runCtx)
+	n.runCluster(runCtx)
 	n.lis.stopped = func(tp string, err error) { n.obs.ready.NotReady("sip."+tp, "listener stopped: "+err.Error()) }
 	n.lis.serve(n.sip, n.log)
 	n.obs.ready.Ready("sip")

@@ -13,8 +13,9 @@ import (
 
 // newTokens builds the JWT issuer and verifier: Ed25519 with a key kept in
 // the data dir (created on first start), or HS256 with the configured
-// secret; plus the external issuers' keys.
-func newTokens(cfg config.Config, logger *slog.Logger) (*token.Issuer, *token.Verifier, error) {
+// secret; plus the external issuers' keys. In a cluster, shared (when not
+// nil) turns this node's Ed25519 seed into the cluster's.
+func newTokens(cfg config.Config, logger *slog.Logger, shared func(seed []byte) ([]byte, error)) (*token.Issuer, *token.Verifier, error) {
 	j := cfg.JWT
 	var key token.Key
 	switch j.Algorithm {
@@ -32,6 +33,11 @@ func newTokens(cfg config.Config, logger *slog.Logger) (*token.Issuer, *token.Ve
 		}
 		if created {
 			logger.Info("JWT signing key generated", "path", path)
+		}
+		if shared != nil {
+			if seed, err = shared(seed); err != nil {
+				return nil, nil, fmt.Errorf("jwt key: %w", err)
+			}
 		}
 		if key, err = token.Ed25519Key(seed); err != nil {
 			return nil, nil, fmt.Errorf("jwt key %s: %w", path, err)

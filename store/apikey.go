@@ -38,7 +38,7 @@ func (db *DB) CreateAPIKey(k APIKey) (APIKey, error) {
 			k.Scope = ScopeAdmin
 		}
 		v := appendAPIKey(nil, &k)
-		if err := keys.Put([]byte(k.ID), v); err != nil {
+		if err := db.put(keys, bucketAPIKeys, []byte(k.ID), v); err != nil {
 			return fmt.Errorf("store: put api key %q: %w", k.ID, err)
 		}
 		return decodeAPIKey(&out, v)
@@ -92,7 +92,7 @@ func (db *DB) DeleteAPIKey(id string) error {
 		if keys.Get([]byte(id)) == nil {
 			return fmt.Errorf("delete api key %q: %w", id, ErrNotFound)
 		}
-		if err := keys.Delete([]byte(id)); err != nil {
+		if err := db.del(keys, bucketAPIKeys, []byte(id)); err != nil {
 			return fmt.Errorf("store: delete api key %q: %w", id, err)
 		}
 		return nil

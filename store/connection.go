@@ -32,7 +32,7 @@ func (db *DB) CreateConnection(c Connection) (Connection, error) {
 			return fmt.Errorf("create connection %q: %w", c.ID, ErrExists)
 		}
 		setTimes(&c.CreatedAt, &c.UpdatedAt, now)
-		return putConnection(conns, &c, &out)
+		return db.putConnection(conns, &c, &out)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -116,7 +116,7 @@ func (db *DB) UpdateConnection(id string, fn func(*Connection) error) (Connectio
 			return err
 		}
 		c.ID, c.CreatedAt = id, created
-		return putConnection(conns, &c, &out)
+		return db.putConnection(conns, &c, &out)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -150,7 +150,7 @@ func (db *DB) DeleteConnection(id string) error {
 		if inUse != nil {
 			return inUse
 		}
-		if err := conns.Delete([]byte(id)); err != nil {
+		if err := db.del(conns, bucketConnections, []byte(id)); err != nil {
 			return fmt.Errorf("store: delete connection %q: %w", id, err)
 		}
 		return nil
@@ -170,9 +170,9 @@ func getConnection(conns *bolt.Bucket, id string, c *Connection) error {
 
 // putConnection stores c and decodes what it stored into out, so that
 // callers get what a later read returns (times in UTC).
-func putConnection(conns *bolt.Bucket, c, out *Connection) error {
+func (db *DB) putConnection(conns *bolt.Bucket, c, out *Connection) error {
 	v := appendConnection(nil, c)
-	if err := conns.Put([]byte(c.ID), v); err != nil {
+	if err := db.put(conns, bucketConnections, []byte(c.ID), v); err != nil {
 		return fmt.Errorf("store: put connection %q: %w", c.ID, err)
 	}
 	return decodeConnection(out, v)

@@ -81,13 +81,13 @@ func (db *DB) createCredentialTx(tx *bolt.Tx, c Credential, out *Credential) err
 		return fmt.Errorf("create credential %q: %w", c.ID, ErrExists)
 	}
 	setTimes(&c.CreatedAt, &c.UpdatedAt, now)
-	if err := b.names.Put([]byte(c.Username), []byte(c.ID)); err != nil {
+	if err := db.put(b.names, bucketCredentialUsernames, []byte(c.Username), []byte(c.ID)); err != nil {
 		return fmt.Errorf("store: put username %q: %w", c.Username, err)
 	}
-	if err := b.byConn.Put(connectionKey(c.ConnectionID, c.ID), nil); err != nil {
+	if err := db.put(b.byConn, bucketCredentialsByConnection, connectionKey(c.ConnectionID, c.ID), nil); err != nil {
 		return fmt.Errorf("store: put connection index of credential %q: %w", c.ID, err)
 	}
-	return putCredential(b.creds, &c, out)
+	return db.putCredential(b.creds, &c, out)
 }
 
 // Credential returns the credential with the ID, or ErrNotFound.
@@ -245,14 +245,14 @@ func (db *DB) UpdateCredential(id string, fn func(*Credential) error) (Credentia
 			if b.conns.Get([]byte(c.ConnectionID)) == nil {
 				return fmt.Errorf("update credential %q: connection %q: %w", id, c.ConnectionID, ErrConnectionNotFound)
 			}
-			if err := b.byConn.Delete(connectionKey(conn, id)); err != nil {
+			if err := db.del(b.byConn, bucketCredentialsByConnection, connectionKey(conn, id)); err != nil {
 				return fmt.Errorf("store: delete connection index of credential %q: %w", id, err)
 			}
-			if err := b.byConn.Put(connectionKey(c.ConnectionID, id), nil); err != nil {
+			if err := db.put(b.byConn, bucketCredentialsByConnection, connectionKey(c.ConnectionID, id), nil); err != nil {
 				return fmt.Errorf("store: put connection index of credential %q: %w", id, err)
 			}
 		}
-		return putCredential(b.creds, &c, &out)
+		return db.putCredential(b.creds, &c, &out)
 	})
 	if err != nil {
 		return Credential{}, err
@@ -270,17 +270,17 @@ func (db *DB) DeleteCredential(id string) (Credential, error) {
 			return err
 		}
 		if string(b.names.Get([]byte(c.Username))) == id {
-			if err := b.names.Delete([]byte(c.Username)); err != nil {
+			if err := db.del(b.names, bucketCredentialUsernames, []byte(c.Username)); err != nil {
 				return fmt.Errorf("store: delete username %q: %w", c.Username, err)
 			}
 		}
-		if err := b.byConn.Delete(connectionKey(c.ConnectionID, id)); err != nil {
+		if err := db.del(b.byConn, bucketCredentialsByConnection, connectionKey(c.ConnectionID, id)); err != nil {
 			return fmt.Errorf("store: delete connection index of credential %q: %w", id, err)
 		}
-		if err := b.creds.Delete([]byte(id)); err != nil {
+		if err := db.del(b.creds, bucketCredentials, []byte(id)); err != nil {
 			return fmt.Errorf("store: delete credential %q: %w", id, err)
 		}
-		return unassignNumbers(tx, id)
+		return db.unassignNumbers(tx, id)
 	})
 	if err != nil {
 		return Credential{}, err
@@ -299,9 +299,9 @@ func getCredential(creds *bolt.Bucket, id []byte, c *Credential) error {
 	return nil
 }
 
-func putCredential(creds *bolt.Bucket, c, out *Credential) error {
+func (db *DB) putCredential(creds *bolt.Bucket, c, out *Credential) error {
 	v := appendCredential(nil, c)
-	if err := creds.Put([]byte(c.ID), v); err != nil {
+	if err := db.put(creds, bucketCredentials, []byte(c.ID), v); err != nil {
 		return fmt.Errorf("store: put credential %q: %w", c.ID, err)
 	}
 	return decodeCredential(out, v)
@@ -325,7 +325,7 @@ func splitConnectionKey(k []byte) (conn, cred []byte, ok bool) {
 
 // unassignNumbers leaves the numbers of a deleted credential with its
 // connection alone (calls to them go to the connection's PBX, if any).
-func unassignNumbers(tx *bolt.Tx, credentialID string) error {
+func (db *DB) unassignNumbers(tx *bolt.Tx, credentialID string) error {
 	nums := tx.Bucket(bucketNumbers)
 	var todo []Number
 	err := nums.ForEach(func(k, v []byte) error {
@@ -344,7 +344,7 @@ func unassignNumbers(tx *bolt.Tx, credentialID string) error {
 	for i := range todo {
 		todo[i].CredentialID = ""
 		var out Number
-		if err := putNumber(nums, &todo[i], &out); err != nil {
+		if err := db.putNumber(nums, &todo[i], &out); err != nil {
 			return err
 		}
 	}

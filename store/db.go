@@ -84,6 +84,13 @@ type DB struct {
 	closeErr  error
 
 	onCommit func(time.Duration, error) // Options.OnCommit; see update
+
+	// repl copies record writes to a cluster (replica.go); txLog collects
+	// the writes of the record transaction in progress for it (nil
+	// outside one, or without repl). Record transactions are bbolt's
+	// write transactions, one at a time.
+	repl  Replicator
+	txLog *[]Change
 }
 
 // Open opens the database at path, creating the file (mode 0600) and its

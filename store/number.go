@@ -27,7 +27,7 @@ func (db *DB) CreateNumber(n Number) (Number, error) {
 			return fmt.Errorf("create number %q: %w", n.Number, ErrExists)
 		}
 		setTimes(&n.CreatedAt, &n.UpdatedAt, db.now())
-		return putNumber(nums, &n, &out)
+		return db.putNumber(nums, &n, &out)
 	})
 	if err != nil {
 		return Number{}, err
@@ -96,7 +96,7 @@ func (db *DB) UpdateNumber(number string, fn func(*Number) error) (Number, error
 		if err := checkNumber(tx, &n); err != nil {
 			return fmt.Errorf("update number %q: %w", number, err)
 		}
-		return putNumber(nums, &n, &out)
+		return db.putNumber(nums, &n, &out)
 	})
 	if err != nil {
 		return Number{}, err
@@ -111,7 +111,7 @@ func (db *DB) DeleteNumber(number string) error {
 		if nums.Get([]byte(number)) == nil {
 			return fmt.Errorf("delete number %q: %w", number, ErrNotFound)
 		}
-		if err := nums.Delete([]byte(number)); err != nil {
+		if err := db.del(nums, bucketNumbers, []byte(number)); err != nil {
 			return fmt.Errorf("store: delete number %q: %w", number, err)
 		}
 		return nil
@@ -147,9 +147,9 @@ func getNumber(nums *bolt.Bucket, number string, n *Number) error {
 	return nil
 }
 
-func putNumber(nums *bolt.Bucket, n, out *Number) error {
+func (db *DB) putNumber(nums *bolt.Bucket, n, out *Number) error {
 	v := appendNumber(nil, n)
-	if err := nums.Put([]byte(n.Number), v); err != nil {
+	if err := db.put(nums, bucketNumbers, []byte(n.Number), v); err != nil {
 		return fmt.Errorf("store: put number %q: %w", n.Number, err)
 	}
 	return decodeNumber(out, v)

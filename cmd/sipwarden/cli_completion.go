@@ -24,6 +24,7 @@ func commandTree() map[string][]string {
 		"check-config": nil,
 		"backup":       nil,
 		"restore":      nil,
+		"cluster":      {"migrate"},
 		"export":       nil,
 		"import":       nil,
 		"completion":   {"bash", "zsh"},

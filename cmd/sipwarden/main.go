@@ -28,6 +28,8 @@ commands:
   log-level      print or set the server's log level: log-level [debug|info|warn|error]
   backup         copy the running server's store to a file: backup FILE
   restore        put a backup in place, server stopped: restore FILE --data-dir DIR
+  cluster        copy a data dir's records into a cluster's Redis, servers stopped:
+                 cluster migrate REDIS_URL [--back] [--data-dir DIR]
   export         write every credential with its HA1s: export [FILE] [--format jsonl|csv]
   import         create credentials with their HA1s: import FILE (JSON lines, or CSV
                  username,ha1[,realm] such as a Kamailio subscriber table)
@@ -74,6 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCheckConfig(rest, stdout, stderr)
 	case "backup":
 		return runBackup(rest, stdin, stdout, stderr)
+	case "cluster":
+		return runCluster(rest, stdin, stdout, stderr)
 	case "restore":
 		return runRestore(rest, stdin, stdout, stderr)
 	case "export":

@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sipwarden/sipwarden/store"
+)
+
+// Bindings shares the location table: every node keeps the whole table in
+// memory (lookups stay in memory) and writes each AOR's complete binding
+// set, as its registrar saves it, to Redis (one key per AOR, expiring with
+// its last binding: Redis 7.0 has no per-field expiry) and to the other
+// nodes (chanBindings), which replace the AOR's set in their tables. An
+// empty set (an unregister, a closed TCP/WebSocket flow, a deleted
+// credential) deletes the key and the other nodes' copies: deletions are
+// replicated like everything else.
+//
+// Saves are queued and written in pipelined batches (coalesced per AOR) by
+// one goroutine, so that the registrar never waits on Redis with a
+// location shard locked: like the bbolt group commit of a single node, a
+// crash loses at most the last batch (a few milliseconds).
+//
+// Which node holds a binding's connection is its LocalAddr: the listener
+// address it was registered on, one of that node's.
+type Bindings struct {
+	c     *Cluster
+	apply func(aor string, bs []store.Binding)
+
+	mu      sync.Mutex
+	pending map[string][]store.Binding // AOR -> latest set; nil deletes
+	wake    chan struct{}
+}
+
+type bindingSet struct {
+	Node     string          `json:"node"`
+	AOR      string          `json:"aor"`
+	Bindings []store.Binding `json:"bindings,omitempty"`
+}
+
+// Bindings returns the shared location table; apply replaces an AOR's set
+// in the node's table with what another node saved. Call Run.
+func (c *Cluster) Bindings(apply func(aor string, bs []store.Binding)) *Bindings {
+	return &Bindings{c: c, apply: apply, pending: map[string][]store.Binding{}, wake: make(chan struct{}, 1)}
+}
+
+// SaveBindings queues aor's complete set for Redis and the other nodes
+// (registrar.BindingSaver); it never blocks.
+func (b *Bindings) SaveBindings(aor string, bs []store.Binding) {
+	b.mu.Lock()
+	b.pending[aor] = bs
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Load returns every live binding Redis holds, for a node starting.
+func (b *Bindings) Load(ctx context.Context) ([]store.Binding, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var out []store.Binding
+	iter := b.c.rdb.Scan(ctx, 0, keyBind+"*", 1000).Iterator()
+	var keys []string
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		vals, err := b.c.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return err
+		}
+		for _, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				continue
+			}
+			var set bindingSet
+			if json.Unmarshal([]byte(s), &set) == nil {
+				out = append(out, set.Bindings...)
+			}
+		}
+		keys = keys[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			if err := flush(); err != nil {
+				return nil, b.c.unavailable("load bindings", err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, b.c.unavailable("load bindings", err)
+	}
+	if err := flush(); err != nil {
+		return nil, b.c.unavailable("load bindings", err)
+	}
+	return out, nil
+}
+
+// Run writes the queued sets and applies the other nodes' until ctx ends.
+func (b *Bindings) Run(ctx context.Context) {
+	sub := b.c.rdb.Subscribe(ctx, chanBindings)
+	defer sub.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.writeLoop(ctx)
+	}()
+	defer wg.Wait()
+	msgs := sub.Channel(redis.WithChannelSize(4096))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			var set bindingSet
+			if err := json.Unmarshal([]byte(m.Payload), &set); err != nil || set.AOR == "" {
+				continue
+			}
+			if set.Node == b.c.cfg.Node {
+				continue
+			}
+			b.apply(set.AOR, set.Bindings)
+		}
+	}
+}
+
+func (b *Bindings) writeLoop(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		case <-retry.C:
+		}
+		b.mu.Lock()
+		batch := b.pending
+		b.pending = make(map[string][]store.Binding, len(batch))
+		b.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		if err := b.write(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			b.c.log.Warn("bindings not shared yet; retrying", "aors", len(batch), "error", err)
+			b.mu.Lock()
+			for aor, bs := range batch {
+				if _, newer := b.pending[aor]; !newer {
+					b.pending[aor] = bs
+				}
+			}
+			b.mu.Unlock()
+			retry.Reset(500 * time.Millisecond)
+		}
+	}
+}
+
+// write sends one batch in one pipeline: per AOR, SET with PXAT (or DEL)
+// and PUBLISH.
+func (b *Bindings) write(ctx context.Context, batch map[string][]store.Binding) error {
+	ctx, cancel := context.WithTimeout(ctx, 4*b.c.cfg.Timeout)
+	defer cancel()
+	_, err := b.c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for aor, bs := range batch {
+			msg, err := json.Marshal(bindingSet{Node: b.c.cfg.Node, AOR: aor, Bindings: bs})
+			if err != nil {
+				return err
+			}
+			var last time.Time
+			for _, x := range bs {
+				if x.Expires.After(last) {
+					last = x.Expires
+				}
+			}
+			if len(bs) == 0 || !last.After(time.Now()) {
+				p.Del(ctx, keyBind+aor)
+			} else {
+				p.Set(ctx, keyBind+aor, msg, 0)
+				p.PExpireAt(ctx, keyBind+aor, last)
+			}
+			p.Publish(ctx, chanBindings, msg)
+		}
+		return nil
+	})
+	if err != nil {
+		return b.c.unavailable("write bindings", err)
+	}
+	return nil
+}

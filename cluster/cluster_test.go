@@ -1,0 +1,166 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/cluster"
+	"github.com/sipwarden/sipwarden/cluster/redistest"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/guard"
+)
+
+func open(t *testing.T, r *redistest.Server, node string) *cluster.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := cluster.Open(ctx, cluster.Config{URL: r.URL(), Node: node, Advertise: "127.0.0.1:5060"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSecretFirstNodeWins(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := open(t, r, "a"), open(t, r, "b")
+	ctx := context.Background()
+	ka, err := a.RandomSecret(ctx, cluster.SecretNonceKey, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.RandomSecret(ctx, cluster.SecretNonceKey, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ka, kb) || len(ka) != 32 {
+		t.Errorf("got %x and %x, want the same 32 bytes", ka, kb)
+	}
+	// A node configured with another key is refused (strict).
+	if _, err := b.Secret(ctx, cluster.SecretNonceKey, bytes.Repeat([]byte{1}, 32), true); err == nil {
+		t.Error("a different configured key was accepted")
+	}
+	if got, err := b.Secret(ctx, cluster.SecretNonceKey, ka, true); err != nil || !bytes.Equal(got, ka) {
+		t.Errorf("the same configured key: got %x, %v", got, err)
+	}
+}
+
+// A nonce count accepted through one node is refused through another, and
+// a count of a nonce whose counts Redis lost (FLUSHALL) is refused too:
+// the nodes move to a new epoch.
+func TestNonceCountsShared(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := open(t, r, "a"), open(t, r, "b")
+	ctx := context.Background()
+	key, err := a.RandomSecret(ctx, cluster.SecretNonceKey, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	na, err := a.Nonces(ctx, key, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := b.Nonces(ctx, key, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := na.New()
+	st, exp := nb.Check(nonce)
+	if st != digest.NonceValid {
+		t.Fatalf("node b checks node a's nonce: got %v, want valid", st)
+	}
+	steps := []struct {
+		n    *cluster.Nonces
+		nc   uint32
+		want bool
+	}{
+		{na, 1, true}, {nb, 1, false}, {na, 1, false}, {nb, 2, true}, {na, 2, false}, {na, 5, true}, {nb, 4, false},
+	}
+	for i, s := range steps {
+		if got := s.n.Accept(nonce, s.nc, exp); got != s.want {
+			t.Errorf("step %d nc=%d: got %v, want %v", i, s.nc, got, s.want)
+		}
+	}
+	if got := r.Do("FLUSHALL"); got != "+OK" {
+		t.Fatalf("FLUSHALL: %s", got)
+	}
+	for i, n := range []*cluster.Nonces{na, nb} {
+		if n.Accept(nonce, 9, exp) {
+			t.Errorf("node %d accepted a count after the counts were lost", i)
+		}
+		if st, _ := n.Check(nonce); st != digest.NonceStale {
+			t.Errorf("node %d: the old nonce is %v, want stale", i, st)
+		}
+	}
+	fresh := nb.New()
+	_, exp = na.Check(fresh)
+	if !na.Accept(fresh, 1, exp) || nb.Accept(fresh, 1, exp) {
+		t.Error("the new epoch's nonce: want accepted once")
+	}
+	// Redis down: refused, never accepted blindly.
+	r.Stop()
+	if nb.Accept(fresh, 7, exp) {
+		t.Error("accepted with redis down")
+	}
+	if nb.Errors() == 0 {
+		t.Error("errors not counted")
+	}
+}
+
+func TestBansShared(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := open(t, r, "a"), open(t, r, "b")
+	cfg := cluster.BanConfig{MaxFailures: 4, Window: time.Minute, BanDuration: time.Minute}
+	ga, gb := guard.New(guard.Config{MaxFailures: 4}), guard.New(guard.Config{MaxFailures: 4})
+	ba, bb := a.Bans(ga, cfg), b.Bans(gb, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ba.Run(ctx)
+	go bb.Run(ctx)
+	time.Sleep(100 * time.Millisecond) // subscribed (a missed message is caught up within 5 s anyway)
+	scanner := netip.MustParseAddr("192.0.2.9")
+	// Two failures on each node: neither guard alone reaches 4.
+	for range 2 {
+		ga.Failure(scanner, "x", "mismatch")
+		ba.Failure(scanner)
+		gb.Failure(scanner, "x", "mismatch")
+		bb.Failure(scanner)
+	}
+	wait(t, "banned on both nodes", 3*time.Second, func() bool {
+		_, x := ga.Banned(scanner)
+		_, y := gb.Banned(scanner)
+		return x && y
+	})
+	// Lifted through b: lifted on a too.
+	if !bb.Lift(scanner) {
+		t.Error("Lift: got false, want true")
+	}
+	wait(t, "lifted on a", 3*time.Second, func() bool { _, x := ga.Banned(scanner); return !x })
+	// A ban a's guard decides alone (its own count) reaches b.
+	other := netip.MustParseAddr("192.0.2.10")
+	for range 4 {
+		ga.Failure(other, "", "mismatch")
+	}
+	if _, x := ga.Banned(other); !x {
+		t.Fatal("a's guard did not ban")
+	}
+	wait(t, "a's own ban on b", 4*time.Second, func() bool { _, x := gb.Banned(other); return x })
+	if got := len(bb.List()); got != 1 {
+		t.Errorf("b lists %d bans, want 1", got)
+	}
+}
+
+func wait(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

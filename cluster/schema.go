@@ -1,0 +1,52 @@
+package cluster
+
+// Every key and channel the cluster keeps in Redis.
+const (
+	prefix = "sipwarden:"
+	// keySecret + name: a shared secret, hex (nonce_key, jwt_ed25519,
+	// nonce_epoch). No expiry.
+	keySecret = prefix + "secret:"
+	// keyNC + nonce: the highest nonce count accepted for the nonce,
+	// decimal; expires with the nonce (PXAT).
+	keyNC = prefix + "nc:"
+	// keyFail + source + ":" + window number: failed attempts from the
+	// source (an IPv4 address or an IPv6 /64) in one fixed window;
+	// expires two windows after it starts.
+	keyFail = prefix + "fail:"
+	// keyBan + source: a live ban, JSON (banRecord); expires with it.
+	keyBan = prefix + "ban:"
+	// chanBans carries banMessage JSON: bans decided and lifted.
+	chanBans = prefix + "bans"
+)
+
+// The shared records (records.go).
+const (
+	// keyRec + bucket: a hash holding the store bucket of that name, key
+	// -> value, byte for byte (the store's binary encoding).
+	keyRec = prefix + "rec:"
+	// keyRecVersion: the number of record writes so far, decimal.
+	keyRecVersion = prefix + "recversion"
+	// keyRecLock: the cluster's record write lock, a random token;
+	// expires after recLockTTL.
+	keyRecLock = prefix + "reclock"
+	// chanRecords carries recordMessage JSON: one write's changes.
+	chanRecords = prefix + "records"
+)
+
+// The shared bindings (bindings.go).
+const (
+	// keyBind + AOR: the AOR's complete binding set, JSON (bindingSet);
+	// expires with its last binding (PXAT).
+	keyBind = prefix + "bind:"
+	// chanBindings carries bindingSet JSON: one AOR's new set.
+	chanBindings = prefix + "bindings"
+)
+
+// The nodes (nodes.go).
+const (
+	// keyNodes: a hash, node name -> nodeInfo JSON (its advertised
+	// address and SIP listener addresses).
+	keyNodes = prefix + "nodes"
+	// keyAlive + node: set while the node runs; expires after aliveTTL.
+	keyAlive = prefix + "alive:"
+)

@@ -1,0 +1,55 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Names of the shared secrets.
+const (
+	SecretNonceKey   = "nonce_key"   // digest nonces' HMAC key, 32 bytes
+	SecretNonceEpoch = "nonce_epoch" // digest nonces' epoch, 4 bytes
+	SecretJWTKey     = "jwt_ed25519" // the JWT signing key's seed, 32 bytes
+)
+
+// Secret returns the cluster's secret called name: the one in Redis, or,
+// when there is none yet, offer, stored with SET NX so that nodes starting
+// at once agree on the first one written. When strict (offer comes from
+// this node's configuration) and Redis holds another value, it fails: the
+// nodes' configurations disagree. The secret has len(offer) bytes.
+func (c *Cluster) Secret(ctx context.Context, name string, offer []byte, strict bool) ([]byte, error) {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	key := keySecret + name
+	if err := c.rdb.SetNX(ctx, key, hex.EncodeToString(offer), 0).Err(); err != nil {
+		return nil, fmt.Errorf("cluster: store %s: %w", name, err)
+	}
+	s, err := c.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("cluster: %s vanished from redis", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: load %s: %w", name, err)
+	}
+	got, err := hex.DecodeString(s)
+	if err != nil || len(got) != len(offer) {
+		return nil, fmt.Errorf("cluster: %s in redis is not %d hex bytes", name, len(offer))
+	}
+	if strict && !bytes.Equal(got, offer) {
+		return nil, fmt.Errorf("cluster: %s in redis differs from this node's configuration", name)
+	}
+	return got, nil
+}
+
+// RandomSecret is Secret offering size random bytes.
+func (c *Cluster) RandomSecret(ctx context.Context, name string, size int) ([]byte, error) {
+	offer := make([]byte, size)
+	rand.Read(offer) // never fails (crypto/rand, Go 1.24)
+	return c.Secret(ctx, name, offer, false)
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/admission"
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/cluster"
+	"github.com/sipwarden/sipwarden/guard"
+	"github.com/sipwarden/sipwarden/lifecycle"
+	"github.com/sipwarden/sipwarden/metrics"
+	"github.com/sipwarden/sipwarden/proxy"
+	"github.com/sipwarden/sipwarden/registrar"
+	"github.com/sipwarden/sipwarden/reply"
+	"github.com/sipwarden/sipwarden/store"
+)
+
+// openCluster connects to the cluster's Redis when cluster.redis_url is
+// set, waiting while it does not answer with /readyz telling why, and
+// shares the guard's bans through it.
+func (n *Node) openCluster(ctx context.Context) error {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil
+	}
+	c, err := cluster.Open(ctx, cluster.Config{
+		URL: cc.RedisURL, Node: cc.NodeName, Advertise: cc.Advertise, Timeout: cc.Timeout.D(),
+		Logger: n.log.With("component", "cluster"),
+	}, func(reason string) { n.obs.ready.NotReady("cluster", "redis: "+reason) })
+	if err != nil {
+		return err
+	}
+	n.obs.ready.Ready("cluster")
+	n.cl = c
+	n.closer = append(n.closer, func() {
+		if err := c.Close(); err != nil {
+			n.log.Error("close redis client", "error", err)
+		}
+	})
+	n.records = c.Records(n.db, n.appliedElsewhere)
+	n.records.OnReseeded(n.reseeded)
+	seeded, err := n.records.Join(ctx)
+	if err != nil {
+		return fmt.Errorf("join the cluster's records: %w", err)
+	}
+	if seeded {
+		n.log.Info("this node's records seeded the cluster's redis", "node", cc.NodeName)
+	}
+	n.db.SetReplicator(n.records)
+	var sipAddrs []string
+	for _, tp := range []string{"udp", "tcp", "tls", "ws", "wss"} {
+		if a := n.lis.addrs[tp]; a != "" {
+			sipAddrs = append(sipAddrs, a)
+		}
+	}
+	if err := c.Announce(ctx, sipAddrs); err != nil {
+		return fmt.Errorf("announce this node: %w", err)
+	}
+	gc := n.cfg.Guard
+	n.bans = c.Bans(n.guard, cluster.BanConfig{
+		MaxFailures: gc.MaxFailures, Window: gc.Window.D(), BanDuration: gc.BanDuration.D(),
+	})
+	return nil
+}
+
+// clusterNonces returns the cluster's nonces and counts, with the shared
+// nonce key: auth.nonce_key when set (every node must then have the same),
+// else the first node's.
+func (n *Node) clusterNonces(ctx context.Context, key []byte) (*cluster.Nonces, error) {
+	key, err := n.cl.Secret(ctx, cluster.SecretNonceKey, key, n.cfg.Auth.NonceKey != "")
+	if err != nil {
+		if n.cfg.Auth.NonceKey != "" {
+			return nil, fmt.Errorf("config: auth.nonce_key: %w", err)
+		}
+		return nil, err
+	}
+	return n.cl.Nonces(ctx, key, n.cfg.Auth.NonceLifetime.D(), nil)
+}
+
+// sharedJWTSeed returns the cluster's Ed25519 JWT seed: the first node's
+// own (so that the tokens it issued before joining stay valid).
+func (n *Node) sharedJWTSeed(ctx context.Context) func(seed []byte) ([]byte, error) {
+	if n.cl == nil {
+		return nil
+	}
+	return func(seed []byte) ([]byte, error) {
+		got, err := n.cl.Secret(ctx, cluster.SecretJWTKey, seed, false)
+		if err == nil {
+			n.jwtSeed = got // stored again if Redis loses it (reseeded)
+		}
+		return got, err
+	}
+}
+
+// clusterAttempt counts a failed authentication in the cluster's shared
+// window too.
+func (n *Node) clusterAttempt(at auth.Attempt) {
+	if !at.Outcome.Failure() {
+		return
+	}
+	if ap, err := netip.ParseAddrPort(at.Source); err == nil {
+		n.bans.Failure(ap.Addr())
+	}
+}
+
+// runCluster runs the shared bans and the watch on Redis behind /readyz.
+func (n *Node) runCluster(ctx context.Context) {
+	if n.cl == nil {
+		return
+	}
+	go n.bans.Run(ctx)
+	go n.records.Run(ctx)
+	go n.shared.Run(ctx)
+	go n.cl.RunPresence(ctx)
+	n.cl.OnRecovered(func() { go n.records.CatchUp(ctx) })
+	go n.cl.Watch(ctx, time.Second, func(err error) {
+		if err != nil {
+			n.obs.ready.NotReady("cluster", "redis: "+err.Error())
+			return
+		}
+		n.obs.ready.Ready("cluster")
+	})
+}
+
+// clusterBans serves the API's bans from the cluster (api.Bans): lifting
+// through any node lifts on all.
+type clusterBans struct{ b *cluster.Bans }
+
+func (c clusterBans) Bans() []guard.Ban         { return c.b.List() }
+func (c clusterBans) Lift(addr netip.Addr) bool { return c.b.Lift(addr) }
+
+// appliedElsewhere acts on this node on what writes through other nodes
+// did to credentials: a deleted or disabled one's bindings and calls here
+// end, a new or changed one's expiry is watched.
+func (n *Node) appliedElsewhere(eff store.Effect) {
+	if n.keeper == nil {
+		return // still starting: nothing is bound yet
+	}
+	for _, c := range eff.Deleted {
+		if err := n.keeper.End(c, lifecycle.Deleted); err != nil {
+			n.log.Error("end a credential deleted through another node", "user", c.Username, "error", err)
+		}
+	}
+	for _, c := range eff.Written {
+		if !c.Enabled {
+			// Disabled elsewhere: its calls through this node end too.
+			if err := n.keeper.End(c, lifecycle.Disabled); err != nil {
+				n.log.Error("end a credential disabled through another node", "user", c.Username, "error", err)
+			}
+			continue
+		}
+		n.keeper.Watch(c) // ends it at once when expired
+	}
+}
+
+// clusterGate answers REGISTER and out-of-dialog INVITE 503 with
+// Retry-After while Redis is known to be down (a command failed, or the
+// watch's last ping): their state could be neither checked nor stored.
+// Requests inside a dialog go on: they need nothing from Redis. Service
+// resumes when the watch sees Redis answer (within a second).
+func (n *Node) clusterGate(next admission.Handler) admission.Handler {
+	replies := reply.Builder{Server: n.cfg.SIP.UserAgent}
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if !n.cl.Down() || !needsRedis(req) {
+			next(req, tx)
+			return
+		}
+		n.obs.m.Rejected(metrics.RejectCluster)
+		res := replies.New(req, 503, "Service Unavailable")
+		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+		if err := tx.Respond(res); err != nil {
+			n.log.Debug("send refusal", "source", req.Source(), "status", 503, "error", err)
+		}
+	}
+}
+
+func needsRedis(req *sip.Request) bool {
+	switch req.Method {
+	case sip.REGISTER:
+		return true
+	case sip.INVITE:
+		to := req.To()
+		return to == nil || !to.Params.Has("tag")
+	}
+	return false
+}
+
+// loadBindings returns the bindings to restore at start: from bbolt, or
+// in a cluster from Redis only (a binding deleted through another node
+// while this one was down must not come back from its file).
+func (n *Node) loadBindings(ctx context.Context, now time.Time) ([]store.Binding, error) {
+	if n.shared != nil {
+		bs, err := n.shared.Load(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load bindings from redis: %w", err)
+		}
+		return bs, nil
+	}
+	bs, err := n.db.LoadBindings(now)
+	if err != nil {
+		return nil, fmt.Errorf("load bindings: %w", err)
+	}
+	return bs, nil
+}
+
+// locator is the location table as the proxy sees it. In a cluster: UDP
+// bindings are reached straight from any node; a binding over a
+// connection (TCP, TLS, WebSocket) is reached through the node holding it
+// (its LocalAddr is one of that node's listeners): the INVITE goes to
+// that node's cluster.advertise with the AOR as Request-URI, and that node
+// sends it down the flow. That node must trust this one
+// (proxy.trusted_peers). Only when the AOR has no binding this node can
+// reach itself, so that a forwarded request is never forwarded again. A
+// connection binding of a dead node is left out.
+func (n *Node) locator() proxy.Locator {
+	if n.cl == nil {
+		return n.loc
+	}
+	own := map[string]bool{}
+	for _, a := range n.lis.addrs {
+		own[a] = true
+	}
+	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, domain: n.cfg.SIP.Domain}
+}
+
+type ownFlows struct {
+	loc    *registrar.Location
+	own    map[string]bool
+	peer   func(localAddr string) (advertise string, ok bool)
+	domain string
+}
+
+func (o ownFlows) Lookup(aor string) []store.Binding {
+	bs := o.loc.Lookup(aor)
+	var (
+		out     []store.Binding
+		foreign []store.Binding
+		seen    map[string]bool
+	)
+	for i, b := range bs {
+		if o.reachable(b) {
+			if out != nil {
+				out = append(out, b)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]store.Binding, 0, len(bs)), bs[:i]...)
+		}
+		adv, ok := "", false
+		if o.peer != nil {
+			adv, ok = o.peer(b.LocalAddr)
+		}
+		if !ok || seen[adv] {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		seen[adv] = true
+		hop := b
+		hop.Contact = "sip:" + aor + "@" + o.domain
+		hop.Source, hop.Transport, hop.LocalAddr = adv, "udp", ""
+		foreign = append(foreign, hop)
+	}
+	if out == nil {
+		return bs // all reachable here
+	}
+	if len(out) == 0 {
+		return foreign
+	}
+	return out
+}
+
+func (o ownFlows) reachable(b store.Binding) bool {
+	return b.Transport == "udp" || b.LocalAddr == "" || o.own[b.LocalAddr]
+}
+
+// reseeded puts back into Redis, after it came back empty and this node
+// seeded it again with its records, what else it lost that this node
+// holds: the JWT seed, the bans, the whole location table.
+func (n *Node) reseeded() {
+	if n.loc == nil || n.shared == nil {
+		return // still starting: nothing bound
+	}
+	if n.jwtSeed != nil {
+		if _, err := n.cl.Secret(context.Background(), cluster.SecretJWTKey, n.jwtSeed, false); err != nil {
+			n.log.Warn("jwt key not stored again", "error", err)
+		}
+	}
+	n.bans.Reshare()
+	byAOR := map[string][]store.Binding{}
+	for _, b := range n.loc.Bindings("") {
+		byAOR[b.AOR] = append(byAOR[b.AOR], b)
+	}
+	for aor, bs := range byAOR {
+		n.shared.SaveBindings(aor, bs)
+	}
+	n.log.Warn("bindings written to redis again", "aors", len(byAOR))
+}

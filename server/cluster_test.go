@@ -1,0 +1,523 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/cluster/redistest"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/server/servertest"
+	"github.com/sipwarden/sipwarden/store"
+)
+
+// startCluster starts n nodes sharing the Redis r, each with its own data
+// dir and loopback ports; edit, when not nil, adjusts every node's
+// configuration.
+func startCluster(t *testing.T, r *redistest.Server, n int, edit func(*config.Config)) []*testServer {
+	t.Helper()
+	nodes := make([]*testServer, n)
+	for i := range nodes {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Cluster = config.Cluster{RedisURL: r.URL(), NodeName: fmt.Sprintf("node%d", i+1),
+			Advertise: "127.0.0.1:1", Timeout: config.Duration(500 * time.Millisecond)}
+		if edit != nil {
+			edit(&cfg)
+		}
+		nodes[i] = startServer(t, cfg)
+	}
+	return nodes
+}
+
+// TestClusterReplayRefusedOnAnotherNode: a digest answer accepted by node
+// 1 and replayed to node 2 is refused (the nonce counts live in Redis),
+// while a fresh answer to node 1's nonce through node 2 is accepted (the
+// nonce key and epoch are shared).
+func TestClusterReplayRefusedOnAnotherNode(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	nodes[0].createCredential(t, "alice", pw, nil)
+	u1 := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
+	u2 := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
+	nonce := u1.nonce()
+	answer := digestAuth("alice", pw, nonce)
+	callID := randHex(8)
+	if st, _ := u1.exchange(u1.registerMsg("alice", callID, 2, answer, ""), 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("answer to node 1: got %q, want 200", st)
+	}
+	st, raw := u2.exchange(u2.registerMsg("alice", callID, 3, answer, ""), 2*time.Second)
+	if st != "SIP/2.0 401 Unauthorized" || !strings.Contains(strings.ToLower(raw), "stale=true") {
+		t.Fatalf("replay to node 2: got %q, want 401 with stale=true", st)
+	}
+	if st, _ := u1.exchange(u1.registerMsg("alice", callID, 4, answer, ""), 2*time.Second); st != "SIP/2.0 401 Unauthorized" {
+		t.Fatalf("replay to node 1: got %q, want 401", st)
+	}
+	// Node 1's nonce answered afresh (nc 1 of another nonce would do too)
+	// is accepted by node 2: same key, same epoch.
+	nonce = u1.nonce()
+	if st, _ := u2.exchange(u2.registerMsg("alice", randHex(8), 2, digestAuth("alice", pw, nonce), ""), 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("node 1's nonce answered to node 2: got %q, want 200", st)
+	}
+}
+
+// TestClusterBanShared: failures through two nodes add up; a scanner
+// banned through node 1 is refused by node 2; a ban lifted through node 2
+// is lifted on node 1.
+func TestClusterBanShared(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, func(c *config.Config) { c.Guard.MaxFailures = 4 })
+	nodes[0].createCredential(t, "alice", pw, nil)
+	const scanner = "127.0.0.9"
+	fail := func(n *testServer, i int) {
+		t.Helper()
+		u := newRawUA(t, "udp", scanner, n.Addr("udp"))
+		user := fmt.Sprintf("v%d", i)
+		if st, _ := u.exchange(u.registerMsg(user, randHex(8), 2, digestAuth(user, "wrong-password-x", u.nonce()), ""), 2*time.Second); st != "SIP/2.0 403 Forbidden" {
+			t.Fatalf("failure %d: got %q, want 403", i, st)
+		}
+	}
+	// Three failures: two on node 1, one on node 2. No node alone reached 4.
+	fail(nodes[0], 0)
+	fail(nodes[0], 1)
+	fail(nodes[1], 2)
+	if bs := nodes[1].bans(t); len(bs) != 0 {
+		t.Fatalf("banned after 3 failures: %+v", bs)
+	}
+	fail(nodes[1], 3) // the fourth, across the cluster
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("ban listed on node %d", i+1), 3*time.Second, func() bool {
+			bs := n.bans(t)
+			return len(bs) == 1 && bs[0].IP == scanner
+		})
+		u := newRawUA(t, "udp", scanner, n.Addr("udp"))
+		if st := u.register("alice", pw); st != "SIP/2.0 403 Forbidden" {
+			t.Fatalf("banned scanner on node %d with the right password: got %q, want 403", i+1, st)
+		}
+	}
+	// A source banned by node 1's own count (4 failures there) is refused
+	// by node 2.
+	const other = "127.0.0.10"
+	u := newRawUA(t, "udp", other, nodes[0].Addr("udp"))
+	for i := range 4 {
+		user := fmt.Sprintf("w%d", i)
+		u.exchange(u.registerMsg(user, randHex(8), 2, digestAuth(user, "wrong-password-x", u.nonce()), ""), 2*time.Second)
+	}
+	waitFor(t, "node 1's ban on node 2", 3*time.Second, func() bool {
+		return newRawUA(t, "udp", other, nodes[1].Addr("udp")).register("alice", pw) == "SIP/2.0 403 Forbidden"
+	})
+	// Lifted through node 2: node 1 serves the scanner again.
+	if code := nodes[1].api(t, "DELETE", "/v1/bans/"+scanner, nil, nil); code != 204 {
+		t.Fatalf("DELETE /v1/bans/%s on node 2: %d", scanner, code)
+	}
+	waitFor(t, "lift reaching node 1", 3*time.Second, func() bool {
+		return newRawUA(t, "udp", scanner, nodes[0].Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
+	})
+}
+
+// TestClusterCredentialsShared: a credential created through node 1's API
+// registers through nodes 2 and 3 within a second; one deleted through
+// node 3 is refused everywhere and its binding on node 1 is removed; a
+// write while Redis is down is answered 503 and stored nowhere; a node
+// started later gets every record.
+func TestClusterCredentialsShared(t *testing.T) {
+	r := redistest.Start(t)
+	// The refusals below are failures from 127.0.0.1: not enough to ban it.
+	lenient := func(c *config.Config) {
+		c.Guard.MaxFailures, c.Guard.UserMaxFailures, c.Guard.LongMaxFailures = 1000, 1000, 1000
+	}
+	nodes := startCluster(t, r, 3, lenient)
+	start := time.Now()
+	c := nodes[0].createCredential(t, "bob", pw, nil)
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("bob registering through node %d", i+1), time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("bob", pw) == "SIP/2.0 200 OK"
+		})
+	}
+	t.Logf("created through node 1, registered through all three within %v", time.Since(start).Round(time.Millisecond))
+	if got := nodes[0].registrations(t, "bob"); len(got) != 1 {
+		t.Fatalf("node 1 holds %d bindings of bob, want 1", len(got))
+	}
+	// Usernames are unique across the cluster.
+	if code := nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "bob", "password": pw}, nil); code != 409 {
+		t.Errorf("bob again through node 2: got %d, want 409", code)
+	}
+	if code := nodes[2].api(t, "DELETE", "/v1/credentials/"+c.ID, nil, nil); code != 204 {
+		t.Fatalf("delete through node 3: %d", code)
+	}
+	waitFor(t, "bob's binding on node 1 removed", time.Second, func() bool { return len(nodes[0].registrations(t, "bob")) == 0 })
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("deleted bob refused by node %d", i+1), time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("bob", pw) != "SIP/2.0 200 OK"
+		})
+	}
+	nodes[1].createCredential(t, "erin", pw, nil)
+	// Redis down: the API refuses to write rather than store on one node.
+	r.Stop()
+	if code := nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "carol", "password": pw}, nil); code != 503 {
+		t.Errorf("create with redis down: got %d, want 503", code)
+	}
+	r.Restart() // empty: no persistence
+	// The nodes seed the empty Redis again from their replicas: nothing
+	// acknowledged is lost, carol (refused) is nowhere, and writes work
+	// again without a restart.
+	waitFor(t, "a credential created through node 2 after redis came back", 10*time.Second, func() bool {
+		return nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "dave", "password": pw}, nil) == 201
+	})
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("dave through node %d after redis came back", i+1), 5*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("dave", pw) == "SIP/2.0 200 OK"
+		})
+		waitFor(t, fmt.Sprintf("erin, created before redis restarted, through node %d", i+1), 5*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("erin", pw) == "SIP/2.0 200 OK"
+		})
+		if st := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("carol", pw); st == "SIP/2.0 200 OK" {
+			t.Errorf("carol, refused with 503, registered through node %d", i+1)
+		}
+	}
+	// A node joining now gets every record.
+	late := startCluster(t, r, 1, func(c *config.Config) { lenient(c); c.Cluster.NodeName = "node4" })[0]
+	for _, user := range []string{"dave", "erin"} {
+		if st := newRawUA(t, "udp", "127.0.0.1", late.Addr("udp")).register(user, pw); st != "SIP/2.0 200 OK" {
+			t.Errorf("%s through the late node: got %q, want 200", user, st)
+		}
+	}
+}
+
+// TestClusterRedisDown: with Redis stopped, REGISTER gets 503 with
+// Retry-After (never a 200), /readyz says why; when Redis is back
+// (empty: no persistence), service resumes without a restart and no
+// credential is lost.
+func TestClusterRedisDown(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	nodes[0].createCredential(t, "alice", pw, nil)
+	nodes[0].createCredential(t, "bob", pw, nil)
+	for _, n := range nodes {
+		waitFor(t, "alice registering", time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
+		})
+	}
+	// bob registers once, before the outage, and never again.
+	if st := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp")).register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob: %q", st)
+	}
+	waitFor(t, "bob's binding in redis", time.Second, func() bool { return r.Do("EXISTS sipwarden:bind:bob") == ":1" })
+	r.Stop()
+	for i, n := range nodes {
+		u := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp"))
+		var raw string
+		waitFor(t, fmt.Sprintf("503 from node %d", i+1), 3*time.Second, func() bool {
+			st, rr := u.exchange(u.registerMsg("alice", randHex(8), 1, "", ""), 2*time.Second)
+			if st == "SIP/2.0 200 OK" {
+				t.Fatalf("node %d answered 200 with redis down", i+1)
+			}
+			raw = rr
+			return st == "SIP/2.0 503 Service Unavailable"
+		})
+		if !strings.Contains(raw, "Retry-After: 5") {
+			t.Errorf("node %d's 503 lacks Retry-After:\n%s", i+1, raw)
+		}
+		code, body := readyz(t, n)
+		if code != 503 || !strings.Contains(body, "redis") {
+			t.Errorf("node %d /readyz: got %d %q, want 503 naming redis", i+1, code, body)
+		}
+	}
+	r.Restart()
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d serving again", i+1), 10*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
+		})
+		waitFor(t, fmt.Sprintf("node %d ready again", i+1), 5*time.Second, func() bool { c, _ := readyz(t, n); return c == 200 })
+	}
+	// Redis came back empty: the node that seeded it again wrote its
+	// bindings too, so a node starting now sees bob's, registered before
+	// the outage.
+	waitFor(t, "bob's binding back in redis", 5*time.Second, func() bool { return r.Do("EXISTS sipwarden:bind:bob") == ":1" })
+	late := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.NodeName = "node3" })[0]
+	if bs := late.registrations(t, "bob"); len(bs) != 1 {
+		t.Errorf("the late node lists %d bindings of bob after redis came back, want 1", len(bs))
+	}
+}
+
+func readyz(t *testing.T, n *testServer) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://" + n.Addr("http") + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestClusterBindingsShared: a device registered over UDP through node 1
+// is listed by node 2 and called through node 2 (which sends the INVITE
+// to it straight); a binding removed through node 2's API is gone from
+// node 1; a node started later loads the bindings from Redis; a TCP
+// binding held by node 1 is listed everywhere but not used by node 2.
+func TestClusterBindingsShared(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	nodes[0].createCredential(t, "bob", pw, nil)
+	nodes[0].createCredential(t, "carol", pw, nil)
+	bob := unconnectedUA(t, nodes[0].Addr("udp")) // a phone takes packets from any node
+	waitFor(t, "bob's credential on node 1", time.Second, func() bool { return bob.register("bob", pw) == "SIP/2.0 200 OK" })
+	waitFor(t, "bob's binding on node 2", time.Second, func() bool {
+		bs := nodes[1].registrations(t, "bob")
+		return len(bs) == 1 && bs[0].Source == bob.local
+	})
+	// carol calls bob through node 2.
+	carol := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
+	go carol.invite("carol", pw)
+	inv := bob.recv(3 * time.Second)
+	if !strings.HasPrefix(inv, "INVITE sip:bob") {
+		t.Fatalf("bob got %q, want the INVITE forwarded by node 2", StatusLineOf(inv))
+	}
+	if !strings.Contains(inv, nodes[1].Addr("udp")) {
+		t.Errorf("the INVITE bob got does not come through node 2 (%s):\n%s", nodes[1].Addr("udp"), inv)
+	}
+	// Removed through node 2: gone on node 1 too.
+	id := nodes[1].registrations(t, "bob")[0].ID
+	if code := nodes[1].api(t, "DELETE", "/v1/registrations/"+id, nil, nil); code != 204 {
+		t.Fatalf("DELETE registration on node 2: %d", code)
+	}
+	waitFor(t, "the removal on node 1", time.Second, func() bool { return len(nodes[0].registrations(t, "bob")) == 0 })
+	// A TCP binding on node 1: listed by node 2, not routed by it.
+	dave := newRawUA(t, "tcp", "127.0.0.1", nodes[0].Addr("tcp"))
+	if st := dave.register("carol", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("carol over TCP on node 1: %q", st)
+	}
+	waitFor(t, "carol's TCP binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "carol")) == 1 })
+	// A node started now loads what Redis holds.
+	late := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.NodeName = "node3" })[0]
+	if bs := late.registrations(t, "carol"); len(bs) != 1 || bs[0].Transport != "tcp" {
+		t.Errorf("the late node lists %+v, want carol's TCP binding", bs)
+	}
+}
+
+// StatusLineOf is the first line of a message.
+func StatusLineOf(raw string) string { l, _, _ := strings.Cut(raw, "\r\n"); return l }
+
+// unconnectedUA is a UDP rawUA that sends to server but, unlike a
+// connected socket, receives from anyone (as a phone does).
+func unconnectedUA(t *testing.T, server string) *rawUA {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	to, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := udpAny{UDPConn: c, to: to}
+	return &rawUA{t: t, conn: conn, transport: "udp", local: c.LocalAddr().String()}
+}
+
+type udpAny struct {
+	*net.UDPConn
+	to *net.UDPAddr
+}
+
+func (u udpAny) Write(b []byte) (int, error) { return u.WriteToUDP(b, u.to) }
+func (u udpAny) Read(b []byte) (int, error) {
+	n, _, err := u.ReadFromUDP(b)
+	return n, err
+}
+
+// TestClusterCallReachesFlowOnAnotherNode: bob registers over TCP through
+// node A; carol, through node B, calls him: B sends the INVITE to A
+// (cluster.advertise, trusted by A), and A sends it down bob's TCP
+// connection.
+func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
+	r := redistest.Start(t)
+	ips := []string{"127.0.0.2", "127.0.0.3"}
+	var nodes []*testServer
+	for i, ip := range ips {
+		udp := freeUDP(t, ip)
+		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
+			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
+			c.Cluster.Advertise = udp
+			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
+			c.Proxy.TrustedPeers = ips // the other nodes
+		})[0])
+	}
+	a, b := nodes[0], nodes[1]
+	a.createCredential(t, "bob", pw, nil)
+	a.createCredential(t, "carol", pw, nil)
+	bob := newRawUA(t, "tcp", "127.0.0.1", a.Addr("tcp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob over TCP on A: %q", st)
+	}
+	waitFor(t, "bob's TCP binding on B", time.Second, func() bool { return len(b.registrations(t, "bob")) == 1 })
+	carol := newRawUA(t, "udp", "127.0.0.1", b.Addr("udp"))
+	go carol.invite("carol", pw)
+	inv := bob.recv(3 * time.Second)
+	if !strings.HasPrefix(inv, "INVITE sip:bob") {
+		t.Fatalf("bob got %q, want the INVITE over his TCP connection", StatusLineOf(inv))
+	}
+	if !strings.Contains(inv, b.Addr("udp")) || !strings.Contains(inv, a.Addr("udp")) {
+		t.Errorf("the INVITE did not pass B (%s) then A (%s):\n%s", b.Addr("udp"), a.Addr("udp"), inv)
+	}
+}
+
+// TestClusterDeleteEndsCallElsewhere: a credential deleted (or disabled)
+// through node 2 ends the call node 1 relays for it (BYE to both sides)
+// and removes its binding everywhere.
+func TestClusterDeleteEndsCallElsewhere(t *testing.T) {
+	for _, how := range []string{"delete", "disable"} {
+		t.Run(how, func(t *testing.T) { testEndsCallElsewhere(t, how) })
+	}
+}
+
+func testEndsCallElsewhere(t *testing.T, how string) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	n1 := nodes[0]
+	creds := callSetup(t, n1)
+	bob := newDevice(t, n1, "udp", "bob", "")
+	bob.mode.Store("answer")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, n1, "tcp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call through node 1: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.acks, "ACK at bob")
+	waitFor(t, "bob's binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "bob")) == 1 })
+	if how == "delete" {
+		if code := nodes[1].api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
+			t.Fatalf("delete bob through node 2: %d", code)
+		}
+	} else if code := nodes[1].api(t, "PATCH", "/v1/credentials/"+creds.bob.ID, map[string]any{"enabled": false}, nil); code != 200 {
+		t.Fatalf("disable bob through node 2: %d", code)
+	}
+	recv(t, bob.byes, "BYE at bob")
+	recv(t, alice.byes, "BYE at alice")
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("bob's binding gone from node %d", i+1), time.Second, func() bool { return len(n.registrations(t, "bob")) == 0 })
+	}
+	waitFor(t, "no calls on node 1", 3*time.Second, func() bool { return len(n1.calls(t)) == 0 })
+}
+
+// TestClusterNodeRestart: a node stopped and started again (same data dir
+// and name) loses nothing: the records and bindings written through it
+// and through the others while it was down are there.
+func TestClusterNodeRestart(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	nodes[0].createCredential(t, "alice", pw, nil)
+	if st := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp")).register("alice", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("alice: %q", st)
+	}
+	waitFor(t, "alice's binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "alice")) == 1 })
+	cfg := nodes[0].Cfg
+	nodes[0].Stop()
+	nodes[1].createCredential(t, "bob", pw, nil) // while node 1 is down
+	if st := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp")).register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob through node 2: %q", st)
+	}
+	cfg.SIP.Listen = config.Listen{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0", TLS: "127.0.0.1:0", WS: "127.0.0.1:0", WSS: "127.0.0.1:0"}
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	again := startServer(t, cfg)
+	for _, user := range []string{"alice", "bob"} {
+		if bs := again.registrations(t, user); len(bs) != 1 {
+			t.Errorf("restarted node 1 lists %d bindings of %s, want 1", len(bs), user)
+		}
+		if st := newRawUA(t, "udp", "127.0.0.1", again.Addr("udp")).register(user, pw); st != "SIP/2.0 200 OK" {
+			t.Errorf("%s through the restarted node 1: %q", user, st)
+		}
+	}
+}
+
+// TestClusterRedisOutageUnderLoad: REGISTERs keep coming through two nodes
+// while Redis stops for 2 s and comes back empty: some are answered 503,
+// service resumes with no restart, and every REGISTER answered 200 has its
+// binding in Redis afterwards (none acknowledged and lost).
+func TestClusterRedisOutageUnderLoad(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, func(c *config.Config) { c.Guard.MaxFailures, c.Guard.LongMaxFailures = 100000, 100000 })
+	const users = 600
+	for i := range users {
+		if _, err := nodes[0].Store().CreateCredential(store.Credential{ConnectionID: store.DefaultConnectionID,
+			Username: fmt.Sprintf("load%04d", i), Enabled: true, Realm: servertest.Realm,
+			HA1: map[string]string{"MD5": digest.HA1(digest.MD5, fmt.Sprintf("load%04d", i), servertest.Realm, pw)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu      sync.Mutex
+		ok      []string
+		status  = map[string]int{}
+		next    atomic.Int64
+		stopped atomic.Bool
+		before  atomic.Int64 // 200s before the outage
+		after   atomic.Int64 // 200s after Redis came back
+	)
+	deadline := time.Now().Add(6 * time.Second)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				i := next.Add(1) - 1
+				if i >= users {
+					return
+				}
+				user := fmt.Sprintf("load%04d", i)
+				st := nodes[w%2].Register(t, "127.0.0.1", user, pw, 600)
+				mu.Lock()
+				status[st]++
+				if st == "SIP/2.0 200 OK" {
+					ok = append(ok, user)
+					switch {
+					case !stopped.Load():
+						before.Add(1)
+					default:
+						after.Add(1)
+					}
+				}
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond) // about 150 flows/s: the load spans the outage
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	stopped.Store(true)
+	r.Stop()
+	time.Sleep(2 * time.Second)
+	r.Restart()
+	wg.Wait()
+	t.Logf("answers: %v", status)
+	if before.Load() == 0 || status["SIP/2.0 503 Service Unavailable"] == 0 {
+		t.Fatalf("want 200s before the outage and 503s during it: %v", status)
+	}
+	waitFor(t, "200s again after redis came back", 10*time.Second, func() bool {
+		return nodes[1].Register(t, "127.0.0.1", "load0000", pw, 600) == "SIP/2.0 200 OK"
+	})
+	mu.Lock()
+	acked := append([]string(nil), ok...)
+	mu.Unlock()
+	waitFor(t, "every acknowledged binding in redis", 10*time.Second, func() bool {
+		for _, u := range acked {
+			if r.Do("EXISTS sipwarden:bind:"+u) != ":1" {
+				return false
+			}
+		}
+		return true
+	})
+}
