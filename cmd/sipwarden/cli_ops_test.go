@@ -342,7 +342,7 @@ func TestCompletion(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{"sipwarden", ""}, "apikey backup ban call check-config completion connection credential export help import log-level number registration restore serve token version"},
+		{[]string{"sipwarden", ""}, "apikey backup ban call check-config cluster completion connection credential export help import log-level number registration restore serve token version"},
 		{[]string{"sipwarden", "ban", ""}, "list delete"},
 		{[]string{"sipwarden", "completion", ""}, "bash zsh"},
 		{[]string{"sipwarden", "import", ""}, "FILES"},
