@@ -4,7 +4,7 @@
 # browser the browser tests drive (Debian's chromium, headless, through
 # browsertest; no browser is ever downloaded), and systemd-analyze, which
 # verifies contrib/systemd's unit (Debian package systemd), zsh, which
-# runs the zsh completion script in cmd/sipwarden's tests, and
+# runs the zsh completion script in the cli package's tests, and
 # redis-server, which the cluster tests start on a loopback port (Debian
 # package redis-server; its service is not needed). Idempotent:
 # a package is installed only when its command is missing. Needs root (or

@@ -1,99 +1,33 @@
 // Command sipwarden is a SIP digest-auth registrar and stateful proxy with a
 // management API. Run `sipwarden serve` to start the server; the other
-// subcommands manage it through its API.
+// subcommands (package cli) manage it through its API.
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/sipwarden/sipwarden/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: sipwarden <command> [flags]
-
-commands:
-  serve          run the server (--config FILE; no file: embedded defaults)
-  check-config   validate a configuration file without starting: check-config FILE
-  credential     manage SIP credentials: create|list|get|update|enable|disable|delete
-  connection     manage connections: create|list|get|update|delete
-  number         manage numbers (DIDs): create|list|get|update|delete
-  registration   list or delete live registrations: list|delete
-  call           list or hang up live calls: list|hangup
-  ban            list or lift bans of the SIP brute-force guard: list|delete
-  token          mint or revoke JWTs for a credential: create|revoke
-  apikey         manage API keys, scoped admin or read: create|list|delete
-  log-level      print or set the server's log level: log-level [debug|info|warn|error]
-  backup         copy the running server's store to a file: backup FILE
-  restore        put a backup in place, server stopped: restore FILE --data-dir DIR
-  cluster        copy a data dir's records into a cluster's Redis, servers stopped:
-                 cluster migrate REDIS_URL [--back] [--data-dir DIR]
-  export         write every credential with its HA1s: export [FILE] [--format jsonl|csv]
-  import         create credentials with their HA1s: import FILE (JSON lines, or CSV
-                 username,ha1[,realm] such as a Kamailio subscriber table)
-  completion     print a shell completion script: completion bash|zsh
-  version        print the version
-
-The management commands talk to a running server through its API (--api URL,
---api-key KEY or the data dir's admin.key; -o table|json).
-Run 'sipwarden <command> -h' for a command's flags.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// run dispatches: serve and version here, every other command to the CLI.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return runServe(args[1:], stderr)
+		case "version", "--version", "-v":
+			fmt.Fprintln(stdout, "sipwarden", version)
+			return 0
+		}
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return runServe(rest, stderr)
-	case "credential", "credentials":
-		return runCredential(rest, stdin, stdout, stderr)
-	case "connection", "connections":
-		return runConnection(rest, stdin, stdout, stderr)
-	case "number", "numbers":
-		return runNumber(rest, stdin, stdout, stderr)
-	case "token", "tokens":
-		return runToken(rest, stdin, stdout, stderr)
-	case "registration", "registrations":
-		return runRegistration(rest, stdin, stdout, stderr)
-	case "call", "calls":
-		return runCall(rest, stdin, stdout, stderr)
-	case "ban", "bans":
-		return runBan(rest, stdin, stdout, stderr)
-	case "apikey", "apikeys", "api-key":
-		return runAPIKey(rest, stdin, stdout, stderr)
-	case "log-level":
-		return runLogLevel(rest, stdin, stdout, stderr)
-	case "check-config":
-		return runCheckConfig(rest, stdout, stderr)
-	case "backup":
-		return runBackup(rest, stdin, stdout, stderr)
-	case "cluster":
-		return runCluster(rest, stdin, stdout, stderr)
-	case "restore":
-		return runRestore(rest, stdin, stdout, stderr)
-	case "export":
-		return runExport(rest, stdin, stdout, stderr)
-	case "import":
-		return runImport(rest, stdin, stdout, stderr)
-	case "completion":
-		return runCompletion(rest, stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "sipwarden", version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "sipwarden: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
+	return cli.Run(args, stdin, stdout, stderr)
 }

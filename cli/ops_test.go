@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -35,7 +35,7 @@ func (n *nodeCLI) run(stdin string, args ...string) result {
 	n.t.Helper()
 	var out, errb strings.Builder
 	args = append(slices.Clone(args), "--api", "http://"+n.ts.Addr("http"), "--api-key", n.key)
-	code := run(args, strings.NewReader(stdin), &out, &errb)
+	code := Run(args, strings.NewReader(stdin), &out, &errb)
 	return result{code, out.String(), errb.String()}
 }
 
@@ -231,7 +231,7 @@ func TestCheckConfig(t *testing.T) {
 		code       int
 		want       []string
 	}{
-		{"example", "../../config/example.yaml", 0, []string{"example.yaml: ok"}},
+		{"example", "../config/example.yaml", 0, []string{"example.yaml: ok"}},
 		{"good", write("good.yaml", "sip:\n  realm: example.com\n  listen:\n    udp: 127.0.0.1:5070\nhttp:\n  listen: 127.0.0.1:8090\n"), 0,
 			[]string{"good.yaml: ok", "realm example.com", "udp 127.0.0.1:5070", "HTTP 127.0.0.1:8090"}},
 		{"unknown key", write("unknown.yaml", "sip:\n  listen:\n    udp: 127.0.0.1:5060\n    sctp: 127.0.0.1:5060\n"), 1,
@@ -245,7 +245,7 @@ func TestCheckConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb strings.Builder
-			code := run([]string{"check-config", tc.file}, strings.NewReader(""), &out, &errb)
+			code := Run([]string{"check-config", tc.file}, strings.NewReader(""), &out, &errb)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, out.String(), errb.String())
 			}
@@ -260,7 +260,7 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 	var out, errb strings.Builder
-	if code := run([]string{"check-config"}, strings.NewReader(""), &out, &errb); code != exitUsage {
+	if code := Run([]string{"check-config"}, strings.NewReader(""), &out, &errb); code != exitUsage {
 		t.Errorf("check-config without a file: exit %d, want 2", code)
 	}
 }
@@ -269,7 +269,7 @@ func TestCheckConfig(t *testing.T) {
 // checks the zsh script with zsh when it is installed.
 func TestCompletion(t *testing.T) {
 	var out, errb strings.Builder
-	if code := run([]string{"completion", "bash"}, strings.NewReader(""), &out, &errb); code != 0 {
+	if code := Run([]string{"completion", "bash"}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("completion bash: exit %d: %s", code, errb.String())
 	}
 	script := filepath.Join(t.TempDir(), "c.bash")
@@ -306,7 +306,7 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if code := run([]string{"completion", "zsh"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "compdef _sipwarden sipwarden") {
+	if code := Run([]string{"completion", "zsh"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "compdef _sipwarden sipwarden") {
 		t.Fatalf("completion zsh: exit %d, %q", code, out.String())
 	}
 	// zsh (installed by scripts/install-peers.sh): the script parses, and
@@ -352,7 +352,7 @@ func TestCompletion(t *testing.T) {
 			t.Errorf("zsh complete %q: got %q, want %q", tc.words, got, tc.want)
 		}
 	}
-	if code := run([]string{"completion", "fish"}, strings.NewReader(""), &out, &errb); code != exitUsage {
+	if code := Run([]string{"completion", "fish"}, strings.NewReader(""), &out, &errb); code != exitUsage {
 		t.Errorf("completion fish: exit %d, want 2", code)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"strconv"
@@ -23,7 +23,7 @@ func TestTokenCLI(t *testing.T) {
 	t.Setenv("SIPWARDEN_API_KEY", "")
 	var out, errb strings.Builder
 	common := []string{"--api", "http://" + ts.Addr("http"), "--api-key", servertest.APIKey}
-	if code := run(append([]string{"token", "create", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
+	if code := Run(append([]string{"token", "create", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("token create: exit %d: %s", code, errb.String())
 	}
 	tok := strings.TrimSpace(out.String())
@@ -34,13 +34,13 @@ func TestTokenCLI(t *testing.T) {
 		t.Fatalf("REGISTER with the CLI's token: %q", got)
 	}
 	out.Reset()
-	if code := run(append([]string{"token", "revoke", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
+	if code := Run(append([]string{"token", "revoke", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("token revoke: exit %d: %s", code, errb.String())
 	}
 	if got := servertest.StatusLine(servertest.RawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", tok, "60"), 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
 		t.Fatalf("REGISTER with a revoked token: %q", got)
 	}
-	if code := run(append([]string{"token", "create"}, common...), strings.NewReader(""), &out, &errb); code == 0 {
+	if code := Run(append([]string{"token", "create"}, common...), strings.NewReader(""), &out, &errb); code == 0 {
 		t.Fatal("token create without --credential succeeded")
 	}
 }
@@ -77,7 +77,7 @@ func TestTokenCLIOnDefaults(t *testing.T) {
 	t.Setenv("SIPWARDEN_API_KEY", "")
 	var out, errb strings.Builder
 	common := []string{"--api", "http://" + ts.Addr("http"), "--api-key", servertest.APIKey}
-	if code := run(append([]string{"token", "create", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
+	if code := Run(append([]string{"token", "create", "--credential", c.ID}, common...), strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("token create: exit %d: %s", code, errb.String())
 	}
 	tok := strings.TrimSpace(out.String())

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ func TestClusterMigrate(t *testing.T) {
 	}
 	// A running server holds the file: refused.
 	var out, errb strings.Builder
-	if code := run([]string{"cluster", "migrate", r.URL(), "--data-dir", src}, strings.NewReader(""), &out, &errb); code == exitOK {
+	if code := Run([]string{"cluster", "migrate", r.URL(), "--data-dir", src}, strings.NewReader(""), &out, &errb); code == exitOK {
 		t.Fatalf("migrate while the store is open: exit 0, want a refusal")
 	}
 	if err := db.Close(); err != nil {
@@ -34,7 +34,7 @@ func TestClusterMigrate(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run([]string{"cluster", "migrate", r.URL(), "--data-dir", src}, strings.NewReader(""), &out, &errb); code != exitOK {
+	if code := Run([]string{"cluster", "migrate", r.URL(), "--data-dir", src}, strings.NewReader(""), &out, &errb); code != exitOK {
 		t.Fatalf("migrate: exit %d: %s", code, errb.String())
 	}
 	if !strings.Contains(out.String(), "records copied") {
@@ -42,7 +42,7 @@ func TestClusterMigrate(t *testing.T) {
 	}
 	dst := t.TempDir()
 	out.Reset()
-	if code := run([]string{"cluster", "migrate", r.URL(), "--back", "--data-dir", dst}, strings.NewReader(""), &out, &errb); code != exitOK {
+	if code := Run([]string{"cluster", "migrate", r.URL(), "--back", "--data-dir", dst}, strings.NewReader(""), &out, &errb); code != exitOK {
 		t.Fatalf("migrate --back: exit %d: %s", code, errb.String())
 	}
 	back, err := store.Open(filepath.Join(dst, store.FileName), store.Options{})
