@@ -75,10 +75,11 @@ type Limits struct {
 	APIKeyFailures int `yaml:"api_key_failures"`
 	// APIKeyBlock is how long. Default 1m.
 	APIKeyBlock Duration `yaml:"api_key_block"`
-	// GCHeadroomMB lets Go's heap grow this far beyond its live part before
-	// a collection while the live heap is small (GOGC raised up to 800,
-	// never under Go's 100): fewer collections under load for a bounded
-	// amount of memory. Default 128; -1 (or the GOGC environment variable)
+	// GCHeadroomMB is the most Go's heap may grow beyond its live part
+	// before a collection while the live heap is small (GOGC raised up to
+	// 800, never under Go's 100); the headroom granted follows the
+	// allocation rate up to it (server.TuneGC): fewer collections under
+	// load for an amount of memory that follows the load. Default 128; -1 (or the GOGC environment variable)
 	// leaves the Go runtime's setting alone.
 	GCHeadroomMB int `yaml:"gc_headroom_mb"`
 }
