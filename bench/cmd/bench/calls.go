@@ -40,7 +40,7 @@ func (b *bench) callsLoad(ctx context.Context, transport string, rate, n int, du
 		Target:           b.cur.sipAddr(),
 		Rate:             rate,
 		Calls:            n,
-		Limit:            max(2*rate, 200), // two seconds' worth of calls in flight
+		Limit:            max(int(float64(rate)*(2+b.o.callHold.Seconds())), 200), // two seconds of set-up plus the hold
 		RecvTimeout:      5 * time.Second,
 		Timeout:          3*dur + 30*time.Second,
 		Dir:              dir,

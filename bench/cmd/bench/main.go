@@ -85,13 +85,15 @@ type options struct {
 	minAchieved float64
 	sustain     int
 	profile     string
+	overload    float64
+	overloadDur time.Duration
 }
 
 func main() {
 	var o options
 	var transports, scenarios, servers string
 	flag.IntVar(&o.users, "users", 10000, "credentials created (and registered round-robin by sipp)")
-	flag.DurationVar(&o.duration, "duration", 4*time.Second, "load per REGISTER step (with -sustain: the whole run)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per REGISTER step (with -sustain: the whole run)")
 	flag.IntVar(&o.reps, "reps", 3, "searches per scenario, transport and server; the table gives their medians")
 	flag.IntVar(&o.start, "start", 12000, "first rate of the first REGISTER search, flows/s")
 	flag.IntVar(&o.max, "max", 40000, "highest rate tried, flows/s")
@@ -102,9 +104,9 @@ func main() {
 	flag.StringVar(&servers, "servers", "sipwarden,kamailio", "servers measured, alternated: sipwarden, kamailio")
 	flag.IntVar(&o.callStart, "call-start", 1600, "first rate of the first calls search, calls/s")
 	flag.IntVar(&o.callMax, "call-max", 9600, "highest rate of calls tried, calls/s")
-	flag.DurationVar(&o.callDur, "call-duration", 4*time.Second, "load per calls step")
-	flag.DurationVar(&o.callHold, "call-hold", 100*time.Millisecond, "how long each call lasts, ACK to BYE (sipp -d)")
-	flag.DurationVar(&o.budget, "budget", 20*time.Minute, "stop starting searches after this (the table says so)")
+	flag.DurationVar(&o.callDur, "call-duration", 10*time.Second, "load per calls step")
+	flag.DurationVar(&o.callHold, "call-hold", time.Second, "how long each call lasts, ACK to BYE (sipp -d)")
+	flag.DurationVar(&o.budget, "budget", 75*time.Minute, "stop starting searches after this (the table says so)")
 	flag.DurationVar(&o.settle, "settle", 500*time.Millisecond, "pause between steps")
 	flag.StringVar(&o.bin, "bin", "", "sipwarden binary to measure (default: build ./cmd/sipwarden)")
 	flag.StringVar(&o.kamCfg, "kamailio-cfg", "", "Kamailio configuration (default: bench/kamailio/kamailio.cfg)")
@@ -115,6 +117,8 @@ func main() {
 	flag.IntVar(&o.maxP99, "max-p99-ms", 500, "p99 flow time allowed, ms (exclusive)")
 	flag.Float64Var(&o.minAchieved, "min-achieved", 0.9, "achieved/target rate required")
 	flag.IntVar(&o.sustain, "sustain", 0, "instead of searching, run this rate for -duration (-call-duration for calls) and report memory over time")
+	flag.Float64Var(&o.overload, "overload", 1.5, "after the searches, drive each server at this multiple of its own maximum (0: no overload row)")
+	flag.DurationVar(&o.overloadDur, "overload-duration", 30*time.Second, "how long each overload run lasts")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of sipwarden over each of its steps into this directory (go tool pprof)")
 	flag.Parse()
 	o.transports = strings.Split(transports, ",")
@@ -156,6 +160,7 @@ type step struct {
 	pass      bool
 	why       string
 	flows     int
+	ok        int // successful flows
 	achieved  float64
 	retrans   int
 	p99       int
@@ -288,8 +293,15 @@ outer:
 			}
 		}
 	}
+	var over []overload
+	if o.overload > 0 && !truncated {
+		var err error
+		if over, err = b.overloadRuns(ctx, scens, results); err != nil {
+			return err
+		}
+	}
 	var report strings.Builder
-	report.WriteString(b.report(scens, results, truncated, time.Since(began)))
+	report.WriteString(b.report(scens, results, over, truncated, time.Since(began)))
 	fmt.Print(report.String())
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
@@ -559,6 +571,7 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 		st.otherDrops = max(0, rcvbuf1-rcvbuf0-st.serverDrops)
 	}
 	st.flows = res.successful + res.failed
+	st.ok = res.successful
 	st.achieved = res.achieved
 	st.retrans = res.retrans
 	st.p99 = harness.Percentile(res.rtts, 99)

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// overload is one server driven past its own maximum (issue 18): what an
+// operator sees in a re-registration storm.
+type overload struct {
+	scenario, transport, server string
+	max, rate                   int // the server's median maximum, the rate driven
+	st                          step
+}
+
+// goodput is the successful flows per second over the run.
+func (o overload) goodput(dur time.Duration) float64 {
+	return float64(o.st.ok) / dur.Seconds()
+}
+
+// overloadRuns drives each server at -overload times its own median
+// highest zero-failure rate of the searches, for -overload-duration, once
+// per scenario and transport, against a server started for it.
+func (b *bench) overloadRuns(ctx context.Context, scens []*scenario, results map[string][]search) ([]overload, error) {
+	var out []overload
+	for _, sc := range scens {
+		for _, tr := range b.o.transports {
+			for _, t := range b.targets {
+				p := summarize(results[key(sc.name, tr, t.name())])
+				if !(p.rate > 0) {
+					logf("%s %s %s overload: no maximum found, skipped", sc.name, tr, t.name())
+					continue
+				}
+				rate := roundRate(int(p.rate * b.o.overload))
+				logf("%s %s %s overload: %.1fx its maximum %d = %d %s/s for %v", sc.name, tr, t.name(), b.o.overload, int(p.rate), rate, sc.unit, b.o.overloadDur)
+				st, err := b.stepFor(ctx, sc, tr, t, rate, b.o.overloadDur, 100*time.Millisecond, nil)
+				if err != nil {
+					return out, err
+				}
+				out = append(out, overload{scenario: sc.name, transport: tr, server: t.name(), max: int(p.rate), rate: rate, st: st})
+			}
+		}
+	}
+	return out, nil
+}
+
+// overloadReport is the overload table: goodput against the server's own
+// maximum (target: at least 90%), the flows that failed (timed out or
+// refused: sipp counts a 503 as a failed flow), p99 of the flows that
+// completed, peak memory, and the datagrams the kernel dropped on the
+// server's socket (requests lost without an answer).
+func (b *bench) overloadReport(runs []overload) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "### Overload: each server at %.1fx its own maximum for %v\n\n", b.o.overload, b.o.overloadDur)
+	fmt.Fprintln(&w, "| scenario | transport | server | its max/s | driven/s | goodput/s | goodput / max | failed flows | p99 ms | peak MB | UDP drops at the server |")
+	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, r := range runs {
+		g := r.goodput(b.o.overloadDur)
+		fmt.Fprintf(&w, "| %s | %s | %s | %d | %d | %.0f | %.0f%% | %d | %d | %.0f | %d |\n",
+			r.scenario, r.transport, r.server, r.max, r.rate, g, 100*g/float64(r.max), r.st.flows-r.st.ok, r.st.p99, r.st.rssMB, r.st.serverDrops)
+	}
+	fmt.Fprintln(&w)
+	return w.String()
+}
