@@ -2,6 +2,7 @@ package digest_test
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -124,26 +125,27 @@ func TestCountsBounded(t *testing.T) {
 }
 
 // Eviction must not open a replay window: a nonce whose count was evicted
-// is refused, while nonces newer than every evicted one still work.
+// is refused, while nonces newer than every evicted one still work (by a
+// second: expiries are kept in whole seconds).
 func TestCountsEvictionFailsClosed(t *testing.T) {
 	clk := newClock()
 	c := digest.NewCounts(1024, clk.Now) // 4 shards of 256
 	for i := range 5000 {
-		clk.Add(time.Millisecond)
+		clk.Add(time.Second)
 		if !c.Accept(fmt.Sprint("n", i), 1, clk.Now().Add(time.Hour)) {
 			t.Fatalf("fresh nonce %d: got false, want true", i)
 		}
 	}
 	replays := 0
 	for i := range 5000 {
-		if c.Accept(fmt.Sprint("n", i), 1, clk.Now().Add(time.Hour-time.Duration(5000-i-1)*time.Millisecond)) {
+		if c.Accept(fmt.Sprint("n", i), 1, clk.Now().Add(time.Hour-time.Duration(5000-i-1)*time.Second)) {
 			replays++
 		}
 	}
 	if replays != 0 {
 		t.Errorf("got %d replays accepted after eviction, want 0", replays)
 	}
-	clk.Add(time.Millisecond)
+	clk.Add(time.Second)
 	if !c.Accept("brand-new", 1, clk.Now().Add(time.Hour)) {
 		t.Errorf("a nonce newer than every evicted one: got false, want true")
 	}
@@ -220,4 +222,39 @@ func TestCountsDefaults(t *testing.T) {
 	if !c.Accept("x", 1, time.Now().Add(time.Minute)) {
 		t.Errorf("with the real clock: got false, want true")
 	}
+}
+
+// The table's memory per nonce tracked, full, as the doc comment of Counts
+// states it (about 45 bytes); a regression past 55 fails (the expiry heap
+// it replaced took 72).
+func TestCountsMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a million entries")
+	}
+	const n = 1 << 20
+	clk := newClock()
+	nonces := make([]string, n)
+	for i := range nonces {
+		nonces[i] = fmt.Sprintf("nonce-%020d", i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := digest.NewCounts(n, clk.Now)
+	exp := clk.Now().Add(time.Hour)
+	for i, nonce := range nonces {
+		if i%1024 == 0 {
+			clk.Add(time.Second)
+		}
+		c.Accept(nonce, 1, exp.Add(time.Duration(i/1024)*time.Second))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(nonces)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / float64(c.Len())
+	t.Logf("%d entries: %.1f bytes each (heap %.1f MB)", c.Len(), per, float64(after.HeapAlloc-before.HeapAlloc)/(1<<20))
+	if per > 55 {
+		t.Errorf("got %.1f bytes per entry, want at most 55", per)
+	}
+	runtime.KeepAlive(c)
 }
