@@ -160,7 +160,8 @@ type step struct {
 	pass      bool
 	why       string
 	flows     int
-	ok        int // successful flows
+	ok        int           // successful flows
+	elapsed   time.Duration // from sipp's start to its end, the last flow's
 	achieved  float64
 	retrans   int
 	p99       int
@@ -547,7 +548,9 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	rcvbuf0, _ := harness.UDPRcvbufErrors()
 	mem := sampleMemory(pid, sampleEvery, sample)
 	prof := b.startProfile(ctx, t, fmt.Sprintf("%s-%s-%d", sc.name, transport, rate), dur)
+	began := time.Now()
 	res, err := sc.load(ctx, transport, rate, n, dur, dir)
+	st.elapsed = time.Since(began)
 	peakMB := mem.stop(pid)
 	prof()
 	if ctx.Err() != nil {
