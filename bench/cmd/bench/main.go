@@ -87,6 +87,7 @@ type options struct {
 	profile     string
 	overload    float64
 	overloadDur time.Duration
+	tail        float64
 }
 
 func main() {
@@ -119,6 +120,7 @@ func main() {
 	flag.IntVar(&o.sustain, "sustain", 0, "instead of searching, run this rate for -duration (-call-duration for calls) and report memory over time")
 	flag.Float64Var(&o.overload, "overload", 1.5, "after the searches, drive each server at this multiple of its own maximum (0: no overload row)")
 	flag.DurationVar(&o.overloadDur, "overload-duration", 30*time.Second, "how long each overload run lasts")
+	flag.Float64Var(&o.tail, "tail", 0.8, "after the searches, run both servers at this multiple of Kamailio's maximum and compare p99 (0: no tail row)")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of sipwarden over each of its steps into this directory (go tool pprof)")
 	flag.Parse()
 	o.transports = strings.Split(transports, ",")
@@ -294,7 +296,13 @@ outer:
 			}
 		}
 	}
-	var over []overload
+	var over, tail []overload
+	if o.tail > 0 && !truncated {
+		var err error
+		if tail, err = b.tailRuns(ctx, scens, results); err != nil {
+			return err
+		}
+	}
 	if o.overload > 0 && !truncated {
 		var err error
 		if over, err = b.overloadRuns(ctx, scens, results); err != nil {
@@ -302,7 +310,7 @@ outer:
 		}
 	}
 	var report strings.Builder
-	report.WriteString(b.report(scens, results, over, truncated, time.Since(began)))
+	report.WriteString(b.report(scens, results, tail, over, truncated, time.Since(began)))
 	fmt.Print(report.String())
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {

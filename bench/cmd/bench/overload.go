@@ -73,3 +73,50 @@ func (b *bench) overloadReport(runs []overload) string {
 	fmt.Fprintln(&w)
 	return w.String()
 }
+
+// tailRuns drives every server at -tail times Kamailio's median maximum,
+// one step each per scenario and transport, for the p99 comparison of
+// issue 18 (at a rate both sustain, the tail is the servers', not a
+// saturated CPU's). Without Kamailio among the servers it does nothing.
+func (b *bench) tailRuns(ctx context.Context, scens []*scenario, results map[string][]search) ([]overload, error) {
+	var out []overload
+	for _, sc := range scens {
+		for _, tr := range b.o.transports {
+			k := summarize(results[key(sc.name, tr, "kamailio")])
+			if !(k.rate > 0) {
+				continue
+			}
+			rate := roundRate(int(k.rate * b.o.tail))
+			for _, t := range b.targets {
+				logf("%s %s %s tail: %.1fx Kamailio's maximum %d = %d %s/s", sc.name, tr, t.name(), b.o.tail, int(k.rate), rate, sc.unit)
+				st, err := b.step(ctx, sc, tr, t, rate)
+				if err != nil {
+					return out, err
+				}
+				out = append(out, overload{scenario: sc.name, transport: tr, server: t.name(), max: int(k.rate), rate: rate, st: st})
+			}
+		}
+	}
+	return out, nil
+}
+
+// tailReport is the table of tailRuns.
+func (b *bench) tailReport(runs []overload) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "### Tail: both servers at %.1fx Kamailio's maximum\n\n", b.o.tail)
+	fmt.Fprintln(&w, "| scenario | transport | server | rate/s | result | p99 ms | server CPU ms/flow | peak MB |")
+	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, r := range runs {
+		res := "pass"
+		if !r.st.pass {
+			res = "fail: " + r.st.why
+		}
+		fmt.Fprintf(&w, "| %s | %s | %s | %d | %s | %d | %.3f | %.0f |\n",
+			r.scenario, r.transport, r.server, r.rate, res, r.st.p99, r.st.cpuMSFlow, r.st.rssMB)
+	}
+	fmt.Fprintln(&w)
+	return w.String()
+}

@@ -72,7 +72,7 @@ func orDash(format string, v float64) string {
 	return fmt.Sprintf(format, v)
 }
 
-func (b *bench) report(scens []*scenario, results map[string][]search, over []overload, truncated bool, took time.Duration) string {
+func (b *bench) report(scens []*scenario, results map[string][]search, tail, over []overload, truncated bool, took time.Duration) string {
 	var w strings.Builder
 	host, _ := os.Hostname()
 	var names []string
@@ -115,6 +115,7 @@ func (b *bench) report(scens []*scenario, results map[string][]search, over []ov
 		fmt.Fprintf(&w, "\nThe %v budget ran out: fewer than %d searches for some points.\n", b.o.budget, b.o.reps)
 	}
 	fmt.Fprintf(&w, "\nRatios are sipwarden/Kamailio (rate: higher is better for sipwarden; CPU: lower is). CPU, p99 and memory are those of the highest passing step of each search; CPU counts every process of the server. Each step runs against a server started for it, so memory is the peak of that step: sipwarden's VmHWM; Kamailio's is the peak of its processes' summed PSS (shared memory counted once, sampled every 100 ms).\n\n")
+	w.WriteString(b.tailReport(tail))
 	w.WriteString(b.overloadReport(over))
 	fmt.Fprintln(&w, "Steps:")
 	fmt.Fprintln(&w)
