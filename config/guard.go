@@ -82,6 +82,13 @@ type Limits struct {
 	// load for an amount of memory that follows the load. Default 128; -1 (or the GOGC environment variable)
 	// leaves the Go runtime's setting alone.
 	GCHeadroomMB int `yaml:"gc_headroom_mb"`
+	// MaxQueueDelay is the longest a REGISTER or first INVITE without
+	// credentials may wait for a worker of the stateless front before it
+	// is answered 503 Service Unavailable with a Retry-After instead
+	// (overload: the server keeps serving at its maximum and refuses the
+	// rest cheaply). Requests with credentials are always served. Default
+	// 100ms; negative: never.
+	MaxQueueDelay Duration `yaml:"max_queue_delay"`
 }
 
 // DefaultUserAgentDeny is the User-Agent deny list used when none is set.
@@ -128,6 +135,7 @@ func (c *Config) setGuardDefaults() {
 	defInt(&l.APIKeyFailures, 10)
 	defDur(&l.APIKeyBlock, time.Minute)
 	defInt(&l.GCHeadroomMB, 128)
+	defDur(&l.MaxQueueDelay, 100*time.Millisecond)
 }
 
 func (c *Config) validateGuard(bad func(key string, v any, why string)) {
@@ -171,6 +179,9 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 		if _, err := cidr.Parse(s); err != nil {
 			bad("guard.exempt_cidrs", quote(s), "want an address or a CIDR such as 192.0.2.0/24")
 		}
+	}
+	if l.MaxQueueDelay > Duration(10*time.Second) {
+		bad("limits.max_queue_delay", l.MaxQueueDelay, "want at most 10s (negative: never)")
 	}
 	if h := l.GCHeadroomMB; h != -1 && (h < 16 || h > 65536) {
 		bad("limits.gc_headroom_mb", h, "want -1 (off) or 16 to 65536")

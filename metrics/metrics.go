@@ -53,12 +53,16 @@ const (
 	RejectInFlight         = "inflight"            // in-flight transactions cap (503)
 	RejectThrottled        = "throttled"           // a username slowed down after failures
 	RejectCluster          = "cluster_unavailable" // the cluster's Redis is down (503)
+	RejectOverload         = "overload"            // waited past limits.max_queue_delay (503)
+	RejectQueueFull        = "queue_full"          // a datagram the workers had no room for (dropped)
+	RejectDuplicate        = "duplicate"           // a retransmission of a datagram still queued (dropped)
 	RejectOther            = "other"
 )
 
 var rejectReasons = []string{
 	RejectBanned, RejectUserAgent, RejectMessageSize, RejectConnections,
-	RejectConnectionsPerIP, RejectInFlight, RejectThrottled, RejectCluster, RejectOther,
+	RejectConnectionsPerIP, RejectInFlight, RejectThrottled, RejectCluster, RejectOverload, RejectQueueFull,
+	RejectDuplicate, RejectOther,
 }
 
 // Store commit kinds, the values of the kind label of the store metrics.

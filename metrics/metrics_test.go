@@ -204,9 +204,12 @@ sipwarden_guard_rejected_total{reason="banned"} 0
 sipwarden_guard_rejected_total{reason="cluster_unavailable"} 0
 sipwarden_guard_rejected_total{reason="connections"} 0
 sipwarden_guard_rejected_total{reason="connections_per_ip"} 0
+sipwarden_guard_rejected_total{reason="duplicate"} 0
 sipwarden_guard_rejected_total{reason="inflight"} 1
 sipwarden_guard_rejected_total{reason="message_size"} 0
 sipwarden_guard_rejected_total{reason="other"} 1
+sipwarden_guard_rejected_total{reason="overload"} 0
+sipwarden_guard_rejected_total{reason="queue_full"} 0
 sipwarden_guard_rejected_total{reason="throttled"} 0
 sipwarden_guard_rejected_total{reason="user_agent"} 0
 # HELP sipwarden_sip_connections_open Open TCP, TLS, WS and WSS connections, by transport.

@@ -313,6 +313,8 @@ func (n *Node) route() {
 			// A message must be whole within the idle timeout of its
 			// first byte (threat model: slowloris).
 			MessageTimeout: n.cfg.Limits.IdleTimeout.D(),
+			MaxQueueDelay:  max(n.cfg.Limits.MaxQueueDelay.D(), 0),
+			OnShed:         n.obs.m.Rejected,
 			Logger:         n.log.With("component", "registrar"),
 		})
 		if n.cfg.Proxy.ChallengeMode == "stateless" {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -95,7 +96,18 @@ func (f *Front) ACKsAbsorbed() uint64 {
 func (f *Front) take(msg []byte, j job) bool {
 	switch {
 	case isRegister(msg):
-		return f.dispatch(msg, j)
+		if f.dispatch(msg, j) {
+			return true
+		}
+		if j.conn == nil {
+			// No worker has room: over UDP the datagram is dropped (the
+			// client retransmits) rather than handed to sipgo, whose
+			// transaction per request is what overload must not pay.
+			// Streams are never dropped (no retransmission there).
+			f.shed(ShedQueueFull)
+			return true
+		}
+		return false
 	case f.inv == nil:
 		return false
 	case bytes.HasPrefix(msg, []byte("INVITE ")):
@@ -135,7 +147,7 @@ func (f *Front) takeInvite(msg []byte, j job) bool {
 	if !f.inv.c.Challengeable(req) {
 		return false
 	}
-	j.req = req
+	j.req, j.at = req, time.Now()
 	select {
 	case f.jobs <- j:
 		return true
@@ -171,6 +183,10 @@ func (f *Front) absorbACK(msg []byte, j job) bool {
 // handleInvite runs the handler for a queued INVITE on a worker and sends
 // its answer, with the front's To tag.
 func (f *Front) handleInvite(out *bytes.Buffer, box *outbox, a *answer, j job) {
+	if f.late(j) {
+		f.refuse(out, box, j.req, j) // a new call, which would only start late
+		return
+	}
 	tag, ok := f.inv.tag(j.req) // before the handler adds received and rport to Via
 	a.reset()
 	f.inv.h(j.req, a)

@@ -59,8 +59,32 @@ type Config struct {
 	// connection forever. Past it the connection is closed (checked when
 	// a read returns, so within one idle timeout more). Default 10s.
 	MessageTimeout time.Duration
-	Logger         *slog.Logger
+	// MaxQueueDelay is the longest a request that starts a flow (a
+	// REGISTER or INVITE without credentials) may have waited for a
+	// worker: past it the front is overloaded and answers it 503 Service
+	// Unavailable with a Retry-After (RFC 3261 section 21.5.4) instead of
+	// handling it, which costs a parse and a write. Requests with
+	// credentials, which finish a flow already begun, are always handled.
+	// 0: never.
+	MaxQueueDelay time.Duration
+	// RetryAfter is the least Retry-After of those 503s, in seconds; each
+	// is drawn from [RetryAfter, 2*RetryAfter) so that the refused clients
+	// do not come back together. Default 5.
+	RetryAfter int
+	// OnShed, if set, is called for every request refused or dropped for
+	// overload, with the reason: "overload" (answered 503), "queue_full"
+	// (a datagram dropped: no worker had room), "duplicate" (a datagram
+	// dropped: the same bytes are queued already, a retransmission).
+	OnShed func(reason string)
+	Logger *slog.Logger
 }
+
+// Reasons given to Config.OnShed.
+const (
+	ShedOverload  = "overload"
+	ShedQueueFull = "queue_full"
+	ShedDuplicate = "duplicate"
+)
 
 // Front is the pool of workers behind the wrapped sockets.
 type Front struct {
@@ -75,6 +99,7 @@ type Front struct {
 	stop    context.CancelFunc
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
+	queued  queuedSet     // datagrams waiting for a worker (overload.go)
 }
 
 // job is one REGISTER to answer: the message in a pooled buffer and where
@@ -87,6 +112,8 @@ type job struct {
 	conn      *streamConn
 	transport string
 	req       *sip.Request // an INVITE parsed by the reader (invite.go); buf is nil
+	at        time.Time    // when it was queued
+	sum       uint64       // a datagram's hash in Front.queued; 0: not there
 }
 
 // New starts cfg.Workers workers answering REGISTERs with h. Close stops
@@ -104,6 +131,9 @@ func New(h Handler, cfg Config) *Front {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 2 * time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 5
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -131,15 +161,26 @@ func (f *Front) Close() {
 }
 
 // dispatch queues msg (copied) for a worker; false when the queue is full.
+// A datagram whose very bytes are queued already is a retransmission: it
+// is dropped (true), the answer to the first copy answers it too.
 func (f *Front) dispatch(msg []byte, j job) bool {
+	if j.conn == nil {
+		sum, fresh := f.queued.add(msg)
+		if !fresh {
+			f.shed(ShedDuplicate)
+			return true
+		}
+		j.sum = sum
+	}
 	bp := f.bufs.Get().(*[]byte)
 	*bp = append((*bp)[:0], msg...)
-	j.buf, j.n = bp, len(msg)
+	j.buf, j.n, j.at = bp, len(msg), time.Now()
 	select {
 	case f.jobs <- j:
 		return true
 	default:
 		f.putBuf(bp)
+		f.queued.remove(j.sum)
 		return false
 	}
 }
@@ -208,6 +249,7 @@ func (f *Front) worker() {
 		case <-f.ctx.Done():
 			return
 		case j := <-f.jobs:
+			f.queued.remove(j.sum)
 			f.handle(parser, &out, &box, &a, j)
 			f.putBuf(j.buf)
 		}
@@ -217,6 +259,7 @@ func (f *Front) worker() {
 		for range maxBatchJobs - 1 {
 			select {
 			case j := <-f.jobs:
+				f.queued.remove(j.sum)
 				f.handle(parser, &out, &box, &a, j)
 				f.putBuf(j.buf)
 			default:
@@ -249,6 +292,10 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *an
 	}
 	req.SetSource(source)
 	req.SetTransport(j.transport)
+	if f.late(j) && req.GetHeader("Authorization") == nil {
+		f.refuse(out, box, req, j)
+		return
+	}
 	// The answer leaves once the handler returned, so that whatever the
 	// chain counts while the request is handled (requests in flight) is
 	// over before the client can act on it.
