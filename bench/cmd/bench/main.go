@@ -508,6 +508,11 @@ func (b *bench) registerLoad(ctx context.Context, transport string, rate, n int,
 		Dir:         dir,
 		RTT:         true,
 		RTTFreq:     rttFreq,
+		// No default behaviours: sipp would otherwise "abort" a failed
+		// REGISTER flow (a timeout, a 503) by sending a BYE, which no
+		// phone does and which loads the server under overload with
+		// requests that are not part of the test.
+		Extra: []string{"-nd"},
 	}
 	if transport == "udp" {
 		run.Transport = "u1"
