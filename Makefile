@@ -41,7 +41,8 @@ interop: deps
 	bash scripts/install-peers.sh
 	$(GO) test -tags interop -count=1 -timeout 20m ./interop/
 
-# sipwarden against Kamailio, every scenario, about 12 minutes. Quick checks:
+# sipwarden against Kamailio, every scenario, 10 s steps, then the tail and
+# overload rows: about 45 minutes. Quick checks:
 # BENCHFLAGS='-servers sipwarden -scenarios calls -transports udp -reps 1';
 # see docs/bench.md. Then the WebSocket REGISTER row (sipp has no
 # WebSocket: a Go client, bench/cmd/wsbench, sipwarden only).
