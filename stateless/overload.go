@@ -43,9 +43,16 @@ func (f *Front) refuse(out *bytes.Buffer, box *outbox, req *sip.Request, j job) 
 	f.send(out, box, res, j)
 }
 
+// shed counts one request refused or dropped for overload, and logs at
+// most once a second that it is happening.
 func (f *Front) shed(reason string) {
 	if f.cfg.OnShed != nil {
 		f.cfg.OnShed(reason)
+	}
+	n := f.shedTotal.Add(1)
+	now := time.Now().UnixNano()
+	if last := f.shedLogged.Load(); now-last >= int64(time.Second) && f.shedLogged.CompareAndSwap(last, now) {
+		f.log.Warn("overload: shedding requests", "reason", reason, "shed_since_start", n)
 	}
 }
 

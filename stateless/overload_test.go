@@ -122,7 +122,7 @@ func TestOverloadShedsLateFirstLegs(t *testing.T) {
 	}
 	late := udpRegister("z9hG4bK-late", false)
 	u.send(t, late, udpRegister("z9hG4bK-second-leg", true), late) // the last one: a retransmission
-	time.Sleep(60 * time.Millisecond)                               // past MaxQueueDelay: the two queued are late
+	time.Sleep(60 * time.Millisecond)                              // past MaxQueueDelay: the two queued are late
 	close(h.gate)
 	got := u.answers(t, 3)
 	if !strings.HasPrefix(got["z9hG4bK-busy"], "SIP/2.0 200 ") {

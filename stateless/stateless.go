@@ -100,6 +100,9 @@ type Front struct {
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
 	queued  queuedSet     // datagrams waiting for a worker (overload.go)
+	// Requests shed for overload, and when that was last logged (Unix ns).
+	shedTotal  atomic.Uint64
+	shedLogged atomic.Int64
 }
 
 // job is one REGISTER to answer: the message in a pooled buffer and where

@@ -93,6 +93,12 @@ type Config struct {
 
 	// Pprof serves /debug/pprof/ on the HTTP listener (bench -profile).
 	Pprof bool
+
+	// MaxQueueDelay is limits.max_queue_delay; "": the server's default
+	// (100ms). LoopbackConfig sets 1s: the interop tests run real peers at
+	// modest rates on shared machines, where a starved server must be
+	// slow rather than shed; the benchmark measures the default.
+	MaxQueueDelay string
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -116,8 +122,9 @@ func LoopbackConfig(dataDir string) (Config, error) {
 	return Config{
 		DataDir: dataDir,
 		UDP:     hostPort(sip), TCP: hostPort(sip), TLS: hostPort(tls),
-		HTTP:   hostPort(httpPort),
-		APIKey: DefaultAPIKey,
+		HTTP:          hostPort(httpPort),
+		APIKey:        DefaultAPIKey,
+		MaxQueueDelay: "1s",
 	}, nil
 }
 
@@ -164,7 +171,7 @@ registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts:
 http: {listen: %q, api_key: %q, pprof: %t}
 guard: {exempt_cidrs: %s}
 jwt: {enabled: %t}
-%s`,
+%s%s`,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
 		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"), orDefault(c.WS, "-"), orDefault(c.WSS, "-"),
@@ -172,7 +179,14 @@ jwt: {enabled: %t}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, routesYAML(c.Routes))
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, limitsYAML(c.MaxQueueDelay), routesYAML(c.Routes))
+}
+
+func limitsYAML(maxQueueDelay string) string {
+	if maxQueueDelay == "" {
+		return ""
+	}
+	return fmt.Sprintf("limits: {max_queue_delay: %s}\n", maxQueueDelay)
 }
 
 // Route is one proxy.routes entry.

@@ -338,6 +338,7 @@ func (b *bench) setupSipwarden(ctx context.Context, root string, users []harness
 		return nil, err
 	}
 	b.cfg.LogLevel = "warn"
+	b.cfg.MaxQueueDelay = "" // the server's default: the overload behaviour is measured
 	b.cfg.UDPBuffer = 4194304
 	b.cfg.FlushInterval = "1s"
 	b.cfg.Pprof = b.o.profile != ""
