@@ -234,7 +234,7 @@ func (n *Node) newRegistrar(ctx context.Context) error {
 		MaxContacts:    cfg.Registrar.MaxContacts,
 		JitterPercent:  cfg.Registrar.ExpiryJitterPercent,
 		Domains:        domains(cfg, n.lis.addrs),
-		LocalAddrs:     n.lis.addrs,
+		LocalAddrs:     n.bindingAddrs(),
 		Server:         cfg.SIP.UserAgent,
 		Connections:    n.db, // max_registrations
 	}, loc, n.auth, nil, n.log.With("component", "registrar"))

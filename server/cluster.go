@@ -54,8 +54,9 @@ func (n *Node) openCluster(ctx context.Context) error {
 	}
 	n.db.SetReplicator(n.records)
 	var sipAddrs []string
+	addrs := n.bindingAddrs()
 	for _, tp := range []string{"udp", "tcp", "tls", "ws", "wss"} {
-		if a := n.lis.addrs[tp]; a != "" {
+		if a := addrs[tp]; a != "" {
 			sipAddrs = append(sipAddrs, a)
 		}
 	}
@@ -223,7 +224,7 @@ func (n *Node) locator() proxy.Locator {
 		return n.loc
 	}
 	own := map[string]bool{}
-	for _, a := range n.lis.addrs {
+	for _, a := range n.bindingAddrs() {
 		own[a] = true
 	}
 	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, domain: n.cfg.SIP.Domain}

@@ -55,3 +55,20 @@ func TestOwnFlowsThroughPeer(t *testing.T) {
 		t.Errorf("the table's binding was modified: %+v", bs[0])
 	}
 }
+
+// Nodes of a cluster listening on 0.0.0.0 name their bindings' listener
+// by their advertised host, so that the nodes' names differ.
+func TestNodeAddr(t *testing.T) {
+	for _, c := range []struct{ listen, host, want string }{
+		{"0.0.0.0:5060", "192.0.2.10", "192.0.2.10:5060"},
+		{"[::]:5061", "192.0.2.10", "192.0.2.10:5061"},
+		{"0.0.0.0:7443", "2001:db8::1", "[2001:db8::1]:7443"},
+		{"127.0.0.2:5060", "192.0.2.10", "127.0.0.2:5060"},
+		{"192.0.2.11:5060", "edge-1.example.net", "192.0.2.11:5060"},
+		{"0.0.0.0:5060", "edge-1.example.net", "edge-1.example.net:5060"},
+	} {
+		if got := nodeAddr(c.listen, c.host); got != c.want {
+			t.Errorf("nodeAddr(%q, %q) = %q, want %q", c.listen, c.host, got, c.want)
+		}
+	}
+}
