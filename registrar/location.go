@@ -404,13 +404,28 @@ func (h *expiryHeap) Pop() any {
 
 // Apply replaces aor's bindings with bs as another node of a cluster saved
 // them (package cluster), dropping expired ones. The saver is not called:
-// the set is the other node's to store.
+// the set is the other node's to store. A binding it held that the new set
+// drops and that has expired was swept by the other node first: the
+// expiry hook is called for it here too, so that the node that reports
+// expiries (the hook decides) reports it whichever node swept first.
 func (l *Location) Apply(aor string, bs []store.Binding) {
 	now := l.now()
 	bs = unexpired(bs, now)
 	slices.SortFunc(bs, func(a, b store.Binding) int { return a.RegisteredAt.Compare(b.RegisteredAt) })
 	s := l.shard(aor)
 	s.mu.Lock()
-	s.setLocked(aor, s.aors[aor], bs)
+	e := s.aors[aor]
+	var gone []store.Binding
+	if e != nil && l.onExpire != nil {
+		for _, old := range e.bindings {
+			if !old.Expires.After(now) && !slices.ContainsFunc(bs, func(b store.Binding) bool { return b.ID == old.ID }) {
+				gone = append(gone, old)
+			}
+		}
+	}
+	s.setLocked(aor, e, bs)
 	s.mu.Unlock()
+	for _, b := range gone {
+		l.onExpire(b)
+	}
 }

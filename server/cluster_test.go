@@ -521,3 +521,60 @@ func TestClusterRedisOutageUnderLoad(t *testing.T) {
 		return true
 	})
 }
+
+// TestClusterExpiryReportedOnce: every node removes an expired binding
+// from its copy of the table (its own sweep, or the other node's applied,
+// whichever comes first), and exactly one node, the one it was registered
+// through, sends the registration.expired webhook: never both, never
+// neither. Six bindings registered through both nodes, so that the node
+// that did not take the registration sweeps first for some of them.
+func TestClusterExpiryReportedOnce(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, func(c *config.Config) { c.Registrar.MinExpires = 1 })
+	rcv := newHookReceiver(t)
+	var conn struct {
+		ID     string `json:"id"`
+		Secret string `json:"webhook_secret"`
+	}
+	if code := nodes[0].api(t, "POST", "/v1/connections", map[string]any{"name": "hooked", "webhook_event_url": rcv.srv.URL + "/sip"}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	rcv.mu.Lock()
+	rcv.secret = conn.Secret
+	rcv.mu.Unlock()
+	const n = 6
+	for i := range n {
+		user := fmt.Sprintf("exp%d", i)
+		nodes[0].createCredential(t, user, pw, map[string]any{"connection_id": conn.ID})
+		ph := newPhone(t, nodes[i%2], "udp") // half through each node
+		waitFor(t, user+"'s credential on node "+fmt.Sprint(i%2+1), 5*time.Second, func() bool {
+			return ph.register(t, regOpts{user: user, pass: pw, expires: "1"}).StatusCode == 200
+		})
+		time.Sleep(170 * time.Millisecond) // spread the expiries over the sweeps' second
+	}
+	count := func() map[string]int {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		m := map[string]int{}
+		for _, e := range rcv.events {
+			if e.Type == "registration.expired" {
+				m[fmt.Sprint(e.Payload["username"])]++
+			}
+		}
+		return m
+	}
+	waitFor(t, "an expiry event for each binding", 10*time.Second, func() bool { return len(count()) == n })
+	// Each node sweeps every second: a second event for a binding would
+	// have been delivered by now (the receiver is on loopback).
+	time.Sleep(2500 * time.Millisecond)
+	for user, k := range count() {
+		if k != 1 {
+			t.Errorf("registration.expired for %s %d times, want once", user, k)
+		}
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if rcv.bad != 0 {
+		t.Errorf("%d deliveries did not verify", rcv.bad)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/sipwarden/sipwarden/store"
 )
 
 // bindingAddrs is what a binding records as the listener it came through
@@ -36,4 +38,23 @@ func nodeAddr(listen, host string) string {
 		return listen
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(ap.Port())))
+}
+
+// holdsBinding reports whether this node reports b's expiry (metrics,
+// the registration.expired webhook): in a cluster every node sweeps every
+// binding from its copy of the table, and only the node b was registered
+// through reports it, or every node when that node is gone (or b does not
+// say), so that the expiry is not lost with it.
+func (n *Node) holdsBinding(b store.Binding) bool {
+	if n.cl == nil || b.LocalAddr == "" {
+		return true
+	}
+	host, _, _ := net.SplitHostPort(n.cfg.Cluster.Advertise)
+	for _, a := range n.lis.addrs {
+		if nodeAddr(a, host) == b.LocalAddr {
+			return true
+		}
+	}
+	_, alive := n.cl.PeerAt(b.LocalAddr)
+	return !alive
 }

@@ -66,8 +66,13 @@ func (n *Node) registrationEvent(ev registrar.Event) {
 }
 
 // bindingExpired is the location table's expiry hook: metrics and the
-// registration.expired event.
+// registration.expired event, from one node of a cluster (holdsBinding).
+// Every node removes an expired binding from its copy of the table, by its
+// own sweep or by applying another node's; the hook runs on both paths.
 func (n *Node) bindingExpired(b store.Binding) {
+	if !n.holdsBinding(b) {
+		return
+	}
 	n.obs.bindingExpired(b)
 	if !n.db.AnyWebhooks() {
 		return
