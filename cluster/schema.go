@@ -38,7 +38,8 @@ const (
 	// keyBind + AOR: the AOR's complete binding set, JSON (bindingSet);
 	// expires with its last binding (PXAT).
 	keyBind = prefix + "bind:"
-	// chanBindings carries bindingSet JSON: one AOR's new set.
+	// chanBindings carries bindingBatch JSON: the new sets of the AORs
+	// one node wrote in one batch.
 	chanBindings = prefix + "bindings"
 )
 
