@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -76,49 +78,101 @@ func (b *Bindings) SaveBindings(aor string, bs []store.Binding) {
 	}
 }
 
-// Load returns every live binding Redis holds, for a node starting.
+// Load returns every live binding Redis holds, for a node starting. It
+// fetches the keys (SCAN, then MGET per 1,000) while GOMAXPROCS
+// goroutines decode what was fetched: at a million bindings decoding the
+// JSON is most of the work (docs/bench.md, cluster).
 func (b *Bindings) Load(ctx context.Context) ([]store.Binding, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	var out []store.Binding
+	workers := runtime.GOMAXPROCS(0)
+	fetched := make(chan []any, workers)
+	decoded := make(chan []store.Binding, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for vals := range fetched {
+				decoded <- decodeSets(vals)
+			}
+		}()
+	}
+	var parts [][]store.Binding
+	total := 0
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for p := range decoded {
+			parts = append(parts, p)
+			total += len(p)
+		}
+	}()
+	err := b.fetch(ctx, fetched)
+	close(fetched)
+	wg.Wait()
+	close(decoded)
+	<-collected
+	if err != nil {
+		return nil, b.c.unavailable("load bindings", err)
+	}
+	out := make([]store.Binding, 0, total)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// fetch sends the values of every binding key, 1,000 keys at a time, to
+// vals.
+func (b *Bindings) fetch(ctx context.Context, vals chan<- []any) error {
 	iter := b.c.rdb.Scan(ctx, 0, keyBind+"*", 1000).Iterator()
 	var keys []string
 	flush := func() error {
 		if len(keys) == 0 {
 			return nil
 		}
-		vals, err := b.c.rdb.MGet(ctx, keys...).Result()
+		v, err := b.c.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
 			return err
 		}
-		for _, v := range vals {
-			s, ok := v.(string)
-			if !ok {
-				continue
-			}
-			var set bindingSet
-			if json.Unmarshal([]byte(s), &set) == nil {
-				out = append(out, set.Bindings...)
-			}
-		}
 		keys = keys[:0]
-		return nil
+		select {
+		case vals <- v:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 		if len(keys) == 1000 {
 			if err := flush(); err != nil {
-				return nil, b.c.unavailable("load bindings", err)
+				return err
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return nil, b.c.unavailable("load bindings", err)
+		return err
 	}
-	if err := flush(); err != nil {
-		return nil, b.c.unavailable("load bindings", err)
+	return flush()
+}
+
+// decodeSets decodes MGET's values (bindingSet JSON; nil for a key gone
+// meanwhile) into their bindings, skipping what does not decode.
+func decodeSets(vals []any) []store.Binding {
+	var out []store.Binding
+	for _, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var set bindingSet
+		if json.Unmarshal([]byte(s), &set) == nil {
+			out = append(out, set.Bindings...)
+		}
 	}
-	return out, nil
+	return out
 }
 
 // Run writes the queued sets and applies the other nodes' until ctx ends.
@@ -166,6 +220,63 @@ const bindingLinger = 5 * time.Millisecond
 // message).
 const maxBindingBatch = 1000
 
+// take removes from the queue and returns at most maxBindingBatch AORs'
+// sets, and whether more are queued. A large queue (a node writing its
+// whole table back after Redis came back empty) goes in bounded batches.
+func (b *Bindings) take() (batch map[string][]store.Binding, more bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) <= maxBindingBatch {
+		batch = b.pending
+		b.pending = make(map[string][]store.Binding, len(batch))
+		return batch, false
+	}
+	batch = make(map[string][]store.Binding, maxBindingBatch)
+	for aor, bs := range b.pending {
+		if len(batch) == maxBindingBatch {
+			break
+		}
+		batch[aor] = bs
+		delete(b.pending, aor)
+	}
+	return batch, true
+}
+
+// Flush writes every set queued so far, in batches, and returns when
+// Redis has them all, or the first error (the sets not written stay
+// queued for Run). For a node stopping, and for tools that write many
+// bindings at once (bench/cmd/scale).
+func (b *Bindings) Flush(ctx context.Context) error {
+	for range maxFlushBatches {
+		batch, more := b.take()
+		if len(batch) > 0 {
+			if err := b.write(ctx, batch); err != nil {
+				b.requeue(batch)
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: flush bindings: more than %d batches queued", maxFlushBatches)
+}
+
+// maxFlushBatches bounds one Flush: ten million AORs.
+const maxFlushBatches = 10_000
+
+// requeue puts back a batch that was not written, unless a newer set of
+// the same AOR was queued meanwhile.
+func (b *Bindings) requeue(batch map[string][]store.Binding) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for aor, bs := range batch {
+		if _, newer := b.pending[aor]; !newer {
+			b.pending[aor] = bs
+		}
+	}
+}
+
 func (b *Bindings) writeLoop(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
@@ -184,27 +295,13 @@ func (b *Bindings) writeLoop(ctx context.Context) {
 			return
 		case <-time.After(bindingLinger):
 		}
-		b.mu.Lock()
-		batch := b.pending
-		if len(batch) <= maxBindingBatch {
-			b.pending = make(map[string][]store.Binding, len(batch))
-		} else {
-			// A large queue (a node writing its whole table back after
-			// Redis came back empty) goes in bounded batches.
-			batch = make(map[string][]store.Binding, maxBindingBatch)
-			for aor, bs := range b.pending {
-				if len(batch) == maxBindingBatch {
-					break
-				}
-				batch[aor] = bs
-				delete(b.pending, aor)
-			}
+		batch, more := b.take()
+		if more {
 			select {
 			case b.wake <- struct{}{}: // the rest next
 			default:
 			}
 		}
-		b.mu.Unlock()
 		if len(batch) == 0 {
 			continue
 		}
@@ -213,13 +310,7 @@ func (b *Bindings) writeLoop(ctx context.Context) {
 				return
 			}
 			b.c.log.Warn("bindings not shared yet; retrying", "aors", len(batch), "error", err)
-			b.mu.Lock()
-			for aor, bs := range batch {
-				if _, newer := b.pending[aor]; !newer {
-					b.pending[aor] = bs
-				}
-			}
-			b.mu.Unlock()
+			b.requeue(batch)
 			retry.Reset(500 * time.Millisecond)
 		}
 	}
