@@ -211,9 +211,9 @@ func (b *Bindings) Run(ctx context.Context) {
 	}
 }
 
-// bindingLinger is how long the writer waits for more saves after the
-// first of a batch: a binding reaches Redis and the other nodes within
-// about this plus a round trip.
+// bindingLinger is the least time between two batches of the writer: a
+// binding reaches Redis and the other nodes within about this plus a
+// round trip.
 const bindingLinger = 5 * time.Millisecond
 
 // maxBindingBatch bounds the AORs of one pipeline (and of one published
@@ -280,6 +280,7 @@ func (b *Bindings) requeue(batch map[string][]store.Binding) {
 func (b *Bindings) writeLoop(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	var last time.Time // of the last batch taken
 	for {
 		select {
 		case <-ctx.Done():
@@ -287,14 +288,18 @@ func (b *Bindings) writeLoop(ctx context.Context) {
 		case <-b.wake:
 		case <-retry.C:
 		}
-		// Let the batch fill: one pipeline for the saves of the next few
-		// milliseconds rather than one per save (a pipeline per REGISTER
-		// was 19% of a node's CPU at 8,000 flows/s).
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(bindingLinger):
+		// Under load, let the batch fill: at most one pipeline per
+		// bindingLinger rather than one per save (a pipeline per REGISTER
+		// was 19% of a node's CPU at 8,000 flows/s). A save after a quiet
+		// spell is written at once.
+		if wait := bindingLinger - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
+		last = time.Now()
 		batch, more := b.take()
 		if more {
 			select {
