@@ -35,7 +35,7 @@ func TestNonceCountsConcurrent(t *testing.T) {
 		nonces[i] = na.New()
 	}
 	_, exp := na.Check(nonces[0])
-	round := func(name string, want bool) {
+	round := func(name string, nc uint32, want bool) {
 		t.Helper()
 		got := make([]bool, callers)
 		var wg sync.WaitGroup
@@ -47,9 +47,9 @@ func TestNonceCountsConcurrent(t *testing.T) {
 				if i%2 == 1 {
 					n = nb
 				}
-				// Every caller sends its nonce's count 3 twice: at most
+				// Every caller sends its nonce's count twice: at most
 				// one of the two accepted.
-				x, y := n.Accept(nonces[i], 3, exp), n.Accept(nonces[i], 3, exp)
+				x, y := n.Accept(nonces[i], nc, exp), n.Accept(nonces[i], nc, exp)
 				got[i] = x || y
 				if x && y {
 					t.Errorf("%s: caller %d: the same count accepted twice", name, i)
@@ -63,8 +63,12 @@ func TestNonceCountsConcurrent(t *testing.T) {
 			}
 		}
 	}
-	round("first", true)
-	round("replayed", false)
+	// nc 1 takes the scripts' shortcut (SET NX), higher counts the script.
+	round("first count", 1, true)
+	round("first count replayed", 1, false)
+	round("third count", 3, true)
+	round("third count replayed", 3, false)
+	round("second count after the third", 2, false)
 	if na.Errors()+nb.Errors() != 0 {
 		t.Errorf("got %d errors, want 0", na.Errors()+nb.Errors())
 	}
@@ -84,7 +88,7 @@ func TestNonceCountsAfterRedisRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := n.New()
+	old, unused, unused2 := n.New(), n.New(), n.New()
 	_, exp := n.Check(old)
 	if !n.Accept(old, 1, exp) {
 		t.Fatal("first count refused")
@@ -92,6 +96,10 @@ func TestNonceCountsAfterRedisRestart(t *testing.T) {
 	r.Stop()
 	r.Restart()
 	wait(t, "redis answers", 5*time.Second, func() bool { return a.Ping(ctx) == nil })
+	// Its counts lost with the epoch: even a first count is refused.
+	if n.Accept(unused, 1, exp) {
+		t.Error("a first count of the lost epoch accepted")
+	}
 	if n.Accept(old, 2, exp) {
 		t.Error("a count of the lost epoch accepted")
 	}
@@ -99,6 +107,11 @@ func TestNonceCountsAfterRedisRestart(t *testing.T) {
 	_, exp = n.Check(fresh)
 	if !n.Accept(fresh, 1, exp) {
 		t.Error("a fresh nonce refused after the restart")
+	}
+	// The cluster is on a new epoch now: a first count of the old one is
+	// still refused.
+	if n.Accept(unused2, 1, exp) {
+		t.Error("a first count of the old epoch accepted in the new one")
 	}
 	if got := n.Errors(); got != 0 {
 		t.Errorf("got %d errors (NOSCRIPT not handled?), want 0", got)
