@@ -5,7 +5,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-unit interop bench bench-scale fuzz vet fmt clean deps web
+.PHONY: all build run test test-unit interop bench bench-cluster bench-scale bench-scale-redis fuzz vet fmt clean deps web
 
 all: build
 
@@ -51,10 +51,24 @@ bench: deps
 	$(GO) run ./bench/cmd/bench $(BENCHFLAGS)
 	$(GO) run ./bench/cmd/wsbench $(WSBENCHFLAGS)
 
+# The cluster's rows (issue 14), about 6 minutes: REGISTER over UDP, one
+# node on bbolt vs one node on Redis vs two nodes on one Redis, alternated,
+# medians of three searches; redis-server (Debian's) started per step on
+# loopback. See docs/bench.md.
+bench-cluster: deps
+	bash scripts/install-peers.sh
+	$(GO) run ./bench/cmd/bench -cluster $(BENCHFLAGS)
+
 # The location table at a million bindings (RSS, restore time, lookup
 # latency, sweeper CPU); see docs/bench.md.
 bench-scale: deps
 	$(GO) run ./bench/cmd/scale $(SCALEFLAGS)
+
+# The same million bindings in a cluster's Redis: Redis memory, a node's
+# start-up, lookups (about 1.5 minutes).
+bench-scale-redis: deps
+	bash scripts/install-peers.sh
+	$(GO) run ./bench/cmd/scale -redis $(SCALEFLAGS)
 
 # Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \

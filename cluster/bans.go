@@ -17,9 +17,10 @@ import (
 // failureScript counts one failure in the fixed window KEYS[1] (the
 // previous one is KEYS[2]) and, when the sliding estimate reaches
 // ARGV[3], bans the source: KEYS[3] is set to ARGV[5] until ARGV[4] (Unix
-// ms) unless a ban is held, and ARGV[5] is published on ARGV[6]. ARGV[1]
-// is the window in ms, ARGV[2] how far into the current window now is.
-// It returns 1 when it banned.
+// ms) unless a ban is held, the source ARGV[7] is added to the index
+// KEYS[4], and ARGV[5] is published on ARGV[6]. ARGV[1] is the window in
+// ms, ARGV[2] how far into the current window now is. It returns 1 when
+// it banned.
 var failureScript = redis.NewScript(`
 local w = tonumber(ARGV[1])
 local cur = redis.call('INCR', KEYS[1])
@@ -27,6 +28,7 @@ if cur == 1 then redis.call('PEXPIRE', KEYS[1], 2 * w) end
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
 local est = cur + math.floor(prev * (w - tonumber(ARGV[2])) / w)
 if est >= tonumber(ARGV[3]) and redis.call('SET', KEYS[3], ARGV[5], 'PXAT', ARGV[4], 'NX') then
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[7])
   redis.call('PUBLISH', ARGV[6], ARGV[5])
   return 1
 end
@@ -120,7 +122,13 @@ func (b *Bans) Lift(addr netip.Addr) bool {
 	ctx, cancel := b.c.timeout(context.Background())
 	defer cancel()
 	cur, prev := b.windowKeys(src, b.now())
-	n, err := b.c.rdb.Del(ctx, keyBan+src.String(), cur, prev).Result()
+	var del *redis.IntCmd
+	_, err := b.c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, keyBan+src.String(), cur, prev)
+		p.ZRem(ctx, keyBanIndex, src.String())
+		return nil
+	})
+	n := del.Val()
 	if err != nil {
 		b.c.log.Error("ban lifted here only: redis failed", "source", src.String(), "error", err)
 		return local
@@ -212,8 +220,8 @@ func (b *Bans) count(ctx context.Context, src netip.Prefix) {
 	})
 	ctx, cancel := b.c.timeout(ctx)
 	defer cancel()
-	err := failureScript.Run(ctx, b.c.rdb, []string{cur, prev, keyBan + src.String()},
-		w, now.UnixMilli()%w, b.cfg.MaxFailures, until.UnixMilli(), msg, chanBans).Err()
+	err := failureScript.Run(ctx, b.c.rdb, []string{cur, prev, keyBan + src.String(), keyBanIndex},
+		w, now.UnixMilli()%w, b.cfg.MaxFailures, until.UnixMilli(), msg, chanBans, src.String()).Err()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		b.c.log.Warn("failure not counted in the cluster", "source", src.String(), "error", err)
 	}
@@ -269,7 +277,11 @@ func (b *Bans) pushLocal(ctx context.Context) {
 		msg, _ := json.Marshal(banMessage{Op: "ban", Source: ban.Source.String(), Reason: ban.Reason,
 			Since: ban.Since.UnixMilli(), Until: ban.Until.UnixMilli(), Failures: ban.Failures, Node: b.c.cfg.Node})
 		cctx, cancel := b.c.timeout(ctx)
-		err := b.c.rdb.Set(cctx, keyBan+ban.Source.String(), msg, time.Until(ban.Until)).Err()
+		_, err := b.c.rdb.TxPipelined(cctx, func(p redis.Pipeliner) error {
+			p.Set(cctx, keyBan+ban.Source.String(), msg, time.Until(ban.Until))
+			p.ZAdd(cctx, keyBanIndex, redis.Z{Score: float64(ban.Until.UnixMilli()), Member: ban.Source.String()})
+			return nil
+		})
 		if err == nil {
 			err = b.c.rdb.Publish(cctx, chanBans, msg).Err()
 		}
@@ -291,14 +303,20 @@ func (b *Bans) resync(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*b.c.cfg.Timeout)
 	defer cancel()
 	seen := map[netip.Prefix]bool{}
-	iter := b.c.rdb.Scan(ctx, 0, keyBan+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	// The index, without the bans ended (their keys expired with them).
+	var srcs *redis.StringSliceCmd
+	_, err := b.c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, keyBanIndex, "-inf", strconv.FormatInt(started.UnixMilli(), 10))
+		srcs = p.ZRange(ctx, keyBanIndex, 0, -1)
+		return nil
+	})
+	if err != nil {
 		b.c.log.Warn("bans not reloaded", "error", err)
 		return
+	}
+	keys := make([]string, 0, len(srcs.Val()))
+	for _, s := range srcs.Val() {
+		keys = append(keys, keyBan+s)
 	}
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 500)]

@@ -39,6 +39,7 @@ type Nonces struct {
 	cur      atomic.Pointer[epochNonces]
 	mu       sync.Mutex // serialises epoch changes
 	errors   atomic.Uint64
+	counts   countBatcher // nonces_batch.go
 }
 
 type epochNonces struct {
@@ -54,7 +55,7 @@ func (c *Cluster) Nonces(ctx context.Context, key []byte, lifetime time.Duration
 	if now == nil {
 		now = time.Now
 	}
-	n := &Nonces{c: c, key: append([]byte(nil), key...), lifetime: lifetime, now: now}
+	n := &Nonces{c: c, key: append([]byte(nil), key...), lifetime: lifetime, now: now, counts: countBatcher{c: c}}
 	e, err := c.RandomSecret(ctx, SecretNonceEpoch, 4)
 	if err != nil {
 		return nil, err
@@ -98,10 +99,9 @@ func (n *Nonces) Accept(nonce string, nc uint32, expires time.Time) bool {
 	if !ok {
 		return false
 	}
-	ctx, cancel := n.c.timeout(context.Background())
-	defer cancel()
-	r, err := acceptScript.Run(ctx, n.c.rdb, []string{keyNC + nonce, keySecret + SecretNonceEpoch},
-		strconv.FormatUint(uint64(nc), 10), expires.UnixMilli(), hex.EncodeToString(epoch[:])).Int()
+	r, err := n.counts.check(&countCheck{
+		nonce: nonce, nc: strconv.FormatUint(uint64(nc), 10), expiresMS: expires.UnixMilli(), epoch: hex.EncodeToString(epoch[:]),
+	})
 	if err != nil {
 		n.errors.Add(1)
 		n.c.failed()

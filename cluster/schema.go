@@ -15,6 +15,12 @@ const (
 	keyFail = prefix + "fail:"
 	// keyBan + source: a live ban, JSON (banRecord); expires with it.
 	keyBan = prefix + "ban:"
+	// keyBanIndex: a sorted set of the sources of the bans under keyBan,
+	// scored by their end (Unix ms), so that a node reloads the bans
+	// without scanning the keyspace (a SCAN every 5 s per node walked
+	// every binding and nonce-count key: 28% of redis-server's CPU under
+	// REGISTER load).
+	keyBanIndex = prefix + "banindex"
 	// chanBans carries banMessage JSON: bans decided and lifted.
 	chanBans = prefix + "bans"
 )
@@ -38,7 +44,8 @@ const (
 	// keyBind + AOR: the AOR's complete binding set, JSON (bindingSet);
 	// expires with its last binding (PXAT).
 	keyBind = prefix + "bind:"
-	// chanBindings carries bindingSet JSON: one AOR's new set.
+	// chanBindings carries bindingBatch JSON: the new sets of the AORs
+	// one node wrote in one batch.
 	chanBindings = prefix + "bindings"
 )
 

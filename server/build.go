@@ -307,8 +307,17 @@ func (n *Node) route() {
 	l.statelessUDP = l.udp != nil && n.cfg.Registrar.UDPMode == "stateless"
 	l.statelessStream = (l.tcp != nil || l.tls != nil) && n.cfg.Registrar.StreamMode == "stateless"
 	if l.statelessUDP || l.statelessStream {
+		workers := runtime.GOMAXPROCS(0)
+		if n.cl != nil {
+			// A cluster node's digest REGISTER waits for its nonce count
+			// in Redis: with one worker per core the round trips, not the
+			// CPU, bounded the node's rate (docs/bench.md, cluster). The
+			// checks of the waiting workers share pipelines
+			// (cluster/nonces_batch.go).
+			workers *= clusterWorkersPerCPU
+		}
 		l.front = stateless.New(register, stateless.Config{
-			Workers:         runtime.GOMAXPROCS(0),
+			Workers:         workers,
 			MaxMessageBytes: n.cfg.SIP.MaxMessageBytes,
 			// A message must be whole within the idle timeout of its
 			// first byte (threat model: slowloris).

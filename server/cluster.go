@@ -21,6 +21,10 @@ import (
 	"github.com/sipwarden/sipwarden/store"
 )
 
+// clusterWorkersPerCPU is how many stateless REGISTER workers a cluster
+// node runs per core (a single node: one).
+const clusterWorkersPerCPU = 16
+
 // openCluster connects to the cluster's Redis when cluster.redis_url is
 // set, waiting while it does not answer with /readyz telling why, and
 // shares the guard's bans through it.

@@ -99,6 +99,23 @@ type Config struct {
 	// modest rates on shared machines, where a starved server must be
 	// slow rather than shed; the benchmark measures the default.
 	MaxQueueDelay string
+
+	// Cluster, when RedisURL is set, makes the server a cluster node
+	// (config cluster.*): NodeName and Advertise (default: the UDP
+	// address) must differ between the nodes.
+	Cluster ClusterConfig
+}
+
+// ClusterConfig is the configuration's cluster section.
+type ClusterConfig struct {
+	RedisURL, NodeName, Advertise string
+}
+
+func clusterYAML(c ClusterConfig, udp string) string {
+	if c.RedisURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("cluster: {redis_url: %q, node_name: %q, advertise: %q}\n", c.RedisURL, c.NodeName, orDefault(c.Advertise, udp))
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -171,7 +188,7 @@ registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts:
 http: {listen: %q, api_key: %q, pprof: %t}
 guard: {exempt_cidrs: %s}
 jwt: {enabled: %t}
-%s%s`,
+%s%s%s`,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
 		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"), orDefault(c.WS, "-"), orDefault(c.WSS, "-"),
@@ -179,7 +196,7 @@ jwt: {enabled: %t}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, limitsYAML(c.MaxQueueDelay), routesYAML(c.Routes))
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, limitsYAML(c.MaxQueueDelay), routesYAML(c.Routes), clusterYAML(c.Cluster, c.UDP))
 }
 
 func limitsYAML(maxQueueDelay string) string {

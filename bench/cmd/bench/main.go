@@ -88,6 +88,7 @@ type options struct {
 	overload    float64
 	overloadDur time.Duration
 	tail        float64
+	cluster     bool
 }
 
 func main() {
@@ -102,7 +103,7 @@ func main() {
 	flag.Float64Var(&o.refine, "refine", 1.2, "later searches start at the median found so far and go up by this factor")
 	flag.StringVar(&transports, "transports", "udp,tcp", "transports measured: udp (sipp -t u1) and tcp (-t t1, one connection)")
 	flag.StringVar(&scenarios, "scenarios", "register,calls", "what is measured: register (REGISTER digest flows), calls (authenticated calls through the proxy)")
-	flag.StringVar(&servers, "servers", "sipwarden,kamailio", "servers measured, alternated: sipwarden, kamailio")
+	flag.StringVar(&servers, "servers", "sipwarden,kamailio", "servers measured, alternated: sipwarden, kamailio, redis (a sipwarden node on Redis), redis2 (two nodes on one Redis; register only)")
 	flag.IntVar(&o.callStart, "call-start", 1600, "first rate of the first calls search, calls/s")
 	flag.IntVar(&o.callMax, "call-max", 9600, "highest rate of calls tried, calls/s")
 	flag.DurationVar(&o.callDur, "call-duration", 10*time.Second, "load per calls step")
@@ -122,7 +123,11 @@ func main() {
 	flag.DurationVar(&o.overloadDur, "overload-duration", 30*time.Second, "how long each overload run lasts")
 	flag.Float64Var(&o.tail, "tail", 0.8, "after the searches, run both servers at this multiple of Kamailio's maximum and compare p99 (0: no tail row)")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of sipwarden over each of its steps into this directory (go tool pprof)")
+	flag.BoolVar(&o.cluster, "cluster", false, "the cluster's rows instead (issue 14): REGISTER over UDP, one node on bbolt vs one node on Redis vs two nodes on Redis (same as -servers sipwarden,redis,redis2 -scenarios register -transports udp)")
 	flag.Parse()
+	if o.cluster {
+		servers, scenarios, transports = "sipwarden,redis,redis2", "register", "udp"
+	}
 	o.transports = strings.Split(transports, ",")
 	o.scenarios = strings.Split(scenarios, ",")
 	o.servers = strings.Split(servers, ",")
@@ -139,8 +144,15 @@ func main() {
 		}
 	}
 	for _, s := range o.servers {
-		if s != "sipwarden" && s != "kamailio" {
-			fmt.Fprintf(os.Stderr, "bench: -servers: %q is neither sipwarden nor kamailio\n", s)
+		switch s {
+		case "sipwarden", "kamailio":
+		case "redis", "redis2":
+			if slices.Contains(o.scenarios, "calls") {
+				fmt.Fprintf(os.Stderr, "bench: -servers %s: the register scenario only\n", s)
+				os.Exit(2)
+			}
+		default:
+			fmt.Fprintf(os.Stderr, "bench: -servers: %q is none of sipwarden, kamailio, redis, redis2\n", s)
 			os.Exit(2)
 		}
 	}
@@ -167,7 +179,8 @@ type step struct {
 	achieved  float64
 	retrans   int
 	p99       int
-	cpuMSFlow float64 // server (every process of it)
+	cpuMSFlow float64 // server (every process of it; a cluster's nodes and redis-server)
+	redisCPU  float64 // of which redis-server's (cluster targets)
 	sippCPU   float64 // sipp's CPU ms per flow
 	// rssMB is the server's peak memory during the step: sipwarden's
 	// VmHWM; for Kamailio the peak of its processes' summed PSS (sampled
@@ -198,6 +211,10 @@ type bench struct {
 	cur      target // the server of the current step
 	deadline time.Time
 	nstep    int
+	// The cluster targets' (cluster.go): their nodes' configurations and
+	// the users split between two nodes.
+	nodeCfgs []harness.Config
+	csvParts []string
 }
 
 // key of a measured point.
@@ -251,6 +268,16 @@ func run(ctx context.Context, o options) error {
 				return err
 			}
 			b.targets = append(b.targets, t)
+		case "redis", "redis2":
+			if err := b.build(ctx, root); err != nil {
+				return err
+			}
+			if b.nodeCfgs == nil {
+				if err := b.setupCluster(ctx, all, users); err != nil {
+					return err
+				}
+			}
+			b.targets = append(b.targets, b.clusterTarget(name))
 		}
 	}
 
@@ -324,13 +351,8 @@ outer:
 // creates the users' credentials through its API (they persist in its data
 // dir for every later start).
 func (b *bench) setupSipwarden(ctx context.Context, root string, users []harness.User) (target, error) {
-	b.bin = b.o.bin
-	if b.bin == "" {
-		logf("building ./cmd/sipwarden")
-		var err error
-		if b.bin, err = harness.BuildServer(ctx, root, b.work); err != nil {
-			return nil, err
-		}
+	if err := b.build(ctx, root); err != nil {
+		return nil, err
 	}
 	var err error
 	b.cfg, err = harness.LoopbackConfig(filepath.Join(b.work, "data"))
@@ -355,6 +377,21 @@ func (b *bench) setupSipwarden(ctx context.Context, root string, users []harness
 	}
 	logf("sipwarden: created %d credentials through the API in %v", len(users), time.Since(t0).Round(time.Millisecond))
 	return t, nil
+}
+
+// build builds ./cmd/sipwarden once, unless -bin names the binary.
+func (b *bench) build(ctx context.Context, root string) error {
+	if b.bin != "" {
+		return nil
+	}
+	b.bin = b.o.bin
+	if b.bin != "" {
+		return nil
+	}
+	logf("building ./cmd/sipwarden")
+	var err error
+	b.bin, err = harness.BuildServer(ctx, root, b.work)
+	return err
 }
 
 // setupKamailio writes Kamailio's htable source from the same users and
@@ -521,6 +558,9 @@ func (b *bench) registerLoad(ctx context.Context, transport string, rate, n int,
 	} else {
 		run.Transport = "t1"
 	}
+	if socks := sockets(b.cur); len(socks) > 1 {
+		return b.spreadLoad(ctx, run, socks, rate, n)
+	}
 	res, err := harness.RunSipp(ctx, run)
 	if err != nil {
 		return loadResult{}, err
@@ -558,14 +598,19 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	n := int(math.Ceil(float64(rate)*dur.Seconds()/rttFreq)) * rttFreq
 	dir := filepath.Join(b.work, fmt.Sprintf("step-%03d-%s-%s-%s-%d", b.nstep, t.name(), sc.name, transport, rate))
 	pid := t.pid()
-	cpu0 := groupCPU(pid)
+	procs := processes(t)
+	cpu0 := groupsCPU(procs)
+	var redis0 float64
+	if ct, ok := t.(*clusterTarget); ok {
+		redis0, _ = harness.CPUTime(ct.redisPID())
+	}
 	rcvbuf0, _ := harness.UDPRcvbufErrors()
-	mem := sampleMemory(pid, sampleEvery, sample)
-	prof := b.startProfile(ctx, t, fmt.Sprintf("%s-%s-%d", sc.name, transport, rate), dur)
+	mem := sampleMemory(procs, sampleEvery, sample)
+	prof := b.startProfile(ctx, t, fmt.Sprintf("%s-%s-%s-%d", t.name(), sc.name, transport, rate), dur)
 	began := time.Now()
 	res, err := sc.load(ctx, transport, rate, n, dur, dir)
 	st.elapsed = time.Since(began)
-	peakMB := mem.stop(pid)
+	peakMB := mem.stop(procs)
 	prof()
 	if ctx.Err() != nil {
 		return st, ctx.Err()
@@ -580,11 +625,19 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 		}
 		return st, b.pause(ctx)
 	}
-	cpu1 := groupCPU(pid)
+	cpu1 := groupsCPU(procs)
+	var redisMS float64
+	if ct, ok := t.(*clusterTarget); ok {
+		redis1, _ := harness.CPUTime(ct.redisPID())
+		redisMS = redis1 - redis0
+	}
 	if transport == "udp" {
 		// The server's socket is new with the server: its count is the step's.
 		rcvbuf1, _ := harness.UDPRcvbufErrors()
-		st.serverDrops, _ = harness.UDPSocketDrops(pid, t.sipAddr())
+		for _, s := range sockets(t) {
+			d, _ := harness.UDPSocketDrops(s.pid, s.addr)
+			st.serverDrops += d
+		}
 		st.otherDrops = max(0, rcvbuf1-rcvbuf0-st.serverDrops)
 	}
 	st.flows = res.successful + res.failed
@@ -594,6 +647,7 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	st.p99 = harness.Percentile(res.rtts, 99)
 	if st.flows > 0 {
 		st.cpuMSFlow = (cpu1 - cpu0) / float64(st.flows)
+		st.redisCPU = redisMS / float64(st.flows)
 		st.sippCPU = res.sippCPU / float64(st.flows)
 	}
 	st.rssMB = peakMB
@@ -625,8 +679,8 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	if !st.pass {
 		verdict = "FAIL " + st.why
 	}
-	logf("  %s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/%s, sipp %.3f, peak mem %.0f MB, UDP drops server %d sipp %d",
-		tag, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
+	logf("  %s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/%s (redis-server %.3f), sipp %.3f, peak mem %.0f MB, UDP drops server %d sipp %d",
+		tag, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.redisCPU, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
 	if t.exited() {
 		return st, fmt.Errorf("%s exited during the %s %s step at %d/s:\n%s", t.name(), sc.name, transport, rate, t.logTail(30))
 	}
@@ -660,7 +714,7 @@ func scenarioPath(name string) string {
 // over the step's load into the profile directory; the returned function
 // waits for it.
 func (b *bench) startProfile(ctx context.Context, t target, name string, dur time.Duration) (wait func()) {
-	st, ok := t.(*sipwardenTarget)
+	pt, ok := t.(interface{ pprofHTTP() string })
 	if b.o.profile == "" || !ok {
 		return func() {}
 	}
@@ -669,7 +723,7 @@ func (b *bench) startProfile(ctx context.Context, t target, name string, dur tim
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := harness.FetchCPUProfile(ctx, st.srv.Config.HTTP, secs, path); err != nil {
+		if err := harness.FetchCPUProfile(ctx, pt.pprofHTTP(), secs, path); err != nil {
 			logf("  profile %s: %v", name, err)
 		}
 	}()

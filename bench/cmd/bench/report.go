@@ -29,12 +29,13 @@ func median(v []float64) float64 {
 // server.
 type point struct {
 	rate, achieved, cpu, p99, rss float64
+	redisCPU                      float64  // of cpu, redis-server's (cluster targets)
 	each                          []string // best rate of each search
 	n                             int      // searches
 }
 
 func summarize(searches []search) point {
-	var rates, achieved, cpu, p99, rss []float64
+	var rates, achieved, cpu, p99, rss, redisCPU []float64
 	var p point
 	for _, s := range searches {
 		p.n++
@@ -46,6 +47,7 @@ func summarize(searches []search) point {
 		rates = append(rates, float64(s.best.rate))
 		achieved = append(achieved, s.best.achieved)
 		cpu = append(cpu, s.best.cpuMSFlow)
+		redisCPU = append(redisCPU, s.best.redisCPU)
 		p99 = append(p99, float64(s.best.p99))
 		rss = append(rss, s.best.rssMB)
 		if s.capped {
@@ -55,6 +57,7 @@ func summarize(searches []search) point {
 		}
 	}
 	p.rate, p.achieved, p.cpu, p.p99, p.rss = median(rates), median(achieved), median(cpu), median(p99), median(rss)
+	p.redisCPU = median(redisCPU)
 	return p
 }
 
@@ -85,6 +88,9 @@ func (b *bench) report(scens []*scenario, results map[string][]search, tail, ove
 	fmt.Fprintf(&w, "A rate passes with zero failed flows, retransmissions <= %.0f%% of flows, p99 < %d ms and >= %.0f%% of the target rate achieved. Medians of %d searches per point; the whole bench took %v.\n\n",
 		b.o.maxRetrans*100, b.o.maxP99, b.o.minAchieved*100, b.o.reps, took.Round(time.Second))
 	two := len(b.targets) == 2 && names[0] == "sipwarden" && names[1] == "kamailio"
+	if slices.Contains(names, "redis") || slices.Contains(names, "redis2") {
+		b.clusterReport(&w, scens, results)
+	}
 	if two {
 		fmt.Fprintln(&w, "| scenario | transport | sipwarden max rate/s | Kamailio max rate/s | rate ratio | sipwarden CPU ms/flow | Kamailio CPU ms/flow | CPU ratio | sipwarden p99 ms | Kamailio p99 ms | sipwarden peak MB | Kamailio peak MB | searches sipwarden / Kamailio |")
 		fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -114,13 +120,17 @@ func (b *bench) report(scens []*scenario, results map[string][]search, tail, ove
 	if truncated {
 		fmt.Fprintf(&w, "\nThe %v budget ran out: fewer than %d searches for some points.\n", b.o.budget, b.o.reps)
 	}
-	fmt.Fprintf(&w, "\nRatios are sipwarden/Kamailio (rate: higher is better for sipwarden; CPU: lower is). CPU, p99 and memory are those of the highest passing step of each search; CPU counts every process of the server. Each step runs against a server started for it, so memory is the peak of that step: sipwarden's VmHWM; Kamailio's is the peak of its processes' summed PSS (shared memory counted once, sampled every 100 ms).\n\n")
+	if two {
+		fmt.Fprintf(&w, "\nRatios are sipwarden/Kamailio (rate: higher is better for sipwarden; CPU: lower is). CPU, p99 and memory are those of the highest passing step of each search; CPU counts every process of the server. Each step runs against a server started for it, so memory is the peak of that step: sipwarden's VmHWM; Kamailio's is the peak of its processes' summed PSS (shared memory counted once, sampled every 100 ms).\n\n")
+	} else {
+		fmt.Fprintf(&w, "\nCPU, p99 and memory are those of the highest passing step of each search; CPU counts every process of the server (a cluster's nodes and redis-server). Memory: a bbolt node's VmHWM; a cluster's peak summed PSS of its nodes and redis-server, sampled every 100 ms.\n\n")
+	}
 	w.WriteString(b.tailReport(tail))
 	w.WriteString(b.overloadReport(over))
 	fmt.Fprintln(&w, "Steps:")
 	fmt.Fprintln(&w)
-	fmt.Fprintln(&w, "| scenario | transport | server | search | rate | result | achieved/s | retrans | p99 ms | server CPU ms/flow | sipp CPU ms/flow | server peak MB | UDP drops server/sipp |")
-	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(&w, "| scenario | transport | server | search | rate | result | achieved/s | retrans | p99 ms | server CPU ms/flow | of which redis-server | sipp CPU ms/flow | server peak MB | UDP drops server/sipp |")
+	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, sc := range scens {
 		for _, tr := range b.o.transports {
 			for _, name := range names {
@@ -130,8 +140,8 @@ func (b *bench) report(scens []*scenario, results map[string][]search, tail, ove
 						if !st.pass {
 							res = "fail: " + st.why
 						}
-						fmt.Fprintf(&w, "| %s | %s | %s | %d | %d | %s | %.0f | %d | %d | %.3f | %.3f | %.0f | %d/%d |\n",
-							sc.name, tr, name, i+1, st.rate, res, st.achieved, st.retrans, st.p99, st.cpuMSFlow, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
+						fmt.Fprintf(&w, "| %s | %s | %s | %d | %d | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.0f | %d/%d |\n",
+							sc.name, tr, name, i+1, st.rate, res, st.achieved, st.retrans, st.p99, st.cpuMSFlow, st.redisCPU, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
 					}
 				}
 			}
@@ -139,6 +149,32 @@ func (b *bench) report(scens []*scenario, results map[string][]search, tail, ove
 	}
 	fmt.Fprintln(&w)
 	return w.String()
+}
+
+// clusterReport writes the cluster's table (issue 14): each
+// configuration's medians beside the bbolt node's, with the ratios.
+func (b *bench) clusterReport(w *strings.Builder, scens []*scenario, results map[string][]search) {
+	label := map[string]string{
+		"sipwarden": "one node on bbolt",
+		"redis":     "one node on Redis",
+		"redis2":    "two nodes on one Redis (two sipp, users split, rates added)",
+	}
+	fmt.Fprintln(w, "Cluster (issue 14): the same REGISTER flows; CPU per flow counts every node and redis-server. Ratios are to the bbolt node (rate: higher is better; CPU: lower is). The issue's target: one node on Redis >= 0.8x the bbolt node's rate.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | transport | configuration | max rate/s | rate ratio | CPU ms/flow | of which redis-server | CPU ratio | p99 ms | peak MB | searches |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, sc := range scens {
+		for _, tr := range b.o.transports {
+			base := summarize(results[key(sc.name, tr, "sipwarden")])
+			for _, t := range b.targets {
+				p := summarize(results[key(sc.name, tr, t.name())])
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc.title, tr, label[t.name()],
+					orDash("%.0f", p.rate), ratio(p.rate, base.rate), orDash("%.3f", p.cpu), orDash("%.3f", p.redisCPU),
+					ratio(p.cpu, base.cpu), orDash("%.0f", p.p99), orDash("%.0f", p.rss), strings.Join(p.each, ", "))
+			}
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // sustainRuns runs -sustain flows/s for the scenario's duration (-duration

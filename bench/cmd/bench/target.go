@@ -64,6 +64,7 @@ func (t *sipwardenTarget) stop() {
 }
 
 func (t *sipwardenTarget) pid() int             { return t.srv.PID() }
+func (t *sipwardenTarget) pprofHTTP() string    { return t.srv.Config.HTTP }
 func (t *sipwardenTarget) sipAddr() string      { return t.srv.SIPAddr() }
 func (t *sipwardenTarget) exited() bool         { return t.srv.Exited() }
 func (t *sipwardenTarget) logTail(n int) string { return t.srv.LogTail(n) }
@@ -216,12 +217,25 @@ func groupCPU(pgid int) float64 {
 	return ms
 }
 
+// groupsCPU is groupCPU summed over the groups.
+func groupsCPU(pgids []int) float64 {
+	var ms float64
+	for _, g := range pgids {
+		ms += groupCPU(g)
+	}
+	return ms
+}
+
 // groupPSSKB returns the summed proportional set size (kB) of the group's
 // processes: memory shared between Kamailio's processes (its shm) counted
 // once, split among them; for a single process it is its RSS.
-func groupPSSKB(pgid int) int64 {
+func groupPSSKB(pgids []int) int64 {
+	var pids []int
+	for _, g := range pgids {
+		pids = append(pids, groupPIDs(g)...)
+	}
 	var kb int64
-	for _, pid := range groupPIDs(pgid) {
+	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		if err != nil {
 			continue
@@ -239,7 +253,7 @@ func groupPSSKB(pgid int) int64 {
 	return kb
 }
 
-// memSampler records the peak of groupPSSKB(pgid), sampled every interval,
+// memSampler records the peak of groupPSSKB(pgids), sampled every interval,
 // and, when every is set, calls it with each sample.
 type memSampler struct {
 	mu     sync.Mutex
@@ -248,14 +262,14 @@ type memSampler struct {
 	done   chan struct{}
 }
 
-func sampleMemory(pgid int, interval time.Duration, every func(kb int64)) *memSampler {
+func sampleMemory(pgids []int, interval time.Duration, every func(kb int64)) *memSampler {
 	m := &memSampler{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			kb := groupPSSKB(pgid)
+			kb := groupPSSKB(pgids)
 			m.mu.Lock()
 			m.peakKB = max(m.peakKB, kb)
 			m.mu.Unlock()
@@ -273,11 +287,11 @@ func sampleMemory(pgid int, interval time.Duration, every func(kb int64)) *memSa
 }
 
 // stop ends the sampling after one last sample and returns the peak, MB.
-func (m *memSampler) stop(pgid int) float64 {
+func (m *memSampler) stop(pgids []int) float64 {
 	close(m.stopc)
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.peakKB = max(m.peakKB, groupPSSKB(pgid))
+	m.peakKB = max(m.peakKB, groupPSSKB(pgids))
 	return float64(m.peakKB) / 1024
 }

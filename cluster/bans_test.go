@@ -1,0 +1,45 @@
+package cluster_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/cluster"
+	"github.com/sipwarden/sipwarden/cluster/redistest"
+	"github.com/sipwarden/sipwarden/guard"
+)
+
+// A node that missed a ban's message (not running then) imposes it when
+// it reloads the bans (from the index of bans, not a scan of the
+// keyspace), and one lifted meanwhile is not imposed.
+func TestBansReloadedFromIndex(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := open(t, r, "a"), open(t, r, "b")
+	cfg := cluster.BanConfig{MaxFailures: 4, Window: time.Minute, BanDuration: time.Minute}
+	ga, gb := guard.New(guard.Config{MaxFailures: 100}), guard.New(guard.Config{MaxFailures: 100})
+	ba, bb := a.Bans(ga, cfg), b.Bans(gb, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ba.Run(ctx)
+	banned, lifted := netip.MustParseAddr("192.0.2.20"), netip.MustParseAddr("192.0.2.21")
+	for range 4 { // counted in Redis: a's own guard allows 100
+		ba.Failure(banned)
+		ba.Failure(lifted)
+	}
+	wait(t, "both banned on a", 3*time.Second, func() bool {
+		_, x := ga.Banned(banned)
+		_, y := ga.Banned(lifted)
+		return x && y
+	})
+	ba.Lift(lifted)
+	go bb.Run(ctx) // b starts now: it saw none of the messages
+	wait(t, "the ban reloaded on b", 3*time.Second, func() bool { _, x := gb.Banned(banned); return x })
+	if _, x := gb.Banned(lifted); x {
+		t.Error("b imposed a ban lifted before it started")
+	}
+	if got := r.Do("ZCARD sipwarden:banindex"); got != ":1" {
+		t.Errorf("ZCARD of the index: got %s, want :1", got)
+	}
+}
