@@ -159,31 +159,12 @@ func run(ctx context.Context, o options) error {
 	}
 	cfg.LogLevel = "info"
 	cfg.MaxExpires = 7200
-	srvDir := filepath.Join(work, "server")
-	if err := os.MkdirAll(srvDir, 0o755); err != nil {
-		return err
-	}
-	t0 = time.Now()
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	srv, err := harness.StartServer(sctx, bin, srvDir, cfg)
-	cancel()
+	rs, err := startRestoring(ctx, bin, filepath.Join(work, "server"), cfg)
 	if err != nil {
 		return err
 	}
+	srv, healthy, ready, count, restoreS := rs.srv, rs.healthy, rs.ready, rs.count, rs.restoreS
 	defer func() { _ = srv.Stop() }()
-	healthy := time.Since(t0)
-	// /healthz may answer before the restore ends: wait for its line.
-	var count int
-	var restoreS float64
-	err = harness.Poll(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
-		var err error
-		count, restoreS, err = restoredLine(srv.LogPath)
-		return err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("no \"bindings restored\" line in %s: %w\n%s", srv.LogPath, err, srv.LogTail(20))
-	}
-	ready := time.Since(t0)
 	logf("server healthy after %v, restore logged after %v: %d bindings in %.2f s", healthy.Round(time.Millisecond), ready.Round(time.Millisecond), count, restoreS)
 	pid := srv.PID()
 	time.Sleep(5 * time.Second)
@@ -363,4 +344,42 @@ func sweeps(o options, now time.Time) sweepResult {
 	r.cpu, r.wall = cpuNow()-c0, time.Since(w0)
 	logf("sweeps: %d removed over %v simulated: %s", r.removed, o.sweepWindow, r)
 	return r
+}
+
+// restoring is a server started on stored bindings: how long it took to
+// answer its health probe and to log its restore, and what it restored.
+type restoring struct {
+	srv            *harness.Server
+	healthy, ready time.Duration
+	count          int
+	restoreS       float64
+}
+
+// startRestoring starts the server with cfg in dir and waits for its
+// "bindings restored" line (the health probe may answer before the
+// restore ends). The caller stops the server.
+func startRestoring(ctx context.Context, bin, dir string, cfg harness.Config) (restoring, error) {
+	var st restoring
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return st, err
+	}
+	t0 := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	srv, err := harness.StartServer(sctx, bin, dir, cfg)
+	cancel()
+	if err != nil {
+		return st, err
+	}
+	st.srv, st.healthy = srv, time.Since(t0)
+	err = harness.Poll(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
+		var err error
+		st.count, st.restoreS, err = restoredLine(srv.LogPath)
+		return err == nil, nil
+	})
+	if err != nil {
+		_ = srv.Stop()
+		return st, fmt.Errorf("no \"bindings restored\" line in %s: %w\n%s", srv.LogPath, err, srv.LogTail(20))
+	}
+	st.ready = time.Since(t0)
+	return st, nil
 }

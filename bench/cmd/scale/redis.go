@@ -99,29 +99,12 @@ func runRedis(ctx context.Context, o options, work, bin string) error {
 	cfg.LogLevel = "info"
 	cfg.MaxExpires = 7200
 	cfg.Cluster = harness.ClusterConfig{RedisURL: r.URL(), NodeName: "scale-node"}
-	srvDir := filepath.Join(work, "node")
-	if err := os.MkdirAll(srvDir, 0o755); err != nil {
-		return err
-	}
-	t0 = time.Now()
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	srv, err := harness.StartServer(sctx, bin, srvDir, cfg)
-	cancel()
+	st, err := startRestoring(ctx, bin, filepath.Join(work, "node"), cfg)
 	if err != nil {
 		return err
 	}
+	srv, ready, count, restoreS := st.srv, st.healthy, st.count, st.restoreS
 	defer func() { _ = srv.Stop() }()
-	ready := time.Since(t0)
-	var count int
-	var restoreS float64
-	err = harness.Poll(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
-		var err error
-		count, restoreS, err = restoredLine(srv.LogPath)
-		return err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("no \"bindings restored\" line in %s: %w\n%s", srv.LogPath, err, srv.LogTail(20))
-	}
 	logf("node ready after %v: %d bindings restored in %.2f s", ready.Round(time.Millisecond), count, restoreS)
 	pid := srv.PID()
 	time.Sleep(5 * time.Second)
