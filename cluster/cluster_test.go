@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -81,16 +82,17 @@ func TestNonceCountsShared(t *testing.T) {
 		{na, 1, true}, {nb, 1, false}, {na, 1, false}, {nb, 2, true}, {na, 2, false}, {na, 5, true}, {nb, 4, false},
 	}
 	for i, s := range steps {
-		if got := s.n.Accept(nonce, s.nc, exp); got != s.want {
-			t.Errorf("step %d nc=%d: got %v, want %v", i, s.nc, got, s.want)
+		got, err := s.n.Accept(nonce, s.nc, exp)
+		if err != nil || got != s.want {
+			t.Errorf("step %d nc=%d: got %v, %v, want %v, nil", i, s.nc, got, err, s.want)
 		}
 	}
 	if got := r.Do("FLUSHALL"); got != "+OK" {
 		t.Fatalf("FLUSHALL: %s", got)
 	}
 	for i, n := range []*cluster.Nonces{na, nb} {
-		if n.Accept(nonce, 9, exp) {
-			t.Errorf("node %d accepted a count after the counts were lost", i)
+		if ok, err := n.Accept(nonce, 9, exp); ok || err != nil {
+			t.Errorf("node %d after the counts were lost: got %v, %v, want false, nil (stale)", i, ok, err)
 		}
 		if st, _ := n.Check(nonce); st != digest.NonceStale {
 			t.Errorf("node %d: the old nonce is %v, want stale", i, st)
@@ -98,13 +100,15 @@ func TestNonceCountsShared(t *testing.T) {
 	}
 	fresh := nb.New()
 	_, exp = na.Check(fresh)
-	if !na.Accept(fresh, 1, exp) || nb.Accept(fresh, 1, exp) {
+	first, _ := na.Accept(fresh, 1, exp)
+	again, _ := nb.Accept(fresh, 1, exp)
+	if !first || again {
 		t.Error("the new epoch's nonce: want accepted once")
 	}
-	// Redis down: refused, never accepted blindly.
+	// Redis down: an error, never accepted blindly nor taken for a replay.
 	r.Stop()
-	if nb.Accept(fresh, 7, exp) {
-		t.Error("accepted with redis down")
+	if ok, err := nb.Accept(fresh, 7, exp); ok || !errors.Is(err, cluster.ErrUnavailable) {
+		t.Errorf("with redis down: got %v, %v, want false and ErrUnavailable", ok, err)
 	}
 	if nb.Errors() == 0 {
 		t.Error("errors not counted")

@@ -247,6 +247,51 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 }
 
+// TestClusterRedisHangsAtAnswer: Redis stops answering (SIGSTOP) between
+// a challenge and its answer, before the node has noticed: the answer's
+// nonce count cannot be checked, and the REGISTER (and the INVITE) is
+// answered 503 with Retry-After, not 401 stale=true as if it were a
+// replay, nor 200. Once Redis answers again, so does the node.
+func TestClusterRedisHangsAtAnswer(t *testing.T) {
+	r := redistest.Start(t)
+	node := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.Timeout = config.Duration(300 * time.Millisecond) })[0]
+	node.createCredential(t, "alice", pw, nil)
+	for _, method := range []string{"REGISTER", "INVITE"} {
+		u := newRawUA(t, "udp", "127.0.0.1", node.Addr("udp"))
+		// Redis answers, and the node knows it (the gate lets REGISTERs in).
+		waitFor(t, "alice registering", 5*time.Second, func() bool { return u.register("alice", pw) == "SIP/2.0 200 OK" })
+		callID := randHex(8)
+		var msg func(cseq int, auth string) string
+		switch method {
+		case "REGISTER":
+			msg = func(cseq int, auth string) string { return u.registerMsg("alice", callID, cseq, auth, "") }
+		default:
+			msg = func(cseq int, auth string) string { return u.inviteMsg("alice", callID, cseq, auth) }
+		}
+		_, raw := u.exchange(msg(1, ""), 2*time.Second)
+		m := nonceRE.FindStringSubmatch(raw)
+		if m == nil {
+			t.Fatalf("%s: no challenge in %q", method, StatusLineOf(raw))
+		}
+		answer := digestAuth("alice", pw, m[1])
+		if method == "INVITE" {
+			answer = digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test")
+		}
+		// The node learns that Redis hangs only when a command times out
+		// (300 ms): the answer sent now passes the cluster gate and reaches
+		// the nonce count check.
+		r.Pause()
+		st, raw := u.exchange(msg(2, answer), 5*time.Second)
+		r.Resume()
+		if st != "SIP/2.0 503 Service Unavailable" {
+			t.Fatalf("%s answered while redis hangs: got %q, want 503\n%s", method, st, raw)
+		}
+		if !strings.Contains(raw, "Retry-After: 5") {
+			t.Errorf("%s: the 503 lacks Retry-After:\n%s", method, raw)
+		}
+	}
+}
+
 func readyz(t *testing.T, n *testServer) (int, string) {
 	t.Helper()
 	c := http.Client{Timeout: 2 * time.Second}
