@@ -168,3 +168,55 @@ func wait(t *testing.T, what string, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMembers: a node trusts the addresses of the other live nodes (their
+// advertise and listeners, by IP), not its own, not an unspecified
+// listener address, not an address no node announced, and no longer
+// those of a node whose presence expired.
+func TestMembers(t *testing.T) {
+	r := redistest.Start(t)
+	a := open(t, r, "a")
+	ctx := context.Background()
+	mk := func(name, advertise string) *cluster.Cluster {
+		c, err := cluster.Open(ctx, cluster.Config{URL: r.URL(), Node: name, Advertise: advertise}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	b := mk("b", "192.0.2.20:5060")
+	if err := b.Announce(ctx, []string{"127.0.0.21:5060", "0.0.0.0:5061", "[::ffff:127.0.0.22]:5062"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Announce(ctx, []string{"127.0.0.1:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"192.0.2.20", true},        // b's advertise
+		{"127.0.0.21", true},        // b's listener
+		{"::ffff:127.0.0.21", true}, // the same, mapped
+		{"127.0.0.22", true},        // a mapped listener address
+		{"0.0.0.0", false},          // an unspecified listener is no source
+		{"127.0.0.1", false},        // a's own
+		{"127.0.0.23", false},       // nobody's
+		{"2001:db8::20", false},     // nobody's
+	} {
+		if got := a.Member(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("Member(%s): got %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+	// b dies: once its presence key is gone, the next refresh drops it.
+	if got := r.Do("DEL sipwarden:alive:b"); got != ":1" {
+		t.Fatalf("DEL b's presence: %s", got)
+	}
+	if err := a.Announce(ctx, []string{"127.0.0.1:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Member(netip.MustParseAddr("127.0.0.21")) {
+		t.Error("b's address still trusted after its presence expired")
+	}
+}

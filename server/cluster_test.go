@@ -21,14 +21,18 @@ import (
 
 // startCluster starts n nodes sharing the Redis r, each with its own data
 // dir and loopback ports; edit, when not nil, adjusts every node's
-// configuration.
+// configuration. Node i listens on 127.0.0.(101+i), not on the
+// 127.0.0.1 the tests' phones use: the nodes trust each other's addresses
+// (clusterMember), and a phone must not share one.
 func startCluster(t *testing.T, r *redistest.Server, n int, edit func(*config.Config)) []*testServer {
 	t.Helper()
 	nodes := make([]*testServer, n)
 	for i := range nodes {
 		cfg := testConfig(t, t.TempDir())
+		ip := fmt.Sprintf("127.0.0.%d", 101+i)
+		cfg.SIP.Listen = config.Listen{UDP: ip + ":0", TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
 		cfg.Cluster = config.Cluster{RedisURL: r.URL(), NodeName: fmt.Sprintf("node%d", i+1),
-			Advertise: "127.0.0.1:1", Timeout: config.Duration(500 * time.Millisecond)}
+			Advertise: ip + ":1", Timeout: config.Duration(500 * time.Millisecond)}
 		if edit != nil {
 			edit(&cfg)
 		}
@@ -382,8 +386,11 @@ func (u udpAny) Read(b []byte) (int, error) {
 
 // TestClusterCallReachesFlowOnAnotherNode: bob registers over TCP through
 // node A; carol, through node B, calls him: B sends the INVITE to A
-// (cluster.advertise, trusted by A), and A sends it down bob's TCP
-// connection.
+// (cluster.advertise), A trusts B as a live member of the cluster (no
+// proxy.trusted_peers) and sends it down bob's TCP connection. An INVITE
+// without credentials from an address that is no node's is challenged;
+// one from B's address is trusted while B lives, and challenged once B
+// has stopped and its presence expired.
 func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 	r := redistest.Start(t)
 	ips := []string{"127.0.0.2", "127.0.0.3"}
@@ -394,10 +401,12 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
 			c.Cluster.Advertise = udp
 			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
-			c.Proxy.TrustedPeers = ips // the other nodes
 		})[0])
 	}
 	a, b := nodes[0], nodes[1]
+	if len(a.Cfg.Proxy.TrustedPeers) != 0 {
+		t.Fatalf("node A has proxy.trusted_peers %v: this test is about trust without them", a.Cfg.Proxy.TrustedPeers)
+	}
 	a.createCredential(t, "bob", pw, nil)
 	a.createCredential(t, "carol", pw, nil)
 	bob := newRawUA(t, "tcp", "127.0.0.1", a.Addr("tcp"))
@@ -405,15 +414,40 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 		t.Fatalf("bob over TCP on A: %q", st)
 	}
 	waitFor(t, "bob's TCP binding on B", time.Second, func() bool { return len(b.registrations(t, "bob")) == 1 })
+	// Not a node: challenged by A, as any caller.
+	stranger := newRawUA(t, "udp", "127.0.0.1", a.Addr("udp"))
+	if st, _ := stranger.exchange(stranger.inviteMsg("mallory", randHex(8), 1, ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 407") {
+		t.Fatalf("INVITE without credentials from 127.0.0.1 (no node's address) to A: got %q, want 407", st)
+	}
+	// From B's address (another port than B's listeners: trust is by IP,
+	// as a node's TCP connections come from any port): trusted once A's
+	// presence loop has seen B (within a second of B's start), the INVITE
+	// without credentials reaches bob.
+	fromB := newRawUA(t, "udp", ips[1], a.Addr("udp"))
+	waitFor(t, "A trusting B's address", 3*time.Second, func() bool {
+		st, _ := fromB.exchange(fromB.inviteMsg("relay", randHex(8), 1, ""), 500*time.Millisecond)
+		return !strings.HasPrefix(st, "SIP/2.0 407")
+	})
+	if inv := bob.recv(3 * time.Second); !strings.HasPrefix(inv, "INVITE sip:bob") || !strings.Contains(inv, "From: <sip:relay@") {
+		t.Fatalf("INVITE without credentials from B's address: bob got %q, want it forwarded by A", StatusLineOf(inv))
+	}
+	// carol, through B, calls bob: B relays to A, which trusts it.
 	carol := newRawUA(t, "udp", "127.0.0.1", b.Addr("udp"))
 	go carol.invite("carol", pw)
 	inv := bob.recv(3 * time.Second)
-	if !strings.HasPrefix(inv, "INVITE sip:bob") {
-		t.Fatalf("bob got %q, want the INVITE over his TCP connection", StatusLineOf(inv))
+	if !strings.HasPrefix(inv, "INVITE sip:bob") || !strings.Contains(inv, "From: <sip:carol@") {
+		t.Fatalf("bob got %q, want carol's INVITE over his TCP connection", StatusLineOf(inv))
 	}
 	if !strings.Contains(inv, b.Addr("udp")) || !strings.Contains(inv, a.Addr("udp")) {
 		t.Errorf("the INVITE did not pass B (%s) then A (%s):\n%s", b.Addr("udp"), a.Addr("udp"), inv)
 	}
+	// B stops: once its presence key expires (5 s), A trusts its address
+	// no more.
+	b.Stop()
+	waitFor(t, "B's address challenged by A after B stopped", 10*time.Second, func() bool {
+		st, _ := fromB.exchange(fromB.inviteMsg("relay", randHex(8), 1, ""), time.Second)
+		return strings.HasPrefix(st, "SIP/2.0 407")
+	})
 }
 
 // TestClusterDeleteEndsCallElsewhere: a credential deleted (or disabled)
