@@ -50,6 +50,11 @@ func (c *Cluster) Announce(ctx context.Context, addrs []string) error {
 	if err := c.rdb.Set(ctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err(); err != nil {
 		return c.unavailable("announce", err)
 	}
+	// The nodes running read the table again now: a call relayed by or
+	// to this node in its first second must not find it unknown.
+	if err := c.rdb.Publish(ctx, chanNodes, c.cfg.Node).Err(); err != nil {
+		return c.unavailable("announce", err)
+	}
 	return c.refreshPeers(ctx)
 }
 
@@ -116,18 +121,27 @@ func (c *Cluster) refreshPeers(ctx context.Context) error {
 }
 
 // RunPresence keeps this node alive and the table of the others fresh,
-// every second, until ctx ends.
+// every second and whenever a node announces itself, until ctx ends.
 func (c *Cluster) RunPresence(ctx context.Context) {
+	sub := c.rdb.Subscribe(ctx, chanNodes)
+	defer sub.Close()
+	joined := sub.Channel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		alive := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			alive = true
+		case <-joined:
 		}
 		cctx, cancel := c.timeout(ctx)
-		err := c.rdb.Set(cctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err()
+		var err error
+		if alive {
+			err = c.rdb.Set(cctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err()
+		}
 		if err == nil {
 			err = c.refreshPeers(cctx)
 		}

@@ -49,4 +49,7 @@ const (
 	keyNodes = prefix + "nodes"
 	// keyAlive + node: set while the node runs; expires after aliveTTL.
 	keyAlive = prefix + "alive:"
+	// chanNodes carries the name of a node that announced itself: the
+	// others read the nodes again at once rather than at their next tick.
+	chanNodes = prefix + "nodes"
 )
