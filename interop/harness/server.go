@@ -93,6 +93,27 @@ type Config struct {
 
 	// Pprof serves /debug/pprof/ on the HTTP listener (bench -profile).
 	Pprof bool
+
+	// Cluster, when its RedisURL is set, makes the server a cluster node.
+	Cluster Cluster
+}
+
+// Cluster is the cluster section: the Redis the nodes share, this node's
+// name and the address the other nodes reach its SIP at (UDP).
+type Cluster struct {
+	RedisURL, NodeName, Advertise string
+	Timeout                       string // one Redis command's bound; "": the server's default
+}
+
+func (c Cluster) yaml() string {
+	if c.RedisURL == "" {
+		return ""
+	}
+	s := fmt.Sprintf("cluster: {redis_url: %q, node_name: %q, advertise: %q", c.RedisURL, c.NodeName, c.Advertise)
+	if c.Timeout != "" {
+		s += fmt.Sprintf(", timeout: %s", c.Timeout)
+	}
+	return s + "}\n"
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -100,28 +121,34 @@ const DefaultAPIKey = "test-admin-key-0123456789"
 
 // LoopbackConfig returns a configuration with free loopback ports: UDP and
 // TCP on one port, TLS on another, HTTP on a third.
-func LoopbackConfig(dataDir string) (Config, error) {
-	sip, err := FreeSIPPort()
+func LoopbackConfig(dataDir string) (Config, error) { return LoopbackConfigOn(dataDir, "127.0.0.1") }
+
+// LoopbackConfigOn is LoopbackConfig with every listener on the loopback
+// address ip (such as 127.0.0.2: several servers, one address each).
+func LoopbackConfigOn(dataDir, ip string) (Config, error) {
+	sip, err := freeSIPPortOn(ip)
 	if err != nil {
 		return Config{}, err
 	}
-	tls, err := FreeTCPPort()
+	tls, err := freeTCPPortOn(ip)
 	if err != nil {
 		return Config{}, err
 	}
-	httpPort, err := FreeTCPPort()
+	httpPort, err := freeTCPPortOn(ip)
 	if err != nil {
 		return Config{}, err
 	}
 	return Config{
 		DataDir: dataDir,
-		UDP:     hostPort(sip), TCP: hostPort(sip), TLS: hostPort(tls),
-		HTTP:   hostPort(httpPort),
+		UDP:     ipPort(ip, sip), TCP: ipPort(ip, sip), TLS: ipPort(ip, tls),
+		HTTP:   ipPort(ip, httpPort),
 		APIKey: DefaultAPIKey,
 	}, nil
 }
 
-func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+func hostPort(port int) string { return ipPort("127.0.0.1", port) }
+
+func ipPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
 
 func orDefault[T comparable](v, def T) T {
 	var zero T
@@ -164,7 +191,7 @@ registrar: {default_expires: %d, min_expires: %d, max_expires: %d, max_contacts:
 http: {listen: %q, api_key: %q, pprof: %t}
 guard: {exempt_cidrs: %s}
 jwt: {enabled: %t}
-%s`,
+%s%s`,
 		c.DataDir, orDefault(c.LogLevel, "info"),
 		orDefault(c.Realm, "sipwarden.test"), orDefault(c.Domain, "sipwarden.test"),
 		orDefault(c.UDP, "-"), orDefault(c.TCP, "-"), orDefault(c.TLS, "-"), orDefault(c.WS, "-"), orDefault(c.WSS, "-"),
@@ -172,7 +199,7 @@ jwt: {enabled: %t}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, routesYAML(c.Routes))
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, routesYAML(c.Routes), c.Cluster.yaml())
 }
 
 // Route is one proxy.routes entry.
@@ -270,6 +297,10 @@ func (s *Server) Exited() bool { return s.proc.Exited() }
 // returns the exit error, nil for a clean exit.
 func (s *Server) Stop() error { return s.proc.Stop(5 * time.Second) }
 
+// Kill kills the server with SIGKILL (kill -9, by its PID) and waits up to
+// 5 s for it to be gone.
+func (s *Server) Kill() error { return s.proc.Kill() }
+
 // LogTail returns the last n lines of the server's log.
 func (s *Server) LogTail(n int) string { return FileTail(s.LogPath, n) }
 
@@ -305,14 +336,16 @@ func Poll(ctx context.Context, limit, interval time.Duration, f func() (bool, er
 }
 
 // FreeSIPPort returns a loopback port free for both UDP and TCP.
-func FreeSIPPort() (int, error) {
+func FreeSIPPort() (int, error) { return freeSIPPortOn("127.0.0.1") }
+
+func freeSIPPortOn(ip string) (int, error) {
 	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", ipPort(ip, 0))
 		if err != nil {
 			return 0, fmt.Errorf("free port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", hostPort(port))
+		u, err := net.ListenPacket("udp", ipPort(ip, port))
 		l.Close()
 		if err == nil {
 			u.Close()
@@ -323,8 +356,10 @@ func FreeSIPPort() (int, error) {
 }
 
 // FreeTCPPort returns a free loopback TCP port.
-func FreeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func FreeTCPPort() (int, error) { return freeTCPPortOn("127.0.0.1") }
+
+func freeTCPPortOn(ip string) (int, error) {
+	l, err := net.Listen("tcp", ipPort(ip, 0))
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}

@@ -1,0 +1,285 @@
+//go:build interop
+
+package interop
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/cluster/redistest"
+	"github.com/sipwarden/sipwarden/interop/harness"
+)
+
+// Cluster tests: sipwarden nodes as processes of the built binary, each on
+// a loopback address of its own (127.0.0.2, .3, .4: the peers stay on
+// 127.0.0.1, which must not be a node's address since the nodes trust
+// each other's), with its own data dir, sharing a real redis-server
+// (cluster/redistest: a loopback port, stopped by its PID).
+
+// clusterNode is a sipwarden node of a test's cluster.
+type clusterNode struct {
+	*harness.Server
+	dir    string
+	killed bool // by the test: its end is expected
+}
+
+// startClusterNode starts node name on ip, sharing r, and stops it
+// (SIGTERM, by its PID) when the test ends: a node that died on its own
+// fails the test.
+func startClusterNode(t *testing.T, r *redistest.Server, name, ip string, mod func(*harness.Config)) *clusterNode {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := harness.LoopbackConfigOn(filepath.Join(dir, "data"), ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cluster = harness.Cluster{RedisURL: r.URL(), NodeName: name, Advertise: cfg.UDP}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n := &clusterNode{dir: dir}
+	n.start(t, cfg)
+	t.Cleanup(func() {
+		died := n.Exited() && !n.killed
+		err := n.Stop()
+		switch {
+		case died:
+			t.Errorf("node %s (pid %d) exited during the test: %v", name, n.PID(), err)
+		case err != nil && !n.killed:
+			t.Errorf("node %s (pid %d) did not exit cleanly on SIGTERM: %v", name, n.PID(), err)
+		}
+		if t.Failed() {
+			t.Logf("node %s log %s, last lines:\n%s", name, n.LogPath, n.LogTail(30))
+		}
+	})
+	return n
+}
+
+func (n *clusterNode) start(t *testing.T, cfg harness.Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := harness.StartServer(ctx, serverBin, n.dir, cfg)
+	if err != nil {
+		t.Fatalf("start node %s: %v", cfg.Cluster.NodeName, err)
+	}
+	n.Server, n.killed = srv, false
+}
+
+// kill kills the node with SIGKILL (kill -9, by its PID).
+func (n *clusterNode) kill(t *testing.T) {
+	t.Helper()
+	n.killed = true
+	if err := n.Kill(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restart starts the node again with the same configuration and data dir.
+func (n *clusterNode) restart(t *testing.T) {
+	t.Helper()
+	n.start(t, n.Config)
+}
+
+// waitRegistered waits up to 10 s for node to list a binding of user.
+func waitRegisteredOn(t *testing.T, node *clusterNode, user string) {
+	t.Helper()
+	err := harness.Poll(testCtx(t, 15*time.Second), 10*time.Second, 50*time.Millisecond, func() (bool, error) {
+		regs, err := node.API().Registrations(testCtx(t, 5*time.Second), user)
+		return err == nil && len(regs) == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("%s's binding on node %s: %v", user, node.Config.Cluster.NodeName, err)
+	}
+}
+
+// TestClusterBaresipCallAcrossNodes: baresip registered over TCP on node
+// A receives a call from baresip registered over TCP on node B. B holds
+// no connection to the callee: it relays the INVITE to A, which trusts B
+// as a live node (no proxy.trusted_peers) and sends it down the callee's
+// connection. Both sides see the call established, both nodes list it,
+// the caller hangs up and both see it end.
+func TestClusterBaresipCallAcrossNodes(t *testing.T) {
+	requireTools(t, "baresip")
+	r := redistest.Start(t)
+	// B first: A, announcing itself, then reads B among the live nodes.
+	b := startClusterNode(t, r, "nodeB", "127.0.0.3", nil)
+	a := startClusterNode(t, r, "nodeA", "127.0.0.2", nil)
+	const caller, callee = "cluster-caller", "cluster-callee"
+	pc, pe := randomPassword(), randomPassword()
+	createCredentialCLI(t, a.Server, callee, pe, "")
+	createCredentialCLI(t, b.Server, caller, pc, "")
+
+	ce := startBaresip(t, a.Server, callee, pe, "tcp")
+	ce.waitRegistered(t, callee, "tcp")
+	cr := startBaresip(t, b.Server, caller, pc, "tcp")
+	cr.waitRegistered(t, caller, "tcp")
+	waitRegisteredOn(t, b, callee)
+	if reg := oneRegistration(t, b.Server, callee); reg.Transport != "tcp" {
+		t.Fatalf("the callee's binding seen from B: transport %q, want tcp", reg.Transport)
+	}
+
+	cr.command(t, "/dial sip:"+callee+"@sipwarden.test")
+	cr.waitOutput(t, "established call to "+callee, baresipEstablished(caller, callee))
+	ce.waitOutput(t, "established call from "+caller, baresipEstablished(callee, caller))
+	up := time.Now()
+	// Both nodes relay the call: B for the caller, A for the callee.
+	for _, n := range []*clusterNode{a, b} {
+		calls := liveCalls(t, n.Server)
+		if len(calls) != 1 || !strings.Contains(calls[0].Caller, "sip:"+caller+"@") || !strings.Contains(calls[0].Callee, "sip:"+callee+"@") {
+			t.Errorf("node %s lists %+v, want the one call from %s to %s", n.Config.Cluster.NodeName, calls, caller, callee)
+		}
+	}
+	holdBaresipCall(up)
+	cr.command(t, "/hangup")
+	cr.waitOutput(t, "end of the call", baresipTerminated(callee))
+	ce.waitOutput(t, "BYE from the caller", baresipTerminated(caller))
+	waitNoCalls(t, a.Server)
+	waitNoCalls(t, b.Server)
+}
+
+// TestClusterSippCallsAcrossNodes: a sipp UAS registers over TCP through
+// node A; a sipp UAC calls it through node C, also over TCP. C holds no
+// connection to the UAS: every INVITE goes C -> A (trusted as a live
+// node) -> the UAS, over A's TCP connection to it. Every call completes on
+// both sides, and neither node lists a call afterwards.
+func TestClusterSippCallsAcrossNodes(t *testing.T) {
+	requireTools(t, "sipp")
+	const n = 200
+	r := redistest.Start(t)
+	c := startClusterNode(t, r, "nodeC", "127.0.0.4", nil)
+	a := startClusterNode(t, r, "nodeA", "127.0.0.2", nil)
+	callers := harness.MakeUsers("ccaller", 20)
+	callee := harness.MakeUsers("ccallee", 1)[0]
+	if err := c.API().CreateCredentials(testCtx(t, time.Minute), callers, 4); err != nil {
+		t.Fatalf("create the callers through C: %v", err)
+	}
+	if err := a.API().CreateCredentials(testCtx(t, time.Minute), []harness.User{callee}, 1); err != nil {
+		t.Fatalf("create the callee through A: %v", err)
+	}
+	csvPath := filepath.Join(t.TempDir(), "callers.csv")
+	if err := harness.WriteUsersCSV(csvPath, callers); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := harness.RunCalls(testCtx(t, 2*time.Minute), harness.CallRun{
+		UACScenario: scenario("uac_invite_digest.xml"), UASScenario: scenario("uas_answer.xml"),
+		RegisterScenario: scenario("register_digest.xml"),
+		Callers:          csvPath, Callee: callee, Transport: "t1",
+		RegisterTarget: a.Config.TCP, Target: c.Config.TCP,
+		Registered: func(ctx context.Context) error {
+			// The UAS's binding, on A's connection, has reached C.
+			return harness.Poll(ctx, 5*time.Second, 20*time.Millisecond, func() (bool, error) {
+				regs, err := c.API().Registrations(ctx, callee.Name)
+				return err == nil && len(regs) == 1 && regs[0].Transport == "tcp", nil
+			})
+		},
+		Rate: 50, Calls: n, Limit: 50, RecvTimeout: 10 * time.Second, Timeout: 90 * time.Second,
+		Dir: t.TempDir(), Hold: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("calls: %v", err)
+	}
+	t.Logf("%s in %v", res.Summary(), time.Since(start).Round(time.Millisecond))
+	if uac := res.UAC; uac.ExitCode != 0 || uac.Failed != 0 || uac.Successful != n {
+		t.Fatalf("sipp UAC: %s; want exit 0, %d successful, 0 failed\n%s", uac.Summary(), n, res.Diagnostics())
+	}
+	if res.UASExit != nil || res.UASFailed != 0 || res.UASSuccessful != n {
+		t.Fatalf("sipp UAS: exit %v, %d successful, %d failed; want exit 0, %d successful, 0 failed\n%s",
+			res.UASExit, res.UASSuccessful, res.UASFailed, n, res.Diagnostics())
+	}
+	waitNoCalls(t, c.Server)
+	waitNoCalls(t, a.Server)
+	// A took every INVITE from C, without challenging it.
+	relayed := regexp.MustCompile(`msg=INVITE .*caller="" source=127\.0\.0\.4:\d+ transport=udp status=200 outcome=none`)
+	if got := len(relayed.FindAllString(harness.FileTail(a.LogPath, 100000), -1)); got != n {
+		t.Errorf("node A logged %d INVITEs from C answered 200 without authentication, want %d", got, n)
+	}
+}
+
+// outcome is one flow of register_outcome.xml: a REGISTER flow's final
+// status for user, when sipp received it.
+type outcome struct {
+	status, user string
+	at           time.Time
+}
+
+var outcomeLine = regexp.MustCompile(`OUTCOME (\d{3}) (\S+) (\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d\.\d+)`)
+
+// readOutcomes reads the OUTCOME lines of a sipp log (-log_file).
+func readOutcomes(t *testing.T, path string) []outcome {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []outcome
+	for _, m := range outcomeLine.FindAllStringSubmatch(string(b), -1) {
+		at, err := time.ParseInLocation("2006-01-02 15:04:05.999999", m[3]+" "+m[4], time.Local)
+		if err != nil {
+			t.Fatalf("sipp log %s: %q: %v", path, m[0], err)
+		}
+		out = append(out, outcome{status: m[1], user: m[2], at: at})
+	}
+	return out
+}
+
+// registerLoad runs register_outcome.xml for users through node's UDP
+// listener at rate flows/s, in the background; wait returns its result,
+// its outcomes and the run's error.
+type registerLoad struct {
+	wg   sync.WaitGroup
+	res  harness.SippResult
+	err  error
+	logf string
+}
+
+func startRegisterLoad(ctx context.Context, t *testing.T, node *clusterNode, users []harness.User, rate int, recvTimeout time.Duration) *registerLoad {
+	t.Helper()
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "users.csv")
+	if err := harness.WriteUsersCSV(csvPath, users); err != nil {
+		t.Fatal(err)
+	}
+	l := &registerLoad{logf: filepath.Join(dir, "outcomes.log")}
+	l.wg.Go(func() {
+		l.res, l.err = harness.RunSipp(ctx, harness.SippRun{
+			Scenario: scenario("register_outcome.xml"), Users: csvPath, Transport: "u1",
+			Target: node.Config.UDP, Rate: rate, Calls: len(users), RecvTimeout: recvTimeout,
+			Timeout: 60 * time.Second, Dir: filepath.Join(dir, "sipp"), BuffSize: 4194304,
+			Extra: []string{"-trace_logs", "-log_file", l.logf},
+		})
+	})
+	return l
+}
+
+func (l *registerLoad) wait(t *testing.T) (harness.SippResult, []outcome, error) {
+	t.Helper()
+	l.wg.Wait()
+	return l.res, readOutcomes(t, l.logf), l.err
+}
+
+// bindingInRedis reports whether Redis holds a binding set of user.
+func bindingInRedis(r *redistest.Server, user string) bool {
+	return r.Do("EXISTS sipwarden:bind:"+user) == ":1"
+}
+
+// registeredUsers is the usernames node lists bindings of.
+func registeredUsers(t *testing.T, node *clusterNode) map[string]bool {
+	t.Helper()
+	regs, err := node.API().Registrations(testCtx(t, 30*time.Second), "")
+	if err != nil {
+		t.Fatalf("registrations on %s: %v", node.Config.Cluster.NodeName, err)
+	}
+	out := map[string]bool{}
+	for _, r := range regs {
+		out[r.Username] = true
+	}
+	return out
+}
