@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +106,11 @@ func (r *Records) Join(ctx context.Context) (seeded bool, err error) {
 	r.sub = sub
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.lock(ctx); err != nil {
+	// A lock this node held when it died (kill -9 during an API write) is
+	// released now rather than when it expires: the node would not start.
+	r.releaseOwnStale(ctx)
+	// Another node's, if it died holding it, expires within recLockTTL.
+	if err := r.lockWithin(ctx, recLockTTL+time.Second); err != nil {
 		return false, err
 	}
 	defer r.unlockRedis()
@@ -195,11 +200,15 @@ func (c *Cluster) Download(ctx context.Context, db Replica) (records int, err er
 }
 
 // lock takes the cluster's write lock, waiting up to 3 s for it.
-func (r *Records) lock(ctx context.Context) error {
+func (r *Records) lock(ctx context.Context) error { return r.lockWithin(ctx, 3*time.Second) }
+
+// lockWithin takes the cluster's write lock, waiting up to wait for it.
+// Its token is this node's name, a slash and 16 random bytes in hex.
+func (r *Records) lockWithin(ctx context.Context, wait time.Duration) error {
 	var tok [16]byte
 	rand.Read(tok[:]) // never fails (crypto/rand, Go 1.24)
-	token := hex.EncodeToString(tok[:])
-	deadline := time.Now().Add(3 * time.Second)
+	token := r.c.cfg.Node + "/" + hex.EncodeToString(tok[:])
+	deadline := time.Now().Add(wait)
 	for {
 		cctx, cancel := r.c.timeout(ctx)
 		ok, err := r.c.rdb.SetNX(cctx, keyRecLock, token, recLockTTL).Result()
@@ -212,9 +221,24 @@ func (r *Records) lock(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return r.c.unavailable("take the write lock", errors.New("held by another node for 3s"))
+			return r.c.unavailable("take the write lock", fmt.Errorf("held by another node for %v", wait))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// releaseOwnStale deletes the write lock when its token names this node:
+// node names are unique, and this node, starting, holds no lock, so it
+// was taken by this node's previous run, which died holding it.
+func (r *Records) releaseOwnStale(ctx context.Context) {
+	cctx, cancel := r.c.timeout(ctx)
+	defer cancel()
+	held, err := r.c.rdb.Get(cctx, keyRecLock).Result()
+	if err != nil || !strings.HasPrefix(held, r.c.cfg.Node+"/") {
+		return // none, another node's, or Redis failing: lock() will tell
+	}
+	if err := unlockScript.Run(cctx, r.c.rdb, []string{keyRecLock}, held).Err(); err == nil {
+		r.c.log.Warn("write lock left by this node's previous run released", "node", r.c.cfg.Node)
 	}
 }
 

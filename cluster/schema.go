@@ -26,7 +26,8 @@ const (
 	keyRec = prefix + "rec:"
 	// keyRecVersion: the number of record writes so far, decimal.
 	keyRecVersion = prefix + "recversion"
-	// keyRecLock: the cluster's record write lock, a random token;
+	// keyRecLock: the cluster's record write lock, a token (the holder's
+	// node name, "/", random hex);
 	// expires after recLockTTL.
 	keyRecLock = prefix + "reclock"
 	// chanRecords carries recordMessage JSON: one write's changes.
