@@ -465,3 +465,94 @@ func TestClusterNodeKill9(t *testing.T) {
 	t.Logf("after the restart: %d credentials, %d users bound; %d REGISTERs answered 200 by A before the kill (%d in its last %v, %d of them lost), %d credentials created and %d deleted through it",
 		len(have), len(bound), fromA, len(excused), lastBatch, lost, nCreated, len(delDuring))
 }
+
+// TestClusterRedisOutageUnderSippLoad: sipp REGISTER load through nodes A
+// and B (50 flows/s each) while redis-server is frozen (SIGSTOP) for 5 s.
+// Every flow ends with 200, 401 or 503 with Retry-After (the scenario
+// fails the call otherwise); 503s only during the outage (and the 3 s
+// after it); no 200 while Redis is frozen; 200s again
+// within 3 s of Redis answering, with no node restarted; and every
+// REGISTER answered 200 has its binding in Redis afterwards.
+func TestClusterRedisOutageUnderSippLoad(t *testing.T) {
+	requireTools(t, "sipp")
+	r := redistest.Start(t)
+	b := startClusterNode(t, r, "nodeB", "127.0.0.3", nil)
+	a := startClusterNode(t, r, "nodeA", "127.0.0.2", nil)
+	pids := []int{a.PID(), b.PID()}
+	users := harness.MakeUsers("out", 1000)
+	if err := a.API().CreateCredentials(testCtx(t, time.Minute), users, 8); err != nil {
+		t.Fatal(err)
+	}
+	// Both nodes have every credential (replicated within a second).
+	waitCredential := func(n *clusterNode, user string) {
+		err := harness.Poll(testCtx(t, 10*time.Second), 5*time.Second, 50*time.Millisecond, func() (bool, error) {
+			return listCredentials(t, n.Server)[user] != "", nil
+		})
+		if err != nil {
+			t.Fatalf("%s on node %s: %v", user, n.Config.Cluster.NodeName, err)
+		}
+	}
+	waitCredential(b, users[len(users)-1].Name)
+
+	ctx := testCtx(t, 90*time.Second)
+	loadA := startRegisterLoad(ctx, t, a, users[:500], 50, 5*time.Second)
+	loadB := startRegisterLoad(ctx, t, b, users[500:], 50, 5*time.Second)
+	time.Sleep(2 * time.Second)
+	pausedAt := time.Now()
+	r.Pause()
+	time.Sleep(5 * time.Second)
+	r.Resume()
+	resumedAt := time.Now()
+	var all []outcome
+	for i, l := range []*registerLoad{loadA, loadB} {
+		res, outs, err := l.wait(t)
+		t.Logf("through node %c: %s", 'A'+i, res.Summary())
+		if err != nil || res.Failed != 0 || len(outs) != 500 {
+			t.Errorf("load through node %c: %s, %d outcomes, %v (a failed call is an answer other than 200, 401 or 503 with Retry-After, or none)\n%s",
+				'A'+i, res.Summary(), len(outs), err, res.Diagnostics())
+		}
+		all = append(all, outs...)
+	}
+	count := map[string]int{}
+	var firstAfter time.Time
+	for _, o := range all {
+		count[o.status]++
+		if o.status == "503" && (o.at.Before(pausedAt) || o.at.After(resumedAt.Add(3*time.Second))) {
+			t.Errorf("%s answered 503 at %v, outside the outage (%v to %v) and the 3 s after it", o.user, o.at, pausedAt, resumedAt)
+		}
+		if o.status != "200" {
+			continue
+		}
+		if o.at.After(pausedAt.Add(200*time.Millisecond)) && o.at.Before(resumedAt) {
+			t.Errorf("%s answered 200 at %v, while redis was frozen (%v to %v)", o.user, o.at, pausedAt, resumedAt)
+		}
+		if o.at.After(resumedAt) && (firstAfter.IsZero() || o.at.Before(firstAfter)) {
+			firstAfter = o.at
+		}
+	}
+	t.Logf("answers: %v; first 200 %v after redis came back", count, firstAfter.Sub(resumedAt).Round(time.Millisecond))
+	if count["503"] == 0 || count["200"] == 0 {
+		t.Errorf("answers %v: want 200s and 503s", count)
+	}
+	if firstAfter.IsZero() || firstAfter.Sub(resumedAt) > 3*time.Second {
+		t.Errorf("first 200 after redis came back at %v: %v after, want within 3 s", firstAfter, firstAfter.Sub(resumedAt))
+	}
+	for i, n := range []*clusterNode{a, b} {
+		if n.Exited() || n.PID() != pids[i] {
+			t.Errorf("node %s restarted or exited", n.Config.Cluster.NodeName)
+		}
+	}
+	var missing []string
+	err := harness.Poll(testCtx(t, 15*time.Second), 10*time.Second, 200*time.Millisecond, func() (bool, error) {
+		missing = missing[:0]
+		for _, o := range all {
+			if o.status == "200" && !bindingInRedis(r, o.user) {
+				missing = append(missing, o.user)
+			}
+		}
+		return len(missing) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("%d REGISTERs answered 200 have no binding in redis after it came back: %v", len(missing), missing)
+	}
+}
