@@ -229,8 +229,17 @@ func TestClusterRedisDown(t *testing.T) {
 		if !strings.Contains(raw, "Retry-After: 5") {
 			t.Errorf("node %d's 503 lacks Retry-After:\n%s", i+1, raw)
 		}
-		code, body := readyz(t, n)
-		if code != 503 || !strings.Contains(body, "redis") {
+		// A failed command marks Redis down at once; /readyz follows the
+		// watch's next ping (every second).
+		var (
+			code int
+			body string
+		)
+		waitFor(t, fmt.Sprintf("node %d /readyz 503", i+1), 3*time.Second, func() bool {
+			code, body = readyz(t, n)
+			return code == 503
+		})
+		if !strings.Contains(body, "redis") {
 			t.Errorf("node %d /readyz: got %d %q, want 503 naming redis", i+1, code, body)
 		}
 	}
