@@ -48,7 +48,7 @@ func startCluster(t *testing.T, r *redistest.Server, n int, edit func(*config.Co
 func TestClusterReplayRefusedOnAnotherNode(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, nil)
-	nodes[0].createCredential(t, "alice", pw, nil)
+	waitCredential(t, nodes[1], nodes[0].createCredential(t, "alice", pw, nil))
 	u1 := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
 	u2 := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
 	nonce := u1.nonce()
@@ -309,6 +309,15 @@ func TestClusterRedisHangsAtAnswer(t *testing.T) {
 	}
 }
 
+// waitCredential waits up to a second for c, created through another
+// node, to be on n (replicated through Redis's pub/sub).
+func waitCredential(t *testing.T, n *testServer, c credential) {
+	t.Helper()
+	waitFor(t, c.Username+"'s credential on another node", time.Second, func() bool {
+		return n.api(t, "GET", "/v1/credentials/"+c.ID, nil, nil) == 200
+	})
+}
+
 func readyz(t *testing.T, n *testServer) (int, string) {
 	t.Helper()
 	c := http.Client{Timeout: 2 * time.Second}
@@ -330,7 +339,8 @@ func TestClusterBindingsShared(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, nil)
 	nodes[0].createCredential(t, "bob", pw, nil)
-	nodes[0].createCredential(t, "carol", pw, nil)
+	// carol calls through node 2: her credential must have reached it.
+	waitCredential(t, nodes[1], nodes[0].createCredential(t, "carol", pw, nil))
 	bob := unconnectedUA(t, nodes[0].Addr("udp")) // a phone takes packets from any node
 	waitFor(t, "bob's credential on node 1", time.Second, func() bool { return bob.register("bob", pw) == "SIP/2.0 200 OK" })
 	waitFor(t, "bob's binding on node 2", time.Second, func() bool {
@@ -421,7 +431,7 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 		t.Fatalf("node A has proxy.trusted_peers %v: this test is about trust without them", a.Cfg.Proxy.TrustedPeers)
 	}
 	a.createCredential(t, "bob", pw, nil)
-	a.createCredential(t, "carol", pw, nil)
+	waitCredential(t, b, a.createCredential(t, "carol", pw, nil)) // she calls through B
 	bob := newRawUA(t, "tcp", "127.0.0.1", a.Addr("tcp"))
 	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
 		t.Fatalf("bob over TCP on A: %q", st)
