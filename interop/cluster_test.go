@@ -87,6 +87,26 @@ func (n *clusterNode) restart(t *testing.T) {
 	n.start(t, n.Config)
 }
 
+// waitCredentials waits up to 10 s for node to have every one of users
+// (created through another node, replicated through Redis).
+func waitCredentials(t *testing.T, node *clusterNode, users []harness.User) {
+	t.Helper()
+	var missing int
+	err := harness.Poll(testCtx(t, 15*time.Second), 10*time.Second, 50*time.Millisecond, func() (bool, error) {
+		have := listCredentials(t, node.Server)
+		missing = 0
+		for _, u := range users {
+			if have[u.Name] == "" {
+				missing++
+			}
+		}
+		return missing == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("%d of %d credentials missing on node %s: %v", missing, len(users), node.Config.Cluster.NodeName, err)
+	}
+}
+
 // waitRegistered waits up to 10 s for node to list a binding of user.
 func waitRegisteredOn(t *testing.T, node *clusterNode, user string) {
 	t.Helper()
@@ -306,6 +326,7 @@ func TestClusterNodeKill9(t *testing.T) {
 	if err := b.API().CreateCredentials(testCtx(t, time.Minute), pre[100:], 4); err != nil {
 		t.Fatal(err)
 	}
+	waitCredentials(t, a, pre)
 	res, outs, err := startRegisterLoad(testCtx(t, time.Minute), t, a, pre, 200, 5*time.Second).wait(t)
 	if err != nil || res.Failed != 0 || len(outs) != len(pre) {
 		t.Fatalf("registering the first users through A: %s, %d outcomes, %v\n%s", res.Summary(), len(outs), err, res.Diagnostics())
@@ -333,6 +354,7 @@ func TestClusterNodeKill9(t *testing.T) {
 	if err := b.API().CreateCredentials(testCtx(t, time.Minute), load, 8); err != nil {
 		t.Fatal(err)
 	}
+	waitCredentials(t, a, load)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	loadStart := time.Now()
@@ -491,16 +513,7 @@ func TestClusterRedisOutageUnderSippLoad(t *testing.T) {
 	if err := a.API().CreateCredentials(testCtx(t, time.Minute), users, 8); err != nil {
 		t.Fatal(err)
 	}
-	// Both nodes have every credential (replicated within a second).
-	waitCredential := func(n *clusterNode, user string) {
-		err := harness.Poll(testCtx(t, 10*time.Second), 5*time.Second, 50*time.Millisecond, func() (bool, error) {
-			return listCredentials(t, n.Server)[user] != "", nil
-		})
-		if err != nil {
-			t.Fatalf("%s on node %s: %v", user, n.Config.Cluster.NodeName, err)
-		}
-	}
-	waitCredential(b, users[len(users)-1].Name)
+	waitCredentials(t, b, users)
 
 	ctx := testCtx(t, 90*time.Second)
 	loadA := startRegisterLoad(ctx, t, a, users[:500], 50, 5*time.Second)
