@@ -330,7 +330,12 @@ func (r *Records) catchUpLocked(ctx context.Context, haveLock bool) error {
 	if v == r.version && v > 0 {
 		return nil
 	}
-	return r.reloadLocked(ctx)
+	err = r.reloadLocked(ctx)
+	if errors.Is(err, errNoRecords) {
+		// Lost between the version read and the snapshot.
+		return r.reseedLocked(ctx, haveLock)
+	}
+	return err
 }
 
 func (r *Records) reseedLocked(ctx context.Context, haveLock bool) error {
@@ -401,6 +406,9 @@ func (r *Records) snapshot(ctx context.Context) (map[string]map[string][]byte, i
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, 0, r.c.unavailable("read records", err)
 	}
+	if errors.Is(ver.Err(), redis.Nil) {
+		return nil, 0, errNoRecords
+	}
 	snap := map[string]map[string][]byte{}
 	for i, name := range names {
 		m := map[string][]byte{}
@@ -412,6 +420,13 @@ func (r *Records) snapshot(ctx context.Context) (map[string]map[string][]byte, i
 	v, _ := strconv.ParseInt(ver.Val(), 10, 64)
 	return snap, v, nil
 }
+
+// errNoRecords: Redis holds no records version, so no records (restarted
+// without persistence, or flushed). Replacing the replica with that
+// emptiness would delete every credential here, and the next reseed
+// would then spread the loss to every node: the replica is kept, and
+// catchUpLocked seeds Redis again from it.
+var errNoRecords = errors.New("cluster: redis holds no records: replica kept, to seed it again")
 
 func (r *Records) reloadLocked(ctx context.Context) error {
 	start := time.Now()

@@ -260,6 +260,34 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 }
 
+// TestClusterReloadFromEmptyRedis: Redis loses everything (FLUSHALL, as a
+// restart without persistence) and a node is told to reload its records
+// before it noticed (here a message on the records channel; in the field
+// a reload under way while Redis restarted): it keeps its replica rather
+// than replace it with nothing, Redis is seeded again from it, and the
+// credential still registers through both nodes. It used to empty the
+// replica, end every binding, and seed Redis with nothing: every
+// credential of the cluster gone.
+func TestClusterReloadFromEmptyRedis(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	waitCredential(t, nodes[1], nodes[0].createCredential(t, "alice", pw, nil))
+	if got := r.Do("FLUSHALL"); got != "+OK" {
+		t.Fatalf("FLUSHALL: %s", got)
+	}
+	if got := r.Do(`PUBLISH sipwarden:records "{\"version\":0,\"node\":\"elsewhere\"}"`); got != ":2" {
+		t.Fatalf("PUBLISH to the records channel: %s, want both nodes subscribed", got)
+	}
+	waitFor(t, "the records back in redis", 5*time.Second, func() bool {
+		return r.Do("EXISTS sipwarden:recversion") == ":1" && r.Do("HLEN sipwarden:rec:credentials") != ":0"
+	})
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("alice registering through node %d", i+1), 5*time.Second, func() bool {
+			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
+		})
+	}
+}
+
 // TestClusterRedisHangsAtAnswer: Redis stops answering (SIGSTOP) between
 // a challenge and its answer, before the node has noticed: the answer's
 // nonce count cannot be checked, and the REGISTER (and the INVITE) is
