@@ -491,9 +491,17 @@ func (r *Records) apply(ctx context.Context, payload string) {
 	case m.Node == r.c.cfg.Node:
 		return // ours: bbolt committed it here
 	case m.Version <= r.version:
-		// Another node's write with a version already held: Redis lost
-		// its records and was seeded again (restarted without
-		// persistence). Reload at once rather than at the next check.
+		// A version already held: a message queued before a reload that
+		// went past it (a node that fell behind gets a backlog of them:
+		// one reload each made a storm), or Redis lost its records and
+		// was seeded again (restarted without persistence). Redis's
+		// version tells which: reload (or seed again) only when it is
+		// not this replica's.
+		if err := r.catchUpLocked(ctx, false); err != nil {
+			r.version = -1
+			r.c.log.Warn("records not reloaded", "error", err)
+		}
+		return
 	case m.Version == r.version+1 && r.version > 0:
 		eff, err := r.db.ApplyReplica(m.Changes)
 		if err != nil {
