@@ -307,8 +307,11 @@ func TestClusterOldRecordMessagesNoReload(t *testing.T) {
 	}
 	// A write after them is applied in order: the old ones are behind.
 	waitCredential(t, nodes[1], nodes[0].createCredential(t, "dave", pw, nil))
-	if got := strings.Count(nodes[1].logs.String(), "records reloaded from redis") - before; got != 0 {
-		t.Errorf("node 2 reloaded its records %d times for 20 messages of a version it held, want 0", got)
+	// One reload is right when an old message is checked while dave's
+	// write is in Redis but its message not yet here; one per message
+	// (20) is the storm this test is about.
+	if got := strings.Count(nodes[1].logs.String(), "records reloaded from redis") - before; got > 1 {
+		t.Errorf("node 2 reloaded its records %d times for 20 messages of a version it held, want at most 1", got)
 	}
 	if st := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp")).register("carol", pw); st != "SIP/2.0 200 OK" {
 		t.Errorf("carol through node 2: %q", st)
