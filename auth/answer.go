@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -44,6 +45,9 @@ type Answer struct {
 	Code      int
 	Reason    string
 	Malformed bool
+	// RetryAfter, in seconds, when not 0, is sent in a Retry-After header
+	// (RFC 3261 20.33).
+	RetryAfter int
 }
 
 // answers is the one table from an outcome to what the peer is told,
@@ -72,6 +76,9 @@ var answers = [...]Answer{
 	Inactive:     {Code: 403, Reason: "Forbidden"},
 	// Checked before the response, so it tells nothing of the password.
 	URIMismatch: {Code: 400, Reason: "Digest URI Does Not Match Request-URI"},
+	// The state the answer is checked against is out of reach: try again
+	// in a few seconds (the cluster gate's own answer while Redis is down).
+	Unavailable: {Code: 503, Reason: "Service Unavailable", RetryAfter: 5},
 }
 
 // Answer returns how a request whose check gave o is answered; the zero
@@ -94,7 +101,11 @@ func (a *Authenticator) Refuse(b reply.Builder, req *sip.Request, side Side, res
 		if ans.Malformed {
 			reason = s.malformed
 		}
-		return b.New(req, ans.Code, reason)
+		out := b.New(req, ans.Code, reason)
+		if ans.RetryAfter > 0 {
+			out.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(ans.RetryAfter)))
+		}
+		return out
 	}
 	out := b.New(req, s.code, s.reason)
 	for _, v := range a.ChallengesFor(user, strings.ToLower(req.Transport()), ans.Stale, ans.InvalidToken) {

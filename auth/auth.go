@@ -29,17 +29,25 @@ type Nonces interface {
 }
 
 // Counter accepts a nonce count only when it is higher than every count
-// accepted for that nonce so far (digest.Counts.Accept's contract).
-// *digest.Counts satisfies it. It must fail closed: false when it cannot
-// tell.
+// accepted for that nonce so far (digest.Counts.Accept's contract). It
+// returns an error, and never true, when it cannot tell (a cluster's
+// counts when Redis does not answer): the request is then answered
+// neither OK nor as a replay (Unavailable). LocalCounts adapts a
+// *digest.Counts, which always can.
 type Counter interface {
-	Accept(nonce string, nc uint32, expires time.Time) bool
+	Accept(nonce string, nc uint32, expires time.Time) (bool, error)
 }
 
-var (
-	_ Nonces  = (*digest.Nonces)(nil)
-	_ Counter = (*digest.Counts)(nil)
-)
+// LocalCounts is the Counter of one node's own counts, in memory.
+func LocalCounts(c *digest.Counts) Counter { return localCounts{c} }
+
+type localCounts struct{ c *digest.Counts }
+
+func (l localCounts) Accept(nonce string, nc uint32, expires time.Time) (bool, error) {
+	return l.c.Accept(nonce, nc, expires), nil
+}
+
+var _ Nonces = (*digest.Nonces)(nil)
 
 // Outcome is the result of checking a request's credentials. It is not an
 // error: only the caller decides what each outcome answers.
@@ -80,12 +88,19 @@ const (
 	// Inactive: a correct answer for a credential whose connection is
 	// deactivated (active: false).
 	Inactive
+	// Unavailable: a correct answer whose nonce count could not be checked
+	// (the cluster's Redis did not answer): neither accepted nor a replay.
+	// Answered 503 with Retry-After (RFC 3261 21.5.4), like every REGISTER
+	// while the node knows Redis is down: a 401 stale=true would only make
+	// the client answer again into the same outage.
+	Unavailable
 )
 
 var outcomeNames = [...]string{
 	OK: "ok", NoCredentials: "challenge", Stale: "stale", BadNonce: "bad_nonce", Replay: "replay",
 	Mismatch: "mismatch", UnknownUser: "unknown_user", Disabled: "disabled", Expired: "expired", Malformed: "malformed",
 	ACLDenied: "acl", InvalidToken: "invalid_token", URIMismatch: "uri_mismatch", Inactive: "connection_inactive",
+	Unavailable: "unavailable",
 }
 
 func (o Outcome) String() string {
@@ -315,9 +330,20 @@ func (a *Authenticator) check(r Request) Result {
 	// Replay protection needs qop's nonce count. Answers without qop pass
 	// only when the server offers no qop (auth.qop: []), and are then
 	// bounded by the nonce lifetime alone.
-	if c.QOP != "" && !a.cfg.Count.Accept(c.Nonce, c.NonceCount, nonceExpires) {
-		res.Outcome = Replay
-		return res
+	if c.QOP != "" {
+		fresh, err := a.cfg.Count.Accept(c.Nonce, c.NonceCount, nonceExpires)
+		switch {
+		case err != nil:
+			// Only a correct answer gets here, so a 503 instead of a 403
+			// tells that the password was right; but only for the moment
+			// before the node marks Redis down, after which every REGISTER
+			// and INVITE is answered 503 before authentication.
+			res.Outcome, res.Detail = Unavailable, err.Error()
+			return res
+		case !fresh:
+			res.Outcome = Replay
+			return res
+		}
 	}
 	switch {
 	case !cred.Enabled:

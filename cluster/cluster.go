@@ -31,8 +31,9 @@
 //
 // Every key starts with "sipwarden:" (schema.go lists them). Redis is the
 // authority for what it holds; a node never answers from a guess when it
-// cannot reach it: a nonce count it cannot check is refused (the client is
-// challenged again).
+// cannot reach it: a nonce count it cannot check is refused with an error
+// wrapping ErrUnavailable, which the node answers 503 with Retry-After
+// (not a challenge: the count was not found stale, it was not checked).
 package cluster
 
 import (

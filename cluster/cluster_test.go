@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -81,16 +82,17 @@ func TestNonceCountsShared(t *testing.T) {
 		{na, 1, true}, {nb, 1, false}, {na, 1, false}, {nb, 2, true}, {na, 2, false}, {na, 5, true}, {nb, 4, false},
 	}
 	for i, s := range steps {
-		if got := s.n.Accept(nonce, s.nc, exp); got != s.want {
-			t.Errorf("step %d nc=%d: got %v, want %v", i, s.nc, got, s.want)
+		got, err := s.n.Accept(nonce, s.nc, exp)
+		if err != nil || got != s.want {
+			t.Errorf("step %d nc=%d: got %v, %v, want %v, nil", i, s.nc, got, err, s.want)
 		}
 	}
 	if got := r.Do("FLUSHALL"); got != "+OK" {
 		t.Fatalf("FLUSHALL: %s", got)
 	}
 	for i, n := range []*cluster.Nonces{na, nb} {
-		if n.Accept(nonce, 9, exp) {
-			t.Errorf("node %d accepted a count after the counts were lost", i)
+		if ok, err := n.Accept(nonce, 9, exp); ok || err != nil {
+			t.Errorf("node %d after the counts were lost: got %v, %v, want false, nil (stale)", i, ok, err)
 		}
 		if st, _ := n.Check(nonce); st != digest.NonceStale {
 			t.Errorf("node %d: the old nonce is %v, want stale", i, st)
@@ -98,13 +100,15 @@ func TestNonceCountsShared(t *testing.T) {
 	}
 	fresh := nb.New()
 	_, exp = na.Check(fresh)
-	if !na.Accept(fresh, 1, exp) || nb.Accept(fresh, 1, exp) {
+	first, _ := na.Accept(fresh, 1, exp)
+	again, _ := nb.Accept(fresh, 1, exp)
+	if !first || again {
 		t.Error("the new epoch's nonce: want accepted once")
 	}
-	// Redis down: refused, never accepted blindly.
+	// Redis down: an error, never accepted blindly nor taken for a replay.
 	r.Stop()
-	if nb.Accept(fresh, 7, exp) {
-		t.Error("accepted with redis down")
+	if ok, err := nb.Accept(fresh, 7, exp); ok || !errors.Is(err, cluster.ErrUnavailable) {
+		t.Errorf("with redis down: got %v, %v, want false and ErrUnavailable", ok, err)
 	}
 	if nb.Errors() == 0 {
 		t.Error("errors not counted")
@@ -162,5 +166,57 @@ func wait(t *testing.T, what string, d time.Duration, cond func() bool) {
 			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMembers: a node trusts the addresses of the other live nodes (their
+// advertise and listeners, by IP), not its own, not an unspecified
+// listener address, not an address no node announced, and no longer
+// those of a node whose presence expired.
+func TestMembers(t *testing.T) {
+	r := redistest.Start(t)
+	a := open(t, r, "a")
+	ctx := context.Background()
+	mk := func(name, advertise string) *cluster.Cluster {
+		c, err := cluster.Open(ctx, cluster.Config{URL: r.URL(), Node: name, Advertise: advertise}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	b := mk("b", "192.0.2.20:5060")
+	if err := b.Announce(ctx, []string{"127.0.0.21:5060", "0.0.0.0:5061", "[::ffff:127.0.0.22]:5062"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Announce(ctx, []string{"127.0.0.1:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"192.0.2.20", true},        // b's advertise
+		{"127.0.0.21", true},        // b's listener
+		{"::ffff:127.0.0.21", true}, // the same, mapped
+		{"127.0.0.22", true},        // a mapped listener address
+		{"0.0.0.0", false},          // an unspecified listener is no source
+		{"127.0.0.1", false},        // a's own
+		{"127.0.0.23", false},       // nobody's
+		{"2001:db8::20", false},     // nobody's
+	} {
+		if got := a.Member(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("Member(%s): got %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+	// b dies: once its presence key is gone, the next refresh drops it.
+	if got := r.Do("DEL sipwarden:alive:b"); got != ":1" {
+		t.Fatalf("DEL b's presence: %s", got)
+	}
+	if err := a.Announce(ctx, []string{"127.0.0.1:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Member(netip.MustParseAddr("127.0.0.21")) {
+		t.Error("b's address still trusted after its presence expired")
 	}
 }

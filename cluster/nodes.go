@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/netip"
 	"time"
 )
 
@@ -11,6 +13,13 @@ import (
 // binding's LocalAddr names the node holding its connection), and keeps a
 // key alive while it runs. A node whose key expired is dead: its
 // connection bindings are unreachable until their devices register again.
+//
+// The live nodes are also trusted by address (Member): a node relaying an
+// INVITE to the node holding the callee's connection sends it without
+// credentials, as a proxy.trusted_peers peer would. Listing a node in
+// Redis is enough for that, and that is no weaker than the rest: whoever
+// can write this Redis can already write credentials, bindings and the
+// nonce key, so they are inside the trust boundary anyway.
 
 const aliveTTL = 5 * time.Second
 
@@ -19,9 +28,16 @@ type nodeInfo struct {
 	Addrs     []string `json:"addrs"`
 }
 
-// peerTable maps a listener address to the advertised address of the
-// live node it belongs to.
-type peerTable map[string]string
+// peerTable is what the presence loop last read of the other live nodes.
+type peerTable struct {
+	// at maps a listener address to the advertised address of the live
+	// node it belongs to.
+	at map[string]string
+	// ips holds the IP addresses of the other live nodes' advertise and
+	// listeners (not unspecified ones such as 0.0.0.0, nor an advertise
+	// given as a host name: it is not resolved).
+	ips map[netip.Addr]bool
+}
 
 // Announce records this node's advertised and listener addresses.
 func (c *Cluster) Announce(ctx context.Context, addrs []string) error {
@@ -34,6 +50,11 @@ func (c *Cluster) Announce(ctx context.Context, addrs []string) error {
 	if err := c.rdb.Set(ctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err(); err != nil {
 		return c.unavailable("announce", err)
 	}
+	// The nodes running read the table again now: a call relayed by or
+	// to this node in its first second must not find it unknown.
+	if err := c.rdb.Publish(ctx, chanNodes, c.cfg.Node).Err(); err != nil {
+		return c.unavailable("announce", err)
+	}
 	return c.refreshPeers(ctx)
 }
 
@@ -44,8 +65,31 @@ func (c *Cluster) PeerAt(addr string) (string, bool) {
 	if t == nil {
 		return "", false
 	}
-	adv, ok := (*t)[addr]
+	adv, ok := t.at[addr]
 	return adv, ok
+}
+
+// Member reports whether addr is an address of another live node of the
+// cluster (its advertise or one of its listeners), as of the presence
+// loop's last refresh: a map lookup, no Redis round trip. While Redis is
+// unreachable the last table read stays in force.
+func (c *Cluster) Member(addr netip.Addr) bool {
+	t := c.peers.Load()
+	return t != nil && t.ips[addr.Unmap()]
+}
+
+// addIP adds the IP of hostport, when it is an address that can be a
+// packet's source, to ips.
+func addIP(ips map[netip.Addr]bool, hostport string) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.IsUnspecified() {
+		return
+	}
+	ips[a.Unmap()] = true
 }
 
 func (c *Cluster) refreshPeers(ctx context.Context) error {
@@ -53,7 +97,7 @@ func (c *Cluster) refreshPeers(ctx context.Context) error {
 	if err != nil {
 		return c.unavailable("list nodes", err)
 	}
-	t := peerTable{}
+	t := peerTable{at: map[string]string{}, ips: map[netip.Addr]bool{}}
 	for name, v := range all {
 		if name == c.cfg.Node {
 			continue
@@ -66,8 +110,10 @@ func (c *Cluster) refreshPeers(ctx context.Context) error {
 		if n == 0 || json.Unmarshal([]byte(v), &info) != nil || info.Advertise == "" {
 			continue
 		}
+		addIP(t.ips, info.Advertise)
 		for _, a := range info.Addrs {
-			t[a] = info.Advertise
+			t.at[a] = info.Advertise
+			addIP(t.ips, a)
 		}
 	}
 	c.peers.Store(&t)
@@ -75,18 +121,27 @@ func (c *Cluster) refreshPeers(ctx context.Context) error {
 }
 
 // RunPresence keeps this node alive and the table of the others fresh,
-// every second, until ctx ends.
+// every second and whenever a node announces itself, until ctx ends.
 func (c *Cluster) RunPresence(ctx context.Context) {
+	sub := c.rdb.Subscribe(ctx, chanNodes)
+	defer sub.Close()
+	joined := sub.Channel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		alive := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			alive = true
+		case <-joined:
 		}
 		cctx, cancel := c.timeout(ctx)
-		err := c.rdb.Set(cctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err()
+		var err error
+		if alive {
+			err = c.rdb.Set(cctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err()
+		}
 		if err == nil {
 			err = c.refreshPeers(cctx)
 		}

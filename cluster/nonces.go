@@ -84,37 +84,42 @@ func (n *Nonces) Check(nonce string) (digest.NonceStatus, time.Time) {
 }
 
 // Errors returns how many counts could not be checked because Redis did
-// not answer (each one refused).
+// not answer (each one answered 503).
 func (n *Nonces) Errors() uint64 { return n.errors.Load() }
 
 // Accept records nc as the count of nonce, which expires at expires, and
 // reports whether it is higher than every count any node accepted for it.
-// It refuses (fails closed) when Redis does not answer in time.
-func (n *Nonces) Accept(nonce string, nc uint32, expires time.Time) bool {
+// When Redis does not answer in time it returns an error wrapping
+// ErrUnavailable (and marks the cluster down), never true: the count
+// could be neither checked nor recorded, which is not a replay.
+func (n *Nonces) Accept(nonce string, nc uint32, expires time.Time) (bool, error) {
 	now := n.now()
 	if nc == 0 || !expires.After(now) {
-		return false
+		return false, nil
 	}
 	epoch, ok := digest.NonceEpoch(nonce)
 	if !ok {
-		return false
+		return false, nil
 	}
 	r, err := n.counts.check(&countCheck{
 		nonce: nonce, nc: strconv.FormatUint(uint64(nc), 10), expiresMS: expires.UnixMilli(), epoch: hex.EncodeToString(epoch[:]),
 	})
 	if err != nil {
 		n.errors.Add(1)
-		n.c.failed()
-		n.c.log.Warn("nonce count not checked: refused", "error", err)
-		return false
+		return false, n.c.unavailable("check nonce count", err)
 	}
 	if r == -1 {
+		// The nonce's epoch is no longer the cluster's: stale whatever
+		// happens, unless the new epoch could not be read for want of Redis.
 		if err := n.follow(epoch); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return false, err
+			}
 			n.c.log.Warn("nonce epoch not renewed", "error", err)
 		}
-		return false
+		return false, nil
 	}
-	return r == 1
+	return r == 1, nil
 }
 
 // follow moves to the cluster's epoch after a count of epoch old was
@@ -141,7 +146,7 @@ func (n *Nonces) follow(old [4]byte) error {
 		n.c.log.Warn("nonce epoch lost from redis (flushed or restarted without persistence): new epoch, earlier nonces are stale")
 		return n.use([4]byte(e))
 	case err != nil:
-		return fmt.Errorf("cluster: load nonce epoch: %w", err)
+		return n.c.unavailable("load nonce epoch", err)
 	}
 	e, err := hex.DecodeString(s)
 	if err != nil || len(e) != 4 {

@@ -49,7 +49,11 @@ func TestNonceCountsConcurrent(t *testing.T) {
 				}
 				// Every caller sends its nonce's count twice: at most
 				// one of the two accepted.
-				x, y := n.Accept(nonces[i], nc, exp), n.Accept(nonces[i], nc, exp)
+				x, errx := n.Accept(nonces[i], nc, exp)
+				y, erry := n.Accept(nonces[i], nc, exp)
+				if errx != nil || erry != nil {
+					t.Errorf("%s: caller %d: %v, %v", name, i, errx, erry)
+				}
 				got[i] = x || y
 				if x && y {
 					t.Errorf("%s: caller %d: the same count accepted twice", name, i)
@@ -90,27 +94,35 @@ func TestNonceCountsAfterRedisRestart(t *testing.T) {
 	}
 	old, unused, unused2 := n.New(), n.New(), n.New()
 	_, exp := n.Check(old)
-	if !n.Accept(old, 1, exp) {
-		t.Fatal("first count refused")
+	if ok, err := n.Accept(old, 1, exp); !ok || err != nil {
+		t.Fatalf("first count: %v, %v; want accepted", ok, err)
 	}
 	r.Stop()
 	r.Restart()
 	wait(t, "redis answers", 5*time.Second, func() bool { return a.Ping(ctx) == nil })
+	accepted := func(nonce string, nc uint32, exp time.Time) bool {
+		t.Helper()
+		ok, err := n.Accept(nonce, nc, exp)
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+		}
+		return ok
+	}
 	// Its counts lost with the epoch: even a first count is refused.
-	if n.Accept(unused, 1, exp) {
+	if accepted(unused, 1, exp) {
 		t.Error("a first count of the lost epoch accepted")
 	}
-	if n.Accept(old, 2, exp) {
+	if accepted(old, 2, exp) {
 		t.Error("a count of the lost epoch accepted")
 	}
 	fresh := n.New()
 	_, exp = n.Check(fresh)
-	if !n.Accept(fresh, 1, exp) {
+	if !accepted(fresh, 1, exp) {
 		t.Error("a fresh nonce refused after the restart")
 	}
 	// The cluster is on a new epoch now: a first count of the old one is
 	// still refused.
-	if n.Accept(unused2, 1, exp) {
+	if accepted(unused2, 1, exp) {
 		t.Error("a first count of the old epoch accepted in the new one")
 	}
 	if got := n.Errors(); got != 0 {

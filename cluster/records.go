@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +106,11 @@ func (r *Records) Join(ctx context.Context) (seeded bool, err error) {
 	r.sub = sub
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.lock(ctx); err != nil {
+	// A lock this node held when it died (kill -9 during an API write) is
+	// released now rather than when it expires: the node would not start.
+	r.releaseOwnStale(ctx)
+	// Another node's, if it died holding it, expires within recLockTTL.
+	if err := r.lockWithin(ctx, recLockTTL+time.Second); err != nil {
 		return false, err
 	}
 	defer r.unlockRedis()
@@ -195,11 +200,15 @@ func (c *Cluster) Download(ctx context.Context, db Replica) (records int, err er
 }
 
 // lock takes the cluster's write lock, waiting up to 3 s for it.
-func (r *Records) lock(ctx context.Context) error {
+func (r *Records) lock(ctx context.Context) error { return r.lockWithin(ctx, 3*time.Second) }
+
+// lockWithin takes the cluster's write lock, waiting up to wait for it.
+// Its token is this node's name, a slash and 16 random bytes in hex.
+func (r *Records) lockWithin(ctx context.Context, wait time.Duration) error {
 	var tok [16]byte
 	rand.Read(tok[:]) // never fails (crypto/rand, Go 1.24)
-	token := hex.EncodeToString(tok[:])
-	deadline := time.Now().Add(3 * time.Second)
+	token := r.c.cfg.Node + "/" + hex.EncodeToString(tok[:])
+	deadline := time.Now().Add(wait)
 	for {
 		cctx, cancel := r.c.timeout(ctx)
 		ok, err := r.c.rdb.SetNX(cctx, keyRecLock, token, recLockTTL).Result()
@@ -212,9 +221,24 @@ func (r *Records) lock(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return r.c.unavailable("take the write lock", errors.New("held by another node for 3s"))
+			return r.c.unavailable("take the write lock", fmt.Errorf("held by another node for %v", wait))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// releaseOwnStale deletes the write lock when its token names this node:
+// node names are unique, and this node, starting, holds no lock, so it
+// was taken by this node's previous run, which died holding it.
+func (r *Records) releaseOwnStale(ctx context.Context) {
+	cctx, cancel := r.c.timeout(ctx)
+	defer cancel()
+	held, err := r.c.rdb.Get(cctx, keyRecLock).Result()
+	if err != nil || !strings.HasPrefix(held, r.c.cfg.Node+"/") {
+		return // none, another node's, or Redis failing: lock() will tell
+	}
+	if err := unlockScript.Run(cctx, r.c.rdb, []string{keyRecLock}, held).Err(); err == nil {
+		r.c.log.Warn("write lock left by this node's previous run released", "node", r.c.cfg.Node)
 	}
 }
 
@@ -306,7 +330,12 @@ func (r *Records) catchUpLocked(ctx context.Context, haveLock bool) error {
 	if v == r.version && v > 0 {
 		return nil
 	}
-	return r.reloadLocked(ctx)
+	err = r.reloadLocked(ctx)
+	if errors.Is(err, errNoRecords) {
+		// Lost between the version read and the snapshot.
+		return r.reseedLocked(ctx, haveLock)
+	}
+	return err
 }
 
 func (r *Records) reseedLocked(ctx context.Context, haveLock bool) error {
@@ -377,6 +406,9 @@ func (r *Records) snapshot(ctx context.Context) (map[string]map[string][]byte, i
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, 0, r.c.unavailable("read records", err)
 	}
+	if errors.Is(ver.Err(), redis.Nil) {
+		return nil, 0, errNoRecords
+	}
 	snap := map[string]map[string][]byte{}
 	for i, name := range names {
 		m := map[string][]byte{}
@@ -388,6 +420,13 @@ func (r *Records) snapshot(ctx context.Context) (map[string]map[string][]byte, i
 	v, _ := strconv.ParseInt(ver.Val(), 10, 64)
 	return snap, v, nil
 }
+
+// errNoRecords: Redis holds no records version, so no records (restarted
+// without persistence, or flushed). Replacing the replica with that
+// emptiness would delete every credential here, and the next reseed
+// would then spread the loss to every node: the replica is kept, and
+// catchUpLocked seeds Redis again from it.
+var errNoRecords = errors.New("cluster: redis holds no records: replica kept, to seed it again")
 
 func (r *Records) reloadLocked(ctx context.Context) error {
 	start := time.Now()
@@ -452,9 +491,17 @@ func (r *Records) apply(ctx context.Context, payload string) {
 	case m.Node == r.c.cfg.Node:
 		return // ours: bbolt committed it here
 	case m.Version <= r.version:
-		// Another node's write with a version already held: Redis lost
-		// its records and was seeded again (restarted without
-		// persistence). Reload at once rather than at the next check.
+		// A version already held: a message queued before a reload that
+		// went past it (a node that fell behind gets a backlog of them:
+		// one reload each made a storm), or Redis lost its records and
+		// was seeded again (restarted without persistence). Redis's
+		// version tells which: reload (or seed again) only when it is
+		// not this replica's.
+		if err := r.catchUpLocked(ctx, false); err != nil {
+			r.version = -1
+			r.c.log.Warn("records not reloaded", "error", err)
+		}
+		return
 	case m.Version == r.version+1 && r.version > 0:
 		eff, err := r.db.ApplyReplica(m.Changes)
 		if err != nil {

@@ -32,7 +32,8 @@ const (
 	keyRec = prefix + "rec:"
 	// keyRecVersion: the number of record writes so far, decimal.
 	keyRecVersion = prefix + "recversion"
-	// keyRecLock: the cluster's record write lock, a random token;
+	// keyRecLock: the cluster's record write lock, a token (the holder's
+	// node name, "/", random hex);
 	// expires after recLockTTL.
 	keyRecLock = prefix + "reclock"
 	// chanRecords carries recordMessage JSON: one write's changes.
@@ -56,4 +57,7 @@ const (
 	keyNodes = prefix + "nodes"
 	// keyAlive + node: set while the node runs; expires after aliveTTL.
 	keyAlive = prefix + "alive:"
+	// chanNodes carries the name of a node that announced itself: the
+	// others read the nodes again at once rather than at their next tick.
+	chanNodes = prefix + "nodes"
 )

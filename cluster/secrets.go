@@ -28,14 +28,14 @@ func (c *Cluster) Secret(ctx context.Context, name string, offer []byte, strict 
 	defer cancel()
 	key := keySecret + name
 	if err := c.rdb.SetNX(ctx, key, hex.EncodeToString(offer), 0).Err(); err != nil {
-		return nil, fmt.Errorf("cluster: store %s: %w", name, err)
+		return nil, c.unavailable("store "+name, err)
 	}
 	s, err := c.rdb.Get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("cluster: %s vanished from redis", name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cluster: load %s: %w", name, err)
+		return nil, c.unavailable("load "+name, err)
 	}
 	got, err := hex.DecodeString(s)
 	if err != nil || len(got) != len(offer) {

@@ -100,6 +100,11 @@ type Config struct {
 	Listeners []Listener
 	// Trusted peers are not challenged (proxy.trusted_peers).
 	Trusted []netip.Prefix
+	// TrustedFunc, when set, trusts the addresses it reports as
+	// Trusted's are (a cluster's live nodes, relaying a call to the node
+	// holding the callee's connection). It runs for every out-of-dialog
+	// request: it must be cheap and must not block.
+	TrustedFunc func(netip.Addr) bool
 	// Directory, when set, gives the ip connections (trusted peers
 	// managed through the API), assigned numbers and connection policies
 	// (connection.go). Nil: none.
@@ -602,7 +607,7 @@ func (p *Proxy) verify(req *sip.Request, tx sip.ServerTransaction, ev *Event) (a
 }
 
 func (p *Proxy) trusted(source string) bool {
-	if len(p.cfg.Trusted) == 0 {
+	if len(p.cfg.Trusted) == 0 && p.cfg.TrustedFunc == nil {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(source)
@@ -615,7 +620,7 @@ func (p *Proxy) trusted(source string) bool {
 			return true
 		}
 	}
-	return false
+	return p.cfg.TrustedFunc != nil && p.cfg.TrustedFunc(a)
 }
 
 // target is one destination of a forwarded request.

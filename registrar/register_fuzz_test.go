@@ -36,7 +36,7 @@ func newTestRegistrar(tb testing.TB) (*Registrar, *Location) {
 		tb.Fatal(err)
 	}
 	a, err := auth.New(auth.Config{Realm: realm, Algorithms: []digest.Algorithm{digest.MD5}, QOP: []string{"auth"},
-		Nonce: nonces, Count: digest.NewCounts(1024, nil)}, db)
+		Nonce: nonces, Count: auth.LocalCounts(digest.NewCounts(1024, nil))}, db)
 	if err != nil {
 		tb.Fatal(err)
 	}

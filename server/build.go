@@ -139,7 +139,7 @@ func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 		if err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
-		nonces, counts = dn, digest.NewCounts(cfg.Auth.MaxNonceCounts, nil)
+		nonces, counts = dn, auth.LocalCounts(digest.NewCounts(cfg.Auth.MaxNonceCounts, nil))
 	}
 	algs := make([]digest.Algorithm, 0, len(cfg.Auth.Algorithms))
 	for _, name := range cfg.Auth.Algorithms {

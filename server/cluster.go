@@ -103,6 +103,15 @@ func (n *Node) sharedJWTSeed(ctx context.Context) func(seed []byte) ([]byte, err
 	}
 }
 
+// clusterMember trusts the cluster's other live nodes for the hop that
+// relays a call to the node holding the callee's connection (locator),
+// without proxy.trusted_peers: by the source IP of their advertise and
+// listener addresses, from the table the presence loop refreshes every
+// second (cluster.Cluster.Member explains why that is safe).
+func (n *Node) clusterMember(addr netip.Addr) bool {
+	return n.cl != nil && n.cl.Member(addr)
+}
+
 // clusterAttempt counts a failed authentication in the cluster's shared
 // window too.
 func (n *Node) clusterAttempt(at auth.Attempt) {
@@ -219,8 +228,8 @@ func (n *Node) loadBindings(ctx context.Context, now time.Time) ([]store.Binding
 // connection (TCP, TLS, WebSocket) is reached through the node holding it
 // (its LocalAddr is one of that node's listeners): the INVITE goes to
 // that node's cluster.advertise with the AOR as Request-URI, and that node
-// sends it down the flow. That node must trust this one
-// (proxy.trusted_peers). Only when the AOR has no binding this node can
+// sends it down the flow. That node trusts this one as a live member of
+// the cluster (clusterMember). Only when the AOR has no binding this node can
 // reach itself, so that a forwarded request is never forwarded again. A
 // connection binding of a dead node is left out.
 func (n *Node) locator() proxy.Locator {

@@ -50,6 +50,7 @@ func (n *Node) newProxy() error {
 		Domains:      domains(cfg, addrs),
 		Listeners:    ls,
 		Trusted:      cfg.Proxy.TrustedPrefixes(),
+		TrustedFunc:  n.clusterMember,
 		Directory:    n.db,
 		Routes:       routes,
 		MaxInFlight:  cfg.Proxy.MaxInFlight,

@@ -27,6 +27,8 @@ type Server struct {
 	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// paused: stopped by Pause (SIGSTOP) and not yet resumed.
+	paused bool
 }
 
 // Start starts redis-server on a free loopback port with extra arguments
@@ -120,11 +122,30 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 // URL returns the redis:// URL of database 0.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
+// Pause freezes the server (SIGSTOP to its PID): its port still accepts
+// connections and takes commands, which are answered only after Resume,
+// as a Redis that hangs rather than dies.
+func (s *Server) Pause() {
+	if s.cmd != nil && !s.paused {
+		s.kill(syscall.SIGSTOP)
+		s.paused = true
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd != nil && s.paused {
+		s.kill(syscall.SIGCONT)
+		s.paused = false
+	}
+}
+
 // Stop stops the server (SIGTERM to its PID, then SIGKILL after 5 s).
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.Resume() // a stopped process acts on SIGTERM only once continued
 	s.kill(syscall.SIGTERM)
 	select {
 	case <-s.done:
@@ -132,7 +153,7 @@ func (s *Server) Stop() {
 		s.kill(syscall.SIGKILL)
 		<-s.done
 	}
-	s.cmd = nil
+	s.cmd, s.paused = nil, false
 }
 
 // Kill kills the server with SIGKILL and waits for it to exit.
@@ -142,7 +163,7 @@ func (s *Server) Kill() {
 	}
 	s.kill(syscall.SIGKILL)
 	<-s.done
-	s.cmd = nil
+	s.cmd, s.paused = nil, false
 }
 
 // Restart starts the server again on the same port and directory, after

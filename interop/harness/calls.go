@@ -66,7 +66,14 @@ type CallRun struct {
 	Callee           User   // a credential of the server
 	Transport        string // sipp -t for both sides: u1 or t1
 	Target           string // the server's host:port
-	Rate, Calls      int
+	// RegisterTarget is where the callee registers (another node of a
+	// cluster than the callers' Target); "": Target.
+	RegisterTarget string
+	// Registered, when set, is called once the callee is registered and
+	// before the UAS starts: it waits for what the calls need (the binding
+	// replicated to the callers' node); an error ends the run.
+	Registered  func(ctx context.Context) error
+	Rate, Calls int
 	// Hold is how long each call lasts, ACK to BYE (UAC -d). Calls with
 	// none may fail without a fault of the proxy: an ACK and a BYE sent
 	// back to back may be forwarded out of order, and sipp's UAS aborts a
@@ -131,7 +138,7 @@ func RunCalls(ctx context.Context, run CallRun) (CallResult, error) {
 		return res, err
 	}
 	reg, err := RunSipp(ctx, SippRun{
-		Scenario: run.RegisterScenario, Users: calleeCSV, Transport: run.Transport, Target: run.Target,
+		Scenario: run.RegisterScenario, Users: calleeCSV, Transport: run.Transport, Target: orDefault(run.RegisterTarget, run.Target),
 		Rate: 1, Calls: 1, LocalPort: port, RecvTimeout: 5 * time.Second, Timeout: 30 * time.Second,
 		Dir: filepath.Join(run.Dir, "register"),
 	})
@@ -140,6 +147,11 @@ func RunCalls(ctx context.Context, run CallRun) (CallResult, error) {
 	}
 	if reg.ExitCode != 0 || reg.Successful != 1 {
 		return res, fmt.Errorf("register the callee: %s\n%s", reg.Summary(), reg.Diagnostics())
+	}
+	if run.Registered != nil {
+		if err := run.Registered(ctx); err != nil {
+			return res, fmt.Errorf("after the callee registered: %w", err)
+		}
 	}
 
 	uas, err := startUAS(ctx, run, port)

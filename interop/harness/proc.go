@@ -152,6 +152,24 @@ func (p *Proc) Stop(grace time.Duration) error {
 	}
 }
 
+// Kill sends SIGKILL to the process group (kill -9, by PID) and waits up
+// to 5 s for the process to exit.
+func (p *Proc) Kill() error {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	pid := p.PID()
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !p.Exited() {
+		return fmt.Errorf("kill -9 %s (pid %d): %w", p.spec.Name, pid, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("%s (pid %d) survived SIGKILL for 5s", p.spec.Name, pid)
+	}
+}
+
 // FileTail returns the last n lines of the file at path (a note when it
 // cannot be read).
 func FileTail(path string, n int) string {

@@ -100,22 +100,27 @@ type Config struct {
 	// slow rather than shed; the benchmark measures the default.
 	MaxQueueDelay string
 
-	// Cluster, when RedisURL is set, makes the server a cluster node
-	// (config cluster.*): NodeName and Advertise (default: the UDP
-	// address) must differ between the nodes.
-	Cluster ClusterConfig
+	// Cluster, when its RedisURL is set, makes the server a cluster node.
+	Cluster Cluster
 }
 
-// ClusterConfig is the configuration's cluster section.
-type ClusterConfig struct {
+// Cluster is the cluster section: the Redis the nodes share, this node's
+// name and the address the other nodes reach its SIP at (UDP; default:
+// the node's UDP address).
+type Cluster struct {
 	RedisURL, NodeName, Advertise string
+	Timeout                       string // one Redis command's bound; "": the server's default
 }
 
-func clusterYAML(c ClusterConfig, udp string) string {
+func (c Cluster) yaml(udp string) string {
 	if c.RedisURL == "" {
 		return ""
 	}
-	return fmt.Sprintf("cluster: {redis_url: %q, node_name: %q, advertise: %q}\n", c.RedisURL, c.NodeName, orDefault(c.Advertise, udp))
+	s := fmt.Sprintf("cluster: {redis_url: %q, node_name: %q, advertise: %q", c.RedisURL, c.NodeName, orDefault(c.Advertise, udp))
+	if c.Timeout != "" {
+		s += fmt.Sprintf(", timeout: %s", c.Timeout)
+	}
+	return s + "}\n"
 }
 
 // DefaultAPIKey is the admin key of the servers the harness starts.
@@ -123,29 +128,35 @@ const DefaultAPIKey = "test-admin-key-0123456789"
 
 // LoopbackConfig returns a configuration with free loopback ports: UDP and
 // TCP on one port, TLS on another, HTTP on a third.
-func LoopbackConfig(dataDir string) (Config, error) {
-	sip, err := FreeSIPPort()
+func LoopbackConfig(dataDir string) (Config, error) { return LoopbackConfigOn(dataDir, "127.0.0.1") }
+
+// LoopbackConfigOn is LoopbackConfig with every listener on the loopback
+// address ip (such as 127.0.0.2: several servers, one address each).
+func LoopbackConfigOn(dataDir, ip string) (Config, error) {
+	sip, err := freeSIPPortOn(ip)
 	if err != nil {
 		return Config{}, err
 	}
-	tls, err := FreeTCPPort()
+	tls, err := freeTCPPortOn(ip)
 	if err != nil {
 		return Config{}, err
 	}
-	httpPort, err := FreeTCPPort()
+	httpPort, err := freeTCPPortOn(ip)
 	if err != nil {
 		return Config{}, err
 	}
 	return Config{
 		DataDir: dataDir,
-		UDP:     hostPort(sip), TCP: hostPort(sip), TLS: hostPort(tls),
-		HTTP:          hostPort(httpPort),
+		UDP:     ipPort(ip, sip), TCP: ipPort(ip, sip), TLS: ipPort(ip, tls),
+		HTTP:          ipPort(ip, httpPort),
 		APIKey:        DefaultAPIKey,
 		MaxQueueDelay: "1s",
 	}, nil
 }
 
-func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+func hostPort(port int) string { return ipPort("127.0.0.1", port) }
+
+func ipPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
 
 func orDefault[T comparable](v, def T) T {
 	var zero T
@@ -196,7 +207,7 @@ jwt: {enabled: %t}
 		yamlList(c.Algorithms, "[MD5]"), yamlList(c.QOP, "[auth]"), orDefault(c.NonceLifetime, "5m"),
 		orDefault(c.DefaultExpires, 3600), orDefault(c.MinExpires, 60), orDefault(c.MaxExpires, 7200),
 		orDefault(c.MaxContacts, 1), orDefault(c.FlushInterval, "1s"),
-		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, limitsYAML(c.MaxQueueDelay), routesYAML(c.Routes), clusterYAML(c.Cluster, c.UDP))
+		c.HTTP, orDefault(c.APIKey, DefaultAPIKey), c.Pprof, yamlQuotedList(c.ExemptCIDRs), c.JWT, limitsYAML(c.MaxQueueDelay), routesYAML(c.Routes), c.Cluster.yaml(c.UDP))
 }
 
 func limitsYAML(maxQueueDelay string) string {
@@ -301,6 +312,10 @@ func (s *Server) Exited() bool { return s.proc.Exited() }
 // returns the exit error, nil for a clean exit.
 func (s *Server) Stop() error { return s.proc.Stop(5 * time.Second) }
 
+// Kill kills the server with SIGKILL (kill -9, by its PID) and waits up to
+// 5 s for it to be gone.
+func (s *Server) Kill() error { return s.proc.Kill() }
+
 // LogTail returns the last n lines of the server's log.
 func (s *Server) LogTail(n int) string { return FileTail(s.LogPath, n) }
 
@@ -336,14 +351,16 @@ func Poll(ctx context.Context, limit, interval time.Duration, f func() (bool, er
 }
 
 // FreeSIPPort returns a loopback port free for both UDP and TCP.
-func FreeSIPPort() (int, error) {
+func FreeSIPPort() (int, error) { return freeSIPPortOn("127.0.0.1") }
+
+func freeSIPPortOn(ip string) (int, error) {
 	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", ipPort(ip, 0))
 		if err != nil {
 			return 0, fmt.Errorf("free port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", hostPort(port))
+		u, err := net.ListenPacket("udp", ipPort(ip, port))
 		l.Close()
 		if err == nil {
 			u.Close()
@@ -354,8 +371,10 @@ func FreeSIPPort() (int, error) {
 }
 
 // FreeTCPPort returns a free loopback TCP port.
-func FreeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func FreeTCPPort() (int, error) { return freeTCPPortOn("127.0.0.1") }
+
+func freeTCPPortOn(ip string) (int, error) {
+	l, err := net.Listen("tcp", ipPort(ip, 0))
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}

@@ -53,7 +53,7 @@ func (b *bench) setupCluster(ctx context.Context, all, users []harness.User) err
 		cfg.UDPBuffer = 4194304
 		cfg.FlushInterval = "1s"
 		cfg.Pprof = b.o.profile != ""
-		cfg.Cluster = harness.ClusterConfig{NodeName: fmt.Sprintf("bench-%d", i+1)}
+		cfg.Cluster = harness.Cluster{NodeName: fmt.Sprintf("bench-%d", i+1)}
 		b.nodeCfgs = append(b.nodeCfgs, cfg)
 	}
 	one := &clusterTarget{b: b, label: "redis", cfgs: b.nodeCfgs[:1]}

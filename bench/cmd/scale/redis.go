@@ -98,7 +98,7 @@ func runRedis(ctx context.Context, o options, work, bin string) error {
 	}
 	cfg.LogLevel = "info"
 	cfg.MaxExpires = 7200
-	cfg.Cluster = harness.ClusterConfig{RedisURL: r.URL(), NodeName: "scale-node"}
+	cfg.Cluster = harness.Cluster{RedisURL: r.URL(), NodeName: "scale-node"}
 	st, err := startRestoring(ctx, bin, filepath.Join(work, "node"), cfg)
 	if err != nil {
 		return err
