@@ -55,20 +55,7 @@ func TestSecretFirstNodeWins(t *testing.T) {
 // the nodes move to a new epoch.
 func TestNonceCountsShared(t *testing.T) {
 	r := redistest.Start(t)
-	a, b := open(t, r, "a"), open(t, r, "b")
-	ctx := context.Background()
-	key, err := a.RandomSecret(ctx, cluster.SecretNonceKey, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	na, err := a.Nonces(ctx, key, time.Minute, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nb, err := b.Nonces(ctx, key, time.Minute, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	na, nb := twoNodesNonces(t, r)
 	nonce := na.New()
 	st, exp := nb.Check(nonce)
 	if st != digest.NonceValid {
@@ -219,4 +206,23 @@ func TestMembers(t *testing.T) {
 	if a.Member(netip.MustParseAddr("127.0.0.21")) {
 		t.Error("b's address still trusted after its presence expired")
 	}
+}
+
+// twoNodesNonces opens two nodes on r and returns their nonces, with the
+// key the first stored.
+func twoNodesNonces(t *testing.T, r *redistest.Server) (na, nb *cluster.Nonces) {
+	t.Helper()
+	a, b := open(t, r, "a"), open(t, r, "b")
+	ctx := context.Background()
+	key, err := a.RandomSecret(ctx, cluster.SecretNonceKey, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na, err = a.Nonces(ctx, key, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	if nb, err = b.Nonces(ctx, key, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	return na, nb
 }

@@ -15,20 +15,7 @@ import (
 // through either node).
 func TestNonceCountsConcurrent(t *testing.T) {
 	r := redistest.Start(t)
-	a, b := open(t, r, "a"), open(t, r, "b")
-	ctx := context.Background()
-	key, err := a.RandomSecret(ctx, cluster.SecretNonceKey, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	na, err := a.Nonces(ctx, key, time.Minute, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nb, err := b.Nonces(ctx, key, time.Minute, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	na, nb := twoNodesNonces(t, r)
 	const callers = 64
 	nonces := make([]string, callers)
 	for i := range nonces {
