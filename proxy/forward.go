@@ -63,9 +63,7 @@ func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, ta
 	cl := p.newCall(req, tx, c, lh, ev)
 	cl.hold = hold
 	if req.Method == sip.INVITE {
-		// RFC 3261 16.2: a stateful proxy answers an INVITE with 100 at once
-		// so that the caller stops retransmitting.
-		_ = tx.Respond(p.newResponse(req, 100, "Trying"))
+		// Its 100 Trying left when the request arrived (Proxy.serve).
 		p.ringingMu.Lock()
 		p.ringing[cl] = struct{}{}
 		p.ringingMu.Unlock()

@@ -387,6 +387,16 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, 403, "Preloaded Route Denied")
 		return
 	}
+	if req.Method == sip.INVITE {
+		// RFC 3261 16.2: a stateful proxy answers an INVITE with 100 at
+		// once, so that the caller stops retransmitting. Sent here, after
+		// the checks answered at once and before authentication (which may
+		// wait on Redis in a cluster) and the edits of the request below:
+		// it stops sipgo's own 100 timer (17.2.1, 200 ms), which would
+		// otherwise read the request from another goroutine while this one
+		// edits it.
+		_ = tx.Respond(p.newResponse(req, 100, "Trying"))
+	}
 	var (
 		caller caller
 		ok     bool

@@ -258,7 +258,25 @@ func RawExchange(t testing.TB, transport, addr, msg string, timeout time.Duratio
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	if transport == "udp" {
+	// A 100 Trying (RFC 3261 16.2: the proxy sends one for every INVITE it
+	// goes on to authenticate) is skipped: the answer is what follows.
+	var rd *bufio.Reader
+	if transport != "udp" {
+		rd = bufio.NewReader(c)
+	}
+	for range 10 {
+		raw := readMessage(c, rd)
+		if !strings.HasPrefix(raw, "SIP/2.0 100 ") {
+			return raw
+		}
+	}
+	return ""
+}
+
+// readMessage reads one datagram (rd nil) or one header block from rd;
+// "" on error.
+func readMessage(c net.Conn, rd *bufio.Reader) string {
+	if rd == nil {
 		buf := make([]byte, 65536)
 		n, err := c.Read(buf)
 		if err != nil {
@@ -266,7 +284,6 @@ func RawExchange(t testing.TB, transport, addr, msg string, timeout time.Duratio
 		}
 		return string(buf[:n])
 	}
-	rd := bufio.NewReader(c)
 	var sb strings.Builder
 	for {
 		line, err := rd.ReadString('\n')
