@@ -49,9 +49,8 @@ func (n *Node) holdsBinding(b store.Binding) bool {
 	if n.cl == nil || b.LocalAddr == "" {
 		return true
 	}
-	host, _, _ := net.SplitHostPort(n.cfg.Cluster.Advertise)
-	for _, a := range n.lis.addrs {
-		if nodeAddr(a, host) == b.LocalAddr {
+	for _, a := range n.bindingAddrs() {
+		if a == b.LocalAddr {
 			return true
 		}
 	}

@@ -3,15 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
-// overload is one server driven past its own maximum (issue 18): what an
-// operator sees in a re-registration storm.
+// overload is one fixed-rate run after the searches (issue 18): a server
+// driven past its own maximum (what an operator sees in a re-registration
+// storm), or at a share of Kamailio's for the tail.
 type overload struct {
 	scenario, transport, server string
-	max, rate                   int // the server's median maximum, the rate driven
+	max, rate                   int // the median maximum the rate derives from, the rate driven
 	st                          step
 }
 
@@ -29,22 +31,33 @@ func (o overload) goodput() float64 {
 // highest zero-failure rate of the searches, for -overload-duration, once
 // per scenario and transport, against a server started for it.
 func (b *bench) overloadRuns(ctx context.Context, scens []*scenario, results map[string][]search) ([]overload, error) {
+	own := func(sc *scenario, tr string, t target) float64 {
+		return summarize(results[key(sc.name, tr, t.name())]).rate
+	}
+	return b.fixedRuns(ctx, scens, "overload: its", b.o.overload, own, func(*scenario) time.Duration { return b.o.overloadDur })
+}
+
+// fixedRuns runs every server once per scenario and transport at factor
+// times the rate base gives (a median maximum; 0: none found, skipped),
+// for the duration dur gives.
+func (b *bench) fixedRuns(ctx context.Context, scens []*scenario, what string, factor float64,
+	base func(*scenario, string, target) float64, dur func(*scenario) time.Duration) ([]overload, error) {
 	var out []overload
 	for _, sc := range scens {
 		for _, tr := range b.o.transports {
 			for _, t := range b.targets {
-				p := summarize(results[key(sc.name, tr, t.name())])
-				if !(p.rate > 0) {
-					logf("%s %s %s overload: no maximum found, skipped", sc.name, tr, t.name())
+				baseRate := base(sc, tr, t)
+				if !(baseRate > 0) {
+					logf("%s %s %s %s maximum: none found, skipped", sc.name, tr, t.name(), what)
 					continue
 				}
-				rate := roundRate(int(p.rate * b.o.overload))
-				logf("%s %s %s overload: %.1fx its maximum %d = %d %s/s for %v", sc.name, tr, t.name(), b.o.overload, int(p.rate), rate, sc.unit, b.o.overloadDur)
-				st, err := b.stepFor(ctx, sc, tr, t, rate, b.o.overloadDur, 100*time.Millisecond, nil)
+				rate := roundRate(int(baseRate * factor))
+				logf("%s %s %s %s %.1fx %d = %d %s/s for %v", sc.name, tr, t.name(), what, factor, int(baseRate), rate, sc.unit, dur(sc))
+				st, err := b.stepFor(ctx, sc, tr, t, rate, dur(sc), 100*time.Millisecond, nil)
 				if err != nil {
 					return out, err
 				}
-				out = append(out, overload{scenario: sc.name, transport: tr, server: t.name(), max: int(p.rate), rate: rate, st: st})
+				out = append(out, overload{scenario: sc.name, transport: tr, server: t.name(), max: int(baseRate), rate: rate, st: st})
 			}
 		}
 	}
@@ -79,25 +92,13 @@ func (b *bench) overloadReport(runs []overload) string {
 // issue 18 (at a rate both sustain, the tail is the servers', not a
 // saturated CPU's). Without Kamailio among the servers it does nothing.
 func (b *bench) tailRuns(ctx context.Context, scens []*scenario, results map[string][]search) ([]overload, error) {
-	var out []overload
-	for _, sc := range scens {
-		for _, tr := range b.o.transports {
-			k := summarize(results[key(sc.name, tr, "kamailio")])
-			if !(k.rate > 0) {
-				continue
-			}
-			rate := roundRate(int(k.rate * b.o.tail))
-			for _, t := range b.targets {
-				logf("%s %s %s tail: %.1fx Kamailio's maximum %d = %d %s/s", sc.name, tr, t.name(), b.o.tail, int(k.rate), rate, sc.unit)
-				st, err := b.step(ctx, sc, tr, t, rate)
-				if err != nil {
-					return out, err
-				}
-				out = append(out, overload{scenario: sc.name, transport: tr, server: t.name(), max: int(k.rate), rate: rate, st: st})
-			}
-		}
+	if !slices.Contains(b.o.servers, "kamailio") {
+		return nil, nil
 	}
-	return out, nil
+	kamailio := func(sc *scenario, tr string, _ target) float64 {
+		return summarize(results[key(sc.name, tr, "kamailio")]).rate
+	}
+	return b.fixedRuns(ctx, scens, "tail: Kamailio's", b.o.tail, kamailio, func(sc *scenario) time.Duration { return sc.duration })
 }
 
 // tailReport is the table of tailRuns.
