@@ -83,6 +83,7 @@ type Metrics struct {
 	respMu    sync.RWMutex
 	respByKey map[uint32]prometheus.Counter // methodIndex<<16 | code
 	inflight  prometheus.Gauge
+	queued    prometheus.Histogram
 
 	// auth
 	authVec *prometheus.CounterVec
@@ -173,7 +174,12 @@ func New(r prometheus.Registerer, opts Options) (*Metrics, error) {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), tp)
 			}
 		})
-	cs = append(cs, reqs, m.responses, m.inflight, connections)
+	m.queued = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "sip", Name: "queue_delay_seconds",
+		Help:    "Time a request answered by the stateless front (REGISTER, a first INVITE's challenge) waited for a worker after it was read.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	})
+	cs = append(cs, reqs, m.responses, m.inflight, m.queued, connections)
 
 	// auth
 	m.authVec = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -372,6 +378,9 @@ func (m *Metrics) AuthOutcome(scheme, result string) {
 	}
 	m.authVec.WithLabelValues(scheme, result).Inc()
 }
+
+// QueueDelay records how long a request waited for a stateless worker.
+func (m *Metrics) QueueDelay(d time.Duration) { m.queued.Observe(d.Seconds()) }
 
 // RegisterHandled records one answered REGISTER: how long it took and the
 // binding changes it made.

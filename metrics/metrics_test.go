@@ -46,8 +46,8 @@ func TestLint(t *testing.T) {
 			t.Errorf("lint %s: %s", p.Metric, p.Text)
 		}
 	}
-	if n != 27 {
-		t.Errorf("got %d sipwarden metric families, want 27 (a new one? list it in README.md and the dashboard)", n)
+	if n != 28 {
+		t.Errorf("got %d sipwarden metric families, want 28 (a new one? list it in README.md and the dashboard)", n)
 	}
 }
 

@@ -324,6 +324,7 @@ func (n *Node) route() {
 			MessageTimeout: n.cfg.Limits.IdleTimeout.D(),
 			MaxQueueDelay:  max(n.cfg.Limits.MaxQueueDelay.D(), 0),
 			OnShed:         n.obs.m.Rejected,
+			OnQueueDelay:   n.obs.m.QueueDelay,
 			Logger:         n.log.With("component", "registrar"),
 		})
 		if n.cfg.Proxy.ChallengeMode == "stateless" {

@@ -21,6 +21,7 @@ type udpFront struct {
 	mu     sync.Mutex
 	shed   []string
 	passed []string
+	waits  []time.Duration // Config.OnQueueDelay's
 }
 
 func newUDPFront(t *testing.T, h Handler, cfg Config) *udpFront {
@@ -29,6 +30,11 @@ func newUDPFront(t *testing.T, h Handler, cfg Config) *udpFront {
 	cfg.OnShed = func(reason string) {
 		u.mu.Lock()
 		u.shed = append(u.shed, reason)
+		u.mu.Unlock()
+	}
+	cfg.OnQueueDelay = func(d time.Duration) {
+		u.mu.Lock()
+		u.waits = append(u.waits, d)
 		u.mu.Unlock()
 	}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -146,6 +152,16 @@ func TestOverloadShedsLateFirstLegs(t *testing.T) {
 	if f := u.f.Handled(); f != 2 {
 		t.Errorf("handled %d, want 2", f)
 	}
+	// The queue delay reported: one per request a worker took (the
+	// retransmission never was queued), the two that waited behind the
+	// busy worker at least the 60 ms they were held.
+	u.mu.Lock()
+	waits := slices.Clone(u.waits)
+	u.mu.Unlock()
+	slices.Sort(waits)
+	if len(waits) != 3 || waits[1] < 60*time.Millisecond {
+		t.Errorf("queue delays %v, want 3, the longest two at least 60ms", waits)
+	}
 }
 
 // A UDP REGISTER that finds the queue full is dropped, not handed to
@@ -182,5 +198,44 @@ func TestOverloadQueueFullDropsDatagrams(t *testing.T) {
 	}
 	if !slices.Equal(u.shed, []string{ShedQueueFull}) {
 		t.Errorf("shed %q, want [queue_full]", u.shed)
+	}
+}
+
+// REGISTERs with credentials (the second legs of flows begun) are served
+// before those without, whatever the order they queued in.
+func TestSecondLegsServedFirst(t *testing.T) {
+	h := &gatedHandler{started: make(chan struct{}), gate: make(chan struct{})}
+	u := newUDPFront(t, h.handle, Config{Workers: 1})
+	u.send(t, udpRegister("z9hG4bK-busy", false))
+	select {
+	case <-h.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker never started")
+	}
+	u.send(t, udpRegister("z9hG4bK-first-1", false), udpRegister("z9hG4bK-first-2", false), udpRegister("z9hG4bK-second", true))
+	// The three are queued once the reader took them: wait for that
+	// (bounded), then let the worker go.
+	for i := 0; len(u.f.jobs)+len(u.f.prio) < 3; i++ {
+		if i == 500 {
+			t.Fatalf("queued %d+%d, want 3", len(u.f.jobs), len(u.f.prio))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(h.gate)
+	var order []string
+	buf := make([]byte, 4096)
+	_ = u.cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for range 4 {
+		n, err := u.cli.Read(buf)
+		if err != nil {
+			t.Fatalf("after %v: %v", order, err)
+		}
+		_, rest, _ := strings.Cut(string(buf[:n]), "branch=")
+		branch, _, _ := strings.Cut(rest, "\r\n")
+		order = append(order, branch)
+	}
+	want := []string{"z9hG4bK-busy", "z9hG4bK-second", "z9hG4bK-first-1", "z9hG4bK-first-2"}
+	if !slices.Equal(order, want) {
+		t.Errorf("answered in the order %q, want %q", order, want)
 	}
 }

@@ -43,8 +43,10 @@ type Handler = func(req *sip.Request, tx sip.ServerTransaction)
 type Config struct {
 	// Workers answering REGISTERs; default 1.
 	Workers int
-	// Queue is how many REGISTERs may wait for a worker; when it is full,
-	// REGISTERs go to sipgo's stateful path instead. Default 4096.
+	// Queue is how many requests may wait for a worker, in each of the two
+	// queues (REGISTERs with credentials, served first; the rest); when
+	// one is full, a REGISTER over a stream goes to sipgo's stateful path
+	// instead, one over UDP is dropped. Default 4096.
 	Queue int
 	// MaxMessageBytes bounds a message framed on a stream; a longer one
 	// (and everything after it on that connection) goes to sipgo, which
@@ -76,7 +78,10 @@ type Config struct {
 	// (a datagram dropped: no worker had room), "duplicate" (a datagram
 	// dropped: the same bytes are queued already, a retransmission).
 	OnShed func(reason string)
-	Logger *slog.Logger
+	// OnQueueDelay, if set, is called for every request a worker takes,
+	// with how long it waited in the queue.
+	OnQueueDelay func(time.Duration)
+	Logger       *slog.Logger
 }
 
 // Reasons given to Config.OnShed.
@@ -91,7 +96,8 @@ type Front struct {
 	h       Handler
 	cfg     Config
 	log     *slog.Logger
-	jobs    chan job
+	jobs    chan job // requests that start a flow
+	prio    chan job // REGISTERs with credentials: served first
 	bufs    sync.Pool
 	handled atomic.Uint64
 	wg      sync.WaitGroup
@@ -143,7 +149,7 @@ func New(h Handler, cfg Config) *Front {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
+	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), prio: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
 	close(f.closed)
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	for range cfg.Workers {
@@ -175,11 +181,15 @@ func (f *Front) dispatch(msg []byte, j job) bool {
 		}
 		j.sum = sum
 	}
+	q := f.jobs
+	if hasCredentials(msg) {
+		q = f.prio
+	}
 	bp := f.bufs.Get().(*[]byte)
 	*bp = append((*bp)[:0], msg...)
 	j.buf, j.n, j.at = bp, len(msg), time.Now()
 	select {
-	case f.jobs <- j:
+	case q <- j:
 		return true
 	default:
 		f.putBuf(bp)
@@ -248,29 +258,74 @@ func (f *Front) worker() {
 	a := answer{done: f.closed} // reused: handlers do not keep it
 	defer box.flush(f)
 	for {
-		select {
-		case <-f.ctx.Done():
+		j, ok := f.next()
+		if !ok {
 			return
-		case j := <-f.jobs:
-			f.queued.remove(j.sum)
-			f.handle(parser, &out, &box, &a, j)
-			f.putBuf(j.buf)
 		}
+		f.work(parser, &out, &box, &a, j)
 		// More queued: answer them before writing (bounded, so that the
 		// first answers of a long queue do not wait for the last).
-	drain:
 		for range maxBatchJobs - 1 {
-			select {
-			case j := <-f.jobs:
-				f.queued.remove(j.sum)
-				f.handle(parser, &out, &box, &a, j)
-				f.putBuf(j.buf)
-			default:
-				break drain
+			j, ok := f.queuedJob()
+			if !ok {
+				break
 			}
+			f.work(parser, &out, &box, &a, j)
 		}
 		box.flush(f)
 	}
+}
+
+// Priority. A REGISTER with credentials finishes a flow whose first leg
+// was served already (its 401 paid for); one without starts a flow. The
+// workers take the first kind first: under load the flows begun finish,
+// and the waiting moves to the first legs, which overload control refuses
+// past Config.MaxQueueDelay at the cost of a parse and a 503. Without it
+// every flow waits twice, once per leg, and under overload the second
+// legs of flows already paid for wait behind new first legs.
+
+// next waits for the next job, a prioritized one if any is queued; false
+// when the front closes.
+func (f *Front) next() (job, bool) {
+	select {
+	case j := <-f.prio:
+		return j, true
+	default:
+	}
+	select {
+	case j := <-f.prio:
+		return j, true
+	case j := <-f.jobs:
+		return j, true
+	case <-f.ctx.Done():
+		return job{}, false
+	}
+}
+
+// queuedJob returns a queued job without waiting, a prioritized one
+// first; false when none is queued.
+func (f *Front) queuedJob() (job, bool) {
+	select {
+	case j := <-f.prio:
+		return j, true
+	default:
+	}
+	select {
+	case j := <-f.jobs:
+		return j, true
+	default:
+		return job{}, false
+	}
+}
+
+// work handles one job a worker took from the queue.
+func (f *Front) work(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {
+	f.queued.remove(j.sum)
+	if f.cfg.OnQueueDelay != nil && !j.at.IsZero() {
+		f.cfg.OnQueueDelay(time.Since(j.at))
+	}
+	f.handle(parser, out, box, a, j)
+	f.putBuf(j.buf)
 }
 
 func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {

@@ -52,7 +52,7 @@ func (c *scriptConn) RemoteAddr() net.Addr {
 // queueOnly is a Front without workers: what frame dispatches stays in
 // f.jobs for the test to look at.
 func queueOnly(queue, maxMsg int) *Front {
-	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue)}
+	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue), prio: make(chan job, queue)}
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	return f
 }
@@ -74,12 +74,11 @@ func drain(t *testing.T, f *Front, c net.Conn) (passed string, registers []strin
 		}
 	}
 	for {
-		select {
-		case j := <-f.jobs:
-			registers = append(registers, string((*j.buf)[:j.n]))
-		default:
+		j, ok := f.queuedJob()
+		if !ok {
 			return got.String(), registers
 		}
+		registers = append(registers, string((*j.buf)[:j.n]))
 	}
 }
 

@@ -411,9 +411,16 @@ func FreeSIPPortPair() (int, error) {
 // FetchCPUProfile fetches a CPU profile of secs seconds from the server's
 // /debug/pprof/profile at httpAddr (Config.Pprof) into path.
 func FetchCPUProfile(ctx context.Context, httpAddr string, secs int, path string) error {
+	return FetchProfile(ctx, httpAddr, "profile", secs, path)
+}
+
+// FetchProfile is FetchCPUProfile for any of net/http/pprof's profiles
+// that take seconds: "profile" (CPU), "allocs" and "heap" (the change
+// over those seconds), "trace" (the execution tracer).
+func FetchProfile(ctx context.Context, httpAddr, kind string, secs int, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
 	defer cancel()
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", httpAddr, secs)
+	url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", httpAddr, kind, secs)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

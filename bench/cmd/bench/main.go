@@ -53,6 +53,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -85,6 +86,7 @@ type options struct {
 	minAchieved float64
 	sustain     int
 	profile     string
+	traceSecs   int
 	overload    float64
 	overloadDur time.Duration
 	tail        float64
@@ -123,6 +125,7 @@ func main() {
 	flag.DurationVar(&o.overloadDur, "overload-duration", 30*time.Second, "how long each overload run lasts")
 	flag.Float64Var(&o.tail, "tail", 0.8, "after the searches, run both servers at this multiple of Kamailio's maximum and compare p99 (0: no tail row)")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of sipwarden over each of its steps into this directory (go tool pprof)")
+	flag.IntVar(&o.traceSecs, "trace", 0, "with -profile: also an execution trace of this many seconds from the middle of each step (go tool trace)")
 	flag.BoolVar(&o.cluster, "cluster", false, "the cluster's rows instead (issue 14): REGISTER over UDP, one node on bbolt vs one node on Redis vs two nodes on Redis (same as -servers sipwarden,redis,redis2 -scenarios register -transports udp)")
 	flag.Parse()
 	if o.cluster {
@@ -170,15 +173,18 @@ func logf(format string, args ...any) {
 
 // step is one rate tried.
 type step struct {
-	rate      int
-	pass      bool
-	why       string
-	flows     int
-	ok        int           // successful flows
-	elapsed   time.Duration // from sipp's start to its end, the last flow's
-	achieved  float64
-	retrans   int
-	p99       int
+	rate     int
+	pass     bool
+	why      string
+	flows    int
+	ok       int           // successful flows
+	elapsed  time.Duration // from sipp's start to its end, the last flow's
+	achieved float64
+	retrans  int
+	p99      int
+	// queueP99 is sipwarden's own figure for the time requests waited for
+	// a stateless worker, ms (queueP99); -1 for other servers.
+	queueP99  float64
 	cpuMSFlow float64 // server (every process of it; a cluster's nodes and redis-server)
 	redisCPU  float64 // of which redis-server's (cluster targets)
 	sippCPU   float64 // sipp's CPU ms per flow
@@ -612,6 +618,10 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	st.elapsed = time.Since(began)
 	peakMB := mem.stop(procs)
 	prof()
+	st.queueP99 = -1
+	if pt, ok := t.(interface{ pprofHTTP() string }); ok {
+		st.queueP99 = queueP99(ctx, pt.pprofHTTP())
+	}
 	if ctx.Err() != nil {
 		return st, ctx.Err()
 	}
@@ -679,8 +689,8 @@ func (b *bench) stepFor(ctx context.Context, sc *scenario, transport string, t t
 	if !st.pass {
 		verdict = "FAIL " + st.why
 	}
-	logf("  %s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms, server %.3f CPU ms/%s (redis-server %.3f), sipp %.3f, peak mem %.0f MB, UDP drops server %d sipp %d",
-		tag, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.redisCPU, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
+	logf("  %s %s: %d %s, %.0f/s achieved, %d retrans, p99 %d ms (queue %s), server %.3f CPU ms/%s (redis-server %.3f), sipp %.3f, peak mem %.0f MB, UDP drops server %d sipp %d",
+		tag, verdict, st.flows, sc.unit, st.achieved, st.retrans, st.p99, fmtQueue(st.queueP99), st.cpuMSFlow, strings.TrimSuffix(sc.unit, "s"), st.redisCPU, st.sippCPU, st.rssMB, st.serverDrops, st.otherDrops)
 	if t.exited() {
 		return st, fmt.Errorf("%s exited during the %s %s step at %d/s:\n%s", t.name(), sc.name, transport, rate, t.logTail(30))
 	}
@@ -711,21 +721,39 @@ func scenarioPath(name string) string {
 }
 
 // startProfile, with -profile and sipwarden as t, fetches a CPU profile
-// over the step's load into the profile directory; the returned function
-// waits for it.
+// and an allocation profile (what was allocated during the step) over the
+// step's load into the profile directory; the returned function waits for
+// them.
 func (b *bench) startProfile(ctx context.Context, t target, name string, dur time.Duration) (wait func()) {
 	pt, ok := t.(interface{ pprofHTTP() string })
 	if b.o.profile == "" || !ok {
 		return func() {}
 	}
 	secs := max(1, int(dur.Seconds())-1)
-	path := filepath.Join(b.o.profile, name+".pprof")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := harness.FetchCPUProfile(ctx, pt.pprofHTTP(), secs, path); err != nil {
-			logf("  profile %s: %v", name, err)
+	var wg sync.WaitGroup
+	for _, kind := range []string{"profile", "allocs"} {
+		path := filepath.Join(b.o.profile, name+".pprof")
+		if kind != "profile" {
+			path = filepath.Join(b.o.profile, name+"."+kind+".pprof")
 		}
-	}()
-	return func() { <-done }
+		wg.Go(func() {
+			if err := harness.FetchProfile(ctx, pt.pprofHTTP(), kind, secs, path); err != nil {
+				logf("  profile %s %s: %v", kind, name, err)
+			}
+		})
+	}
+	if b.o.traceSecs > 0 {
+		wg.Go(func() {
+			select {
+			case <-time.After(dur / 2):
+			case <-ctx.Done():
+				return
+			}
+			path := filepath.Join(b.o.profile, name+".trace")
+			if err := harness.FetchProfile(ctx, pt.pprofHTTP(), "trace", b.o.traceSecs, path); err != nil {
+				logf("  trace %s: %v", name, err)
+			}
+		})
+	}
+	return wg.Wait
 }

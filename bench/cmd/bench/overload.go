@@ -108,15 +108,15 @@ func (b *bench) tailReport(runs []overload) string {
 	}
 	var w strings.Builder
 	fmt.Fprintf(&w, "### Tail: both servers at %.1fx Kamailio's maximum\n\n", b.o.tail)
-	fmt.Fprintln(&w, "| scenario | transport | server | rate/s | result | p99 ms | server CPU ms/flow | peak MB |")
-	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(&w, "| scenario | transport | server | rate/s | result | p99 ms | of which queued for a worker, p99 ms | server CPU ms/flow | peak MB |")
+	fmt.Fprintln(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range runs {
 		res := "pass"
 		if !r.st.pass {
 			res = "fail: " + r.st.why
 		}
-		fmt.Fprintf(&w, "| %s | %s | %s | %d | %s | %d | %.3f | %.0f |\n",
-			r.scenario, r.transport, r.server, r.rate, res, r.st.p99, r.st.cpuMSFlow, r.st.rssMB)
+		fmt.Fprintf(&w, "| %s | %s | %s | %d | %s | %d | %s | %.3f | %.0f |\n",
+			r.scenario, r.transport, r.server, r.rate, res, r.st.p99, fmtQueue(r.st.queueP99), r.st.cpuMSFlow, r.st.rssMB)
 	}
 	fmt.Fprintln(&w)
 	return w.String()
