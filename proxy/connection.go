@@ -111,7 +111,7 @@ func (p *Proxy) uriCallAllowed(c *caller, calleeConnection string) bool {
 // numberTargets routes a call to an assigned number (RFC 3261 16.5): to
 // the registered devices of its credential, else to its connection's
 // PBX. ok is false when the user is not an assigned number.
-func (p *Proxy) numberTargets(ru *sip.Uri) (ts []target, status int, reason string, ok bool) {
+func (p *Proxy) numberTargets(req *sip.Request, ru *sip.Uri) (ts []target, status int, reason string, ok bool) {
 	if p.cfg.Directory == nil {
 		return nil, 0, "", false
 	}
@@ -128,7 +128,7 @@ func (p *Proxy) numberTargets(ru *sip.Uri) (ts []target, status int, reason stri
 		return nil, 480, reasonNumberNoDevices, true
 	}
 	if a.Username != "" {
-		if ts := p.bindingTargets(a.Username); len(ts) > 0 {
+		if ts := p.bindingTargets(req, a.Username); len(ts) > 0 {
 			for i := range ts {
 				ts[i].connection = a.ConnectionID
 			}
@@ -153,9 +153,14 @@ func (p *Proxy) numberTargets(ru *sip.Uri) (ts []target, status int, reason stri
 	return []target{{uri: *u, hop: Hop{Host: host, Port: port, Transport: tp}, connection: conn.ID}}, 0, "", true
 }
 
-// bindingTargets are the reachable bindings of a local AOR.
-func (p *Proxy) bindingTargets(aor string) []target {
-	bs := p.loc.Lookup(aor)
+// bindingTargets are the reachable bindings of a local AOR, for req.
+func (p *Proxy) bindingTargets(req *sip.Request, aor string) []target {
+	var bs []store.Binding
+	if rl, ok := p.loc.(RequestLocator); ok {
+		bs = rl.LookupFor(req, aor)
+	} else {
+		bs = p.loc.Lookup(aor)
+	}
 	if len(bs) == 0 {
 		return nil
 	}

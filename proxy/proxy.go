@@ -42,6 +42,15 @@ type Locator interface {
 	Lookup(aor string) []store.Binding
 }
 
+// RequestLocator is a Locator whose answer depends on the request: a
+// cluster node's (server.ownFlows) reaches a binding over another node's
+// connection through that node, except for a request another node relayed
+// to it, which goes to this node's own connections only (never relayed
+// again). When the Locator implements it, the proxy calls LookupFor.
+type RequestLocator interface {
+	LookupFor(req *sip.Request, aor string) []store.Binding
+}
+
 // Credentials tells a local user without a binding (480) from no such
 // user (404).
 type Credentials interface {
@@ -657,7 +666,7 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	if local && ru.User != "" {
 		// An assigned number (a DID) first: its credential's devices or
 		// its connection's PBX.
-		if ts, status, reason, ok := p.numberTargets(&ru); ok {
+		if ts, status, reason, ok := p.numberTargets(req, &ru); ok {
 			return ts, status, reason
 		}
 		cred, err := p.creds.CredentialByUsername(ru.User)
@@ -667,7 +676,7 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 			if !p.uriCallAllowed(&c, cred.ConnectionID) {
 				return nil, 403, reasonURICalling
 			}
-			if ts := p.bindingTargets(ru.User); len(ts) > 0 {
+			if ts := p.bindingTargets(req, ru.User); len(ts) > 0 {
 				for i := range ts {
 					ts[i].connection = cred.ConnectionID
 				}

@@ -227,11 +227,13 @@ func (n *Node) loadBindings(ctx context.Context, now time.Time) ([]store.Binding
 // bindings are reached straight from any node; a binding over a
 // connection (TCP, TLS, WebSocket) is reached through the node holding it
 // (its LocalAddr is one of that node's listeners): the INVITE goes to
-// that node's cluster.advertise with the AOR as Request-URI, and that node
-// sends it down the flow. That node trusts this one as a live member of
-// the cluster (clusterMember). Only when the AOR has no binding this node can
-// reach itself, so that a forwarded request is never forwarded again. A
-// connection binding of a dead node is left out.
+// that node's cluster.advertise with the AOR as Request-URI, marked
+// relayed (relayParam), and that node sends it down its own flows only.
+// That node trusts this one as a live member of the cluster
+// (clusterMember). A call to an AOR with devices on several nodes rings
+// them all: the ones this node reaches, and one relayed branch per other
+// node holding some of its connections (RFC 3261 16.6: each is a branch
+// of this node's fork). A connection binding of a dead node is left out.
 func (n *Node) locator() proxy.Locator {
 	if n.cl == nil {
 		return n.loc
@@ -240,22 +242,58 @@ func (n *Node) locator() proxy.Locator {
 	for _, a := range n.bindingAddrs() {
 		own[a] = true
 	}
-	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, domain: n.cfg.SIP.Domain}
+	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, member: n.clusterMember, domain: n.cfg.SIP.Domain}
 }
+
+// relayParam marks the Request-URI of a request a node relays to the node
+// holding some of the AOR's connections: that node delivers it down its
+// own connections only, so that a relayed request is never relayed again
+// nor rings a UDP device the relaying node rang itself.
+const relayParam = "sw-relayed"
 
 type ownFlows struct {
 	loc    *registrar.Location
 	own    map[string]bool
 	peer   func(localAddr string) (advertise string, ok bool)
+	member func(netip.Addr) bool // a live node's address; nil: none
 	domain string
 }
 
+// LookupFor is Lookup, except for a request another node of the cluster
+// relayed (proxy.RequestLocator): that one gets only the bindings over
+// this node's own connections.
+func (o ownFlows) LookupFor(req *sip.Request, aor string) []store.Binding {
+	if req != nil && req.Recipient.UriParams.Has(relayParam) && o.fromMember(req.Source()) {
+		return o.held(aor)
+	}
+	return o.Lookup(aor)
+}
+
+func (o ownFlows) fromMember(source string) bool {
+	ap, err := netip.ParseAddrPort(source)
+	return err == nil && o.member != nil && o.member(ap.Addr().Unmap())
+}
+
+// held returns aor's bindings over this node's own connections.
+func (o ownFlows) held(aor string) []store.Binding {
+	bs := o.loc.Lookup(aor)
+	var out []store.Binding
+	for _, b := range bs {
+		if b.Transport != "udp" && b.LocalAddr != "" && o.own[b.LocalAddr] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Lookup returns aor's bindings this node reaches itself, and for each
+// other live node holding some of its connections one binding that
+// relays the request there.
 func (o ownFlows) Lookup(aor string) []store.Binding {
 	bs := o.loc.Lookup(aor)
 	var (
-		out     []store.Binding
-		foreign []store.Binding
-		seen    map[string]bool
+		out  []store.Binding
+		seen map[string]bool
 	)
 	for i, b := range bs {
 		if o.reachable(b) {
@@ -279,15 +317,12 @@ func (o ownFlows) Lookup(aor string) []store.Binding {
 		}
 		seen[adv] = true
 		hop := b
-		hop.Contact = "sip:" + aor + "@" + o.domain
+		hop.Contact = "sip:" + aor + "@" + o.domain + ";" + relayParam
 		hop.Source, hop.Transport, hop.LocalAddr = adv, "udp", ""
-		foreign = append(foreign, hop)
+		out = append(out, hop)
 	}
 	if out == nil {
 		return bs // all reachable here
-	}
-	if len(out) == 0 {
-		return foreign
 	}
 	return out
 }

@@ -1,33 +1,85 @@
 package server
 
 import (
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/registrar"
 	"github.com/sipwarden/sipwarden/store"
 )
 
-// In a cluster the proxy sees UDP bindings from anywhere and connection
-// bindings only of its own listeners.
+// In a cluster the proxy sees UDP bindings from anywhere, connection
+// bindings of its own listeners, and for another live node's connections
+// one binding relaying the request to that node.
 func TestOwnFlows(t *testing.T) {
+	o := alicesFlows()
+	var got []string
+	for _, b := range o.Lookup("alice") {
+		got = append(got, b.ID+" "+b.Contact+" "+b.Source)
+	}
+	want := []string{
+		"1 sip:alice@192.0.2.1:5000 192.0.2.1:5000",
+		"2 sip:alice@example.com;sw-relayed 127.0.0.2:5070", // node 2's TCP flow, through node 2
+		"3 sip:alice@192.0.2.1:5003;transport=tcp 192.0.2.1:5003",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q (the expired binding left out)", got, want)
+	}
+}
+
+// alicesFlows is node 1's view (127.0.0.1:5060) of alice's bindings: over
+// UDP through node 2, over TCP on node 2 (live, advertised at
+// 127.0.0.2:5070), over TCP on node 1, an expired one.
+func alicesFlows() ownFlows {
 	loc := registrar.NewLocation(nil, nil, nil)
 	exp := time.Now().Add(time.Hour)
 	loc.Apply("alice", []store.Binding{
-		{ID: "1", AOR: "alice", Transport: "udp", LocalAddr: "127.0.0.2:5060", Expires: exp},
-		{ID: "2", AOR: "alice", Transport: "tcp", LocalAddr: "127.0.0.2:5060", Expires: exp},
-		{ID: "3", AOR: "alice", Transport: "tcp", LocalAddr: "127.0.0.1:5060", Expires: exp},
-		{ID: "4", AOR: "alice", Transport: "udp", LocalAddr: "127.0.0.1:5060", Expires: exp.Add(-2 * time.Hour)},
+		{ID: "1", AOR: "alice", Transport: "udp", Contact: "sip:alice@192.0.2.1:5000", Source: "192.0.2.1:5000", LocalAddr: "127.0.0.2:5060", Expires: exp},
+		{ID: "2", AOR: "alice", Transport: "tcp", Contact: "sip:alice@192.0.2.1:5002;transport=tcp", Source: "192.0.2.1:5002", LocalAddr: "127.0.0.2:5060", Expires: exp},
+		{ID: "3", AOR: "alice", Transport: "tcp", Contact: "sip:alice@192.0.2.1:5003;transport=tcp", Source: "192.0.2.1:5003", LocalAddr: "127.0.0.1:5060", Expires: exp},
+		{ID: "4", AOR: "alice", Transport: "udp", Contact: "sip:alice@192.0.2.1:5004", Source: "192.0.2.1:5004", LocalAddr: "127.0.0.1:5060", Expires: exp.Add(-2 * time.Hour)},
 	})
 	peers := map[string]string{"127.0.0.2:5060": "127.0.0.2:5070"} // live nodes
-	peer := func(a string) (string, bool) { adv, ok := peers[a]; return adv, ok }
-	o := ownFlows{loc: loc, own: map[string]bool{"127.0.0.1:5060": true}, peer: peer, domain: "example.com"}
-	var got []string
-	for _, b := range o.Lookup("alice") {
-		got = append(got, b.ID)
+	return ownFlows{
+		loc: loc, own: map[string]bool{"127.0.0.1:5060": true}, domain: "example.com",
+		peer:   func(a string) (string, bool) { adv, ok := peers[a]; return adv, ok },
+		member: func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
 	}
-	if want := []string{"1", "3"}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("got %v, want %v (node 2's TCP flow and the expired binding left out)", got, want)
+}
+
+// A request another node relayed (marked, from a member's address) goes
+// down this node's own connections only: never relayed again, never to a
+// UDP device the relaying node rang itself. The mark from anyone else
+// changes nothing.
+func TestOwnFlowsRelayed(t *testing.T) {
+	o := alicesFlows()
+	ids := func(bs []store.Binding) (out []string) {
+		for _, b := range bs {
+			out = append(out, b.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name, ruri, source string
+		want               []string
+	}{
+		{"relayed by node 2", "sip:alice@example.com;sw-relayed", "127.0.0.2:40000", []string{"3"}},
+		{"marked by a stranger", "sip:alice@example.com;sw-relayed", "192.0.2.7:5060", []string{"1", "2", "3"}},
+		{"from node 2 unmarked", "sip:alice@example.com", "127.0.0.2:40000", []string{"1", "2", "3"}},
+	} {
+		var ru sip.Uri
+		if err := sip.ParseUri(c.ruri, &ru); err != nil {
+			t.Fatal(err)
+		}
+		req := sip.NewRequest(sip.INVITE, ru)
+		req.SetSource(c.source)
+		if got := ids(o.LookupFor(req, "alice")); !slices.Equal(got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 
@@ -48,8 +100,8 @@ func TestOwnFlowsThroughPeer(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("got %+v, want one hop to 127.0.0.2:5070", got)
 	}
-	if b := got[0]; b.Source != "127.0.0.2:5070" || b.Transport != "udp" || b.Contact != "sip:bob@example.com" {
-		t.Errorf("got %+v, want sip:bob@example.com over udp to 127.0.0.2:5070", b)
+	if b := got[0]; b.Source != "127.0.0.2:5070" || b.Transport != "udp" || b.Contact != "sip:bob@example.com;sw-relayed" {
+		t.Errorf("got %+v, want sip:bob@example.com;sw-relayed over udp to 127.0.0.2:5070", b)
 	}
 	if bs := loc.Lookup("bob"); bs[0].Source != "192.0.2.1:5555" {
 		t.Errorf("the table's binding was modified: %+v", bs[0])

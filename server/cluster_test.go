@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -529,6 +530,126 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 		st, _ := fromB.exchange(fromB.inviteMsg("relay", randHex(8), 1, ""), time.Second)
 		return strings.HasPrefix(st, "SIP/2.0 407")
 	})
+}
+
+// TestClusterCallForksAcrossNodes: with several devices per AOR, a call
+// rings every one of them wherever they registered: a TCP device on the
+// node the call came through, a TCP device on another node (through that
+// node), a UDP device registered through another node (straight from the
+// first node), each once: the node the call is relayed to rings only its
+// own connections, not the UDP device again nor back through the first.
+func TestClusterCallForksAcrossNodes(t *testing.T) {
+	r := redistest.Start(t)
+	ips := []string{"127.0.0.2", "127.0.0.3"}
+	var nodes []*testServer
+	for i, ip := range ips {
+		udp := freeUDP(t, ip)
+		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
+			c.Cluster.NodeName = fmt.Sprintf("fork%c", 'A'+i)
+			c.Cluster.Advertise = udp
+			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
+			c.Registrar.MaxContacts = 3
+		})[0])
+	}
+	a, b := nodes[0], nodes[1]
+	a.createCredential(t, "bob", pw, nil)
+	waitCredential(t, b, a.createCredential(t, "carol", pw, nil))
+	bobTCPOnA := newRawUA(t, "tcp", "127.0.0.1", a.Addr("tcp"))
+	bobUDPOnA := newUnconnectedUDPUA(t, a.Addr("udp")) // a phone with a public address: it takes INVITEs from B too
+	bobTCPOnB := newRawUA(t, "tcp", "127.0.0.1", b.Addr("tcp"))
+	devices := map[string]*rawUA{"TCP on A": bobTCPOnA, "UDP through A": bobUDPOnA, "TCP on B": bobTCPOnB}
+	// One after the other, each seen by both nodes before the next: nodes
+	// replace an AOR's whole set with the one another node saved, so two
+	// devices of one AOR registering through two nodes within the same
+	// few milliseconds can lose one (README, Running a cluster).
+	for i, name := range []string{"TCP on A", "UDP through A", "TCP on B"} {
+		if st := devices[name].register("bob", pw); st != "SIP/2.0 200 OK" {
+			t.Fatalf("bob's device %s: %q", name, st)
+		}
+		for _, n := range nodes {
+			waitFor(t, fmt.Sprintf("bob's %d bindings on %s", i+1, n.Cfg.Cluster.NodeName), 2*time.Second, func() bool { return len(n.registrations(t, "bob")) == i+1 })
+		}
+	}
+	// The relayed branch needs B trusted by A: wait for A to know B.
+	waitFor(t, "A trusting B's address", 6*time.Second, func() bool {
+		fromB := newRawUA(t, "udp", ips[1], a.Addr("udp"))
+		st, _ := fromB.exchange(fromB.inviteMsg("probe", randHex(8), 1, ""), 300*time.Millisecond)
+		return !strings.HasPrefix(st, "SIP/2.0 407")
+	})
+	// The probe rang bob's devices through A (and keeps retransmitting to
+	// the UDP one): what is not carol's is skipped below.
+	carol := newRawUA(t, "udp", "127.0.0.1", b.Addr("udp"))
+	go carol.invite("carol", pw)
+	fromCarol := func(d *rawUA, until time.Time) string {
+		for time.Now().Before(until) {
+			if m := d.recv(time.Until(until)); strings.HasPrefix(m, "INVITE ") && strings.Contains(m, "From: <sip:carol@") {
+				return m
+			}
+		}
+		return ""
+	}
+	for name, d := range devices {
+		inv := fromCarol(d, time.Now().Add(3*time.Second))
+		if inv == "" {
+			t.Errorf("bob's device %s did not get carol's INVITE", name)
+			continue
+		}
+		if name == "TCP on A" && !strings.Contains(inv, a.Addr("udp")) {
+			t.Errorf("bob's device %s: the INVITE did not pass A:\n%s", name, inv)
+		}
+		if name != "TCP on A" && strings.Contains(inv, a.Addr("udp")) {
+			t.Errorf("bob's device %s: the INVITE passed A, want it from B straight:\n%s", name, inv)
+		}
+		// Each device rings once: another INVITE of carol's on another
+		// branch (UDP retransmissions keep theirs) would be a second ring.
+		first := topBranch(inv)
+		for end := time.Now().Add(time.Second); time.Now().Before(end); {
+			if m := fromCarol(d, end); m != "" && topBranch(m) != first {
+				t.Errorf("bob's device %s rang twice:\n%s", name, m)
+			}
+		}
+	}
+}
+
+// newUnconnectedUDPUA is newRawUA over UDP from 127.0.0.1 on a socket
+// that receives from any address (newRawUA's, connected, takes only the
+// server's datagrams, as a phone behind a NAT would).
+func newUnconnectedUDPUA(t *testing.T, server string) *rawUA {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	c := unconnectedUDP{PacketConn: pc, to: to}
+	return &rawUA{t: t, conn: c, transport: "udp", local: pc.LocalAddr().String(), rd: bufio.NewReaderSize(c, 65536)}
+}
+
+// unconnectedUDP is a net.Conn writing to one address, reading from any.
+type unconnectedUDP struct {
+	net.PacketConn
+	to net.Addr
+}
+
+func (c unconnectedUDP) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFrom(b)
+	return n, err
+}
+
+func (c unconnectedUDP) Write(b []byte) (int, error) { return c.WriteTo(b, c.to) }
+
+func (c unconnectedUDP) RemoteAddr() net.Addr { return c.to }
+
+// topBranch is the branch of a message's first Via.
+func topBranch(msg string) string {
+	_, rest, _ := strings.Cut(msg, ";branch=")
+	br, _, _ := strings.Cut(rest, "\r\n")
+	br, _, _ = strings.Cut(br, ";")
+	return br
 }
 
 // TestClusterDeleteEndsCallElsewhere: a credential deleted (or disabled)
