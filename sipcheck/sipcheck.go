@@ -4,8 +4,6 @@
 package sipcheck
 
 import (
-	"strings"
-
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -58,7 +56,17 @@ func headerHasBreak(h sip.Header) bool {
 	}
 }
 
-func brk(s string) bool { return strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 }
+// brk reports whether s holds a CR or LF: one pass, one comparison per
+// byte in the usual case (header values are short: two IndexByte calls
+// cost more there).
+func brk(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= '\r' && (c == '\n' || c == '\r') {
+			return true
+		}
+	}
+	return false
+}
 
 func uriBreak(u *sip.Uri) bool {
 	return brk(u.Scheme) || brk(u.Raw()) || brk(u.User) || brk(u.Password) || brk(u.Host) ||
