@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -22,14 +23,20 @@ type Call struct {
 	CallerCredentialID string    `json:"caller_credential_id,omitempty"`
 	CalleeCredentialID string    `json:"callee_credential_id,omitempty"`
 	StartedAt          time.Time `json:"started_at"`
+	// Node is the cluster node relaying the call (cluster.node_name);
+	// absent on a single node.
+	Node string `json:"node,omitempty"`
 }
 
-// Calls lists and ends the live calls (the proxy's dialog table).
+// Calls lists and ends the live calls (the proxy's dialog table; in a
+// cluster, every node's). An error carrying HTTPStatus 503 (the cluster's
+// Redis did not answer) is answered so.
 type Calls interface {
-	ActiveCalls() []Call
+	ActiveCalls(ctx context.Context) ([]Call, error)
 	// EndCall ends the call with the ID (Call.ID), sending BYE to both
-	// sides, and reports whether there was one.
-	EndCall(id string) bool
+	// sides (through the node relaying it), and reports whether there
+	// was one.
+	EndCall(ctx context.Context, id string) (bool, error)
 }
 
 // SetCalls gives the API the proxy's call list. Call it before serving;
@@ -43,7 +50,9 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) error {
 	}
 	var calls []Call
 	if s.calls != nil {
-		calls = s.calls.ActiveCalls()
+		if calls, err = s.calls.ActiveCalls(r.Context()); err != nil {
+			return err
+		}
 	}
 	if id := q.Get("credential_id"); id != "" {
 		calls = slices.DeleteFunc(calls, func(c Call) bool { return c.CallerCredentialID != id && c.CalleeCredentialID != id })
@@ -73,7 +82,14 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) error {
 // sides.
 func (s *Server) hangupCall(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if s.calls == nil || !s.calls.EndCall(id) {
+	found := false
+	if s.calls != nil {
+		var err error
+		if found, err = s.calls.EndCall(r.Context(), id); err != nil {
+			return err
+		}
+	}
+	if !found {
 		return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no live call with id %q", truncate(id, 200)))
 	}
 	s.log.Info("call ended through the API", "call_id", strings.SplitN(id, ";", 2)[0])

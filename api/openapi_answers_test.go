@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -22,9 +23,9 @@ import (
 // fakeCalls is a proxy's call list.
 type fakeCalls []api.Call
 
-func (f fakeCalls) ActiveCalls() []api.Call { return slices.Clone(f) }
-func (f fakeCalls) EndCall(id string) bool {
-	return slices.ContainsFunc(f, func(c api.Call) bool { return c.ID == id })
+func (f fakeCalls) ActiveCalls(context.Context) ([]api.Call, error) { return slices.Clone(f), nil }
+func (f fakeCalls) EndCall(_ context.Context, id string) (bool, error) {
+	return slices.ContainsFunc(f, func(c api.Call) bool { return c.ID == id }), nil
 }
 
 // answers drives one API server and checks every answer against the

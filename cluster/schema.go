@@ -61,3 +61,13 @@ const (
 	// others read the nodes again at once rather than at their next tick.
 	chanNodes = prefix + "nodes"
 )
+
+// The calls (calls.go).
+const (
+	// keyCalls + node: the node's live calls, JSON (the API's call list);
+	// expires after aliveTTL unless renewed.
+	keyCalls = prefix + "calls:"
+	// chanCallEnd carries callEnd JSON: a call to end, by the node
+	// relaying it.
+	chanCallEnd = prefix + "callend"
+)

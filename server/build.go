@@ -363,7 +363,7 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 	if err != nil {
 		return err
 	}
-	srv.SetCalls(callList{n.proxy.Dialogs()})
+	srv.SetCalls(n.callList())
 	srv.SetTokens(issuer, verifier)
 	srv.SetWebhookLog(n.hooks)
 	srv.HandleLogLevel(&ctl.level)

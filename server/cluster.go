@@ -132,6 +132,8 @@ func (n *Node) runCluster(ctx context.Context) {
 	go n.records.Run(ctx)
 	go n.shared.Run(ctx)
 	go n.cl.RunPresence(ctx)
+	calls := n.callList()
+	go n.cl.RunCalls(ctx, calls.snapshot, calls.endOwn)
 	n.cl.OnRecovered(func() { go n.records.CatchUp(ctx) })
 	go n.cl.Watch(ctx, time.Second, func(err error) {
 		if err != nil {

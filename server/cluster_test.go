@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -650,6 +651,50 @@ func topBranch(msg string) string {
 	br, _, _ := strings.Cut(rest, "\r\n")
 	br, _, _ = strings.Cut(br, ";")
 	return br
+}
+
+// TestClusterCallsListedOnEveryNode: GET /v1/calls on any node lists the
+// calls every node relays, each naming its node, and DELETE
+// /v1/calls/{id} through another node ends the call (BYE to both sides,
+// sent by the node relaying it).
+func TestClusterCallsListedOnEveryNode(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, nil)
+	n1, n2 := nodes[0], nodes[1]
+	callSetup(t, n1)
+	bob := newDevice(t, n1, "udp", "bob", "")
+	bob.mode.Store("answer")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, n1, "tcp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call through node 1: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.acks, "ACK at bob")
+	own := n1.calls(t)
+	if len(own) != 1 || own[0]["node"] != "node1" {
+		t.Fatalf("node 1 lists %v, want its call, node node1", own)
+	}
+	id, _ := own[0]["id"].(string)
+	waitFor(t, "node 2 listing node 1's call", 3*time.Second, func() bool {
+		cs := n2.calls(t)
+		return len(cs) == 1 && cs[0]["id"] == id && cs[0]["node"] == "node1"
+	})
+	path := "/v1/calls/" + url.PathEscape(id)
+	if code := n2.api(t, "DELETE", path, nil, nil); code != 204 {
+		t.Fatalf("DELETE %s through node 2: %d, want 204", path, code)
+	}
+	recv(t, bob.byes, "BYE at bob")
+	recv(t, alice.byes, "BYE at alice")
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("no calls listed by node %d", i+1), 3*time.Second, func() bool { return len(n.calls(t)) == 0 })
+	}
+	if code := n2.api(t, "DELETE", path, nil, nil); code != 404 {
+		t.Errorf("DELETE %s again through node 2: %d, want 404", path, code)
+	}
 }
 
 // TestClusterDeleteEndsCallElsewhere: a credential deleted (or disabled)

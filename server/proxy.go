@@ -1,14 +1,18 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo"
 
 	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/cluster"
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/proxy"
 )
@@ -107,10 +111,32 @@ func advertisedHost(cfg config.Config, addr netip.Addr) string {
 	return "127.0.0.1"
 }
 
-// callList adapts the proxy's dialog table to the API.
-type callList struct{ d *proxy.Dialogs }
+// callList adapts the proxy's dialog table to the API. In a cluster it
+// lists the other nodes' calls too (their snapshots in Redis, at most a
+// second old) and ends a call through the node relaying it.
+type callList struct {
+	d    *proxy.Dialogs
+	cl   *cluster.Cluster // nil: a single node
+	node string           // cluster.node_name
+}
 
-func (c callList) ActiveCalls() []api.Call {
+func (n *Node) callList() callList {
+	c := callList{d: n.proxy.Dialogs()}
+	if n.cl != nil {
+		c.cl, c.node = n.cl, n.cfg.Cluster.NodeName
+	}
+	return c
+}
+
+// endOwn ends a call of this node's that another node was asked to end.
+func (c callList) endOwn(id string) {
+	if parts := strings.Split(id, ";"); len(parts) == 3 {
+		c.d.EndCall(parts[0], parts[1], parts[2])
+	}
+}
+
+// own returns this node's calls, sorted by ID.
+func (c callList) own() []api.Call {
 	ds := c.d.Calls()
 	out := make([]api.Call, 0, len(ds))
 	for _, d := range ds {
@@ -118,17 +144,82 @@ func (c callList) ActiveCalls() []api.Call {
 			ID: d.CallID + ";" + d.CallerTag + ";" + d.CalleeTag, CallID: d.CallID,
 			Caller: d.Caller, Callee: d.Callee,
 			CallerCredentialID: d.CallerCredential, CalleeCredentialID: d.CalleeCredential,
-			StartedAt: d.Started.UTC(),
+			StartedAt: d.Started.UTC(), Node: c.node,
 		})
 	}
+	slices.SortFunc(out, func(a, b api.Call) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
-// EndCall ends the call with the API's ID (Call-ID;caller tag;callee tag).
-func (c callList) EndCall(id string) bool {
+// snapshot is this node's calls as the other nodes read them (JSON).
+func (c callList) snapshot() []byte {
+	b, err := json.Marshal(c.own())
+	if err != nil { // strings and times: cannot fail
+		return []byte("[]")
+	}
+	return b
+}
+
+func (c callList) ActiveCalls(ctx context.Context) ([]api.Call, error) {
+	out := c.own()
+	if c.cl == nil {
+		return out, nil
+	}
+	peers, err := c.peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, calls := range peers {
+		out = append(out, calls...)
+	}
+	return out, nil
+}
+
+// peers returns the other live nodes' calls, by node.
+func (c callList) peers(ctx context.Context) (map[string][]api.Call, error) {
+	snaps, err := c.cl.PeerCalls(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the other nodes' calls: %w", err)
+	}
+	out := make(map[string][]api.Call, len(snaps))
+	for node, b := range snaps {
+		var calls []api.Call
+		if json.Unmarshal(b, &calls) != nil {
+			continue // a node of another version, say: its calls unlisted
+		}
+		for i := range calls {
+			calls[i].Node = node
+		}
+		out[node] = calls
+	}
+	return out, nil
+}
+
+// EndCall ends the call with the API's ID (Call-ID;caller tag;callee tag):
+// here, or through the node relaying it, which is asked to (the BYEs
+// follow within milliseconds of the answer).
+func (c callList) EndCall(ctx context.Context, id string) (bool, error) {
 	parts := strings.Split(id, ";")
 	if len(parts) != 3 {
-		return false
+		return false, nil
 	}
-	return c.d.EndCall(parts[0], parts[1], parts[2])
+	if c.d.EndCall(parts[0], parts[1], parts[2]) {
+		return true, nil
+	}
+	if c.cl == nil {
+		return false, nil
+	}
+	peers, err := c.peers(ctx)
+	if err != nil {
+		return false, err
+	}
+	for node, calls := range peers {
+		if slices.ContainsFunc(calls, func(x api.Call) bool { return x.ID == id }) {
+			if err := c.cl.EndCallOn(ctx, node, id); err != nil {
+				return false, fmt.Errorf("end the call through node %s: %w", node, err)
+			}
+			return true, nil
+		}
+	}
+	return false, nil
 }
