@@ -79,6 +79,8 @@ type Cluster struct {
 	// peers maps the other live nodes' listener addresses to their
 	// advertised addresses (nodes.go).
 	peers atomic.Pointer[peerTable]
+	// hosts resolves the host names other nodes advertise (nodes.go).
+	hosts hostCache
 }
 
 // Down reports whether Redis is known to be unreachable: the last health

@@ -196,6 +196,24 @@ func TestMembers(t *testing.T) {
 			t.Errorf("Member(%s): got %v, want %v", tc.addr, got, tc.want)
 		}
 	}
+	// c advertises a host name: its addresses are trusted too.
+	c := mk("c", "localhost:5070")
+	if err := c.Announce(ctx, []string{"127.0.0.31:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Announce(ctx, []string{"127.0.0.1:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Member(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("Member(127.0.0.1): false, want true (c advertises localhost)")
+	}
+	if !a.Member(netip.MustParseAddr("127.0.0.31")) {
+		t.Error("Member(127.0.0.31): false, want true (c's listener)")
+	}
+	c.Close()
+	if got := r.Do("DEL sipwarden:alive:c"); got != ":1" {
+		t.Fatalf("DEL c's presence: %s", got)
+	}
 	// b dies: once its presence key is gone, the next refresh drops it.
 	if got := r.Do("DEL sipwarden:alive:b"); got != ":1" {
 		t.Fatalf("DEL b's presence: %s", got)
@@ -205,6 +223,9 @@ func TestMembers(t *testing.T) {
 	}
 	if a.Member(netip.MustParseAddr("127.0.0.21")) {
 		t.Error("b's address still trusted after its presence expired")
+	}
+	if a.Member(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("c's resolved address still trusted after its presence expired")
 	}
 }
 

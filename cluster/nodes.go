@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -33,9 +35,9 @@ type peerTable struct {
 	// at maps a listener address to the advertised address of the live
 	// node it belongs to.
 	at map[string]string
-	// ips holds the IP addresses of the other live nodes' advertise and
-	// listeners (not unspecified ones such as 0.0.0.0, nor an advertise
-	// given as a host name: it is not resolved).
+	// ips holds the IP addresses of the other live nodes' advertise (a
+	// host name resolved by hostCache) and listeners (not unspecified
+	// ones such as 0.0.0.0).
 	ips map[netip.Addr]bool
 }
 
@@ -79,7 +81,7 @@ func (c *Cluster) Member(addr netip.Addr) bool {
 }
 
 // addIP adds the IP of hostport, when it is an address that can be a
-// packet's source, to ips.
+// packet's source, to ips. A host name is resolved by hostCache.
 func addIP(ips map[netip.Addr]bool, hostport string) {
 	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -111,6 +113,9 @@ func (c *Cluster) refreshPeers(ctx context.Context) error {
 			continue
 		}
 		addIP(t.ips, info.Advertise)
+		for _, a := range c.hosts.resolve(ctx, info.Advertise, c.log) {
+			t.ips[a] = true
+		}
 		for _, a := range info.Addrs {
 			t.at[a] = info.Advertise
 			addIP(t.ips, a)
@@ -150,4 +155,59 @@ func (c *Cluster) RunPresence(ctx context.Context) {
 			c.log.Debug("presence not refreshed", "error", err)
 		}
 	}
+}
+
+// hostCache resolves the host names nodes advertise (cluster.advertise
+// may be edge-1.example.net:5060), so that their addresses are trusted
+// too: each name at most every hostTTL, keeping the last addresses found
+// while a lookup fails. The zero value is ready to use.
+type hostCache struct {
+	mu sync.Mutex
+	m  map[string]hostEntry
+}
+
+type hostEntry struct {
+	addrs []netip.Addr
+	at    time.Time
+}
+
+// hostTTL is how long a node's resolved advertise host is used before it
+// is looked up again.
+const hostTTL = 30 * time.Second
+
+// resolve returns the addresses of hostport's host when it is a name,
+// nil when it is an address (addIP has it) or cannot be resolved.
+func (h *hostCache) resolve(ctx context.Context, hostport string, log *slog.Logger) []netip.Addr {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil || host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.m[host]
+	if ok && time.Since(e.at) < hostTTL {
+		return e.addrs
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(lctx, "ip", host)
+	if err != nil {
+		log.Debug("advertised host of a node not resolved", "host", host, "error", err)
+		if ok {
+			e.at = time.Now() // try again in hostTTL, trusting the last addresses meanwhile
+			h.m[host] = e
+		}
+		return e.addrs
+	}
+	for i, a := range addrs {
+		addrs[i] = a.Unmap()
+	}
+	if h.m == nil {
+		h.m = map[string]hostEntry{}
+	}
+	h.m[host] = hostEntry{addrs: addrs, at: time.Now()}
+	return addrs
 }
