@@ -43,10 +43,9 @@ type Handler = func(req *sip.Request, tx sip.ServerTransaction)
 type Config struct {
 	// Workers answering REGISTERs; default 1.
 	Workers int
-	// Queue is how many requests may wait for a worker, in each of the two
-	// queues (REGISTERs with credentials, served first; the rest); when
-	// one is full, a REGISTER over a stream goes to sipgo's stateful path
-	// instead, one over UDP is dropped. Default 4096.
+	// Queue is how many requests may wait for a worker; when it is full,
+	// a REGISTER over a stream goes to sipgo's stateful path instead, one
+	// over UDP is dropped. Default 4096.
 	Queue int
 	// MaxMessageBytes bounds a message framed on a stream; a longer one
 	// (and everything after it on that connection) goes to sipgo, which
@@ -96,8 +95,7 @@ type Front struct {
 	h       Handler
 	cfg     Config
 	log     *slog.Logger
-	jobs    chan job // requests that start a flow
-	prio    chan job // REGISTERs with credentials: served first
+	jobs    chan job
 	bufs    sync.Pool
 	handled atomic.Uint64
 	wg      sync.WaitGroup
@@ -149,7 +147,7 @@ func New(h Handler, cfg Config) *Front {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), prio: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
+	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
 	close(f.closed)
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	for range cfg.Workers {
@@ -181,15 +179,11 @@ func (f *Front) dispatch(msg []byte, j job) bool {
 		}
 		j.sum = sum
 	}
-	q := f.jobs
-	if hasCredentials(msg) {
-		q = f.prio
-	}
 	bp := f.bufs.Get().(*[]byte)
 	*bp = append((*bp)[:0], msg...)
 	j.buf, j.n, j.at = bp, len(msg), time.Now()
 	select {
-	case q <- j:
+	case f.jobs <- j:
 		return true
 	default:
 		f.putBuf(bp)
@@ -276,25 +270,9 @@ func (f *Front) worker() {
 	}
 }
 
-// Priority. A REGISTER with credentials finishes a flow whose first leg
-// was served already (its 401 paid for); one without starts a flow. The
-// workers take the first kind first: under load the flows begun finish,
-// and the waiting moves to the first legs, which overload control refuses
-// past Config.MaxQueueDelay at the cost of a parse and a 503. Without it
-// every flow waits twice, once per leg, and under overload the second
-// legs of flows already paid for wait behind new first legs.
-
-// next waits for the next job, a prioritized one if any is queued; false
-// when the front closes.
+// next waits for the next job; false when the front closes.
 func (f *Front) next() (job, bool) {
 	select {
-	case j := <-f.prio:
-		return j, true
-	default:
-	}
-	select {
-	case j := <-f.prio:
-		return j, true
 	case j := <-f.jobs:
 		return j, true
 	case <-f.ctx.Done():
@@ -302,14 +280,9 @@ func (f *Front) next() (job, bool) {
 	}
 }
 
-// queuedJob returns a queued job without waiting, a prioritized one
-// first; false when none is queued.
+// queuedJob returns a queued job without waiting; false when none is
+// queued.
 func (f *Front) queuedJob() (job, bool) {
-	select {
-	case j := <-f.prio:
-		return j, true
-	default:
-	}
 	select {
 	case j := <-f.jobs:
 		return j, true

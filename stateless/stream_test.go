@@ -52,7 +52,7 @@ func (c *scriptConn) RemoteAddr() net.Addr {
 // queueOnly is a Front without workers: what frame dispatches stays in
 // f.jobs for the test to look at.
 func queueOnly(queue, maxMsg int) *Front {
-	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue), prio: make(chan job, queue)}
+	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue)}
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	return f
 }
