@@ -96,6 +96,9 @@ func (f *Front) ACKsAbsorbed() uint64 {
 func (f *Front) take(msg []byte, j job) bool {
 	switch {
 	case isRegister(msg):
+		if f.shedAtAdmission(msg, j) {
+			return true
+		}
 		if f.dispatch(msg, j) {
 			return true
 		}
