@@ -21,6 +21,10 @@ import (
 	"github.com/sipwarden/sipwarden/store"
 )
 
+// A cluster node's REGISTER is answered once its binding set is in Redis
+// (cluster/bindings_commit.go).
+var _ registrar.Durable = (*cluster.Bindings)(nil)
+
 // clusterWorkersPerCPU is how many stateless REGISTER workers a cluster
 // node runs per core (a single node: one).
 const clusterWorkersPerCPU = 16
