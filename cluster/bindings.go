@@ -37,6 +37,8 @@ import (
 type Bindings struct {
 	c     *Cluster
 	apply func(aor string, bs []store.Binding)
+	// sub is the subscription Subscribe made, for Run.
+	sub *redis.PubSub
 	// own starts every message this node publishes (the JSON of a
 	// bindingBatch begins with its node): Run skips them undecoded.
 	own string
@@ -122,6 +124,24 @@ func (b *Bindings) SaveBindings(aor string, bs []store.Binding) {
 	case b.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Subscribe subscribes to the other nodes' binding sets and returns once
+// Redis confirmed it: a node starting calls it before Load, so that a set
+// another node saves after Load read it, or while Load runs, is not
+// missed (it is applied by Run, after the loaded ones). Without it Run
+// subscribes itself, and what is published before it has subscribed is
+// missed until the device registers again.
+func (b *Bindings) Subscribe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, max(b.c.cfg.Timeout, time.Second))
+	defer cancel()
+	sub := b.c.rdb.Subscribe(ctx, chanBindings)
+	if _, err := sub.Receive(ctx); err != nil { // the confirmation
+		sub.Close()
+		return b.c.unavailable("subscribe to bindings", err)
+	}
+	b.sub = sub
+	return nil
 }
 
 // Load returns every live binding Redis holds, for a node starting. It
@@ -222,8 +242,12 @@ func decodeSets(vals []any) []store.Binding {
 }
 
 // Run writes the queued sets and applies the other nodes' until ctx ends.
+// It uses the subscription Subscribe made, else subscribes now.
 func (b *Bindings) Run(ctx context.Context) {
-	sub := b.c.rdb.Subscribe(ctx, chanBindings)
+	sub := b.sub
+	if sub == nil {
+		sub = b.c.rdb.Subscribe(ctx, chanBindings)
+	}
 	defer sub.Close()
 	var wg sync.WaitGroup
 	wg.Add(1)

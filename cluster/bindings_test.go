@@ -1,14 +1,9 @@
 package cluster_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,48 +79,6 @@ func oneBinding(aor string) []store.Binding {
 	return []store.Binding{{ID: "b" + aor, AOR: aor, Contact: "sip:" + aor + "@192.0.2.1", Transport: "udp", Expires: time.Now().Add(time.Hour)}}
 }
 
-// commandCalls is how many times redis-server ran cmd (INFO
-// commandstats).
-func commandCalls(t *testing.T, r *redistest.Server, cmd string) int {
-	t.Helper()
-	out, err := redisInfo(r.Addr(), "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
-			n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-			return n
-		}
-	}
-	return 0
-}
-
-// redisInfo returns the bulk answer of INFO section.
-func redisInfo(addr, section string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := fmt.Fprintf(c, "INFO %s\r\n", section); err != nil {
-		return "", err
-	}
-	rd := bufio.NewReader(c)
-	head, err := rd.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
-	if err != nil {
-		return "", fmt.Errorf("INFO: got %q", head)
-	}
-	body := make([]byte, n)
-	_, err = io.ReadFull(rd, body)
-	return string(body), err
-}
-
 // TestBindingsStoredGroupCommit: Stored returns once Redis holds the
 // set (read back right then), and REGISTERs waiting at the same time
 // share pipelines: 200 saves waited for concurrently take far fewer
@@ -142,7 +95,7 @@ func TestBindingsStoredGroupCommit(t *testing.T) {
 	if got := r.Do("EXISTS sipwarden:bind:alice"); got != ":1" {
 		t.Fatalf("right after Stored, EXISTS: got %s, want :1", got)
 	}
-	before := commandCalls(t, r, "publish")
+	before := r.Calls("publish")
 	const n = 200
 	var (
 		wg     sync.WaitGroup
@@ -171,7 +124,7 @@ func TestBindingsStoredGroupCommit(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d saves: %v", len(failed), n, failed)
 	}
-	batches := commandCalls(t, r, "publish") - before
+	batches := r.Calls("publish") - before
 	t.Logf("%d saves waited for at once went in %d batches", n, batches)
 	if batches < 1 || batches > n/2 {
 		t.Errorf("got %d batches for %d concurrent saves, want between 1 and %d (shared pipelines)", batches, n, n/2)
@@ -255,5 +208,36 @@ func TestBindingsStoredLargeQueue(t *testing.T) {
 		if x.AOR == "q0000" && x.ID != "newer" {
 			t.Errorf("q0000: got binding %s, want the last save's (newer)", x.ID)
 		}
+	}
+}
+
+// TestBindingsSubscribeBeforeLoad: a node starting subscribes before it
+// loads; a set another node writes after that, before the node runs, is
+// applied once it runs (it used to subscribe only in Run, and such a set
+// was missed until the device registered again).
+func TestBindingsSubscribeBeforeLoad(t *testing.T) {
+	r := redistest.Start(t)
+	writer := open(t, r, "a").Bindings(func(string, []store.Binding) {})
+	applied := make(chan string, 16)
+	starting := open(t, r, "b").Bindings(func(aor string, _ []store.Binding) { applied <- aor })
+	ctx := context.Background()
+	if err := starting.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := starting.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writer.SaveBindings("late", oneBinding("late"))
+	if err := writer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runBindings(t, starting)
+	select {
+	case aor := <-applied:
+		if aor != "late" {
+			t.Errorf("applied %q, want late", aor)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the set written between the load and Run was not applied")
 	}
 }
