@@ -180,7 +180,9 @@ func TestBindingsStoredRedisFrozen(t *testing.T) {
 // save.
 func TestBindingsStoredLargeQueue(t *testing.T) {
 	r := redistest.Start(t)
-	b := open(t, r, "a").Bindings(func(string, []store.Binding) {})
+	// Three batches of 1,000 within the timeout, even under -race on a
+	// loaded machine: this test is about order, not time.
+	b := openTimeout(t, r, "a", 10*time.Second).Bindings(func(string, []store.Binding) {})
 	for i := range 2500 {
 		aor := fmt.Sprintf("q%04d", i)
 		b.SaveBindings(aor, oneBinding(aor))
