@@ -326,9 +326,19 @@ func TestClusterRedisDown(t *testing.T) {
 	// bindings too, so a node starting now sees bob's, registered before
 	// the outage.
 	waitFor(t, "bob's binding back in redis", 5*time.Second, func() bool { return r.Do("EXISTS sipwarden:bind:bob") == ":1" })
+	// And the nonce key (no nonce count check stores it again with
+	// nonce_counts: node): the node starting now signs with the same key.
+	waitFor(t, "the nonce key back in redis", 5*time.Second, func() bool { return r.Do("EXISTS sipwarden:secret:nonce_key") == ":1" })
 	late := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.NodeName = "node3" })[0]
 	if bs := late.registrations(t, "bob"); len(bs) != 1 {
 		t.Errorf("the late node lists %d bindings of bob after redis came back, want 1", len(bs))
+	}
+	// A correct answer to the late node's nonce, sent to node 1: stale
+	// (another node's epoch), not an unknown nonce (another key).
+	u := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
+	nonce := newRawUA(t, "udp", "127.0.0.1", late.Addr("udp")).nonce()
+	if st, raw := u.exchange(u.registerMsg("alice", randHex(8), 2, digestAuth("alice", pw, nonce), ""), 2*time.Second); st != "SIP/2.0 401 Unauthorized" || !strings.Contains(strings.ToLower(raw), "stale=true") {
+		t.Errorf("the late node's nonce answered to node 1: got %q, want 401 with stale=true (the same key)\n%s", st, raw)
 	}
 }
 
