@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,21 +26,64 @@ import (
 //
 // Saves are queued and written in pipelined batches (coalesced per AOR) by
 // one goroutine, so that the registrar never waits on Redis with a
-// location shard locked: like the bbolt group commit of a single node, a
-// crash loses at most the last batch (a few milliseconds).
+// location shard locked. A REGISTER is nevertheless answered only once its
+// set is in Redis (group commit, bindings_commit.go): the registrar waits
+// for it (registrar.Durable) after the shard is unlocked, and answers 503
+// when Redis did not take it in time. Other saves (the sweeper's expiries,
+// a closed flow, a deleted credential) are not waited for.
 //
 // Which node holds a binding's connection is its LocalAddr: the listener
 // address it was registered on, one of that node's.
 type Bindings struct {
 	c     *Cluster
 	apply func(aor string, bs []store.Binding)
+	// sub is the subscription Subscribe made, for Run.
+	sub *redis.PubSub
 	// own starts every message this node publishes (the JSON of a
 	// bindingBatch begins with its node): Run skips them undecoded.
 	own string
 
+	// Guarded by mu: the saves not yet written, in the order they were
+	// made (order[head:]), and each AOR's latest set.
 	mu      sync.Mutex
-	pending map[string][]store.Binding // AOR -> latest set; nil deletes
-	wake    chan struct{}
+	pending map[string]pendingSet
+	order   []queuedSave
+	head    int
+	// seq numbers the saves: the last one's, changed under mu.
+	seq  atomic.Uint64
+	wake chan struct{}
+
+	// wmu lets one batch at a time be taken and written (writeLoop,
+	// Flush): what an earlier batch took is written, or still queued,
+	// when the next is taken.
+	wmu sync.Mutex
+	// Guarded by mu (bindings_commit.go): every save up to stored is in
+	// Redis; the saves up to failed were queued when a batch failed
+	// (failErr); settled is closed, and replaced, when either moves.
+	stored  uint64
+	failed  uint64
+	failErr error
+	settled chan struct{}
+	// waiters counts the REGISTERs waiting in Stored; hurry tells the
+	// writer that one began to wait (bindings_commit.go).
+	waiters atomic.Int64
+	hurry   chan struct{}
+	// notStored counts the waits that ended without their set stored.
+	notStored atomic.Uint64
+}
+
+// pendingSet is an AOR's latest set not yet written, and the save that
+// queued it.
+type pendingSet struct {
+	bs  []store.Binding // nil deletes
+	seq uint64
+}
+
+// queuedSave is one save, in order: aor's set as of save seq (or a later
+// one).
+type queuedSave struct {
+	aor string
+	seq uint64
 }
 
 type bindingSet struct {
@@ -62,20 +106,42 @@ func (c *Cluster) Bindings(apply func(aor string, bs []store.Binding)) *Bindings
 	node, _ := json.Marshal(c.cfg.Node) // a string: cannot fail
 	return &Bindings{
 		c: c, apply: apply, own: `{"node":` + string(node) + `,`,
-		pending: map[string][]store.Binding{}, wake: make(chan struct{}, 1),
+		pending: map[string]pendingSet{}, wake: make(chan struct{}, 1),
+		settled: make(chan struct{}), hurry: make(chan struct{}, 1),
 	}
 }
 
 // SaveBindings queues aor's complete set for Redis and the other nodes
-// (registrar.BindingSaver); it never blocks.
+// (registrar.BindingSaver); it never blocks. Stored waits until it is
+// written.
 func (b *Bindings) SaveBindings(aor string, bs []store.Binding) {
 	b.mu.Lock()
-	b.pending[aor] = bs
+	seq := b.seq.Add(1)
+	b.pending[aor] = pendingSet{bs: bs, seq: seq}
+	b.order = append(b.order, queuedSave{aor: aor, seq: seq})
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Subscribe subscribes to the other nodes' binding sets and returns once
+// Redis confirmed it: a node starting calls it before Load, so that a set
+// another node saves after Load read it, or while Load runs, is not
+// missed (it is applied by Run, after the loaded ones). Without it Run
+// subscribes itself, and what is published before it has subscribed is
+// missed until the device registers again.
+func (b *Bindings) Subscribe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, max(b.c.cfg.Timeout, time.Second))
+	defer cancel()
+	sub := b.c.rdb.Subscribe(ctx, chanBindings)
+	if _, err := sub.Receive(ctx); err != nil { // the confirmation
+		sub.Close()
+		return b.c.unavailable("subscribe to bindings", err)
+	}
+	b.sub = sub
+	return nil
 }
 
 // Load returns every live binding Redis holds, for a node starting. It
@@ -176,8 +242,12 @@ func decodeSets(vals []any) []store.Binding {
 }
 
 // Run writes the queued sets and applies the other nodes' until ctx ends.
+// It uses the subscription Subscribe made, else subscribes now.
 func (b *Bindings) Run(ctx context.Context) {
-	sub := b.c.rdb.Subscribe(ctx, chanBindings)
+	sub := b.sub
+	if sub == nil {
+		sub = b.c.rdb.Subscribe(ctx, chanBindings)
+	}
 	defer sub.Close()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -211,35 +281,72 @@ func (b *Bindings) Run(ctx context.Context) {
 	}
 }
 
-// bindingLinger is the least time between two batches of the writer: a
-// binding reaches Redis and the other nodes within about this plus a
-// round trip.
+// bindingLinger is the least time between two batches of the writer while
+// no REGISTER waits for one: a save nobody waits for (an expiry, a closed
+// flow) reaches Redis and the other nodes within about this plus a round
+// trip.
 const bindingLinger = 5 * time.Millisecond
 
 // maxBindingBatch bounds the AORs of one pipeline (and of one published
 // message).
 const maxBindingBatch = 1000
 
-// take removes from the queue and returns at most maxBindingBatch AORs'
-// sets, and whether more are queued. A large queue (a node writing its
-// whole table back after Redis came back empty) goes in bounded batches.
-func (b *Bindings) take() (batch map[string][]store.Binding, more bool) {
+// batchSet is one AOR's set in a batch, as of save seq.
+type batchSet struct {
+	aor string
+	bs  []store.Binding
+	seq uint64
+}
+
+// take returns the sets of the oldest saves not yet written: each AOR's
+// latest set, at most maxBindingBatch AORs. n is how many queued saves
+// the batch covers, and upto the sequence number up to which every save
+// is in Redis once the batch is written (the saves before were written by
+// earlier batches, with their own set or a later one). more reports
+// saves left beyond the batch: a large queue (a node writing its whole
+// table back after Redis came back empty) goes in bounded batches. The
+// caller holds wmu.
+func (b *Bindings) take() (batch []batchSet, n int, upto uint64, more bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.pending) <= maxBindingBatch {
-		batch = b.pending
-		b.pending = make(map[string][]store.Binding, len(batch))
-		return batch, false
-	}
-	batch = make(map[string][]store.Binding, maxBindingBatch)
-	for aor, bs := range b.pending {
-		if len(batch) == maxBindingBatch {
-			break
+	q := b.order[b.head:]
+	var in map[string]bool
+	for n < len(q) {
+		e := q[n]
+		p, queued := b.pending[e.aor]
+		if queued && !in[e.aor] {
+			// The AOR's latest set, which covers this save and every later
+			// one of the AOR queued so far.
+			if len(batch) == maxBindingBatch {
+				break
+			}
+			if in == nil {
+				in = make(map[string]bool, min(len(q), maxBindingBatch))
+			}
+			in[e.aor] = true
+			batch = append(batch, batchSet{aor: e.aor, bs: p.bs, seq: p.seq})
 		}
-		batch[aor] = bs
-		delete(b.pending, aor)
+		// Else a later set of the AOR is in this batch, or was written by
+		// an earlier one (pending is cleared only once written).
+		n++
 	}
-	return batch, true
+	if n == len(q) {
+		return batch, n, b.seq.Load(), false
+	}
+	return batch, n, q[n].seq - 1, true
+}
+
+// writeNext takes the next batch and writes it; it reports whether saves
+// are left beyond it, and the write's error (its sets stay queued).
+func (b *Bindings) writeNext(ctx context.Context) (more bool, err error) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	batch, n, upto, more := b.take()
+	if len(batch) > 0 {
+		err = b.write(ctx, batch)
+	}
+	b.settle(batch, n, upto, err)
+	return more, err
 }
 
 // Flush writes every set queued so far, in batches, and returns when
@@ -248,12 +355,9 @@ func (b *Bindings) take() (batch map[string][]store.Binding, more bool) {
 // bindings at once (bench/cmd/scale).
 func (b *Bindings) Flush(ctx context.Context) error {
 	for range maxFlushBatches {
-		batch, more := b.take()
-		if len(batch) > 0 {
-			if err := b.write(ctx, batch); err != nil {
-				b.requeue(batch)
-				return err
-			}
+		more, err := b.writeNext(ctx)
+		if err != nil {
+			return err
 		}
 		if !more {
 			return nil
@@ -264,18 +368,6 @@ func (b *Bindings) Flush(ctx context.Context) error {
 
 // maxFlushBatches bounds one Flush: ten million AORs.
 const maxFlushBatches = 10_000
-
-// requeue puts back a batch that was not written, unless a newer set of
-// the same AOR was queued meanwhile.
-func (b *Bindings) requeue(batch map[string][]store.Binding) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for aor, bs := range batch {
-		if _, newer := b.pending[aor]; !newer {
-			b.pending[aor] = bs
-		}
-	}
-}
 
 func (b *Bindings) writeLoop(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
@@ -288,70 +380,86 @@ func (b *Bindings) writeLoop(ctx context.Context) {
 		case <-b.wake:
 		case <-retry.C:
 		}
-		// Under load, let the batch fill: at most one pipeline per
-		// bindingLinger rather than one per save (a pipeline per REGISTER
-		// was 19% of a node's CPU at 8,000 flows/s). A save after a quiet
-		// spell is written at once.
-		if wait := bindingLinger - time.Since(last); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
+		if !b.linger(ctx, last) {
+			return
 		}
 		last = time.Now()
-		batch, more := b.take()
+		more, err := b.writeNext(ctx)
 		if more {
 			select {
 			case b.wake <- struct{}{}: // the rest next
 			default:
 			}
 		}
-		if len(batch) == 0 {
-			continue
-		}
-		if err := b.write(ctx, batch); err != nil {
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			b.c.log.Warn("bindings not shared yet; retrying", "aors", len(batch), "error", err)
-			b.requeue(batch)
+			b.c.log.Warn("bindings not shared yet; retrying", "error", err)
 			retry.Reset(500 * time.Millisecond)
 		}
 	}
 }
 
+// linger lets the next batch fill while no REGISTER waits for one: at
+// most one pipeline per bindingLinger rather than one per save (a
+// pipeline per REGISTER was 19% of a node's CPU at 8,000 flows/s). A save
+// after a quiet spell is written at once, and so is the next batch when a
+// REGISTER waits (group commit: the saves made while a pipeline is on its
+// way go in the next, sent as soon as it returns). It returns false when
+// ctx ended.
+func (b *Bindings) linger(ctx context.Context, last time.Time) bool {
+	wait := bindingLinger - time.Since(last)
+	if wait <= 0 {
+		return true
+	}
+	select {
+	case <-b.hurry: // from a REGISTER that waited earlier
+	default:
+	}
+	if b.waiters.Load() > 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-b.hurry: // a REGISTER began to wait
+	}
+	return true
+}
+
 // write sends one batch in one pipeline: per AOR, SET with PXAT (or DEL),
 // and one PUBLISH of the whole batch (bindingBatch, put together from the
 // sets' JSON).
-func (b *Bindings) write(ctx context.Context, batch map[string][]store.Binding) error {
+func (b *Bindings) write(ctx context.Context, batch []batchSet) error {
 	ctx, cancel := context.WithTimeout(ctx, 4*b.c.cfg.Timeout)
 	defer cancel()
 	var pub strings.Builder
 	pub.WriteString(b.own)
 	pub.WriteString(`"sets":[`)
 	_, err := b.c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		first := true
-		for aor, bs := range batch {
-			msg, err := json.Marshal(bindingSet{Node: b.c.cfg.Node, AOR: aor, Bindings: bs})
+		for i, s := range batch {
+			msg, err := json.Marshal(bindingSet{Node: b.c.cfg.Node, AOR: s.aor, Bindings: s.bs})
 			if err != nil {
 				return err
 			}
-			if !first {
+			if i > 0 {
 				pub.WriteByte(',')
 			}
-			first = false
 			pub.Write(msg)
 			var last time.Time
-			for _, x := range bs {
+			for _, x := range s.bs {
 				if x.Expires.After(last) {
 					last = x.Expires
 				}
 			}
-			if len(bs) == 0 || !last.After(time.Now()) {
-				p.Del(ctx, keyBind+aor)
+			if len(s.bs) == 0 || !last.After(time.Now()) {
+				p.Del(ctx, keyBind+s.aor)
 			} else {
-				p.Do(ctx, "SET", keyBind+aor, msg, "PXAT", last.UnixMilli())
+				p.Do(ctx, "SET", keyBind+s.aor, msg, "PXAT", last.UnixMilli())
 			}
 		}
 		pub.WriteString("]}")

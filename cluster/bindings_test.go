@@ -2,9 +2,13 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/sipwarden/sipwarden/cluster"
 
 	"github.com/sipwarden/sipwarden/cluster/redistest"
 	"github.com/sipwarden/sipwarden/store"
@@ -46,5 +50,196 @@ func TestBindingsFlushLoad(t *testing.T) {
 	}
 	if ttl := r.Do("PTTL sipwarden:bind:user00042"); ttl == ":-1" || ttl == ":-2" {
 		t.Errorf("PTTL: got %s, want the binding's expiry", ttl)
+	}
+}
+
+// openTimeout is open with the cluster's command timeout set.
+func openTimeout(t *testing.T, r *redistest.Server, node string, timeout time.Duration) *cluster.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := cluster.Open(ctx, cluster.Config{URL: r.URL(), Node: node, Advertise: "127.0.0.1:5060", Timeout: timeout}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// runBindings runs b until the test ends.
+func runBindings(t *testing.T, b *cluster.Bindings) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func oneBinding(aor string) []store.Binding {
+	return []store.Binding{{ID: "b" + aor, AOR: aor, Contact: "sip:" + aor + "@192.0.2.1", Transport: "udp", Expires: time.Now().Add(time.Hour)}}
+}
+
+// TestBindingsStoredGroupCommit: Stored returns once Redis holds the
+// set (read back right then), and REGISTERs waiting at the same time
+// share pipelines: 200 saves waited for concurrently take far fewer
+// batches (one PUBLISH each) than saves.
+func TestBindingsStoredGroupCommit(t *testing.T) {
+	r := redistest.Start(t)
+	b := open(t, r, "a").Bindings(func(string, []store.Binding) {})
+	runBindings(t, b)
+	ctx := context.Background()
+	b.SaveBindings("alice", oneBinding("alice"))
+	if err := b.Stored(ctx, b.Ticket()); err != nil {
+		t.Fatalf("Stored: %v", err)
+	}
+	if got := r.Do("EXISTS sipwarden:bind:alice"); got != ":1" {
+		t.Fatalf("right after Stored, EXISTS: got %s, want :1", got)
+	}
+	before := r.Calls("publish")
+	const n = 200
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []string
+	)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			aor := fmt.Sprintf("u%03d", i)
+			b.SaveBindings(aor, oneBinding(aor))
+			err := b.Stored(ctx, b.Ticket())
+			if err == nil && r.Do("EXISTS sipwarden:bind:"+aor) != ":1" {
+				err = fmt.Errorf("not in redis when Stored returned")
+			}
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, aor+": "+err.Error())
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d saves: %v", len(failed), n, failed)
+	}
+	batches := r.Calls("publish") - before
+	t.Logf("%d saves waited for at once went in %d batches", n, batches)
+	if batches < 1 || batches > n/2 {
+		t.Errorf("got %d batches for %d concurrent saves, want between 1 and %d (shared pipelines)", batches, n, n/2)
+	}
+}
+
+// TestBindingsStoredRedisFrozen: with redis-server frozen (SIGSTOP),
+// Stored fails within about the command timeout with ErrUnavailable,
+// never nil; once it runs again (SIGCONT) the sets queued meanwhile are
+// written by the writer's retry, with no restart, and a new save is
+// stored.
+func TestBindingsStoredRedisFrozen(t *testing.T) {
+	r := redistest.Start(t)
+	const timeout = 200 * time.Millisecond
+	b := openTimeout(t, r, "a", timeout).Bindings(func(string, []store.Binding) {})
+	runBindings(t, b)
+	ctx := context.Background()
+	b.SaveBindings("before", oneBinding("before"))
+	if err := b.Stored(ctx, b.Ticket()); err != nil {
+		t.Fatalf("Stored before the freeze: %v", err)
+	}
+	r.Pause()
+	for _, aor := range []string{"frozen1", "frozen2"} {
+		b.SaveBindings(aor, oneBinding(aor))
+		start := time.Now()
+		err := b.Stored(ctx, b.Ticket())
+		if !errors.Is(err, cluster.ErrUnavailable) {
+			r.Resume()
+			t.Fatalf("Stored of %s with redis frozen: got %v, want ErrUnavailable", aor, err)
+		}
+		if d := time.Since(start); d > 3*timeout {
+			t.Errorf("Stored of %s took %v with redis frozen, want about the timeout (%v)", aor, d, timeout)
+		}
+	}
+	if b.NotStored() < 2 {
+		t.Errorf("NotStored: got %d, want at least 2", b.NotStored())
+	}
+	r.Resume()
+	wait(t, "a save stored after redis runs again", 10*time.Second, func() bool {
+		b.SaveBindings("after", oneBinding("after"))
+		return b.Stored(ctx, b.Ticket()) == nil
+	})
+	for _, aor := range []string{"before", "frozen1", "frozen2", "after"} {
+		if got := r.Do("EXISTS sipwarden:bind:" + aor); got != ":1" {
+			t.Errorf("%s: EXISTS got %s, want :1", aor, got)
+		}
+	}
+}
+
+// TestBindingsStoredLargeQueue: with more sets queued than one batch
+// takes, the waiters of the first saves are released as their batch is
+// written, and a set saved again while queued is written as of its last
+// save.
+func TestBindingsStoredLargeQueue(t *testing.T) {
+	r := redistest.Start(t)
+	// Three batches of 1,000 within the timeout, even under -race on a
+	// loaded machine: this test is about order, not time.
+	b := openTimeout(t, r, "a", 10*time.Second).Bindings(func(string, []store.Binding) {})
+	for i := range 2500 {
+		aor := fmt.Sprintf("q%04d", i)
+		b.SaveBindings(aor, oneBinding(aor))
+	}
+	first := b.Ticket()
+	newer := oneBinding("q0000")
+	newer[0].ID = "newer"
+	b.SaveBindings("q0000", newer)
+	runBindings(t, b)
+	ctx := context.Background()
+	if err := b.Stored(ctx, first); err != nil {
+		t.Fatalf("Stored(%d): %v", first, err)
+	}
+	if err := b.Stored(ctx, b.Ticket()); err != nil {
+		t.Fatalf("Stored(last): %v", err)
+	}
+	got, err := b.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2500 {
+		t.Fatalf("got %d bindings, want 2500", len(got))
+	}
+	for _, x := range got {
+		if x.AOR == "q0000" && x.ID != "newer" {
+			t.Errorf("q0000: got binding %s, want the last save's (newer)", x.ID)
+		}
+	}
+}
+
+// TestBindingsSubscribeBeforeLoad: a node starting subscribes before it
+// loads; a set another node writes after that, before the node runs, is
+// applied once it runs (it used to subscribe only in Run, and such a set
+// was missed until the device registered again).
+func TestBindingsSubscribeBeforeLoad(t *testing.T) {
+	r := redistest.Start(t)
+	writer := open(t, r, "a").Bindings(func(string, []store.Binding) {})
+	applied := make(chan string, 16)
+	starting := open(t, r, "b").Bindings(func(aor string, _ []store.Binding) { applied <- aor })
+	ctx := context.Background()
+	if err := starting.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := starting.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writer.SaveBindings("late", oneBinding("late"))
+	if err := writer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runBindings(t, starting)
+	select {
+	case aor := <-applied:
+		if aor != "late" {
+			t.Errorf("applied %q, want late", aor)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the set written between the load and Run was not applied")
 	}
 }

@@ -5,7 +5,10 @@
 //
 //   - secrets.go: the nonce key, the nonce epoch and the JWT signing key,
 //     created by the first node (SET NX) and loaded by the others;
-//   - nonces.go: the nonce counts (auth.Counter), one key per nonce holding
+//   - nonces.go, with cluster.nonce_counts: cluster (by default each node
+//     keeps its own nonces' counts in memory, and Redis holds neither
+//     counts nor epoch: server/cluster.go): the nonce counts
+//     (auth.Counter), one key per nonce holding
 //     the highest count accepted, compared and set by a Lua script, expiring
 //     with the nonce; and the nonces themselves (auth.Nonces), whose epoch
 //     follows the cluster's: when Redis loses the counts (a flush, a restart
@@ -25,15 +28,17 @@
 //     over the existing store);
 //   - bindings.go: each AOR's binding set, one key expiring with its last
 //     binding, written in pipelined batches and applied to every node's
-//     in-memory location table;
+//     in-memory location table; a REGISTER is answered once its batch is
+//     written (group commit, bindings_commit.go);
 //   - nodes.go: where each live node is reached, so that a call for a
 //     device connected to another node goes through that node.
 //
 // Every key starts with "sipwarden:" (schema.go lists them). Redis is the
 // authority for what it holds; a node never answers from a guess when it
-// cannot reach it: a nonce count it cannot check is refused with an error
-// wrapping ErrUnavailable, which the node answers 503 with Retry-After
-// (not a challenge: the count was not found stale, it was not checked).
+// cannot reach it: a binding set Redis did not take, or a nonce count it
+// cannot check, fails with an error wrapping ErrUnavailable, which the
+// node answers 503 with Retry-After (not 200, and not a challenge: the
+// count was not found stale, it was not checked).
 package cluster
 
 import (

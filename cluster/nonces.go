@@ -28,9 +28,11 @@ return 1
 `)
 
 // Nonces issues and checks digest nonces with the cluster's key and epoch,
-// and keeps their counts in Redis (auth.Nonces and auth.Counter). When
-// the epoch held in Redis changes or vanishes, it moves to the new one:
-// nonces issued before are stale from then on.
+// and keeps their counts in Redis (auth.Nonces and auth.Counter), for
+// cluster.nonce_counts: cluster (by default each node keeps its own
+// nonces' counts in memory and needs none of this). When the epoch held
+// in Redis changes or vanishes, it moves to the new one: nonces issued
+// before are stale from then on.
 type Nonces struct {
 	c        *Cluster
 	key      []byte

@@ -4,10 +4,11 @@ package cluster
 const (
 	prefix = "sipwarden:"
 	// keySecret + name: a shared secret, hex (nonce_key, jwt_ed25519,
-	// nonce_epoch). No expiry.
+	// and with cluster.nonce_counts: cluster nonce_epoch). No expiry.
 	keySecret = prefix + "secret:"
 	// keyNC + nonce: the highest nonce count accepted for the nonce,
-	// decimal; expires with the nonce (PXAT).
+	// decimal; expires with the nonce (PXAT). Only with
+	// cluster.nonce_counts: cluster.
 	keyNC = prefix + "nc:"
 	// keyFail + source + ":" + window number: failed attempts from the
 	// source (an IPv4 address or an IPv6 /64) in one fixed window;

@@ -24,7 +24,20 @@ type Cluster struct {
 	// Timeout bounds one Redis command; a request whose state cannot be
 	// read or written within it is answered 503. Default 500ms.
 	Timeout Duration `yaml:"timeout"`
+	// NonceCounts is where digest nonce counts are checked: "node" (each
+	// node issues nonces bound to itself and keeps their counts in
+	// memory; an answer to another node's nonce is challenged again with
+	// stale=true) or "cluster" (nonces valid on every node, counts
+	// checked in Redis: one more Redis round trip per digest answer).
+	// Default "node".
+	NonceCounts string `yaml:"nonce_counts"`
 }
+
+// Where nonce counts are checked (Cluster.NonceCounts).
+const (
+	NonceCountsNode    = "node"
+	NonceCountsCluster = "cluster"
+)
 
 // Enabled reports whether the node is part of a cluster.
 func (c Cluster) Enabled() bool { return c.RedisURL != "" }
@@ -32,6 +45,9 @@ func (c Cluster) Enabled() bool { return c.RedisURL != "" }
 func (c *Cluster) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = Duration(500 * time.Millisecond)
+	}
+	if c.NonceCounts == "" {
+		c.NonceCounts = NonceCountsNode
 	}
 	if c.RedisURL != "" && c.NodeName == "" {
 		h, err := os.Hostname()
@@ -45,6 +61,9 @@ func (c *Cluster) setDefaults() {
 func (c *Cluster) validate(bad func(key string, v any, why string)) {
 	if d := c.Timeout.D(); d < 10*time.Millisecond || d > 10*time.Second {
 		bad("cluster.timeout", d, "want 10ms to 10s")
+	}
+	if c.NonceCounts != NonceCountsNode && c.NonceCounts != NonceCountsCluster {
+		bad("cluster.nonce_counts", quote(c.NonceCounts), "want node or cluster")
 	}
 	if c.RedisURL == "" {
 		if c.Advertise != "" {

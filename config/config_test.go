@@ -108,6 +108,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"cluster bad name", "cluster:\n  redis_url: redis://127.0.0.1:6379/0\n  advertise: 127.0.0.1:5060\n  node_name: a:b\n", "cluster.node_name"},
 		{"advertise without cluster", "cluster:\n  advertise: 127.0.0.1:5060\n", "cluster.advertise"},
 		{"cluster timeout", "cluster:\n  timeout: 1ns\n", "cluster.timeout"},
+		{"cluster nonce counts", "cluster:\n  nonce_counts: redis\n", `cluster.nonce_counts: invalid value "redis"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

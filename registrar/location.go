@@ -23,6 +23,42 @@ type BindingSaver interface {
 	SaveBindings(aor string, bs []store.Binding)
 }
 
+// Durable is implemented by a BindingSaver whose saves are stored some
+// time after SaveBindings returns: a cluster node's, which writes them to
+// Redis in pipelined batches from a goroutine of its own (package
+// cluster). A REGISTER is then answered only once the set it saved is
+// stored (Pending.Wait), never before: no 200 for a binding a crash of
+// the node could still lose, or that Redis never took. A single node's
+// bbolt store does not implement it: its group commit may lose the last
+// flush interval of refreshes on a crash (DESIGN.md), and its REGISTERs
+// do not wait.
+type Durable interface {
+	// Ticket returns the ticket of the last save handed to SaveBindings:
+	// read right after a save, one that covers it.
+	Ticket() uint64
+	// Stored returns nil once every save up to ticket is stored, and an
+	// error when that did not happen within the saver's own bound (or
+	// before ctx ended): the saves stay queued and are retried, but must
+	// not be acknowledged.
+	Stored(ctx context.Context, ticket uint64) error
+}
+
+// Pending is a change of the table whose save may not be stored yet.
+type Pending struct {
+	d      Durable
+	ticket uint64
+}
+
+// Wait returns nil once the change is stored: at once when the saver is
+// not Durable (or there is none), else when Durable.Stored says so. Call
+// it with no shard locked.
+func (p Pending) Wait(ctx context.Context) error {
+	if p.d == nil {
+		return nil
+	}
+	return p.d.Stored(ctx, p.ticket)
+}
+
 const shardCount = 64
 
 // Location is the location table: AOR -> bindings, sharded, with an expiry
@@ -35,8 +71,10 @@ type Location struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
 	saver  BindingSaver
-	now    func() time.Time
-	log    *slog.Logger
+	// durable is saver when it is Durable.
+	durable Durable
+	now     func() time.Time
+	log     *slog.Logger
 	// onExpire, when set, is called for each binding the sweeper removes.
 	onExpire func(store.Binding)
 }
@@ -65,6 +103,7 @@ func NewLocation(saver BindingSaver, now func() time.Time, logger *slog.Logger) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Location{seed: maphash.MakeSeed(), saver: saver, now: now, log: logger}
+	l.durable, _ = saver.(Durable)
 	for i := range l.shards {
 		l.shards[i].aors = make(map[string]*aorEntry)
 	}
@@ -117,8 +156,9 @@ func unexpired(bs []store.Binding, now time.Time) []store.Binding {
 // current unexpired bindings (shared: do not modify) and returns the new
 // complete set. If fn fails nothing changes (RFC 3261 10.3 step 7: all
 // changes of one REGISTER apply together, or none). The new set is handed
-// to the saver before the shard is unlocked.
-func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Binding, error)) ([]store.Binding, error) {
+// to the saver before the shard is unlocked; the Pending returned waits
+// for it to be stored, which a REGISTER's answer must do first.
+func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Binding, error)) ([]store.Binding, Pending, error) {
 	now := l.now()
 	s := l.shard(aor)
 	s.mu.Lock()
@@ -133,13 +173,27 @@ func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Bind
 	}
 	next, err := fn(cur)
 	if err != nil {
-		return nil, err
+		return nil, Pending{}, err
 	}
 	s.setLocked(aor, e, next)
+	var p Pending
 	if l.saver != nil {
 		l.saver.SaveBindings(aor, next)
+		if l.durable != nil {
+			p = Pending{d: l.durable, ticket: l.durable.Ticket()}
+		}
 	}
-	return next, nil
+	return next, p, nil
+}
+
+// Pending returns the changes saved so far, for an answer that lists
+// bindings without changing them (a REGISTER without Contact): they may
+// include one not stored yet.
+func (l *Location) Pending() Pending {
+	if l.durable == nil {
+		return Pending{}
+	}
+	return Pending{d: l.durable, ticket: l.durable.Ticket()}
 }
 
 // setLocked stores bs as aor's set (removing the AOR when empty) and keeps

@@ -69,12 +69,12 @@ func TestCountByTransportFollowsEveryChange(t *testing.T) {
 			for i := range bs {
 				bs[i] = newBinding(aor)
 			}
-			if _, err := l.Update(aor, set(bs...)); err != nil {
+			if _, _, err := l.Update(aor, set(bs...)); err != nil {
 				t.Fatal(err)
 			}
 		case r < 6:
 			op = "failed update"
-			_, _ = l.Update(aor, func([]store.Binding) ([]store.Binding, error) { return nil, errors.New("no") })
+			_, _, _ = l.Update(aor, func([]store.Binding) ([]store.Binding, error) { return nil, errors.New("no") })
 		case r < 7:
 			op = "remove aor"
 			l.RemoveAOR(aor)

@@ -53,14 +53,14 @@ func TestLocationUpdateLookupExpire(t *testing.T) {
 	var expired []string
 	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
 	now := clk.now()
-	_, err := l.Update("alice", set(
+	_, _, err := l.Update("alice", set(
 		store.Binding{ID: "a1", AOR: "alice", Expires: now.Add(10 * time.Second)},
 		store.Binding{ID: "a2", AOR: "alice", Expires: now.Add(60 * time.Second)},
 	))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = l.Update("bob", set(store.Binding{ID: "b1", AOR: "bob", Expires: now.Add(30 * time.Second)}))
+	_, _, _ = l.Update("bob", set(store.Binding{ID: "b1", AOR: "bob", Expires: now.Add(30 * time.Second)}))
 
 	if got := len(l.Lookup("alice")); got != 2 {
 		t.Fatalf("alice bindings: got %d, want 2", got)
@@ -93,8 +93,8 @@ func TestLocationUpdateErrorChangesNothing(t *testing.T) {
 	rec := &recorder{}
 	l := NewLocation(rec, clk.now, nil)
 	b := store.Binding{ID: "x", AOR: "a", Expires: clk.now().Add(time.Minute)}
-	_, _ = l.Update("a", set(b))
-	_, err := l.Update("a", func([]store.Binding) ([]store.Binding, error) { return nil, fmt.Errorf("no") })
+	_, _, _ = l.Update("a", set(b))
+	_, _, err := l.Update("a", func([]store.Binding) ([]store.Binding, error) { return nil, fmt.Errorf("no") })
 	if err == nil {
 		t.Fatal("Update returned no error")
 	}
@@ -108,8 +108,8 @@ func TestLocationRemove(t *testing.T) {
 	rec := &recorder{}
 	l := NewLocation(rec, clk.now, nil)
 	exp := clk.now().Add(time.Hour)
-	_, _ = l.Update("a", set(store.Binding{ID: "1", AOR: "a", Expires: exp}, store.Binding{ID: "2", AOR: "a", Expires: exp}))
-	_, _ = l.Update("b", set(store.Binding{ID: "3", AOR: "b", Expires: exp}))
+	_, _, _ = l.Update("a", set(store.Binding{ID: "1", AOR: "a", Expires: exp}, store.Binding{ID: "2", AOR: "a", Expires: exp}))
+	_, _, _ = l.Update("b", set(store.Binding{ID: "3", AOR: "b", Expires: exp}))
 	if b, ok := l.RemoveBinding("2"); !ok || b.ID != "2" {
 		t.Fatalf("RemoveBinding: got %v %v", b, ok)
 	}
@@ -159,7 +159,7 @@ func TestLocationSweepManyRandom(t *testing.T) {
 	for i := 0; i < 5000; i++ {
 		aor := fmt.Sprintf("u%d", rng.IntN(2000))
 		exp := clk.now().Add(time.Duration(1+rng.IntN(300)) * time.Second)
-		_, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
+		_, _, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
 		want[aor] = exp
 	}
 	for step := 0; step < 310; step += 7 {
@@ -186,7 +186,7 @@ func TestLocationConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
 				aor := fmt.Sprintf("u%d", i%50)
-				_, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: time.Now().Add(time.Minute)}))
+				_, _, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: time.Now().Add(time.Minute)}))
 				l.Lookup(aor)
 				if i%97 == 0 {
 					l.RemoveAOR(aor)
@@ -206,7 +206,7 @@ func BenchmarkLocationLookup(b *testing.B) {
 	exp := time.Now().Add(time.Hour)
 	for i := 0; i < 100_000; i++ {
 		aor := fmt.Sprintf("user%d", i)
-		_, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
+		_, _, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -229,7 +229,7 @@ func BenchmarkLocationUpdate(b *testing.B) {
 	for b.Loop() {
 		aor := aors[i%len(aors)]
 		i++
-		_, _ = l.Update(aor, func(cur []store.Binding) ([]store.Binding, error) {
+		_, _, _ = l.Update(aor, func(cur []store.Binding) ([]store.Binding, error) {
 			return []store.Binding{{ID: aor, AOR: aor, Expires: exp}}, nil
 		})
 	}
@@ -243,11 +243,11 @@ func TestLocationRemoveFlow(t *testing.T) {
 	rec := &recorder{}
 	l := NewLocation(rec, clk.now, nil)
 	exp := clk.now().Add(time.Hour)
-	_, _ = l.Update("a", set(
+	_, _, _ = l.Update("a", set(
 		store.Binding{ID: "1", AOR: "a", Transport: "ws", Source: "127.0.0.1:1000", Expires: exp},
 		store.Binding{ID: "2", AOR: "a", Transport: "ws", Source: "127.0.0.1:2000", Expires: exp},
 		store.Binding{ID: "3", AOR: "a", Transport: "tcp", Source: "127.0.0.1:1000", Expires: exp}))
-	_, _ = l.Update("b", set(store.Binding{ID: "4", AOR: "b", Transport: "ws", Source: "127.0.0.1:1000", Expires: exp}))
+	_, _, _ = l.Update("b", set(store.Binding{ID: "4", AOR: "b", Transport: "ws", Source: "127.0.0.1:1000", Expires: exp}))
 	if n := l.RemoveFlow("a", "ws", "127.0.0.1:1000"); n != 1 {
 		t.Fatalf("RemoveFlow: got %d, want 1", n)
 	}

@@ -226,9 +226,16 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	if err != nil {
 		return r.replyErr(req, err)
 	}
-	bs, err := r.apply(aor, cred, req, contacts, now, ev, others, limit)
+	bs, saved, err := r.apply(aor, cred, req, contacts, now, ev, others, limit)
 	if err != nil {
 		return r.replyErr(req, err)
+	}
+	// No 200 before the change is stored (a cluster node: in Redis), the
+	// location shard unlocked meanwhile. Not stored in time: 503, though
+	// the table holds the change and its save is retried.
+	if err := saved.Wait(context.Background()); err != nil {
+		r.log.Debug("REGISTER answered 503: binding not stored", "aor", aor, "source", ev.Source, "error", err)
+		return r.replyErr(req, &notStoredError{err: err})
 	}
 	out := r.reply.New(req, 200, "OK")
 	var b strings.Builder
@@ -372,9 +379,12 @@ func parseSeconds(s string) (time.Duration, bool) {
 // others and limit are the bindings of the credential's connection under
 // other AORs and its max_registrations (0: none): a REGISTER that adds a
 // binding past it gets 403 (refreshes and removals always pass).
-func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, cs []contact, now time.Time, ev *Event, others, limit int) ([]store.Binding, error) {
+//
+// The Pending returned is the change's save (for a query, every save so
+// far: the listed bindings may include one not stored yet).
+func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, cs []contact, now time.Time, ev *Event, others, limit int) ([]store.Binding, Pending, error) {
 	if len(cs) == 0 { // a query: list the current bindings
-		return r.loc.Lookup(aor), nil
+		return r.loc.Lookup(aor), r.loc.Pending(), nil
 	}
 	callID := req.CallID().Value()
 	seq := req.CSeq().SeqNo
@@ -383,7 +393,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 		ua = sanitize(h.Value(), 256)
 	}
 	var counts Event
-	bs, err := r.loc.Update(aor, func(cur []store.Binding) ([]store.Binding, error) {
+	bs, saved, err := r.loc.Update(aor, func(cur []store.Binding) ([]store.Binding, error) {
 		counts = Event{}
 		if cs[0].uri == "*" {
 			for _, b := range cur {
@@ -438,10 +448,10 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 		return next, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, Pending{}, err
 	}
 	ev.Added, ev.Refreshed, ev.Removed, ev.Replaced = counts.Added, counts.Refreshed, counts.Removed, counts.Replaced
-	return bs, nil
+	return bs, saved, nil
 }
 
 func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req *sip.Request, callID string, seq uint32, ua string, now time.Time) {
@@ -563,4 +573,22 @@ func (r *Registrar) replyErr(req *sip.Request, err error) *sip.Response {
 		r.log.Error("REGISTER failed", "source", req.Source(), "error", err)
 	}
 	return r.reply.Error(req, err)
+}
+
+// notStoredError is a REGISTER's change that the table holds but whose
+// save was not stored in time (Durable): answered 503 with Retry-After,
+// like every REGISTER while a cluster's Redis is down, never 200.
+type notStoredError struct{ err error }
+
+var _ reply.StatusError = (*notStoredError)(nil)
+
+func (e *notStoredError) Error() string { return "binding not stored: " + e.err.Error() }
+func (e *notStoredError) Unwrap() error { return e.err }
+
+// SIPStatus is 503: try again once the store takes writes.
+func (e *notStoredError) SIPStatus() (int, string) { return 503, "Service Unavailable" }
+
+// SIPHeaders is Retry-After: 5, as the cluster gate's 503.
+func (e *notStoredError) SIPHeaders() []sip.Header {
+	return []sip.Header{sip.NewHeader("Retry-After", "5")}
 }

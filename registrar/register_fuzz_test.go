@@ -18,6 +18,13 @@ import (
 // with one credential alice/pw for realm sipwarden.test.
 func newTestRegistrar(tb testing.TB) (*Registrar, *Location) {
 	tb.Helper()
+	return newTestRegistrarSaving(tb, nil)
+}
+
+// newTestRegistrarSaving is newTestRegistrar with the location table's
+// saver made by saver from the store (nil: the store itself).
+func newTestRegistrarSaving(tb testing.TB, saver func(*store.DB) BindingSaver) (*Registrar, *Location) {
+	tb.Helper()
 	db, err := store.Open(filepath.Join(tb.TempDir(), "s.db"), store.Options{NoSync: true})
 	if err != nil {
 		tb.Fatal(err)
@@ -40,7 +47,11 @@ func newTestRegistrar(tb testing.TB) (*Registrar, *Location) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	loc := NewLocation(db, nil, nil)
+	var sv BindingSaver = db
+	if saver != nil {
+		sv = saver(db)
+	}
+	loc := NewLocation(sv, nil, nil)
 	r := New(Config{DefaultExpires: time.Hour, MinExpires: time.Minute, MaxExpires: 2 * time.Hour, MaxContacts: 1,
 		Domains: []string{realm, "127.0.0.1"}, Server: "sipwarden"}, loc, a, nil, nil)
 	return r, loc

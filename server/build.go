@@ -128,12 +128,12 @@ func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 		counts auth.Counter
 	)
 	if n.cl != nil {
-		// The cluster's key, epoch and counts (server/cluster.go).
-		cn, err := n.clusterNonces(ctx, key)
+		// The cluster's key; the counts on this node or in Redis
+		// (cluster.nonce_counts, server/cluster.go).
+		nonces, counts, err = n.clusterNonces(ctx, key)
 		if err != nil {
 			return err
 		}
-		nonces, counts = cn, cn
 	} else {
 		dn, err := digest.NewNonces(key, cfg.Auth.NonceLifetime.D(), nil)
 		if err != nil {
@@ -200,6 +200,11 @@ func (n *Node) newRegistrar(ctx context.Context) error {
 		// (server/cluster.go).
 		n.shared = n.cl.Bindings(func(aor string, bs []store.Binding) { loc.Apply(aor, bs) })
 		saver = n.shared
+		// Subscribed before the load: a set another node saves
+		// meanwhile is applied after the loaded ones, not missed.
+		if err := n.shared.Subscribe(ctx); err != nil {
+			return fmt.Errorf("subscribe to the cluster's bindings: %w", err)
+		}
 	}
 	loc = registrar.NewLocation(saver, nil, n.log.With("component", "location"))
 	loc.OnExpire(n.bindingExpired) // metrics, webhooks
@@ -309,11 +314,12 @@ func (n *Node) route() {
 	if l.statelessUDP || l.statelessStream {
 		workers := runtime.GOMAXPROCS(0)
 		if n.cl != nil {
-			// A cluster node's digest REGISTER waits for its nonce count
-			// in Redis: with one worker per core the round trips, not the
-			// CPU, bounded the node's rate (docs/bench.md, cluster). The
-			// checks of the waiting workers share pipelines
-			// (cluster/nonces_batch.go).
+			// A cluster node's REGISTER waits for its binding to be in
+			// Redis (and, with cluster.nonce_counts: cluster, for its nonce
+			// count): with one worker per core the round trips, not the
+			// CPU, bound the node's rate (docs/bench.md, cluster). The
+			// waiting workers share pipelines (cluster/bindings_commit.go,
+			// cluster/nonces_batch.go).
 			workers *= clusterWorkersPerCPU
 		}
 		l.front = stateless.New(register, stateless.Config{

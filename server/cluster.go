@@ -12,6 +12,8 @@ import (
 	"github.com/sipwarden/sipwarden/admission"
 	"github.com/sipwarden/sipwarden/auth"
 	"github.com/sipwarden/sipwarden/cluster"
+	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/digest"
 	"github.com/sipwarden/sipwarden/guard"
 	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/metrics"
@@ -20,6 +22,10 @@ import (
 	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/store"
 )
+
+// A cluster node's REGISTER is answered once its binding set is in Redis
+// (cluster/bindings_commit.go).
+var _ registrar.Durable = (*cluster.Bindings)(nil)
 
 // clusterWorkersPerCPU is how many stateless REGISTER workers a cluster
 // node runs per core (a single node: one).
@@ -74,18 +80,41 @@ func (n *Node) openCluster(ctx context.Context) error {
 	return nil
 }
 
-// clusterNonces returns the cluster's nonces and counts, with the shared
-// nonce key: auth.nonce_key when set (every node must then have the same),
-// else the first node's.
-func (n *Node) clusterNonces(ctx context.Context, key []byte) (*cluster.Nonces, error) {
+// clusterNonces returns a cluster node's nonces and counts, with the
+// shared nonce key: auth.nonce_key when set (every node must then have
+// the same), else the first node's.
+//
+// With cluster.nonce_counts: node (the default) the node issues nonces in
+// an epoch of its own, drawn at each start (digest.NewNonces), and keeps
+// their counts in memory, exactly as a single node does: authentication
+// needs no Redis round trip. A nonce of another node (or of this one
+// before a restart) has another epoch: a correct answer to it is stale,
+// challenged again with stale=true (RFC 7616 section 3.3), so an answer
+// accepted by one node and replayed to another is refused, and a client
+// that moves between nodes pays one more challenge. With cluster: the
+// nodes share the epoch and check every count in Redis (cluster.Nonces).
+func (n *Node) clusterNonces(ctx context.Context, key []byte) (auth.Nonces, auth.Counter, error) {
 	key, err := n.cl.Secret(ctx, cluster.SecretNonceKey, key, n.cfg.Auth.NonceKey != "")
 	if err != nil {
 		if n.cfg.Auth.NonceKey != "" {
-			return nil, fmt.Errorf("config: auth.nonce_key: %w", err)
+			return nil, nil, fmt.Errorf("config: auth.nonce_key: %w", err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return n.cl.Nonces(ctx, key, n.cfg.Auth.NonceLifetime.D(), nil)
+	n.nonceKey = key
+	lifetime := n.cfg.Auth.NonceLifetime.D()
+	if n.cfg.Cluster.NonceCounts == config.NonceCountsCluster {
+		cn, err := n.cl.Nonces(ctx, key, lifetime, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return cn, cn, nil
+	}
+	dn, err := digest.NewNonces(key, lifetime, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nonces: %w", err)
+	}
+	return dn, auth.LocalCounts(digest.NewCounts(n.cfg.Auth.MaxNonceCounts, nil)), nil
 }
 
 // sharedJWTSeed returns the cluster's Ed25519 JWT seed: the first node's
@@ -343,6 +372,14 @@ func (n *Node) reseeded() {
 	if n.jwtSeed != nil {
 		if _, err := n.cl.Secret(context.Background(), cluster.SecretJWTKey, n.jwtSeed, false); err != nil {
 			n.log.Warn("jwt key not stored again", "error", err)
+		}
+	}
+	// The nonce key too: a node starting now must sign with the running
+	// nodes' key (with nonce_counts: cluster, Nonces.follow stores it
+	// again as well, when it finds the epoch gone).
+	if n.nonceKey != nil {
+		if _, err := n.cl.Secret(context.Background(), cluster.SecretNonceKey, n.nonceKey, false); err != nil {
+			n.log.Warn("nonce key not stored again", "error", err)
 		}
 	}
 	n.bans.Reshare()

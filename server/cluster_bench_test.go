@@ -11,7 +11,8 @@ import (
 
 // BenchmarkRegisterFlow: one digest REGISTER flow (challenge, answer) over
 // UDP at a time, on a single node on bbolt and on a node of a cluster on
-// Redis (its nonce count checked in Redis, its binding written there).
+// Redis (its binding written there before the 200; its nonce count in
+// the node's memory, cluster.nonce_counts' default).
 // Sequential: it measures what Redis adds to each flow, not a node's rate
 // under load (make bench).
 func BenchmarkRegisterFlow(b *testing.B) {

@@ -43,35 +43,107 @@ func startCluster(t *testing.T, r *redistest.Server, n int, edit func(*config.Co
 	return nodes
 }
 
+// nonceModes runs f with each cluster.nonce_counts.
+func nonceModes(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, mode := range []string{config.NonceCountsNode, config.NonceCountsCluster} {
+		t.Run(mode, func(t *testing.T) { f(t, mode) })
+	}
+}
+
+// withNonceCounts sets cluster.nonce_counts.
+func withNonceCounts(mode string) func(*config.Config) {
+	return func(c *config.Config) { c.Cluster.NonceCounts = mode }
+}
+
 // TestClusterReplayRefusedOnAnotherNode: a digest answer accepted by node
-// 1 and replayed to node 2 is refused (the nonce counts live in Redis),
-// while a fresh answer to node 1's nonce through node 2 is accepted (the
-// nonce key and epoch are shared).
+// 1 and replayed to node 2 is refused in both nonce_counts modes (node:
+// node 1's nonce is stale on node 2; cluster: its count is in Redis),
+// never 200. A fresh answer to node 1's nonce sent to node 2 is accepted
+// in cluster mode (shared key and epoch); in node mode it is challenged
+// again with stale=true and a nonce of node 2's, whose answer is
+// accepted.
 func TestClusterReplayRefusedOnAnotherNode(t *testing.T) {
-	r := redistest.Start(t)
-	nodes := startCluster(t, r, 2, nil)
-	waitCredential(t, nodes[1], nodes[0].createCredential(t, "alice", pw, nil))
-	u1 := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
-	u2 := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
-	nonce := u1.nonce()
-	answer := digestAuth("alice", pw, nonce)
-	callID := randHex(8)
-	if st, _ := u1.exchange(u1.registerMsg("alice", callID, 2, answer, ""), 2*time.Second); st != "SIP/2.0 200 OK" {
-		t.Fatalf("answer to node 1: got %q, want 200", st)
-	}
-	st, raw := u2.exchange(u2.registerMsg("alice", callID, 3, answer, ""), 2*time.Second)
-	if st != "SIP/2.0 401 Unauthorized" || !strings.Contains(strings.ToLower(raw), "stale=true") {
-		t.Fatalf("replay to node 2: got %q, want 401 with stale=true", st)
-	}
-	if st, _ := u1.exchange(u1.registerMsg("alice", callID, 4, answer, ""), 2*time.Second); st != "SIP/2.0 401 Unauthorized" {
-		t.Fatalf("replay to node 1: got %q, want 401", st)
-	}
-	// Node 1's nonce answered afresh (nc 1 of another nonce would do too)
-	// is accepted by node 2: same key, same epoch.
-	nonce = u1.nonce()
-	if st, _ := u2.exchange(u2.registerMsg("alice", randHex(8), 2, digestAuth("alice", pw, nonce), ""), 2*time.Second); st != "SIP/2.0 200 OK" {
-		t.Fatalf("node 1's nonce answered to node 2: got %q, want 200", st)
-	}
+	nonceModes(t, func(t *testing.T, mode string) {
+		r := redistest.Start(t)
+		nodes := startCluster(t, r, 2, withNonceCounts(mode))
+		waitCredential(t, nodes[1], nodes[0].createCredential(t, "alice", pw, nil))
+		u1 := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
+		u2 := newRawUA(t, "udp", "127.0.0.1", nodes[1].Addr("udp"))
+		nonce := u1.nonce()
+		answer := digestAuth("alice", pw, nonce)
+		callID := randHex(8)
+		if st, _ := u1.exchange(u1.registerMsg("alice", callID, 2, answer, ""), 2*time.Second); st != "SIP/2.0 200 OK" {
+			t.Fatalf("answer to node 1: got %q, want 200", st)
+		}
+		st, raw := u2.exchange(u2.registerMsg("alice", callID, 3, answer, ""), 2*time.Second)
+		if st != "SIP/2.0 401 Unauthorized" || !strings.Contains(strings.ToLower(raw), "stale=true") {
+			t.Fatalf("replay to node 2: got %q, want 401 with stale=true", st)
+		}
+		if st, _ := u1.exchange(u1.registerMsg("alice", callID, 4, answer, ""), 2*time.Second); st != "SIP/2.0 401 Unauthorized" {
+			t.Fatalf("replay to node 1: got %q, want 401", st)
+		}
+		// Node 1's nonce answered afresh, to node 2.
+		nonce = u1.nonce()
+		callID = randHex(8)
+		st, raw = u2.exchange(u2.registerMsg("alice", callID, 2, digestAuth("alice", pw, nonce), ""), 2*time.Second)
+		if mode == config.NonceCountsCluster {
+			if st != "SIP/2.0 200 OK" {
+				t.Fatalf("node 1's nonce answered to node 2: got %q, want 200 (same key, same epoch)", st)
+			}
+			return
+		}
+		m := nonceRE.FindStringSubmatch(raw)
+		if st != "SIP/2.0 401 Unauthorized" || !strings.Contains(strings.ToLower(raw), "stale=true") || m == nil || m[1] == nonce {
+			t.Fatalf("node 1's nonce answered to node 2: got %q, want 401 with stale=true and a new nonce\n%s", st, raw)
+		}
+		if st, _ := u2.exchange(u2.registerMsg("alice", callID, 3, digestAuth("alice", pw, m[1]), ""), 2*time.Second); st != "SIP/2.0 200 OK" {
+			t.Fatalf("the answer to node 2's own nonce: got %q, want 200", st)
+		}
+	})
+}
+
+// TestClusterNodeNonceCountsStayLocal: with nonce_counts: node, REGISTER
+// flows through two nodes send no nonce command to Redis (no count keys,
+// no script, no shared epoch), while their bindings are in Redis before
+// each 200; with cluster, the same flows leave a count key per nonce (so
+// that this test can fail).
+func TestClusterNodeNonceCountsStayLocal(t *testing.T) {
+	nonceModes(t, func(t *testing.T, mode string) {
+		r := redistest.Start(t)
+		nodes := startCluster(t, r, 2, withNonceCounts(mode))
+		const users = 5
+		for i := range users {
+			waitCredential(t, nodes[1], nodes[0].createCredential(t, fmt.Sprintf("local%d", i), pw, nil))
+		}
+		evalsha := r.Calls("evalsha")
+		for i := range users {
+			for j, n := range nodes {
+				u := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp"))
+				user := fmt.Sprintf("local%d", i)
+				// Twice with the same nonce (nc 1 then 2), as a phone
+				// refreshing with its cached nonce: the script's path in
+				// cluster mode.
+				nonce := u.nonce()
+				callID := randHex(8)
+				for nc := 1; nc <= 2; nc++ {
+					if st, _ := u.exchange(u.registerMsg(user, callID, 1+nc, digestAuthNC(user, pw, nonce, nc), ""), 2*time.Second); st != "SIP/2.0 200 OK" {
+						t.Fatalf("%s through node %d, nc %d: got %q, want 200", user, j+1, nc, st)
+					}
+				}
+			}
+		}
+		keys := r.Do("EVAL \"return #redis.call('KEYS','sipwarden:nc:*')\" 0")
+		epoch := r.Do("EXISTS sipwarden:secret:nonce_epoch")
+		scripts := r.Calls("evalsha") - evalsha
+		t.Logf("%s: nonce count keys %s, epoch in redis %s, EVALSHA calls %d", mode, keys, epoch, scripts)
+		if mode == config.NonceCountsNode {
+			if keys != ":0" || epoch != ":0" || scripts != 0 {
+				t.Errorf("node mode touched Redis for nonces: %s count keys, epoch %s, %d EVALSHA, want :0, :0, 0", keys, epoch, scripts)
+			}
+		} else if keys == ":0" || epoch != ":1" || scripts == 0 {
+			t.Errorf("cluster mode: %s count keys, epoch %s, %d EVALSHA, want some, :1, some", keys, epoch, scripts)
+		}
+	})
 }
 
 // TestClusterBanShared: failures through two nodes add up; a scanner
@@ -256,9 +328,19 @@ func TestClusterRedisDown(t *testing.T) {
 	// bindings too, so a node starting now sees bob's, registered before
 	// the outage.
 	waitFor(t, "bob's binding back in redis", 5*time.Second, func() bool { return r.Do("EXISTS sipwarden:bind:bob") == ":1" })
+	// And the nonce key (no nonce count check stores it again with
+	// nonce_counts: node): the node starting now signs with the same key.
+	waitFor(t, "the nonce key back in redis", 5*time.Second, func() bool { return r.Do("EXISTS sipwarden:secret:nonce_key") == ":1" })
 	late := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.NodeName = "node3" })[0]
 	if bs := late.registrations(t, "bob"); len(bs) != 1 {
 		t.Errorf("the late node lists %d bindings of bob after redis came back, want 1", len(bs))
+	}
+	// A correct answer to the late node's nonce, sent to node 1: stale
+	// (another node's epoch), not an unknown nonce (another key).
+	u := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp"))
+	nonce := newRawUA(t, "udp", "127.0.0.1", late.Addr("udp")).nonce()
+	if st, raw := u.exchange(u.registerMsg("alice", randHex(8), 2, digestAuth("alice", pw, nonce), ""), 2*time.Second); st != "SIP/2.0 401 Unauthorized" || !strings.Contains(strings.ToLower(raw), "stale=true") {
+		t.Errorf("the late node's nonce answered to node 1: got %q, want 401 with stale=true (the same key)\n%s", st, raw)
 	}
 }
 
@@ -321,52 +403,64 @@ func TestClusterOldRecordMessagesNoReload(t *testing.T) {
 }
 
 // TestClusterRedisHangsAtAnswer: Redis stops answering (SIGSTOP) between
-// a challenge and its answer, before the node has noticed: the answer's
-// nonce count cannot be checked, and the REGISTER (and the INVITE) is
-// answered 503 with Retry-After, not 401 stale=true as if it were a
-// replay, nor 200. Once Redis answers again, so does the node.
+// a challenge and its answer, before the node has noticed. The
+// REGISTER's correct answer is answered 503 with Retry-After, never 200
+// nor 401 stale=true as if it were a replay: with nonce_counts: node
+// because its binding cannot be stored, with cluster because its nonce
+// count cannot be checked either. An INVITE needs Redis only for its
+// nonce count: answered 503 in cluster mode, and as usual in node mode
+// (here 404: the callee is not registered). Once Redis answers again, so
+// does the node.
 func TestClusterRedisHangsAtAnswer(t *testing.T) {
-	r := redistest.Start(t)
-	// 100 ms: the INVITE is answered before sipgo's automatic 100 Trying
-	// (Timer_1xx, 200 ms), whose goroutine clones the request while the
-	// proxy writes its Via (forceRport): a data race, outside this test's
-	// subject, that -race reports for an INVITE answered after 200 ms.
-	node := startCluster(t, r, 1, func(c *config.Config) { c.Cluster.Timeout = config.Duration(100 * time.Millisecond) })[0]
-	node.createCredential(t, "alice", pw, nil)
-	for _, method := range []string{"REGISTER", "INVITE"} {
-		u := newRawUA(t, "udp", "127.0.0.1", node.Addr("udp"))
-		// Redis answers, and the node knows it (the gate lets REGISTERs in).
-		waitFor(t, "alice registering", 5*time.Second, func() bool { return u.register("alice", pw) == "SIP/2.0 200 OK" })
-		callID := randHex(8)
-		var msg func(cseq int, auth string) string
-		switch method {
-		case "REGISTER":
-			msg = func(cseq int, auth string) string { return u.registerMsg("alice", callID, cseq, auth, "") }
-		default:
-			msg = func(cseq int, auth string) string { return u.inviteMsg("alice", callID, cseq, auth) }
+	nonceModes(t, func(t *testing.T, mode string) {
+		r := redistest.Start(t)
+		// 100 ms: the INVITE is answered before sipgo's automatic 100 Trying
+		// (Timer_1xx, 200 ms), whose goroutine clones the request while the
+		// proxy writes its Via (forceRport): a data race, outside this test's
+		// subject, that -race reports for an INVITE answered after 200 ms.
+		node := startCluster(t, r, 1, func(c *config.Config) {
+			c.Cluster.Timeout = config.Duration(100 * time.Millisecond)
+			c.Cluster.NonceCounts = mode
+		})[0]
+		node.createCredential(t, "alice", pw, nil)
+		for _, method := range []string{"REGISTER", "INVITE"} {
+			u := newRawUA(t, "udp", "127.0.0.1", node.Addr("udp"))
+			// Redis answers, and the node knows it (the gate lets REGISTERs in).
+			waitFor(t, "alice registering", 5*time.Second, func() bool { return u.register("alice", pw) == "SIP/2.0 200 OK" })
+			callID := randHex(8)
+			var msg func(cseq int, auth string) string
+			switch method {
+			case "REGISTER":
+				msg = func(cseq int, auth string) string { return u.registerMsg("alice", callID, cseq, auth, "") }
+			default:
+				msg = func(cseq int, auth string) string { return u.inviteMsg("alice", callID, cseq, auth) }
+			}
+			_, raw := u.exchange(msg(1, ""), 2*time.Second)
+			m := nonceRE.FindStringSubmatch(raw)
+			if m == nil {
+				t.Fatalf("%s: no challenge in %q", method, StatusLineOf(raw))
+			}
+			answer := digestAuth("alice", pw, m[1])
+			if method == "INVITE" {
+				answer = digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test")
+			}
+			// The node learns that Redis hangs only when a command times
+			// out (100 ms): the answer sent now passes the cluster gate.
+			r.Pause()
+			st, raw := u.exchange(msg(2, answer), 5*time.Second)
+			r.Resume()
+			want := "SIP/2.0 503 Service Unavailable"
+			if method == "INVITE" && mode == config.NonceCountsNode {
+				want = "SIP/2.0 404 User Not Found"
+			}
+			if st != want {
+				t.Fatalf("%s answered while redis hangs: got %q, want %q\n%s", method, st, want, raw)
+			}
+			if strings.HasPrefix(st, "SIP/2.0 503") && !strings.Contains(raw, "Retry-After: 5") {
+				t.Errorf("%s: the 503 lacks Retry-After:\n%s", method, raw)
+			}
 		}
-		_, raw := u.exchange(msg(1, ""), 2*time.Second)
-		m := nonceRE.FindStringSubmatch(raw)
-		if m == nil {
-			t.Fatalf("%s: no challenge in %q", method, StatusLineOf(raw))
-		}
-		answer := digestAuth("alice", pw, m[1])
-		if method == "INVITE" {
-			answer = digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test")
-		}
-		// The node learns that Redis hangs only when a command times out
-		// (100 ms): the answer sent now passes the cluster gate and reaches
-		// the nonce count check.
-		r.Pause()
-		st, raw := u.exchange(msg(2, answer), 5*time.Second)
-		r.Resume()
-		if st != "SIP/2.0 503 Service Unavailable" {
-			t.Fatalf("%s answered while redis hangs: got %q, want 503\n%s", method, st, raw)
-		}
-		if !strings.Contains(raw, "Retry-After: 5") {
-			t.Errorf("%s: the 503 lacks Retry-After:\n%s", method, raw)
-		}
-	}
+	})
 }
 
 // waitCredential waits up to a second for c, created through another
@@ -920,5 +1014,105 @@ func TestClusterExpiryReportedOnce(t *testing.T) {
 	defer rcv.mu.Unlock()
 	if rcv.bad != 0 {
 		t.Errorf("%d deliveries did not verify", rcv.bad)
+	}
+}
+
+// TestClusterRegisterAnsweredOnceStored: a REGISTER through a cluster
+// node is answered 200 only once Redis holds its binding set: read
+// straight from Redis the moment each 200 arrives (concurrent flows
+// through two nodes), the set is there with that REGISTER's Call-ID and
+// CSeq; an unregister's 200 comes once the key is gone. With
+// redis-server frozen (SIGSTOP) no REGISTER gets 200: 503 with
+// Retry-After; after SIGCONT both nodes answer 200 again with no
+// restart, and the bindings are in Redis.
+func TestClusterRegisterAnsweredOnceStored(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, func(c *config.Config) {
+		c.Guard.MaxFailures, c.Guard.UserMaxFailures, c.Guard.LongMaxFailures = 100000, 100000, 100000
+	})
+	const users = 16
+	for i := range users {
+		waitCredential(t, nodes[1], nodes[0].createCredential(t, fmt.Sprintf("dur%02d", i), pw, nil))
+	}
+	// flow runs one REGISTER flow (challenge, answer) of user through u
+	// with the given Expires and returns the final status and answer.
+	flow := func(u *rawUA, user, callID string, cseq int, expires string) (string, string) {
+		msg := func(cseq int, auth string) string {
+			return strings.Replace(u.registerMsg(user, callID, cseq, auth, ""), "Expires: 600\r\n", "Expires: "+expires+"\r\n", 1)
+		}
+		st, raw := u.exchange(msg(cseq, ""), 2*time.Second)
+		if !strings.HasPrefix(st, "SIP/2.0 401") {
+			return st, raw
+		}
+		m := nonceRE.FindStringSubmatch(raw)
+		if m == nil {
+			return "no nonce in " + st, raw
+		}
+		return u.exchange(msg(cseq+1, digestAuth(user, pw, m[1])), 2*time.Second)
+	}
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			user := fmt.Sprintf("dur%02d", i)
+			u := newRawUA(t, "udp", "127.0.0.1", nodes[i%2].Addr("udp"))
+			callID := randHex(8)
+			for k := range 5 {
+				cseq := 1 + 2*k
+				st, _ := flow(u, user, callID, cseq, "600")
+				v, ok := r.Get("sipwarden:bind:" + user) // at once: no wait, no retry
+				if st != "SIP/2.0 200 OK" {
+					t.Errorf("%s flow %d: got %q, want 200", user, k, st)
+					return
+				}
+				if !ok || !strings.Contains(v, `"call_id":"`+callID+`","cseq":`+fmt.Sprint(cseq+1)+`,`) {
+					t.Errorf("%s flow %d: answered 200 while redis holds %q, want its Call-ID and CSeq %d", user, k, v, cseq+1)
+					return
+				}
+			}
+			// Unregistered: the key is gone when the 200 comes.
+			if st, _ := flow(u, user, callID, 20, "0"); st != "SIP/2.0 200 OK" {
+				t.Errorf("%s unregister: got %q, want 200", user, st)
+				return
+			}
+			if got := r.Do("EXISTS sipwarden:bind:" + user); got != ":0" {
+				t.Errorf("%s: unregister answered 200 while redis still holds its set (EXISTS %s)", user, got)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// Frozen: no 200, a 503 with Retry-After.
+	r.Pause()
+	frozen := time.Now()
+	count := map[string]int{}
+	for k := 0; time.Since(frozen) < 2*time.Second; k++ {
+		user := fmt.Sprintf("dur%02d", k%users)
+		u := newRawUA(t, "udp", "127.0.0.1", nodes[k%2].Addr("udp"))
+		st, raw := flow(u, user, randHex(8), 1, "600")
+		count[st]++
+		if st == "SIP/2.0 200 OK" {
+			r.Resume()
+			t.Fatalf("%s through node %d answered 200 with redis frozen", user, k%2+1)
+		}
+		if st != "SIP/2.0 503 Service Unavailable" || !strings.Contains(raw, "Retry-After: 5") {
+			r.Resume()
+			t.Fatalf("%s through node %d with redis frozen: got %q, want 503 with Retry-After: 5\n%s", user, k%2+1, st, raw)
+		}
+	}
+	r.Resume()
+	t.Logf("answers with redis frozen for 2 s: %v", count)
+	for i, n := range nodes {
+		user := fmt.Sprintf("dur%02d", i)
+		u := newRawUA(t, "udp", "127.0.0.1", n.Addr("udp"))
+		waitFor(t, fmt.Sprintf("node %d answering 200 after redis runs again", i+1), 10*time.Second, func() bool {
+			st, _ := flow(u, user, randHex(8), 1, "600")
+			return st == "SIP/2.0 200 OK"
+		})
+		if got := r.Do("EXISTS sipwarden:bind:" + user); got != ":1" {
+			t.Errorf("%s through node %d: 200 after the freeze, EXISTS %s", user, i+1, got)
+		}
 	}
 }

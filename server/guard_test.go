@@ -128,12 +128,16 @@ func (u *rawUA) exchange(msg string, timeout time.Duration) (status, raw string)
 var nonceRE = regexp.MustCompile(`nonce="([^"]+)"`)
 
 // digestAuth is the Authorization value answering nonce for user.
-func digestAuth(user, pass, nonce string) string {
+func digestAuth(user, pass, nonce string) string { return digestAuthNC(user, pass, nonce, 1) }
+
+// digestAuthNC is digestAuth with nonce count nc.
+func digestAuthNC(user, pass, nonce string, nc int) string {
+	ncs := fmt.Sprintf("%08x", nc)
 	c := digest.Credentials{Username: user, Realm: "sipwarden.test", Nonce: nonce, URI: "sip:sipwarden.test",
-		Algorithm: "MD5", QOP: "auth", CNonce: randHex(4), NC: "00000001", NonceCount: 1}
+		Algorithm: "MD5", QOP: "auth", CNonce: randHex(4), NC: ncs, NonceCount: uint32(nc)}
 	resp := digest.Response(c, digest.MD5, "REGISTER", digest.HA1(digest.MD5, user, "sipwarden.test", pass), nil)
-	return fmt.Sprintf(`Digest username="%s", realm="sipwarden.test", nonce="%s", uri="%s", response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="%s"`,
-		user, nonce, c.URI, resp, c.CNonce)
+	return fmt.Sprintf(`Digest username="%s", realm="sipwarden.test", nonce="%s", uri="%s", response="%s", algorithm=MD5, qop=auth, nc=%s, cnonce="%s"`,
+		user, nonce, c.URI, resp, ncs, c.CNonce)
 }
 
 // register runs a digest REGISTER flow (challenge, answer) and returns

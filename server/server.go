@@ -64,6 +64,9 @@ type Node struct {
 	records *cluster.Records
 	shared  *cluster.Bindings
 	jwtSeed []byte // the cluster's Ed25519 JWT seed (nil with hs256)
+	// nonceKey is the cluster's nonce key, stored again if Redis loses it
+	// (reseeded).
+	nonceKey []byte
 	// peers is db once open, for the guard's exemption of ip
 	// connections, which listeners may consult before (server/proxy.go).
 	peers  atomic.Pointer[store.DB]

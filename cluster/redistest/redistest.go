@@ -8,6 +8,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -204,4 +205,77 @@ func (s *Server) Do(cmd string) string {
 		s.t.Fatalf("redis %s: %v", cmd, err)
 	}
 	return strings.TrimSpace(line)
+}
+
+// Info returns the answer of INFO section (a bulk string).
+func (s *Server) Info(section string) string {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		s.t.Fatalf("redis INFO %s: %v", section, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintf(c, "INFO %s\r\n", section); err != nil {
+		s.t.Fatalf("redis INFO %s: %v", section, err)
+	}
+	rd := bufio.NewReader(c)
+	head, err := rd.ReadString('\n')
+	if err != nil {
+		s.t.Fatalf("redis INFO %s: %v", section, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil {
+		s.t.Fatalf("redis INFO %s: got %q", section, head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		s.t.Fatalf("redis INFO %s: %v", section, err)
+	}
+	return string(body)
+}
+
+// Calls returns how many times the server ran the command cmd (lower
+// case, as INFO commandstats names it: "evalsha", "publish").
+func (s *Server) Calls(cmd string) int {
+	s.t.Helper()
+	for _, line := range strings.Split(s.Info("commandstats"), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// Get returns the string value of key, and false when there is none.
+func (s *Server) Get(key string) (string, bool) {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		s.t.Fatalf("redis GET %s: %v", key, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	// RESP, not inline: the key may hold any byte.
+	if _, err := fmt.Fprintf(c, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key); err != nil {
+		s.t.Fatalf("redis GET %s: %v", key, err)
+	}
+	rd := bufio.NewReader(c)
+	head, err := rd.ReadString('\n')
+	if err != nil {
+		s.t.Fatalf("redis GET %s: %v", key, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil || !strings.HasPrefix(head, "$") {
+		s.t.Fatalf("redis GET %s: got %q", key, head)
+	}
+	if n < 0 {
+		return "", false
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		s.t.Fatalf("redis GET %s: %v", key, err)
+	}
+	return string(body), true
 }

@@ -1,0 +1,148 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/store"
+)
+
+// durableSaver is a Durable saver whose saves are stored when the test
+// says so: Stored waits for release, then answers with err.
+type durableSaver struct {
+	mu      sync.Mutex
+	seq     uint64
+	asked   chan uint64   // the tickets Stored is called with
+	release chan struct{} // one Stored call returns per value
+	err     error
+}
+
+func newDurableSaver() *durableSaver {
+	return &durableSaver{asked: make(chan uint64, 16), release: make(chan struct{}, 16)}
+}
+
+func (d *durableSaver) SaveBindings(string, []store.Binding) {
+	d.mu.Lock()
+	d.seq++
+	d.mu.Unlock()
+}
+
+func (d *durableSaver) Ticket() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq
+}
+
+func (d *durableSaver) Stored(ctx context.Context, ticket uint64) error {
+	d.asked <- ticket
+	select {
+	case <-d.release:
+	case <-time.After(5 * time.Second):
+		return errors.New("test: not released")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+var _ Durable = (*durableSaver)(nil)
+
+// durableRegister is a REGISTER of alice answering nonce with count nc (""
+// nonce: no credentials), with the given Contact and Expires lines.
+func durableRegister(t *testing.T, nonce string, nc uint32, contact string) *sip.Request {
+	t.Helper()
+	authz := ""
+	if nonce != "" {
+		c := digest.Credentials{Username: "alice", Realm: "sipwarden.test", Nonce: nonce, URI: "sip:sipwarden.test",
+			QOP: "auth", CNonce: "c", NC: fmt.Sprintf("%08x", nc), NonceCount: nc}
+		resp := digest.Response(c, digest.MD5, "REGISTER", digest.HA1(digest.MD5, "alice", "sipwarden.test", "pw-0123456789"), nil)
+		authz = fmt.Sprintf("Authorization: Digest username=\"alice\", realm=\"sipwarden.test\", nonce=\"%s\", uri=\"sip:sipwarden.test\", response=\"%s\", algorithm=MD5, qop=auth, nc=%s, cnonce=\"c\"\r\n", nonce, resp, c.NC)
+	}
+	raw := fmt.Sprintf("REGISTER sip:sipwarden.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK%d;rport\r\n"+
+		"To: <sip:alice@sipwarden.test>\r\nFrom: <sip:alice@sipwarden.test>;tag=1\r\nCall-ID: durable@127.0.0.1\r\n"+
+		"CSeq: %d REGISTER\r\n%sMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n", nc, nc+1, contact, authz)
+	m, err := sip.NewParser().ParseSIP([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	req.SetSource("127.0.0.1:5070")
+	req.SetTransport("UDP")
+	return req
+}
+
+// TestRegisterWaitsUntilStored: with a Durable saver, a REGISTER that
+// binds, one that only lists (no Contact) and one that unregisters are
+// answered only once Stored returned for their save (the 200 never comes
+// before), and 503 with Retry-After when Stored fails; the table keeps
+// the change either way (its save is the saver's to retry).
+func TestRegisterWaitsUntilStored(t *testing.T) {
+	d := newDurableSaver()
+	r, loc := newTestRegistrarSaving(t, func(*store.DB) BindingSaver { return d })
+	ch := r.Handle(durableRegister(t, "", 0, ""))
+	if ch.StatusCode != 401 {
+		t.Fatalf("got %d, want a 401 challenge", ch.StatusCode)
+	}
+	nonce := between(ch.GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	bind := "Contact: <sip:alice@127.0.0.1:5070>\r\nExpires: 600\r\n"
+	for i, tc := range []struct {
+		name     string
+		contact  string
+		err      error
+		want     int
+		bindings int // in the table afterwards
+	}{
+		{"bind", bind, nil, 200, 1},
+		{"query", "", nil, 200, 1},
+		{"refresh not stored", bind, errors.New("redis frozen"), 503, 1},
+		{"unregister", "Contact: <sip:alice@127.0.0.1:5070>\r\nExpires: 0\r\n", nil, 200, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d.mu.Lock()
+			d.err = tc.err
+			d.mu.Unlock()
+			done := make(chan *sip.Response, 1)
+			go func() { done <- r.Handle(durableRegister(t, nonce, uint32(i+1), tc.contact)) }()
+			select {
+			case ticket := <-d.asked:
+				if want := d.Ticket(); ticket != want {
+					t.Errorf("Stored asked for ticket %d, want %d (the last save's)", ticket, want)
+				}
+			case res := <-done:
+				t.Fatalf("answered %d without waiting for the save to be stored", res.StatusCode)
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer and no wait")
+			}
+			select {
+			case res := <-done:
+				t.Fatalf("answered %d before the save was stored", res.StatusCode)
+			case <-time.After(50 * time.Millisecond):
+			}
+			d.release <- struct{}{}
+			var res *sip.Response
+			select {
+			case res = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer once stored")
+			}
+			if res.StatusCode != tc.want {
+				t.Fatalf("got %d %s, want %d", res.StatusCode, res.Reason, tc.want)
+			}
+			if tc.want == 503 {
+				if h := res.GetHeader("Retry-After"); h == nil || h.Value() != "5" {
+					t.Errorf("the 503 has Retry-After %v, want 5", h)
+				}
+			}
+			if got := len(loc.Lookup("alice")); got != tc.bindings {
+				t.Errorf("got %d bindings in the table, want %d", got, tc.bindings)
+			}
+		})
+	}
+}
