@@ -96,9 +96,6 @@ func (f *Front) ACKsAbsorbed() uint64 {
 func (f *Front) take(msg []byte, j job) bool {
 	switch {
 	case isRegister(msg):
-		if f.shedAtAdmission(msg, j) {
-			return true
-		}
 		if f.dispatch(msg, j) {
 			return true
 		}

@@ -23,7 +23,6 @@ package stateless
 import (
 	"bytes"
 	"context"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"sync"
@@ -108,8 +107,6 @@ type Front struct {
 	// Requests shed for overload, and when that was last logged (Unix ns).
 	shedTotal  atomic.Uint64
 	shedLogged atomic.Int64
-	soj        sojourn      // the last wait a worker measured (admit.go)
-	tagSeed    maphash.Seed // To tags of the 503s answered at admission
 }
 
 // job is one REGISTER to answer: the message in a pooled buffer and where
@@ -152,7 +149,6 @@ func New(h Handler, cfg Config) *Front {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
 	close(f.closed)
-	f.tagSeed = maphash.MakeSeed()
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	for range cfg.Workers {
 		f.wg.Add(1)
@@ -298,13 +294,8 @@ func (f *Front) queuedJob() (job, bool) {
 // work handles one job a worker took from the queue.
 func (f *Front) work(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {
 	f.queued.remove(j.sum)
-	if !j.at.IsZero() {
-		now := time.Now()
-		wait := now.Sub(j.at)
-		f.soj.note(wait, now)
-		if f.cfg.OnQueueDelay != nil {
-			f.cfg.OnQueueDelay(wait)
-		}
+	if f.cfg.OnQueueDelay != nil && !j.at.IsZero() {
+		f.cfg.OnQueueDelay(time.Since(j.at))
 	}
 	f.handle(parser, out, box, a, j)
 	f.putBuf(j.buf)
