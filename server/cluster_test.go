@@ -752,22 +752,8 @@ func topBranch(msg string) string {
 // /v1/calls/{id} through another node ends the call (BYE to both sides,
 // sent by the node relaying it).
 func TestClusterCallsListedOnEveryNode(t *testing.T) {
-	r := redistest.Start(t)
-	nodes := startCluster(t, r, 2, nil)
+	nodes, _, alice, bob := clusterCall(t)
 	n1, n2 := nodes[0], nodes[1]
-	callSetup(t, n1)
-	bob := newDevice(t, n1, "udp", "bob", "")
-	bob.mode.Store("answer")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, n1, "tcp", "alice", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
-	if err != nil {
-		t.Fatalf("call through node 1: %v", err)
-	}
-	_ = sess.Ack(ctx)
-	recv(t, bob.acks, "ACK at bob")
 	own := n1.calls(t)
 	if len(own) != 1 || own[0]["node"] != "node1" {
 		t.Fatalf("node 1 lists %v, want its call, node node1", own)
@@ -791,6 +777,30 @@ func TestClusterCallsListedOnEveryNode(t *testing.T) {
 	}
 }
 
+// clusterCall starts two nodes on a Redis of its own and sets up a call
+// through node 1: alice over TCP calls bob over UDP, who answers; the
+// call is acknowledged.
+func clusterCall(t *testing.T) (nodes []*testServer, creds callCredentials, alice, bob *device) {
+	t.Helper()
+	r := redistest.Start(t)
+	nodes = startCluster(t, r, 2, nil)
+	n1 := nodes[0]
+	creds = callSetup(t, n1)
+	bob = newDevice(t, n1, "udp", "bob", "")
+	bob.mode.Store("answer")
+	bob.register(t, bobPass, "")
+	alice = newDevice(t, n1, "tcp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel) // the dialog outlives this function
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call through node 1: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	recv(t, bob.acks, "ACK at bob")
+	return nodes, creds, alice, bob
+}
+
 // TestClusterDeleteEndsCallElsewhere: a credential deleted (or disabled)
 // through node 2 ends the call node 1 relays for it (BYE to both sides)
 // and removes its binding everywhere.
@@ -801,22 +811,8 @@ func TestClusterDeleteEndsCallElsewhere(t *testing.T) {
 }
 
 func testEndsCallElsewhere(t *testing.T, how string) {
-	r := redistest.Start(t)
-	nodes := startCluster(t, r, 2, nil)
+	nodes, creds, alice, bob := clusterCall(t)
 	n1 := nodes[0]
-	creds := callSetup(t, n1)
-	bob := newDevice(t, n1, "udp", "bob", "")
-	bob.mode.Store("answer")
-	bob.register(t, bobPass, "")
-	alice := newDevice(t, n1, "tcp", "alice", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
-	if err != nil {
-		t.Fatalf("call through node 1: %v", err)
-	}
-	_ = sess.Ack(ctx)
-	recv(t, bob.acks, "ACK at bob")
 	waitFor(t, "bob's binding on node 2", time.Second, func() bool { return len(nodes[1].registrations(t, "bob")) == 1 })
 	if how == "delete" {
 		if code := nodes[1].api(t, "DELETE", "/v1/credentials/"+creds.bob.ID, nil, nil); code != 204 {
