@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,27 +17,35 @@ import (
 )
 
 // Bindings shares the location table: every node keeps the whole table in
-// memory (lookups stay in memory) and writes each AOR's complete binding
-// set, as its registrar saves it, to Redis (one key per AOR, expiring with
-// its last binding: Redis 7.0 has no per-field expiry) and to the other
-// nodes (chanBindings), which replace the AOR's set in their tables. An
-// empty set (an unregister, a closed TCP/WebSocket flow, a deleted
-// credential) deletes the key and the other nodes' copies: deletions are
-// replicated like everything else.
+// memory (lookups stay in memory) and writes what each save changed to
+// Redis and to the other nodes (chanBindings), which merge it into their
+// tables. Redis holds one hash per AOR, a field per binding (its ID ->
+// its JSON), expiring with its latest binding (Redis 7.0 has no per-field
+// expiry: a binding that expired without a removal is dropped when read,
+// and by every node's sweeper, whose removal is written like any other).
+// A change names the bindings it added or refreshed and the IDs of those
+// it removed, never a whole set: two devices of one AOR registering
+// through two nodes at the same moment both stay, where writing sets let
+// the second node's set, which did not hold the first node's binding yet,
+// replace it (and the nodes disagree until the next registration).
+// Removals (an unregister, a closed TCP/WebSocket flow, a deleted
+// credential, an expiry) are replicated like everything else.
 //
-// Saves are queued and written in pipelined batches (coalesced per AOR) by
-// one goroutine, so that the registrar never waits on Redis with a
-// location shard locked. A REGISTER is nevertheless answered only once its
-// set is in Redis (group commit, bindings_commit.go): the registrar waits
-// for it (registrar.Durable) after the shard is unlocked, and answers 503
-// when Redis did not take it in time. Other saves (the sweeper's expiries,
-// a closed flow, a deleted credential) are not waited for.
+// Saves are queued and written in batches (coalesced per AOR; one Lua
+// script per batch stores them and publishes them, so that every node
+// receives the changes in the order Redis applied them) by one goroutine,
+// so that the registrar never waits on Redis with a location shard
+// locked. A REGISTER is nevertheless answered only once its change is in
+// Redis (group commit, bindings_commit.go): the registrar waits for it
+// (registrar.Durable) after the shard is unlocked, and answers 503 when
+// Redis did not take it in time. Other saves (the sweeper's expiries, a
+// closed flow, a deleted credential) are not waited for.
 //
 // Which node holds a binding's connection is its LocalAddr: the listener
 // address it was registered on, one of that node's.
 type Bindings struct {
 	c     *Cluster
-	apply func(aor string, bs []store.Binding)
+	apply func(aor string, up []store.Binding, del []string)
 	// sub is the subscription Subscribe made, for Run.
 	sub *redis.PubSub
 	// own starts every message this node publishes (the JSON of a
@@ -44,7 +53,8 @@ type Bindings struct {
 	own string
 
 	// Guarded by mu: the saves not yet written, in the order they were
-	// made (order[head:]), and each AOR's latest set.
+	// made (order[head:]), and each AOR's changes since it was last
+	// written.
 	mu      sync.Mutex
 	pending map[string]pendingSet
 	order   []queuedSave
@@ -68,41 +78,90 @@ type Bindings struct {
 	// writer that one began to wait (bindings_commit.go).
 	waiters atomic.Int64
 	hurry   chan struct{}
-	// notStored counts the waits that ended without their set stored.
+	// notStored counts the waits that ended without their change stored.
 	notStored atomic.Uint64
 }
 
-// pendingSet is an AOR's latest set not yet written, and the save that
-// queued it.
+// change is what saves did to an AOR: the bindings they added or
+// refreshed, and the IDs of those they removed (no ID in both). Its
+// slices are never modified once made: a batch on its way to Redis holds
+// them while later saves make new ones (then).
+type change struct {
+	up  []store.Binding
+	del []string
+}
+
+// diff returns the change from prev to next.
+func diff(prev, next []store.Binding) change {
+	var ch change
+	for _, n := range next {
+		i := slices.IndexFunc(prev, func(p store.Binding) bool { return p.ID == n.ID })
+		if i < 0 || prev[i] != n {
+			ch.up = append(ch.up, n)
+		}
+	}
+	for _, p := range prev {
+		if !slices.ContainsFunc(next, func(n store.Binding) bool { return n.ID == p.ID }) {
+			ch.del = append(ch.del, p.ID)
+		}
+	}
+	return ch
+}
+
+// then returns ch followed by the later change l: l's upserts and
+// removals replace ch's of the same IDs.
+func (ch change) then(l change) change {
+	in := func(id string) bool {
+		return slices.Contains(l.del, id) || slices.ContainsFunc(l.up, func(b store.Binding) bool { return b.ID == id })
+	}
+	var out change
+	for _, b := range ch.up {
+		if !in(b.ID) {
+			out.up = append(out.up, b)
+		}
+	}
+	out.up = append(out.up, l.up...)
+	for _, id := range ch.del {
+		if !in(id) {
+			out.del = append(out.del, id)
+		}
+	}
+	out.del = append(out.del, l.del...)
+	return out
+}
+
+// pendingSet is an AOR's changes not yet written, and the last save that
+// made one.
 type pendingSet struct {
-	bs  []store.Binding // nil deletes
+	ch  change
 	seq uint64
 }
 
-// queuedSave is one save, in order: aor's set as of save seq (or a later
-// one).
+// queuedSave is one save, in order: aor's changes as of save seq (or a
+// later one).
 type queuedSave struct {
 	aor string
 	seq uint64
 }
 
-type bindingSet struct {
-	Node     string          `json:"node"`
-	AOR      string          `json:"aor"`
-	Bindings []store.Binding `json:"bindings,omitempty"`
+// bindingChange is one AOR's change as published.
+type bindingChange struct {
+	AOR string          `json:"aor"`
+	Up  []store.Binding `json:"up,omitempty"`
+	Del []string        `json:"del,omitempty"`
 }
 
 // bindingBatch is what a node publishes for one batch: one message for
 // all its AORs (one PUBLISH, and one message for every node to receive,
 // its own included, instead of one per AOR).
 type bindingBatch struct {
-	Node string       `json:"node"`
-	Sets []bindingSet `json:"sets"`
+	Node string          `json:"node"`
+	Sets []bindingChange `json:"sets"`
 }
 
-// Bindings returns the shared location table; apply replaces an AOR's set
-// in the node's table with what another node saved. Call Run.
-func (c *Cluster) Bindings(apply func(aor string, bs []store.Binding)) *Bindings {
+// Bindings returns the shared location table; apply merges a change
+// another node made to an AOR's bindings into the node's table. Call Run.
+func (c *Cluster) Bindings(apply func(aor string, up []store.Binding, del []string)) *Bindings {
 	node, _ := json.Marshal(c.cfg.Node) // a string: cannot fail
 	return &Bindings{
 		c: c, apply: apply, own: `{"node":` + string(node) + `,`,
@@ -111,13 +170,17 @@ func (c *Cluster) Bindings(apply func(aor string, bs []store.Binding)) *Bindings
 	}
 }
 
-// SaveBindings queues aor's complete set for Redis and the other nodes
-// (registrar.BindingSaver); it never blocks. Stored waits until it is
-// written.
-func (b *Bindings) SaveBindings(aor string, bs []store.Binding) {
+// SaveBindings queues what changed from prev to next in aor's bindings
+// for Redis and the other nodes (registrar.BindingSaver); it never
+// blocks. Stored waits until it is written.
+func (b *Bindings) SaveBindings(aor string, prev, next []store.Binding) {
+	ch := diff(prev, next)
 	b.mu.Lock()
 	seq := b.seq.Add(1)
-	b.pending[aor] = pendingSet{bs: bs, seq: seq}
+	if p, ok := b.pending[aor]; ok {
+		ch = p.ch.then(ch)
+	}
+	b.pending[aor] = pendingSet{ch: ch, seq: seq}
 	b.order = append(b.order, queuedSave{aor: aor, seq: seq})
 	b.mu.Unlock()
 	select {
@@ -126,8 +189,8 @@ func (b *Bindings) SaveBindings(aor string, bs []store.Binding) {
 	}
 }
 
-// Subscribe subscribes to the other nodes' binding sets and returns once
-// Redis confirmed it: a node starting calls it before Load, so that a set
+// Subscribe subscribes to the other nodes' binding changes and returns once
+// Redis confirmed it: a node starting calls it before Load, so that a change
 // another node saves after Load read it, or while Load runs, is not
 // missed (it is applied by Run, after the loaded ones). Without it Run
 // subscribes itself, and what is published before it has subscribed is
@@ -144,25 +207,24 @@ func (b *Bindings) Subscribe(ctx context.Context) error {
 	return nil
 }
 
-// Load returns every live binding Redis holds, for a node starting. It
-// fetches the keys (SCAN, then MGET per 1,000) while GOMAXPROCS
-// goroutines decode what was fetched: at a million bindings decoding the
-// JSON is most of the work (docs/bench.md, cluster).
+// Load returns every binding Redis holds, for a node starting (the
+// caller drops the expired ones). It fetches the AORs' hashes (SCAN, then
+// a pipeline of HVALS per 1,000) while GOMAXPROCS goroutines decode what
+// was fetched: at a million bindings decoding the JSON is most of the
+// work (docs/bench.md, cluster).
 func (b *Bindings) Load(ctx context.Context) ([]store.Binding, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
-	fetched := make(chan []any, workers)
+	fetched := make(chan [][]string, workers)
 	decoded := make(chan []store.Binding, workers)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for vals := range fetched {
-				decoded <- decodeSets(vals)
+				decoded <- decodeBindings(vals)
 			}
-		}()
+		})
 	}
 	var parts [][]store.Binding
 	total := 0
@@ -189,18 +251,28 @@ func (b *Bindings) Load(ctx context.Context) ([]store.Binding, error) {
 	return out, nil
 }
 
-// fetch sends the values of every binding key, 1,000 keys at a time, to
-// vals.
-func (b *Bindings) fetch(ctx context.Context, vals chan<- []any) error {
-	iter := b.c.rdb.Scan(ctx, 0, keyBind+"*", 1000).Iterator()
+// fetch sends the bindings of every AOR, 1,000 AORs at a time, to vals:
+// per AOR, its bindings' JSON.
+func (b *Bindings) fetch(ctx context.Context, vals chan<- [][]string) error {
+	iter := b.c.rdb.Scan(ctx, 0, keyBinds+"*", 1000).Iterator()
 	var keys []string
 	flush := func() error {
 		if len(keys) == 0 {
 			return nil
 		}
-		v, err := b.c.rdb.MGet(ctx, keys...).Result()
+		cmds := make([]*redis.StringSliceCmd, len(keys))
+		_, err := b.c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.HVals(ctx, k)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
+		}
+		v := make([][]string, len(cmds))
+		for i, c := range cmds {
+			v[i] = c.Val()
 		}
 		keys = keys[:0]
 		select {
@@ -224,24 +296,23 @@ func (b *Bindings) fetch(ctx context.Context, vals chan<- []any) error {
 	return flush()
 }
 
-// decodeSets decodes MGET's values (bindingSet JSON; nil for a key gone
-// meanwhile) into their bindings, skipping what does not decode.
-func decodeSets(vals []any) []store.Binding {
+// decodeBindings decodes HVALS's values (store.Binding JSON), skipping
+// what does not decode.
+func decodeBindings(vals [][]string) []store.Binding {
 	var out []store.Binding
-	for _, v := range vals {
-		s, ok := v.(string)
-		if !ok {
-			continue
-		}
-		var set bindingSet
-		if json.Unmarshal([]byte(s), &set) == nil {
-			out = append(out, set.Bindings...)
+	for _, aor := range vals {
+		for _, s := range aor {
+			var x store.Binding
+			if json.Unmarshal([]byte(s), &x) == nil && x.ID != "" && x.AOR != "" {
+				out = append(out, x)
+			}
 		}
 	}
 	return out
 }
 
-// Run writes the queued sets and applies the other nodes' until ctx ends.
+// Run writes the queued changes and applies the other nodes' until ctx
+// ends.
 // It uses the subscription Subscribe made, else subscribes now.
 func (b *Bindings) Run(ctx context.Context) {
 	sub := b.sub
@@ -274,7 +345,7 @@ func (b *Bindings) Run(ctx context.Context) {
 			}
 			for _, set := range batch.Sets {
 				if set.AOR != "" {
-					b.apply(set.AOR, set.Bindings)
+					b.apply(set.AOR, set.Up, set.Del)
 				}
 			}
 		}
@@ -291,18 +362,18 @@ const bindingLinger = 5 * time.Millisecond
 // message).
 const maxBindingBatch = 1000
 
-// batchSet is one AOR's set in a batch, as of save seq.
+// batchSet is one AOR's changes in a batch, as of save seq.
 type batchSet struct {
 	aor string
-	bs  []store.Binding
+	ch  change
 	seq uint64
 }
 
-// take returns the sets of the oldest saves not yet written: each AOR's
-// latest set, at most maxBindingBatch AORs. n is how many queued saves
+// take returns the changes of the oldest saves not yet written: each
+// AOR's changes so far, at most maxBindingBatch AORs. n is how many queued saves
 // the batch covers, and upto the sequence number up to which every save
 // is in Redis once the batch is written (the saves before were written by
-// earlier batches, with their own set or a later one). more reports
+// earlier batches, or are covered by this one's changes). more reports
 // saves left beyond the batch: a large queue (a node writing its whole
 // table back after Redis came back empty) goes in bounded batches. The
 // caller holds wmu.
@@ -315,7 +386,7 @@ func (b *Bindings) take() (batch []batchSet, n int, upto uint64, more bool) {
 		e := q[n]
 		p, queued := b.pending[e.aor]
 		if queued && !in[e.aor] {
-			// The AOR's latest set, which covers this save and every later
+			// The AOR's changes, which cover this save and every later
 			// one of the AOR queued so far.
 			if len(batch) == maxBindingBatch {
 				break
@@ -324,9 +395,9 @@ func (b *Bindings) take() (batch []batchSet, n int, upto uint64, more bool) {
 				in = make(map[string]bool, min(len(q), maxBindingBatch))
 			}
 			in[e.aor] = true
-			batch = append(batch, batchSet{aor: e.aor, bs: p.bs, seq: p.seq})
+			batch = append(batch, batchSet{aor: e.aor, ch: p.ch, seq: p.seq})
 		}
-		// Else a later set of the AOR is in this batch, or was written by
+		// Else the AOR's changes are in this batch, or were written by
 		// an earlier one (pending is cleared only once written).
 		n++
 	}
@@ -337,7 +408,7 @@ func (b *Bindings) take() (batch []batchSet, n int, upto uint64, more bool) {
 }
 
 // writeNext takes the next batch and writes it; it reports whether saves
-// are left beyond it, and the write's error (its sets stay queued).
+// are left beyond it, and the write's error (its changes stay queued).
 func (b *Bindings) writeNext(ctx context.Context) (more bool, err error) {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
@@ -349,8 +420,8 @@ func (b *Bindings) writeNext(ctx context.Context) (more bool, err error) {
 	return more, err
 }
 
-// Flush writes every set queued so far, in batches, and returns when
-// Redis has them all, or the first error (the sets not written stay
+// Flush writes every change queued so far, in batches, and returns when
+// Redis has them all, or the first error (the changes not written stay
 // queued for Run). For a node stopping, and for tools that write many
 // bindings at once (bench/cmd/scale).
 func (b *Bindings) Flush(ctx context.Context) error {
@@ -431,42 +502,120 @@ func (b *Bindings) linger(ctx context.Context, last time.Time) bool {
 	return true
 }
 
-// write sends one batch in one pipeline: per AOR, SET with PXAT (or DEL),
-// and one PUBLISH of the whole batch (bindingBatch, put together from the
-// sets' JSON).
+// writeScript stores one batch and publishes it, atomically (every node
+// receives the changes in the order Redis applied them). KEYS are the
+// AORs' hashes; ARGV[1] is the message, ARGV[2] its channel, then per
+// key: the latest expiry (Unix ms) of its upserts, how many upserts, how
+// many removals, the upserts (ID, JSON), the removed IDs. The hash
+// expires with its latest binding: its expiry only ever moves later
+// (PEXPIRETIME, Redis 7.0), since a binding of another node may outlive
+// the ones this change wrote; emptied by removals, Redis deletes it.
+// Commands take at most 500 fields each (unpack has a stack limit).
+var writeScript = redis.NewScript(`
+local function each(cmd, key, from, n, width)
+  local i = 0
+  while i < n do
+    local k = math.min(n - i, 500)
+    redis.call(cmd, key, unpack(ARGV, from + i * width, from + (i + k) * width - 1))
+    i = i + k
+  end
+end
+local a = 3
+for _, key in ipairs(KEYS) do
+  local exp, nup, ndel = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  each('HSET', key, a, nup, 2)
+  a = a + 2 * nup
+  each('HDEL', key, a, ndel, 1)
+  a = a + ndel
+  if nup > 0 then
+    local t = redis.call('PEXPIRETIME', key)
+    if t == -1 or (t >= 0 and t < exp) then
+      redis.call('PEXPIREAT', key, exp)
+    end
+  end
+end
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+`)
+
+// write stores one batch and publishes it (writeScript): per AOR, the
+// bindings added or refreshed and the IDs removed; an upsert that has
+// expired meanwhile goes as a removal.
 func (b *Bindings) write(ctx context.Context, batch []batchSet) error {
-	ctx, cancel := context.WithTimeout(ctx, 4*b.c.cfg.Timeout)
-	defer cancel()
+	now := time.Now()
+	keys := make([]string, 0, len(batch))
+	args := make([]any, 2, 2+5*len(batch))
 	var pub strings.Builder
 	pub.WriteString(b.own)
 	pub.WriteString(`"sets":[`)
-	_, err := b.c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, s := range batch {
-			msg, err := json.Marshal(bindingSet{Node: b.c.cfg.Node, AOR: s.aor, Bindings: s.bs})
+	for _, s := range batch {
+		var (
+			last time.Time
+			ups  []any
+			up   []byte // the upserts' JSON, comma-separated
+			dels = make([]any, 0, len(s.ch.del))
+		)
+		for _, id := range s.ch.del {
+			dels = append(dels, id)
+		}
+		for _, x := range s.ch.up {
+			if !x.Expires.After(now) {
+				dels = append(dels, x.ID)
+				continue
+			}
+			msg, err := json.Marshal(x)
 			if err != nil {
-				return err
+				return fmt.Errorf("cluster: encode binding: %w", err)
 			}
-			if i > 0 {
-				pub.WriteByte(',')
+			if len(up) > 0 {
+				up = append(up, ',')
 			}
-			pub.Write(msg)
-			var last time.Time
-			for _, x := range s.bs {
-				if x.Expires.After(last) {
-					last = x.Expires
-				}
-			}
-			if len(s.bs) == 0 || !last.After(time.Now()) {
-				p.Del(ctx, keyBind+s.aor)
-			} else {
-				p.Do(ctx, "SET", keyBind+s.aor, msg, "PXAT", last.UnixMilli())
+			up = append(up, msg...)
+			ups = append(ups, x.ID, msg)
+			if x.Expires.After(last) {
+				last = x.Expires
 			}
 		}
-		pub.WriteString("]}")
-		p.Publish(ctx, chanBindings, pub.String())
+		if len(ups) == 0 && len(dels) == 0 {
+			continue
+		}
+		aor, err := json.Marshal(s.aor)
+		if err != nil {
+			return fmt.Errorf("cluster: encode aor: %w", err)
+		}
+		if len(keys) > 0 {
+			pub.WriteByte(',')
+		}
+		pub.WriteString(`{"aor":`)
+		pub.Write(aor)
+		if len(up) > 0 {
+			pub.WriteString(`,"up":[`)
+			pub.Write(up)
+			pub.WriteByte(']')
+		}
+		if len(dels) > 0 {
+			del, err := json.Marshal(dels)
+			if err != nil {
+				return fmt.Errorf("cluster: encode removals: %w", err)
+			}
+			pub.WriteString(`,"del":`)
+			pub.Write(del)
+		}
+		pub.WriteByte('}')
+		keys = append(keys, keyBinds+s.aor)
+		args = append(args, last.UnixMilli(), len(ups)/2, len(dels))
+		args = append(args, ups...)
+		args = append(args, dels...)
+	}
+	if len(keys) == 0 {
 		return nil
-	})
-	if err != nil {
+	}
+	pub.WriteString("]}")
+	args[0], args[1] = pub.String(), chanBindings
+	ctx, cancel := context.WithTimeout(ctx, 4*b.c.cfg.Timeout)
+	defer cancel()
+	if err := writeScript.Run(ctx, b.c.rdb, keys, args...).Err(); err != nil {
 		return b.c.unavailable("write bindings", err)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 )
 
 // Group commit: a REGISTER through a cluster node is answered 200 only
-// once its binding set is in Redis, never before (a kill -9 of the node
+// once its change of the bindings is in Redis, never before (a kill -9 of the node
 // between the two would lose an acknowledged binding), and never when
 // Redis did not take it.
 //
@@ -29,7 +29,7 @@ func (b *Bindings) Ticket() uint64 { return b.seq.Load() }
 // Stored returns nil once every save up to ticket is in Redis
 // (registrar.Durable). It returns an error wrapping ErrUnavailable when a
 // batch holding one of them failed, or when they were not written within
-// the cluster's command timeout; the sets stay queued and the writer
+// the cluster's command timeout; the changes stay queued and the writer
 // retries them, but a REGISTER waiting for them must not be answered 200.
 func (b *Bindings) Stored(ctx context.Context, ticket uint64) error {
 	b.mu.Lock()
@@ -69,7 +69,7 @@ func (b *Bindings) Stored(ctx context.Context, ticket uint64) error {
 	}
 }
 
-// NotStored returns how many waits (Stored) ended without their sets in
+// NotStored returns how many waits (Stored) ended without their changes in
 // Redis: REGISTERs answered 503.
 func (b *Bindings) NotStored() uint64 { return b.notStored.Load() }
 

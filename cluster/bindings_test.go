@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,14 +21,14 @@ import (
 func TestBindingsFlushLoad(t *testing.T) {
 	r := redistest.Start(t)
 	c := open(t, r, "a")
-	b := c.Bindings(func(string, []store.Binding) {})
+	b := c.Bindings(func(string, []store.Binding, []string) {})
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	const n = 2500 // three batches
 	for i := range n {
 		aor := fmt.Sprintf("user%05d", i)
-		b.SaveBindings(aor, []store.Binding{{ID: "b" + aor, AOR: aor, Contact: "<sip:" + aor + "@192.0.2.1>", Transport: "udp", Expires: exp}})
+		b.SaveBindings(aor, nil, []store.Binding{{ID: "b" + aor, AOR: aor, Contact: "<sip:" + aor + "@192.0.2.1>", Transport: "udp", Expires: exp}})
 	}
-	b.SaveBindings("gone", nil) // a deletion in the same flush
+	b.SaveBindings("gone", nil, nil) // a deletion in the same flush
 	ctx := context.Background()
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -48,7 +50,7 @@ func TestBindingsFlushLoad(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("got %d AORs, want %d", len(seen), n)
 	}
-	if ttl := r.Do("PTTL sipwarden:bind:user00042"); ttl == ":-1" || ttl == ":-2" {
+	if ttl := r.Do("PTTL sipwarden:binds:user00042"); ttl == ":-1" || ttl == ":-2" {
 		t.Errorf("PTTL: got %s, want the binding's expiry", ttl)
 	}
 }
@@ -85,14 +87,14 @@ func oneBinding(aor string) []store.Binding {
 // batches (one PUBLISH each) than saves.
 func TestBindingsStoredGroupCommit(t *testing.T) {
 	r := redistest.Start(t)
-	b := open(t, r, "a").Bindings(func(string, []store.Binding) {})
+	b := open(t, r, "a").Bindings(func(string, []store.Binding, []string) {})
 	runBindings(t, b)
 	ctx := context.Background()
-	b.SaveBindings("alice", oneBinding("alice"))
+	b.SaveBindings("alice", nil, oneBinding("alice"))
 	if err := b.Stored(ctx, b.Ticket()); err != nil {
 		t.Fatalf("Stored: %v", err)
 	}
-	if got := r.Do("EXISTS sipwarden:bind:alice"); got != ":1" {
+	if got := r.Do("EXISTS sipwarden:binds:alice"); got != ":1" {
 		t.Fatalf("right after Stored, EXISTS: got %s, want :1", got)
 	}
 	before := r.Calls("publish")
@@ -107,9 +109,9 @@ func TestBindingsStoredGroupCommit(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			aor := fmt.Sprintf("u%03d", i)
-			b.SaveBindings(aor, oneBinding(aor))
+			b.SaveBindings(aor, nil, oneBinding(aor))
 			err := b.Stored(ctx, b.Ticket())
-			if err == nil && r.Do("EXISTS sipwarden:bind:"+aor) != ":1" {
+			if err == nil && r.Do("EXISTS sipwarden:binds:"+aor) != ":1" {
 				err = fmt.Errorf("not in redis when Stored returned")
 			}
 			if err != nil {
@@ -139,16 +141,16 @@ func TestBindingsStoredGroupCommit(t *testing.T) {
 func TestBindingsStoredRedisFrozen(t *testing.T) {
 	r := redistest.Start(t)
 	const timeout = 200 * time.Millisecond
-	b := openTimeout(t, r, "a", timeout).Bindings(func(string, []store.Binding) {})
+	b := openTimeout(t, r, "a", timeout).Bindings(func(string, []store.Binding, []string) {})
 	runBindings(t, b)
 	ctx := context.Background()
-	b.SaveBindings("before", oneBinding("before"))
+	b.SaveBindings("before", nil, oneBinding("before"))
 	if err := b.Stored(ctx, b.Ticket()); err != nil {
 		t.Fatalf("Stored before the freeze: %v", err)
 	}
 	r.Pause()
 	for _, aor := range []string{"frozen1", "frozen2"} {
-		b.SaveBindings(aor, oneBinding(aor))
+		b.SaveBindings(aor, nil, oneBinding(aor))
 		start := time.Now()
 		err := b.Stored(ctx, b.Ticket())
 		if !errors.Is(err, cluster.ErrUnavailable) {
@@ -164,11 +166,11 @@ func TestBindingsStoredRedisFrozen(t *testing.T) {
 	}
 	r.Resume()
 	wait(t, "a save stored after redis runs again", 10*time.Second, func() bool {
-		b.SaveBindings("after", oneBinding("after"))
+		b.SaveBindings("after", nil, oneBinding("after"))
 		return b.Stored(ctx, b.Ticket()) == nil
 	})
 	for _, aor := range []string{"before", "frozen1", "frozen2", "after"} {
-		if got := r.Do("EXISTS sipwarden:bind:" + aor); got != ":1" {
+		if got := r.Do("EXISTS sipwarden:binds:" + aor); got != ":1" {
 			t.Errorf("%s: EXISTS got %s, want :1", aor, got)
 		}
 	}
@@ -182,15 +184,15 @@ func TestBindingsStoredLargeQueue(t *testing.T) {
 	r := redistest.Start(t)
 	// Three batches of 1,000 within the timeout, even under -race on a
 	// loaded machine: this test is about order, not time.
-	b := openTimeout(t, r, "a", 10*time.Second).Bindings(func(string, []store.Binding) {})
+	b := openTimeout(t, r, "a", 10*time.Second).Bindings(func(string, []store.Binding, []string) {})
 	for i := range 2500 {
 		aor := fmt.Sprintf("q%04d", i)
-		b.SaveBindings(aor, oneBinding(aor))
+		b.SaveBindings(aor, nil, oneBinding(aor))
 	}
 	first := b.Ticket()
 	newer := oneBinding("q0000")
 	newer[0].ID = "newer"
-	b.SaveBindings("q0000", newer)
+	b.SaveBindings("q0000", oneBinding("q0000"), newer) // replaces bq0000
 	runBindings(t, b)
 	ctx := context.Background()
 	if err := b.Stored(ctx, first); err != nil {
@@ -219,9 +221,9 @@ func TestBindingsStoredLargeQueue(t *testing.T) {
 // was missed until the device registered again).
 func TestBindingsSubscribeBeforeLoad(t *testing.T) {
 	r := redistest.Start(t)
-	writer := open(t, r, "a").Bindings(func(string, []store.Binding) {})
+	writer := open(t, r, "a").Bindings(func(string, []store.Binding, []string) {})
 	applied := make(chan string, 16)
-	starting := open(t, r, "b").Bindings(func(aor string, _ []store.Binding) { applied <- aor })
+	starting := open(t, r, "b").Bindings(func(aor string, _ []store.Binding, _ []string) { applied <- aor })
 	ctx := context.Background()
 	if err := starting.Subscribe(ctx); err != nil {
 		t.Fatal(err)
@@ -229,7 +231,7 @@ func TestBindingsSubscribeBeforeLoad(t *testing.T) {
 	if _, err := starting.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	writer.SaveBindings("late", oneBinding("late"))
+	writer.SaveBindings("late", nil, oneBinding("late"))
 	if err := writer.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -241,5 +243,96 @@ func TestBindingsSubscribeBeforeLoad(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("the set written between the load and Run was not applied")
+	}
+}
+
+// TestBindingsTwoNodesOneAOR: two nodes changing one AOR at once keep
+// each other's bindings (in Redis, and in what each applies of the
+// other's); a removal takes only the binding it names; the hash expires
+// with its latest binding, whichever node wrote it.
+func TestBindingsTwoNodesOneAOR(t *testing.T) {
+	r := redistest.Start(t)
+	type applied struct {
+		up  []string
+		del []string
+	}
+	got := map[string]chan applied{"a": make(chan applied, 16), "b": make(chan applied, 16)}
+	bind := map[string]*cluster.Bindings{}
+	for _, node := range []string{"a", "b"} {
+		bind[node] = open(t, r, node).Bindings(func(aor string, up []store.Binding, del []string) {
+			var a applied
+			for _, b := range up {
+				a.up = append(a.up, b.ID)
+			}
+			a.del = del
+			got[node] <- a
+		})
+		if err := bind[node].Subscribe(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		runBindings(t, bind[node])
+	}
+	next := func(node string) applied {
+		t.Helper()
+		select {
+		case a := <-got[node]:
+			return a
+		case <-time.After(3 * time.Second):
+			t.Fatalf("node %s applied nothing", node)
+			return applied{}
+		}
+	}
+	ctx := context.Background()
+	soon, late := time.Now().Add(time.Minute), time.Now().Add(time.Hour)
+	fromA := store.Binding{ID: "fromA", AOR: "alice", Expires: late}
+	fromB := store.Binding{ID: "fromB", AOR: "alice", Expires: soon}
+	// Neither node has seen the other's binding when it saves its own.
+	bind["a"].SaveBindings("alice", nil, []store.Binding{fromA})
+	bind["b"].SaveBindings("alice", nil, []store.Binding{fromB})
+	for _, node := range []string{"a", "b"} {
+		if err := bind[node].Stored(ctx, bind[node].Ticket()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := next("a"); !slices.Equal(a.up, []string{"fromB"}) || a.del != nil {
+		t.Errorf("node a applied %+v, want b's upsert of fromB only", a)
+	}
+	if a := next("b"); !slices.Equal(a.up, []string{"fromA"}) || a.del != nil {
+		t.Errorf("node b applied %+v, want a's upsert of fromA only", a)
+	}
+	loaded, err := bind["a"].Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loadedIDs []string
+	for _, b := range loaded {
+		loadedIDs = append(loadedIDs, b.ID)
+	}
+	slices.Sort(loadedIDs)
+	if !slices.Equal(loadedIDs, []string{"fromA", "fromB"}) {
+		t.Errorf("redis holds %v, want both nodes' bindings", loadedIDs)
+	}
+	// b wrote last, with the earlier expiry: the hash keeps a's.
+	if pt := r.Do("PEXPIRETIME sipwarden:binds:alice"); pt != fmt.Sprintf(":%d", late.UnixMilli()) {
+		t.Errorf("PEXPIRETIME: got %s, want :%d (the latest binding's)", pt, late.UnixMilli())
+	}
+	// a's device unregisters: b's stays.
+	bind["a"].SaveBindings("alice", []store.Binding{fromA, fromB}, []store.Binding{fromB})
+	if err := bind["a"].Stored(ctx, bind["a"].Ticket()); err != nil {
+		t.Fatal(err)
+	}
+	if a := next("b"); a.up != nil || !slices.Equal(a.del, []string{"fromA"}) {
+		t.Errorf("node b applied %+v, want the removal of fromA only", a)
+	}
+	if vs := r.HVals("sipwarden:binds:alice"); len(vs) != 1 || !strings.Contains(vs[0], `"id":"fromB"`) {
+		t.Errorf("redis holds %q, want fromB only", vs)
+	}
+	// The last one goes: so does the key.
+	bind["b"].SaveBindings("alice", []store.Binding{fromB}, nil)
+	if err := bind["b"].Stored(ctx, bind["b"].Ticket()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Do("EXISTS sipwarden:binds:alice"); got != ":0" {
+		t.Errorf("EXISTS after the last removal: got %s, want :0", got)
 	}
 }

@@ -43,11 +43,13 @@ const (
 
 // The shared bindings (bindings.go).
 const (
-	// keyBind + AOR: the AOR's complete binding set, JSON (bindingSet);
-	// expires with its last binding (PXAT).
-	keyBind = prefix + "bind:"
-	// chanBindings carries bindingBatch JSON: the new sets of the AORs
-	// one node wrote in one batch.
+	// keyBinds + AOR: a hash of the AOR's bindings, ID -> store.Binding
+	// JSON; expires with its latest binding (an expired field is dropped
+	// when read). (Before hashes, keyBind + AOR held the whole set as one
+	// string: a set another node wrote at the same moment replaced it.)
+	keyBinds = prefix + "binds:"
+	// chanBindings carries bindingBatch JSON: the changes one node made
+	// to its AORs' bindings, written in one batch.
 	chanBindings = prefix + "bindings"
 )
 

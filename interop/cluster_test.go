@@ -294,7 +294,7 @@ func (l *registerLoad) wait(t *testing.T) (harness.SippResult, []outcome, error)
 
 // bindingInRedis reports whether Redis holds a binding set of user.
 func bindingInRedis(r *redistest.Server, user string) bool {
-	return r.Do("EXISTS sipwarden:bind:"+user) == ":1"
+	return r.Do("EXISTS sipwarden:binds:"+user) == ":1"
 }
 
 // registeredUsers is the usernames node lists bindings of.

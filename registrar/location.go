@@ -16,11 +16,16 @@ import (
 	"github.com/sipwarden/sipwarden/store"
 )
 
-// BindingSaver persists the complete binding set of an AOR. It must not
-// block on disk I/O: it is called with a location shard locked, so that
-// the order of saves is the order of changes. An empty set deletes.
+// BindingSaver persists an AOR's bindings after a change: next is the
+// AOR's complete set (empty: none left), prev the set it replaces (every
+// binding the table held, expired ones included). A saver that stores
+// sets (the bbolt store) writes next; one that stores each binding (a
+// cluster node, where two nodes changing one AOR at once must not undo
+// each other's change) writes the difference. It must not block on disk
+// or network I/O: it is called with a location shard locked, so that the
+// order of saves is the order of changes. Neither slice may be modified.
 type BindingSaver interface {
-	SaveBindings(aor string, bs []store.Binding)
+	SaveBindings(aor string, prev, next []store.Binding)
 }
 
 // Durable is implemented by a BindingSaver whose saves are stored some
@@ -175,10 +180,14 @@ func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Bind
 	if err != nil {
 		return nil, Pending{}, err
 	}
+	var prev []store.Binding
+	if e != nil {
+		prev = e.bindings
+	}
 	s.setLocked(aor, e, next)
 	var p Pending
 	if l.saver != nil {
-		l.saver.SaveBindings(aor, next)
+		l.saver.SaveBindings(aor, prev, next)
 		if l.durable != nil {
 			p = Pending{d: l.durable, ticket: l.durable.Ticket()}
 		}
@@ -267,9 +276,10 @@ func (l *Location) Sweep(now time.Time) int {
 				}
 			}
 			removed += len(e.bindings) - len(keep)
+			prev := e.bindings
 			s.setLocked(e.aor, e, keep)
 			if l.saver != nil {
-				l.saver.SaveBindings(e.aor, keep)
+				l.saver.SaveBindings(e.aor, prev, keep)
 			}
 		}
 		s.mu.Unlock()
@@ -341,10 +351,11 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 				if b.ID != id {
 					continue
 				}
-				keep := slices.Concat(e.bindings[:j], e.bindings[j+1:])
+				prev := e.bindings
+				keep := slices.Concat(prev[:j], prev[j+1:])
 				s.setLocked(aor, e, keep)
 				if l.saver != nil {
-					l.saver.SaveBindings(aor, keep)
+					l.saver.SaveBindings(aor, prev, keep)
 				}
 				s.mu.Unlock()
 				return b, true
@@ -373,11 +384,12 @@ func (l *Location) RemoveAOR(aor string) int {
 	if e == nil {
 		return 0
 	}
-	n := len(e.bindings)
+	prev := e.bindings
 	s.setLocked(aor, e, nil)
 	if l.saver != nil {
-		l.saver.SaveBindings(aor, nil)
+		l.saver.SaveBindings(aor, prev, nil)
 	}
+	n := len(prev)
 	return n
 }
 
@@ -404,9 +416,10 @@ func (l *Location) RemoveFlow(aor, transport, source string) int {
 	if n == 0 {
 		return 0
 	}
+	prev := e.bindings
 	s.setLocked(aor, e, keep)
 	if l.saver != nil {
-		l.saver.SaveBindings(aor, keep)
+		l.saver.SaveBindings(aor, prev, keep)
 	}
 	return n
 }
@@ -456,28 +469,45 @@ func (h *expiryHeap) Pop() any {
 	return e
 }
 
-// Apply replaces aor's bindings with bs as another node of a cluster saved
-// them (package cluster), dropping expired ones. The saver is not called:
-// the set is the other node's to store. A binding it held that the new set
-// drops and that has expired was swept by the other node first: the
-// expiry hook is called for it here too, so that the node that reports
-// expiries (the hook decides) reports it whichever node swept first.
-func (l *Location) Apply(aor string, bs []store.Binding) {
+// Merge applies a change another node of a cluster made to aor's
+// bindings (package cluster): up are bindings it added or refreshed (each
+// replaces the one of its ID), del the IDs of those it removed; the
+// bindings of aor it did not name stay (another node may have added one
+// at the same moment, that this change must not undo). Expired bindings
+// in up are dropped. The saver is not called: the change is the other node's to
+// store. A binding removed here that has expired was swept by the other
+// node first: the expiry hook is called for it here too, so that the
+// node that reports expiries (the hook decides) reports it whichever node
+// swept first.
+func (l *Location) Merge(aor string, up []store.Binding, del []string) {
 	now := l.now()
-	bs = unexpired(bs, now)
-	slices.SortFunc(bs, func(a, b store.Binding) int { return a.RegisteredAt.Compare(b.RegisteredAt) })
 	s := l.shard(aor)
 	s.mu.Lock()
 	e := s.aors[aor]
+	var cur []store.Binding
+	if e != nil {
+		cur = e.bindings
+	}
+	next := make([]store.Binding, 0, len(cur)+len(up))
 	var gone []store.Binding
-	if e != nil && l.onExpire != nil {
-		for _, old := range e.bindings {
-			if !old.Expires.After(now) && !slices.ContainsFunc(bs, func(b store.Binding) bool { return b.ID == old.ID }) {
-				gone = append(gone, old)
+	for _, b := range cur {
+		switch {
+		case slices.Contains(del, b.ID):
+			if !b.Expires.After(now) && l.onExpire != nil {
+				gone = append(gone, b)
 			}
+		case slices.ContainsFunc(up, func(u store.Binding) bool { return u.ID == b.ID }):
+		default:
+			next = append(next, b) // expired or not: this node's sweeper removes it
 		}
 	}
-	s.setLocked(aor, e, bs)
+	for _, u := range up {
+		if u.Expires.After(now) && !slices.Contains(del, u.ID) {
+			next = append(next, u)
+		}
+	}
+	slices.SortStableFunc(next, func(a, b store.Binding) int { return a.RegisteredAt.Compare(b.RegisteredAt) })
+	s.setLocked(aor, e, next)
 	s.mu.Unlock()
 	for _, b := range gone {
 		l.onExpire(b)

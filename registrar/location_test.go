@@ -3,6 +3,7 @@ package registrar
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,18 +24,22 @@ func (c *fakeClock) add(d time.Duration) {
 }
 
 // recorder is a BindingSaver that keeps the last saved set per AOR, as
-// the store does.
+// the store does, and the set it replaced.
 type recorder struct {
-	mu   sync.Mutex
-	last map[string][]store.Binding
+	mu    sync.Mutex
+	last  map[string][]store.Binding
+	prev  map[string][]store.Binding
+	saves int
 }
 
-func (r *recorder) SaveBindings(aor string, bs []store.Binding) {
+func (r *recorder) SaveBindings(aor string, prev, bs []store.Binding) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last == nil {
-		r.last = map[string][]store.Binding{}
+		r.last, r.prev = map[string][]store.Binding{}, map[string][]store.Binding{}
 	}
+	r.prev[aor] = prev
+	r.saves++
 	if len(bs) == 0 {
 		delete(r.last, aor)
 		return
@@ -78,6 +83,9 @@ func TestLocationUpdateLookupExpire(t *testing.T) {
 	}
 	if got := rec.last["alice"]; len(got) != 1 || got[0].ID != "a2" {
 		t.Errorf("saved set: got %v, want [a2]", got)
+	}
+	if got := idsOf(rec.prev["alice"]); !slices.Equal(got, []string{"a1", "a2"}) {
+		t.Errorf("the set the sweep replaced: got %v, want [a1 a2] (the expired one with it)", got)
 	}
 	clk.add(50 * time.Second)
 	if n := l.Sweep(clk.now()); n != 2 {
@@ -125,6 +133,12 @@ func TestLocationRemove(t *testing.T) {
 	}
 	if _, ok := rec.last["b"]; ok || len(rec.last["a"]) != 1 {
 		t.Errorf("store: got %v", rec.last)
+	}
+	if got := idsOf(rec.prev["a"]); !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("the set RemoveBinding replaced: got %v, want [1 2]", got)
+	}
+	if got := idsOf(rec.prev["b"]); !slices.Equal(got, []string{"3"}) {
+		t.Errorf("the set RemoveAOR replaced: got %v, want [3]", got)
 	}
 	if l.Sweep(exp) != 1 {
 		t.Error("the heap lost track of a remaining binding")
@@ -272,5 +286,58 @@ func TestLocationRemoveFlow(t *testing.T) {
 	}
 	if _, ok := rec.last["b"]; ok {
 		t.Error("store still holds b")
+	}
+}
+
+func idsOf(bs []store.Binding) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.ID)
+	}
+	return out
+}
+
+// Merge applies another node's change: the upserts replace their IDs,
+// the removals go, what it does not name stays (another node's device
+// registered at the same moment); nothing is saved; a removal of an
+// expired binding is reported as its expiry.
+func TestLocationMerge(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	rec := &recorder{}
+	l := NewLocation(rec, clk.now, nil)
+	var expired []string
+	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
+	now := clk.now()
+	at := func(id string, reg, exp time.Duration) store.Binding {
+		return store.Binding{ID: id, AOR: "alice", RegisteredAt: now.Add(reg), Expires: now.Add(exp)}
+	}
+	_, _, _ = l.Update("alice", set(at("mine", 0, time.Hour), at("short", -time.Minute, time.Second)))
+	saves := rec.saves
+	l.Merge("alice", []store.Binding{at("theirs", -2*time.Minute, time.Hour), at("gone", 0, -time.Second)}, nil)
+	if got := idsOf(l.Lookup("alice")); !slices.Equal(got, []string{"theirs", "short", "mine"}) {
+		t.Errorf("after an upsert: got %v, want [theirs short mine] (registration order, the expired upsert dropped)", got)
+	}
+	clk.add(2 * time.Second) // short has expired, not swept yet
+	refreshed := at("mine", 0, 2*time.Hour)
+	l.Merge("alice", []store.Binding{refreshed}, []string{"short", "unknown"})
+	got := l.Lookup("alice")
+	if ids := idsOf(got); !slices.Equal(ids, []string{"theirs", "mine"}) {
+		t.Fatalf("after a refresh and removals: got %v, want [theirs mine]", ids)
+	}
+	if !got[1].Expires.Equal(refreshed.Expires) {
+		t.Errorf("mine expires at %v, want the refresh's %v", got[1].Expires, refreshed.Expires)
+	}
+	if !slices.Equal(expired, []string{"short"}) {
+		t.Errorf("OnExpire got %v, want [short] (removed by the other node's sweep)", expired)
+	}
+	l.Merge("alice", nil, []string{"theirs", "mine"})
+	if got := l.Lookup("alice"); got != nil {
+		t.Errorf("after removing all: got %v, want none", got)
+	}
+	if rec.saves != saves || len(l.Bindings("")) != 0 {
+		t.Errorf("Merge saved (%d saves, want %d) or left bindings %v", rec.saves, saves, l.Bindings(""))
+	}
+	if n := l.Sweep(clk.now().Add(3 * time.Hour)); n != 0 {
+		t.Errorf("Sweep removed %d after Merge emptied the AOR, want 0 (the heap kept in step)", n)
 	}
 }

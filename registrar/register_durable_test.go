@@ -28,7 +28,7 @@ func newDurableSaver() *durableSaver {
 	return &durableSaver{asked: make(chan uint64, 16), release: make(chan struct{}, 16)}
 }
 
-func (d *durableSaver) SaveBindings(string, []store.Binding) {
+func (d *durableSaver) SaveBindings(string, []store.Binding, []store.Binding) {
 	d.mu.Lock()
 	d.seq++
 	d.mu.Unlock()

@@ -47,7 +47,7 @@ func newTestRegistrarSaving(tb testing.TB, saver func(*store.DB) BindingSaver) (
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var sv BindingSaver = db
+	var sv BindingSaver = storeSaver{db}
 	if saver != nil {
 		sv = saver(db)
 	}
@@ -100,3 +100,10 @@ func FuzzRegister(f *testing.F) {
 		}
 	})
 }
+
+// storeSaver saves to the bbolt store, as the server does.
+type storeSaver struct{ db *store.DB }
+
+func (s storeSaver) SaveBindings(aor string, _, next []store.Binding) { s.db.SaveBindings(aor, next) }
+
+func (s storeSaver) FlushBindings() error { return s.db.FlushBindings() }

@@ -193,12 +193,12 @@ func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 // hold when they stop being valid.
 func (n *Node) newRegistrar(ctx context.Context) error {
 	cfg := n.cfg
-	var saver registrar.BindingSaver = n.db
+	var saver registrar.BindingSaver = setSaver{n.db}
 	var loc *registrar.Location
 	if n.cl != nil {
 		// In a cluster the bindings live in Redis, not in bbolt
 		// (server/cluster.go).
-		n.shared = n.cl.Bindings(func(aor string, bs []store.Binding) { loc.Apply(aor, bs) })
+		n.shared = n.cl.Bindings(func(aor string, up []store.Binding, del []string) { loc.Merge(aor, up, del) })
 		saver = n.shared
 		// Subscribed before the load: a set another node saves
 		// meanwhile is applied after the loaded ones, not missed.
@@ -380,3 +380,12 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 	go keyGuard.Run(ctx, 10*time.Second)
 	return nil
 }
+
+// setSaver saves the location table's changes to the bbolt store, which
+// keeps each AOR's whole set (registrar.BindingSaver).
+type setSaver struct{ db *store.DB }
+
+func (s setSaver) SaveBindings(aor string, _, next []store.Binding) { s.db.SaveBindings(aor, next) }
+
+// FlushBindings commits the saves now (registrar.Location.Sync).
+func (s setSaver) FlushBindings() error { return s.db.FlushBindings() }

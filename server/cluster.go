@@ -388,7 +388,7 @@ func (n *Node) reseeded() {
 		byAOR[b.AOR] = append(byAOR[b.AOR], b)
 	}
 	for aor, bs := range byAOR {
-		n.shared.SaveBindings(aor, bs)
+		n.shared.SaveBindings(aor, nil, bs)
 	}
 	n.log.Warn("bindings written to redis again", "aors", len(byAOR))
 }

@@ -37,12 +37,12 @@ func TestOwnFlows(t *testing.T) {
 func alicesFlows() ownFlows {
 	loc := registrar.NewLocation(nil, nil, nil)
 	exp := time.Now().Add(time.Hour)
-	loc.Apply("alice", []store.Binding{
+	loc.Merge("alice", []store.Binding{
 		{ID: "1", AOR: "alice", Transport: "udp", Contact: "sip:alice@192.0.2.1:5000", Source: "192.0.2.1:5000", LocalAddr: "127.0.0.2:5060", Expires: exp},
 		{ID: "2", AOR: "alice", Transport: "tcp", Contact: "sip:alice@192.0.2.1:5002;transport=tcp", Source: "192.0.2.1:5002", LocalAddr: "127.0.0.2:5060", Expires: exp},
 		{ID: "3", AOR: "alice", Transport: "tcp", Contact: "sip:alice@192.0.2.1:5003;transport=tcp", Source: "192.0.2.1:5003", LocalAddr: "127.0.0.1:5060", Expires: exp},
 		{ID: "4", AOR: "alice", Transport: "udp", Contact: "sip:alice@192.0.2.1:5004", Source: "192.0.2.1:5004", LocalAddr: "127.0.0.1:5060", Expires: exp.Add(-2 * time.Hour)},
-	})
+	}, nil)
 	peers := map[string]string{"127.0.0.2:5060": "127.0.0.2:5070"} // live nodes
 	return ownFlows{
 		loc: loc, own: map[string]bool{"127.0.0.1:5060": true}, domain: "example.com",
@@ -88,11 +88,11 @@ func TestOwnFlowsRelayed(t *testing.T) {
 func TestOwnFlowsThroughPeer(t *testing.T) {
 	loc := registrar.NewLocation(nil, nil, nil)
 	exp := time.Now().Add(time.Hour)
-	loc.Apply("bob", []store.Binding{
+	loc.Merge("bob", []store.Binding{
 		{ID: "1", AOR: "bob", Transport: "tcp", Contact: "sip:bob@192.0.2.1:5555;transport=tcp", Source: "192.0.2.1:5555", LocalAddr: "127.0.0.2:5060", Expires: exp},
 		{ID: "2", AOR: "bob", Transport: "tls", Source: "192.0.2.1:5556", LocalAddr: "127.0.0.2:5061", Expires: exp},
 		{ID: "3", AOR: "bob", Transport: "tcp", Source: "192.0.2.1:5557", LocalAddr: "127.0.0.9:5060", Expires: exp}, // a dead node
-	})
+	}, nil)
 	peers := map[string]string{"127.0.0.2:5060": "127.0.0.2:5070", "127.0.0.2:5061": "127.0.0.2:5070"}
 	o := ownFlows{loc: loc, own: map[string]bool{"127.0.0.1:5060": true}, domain: "example.com",
 		peer: func(a string) (string, bool) { adv, ok := peers[a]; return adv, ok }}

@@ -248,34 +248,43 @@ func (s *Server) Calls(cmd string) int {
 	return 0
 }
 
-// Get returns the string value of key, and false when there is none.
-func (s *Server) Get(key string) (string, bool) {
+// HVals returns the values of the hash at key (none when there is no
+// such key).
+func (s *Server) HVals(key string) []string {
 	s.t.Helper()
 	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 	if err != nil {
-		s.t.Fatalf("redis GET %s: %v", key, err)
+		s.t.Fatalf("redis HVALS %s: %v", key, err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	// RESP, not inline: the key may hold any byte.
-	if _, err := fmt.Fprintf(c, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key); err != nil {
-		s.t.Fatalf("redis GET %s: %v", key, err)
+	if _, err := fmt.Fprintf(c, "*2\r\n$5\r\nHVALS\r\n$%d\r\n%s\r\n", len(key), key); err != nil {
+		s.t.Fatalf("redis HVALS %s: %v", key, err)
 	}
 	rd := bufio.NewReader(c)
 	head, err := rd.ReadString('\n')
 	if err != nil {
-		s.t.Fatalf("redis GET %s: %v", key, err)
+		s.t.Fatalf("redis HVALS %s: %v", key, err)
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
-	if err != nil || !strings.HasPrefix(head, "$") {
-		s.t.Fatalf("redis GET %s: got %q", key, head)
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "*")))
+	if err != nil || !strings.HasPrefix(head, "*") {
+		s.t.Fatalf("redis HVALS %s: got %q", key, head)
 	}
-	if n < 0 {
-		return "", false
+	out := make([]string, 0, max(n, 0))
+	for range n {
+		h, err := rd.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("redis HVALS %s: %v", key, err)
+		}
+		m, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(h, "$")))
+		if err != nil || m < 0 {
+			s.t.Fatalf("redis HVALS %s: got %q", key, h)
+		}
+		v := make([]byte, m+2) // and its CRLF
+		if _, err := io.ReadFull(rd, v); err != nil {
+			s.t.Fatalf("redis HVALS %s: %v", key, err)
+		}
+		out = append(out, string(v[:m]))
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(rd, body); err != nil {
-		s.t.Fatalf("redis GET %s: %v", key, err)
-	}
-	return string(body), true
+	return out
 }

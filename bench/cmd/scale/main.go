@@ -306,7 +306,7 @@ func timeLookups(o options, l *registrar.Location) (lat, overhead string, err er
 
 type nopSaver struct{ n int }
 
-func (s *nopSaver) SaveBindings(string, []store.Binding) { s.n++ }
+func (s *nopSaver) SaveBindings(string, []store.Binding, []store.Binding) { s.n++ }
 
 type sweepResult struct {
 	removed   int

@@ -24,12 +24,12 @@ import (
 //  1. starts redis-server (Debian's, loopback, no persistence) and writes
 //     the bindings into it the way a node does: cluster.Bindings
 //     SaveBindings for each AOR, then Flush (pipelines of 1,000 AORs,
-//     one key per AOR expiring with its binding);
+//     one hash per AOR expiring with its binding);
 //  2. reports Redis's memory (INFO memory: used_memory, the dataset;
 //     used_memory_rss, the process) and its key count;
 //  3. starts the real server as a cluster node on that Redis and reports
 //     the time to /readyz 200, the restore it logs ("bindings restored",
-//     duration_s: SCAN + MGET of every binding key, decoding, the
+//     duration_s: SCAN + HVALS of every binding hash, decoding, the
 //     location table) and its RSS;
 //  4. in this process, loads the bindings from Redis with the node's own
 //     code (cluster.Bindings.Load), restores them into a
@@ -62,10 +62,10 @@ func runRedis(ctx context.Context, o options, work, bin string) error {
 		return err
 	}
 	t0 := time.Now()
-	w := c.Bindings(func(string, []store.Binding) {})
+	w := c.Bindings(func(string, []store.Binding, []string) {})
 	for i := range o.bindings {
 		b := makeBinding(i, expiry(i, o.bindings, first, o.expiryWindow), now)
-		w.SaveBindings(b.AOR, []store.Binding{b})
+		w.SaveBindings(b.AOR, nil, []store.Binding{b})
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	err = w.Flush(fctx)
@@ -86,7 +86,7 @@ func runRedis(ctx context.Context, o options, work, bin string) error {
 		return err
 	}
 	redisRSS, _ := harness.MemoryKB(r.PID(), "VmRSS")
-	perKey, _ := r.Do("MEMORY USAGE sipwarden:bind:user0000042")
+	perKey, _ := r.Do("MEMORY USAGE sipwarden:binds:user0000042")
 	logf("redis: used_memory %d MB (%d MB before), used_memory_rss %d MB, VmRSS %d MB, one binding key %s bytes",
 		mem.used>>20, base.used>>20, mem.rss>>20, redisRSS>>10, perKey)
 
@@ -123,7 +123,7 @@ func runRedis(ctx context.Context, o options, work, bin string) error {
 	}
 	t0 = time.Now()
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	bs, err := c.Bindings(func(string, []store.Binding) {}).Load(lctx)
+	bs, err := c.Bindings(func(string, []store.Binding, []string) {}).Load(lctx)
 	cancel()
 	if err != nil {
 		stopProfile()
@@ -152,7 +152,7 @@ func runRedis(ctx context.Context, o options, work, bin string) error {
 	fmt.Fprintf(&rep, "| Redis used_memory (dataset; before the bindings: %d MB) / used_memory_rss / process VmRSS | %d MB / %d MB / %d MB | |\n", base.used>>20, mem.used>>20, mem.rss>>20, redisRSS>>10)
 	fmt.Fprintf(&rep, "| Redis MEMORY USAGE of one binding key | %s bytes | |\n", perKey)
 	fmt.Fprintf(&rep, "| node start: process start to /readyz 200 | %.2f s | <= 30 s |\n", ready.Seconds())
-	fmt.Fprintf(&rep, "| node restore (log \"bindings restored\", duration_s: SCAN + MGET + decode + table) | %.2f s (%d bindings) | |\n", restoreS, count)
+	fmt.Fprintf(&rep, "| node restore (log \"bindings restored\", duration_s: SCAN + HVALS + decode + table) | %.2f s (%d bindings) | |\n", restoreS, count)
 	fmt.Fprintf(&rep, "| node RSS 5 s after start, peak during start | %d MB, peak %d MB | |\n", rss>>10, hwm>>10)
 	fmt.Fprintf(&rep, "| in process: cluster.Bindings.Load (the node's load) | %.2f s | |\n", loadTook.Seconds())
 	fmt.Fprintf(&rep, "| in process: Lookup latency p50 / p90 / p99 / p99.9 / max (%d random AORs, each timed) | %s | p99 < 10 us |\n", o.lookups, lat)
