@@ -21,6 +21,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/sipwarden/sipwarden/browsertest"
 	"github.com/sipwarden/sipwarden/wsgate"
 )
