@@ -358,7 +358,7 @@ func (b *Bindings) Run(ctx context.Context) {
 // trip.
 const bindingLinger = 5 * time.Millisecond
 
-// maxBindingBatch bounds the AORs of one pipeline (and of one published
+// maxBindingBatch bounds the AORs of one batch (and of one published
 // message).
 const maxBindingBatch = 1000
 
@@ -472,35 +472,46 @@ func (b *Bindings) writeLoop(ctx context.Context) {
 	}
 }
 
-// linger lets the next batch fill while no REGISTER waits for one: at
-// most one pipeline per bindingLinger rather than one per save (a
-// pipeline per REGISTER was 19% of a node's CPU at 8,000 flows/s). A save
-// after a quiet spell is written at once, and so is the next batch when a
-// REGISTER waits (group commit: the saves made while a pipeline is on its
-// way go in the next, sent as soon as it returns). It returns false when
-// ctx ended.
+// linger lets the next batch fill: at most one batch per
+// bindingLinger while no REGISTER waits for one, rather than one per save
+// (a pipeline per REGISTER was 19% of a node's CPU at 8,000 flows/s), and
+// one per commitLinger while one waits (group commit: the saves made
+// while a batch is on its way go in the next, sent when it returns or
+// commitLinger after the previous one was sent, whichever is later). A
+// save after a quiet spell is written at once. It returns false when ctx
+// ended.
 func (b *Bindings) linger(ctx context.Context, last time.Time) bool {
-	wait := bindingLinger - time.Since(last)
-	if wait <= 0 {
-		return true
-	}
 	select {
 	case <-b.hurry: // from a REGISTER that waited earlier
 	default:
 	}
-	if b.waiters.Load() > 0 {
-		return true
+	for {
+		until := bindingLinger
+		if b.waiters.Load() > 0 {
+			until = commitLinger
+		}
+		wait := until - time.Since(last)
+		if wait <= 0 {
+			return true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+			return true
+		case <-b.hurry: // a REGISTER began to wait: commitLinger now
+			t.Stop()
+		}
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	case <-b.hurry: // a REGISTER began to wait
-	}
-	return true
 }
+
+// commitLinger is the least time between two batches while a REGISTER
+// waits for one: under load a batch holds the saves of this long, and the
+// node and Redis pay the round trip's system calls once for them (a
+// REGISTER waits at most this much longer).
+const commitLinger = 500 * time.Microsecond
 
 // writeScript stores one batch and publishes it, atomically (every node
 // receives the changes in the order Redis applied them). KEYS are the
@@ -541,78 +552,73 @@ return 1
 
 // write stores one batch and publishes it (writeScript): per AOR, the
 // bindings added or refreshed and the IDs removed; an upsert that has
-// expired meanwhile goes as a removal.
+// expired meanwhile goes as a removal. Each binding is encoded once: the
+// hash's value is the bytes of the message that hold it.
 func (b *Bindings) write(ctx context.Context, batch []batchSet) error {
 	now := time.Now()
 	keys := make([]string, 0, len(batch))
-	args := make([]any, 2, 2+5*len(batch))
-	var pub strings.Builder
-	pub.WriteString(b.own)
-	pub.WriteString(`"sets":[`)
+	args := make([]any, 2, 2+6*len(batch))
+	pub := make([]byte, 0, 256+640*len(batch))
+	pub = append(pub, b.own...)
+	pub = append(pub, `"sets":[`...)
+	var ups []store.Binding
+	var dels []string
 	for _, s := range batch {
-		var (
-			last time.Time
-			ups  []any
-			up   []byte // the upserts' JSON, comma-separated
-			dels = make([]any, 0, len(s.ch.del))
-		)
-		for _, id := range s.ch.del {
-			dels = append(dels, id)
-		}
+		ups, dels = ups[:0], append(dels[:0], s.ch.del...)
 		for _, x := range s.ch.up {
-			if !x.Expires.After(now) {
+			if x.Expires.After(now) {
+				ups = append(ups, x)
+			} else {
 				dels = append(dels, x.ID)
-				continue
-			}
-			msg, err := json.Marshal(x)
-			if err != nil {
-				return fmt.Errorf("cluster: encode binding: %w", err)
-			}
-			if len(up) > 0 {
-				up = append(up, ',')
-			}
-			up = append(up, msg...)
-			ups = append(ups, x.ID, msg)
-			if x.Expires.After(last) {
-				last = x.Expires
 			}
 		}
 		if len(ups) == 0 && len(dels) == 0 {
 			continue
 		}
-		aor, err := json.Marshal(s.aor)
-		if err != nil {
-			return fmt.Errorf("cluster: encode aor: %w", err)
-		}
 		if len(keys) > 0 {
-			pub.WriteByte(',')
+			pub = append(pub, ',')
 		}
-		pub.WriteString(`{"aor":`)
-		pub.Write(aor)
-		if len(up) > 0 {
-			pub.WriteString(`,"up":[`)
-			pub.Write(up)
-			pub.WriteByte(']')
+		pub = appendField(pub, '{', "aor", s.aor)
+		keys = append(keys, keyBinds+s.aor)
+		var last time.Time
+		for _, x := range ups {
+			if x.Expires.After(last) {
+				last = x.Expires
+			}
+		}
+		args = append(args, last.UnixMilli(), len(ups), len(dels))
+		if len(ups) > 0 {
+			pub = append(pub, `,"up":[`...)
+			for i, x := range ups {
+				if i > 0 {
+					pub = append(pub, ',')
+				}
+				start := len(pub)
+				pub = appendBinding(pub, x)
+				// The slice keeps its bytes when pub grows: append copies
+				// them to a new array and leaves the old one as it was.
+				args = append(args, x.ID, pub[start:len(pub):len(pub)])
+			}
+			pub = append(pub, ']')
 		}
 		if len(dels) > 0 {
-			del, err := json.Marshal(dels)
-			if err != nil {
-				return fmt.Errorf("cluster: encode removals: %w", err)
+			pub = append(pub, `,"del":[`...)
+			for i, id := range dels {
+				if i > 0 {
+					pub = append(pub, ',')
+				}
+				pub = appendString(pub, id)
+				args = append(args, id)
 			}
-			pub.WriteString(`,"del":`)
-			pub.Write(del)
+			pub = append(pub, ']')
 		}
-		pub.WriteByte('}')
-		keys = append(keys, keyBinds+s.aor)
-		args = append(args, last.UnixMilli(), len(ups)/2, len(dels))
-		args = append(args, ups...)
-		args = append(args, dels...)
+		pub = append(pub, '}')
 	}
 	if len(keys) == 0 {
 		return nil
 	}
-	pub.WriteString("]}")
-	args[0], args[1] = pub.String(), chanBindings
+	pub = append(pub, "]}"...)
+	args[0], args[1] = pub, chanBindings
 	ctx, cancel := context.WithTimeout(ctx, 4*b.c.cfg.Timeout)
 	defer cancel()
 	if err := writeScript.Run(ctx, b.c.rdb, keys, args...).Err(); err != nil {

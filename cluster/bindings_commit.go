@@ -12,15 +12,15 @@ import (
 // Redis did not take it.
 //
 // Every save gets the next sequence number (SaveBindings). The writer
-// takes the oldest saves not yet written, writes them in one pipeline,
+// takes the oldest saves not yet written, writes them in one batch,
 // and records that every save up to the batch's last one is stored
 // (stored); a batch that fails records how far it reached (failed) and
 // stays queued, to be retried as before. The registrar, once it has
 // unlocked the location shard, waits (Stored) for the sequence number of
 // its own save (Ticket, read right after it), at most cluster.timeout:
-// the REGISTERs that wait at the same time share a pipeline, and while
-// one waits the writer sends the next pipeline as soon as the previous
-// returns, with no linger (writeLoop).
+// the REGISTERs that wait at the same time share a batch, and while one
+// waits the writer sends the next batch as soon as the previous returns,
+// or commitLinger after it was sent (writeLoop, linger).
 
 // Ticket returns the sequence number of the last save so far
 // (registrar.Durable): read right after a save, a ticket for it.

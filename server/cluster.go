@@ -28,8 +28,12 @@ import (
 var _ registrar.Durable = (*cluster.Bindings)(nil)
 
 // clusterWorkersPerCPU is how many stateless REGISTER workers a cluster
-// node runs per core (a single node: one).
-const clusterWorkersPerCPU = 16
+// node runs per core (a single node: one). Each waits for Redis, a round
+// trip or two (group commit) that take milliseconds on a loaded machine:
+// with 16 per core the waits, not the CPU, capped a node at about 10,000
+// REGISTER flows/s with CPU to spare (docs/bench.md, cluster). A worker
+// is a goroutine: 128 of them cost about a megabyte.
+const clusterWorkersPerCPU = 64
 
 // openCluster connects to the cluster's Redis when cluster.redis_url is
 // set, waiting while it does not answer with /readyz telling why, and
