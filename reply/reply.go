@@ -24,7 +24,7 @@ type Builder struct {
 // such as Zoiper, often omit rport, and the Via address of a NATed client
 // is unreachable.
 func (b Builder) New(req *sip.Request, code int, reason string) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res := FromRequest(req, code, reason)
 	if b.Server != "" {
 		res.AppendHeader(sip.NewHeader("Server", b.Server))
 	}

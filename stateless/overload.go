@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/reply"
 )
 
 // Overload (issue 18). Past its capacity a server must keep answering at
@@ -36,7 +38,7 @@ func (f *Front) late(j job) bool {
 // refuse answers req 503 Service Unavailable with a Retry-After in
 // [RetryAfter, 2*RetryAfter) seconds (RFC 3261 section 21.5.4).
 func (f *Front) refuse(out *bytes.Buffer, box *outbox, req *sip.Request, j job) {
-	res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
+	res := reply.FromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable")
 	secs := f.cfg.RetryAfter + rand.IntN(f.cfg.RetryAfter)
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(secs)))
 	f.shed(ShedOverload)

@@ -1,0 +1,94 @@
+package reply
+
+import (
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// FromRequest returns the response code/reason to req with the header
+// fields RFC 3261 section 8.2.6.2 copies from a request: every Via (the
+// first with received and rport filled in when the client asked for rport,
+// RFC 3581 section 4), From, To (with a tag of ours when it had none),
+// Call-ID and CSeq, and Content-Length 0. It goes back to req's source
+// address.
+//
+// It is sip.NewResponseFromRequest for the responses this server makes
+// itself, without what made that a tenth of a REGISTER's CPU (profile at
+// 26,000 REGISTER flows/s, issue 18): two lower-casing passes over every
+// header to find the Vias, a clone of every copied header, and a UUID read
+// from crypto/rand for the tag. From, Call-ID and CSeq are shared with
+// req, not cloned: a response is serialized and dropped, and nothing
+// changes a request's From, Call-ID or CSeq. The Vias and To, which the
+// response changes, are copies. Responses that must also copy
+// Record-Route or Timestamp (a 1xx, or a 2xx to anything but a REGISTER:
+// RFC 3261 section 12.1.1) and requests whose headers were not parsed
+// into sipgo's types go through sip.NewResponseFromRequest.
+func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
+	if code < 200 || (code < 300 && req.Method != sip.REGISTER) {
+		return sip.NewResponseFromRequest(req, code, reason, nil)
+	}
+	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
+	res := sip.NewResponse(code, reason)
+	res.SipVersion = req.SipVersion
+	vias := 0
+	for _, h := range req.Headers() {
+		v, ok := h.(*sip.ViaHeader)
+		if !ok {
+			continue
+		}
+		v = v.Clone()
+		if vias == 0 {
+			fillRport(v, req.Source())
+		}
+		res.AppendHeader(v)
+		vias++
+	}
+	if vias == 0 && req.Via() != nil {
+		return sip.NewResponseFromRequest(req, code, reason, nil)
+	}
+	if from != nil {
+		res.AppendHeader(from)
+	}
+	if to != nil {
+		t := *to
+		if !t.Params.Has("tag") {
+			// RFC 3261 section 19.3: at least 32 random bits. The
+			// runtime's generator (ChaCha8, seeded by the system) costs
+			// no system call, unlike crypto/rand on kernels before 6.11.
+			t.Params = append(slices.Clip(t.Params), sip.HeaderKV{K: "tag", V: strconv.FormatUint(rand.Uint64(), 36)})
+		} else {
+			t.Params = slices.Clone(t.Params)
+		}
+		res.AppendHeader(&t)
+	}
+	if callID != nil {
+		res.AppendHeader(callID)
+	}
+	if cseq != nil {
+		res.AppendHeader(cseq)
+	}
+	res.SetBody(nil)
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
+	return res
+}
+
+// fillRport sets the received and rport parameters of v, the request's
+// first Via, from the packet's source when the client sent an empty rport
+// (RFC 3581 section 4), as sip.NewResponseFromRequest does.
+func fillRport(v *sip.ViaHeader, source string) {
+	val, ok := v.Params.Get("rport")
+	if !ok || val != "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(source)
+	if err != nil {
+		return
+	}
+	v.Params.Add("rport", port)
+	v.Params.Add("received", host)
+}
