@@ -51,12 +51,19 @@ func set(bs ...store.Binding) func([]store.Binding) ([]store.Binding, error) {
 	return func([]store.Binding) ([]store.Binding, error) { return bs, nil }
 }
 
-func TestLocationUpdateLookupExpire(t *testing.T) {
+// newExpiringLocation returns a Location on a fake clock saving to a
+// recorder, and the IDs of the bindings it reported expired.
+func newExpiringLocation() (*Location, *fakeClock, *recorder, *[]string) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	rec := &recorder{}
 	l := NewLocation(rec, clk.now, nil)
-	var expired []string
-	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
+	expired := new([]string)
+	l.OnExpire(func(b store.Binding) { *expired = append(*expired, b.ID) })
+	return l, clk, rec, expired
+}
+
+func TestLocationUpdateLookupExpire(t *testing.T) {
+	l, clk, rec, exp := newExpiringLocation()
 	now := clk.now()
 	_, _, err := l.Update("alice", set(
 		store.Binding{ID: "a1", AOR: "alice", Expires: now.Add(10 * time.Second)},
@@ -78,8 +85,8 @@ func TestLocationUpdateLookupExpire(t *testing.T) {
 	if n := l.Sweep(clk.now()); n != 1 {
 		t.Fatalf("Sweep removed %d, want 1", n)
 	}
-	if len(expired) != 1 || expired[0] != "a1" {
-		t.Errorf("OnExpire got %v, want [a1]", expired)
+	if len(*exp) != 1 || (*exp)[0] != "a1" {
+		t.Errorf("OnExpire got %v, want [a1]", *exp)
 	}
 	if got := rec.last["alice"]; len(got) != 1 || got[0].ID != "a2" {
 		t.Errorf("saved set: got %v, want [a2]", got)
@@ -302,11 +309,7 @@ func idsOf(bs []store.Binding) []string {
 // registered at the same moment); nothing is saved; a removal of an
 // expired binding is reported as its expiry.
 func TestLocationMerge(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	rec := &recorder{}
-	l := NewLocation(rec, clk.now, nil)
-	var expired []string
-	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
+	l, clk, rec, exp := newExpiringLocation()
 	now := clk.now()
 	at := func(id string, reg, exp time.Duration) store.Binding {
 		return store.Binding{ID: id, AOR: "alice", RegisteredAt: now.Add(reg), Expires: now.Add(exp)}
@@ -327,8 +330,8 @@ func TestLocationMerge(t *testing.T) {
 	if !got[1].Expires.Equal(refreshed.Expires) {
 		t.Errorf("mine expires at %v, want the refresh's %v", got[1].Expires, refreshed.Expires)
 	}
-	if !slices.Equal(expired, []string{"short"}) {
-		t.Errorf("OnExpire got %v, want [short] (removed by the other node's sweep)", expired)
+	if !slices.Equal(*exp, []string{"short"}) {
+		t.Errorf("OnExpire got %v, want [short] (removed by the other node's sweep)", *exp)
 	}
 	l.Merge("alice", nil, []string{"theirs", "mine"})
 	if got := l.Lookup("alice"); got != nil {
