@@ -31,7 +31,8 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamConn{Conn: c, f: l.f, transport: l.transport, src: c.RemoteAddr().String()}, nil
+	return &streamConn{Conn: c, f: l.f, transport: l.transport, src: c.RemoteAddr().String(),
+		slots: newConnSlots()}, nil
 }
 
 const minReadBuf = 4096
@@ -43,6 +44,9 @@ type streamConn struct {
 	f         *Front
 	transport string
 	src       string // remote ip:port, the request's source
+	// slots counts the messages of this connection waiting for a worker
+	// (maxConnQueued); nil: no bound but the queue's.
+	slots *connSlots
 
 	wmu sync.Mutex
 	// broken is set once a worker's write failed: the connection is

@@ -2,6 +2,7 @@ package stateless
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +53,8 @@ func (c *scriptConn) RemoteAddr() net.Addr {
 // queueOnly is a Front without workers: what frame dispatches stays in
 // f.jobs for the test to look at.
 func queueOnly(queue, maxMsg int) *Front {
-	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue)}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Front{cfg: Config{Queue: queue, MaxMessageBytes: maxMsg}, jobs: make(chan job, queue), ctx: ctx, stop: cancel}
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	return f
 }
@@ -141,13 +143,124 @@ func TestStreamPassThrough(t *testing.T) {
 	}
 }
 
-// A full queue sends the REGISTER to sipgo's stateful path.
+// A full queue makes a stream's reader wait (backpressure): the REGISTER
+// is queued once a worker took the one before it, and nothing reaches
+// sipgo's stateful path. When the front closes meanwhile, the waiting
+// REGISTER goes to sipgo.
 func TestStreamQueueFull(t *testing.T) {
 	f := queueOnly(1, 65535)
-	c := &streamConn{Conn: &scriptConn{chunks: [][]byte{[]byte(reg1 + reg2)}}, f: f, transport: "TCP", src: "x"}
-	passed, regs := drain(t, f, c)
-	if passed != reg2 || len(regs) != 1 || regs[0] != reg1 {
-		t.Fatalf("passed %q, dispatched %q; want reg1 dispatched and reg2 passed", passed, regs)
+	c := &streamConn{Conn: &scriptConn{chunks: [][]byte{[]byte(reg1 + reg2 + reg1 + reg2)}}, f: f, transport: "TCP", src: "x"}
+	type result struct {
+		passed string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var got bytes.Buffer
+		buf := make([]byte, 64)
+		for range 1000 {
+			n, err := c.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				done <- result{got.String(), err}
+				return
+			}
+		}
+		done <- result{got.String(), errors.New("no EOF after 1000 reads")}
+	}()
+	take := func(want string) {
+		t.Helper()
+		select {
+		case j := <-f.jobs:
+			if got := string((*j.buf)[:j.n]); got != want {
+				t.Fatalf("queued %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("nothing queued within 5 s; want %q", want)
+		}
+	}
+	take(reg1)
+	take(reg2) // queued only once reg1 left the queue
+	// The third fills the queue's one place; the fourth waits for room,
+	// and the front closes instead: sipgo gets it.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.jobs) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the reader did not wait for room: sipgo got %q (%v)", r.passed, r.err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.stop()
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, io.EOF) || r.passed != reg2 {
+			t.Fatalf("sipgo got %q (%v); want the REGISTER left waiting when the front closed", r.passed, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader still waits after the front closed")
+	}
+}
+
+// A connection holds at most maxConnQueued of the queue: past that its
+// reader waits for its own slots, and another connection still finds
+// room; a worker taking one of its jobs gives the slot back.
+func TestStreamConnSlots(t *testing.T) {
+	f := queueOnly(maxConnQueued+4, 65535)
+	many := strings.Repeat(reg1, maxConnQueued+1)
+	a := &streamConn{Conn: &scriptConn{chunks: [][]byte{[]byte(many)}}, f: f, transport: "TCP", src: "a",
+		slots: newConnSlots()}
+	b := &streamConn{Conn: &scriptConn{chunks: [][]byte{[]byte(reg2)}}, f: f, transport: "TCP", src: "b",
+		slots: newConnSlots()}
+	aDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := a.Read(buf); err != nil {
+				aDone <- err
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.jobs) < maxConnQueued && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // a reader that would not wait would have queued one more
+	if n := len(f.jobs); n != maxConnQueued {
+		t.Fatalf("connection a has %d queued, want its %d slots' worth", n, maxConnQueued)
+	}
+	if _, err := b.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+		t.Fatalf("connection b: %v, want EOF after its REGISTER was queued", err)
+	}
+	if n := len(f.jobs); n != maxConnQueued+1 {
+		t.Fatalf("%d queued after b's REGISTER, want %d", n, maxConnQueued+1)
+	}
+	// Workers take a's jobs: its reader waits until half of its slots
+	// are free, then queues its last REGISTER and reaches EOF.
+	var w bytes.Buffer
+	var box outbox
+	f.h = func(*sip.Request, sip.ServerTransaction) {} // answers nothing
+	for range maxConnQueued/2 - 1 {
+		f.work(sip.NewParser(), &w, &box, &answer{}, <-f.jobs)
+	}
+	select {
+	case err := <-aDone:
+		t.Fatalf("connection a's reader went on with %d of its slots free (%v); want it to wait for half", maxConnQueued/2-1, err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.work(sip.NewParser(), &w, &box, &answer{}, <-f.jobs)
+	select {
+	case err := <-aDone:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("connection a: %v, want EOF", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection a's reader still waits after a worker took one of its jobs")
+	}
+	if n := a.slots.n.Load(); n != maxConnQueued/2+1 {
+		t.Fatalf("a holds %d slots, want %d (half freed, one taken)", n, maxConnQueued/2+1)
 	}
 }
 
