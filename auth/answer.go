@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"strconv"
 	"strings"
 
@@ -131,6 +133,10 @@ func (a *Authenticator) CheckSIP(req *sip.Request, side Side) Result {
 			}
 		}
 	}
+	var id uint16
+	if side == Registrar {
+		id = a.RequestID(req) // answered without a transaction (package stateless)
+	}
 	return a.Check(Request{
 		Method:        string(req.Method),
 		Authorization: creds,
@@ -138,7 +144,31 @@ func (a *Authenticator) CheckSIP(req *sip.Request, side Side) Result {
 		Source:        req.Source(),
 		Transport:     strings.ToLower(req.Transport()),
 		URI:           &req.Recipient,
+		ID:            id,
 	})
+}
+
+// RequestID identifies req among its retransmissions: a 16-bit hash
+// (never 0) of its top Via's branch, Call-ID and CSeq number, which a
+// retransmission repeats and another request does not (RFC 3261 section
+// 17.2.3 matches a request to its transaction by the branch).
+func (a *Authenticator) RequestID(req *sip.Request) uint16 {
+	var h maphash.Hash
+	h.SetSeed(a.seed)
+	if via := req.Via(); via != nil {
+		b, _ := via.Params.Get("branch")
+		h.WriteString(b)
+	}
+	h.WriteByte(0)
+	if id := req.CallID(); id != nil {
+		h.WriteString(id.Value())
+	}
+	if cs := req.CSeq(); cs != nil {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], cs.SeqNo)
+		h.Write(n[:])
+	}
+	return uint16(h.Sum64()) | 1
 }
 
 // headerValues returns the values of every header called name. sipgo's

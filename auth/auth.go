@@ -7,6 +7,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -26,6 +27,8 @@ type Credentials interface {
 type Nonces interface {
 	New() string
 	Check(nonce string) (digest.NonceStatus, time.Time)
+	// Lifetime is how long a nonce stays valid after it is issued.
+	Lifetime() time.Duration
 }
 
 // Counter accepts a nonce count only when it is higher than every count
@@ -46,6 +49,27 @@ type localCounts struct{ c *digest.Counts }
 func (l localCounts) Accept(nonce string, nc uint32, expires time.Time) (bool, error) {
 	return l.c.Accept(nonce, nc, expires), nil
 }
+
+func (l localCounts) AcceptRepeat(nonce string, nc uint32, request uint16, expires, repeatUntil time.Time) (digest.Verdict, error) {
+	return l.c.AcceptRepeat(nonce, nc, request, expires, repeatUntil), nil
+}
+
+// RepeatCounter is a Counter that also tells apart a request repeating
+// the count accepted last for its nonce (digest.Counts.AcceptRepeat).
+// LocalCounts is one. A cluster's counts in Redis (nonce_counts: cluster)
+// are not: there a retransmitted REGISTER is refused as a replay, as any
+// reused count.
+type RepeatCounter interface {
+	Counter
+	AcceptRepeat(nonce string, nc uint32, request uint16, expires, repeatUntil time.Time) (digest.Verdict, error)
+}
+
+// repeatAfterIssue is how long after its nonce was issued a request may
+// repeat an accepted count as a retransmission (Request.ID): a
+// client answers a challenge at once and retransmits a non-INVITE request
+// for 32 s over UDP (RFC 3261 section 17.1.2.2, Timer F); twice that
+// leaves room for an answer sent late under load.
+const repeatAfterIssue = 64 * time.Second
 
 var _ Nonces = (*digest.Nonces)(nil)
 
@@ -163,6 +187,7 @@ type Authenticator struct {
 	creds    Credentials
 	now      func() time.Time
 	attempts []func(Attempt)
+	seed     maphash.Seed // RequestID's
 }
 
 // Attempt is one checked request: what the brute-force guard, the metrics
@@ -194,7 +219,7 @@ func New(cfg Config, creds Credentials) (*Authenticator, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{cfg: cfg, creds: creds, now: now}, nil
+	return &Authenticator{cfg: cfg, creds: creds, now: now, seed: maphash.MakeSeed()}, nil
 }
 
 // Realm returns the digest realm.
@@ -216,6 +241,13 @@ type Result struct {
 	// TokenExpires is the exp of the Bearer token that authenticated the
 	// request: a registration must not outlive it.
 	TokenExpires time.Time
+	// Repeat: the request is the one (Request.ID) whose nonce count was
+	// accepted last for its nonce, again, its nonce issued at most
+	// repeatAfterIssue ago: a retransmission of an accepted request whose
+	// answer was lost, or an eavesdropper's replay of it. The count was not accepted again. The
+	// caller must not change anything for it: it answers what the first
+	// copy's answer would say now, or refuses it as a Replay.
+	Repeat bool
 }
 
 // Request is what Check needs from a SIP request.
@@ -232,6 +264,13 @@ type Request struct {
 	// URI is the Request-URI, which the digest uri must name (uri.go).
 	// Nil skips the comparison (tests of other rules).
 	URI *sip.Uri
+	// ID identifies the request among its retransmissions (RequestID),
+	// for a caller that answers without a transaction layer, which would
+	// absorb them (the registrar's stateless REGISTERs, RFC 3261 section
+	// 8.2.7): a retransmission of a request it accepted then gets
+	// Result.Repeat rather than Replay, when the Counter is a
+	// RepeatCounter. 0: the caller has a transaction layer.
+	ID uint16
 }
 
 // Check verifies the Digest credentials of a request. Unknown users and
@@ -331,7 +370,7 @@ func (a *Authenticator) check(r Request) Result {
 	// only when the server offers no qop (auth.qop: []), and are then
 	// bounded by the nonce lifetime alone.
 	if c.QOP != "" {
-		fresh, err := a.cfg.Count.Accept(c.Nonce, c.NonceCount, nonceExpires)
+		v, err := a.accept(c, nonceExpires, r.ID)
 		switch {
 		case err != nil:
 			// Only a correct answer gets here, so a 503 instead of a 403
@@ -340,7 +379,9 @@ func (a *Authenticator) check(r Request) Result {
 			// and INVITE is answered 503 before authentication.
 			res.Outcome, res.Detail = Unavailable, err.Error()
 			return res
-		case !fresh:
+		case v == digest.Repeat:
+			res.Repeat = true
+		case v != digest.Fresh:
 			res.Outcome = Replay
 			return res
 		}
@@ -354,6 +395,20 @@ func (a *Authenticator) check(r Request) Result {
 		res.Outcome = a.checkACL(cred, r.Source) // OK or ACLDenied
 	}
 	return res
+}
+
+// accept checks c's nonce count; a stateless caller's retransmission is a
+// Repeat when the counts can tell.
+func (a *Authenticator) accept(c digest.Credentials, expires time.Time, request uint16) (digest.Verdict, error) {
+	if rc, ok := a.cfg.Count.(RepeatCounter); ok && request != 0 {
+		issued := expires.Add(-a.cfg.Nonce.Lifetime())
+		return rc.AcceptRepeat(c.Nonce, c.NonceCount, request, expires, issued.Add(repeatAfterIssue))
+	}
+	fresh, err := a.cfg.Count.Accept(c.Nonce, c.NonceCount, expires)
+	if fresh {
+		return digest.Fresh, err
+	}
+	return digest.Refused, err
 }
 
 // withHA1 is the algorithms of algs that cred has an HA1 for (an imported

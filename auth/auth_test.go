@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/sipwarden/sipwarden/auth"
 	"github.com/sipwarden/sipwarden/digest"
 	"github.com/sipwarden/sipwarden/store"
@@ -130,6 +132,82 @@ func TestCheckOutcomes(t *testing.T) {
 				t.Error("OK without the credential")
 			}
 		})
+	}
+}
+
+// A stateless caller's retransmission (the request whose count was
+// accepted last for the nonce, again, within 64 s of the nonce's issue) is
+// Repeat with the outcome of the checks after the count; anything else
+// reusing a count is a Replay, and so is every reuse for a caller with a
+// transaction layer (ID 0).
+func TestCheckRepeat(t *testing.T) {
+	f := newFixture(t)
+	check := func(h string, id uint16) auth.Result {
+		return f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{h}, ID: id})
+	}
+	nonce := f.nonces.New()
+	h1 := answer("alice", pw, nonce, digest.MD5, 1)
+	if r := check(h1, 11); r.Outcome != auth.OK || r.Repeat {
+		t.Fatalf("first use: %v repeat=%t, want ok", r.Outcome, r.Repeat)
+	}
+	if r := check(h1, 11); r.Outcome != auth.OK || !r.Repeat {
+		t.Errorf("the same request again: %v repeat=%t, want ok and a repeat", r.Outcome, r.Repeat)
+	}
+	if r := check(h1, 13); r.Outcome != auth.Replay || r.Repeat {
+		t.Errorf("the same answer in another request: %v repeat=%t, want replay", r.Outcome, r.Repeat)
+	}
+	if r := check(h1, 0); r.Outcome != auth.Replay || r.Repeat {
+		t.Errorf("the same answer again, with a transaction layer: %v repeat=%t, want replay", r.Outcome, r.Repeat)
+	}
+	if r := check(answer("alice", pw, nonce, digest.MD5, 2), 15); r.Outcome != auth.OK || r.Repeat {
+		t.Fatalf("nc=2: %v repeat=%t, want ok", r.Outcome, r.Repeat)
+	}
+	if r := check(h1, 11); r.Outcome != auth.Replay {
+		t.Errorf("nc=1 after nc=2: %v, want replay (not the count accepted last)", r.Outcome)
+	}
+	// A wrong password is a mismatch, repeat or not.
+	if r := check(answer("alice", "nope-nope-nope", nonce, digest.MD5, 2), 15); r.Outcome != auth.Mismatch || r.Repeat {
+		t.Errorf("nc=2 with a wrong password: %v repeat=%t, want mismatch", r.Outcome, r.Repeat)
+	}
+	// 64 s after the nonce was issued, a repeat is a replay.
+	f.clk.add(65 * time.Second)
+	if r := check(answer("alice", pw, nonce, digest.MD5, 2), 15); r.Outcome != auth.Replay || r.Repeat {
+		t.Errorf("nc=2 again 65 s after the nonce's issue: %v repeat=%t, want replay", r.Outcome, r.Repeat)
+	}
+	// A disabled credential's repeat is refused as disabled.
+	hb := answer("bob", pw, f.nonces.New(), digest.MD5, 1)
+	if r := check(hb, 17); r.Outcome != auth.Disabled {
+		t.Fatalf("bob: %v, want disabled", r.Outcome)
+	}
+	if r := check(hb, 17); r.Outcome != auth.Disabled {
+		t.Errorf("bob's request again: %v, want disabled", r.Outcome)
+	}
+}
+
+// RequestID: a retransmission (the same branch, Call-ID and CSeq) has
+// the same ID, another request another. IDs are 16-bit hashes with a
+// random seed: a pair collides with a chance of 2^-16, so a pair is a
+// failure only when it collides under two seeds (2^-32).
+func TestRequestID(t *testing.T) {
+	f, g := newFixture(t), newFixture(t)
+	mk := func(branch, callID string, seq uint32) *sip.Request {
+		req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: realm})
+		req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "192.0.2.7", Port: 5060,
+			Params: sip.HeaderParams{{K: "branch", V: branch}}})
+		cid := sip.CallIDHeader(callID)
+		req.AppendHeader(&cid)
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.REGISTER})
+		return req
+	}
+	id := f.a.RequestID(mk("z9hG4bK1", "c1", 2))
+	if id == 0 || f.a.RequestID(mk("z9hG4bK1", "c1", 2)) != id {
+		t.Fatalf("a retransmission's ID differs (or is 0): %d", id)
+	}
+	gid := g.a.RequestID(mk("z9hG4bK1", "c1", 2))
+	for _, other := range []*sip.Request{mk("z9hG4bK2", "c1", 2), mk("z9hG4bK1", "c2", 2), mk("z9hG4bK1", "c1", 3)} {
+		if f.a.RequestID(other) == id && g.a.RequestID(other) == gid {
+			t.Errorf("another request (%s, %s) has the same ID under two seeds", other.Via(), other.CSeq())
+		}
 	}
 }
 

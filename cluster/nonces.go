@@ -77,6 +77,9 @@ func (n *Nonces) use(epoch [4]byte) error {
 	return nil
 }
 
+// Lifetime returns how long a nonce stays valid after it is issued.
+func (n *Nonces) Lifetime() time.Duration { return n.lifetime }
+
 // New returns a fresh nonce of the current epoch.
 func (n *Nonces) New() string { return n.cur.Load().n.New() }
 

@@ -47,6 +47,8 @@ const DefaultMaxCounts = 1 << 20
 //
 // Retransmissions must be absorbed before Accept (the SIP transaction layer
 // does it): a retransmitted request carries the same count and is refused.
+// A caller with no transaction layer (a stateless registrar) uses
+// AcceptRepeat, which tells such a retransmission apart.
 type Counts struct {
 	seed     maphash.Seed
 	now      func() time.Time
@@ -71,8 +73,32 @@ type countShard struct {
 
 type countEntry struct {
 	exp uint32 // seconds after Counts.base, rounded up
-	nc  uint32
+	// nc is the highest count accepted: at most MaxCount, so that it and
+	// tag, the request that carried it (AcceptRepeat; 0: unknown), keep
+	// an entry at 8 bytes.
+	nc, tag uint16
 }
+
+// MaxCount is the highest nonce count accepted. A higher one is refused
+// (fail closed): only a client sending more than 65,535 requests on one
+// nonce within its lifetime gets there, and refused as a replay it is
+// challenged with stale=true and starts again at 1 on a fresh nonce.
+const MaxCount = 1<<16 - 1
+
+// Verdict is AcceptRepeat's answer.
+type Verdict uint8
+
+const (
+	// Refused: a replay, a count of 0, an expired or forgotten nonce.
+	Refused Verdict = iota
+	// Fresh: the count is higher than every one accepted for the nonce;
+	// it is now the nonce's count.
+	Fresh
+	// Repeat: the count accepted last for the nonce, again, in the same
+	// request, before the caller's repeatUntil: a retransmission. Nothing
+	// was recorded.
+	Repeat
+)
 
 // purgeBatch bounds the expired entries one Accept removes, to bound its
 // latency; each Accept adds at most one entry, so expired ones cannot pile
@@ -126,9 +152,24 @@ func (c *Counts) secs(t time.Time) uint32 {
 // is fresh: higher than every count accepted for nonce so far. It refuses
 // nc 0 and expired nonces.
 func (c *Counts) Accept(nonce string, nc uint32, expires time.Time) bool {
+	return c.AcceptRepeat(nonce, nc, 0, expires, time.Time{}) == Fresh
+}
+
+// AcceptRepeat is Accept for a caller that answers requests without a
+// transaction layer, which would absorb retransmissions. request
+// identifies the request among its retransmissions (a hash of its top
+// Via's branch, Call-ID and CSeq, RFC 3261 section 17.2.3; never 0). It
+// is recorded with a fresh count; before repeatUntil, the same request
+// again with the count accepted last for nonce is a Repeat (a client whose
+// answer was lost retransmits the very request), not a replay. It is also
+// what an eavesdropper could send, so the caller must answer a Repeat
+// without changing anything, and keep repeatUntil short: a few
+// retransmission intervals after the nonce was issued. request 0 makes it
+// Accept.
+func (c *Counts) AcceptRepeat(nonce string, nc uint32, request uint16, expires, repeatUntil time.Time) Verdict {
 	now := c.now()
-	if nc == 0 || !expires.After(now) {
-		return false
+	if nc == 0 || nc > MaxCount || !expires.After(now) {
+		return Refused
 	}
 	nowS, exp := c.secs(now), c.secs(expires)
 	key := maphash.String(c.seed, nonce)
@@ -136,24 +177,28 @@ func (c *Counts) Accept(nonce string, nc uint32, expires time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purgeLocked(nowS, purgeBatch)
+	n := uint16(nc)
 	if e, ok := s.m[key]; ok {
-		if nc <= e.nc {
-			return false // RFC 7616 section 3.4.5: a replay
+		if n == e.nc && request != 0 && request == e.tag && now.Before(repeatUntil) {
+			return Repeat
 		}
-		e.nc = nc
+		if n <= e.nc {
+			return Refused // RFC 7616 section 3.4.5: a replay
+		}
+		e.nc, e.tag = n, request
 		e.exp = max(e.exp, exp)
 		s.m[key] = e
-		return true
+		return Fresh
 	}
 	if exp <= s.floor {
-		return false // its count may have been evicted: fail closed
+		return Refused // its count may have been evicted: fail closed
 	}
-	s.m[key] = countEntry{exp: exp, nc: nc}
+	s.m[key] = countEntry{exp: exp, nc: n, tag: request}
 	s.queue = append(s.queue, key)
 	for len(s.m) > c.perShard {
 		s.evictLocked()
 	}
-	return true
+	return Fresh
 }
 
 // Sweep removes every entry whose nonce has expired and returns how many it

@@ -10,6 +10,41 @@ import (
 	"github.com/sipwarden/sipwarden/digest"
 )
 
+// AcceptRepeat: the count accepted last, again in the same request before
+// repeatUntil, is a Repeat that records nothing; after it, in another
+// request, or any other count not higher, it is Refused.
+func TestCountsAcceptRepeat(t *testing.T) {
+	clk := newClock()
+	c := digest.NewCounts(1024, clk.Now)
+	exp := clk.Now().Add(time.Minute)
+	until := clk.Now().Add(10 * time.Second)
+	steps := []struct {
+		nc      uint32
+		req     uint16
+		advance time.Duration
+		until   time.Time
+		want    digest.Verdict
+	}{
+		{1, 7, 0, until, digest.Fresh},
+		{1, 7, 0, until, digest.Repeat},
+		{1, 8, 0, until, digest.Refused},       // another request with that count: a replay
+		{1, 0, 0, until, digest.Refused},       // no request named: Accept's rule
+		{1, 7, 0, time.Time{}, digest.Refused}, // no window: Accept's rule
+		{2, 9, 0, until, digest.Fresh},
+		{1, 7, 0, until, digest.Refused}, // not the count accepted last
+		{2, 9, 0, until, digest.Repeat},
+		{2, 9, 11 * time.Second, until, digest.Refused}, // past repeatUntil
+		{3, 9, 0, until, digest.Fresh},
+		{0, 9, 0, until, digest.Refused},
+	}
+	for i, s := range steps {
+		clk.Add(s.advance)
+		if got := c.AcceptRepeat("a", s.nc, s.req, exp, s.until); got != s.want {
+			t.Errorf("step %d: AcceptRepeat(nc %d, request %d): got %v, want %v", i, s.nc, s.req, got, s.want)
+		}
+	}
+}
+
 func TestCountsSequence(t *testing.T) {
 	clk := newClock()
 	c := digest.NewCounts(1024, clk.Now)
@@ -27,8 +62,9 @@ func TestCountsSequence(t *testing.T) {
 		{"a", 5, false}, // equal to the highest
 		{"b", 1, true},  // counts are per nonce
 		{"b", 0, false}, // nc starts at 1
-		{"a", 0xffffffff, true},
-		{"a", 0xffffffff, false},
+		{"a", digest.MaxCount, true},
+		{"a", digest.MaxCount, false},
+		{"c", digest.MaxCount + 1, false}, // past MaxCount: fail closed
 		{"b", 2, true},
 	}
 	for i, s := range steps {

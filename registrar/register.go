@@ -222,13 +222,31 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 			}
 		}
 	}
-	others, limit, err := r.connectionBindings(cred, aor)
-	if err != nil {
-		return r.replyErr(req, err)
-	}
-	bs, saved, err := r.apply(aor, cred, req, contacts, now, ev, others, limit)
-	if err != nil {
-		return r.replyErr(req, err)
+	var bs []store.Binding
+	var saved Pending
+	if res.Repeat {
+		// A retransmission of a REGISTER whose nonce count was accepted
+		// (its answer was lost: the stateless path has no transaction to
+		// absorb it, RFC 3261 section 17.2.2). Applying it again would fail
+		// step 7 (CSeq not higher); a stateful registrar would resend its
+		// 200. So it gets a 200 listing the bindings as they are, changing
+		// nothing, when what it binds is still bound from its source and
+		// what it removes is gone; else it is the replay its count says.
+		bs = r.loc.Lookup(aor)
+		if !stillBound(bs, contacts, req, callID.Value()) {
+			res.Outcome, res.Repeat = auth.Replay, false
+			ev.Outcome, ev.Authenticated = auth.Replay, false
+			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor)
+		}
+		saved = r.loc.Pending()
+	} else {
+		others, limit, err := r.connectionBindings(cred, aor)
+		if err != nil {
+			return r.replyErr(req, err)
+		}
+		if bs, saved, err = r.apply(aor, cred, req, contacts, now, ev, others, limit); err != nil {
+			return r.replyErr(req, err)
+		}
 	}
 	// No 200 before the change is stored (a cluster node: in Redis), the
 	// location shard unlocked meanwhile. Not stored in time: 503, though
@@ -474,6 +492,38 @@ func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req
 // reg-id, RFC 5626 section 6), else the same Contact URI (RFC 3261 10.3
 // step 7), else, for a single-contact REGISTER, the same Call-ID (a
 // device whose address changed keeps its Call-ID: RFC 3261 10.2.4).
+// stillBound reports whether the bindings cur still are what the REGISTER
+// req (callID), asking for cs, made them, as far as a retransmission of it
+// may be told: each contact it binds is bound, from its source and over
+// its transport (a refresh since by the same device, with a later CSeq or
+// another Call-ID, keeps it so: a load generator re-registering a user
+// every fraction of a second does that), and none it removes or replaces
+// (a wildcard) is there. Only a device at the request's source is told
+// its bindings again.
+func stillBound(cur []store.Binding, cs []contact, req *sip.Request, callID string) bool {
+	if len(cs) > 0 && cs[0].uri == "*" {
+		return len(cur) == 0
+	}
+	src, tp := req.Source(), transportOf(req)
+	for _, c := range cs {
+		i := match(cur, c, callID, len(cs) == 1)
+		switch {
+		case i < 0:
+			if c.expires != 0 {
+				return false
+			}
+		case c.expires == 0:
+			return false
+		default:
+			b := &cur[i]
+			if b.Contact != c.uri || b.Source != src || b.Transport != tp {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func match(bs []store.Binding, c contact, callID string, single bool) int {
 	if c.instance != "" {
 		for i, b := range bs {

@@ -103,15 +103,46 @@ func TestDigestAnswersNotReplayable(t *testing.T) {
 		}
 	}
 
-	// Accepted once, then replayed after a restart (the nonce counts are
-	// in memory, the nonce key on disk).
-	captured := u.registerMsg("bob", randHex(8), 1, answerRegister("bob", u.nonce(), "sip:sipwarden.test", "auth"), "")
+	// Accepted once. The very request again from the same address is a
+	// retransmission whose 200 was lost (the stateless path has no
+	// transaction to absorb it, RFC 3261 17.2.2): 200 again, listing the
+	// binding it made, changing nothing.
+	callID := randHex(8)
+	captured := u.registerMsg("bob", callID, 1, answerRegister("bob", u.nonce(), "sip:sipwarden.test", "auth"), "")
 	if st, _ := u.exchange(captured, 2*time.Second); st != "SIP/2.0 200 OK" {
 		t.Fatalf("bob's answer: %q", st)
 	}
-	if st, _ := u.exchange(captured, 2*time.Second); st != "SIP/2.0 401 Unauthorized" {
-		t.Errorf("the same answer again: %q, want 401 (nonce count replayed)", st)
+	if st, raw := u.exchange(captured, 2*time.Second); st != "SIP/2.0 200 OK" || !strings.Contains(raw, "Contact: <sip:bob@"+u.local) {
+		t.Errorf("the same request again from its address (a retransmission): %q, want 200 with its binding:\n%s", st, raw)
 	}
+	// From another address it is a replay.
+	other := newRawUA(t, "udp", "127.0.0.63", ts.Addr("udp"))
+	if st, raw := other.exchange(captured, 2*time.Second); st != "SIP/2.0 401 Unauthorized" || !strings.Contains(raw, "stale=true") {
+		t.Errorf("the same answer from another address: %q, want 401 with stale=true (nonce count replayed)", st)
+	}
+	// Still a retransmission after the device refreshed its binding (a
+	// 200 lost, retransmitted for seconds while the device went on).
+	if st, _ := u.exchange(u.registerMsg("bob", callID, 2, answerRegister("bob", u.nonce(), "sip:sipwarden.test", "auth"), ""), 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob's refresh: %q", st)
+	}
+	if st, _ := u.exchange(captured, 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Errorf("the first request again after a refresh: %q, want 200", st)
+	}
+	// The same answer in another request (its CSeq changed) is a replay.
+	if st, _ := u.exchange(strings.Replace(captured, "CSeq: 1 REGISTER", "CSeq: 5 REGISTER", 1), 2*time.Second); st != "SIP/2.0 401 Unauthorized" {
+		t.Errorf("the first answer in another request: %q, want 401 (nonce count replayed)", st)
+	}
+	// From the same address once the device unregistered, a replay too:
+	// it would bind again what is gone.
+	unreg := strings.Replace(u.registerMsg("bob", callID, 3, answerRegister("bob", u.nonce(), "sip:sipwarden.test", "auth"), ""), "Expires: 600", "Expires: 0", 1)
+	if st, _ := u.exchange(unreg, 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob's unregister: %q", st)
+	}
+	if st, _ := u.exchange(captured, 2*time.Second); st != "SIP/2.0 401 Unauthorized" {
+		t.Errorf("the first answer after the binding was removed: %q, want 401 (nonce count replayed)", st)
+	}
+	// Then replayed after a restart (the nonce counts are in memory, the
+	// nonce key on disk).
 	ts.stop()
 	ts = startServer(t, cfg)
 	u = newRawUA(t, "udp", "127.0.0.62", ts.Addr("udp"))
