@@ -100,7 +100,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per REGISTER step (with -sustain: the whole run)")
 	flag.IntVar(&o.reps, "reps", 3, "searches per scenario, transport and server; the table gives their medians")
 	flag.IntVar(&o.start, "start", 12000, "first rate of the first REGISTER search, flows/s")
-	flag.IntVar(&o.max, "max", 40000, "highest rate tried, flows/s")
+	flag.IntVar(&o.max, "max", 80000, "highest rate tried, flows/s")
 	flag.Float64Var(&o.resolution, "resolution", 0.1, "stop bisecting when the bracket is within this fraction of the passing rate")
 	flag.Float64Var(&o.refine, "refine", 1.2, "later searches start at the median found so far and go up by this factor")
 	flag.StringVar(&transports, "transports", "udp,tcp", "transports measured: udp (sipp -t u1) and tcp (-t t1, one connection)")
