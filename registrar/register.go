@@ -488,10 +488,6 @@ func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req
 	b.UpdatedAt = now
 }
 
-// match finds the binding of the same device: same +sip.instance (and
-// reg-id, RFC 5626 section 6), else the same Contact URI (RFC 3261 10.3
-// step 7), else, for a single-contact REGISTER, the same Call-ID (a
-// device whose address changed keeps its Call-ID: RFC 3261 10.2.4).
 // stillBound reports whether the bindings cur still are what the REGISTER
 // req (callID), asking for cs, made them, as far as a retransmission of it
 // may be told: each contact it binds is bound, from its source and over
@@ -524,6 +520,10 @@ func stillBound(cur []store.Binding, cs []contact, req *sip.Request, callID stri
 	return true
 }
 
+// match finds the binding of the same device: same +sip.instance (and
+// reg-id, RFC 5626 section 6), else the same Contact URI (RFC 3261 10.3
+// step 7), else, for a single-contact REGISTER, the same Call-ID (a
+// device whose address changed keeps its Call-ID: RFC 3261 10.2.4).
 func match(bs []store.Binding, c contact, callID string, single bool) int {
 	if c.instance != "" {
 		for i, b := range bs {
