@@ -244,9 +244,10 @@ type Result struct {
 	// Repeat: the request is the one (Request.ID) whose nonce count was
 	// accepted last for its nonce, again, its nonce issued at most
 	// repeatAfterIssue ago: a retransmission of an accepted request whose
-	// answer was lost, or an eavesdropper's replay of it. The count was not accepted again. The
-	// caller must not change anything for it: it answers what the first
-	// copy's answer would say now, or refuses it as a Replay.
+	// answer was lost, or an eavesdropper's replay of it. The count was
+	// not accepted again. The caller must not change anything for it: it
+	// answers what the first copy's answer would say now, or refuses it
+	// as a Replay.
 	Repeat bool
 }
 
