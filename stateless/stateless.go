@@ -11,9 +11,10 @@
 // goroutine's stack growth, and over UDP the transaction kept for Timer J
 // (32 s, about 13 KB per flow: 2 GB at 15,000 flows/s). A REGISTER is safe
 // to answer statelessly: a retransmitted first leg gets a fresh 401; a
-// retransmitted second leg re-presents a nonce count already accepted and
-// gets 401 stale=true, after which the client answers again with the next
-// count. Kamailio answers REGISTER the same way (sl_send_reply).
+// retransmitted second leg re-presents a nonce count already accepted,
+// which the nonce counts recognise as the same request, and gets 200 again
+// with the bindings as they are (auth.Result.Repeat). Kamailio answers
+// REGISTER the same way (sl_send_reply).
 //
 // With Front.ChallengeInvites it also answers the first INVITE of a call
 // (no credentials) with the proxy's 407, and absorbs the ACK of that 407
