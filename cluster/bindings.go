@@ -69,11 +69,13 @@ type Bindings struct {
 	wmu sync.Mutex
 	// Guarded by mu (bindings_commit.go): every save up to stored is in
 	// Redis; the saves up to failed were queued when a batch failed
-	// (failErr); settled is closed, and replaced, when either moves.
+	// (failErr); waiting are the REGISTERs waiting for theirs, and
+	// stopped tells a new one that nothing will write or reap any more.
 	stored  uint64
 	failed  uint64
 	failErr error
-	settled chan struct{}
+	waiting []*commitWaiter
+	stopped bool
 	// waiters counts the REGISTERs waiting in Stored; hurry tells the
 	// writer that one began to wait (bindings_commit.go).
 	waiters atomic.Int64
@@ -166,7 +168,7 @@ func (c *Cluster) Bindings(apply func(aor string, up []store.Binding, del []stri
 	return &Bindings{
 		c: c, apply: apply, own: `{"node":` + string(node) + `,`,
 		pending: map[string]pendingSet{}, wake: make(chan struct{}, 1),
-		settled: make(chan struct{}), hurry: make(chan struct{}, 1),
+		hurry: make(chan struct{}, 1),
 	}
 }
 
@@ -321,11 +323,8 @@ func (b *Bindings) Run(ctx context.Context) {
 	}
 	defer sub.Close()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.writeLoop(ctx)
-	}()
+	wg.Go(func() { b.writeLoop(ctx) })
+	wg.Go(func() { b.reapLoop(ctx) })
 	defer wg.Wait()
 	msgs := sub.Channel(redis.WithChannelSize(4096))
 	for {

@@ -336,3 +336,47 @@ func TestBindingsTwoNodesOneAOR(t *testing.T) {
 		t.Errorf("EXISTS after the last removal: got %s, want :0", got)
 	}
 }
+
+// TestBindingsStoredCancelAndStop: a wait ends with ErrUnavailable when
+// its context does, while the batch is held up (redis-server frozen), and
+// once Run has ended a wait returns at once with ErrUnavailable instead of
+// waiting for a writer that is gone.
+func TestBindingsStoredCancelAndStop(t *testing.T) {
+	r := redistest.Start(t)
+	b := openTimeout(t, r, "a", 10*time.Second).Bindings(func(string, []store.Binding, []string) {})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(ctx) }()
+	defer func() { stop(); <-done }()
+
+	r.Pause()
+	b.SaveBindings("held", nil, oneBinding("held"))
+	wctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	start := time.Now()
+	err := b.Stored(wctx, b.Ticket())
+	cancel()
+	r.Resume()
+	if !errors.Is(err, cluster.ErrUnavailable) {
+		t.Fatalf("Stored with its context ended: got %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Stored with a 100 ms context took %v", d)
+	}
+	if err := b.Stored(context.Background(), b.Ticket()); err != nil {
+		t.Fatalf("Stored once redis runs again: %v", err)
+	}
+
+	stop()
+	<-done
+	b.SaveBindings("late", nil, oneBinding("late"))
+	ended := make(chan error, 1)
+	go func() { ended <- b.Stored(context.Background(), b.Ticket()) }()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, cluster.ErrUnavailable) {
+			t.Fatalf("Stored after Run ended: got %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stored after Run ended still waits after 5 s")
+	}
+}

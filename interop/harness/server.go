@@ -416,11 +416,16 @@ func FetchCPUProfile(ctx context.Context, httpAddr string, secs int, path string
 
 // FetchProfile is FetchCPUProfile for any of net/http/pprof's profiles
 // that take seconds: "profile" (CPU), "allocs" and "heap" (the change
-// over those seconds), "trace" (the execution tracer).
+// over those seconds), "trace" (the execution tracer). With secs 0, kind
+// is fetched as it is now: "heap" is then what is in use, and
+// "heap?debug=1" the same as text ending with runtime.MemStats.
 func FetchProfile(ctx context.Context, httpAddr, kind string, secs int, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
 	defer cancel()
 	url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", httpAddr, kind, secs)
+	if secs == 0 {
+		url = fmt.Sprintf("http://%s/debug/pprof/%s", httpAddr, kind)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

@@ -722,8 +722,9 @@ func scenarioPath(name string) string {
 
 // startProfile, with -profile and sipwarden as t, fetches a CPU profile
 // and an allocation profile (what was allocated during the step) over the
-// step's load into the profile directory; the returned function waits for
-// them.
+// step's load into the profile directory, and three quarters into the step
+// what the heap holds then (.heap.pprof, and .heap.txt with the runtime's
+// memory statistics); the returned function waits for them.
 func (b *bench) startProfile(ctx context.Context, t target, name string, dur time.Duration) (wait func()) {
 	pt, ok := t.(interface{ pprofHTTP() string })
 	if b.o.profile == "" || !ok {
@@ -742,6 +743,18 @@ func (b *bench) startProfile(ctx context.Context, t target, name string, dur tim
 			}
 		})
 	}
+	wg.Go(func() {
+		select {
+		case <-time.After(dur * 3 / 4):
+		case <-ctx.Done():
+			return
+		}
+		for kind, ext := range map[string]string{"heap": ".heap.pprof", "heap?debug=1": ".heap.txt"} {
+			if err := harness.FetchProfile(ctx, pt.pprofHTTP(), kind, 0, filepath.Join(b.o.profile, name+ext)); err != nil {
+				logf("  heap %s: %v", name, err)
+			}
+		}
+	})
 	if b.o.traceSecs > 0 {
 		wg.Go(func() {
 			select {
