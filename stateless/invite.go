@@ -182,9 +182,9 @@ func (f *Front) absorbACK(msg []byte, j job) bool {
 
 // handleInvite runs the handler for a queued INVITE on a worker and sends
 // its answer, with the front's To tag.
-func (f *Front) handleInvite(out *bytes.Buffer, box *outbox, a *answer, j job) {
+func (f *Front) handleInvite(dg *datagrams, box *outbox, a *answer, j job) {
 	if f.late(j) {
-		f.refuse(out, box, j.req, j) // a new call, which would only start late
+		f.refuse(dg, box, j.req, j) // a new call, which would only start late
 		return
 	}
 	tag, ok := f.inv.tag(j.req) // before the handler adds received and rport to Via
@@ -197,7 +197,7 @@ func (f *Front) handleInvite(out *bytes.Buffer, box *outbox, a *answer, j job) {
 		to.Params.Add("tag", tag)
 	}
 	f.inv.answered.Add(1)
-	f.send(out, box, a.res, j)
+	f.send(dg, box, a.res, j)
 }
 
 // tag is the To tag of the front's answer to an INVITE, and of the ACK

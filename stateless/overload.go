@@ -1,7 +1,6 @@
 package stateless
 
 import (
-	"bytes"
 	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
@@ -37,12 +36,12 @@ func (f *Front) late(j job) bool {
 
 // refuse answers req 503 Service Unavailable with a Retry-After in
 // [RetryAfter, 2*RetryAfter) seconds (RFC 3261 section 21.5.4).
-func (f *Front) refuse(out *bytes.Buffer, box *outbox, req *sip.Request, j job) {
+func (f *Front) refuse(dg *datagrams, box *outbox, req *sip.Request, j job) {
 	res := reply.FromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable")
 	secs := f.cfg.RetryAfter + rand.IntN(f.cfg.RetryAfter)
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(secs)))
 	f.shed(ShedOverload)
-	f.send(out, box, res, j)
+	f.send(dg, box, res, j)
 }
 
 // shed counts one request refused or dropped for overload, and logs at

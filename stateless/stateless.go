@@ -335,16 +335,17 @@ func (o *outbox) flush(f *Front) {
 func (f *Front) worker() {
 	defer f.wg.Done()
 	parser := sip.NewParser()
-	var out bytes.Buffer // a datagram
-	var box outbox
+	var dg datagrams            // UDP answers
+	var box outbox              // a stream's answers
 	a := answer{done: f.closed} // reused: handlers do not keep it
 	defer box.flush(f)
+	defer dg.flush(f)
 	for {
 		j, ok := f.next()
 		if !ok {
 			return
 		}
-		f.work(parser, &out, &box, &a, j)
+		f.work(parser, &dg, &box, &a, j)
 		// More queued: answer them before writing (bounded, so that the
 		// first answers of a long queue do not wait for the last).
 		for range maxBatchJobs - 1 {
@@ -352,8 +353,9 @@ func (f *Front) worker() {
 			if !ok {
 				break
 			}
-			f.work(parser, &out, &box, &a, j)
+			f.work(parser, &dg, &box, &a, j)
 		}
+		dg.flush(f)
 		box.flush(f)
 	}
 }
@@ -380,19 +382,19 @@ func (f *Front) queuedJob() (job, bool) {
 }
 
 // work handles one job a worker took from the queue.
-func (f *Front) work(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {
+func (f *Front) work(parser *sip.Parser, dg *datagrams, box *outbox, a *answer, j job) {
 	f.queued.remove(j.sum)
 	j.releaseSlot()
 	if f.cfg.OnQueueDelay != nil && !j.at.IsZero() {
 		f.cfg.OnQueueDelay(time.Since(j.at))
 	}
-	f.handle(parser, out, box, a, j)
+	f.handle(parser, dg, box, a, j)
 	f.putBuf(j.buf)
 }
 
-func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *answer, j job) {
+func (f *Front) handle(parser *sip.Parser, dg *datagrams, box *outbox, a *answer, j job) {
 	if j.req != nil {
-		f.handleInvite(out, box, a, j)
+		f.handleInvite(dg, box, a, j)
 		return
 	}
 	var source string
@@ -413,7 +415,7 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *an
 	req.SetSource(source)
 	req.SetTransport(j.transport)
 	if f.late(j) && req.GetHeader("Authorization") == nil {
-		f.refuse(out, box, req, j)
+		f.refuse(dg, box, req, j)
 		return
 	}
 	// The answer leaves once the handler returned, so that whatever the
@@ -425,23 +427,19 @@ func (f *Front) handle(parser *sip.Parser, out *bytes.Buffer, box *outbox, a *an
 		return
 	}
 	f.handled.Add(1) // before sending: the client may act on it at once
-	f.send(out, box, a.res, j)
+	f.send(dg, box, a.res, j)
 }
 
 // send answers res the way its request came: over the request's own
 // connection (through the worker's outbox), or as a datagram to its
 // source address (RFC 3261 18.2.2 with rport, RFC 3581: the source is
-// where a NATed client listens).
-func (f *Front) send(out *bytes.Buffer, box *outbox, res *sip.Response, j job) {
+// where a NATed client listens), through the worker's batch of datagrams.
+func (f *Front) send(dg *datagrams, box *outbox, res *sip.Response, j job) {
 	if j.conn != nil {
 		box.add(f, j.conn, res)
 		return
 	}
-	out.Reset()
-	res.StringWrite(out)
-	if _, err := j.pc.WriteTo(out.Bytes(), j.addr); err != nil {
-		f.log.Debug("send REGISTER response", "transport", j.transport, "status", res.StatusCode, "error", err)
-	}
+	dg.add(f, j.pc, j.addr, res)
 }
 
 // isRegister reports whether a message starts a REGISTER request.

@@ -239,7 +239,7 @@ func TestStreamConnSlots(t *testing.T) {
 	}
 	// Workers take a's jobs: its reader waits until half of its slots
 	// are free, then queues its last REGISTER and reaches EOF.
-	var w bytes.Buffer
+	var w datagrams
 	var box outbox
 	f.h = func(*sip.Request, sip.ServerTransaction) {} // answers nothing
 	for range maxConnQueued/2 - 1 {
