@@ -54,6 +54,10 @@ type Pending struct {
 	ticket uint64
 }
 
+// durable reports whether the change is stored some time later (Wait may
+// wait), rather than once saved.
+func (p Pending) durable() bool { return p.d != nil }
+
 // Wait returns nil once the change is stored: at once when the saver is
 // not Durable (or there is none), else when Durable.Stored says so. Call
 // it with no shard locked.

@@ -113,12 +113,31 @@ func (r *Registrar) emit(ev Event) {
 	}
 }
 
-// ServeSIP answers a REGISTER within its server transaction.
+// Deferrer is implemented by a server transaction that can be answered
+// after its handler returned: the stateless front's (package stateless).
+// A cluster node answers a REGISTER only once its change is in Redis
+// (Durable); through a Deferrer the registrar hands that wait and the
+// answer to finish, which the front's worker runs after the other
+// requests it took in the same round, so that the REGISTERs of one round
+// wait for their batch together (one goroutine park per round rather
+// than one per REGISTER). finish runs on the worker, the one goroutine
+// that called the handler.
+type Deferrer interface {
+	// Defer arranges for finish to run later, once; false when it
+	// cannot (the handler then waits itself).
+	Defer(finish func()) bool
+}
+
+// ServeSIP answers a REGISTER within its server transaction; through a
+// Deferrer, the answer of one whose change must be stored first comes
+// later (Deferrer).
 func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
-	res := r.Handle(req)
-	if res == nil {
-		return // dropped: see Handle
+	if res := r.serve(req, tx); res != nil {
+		r.respond(req, tx, res)
 	}
+}
+
+func (r *Registrar) respond(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	if err := tx.Respond(res); err != nil {
 		r.log.Warn("send REGISTER response", "source", req.Source(), "status", res.StatusCode, "error", err)
 	}
@@ -128,7 +147,11 @@ func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 // keeps the request. It returns nil for a request that must be dropped
 // unanswered: one with a bare CR or LF inside a header, which any response
 // would echo (see sipcheck.HasLineBreak).
-func (r *Registrar) Handle(req *sip.Request) *sip.Response {
+func (r *Registrar) Handle(req *sip.Request) *sip.Response { return r.serve(req, nil) }
+
+// serve is Handle; with tx a Deferrer, a REGISTER whose change must be
+// stored before its 200 is finished through it, and serve returns nil.
+func (r *Registrar) serve(req *sip.Request, tx sip.ServerTransaction) *sip.Response {
 	start := r.now()
 	ev := Event{Source: req.Source(), Transport: transportOf(req), Outcome: auth.NoCredentials}
 	if sipcheck.HasLineBreak(req) {
@@ -137,11 +160,29 @@ func (r *Registrar) Handle(req *sip.Request) *sip.Response {
 		r.emit(ev)
 		return nil
 	}
-	res := r.handle(req, &ev)
+	res, c, wait := r.handle(req, &ev)
+	if wait {
+		if d, ok := tx.(Deferrer); ok {
+			// Only a deferred REGISTER's state goes to the heap.
+			later := &deferredCommit{commit: c, ev: ev, start: start}
+			if d.Defer(func() {
+				r.respond(req, tx, r.done(&later.ev, r.commit(req, &later.ev, &later.commit), later.start))
+			}) {
+				return nil
+			}
+		}
+		res = r.commit(req, &ev, &c)
+	}
+	return r.done(&ev, res, start)
+}
+
+// done completes ev with res, logs it and hands it to the observers; it
+// returns res.
+func (r *Registrar) done(ev *Event, res *sip.Response, start time.Time) *sip.Response {
 	ev.Status = res.StatusCode
 	ev.Duration = r.now().Sub(start)
-	r.logEvent(ev)
-	r.emit(ev)
+	r.logEvent(*ev)
+	r.emit(*ev)
 	return res
 }
 
@@ -159,34 +200,102 @@ func (r *Registrar) logEvent(ev Event) {
 		"status", ev.Status, "outcome", ev.Outcome.String(), "duration_s", ev.Duration.Seconds())
 }
 
-func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
+// commit is a REGISTER's change of the table whose save must be stored
+// before it is answered 200 (Durable): its save, the bindings to list,
+// and when it was made.
+type commit struct {
+	saved Pending
+	bs    []store.Binding
+	now   time.Time
+}
+
+// deferredCommit is a commit whose answer is deferred (Deferrer), with
+// the REGISTER's event and when it began.
+type deferredCommit struct {
+	commit
+	ev    Event
+	start time.Time
+}
+
+// handle processes a REGISTER: it returns the answer, or (wait) the
+// change whose save must be stored before its 200.
+func (r *Registrar) handle(req *sip.Request, ev *Event) (res *sip.Response, c commit, wait bool) {
+	res, c, changed := r.process(req, ev)
+	switch {
+	case !changed:
+		return res, commit{}, false
+	case !c.saved.durable():
+		return r.ok(req, c.bs, c.now), commit{}, false
+	}
+	return nil, c, true
+}
+
+// commit answers the REGISTER whose change c is, once c is stored: no 200
+// before the change is stored (a cluster node: in Redis), the location
+// shard unlocked meanwhile. Not stored in time: 503, though the table
+// holds the change and its save is retried.
+func (r *Registrar) commit(req *sip.Request, ev *Event, c *commit) *sip.Response {
+	if err := c.saved.Wait(context.Background()); err != nil {
+		r.log.Debug("REGISTER answered 503: binding not stored", "aor", ev.AOR, "source", ev.Source, "error", err)
+		return r.replyErr(req, &notStoredError{err: err})
+	}
+	return r.ok(req, c.bs, c.now)
+}
+
+// ok is the 200 listing the bindings bs as of now.
+func (r *Registrar) ok(req *sip.Request, bs []store.Binding, now time.Time) *sip.Response {
+	out := r.reply.New(req, 200, "OK")
+	var b strings.Builder
+	for _, x := range bs {
+		b.Reset()
+		b.WriteByte('<')
+		b.WriteString(x.Contact)
+		b.WriteString(">;expires=")
+		b.WriteString(strconv.FormatInt(int64(x.Expires.Sub(now).Round(time.Second)/time.Second), 10))
+		if x.InstanceID != "" {
+			b.WriteString(";+sip.instance=")
+			b.WriteString(x.InstanceID)
+		}
+		if x.RegID != "" {
+			b.WriteString(";reg-id=")
+			b.WriteString(x.RegID)
+		}
+		out.AppendHeader(sip.NewHeader("Contact", b.String()))
+	}
+	out.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http1123)))
+	return out
+}
+
+// process is handle up to the change: a refusal, or (true) the change
+// made.
+func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit, bool) {
 	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
 	switch {
 	case to == nil:
-		return r.reply.New(req, 400, "Missing To Header")
+		return r.reply.New(req, 400, "Missing To Header"), commit{}, false
 	case from == nil:
-		return r.reply.New(req, 400, "Missing From Header")
+		return r.reply.New(req, 400, "Missing From Header"), commit{}, false
 	case callID == nil || callID.Value() == "":
-		return r.reply.New(req, 400, "Missing Call-ID Header")
+		return r.reply.New(req, 400, "Missing Call-ID Header"), commit{}, false
 	case cseq == nil:
-		return r.reply.New(req, 400, "Missing CSeq Header")
+		return r.reply.New(req, 400, "Missing CSeq Header"), commit{}, false
 	case cseq.MethodName != sip.REGISTER:
-		return r.reply.New(req, 400, "CSeq Method Does Not Match")
+		return r.reply.New(req, 400, "CSeq Method Does Not Match"), commit{}, false
 	}
 	// RFC 3261 10.3 step 2 (8.2.2.3): a REGISTER requiring an extension we
 	// do not implement gets 420, with the tags in Unsupported.
 	if tags := sipcheck.Unsupported(req, "Require"); tags != nil {
-		return sipcheck.BadExtension(r.reply.New(req, 420, "Bad Extension"), tags)
+		return sipcheck.BadExtension(r.reply.New(req, 420, "Bad Extension"), tags), commit{}, false
 	}
 	aor := to.Address.User
 	ev.AOR = aor
 	if aor == "" {
-		return r.reply.New(req, 404, "No User In To Header")
+		return r.reply.New(req, 404, "No User In To Header"), commit{}, false
 	}
 	// RFC 3261 10.3 steps 1 and 5: the AOR must be in a domain we serve. A
 	// newcomer often types the server's address as the domain.
 	if !r.domains[strings.ToLower(to.Address.Host)] {
-		return r.reply.New(req, 404, "Domain Not Served Here")
+		return r.reply.New(req, 404, "Domain Not Served Here"), commit{}, false
 	}
 
 	// Step 3 (RFC 3261 22): authenticate. A refusal, whatever its cause,
@@ -194,18 +303,18 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 	res := r.auth.CheckSIP(req, auth.Registrar)
 	ev.Outcome, ev.Username, ev.Scheme = res.Outcome, res.Username, res.Scheme
 	if res.Outcome != auth.OK {
-		return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor)
+		return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor), commit{}, false
 	}
 	ev.Authenticated = true
 	cred := res.Credential
 	// Step 6: the authenticated user may bind only its own AOR.
 	if aor != cred.Username {
-		return r.reply.New(req, 403, "Not Allowed To Register This AOR")
+		return r.reply.New(req, 403, "Not Allowed To Register This AOR"), commit{}, false
 	}
 
 	contacts, err := r.parseContacts(req)
 	if err != nil {
-		return r.replyErr(req, err)
+		return r.replyErr(req, err), commit{}, false
 	}
 	now := r.now()
 	if !res.TokenExpires.IsZero() {
@@ -214,7 +323,7 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 		left := res.TokenExpires.Sub(now).Truncate(time.Second)
 		if left <= 0 {
 			res.Outcome = auth.InvalidToken
-			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor)
+			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor), commit{}, false
 		}
 		for i := range contacts {
 			if contacts[i].expires > left {
@@ -236,45 +345,19 @@ func (r *Registrar) handle(req *sip.Request, ev *Event) *sip.Response {
 		if !stillBound(bs, contacts, req, callID.Value()) {
 			res.Outcome, res.Repeat = auth.Replay, false
 			ev.Outcome, ev.Authenticated = auth.Replay, false
-			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor)
+			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor), commit{}, false
 		}
 		saved = r.loc.Pending()
 	} else {
 		others, limit, err := r.connectionBindings(cred, aor)
 		if err != nil {
-			return r.replyErr(req, err)
+			return r.replyErr(req, err), commit{}, false
 		}
 		if bs, saved, err = r.apply(aor, cred, req, contacts, now, ev, others, limit); err != nil {
-			return r.replyErr(req, err)
+			return r.replyErr(req, err), commit{}, false
 		}
 	}
-	// No 200 before the change is stored (a cluster node: in Redis), the
-	// location shard unlocked meanwhile. Not stored in time: 503, though
-	// the table holds the change and its save is retried.
-	if err := saved.Wait(context.Background()); err != nil {
-		r.log.Debug("REGISTER answered 503: binding not stored", "aor", aor, "source", ev.Source, "error", err)
-		return r.replyErr(req, &notStoredError{err: err})
-	}
-	out := r.reply.New(req, 200, "OK")
-	var b strings.Builder
-	for _, x := range bs {
-		b.Reset()
-		b.WriteByte('<')
-		b.WriteString(x.Contact)
-		b.WriteString(">;expires=")
-		b.WriteString(strconv.FormatInt(int64(x.Expires.Sub(now).Round(time.Second)/time.Second), 10))
-		if x.InstanceID != "" {
-			b.WriteString(";+sip.instance=")
-			b.WriteString(x.InstanceID)
-		}
-		if x.RegID != "" {
-			b.WriteString(";reg-id=")
-			b.WriteString(x.RegID)
-		}
-		out.AppendHeader(sip.NewHeader("Contact", b.String()))
-	}
-	out.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http1123)))
-	return out
+	return nil, commit{saved: saved, bs: bs, now: now}, true
 }
 
 const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"

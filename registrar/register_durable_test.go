@@ -146,3 +146,79 @@ func TestRegisterWaitsUntilStored(t *testing.T) {
 		})
 	}
 }
+
+// deferTx is a server transaction that defers (Deferrer): it keeps the
+// finishes, and the responses sent through it.
+type deferTx struct {
+	sip.ServerTransaction
+	finishes []func()
+	sent     []*sip.Response
+}
+
+func (tx *deferTx) Defer(finish func()) bool {
+	tx.finishes = append(tx.finishes, finish)
+	return true
+}
+
+func (tx *deferTx) Respond(res *sip.Response) error {
+	tx.sent = append(tx.sent, res)
+	return nil
+}
+
+// TestRegisterDeferred: through a Deferrer, ServeSIP returns without
+// waiting for a save to be stored and without answering; the deferred
+// finish waits for it, then answers 200 (or 503 when it was not stored),
+// and the REGISTER's event comes with that answer, not before. A refusal
+// (the 401 challenge) is answered at once, not deferred; and without a
+// Durable saver nothing is deferred.
+func TestRegisterDeferred(t *testing.T) {
+	d := newDurableSaver()
+	r, _ := newTestRegistrarSaving(t, func(*store.DB) BindingSaver { return d })
+	var events []Event
+	r.OnEvent(func(ev Event) { events = append(events, ev) })
+	tx := &deferTx{}
+	r.ServeSIP(durableRegister(t, "", 0, ""), tx)
+	if len(tx.finishes) != 0 || len(tx.sent) != 1 || tx.sent[0].StatusCode != 401 {
+		t.Fatalf("a challenge: %d deferred, sent %v; want it sent at once", len(tx.finishes), tx.sent)
+	}
+	nonce := between(tx.sent[0].GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	bind := "Contact: <sip:alice@127.0.0.1:5070>\r\nExpires: 600\r\n"
+	for i, tc := range []struct {
+		err  error
+		want int
+	}{{nil, 200}, {errors.New("redis frozen"), 503}} {
+		d.mu.Lock()
+		d.err = tc.err
+		d.mu.Unlock()
+		tx = &deferTx{}
+		events = nil
+		r.ServeSIP(durableRegister(t, nonce, uint32(i+1), bind), tx)
+		if len(tx.finishes) != 1 || len(tx.sent) != 0 || len(events) != 0 {
+			t.Fatalf("binding: %d deferred, %d sent, %d events; want 1 deferred, nothing sent, no event yet", len(tx.finishes), len(tx.sent), len(events))
+		}
+		select {
+		case <-d.asked:
+			t.Fatal("ServeSIP waited for the save itself")
+		default:
+		}
+		d.release <- struct{}{}
+		tx.finishes[0]()
+		if len(tx.sent) != 1 || tx.sent[0].StatusCode != tc.want {
+			t.Fatalf("after the finish: sent %v, want one %d", tx.sent, tc.want)
+		}
+		if len(events) != 1 || events[0].Status != tc.want || events[0].AOR != "alice" || !events[0].Authenticated {
+			t.Fatalf("events after the finish: %+v; want one for alice, authenticated, status %d", events, tc.want)
+		}
+		<-d.asked
+	}
+
+	plain, _ := newTestRegistrarSaving(t, nil)
+	tx = &deferTx{}
+	plain.ServeSIP(durableRegister(t, "", 0, ""), tx)
+	nonce = between(tx.sent[0].GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	tx = &deferTx{}
+	plain.ServeSIP(durableRegister(t, nonce, 1, bind), tx)
+	if len(tx.finishes) != 0 || len(tx.sent) != 1 || tx.sent[0].StatusCode != 200 {
+		t.Fatalf("without a Durable saver: %d deferred, sent %v; want a 200 at once", len(tx.finishes), tx.sent)
+	}
+}

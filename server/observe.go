@@ -119,6 +119,13 @@ func (t *observedTx) Respond(res *sip.Response) error {
 	return t.ServerTransaction.Respond(res)
 }
 
+// Defer forwards to the transaction when it can defer its answer
+// (registrar.Deferrer): the answer still passes through Respond here.
+func (t *observedTx) Defer(finish func()) bool {
+	d, ok := t.ServerTransaction.(registrar.Deferrer)
+	return ok && d.Defer(finish)
+}
+
 func (o *observer) tracing() bool {
 	return o.ctl.trace.Load() && o.trace.Enabled(context.Background(), slog.LevelDebug)
 }

@@ -189,7 +189,9 @@ func (f *Front) handleInvite(dg *datagrams, box *outbox, a *answer, j job) {
 	}
 	tag, ok := f.inv.tag(j.req) // before the handler adds received and rport to Via
 	a.reset()
+	a.cur = j
 	f.inv.h(j.req, a)
+	a.cur = job{}
 	if a.res == nil {
 		return
 	}

@@ -357,7 +357,29 @@ func (f *Front) worker() {
 		}
 		dg.flush(f)
 		box.flush(f)
+		f.finishLater(&dg, &box, &a)
 	}
+}
+
+// finishLater runs the finishes the round's handlers deferred
+// (answer.Defer), in order, and sends their answers.
+func (f *Front) finishLater(dg *datagrams, box *outbox, a *answer) {
+	if len(a.later) == 0 {
+		return
+	}
+	for i := range a.later {
+		d := a.later[i]
+		a.later[i] = deferred{}
+		a.reset()
+		d.finish()
+		if a.res != nil {
+			f.handled.Add(1)
+			f.send(dg, box, a.res, d.j)
+		}
+	}
+	a.later = a.later[:0]
+	dg.flush(f)
+	box.flush(f)
 }
 
 // next waits for the next job; false when the front closes.
@@ -422,9 +444,11 @@ func (f *Front) handle(parser *sip.Parser, dg *datagrams, box *outbox, a *answer
 	// chain counts while the request is handled (requests in flight) is
 	// over before the client can act on it.
 	a.reset()
+	a.cur = j
 	f.h(req, a)
+	a.cur = job{}
 	if a.res == nil {
-		return
+		return // dropped, or deferred (answer.Defer)
 	}
 	f.handled.Add(1) // before sending: the client may act on it at once
 	f.send(dg, box, a.res, j)
