@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/sipwarden/sipwarden/config"
+
 	"github.com/emiago/sipgo"
 
 	"github.com/sipwarden/sipwarden/admission"
@@ -320,7 +322,11 @@ func (n *Node) route() {
 			// CPU, bound the node's rate (docs/bench.md, cluster). The
 			// waiting workers share pipelines (cluster/bindings_commit.go,
 			// cluster/nonces_batch.go).
-			workers *= clusterWorkersPerCPU
+			if n.cfg.Cluster.NonceCounts == config.NonceCountsCluster {
+				workers *= clusterCountsWorkersPerCPU
+			} else {
+				workers *= clusterWorkersPerCPU
+			}
 		}
 		l.front = stateless.New(register, stateless.Config{
 			Workers:         workers,

@@ -28,12 +28,24 @@ import (
 var _ registrar.Durable = (*cluster.Bindings)(nil)
 
 // clusterWorkersPerCPU is how many stateless REGISTER workers a cluster
-// node runs per core (a single node: one). Each waits for Redis, a round
-// trip or two (group commit) that take milliseconds on a loaded machine:
-// with 16 per core the waits, not the CPU, capped a node at about 10,000
-// REGISTER flows/s with CPU to spare (docs/bench.md, cluster). A worker
-// is a goroutine: 128 of them cost about a megabyte.
-const clusterWorkersPerCPU = 64
+// node runs per core (a single node: one). A REGISTER's wait for its
+// binding to be in Redis is deferred to the end of its worker's round
+// (registrar.Deferrer), where the round's REGISTERs wait together; with
+// more workers than that needs, each takes one REGISTER per round, and
+// neither the waits nor the answers' sendmmsg batches are shared. At a
+// fixed 10,000 REGISTER flows/s over UDP a node with 8 per core spent
+// 0.098-0.101 ms of CPU per flow, with 64 per core 0.105-0.106, with 2
+// per core 0.099-0.100 but retransmissions in one run of two (docs/bench.md,
+// cluster).
+const clusterWorkersPerCPU = 8
+
+// clusterCountsWorkersPerCPU is the same with cluster.nonce_counts:
+// cluster, where a REGISTER also waits for its nonce count in Redis while
+// its worker handles it (a wait not deferred): with 16 per core those
+// waits, not the CPU, capped a node at about 10,000 REGISTER flows/s with
+// CPU to spare. A worker is a goroutine: 128 of them cost about a
+// megabyte.
+const clusterCountsWorkersPerCPU = 64
 
 // openCluster connects to the cluster's Redis when cluster.redis_url is
 // set, waiting while it does not answer with /readyz telling why, and
