@@ -39,16 +39,12 @@ type mmsgReader struct {
 // newBatchReader returns a batch reader for pc, or nil when pc is not a
 // UDP socket.
 func newBatchReader(pc net.PacketConn) batchReader {
-	uc, ok := pc.(*net.UDPConn)
-	if !ok {
-		return nil
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
+	raw := udpRaw(pc)
+	if raw == nil {
 		return nil
 	}
 	r := &mmsgReader{
-		raw: raw, laddr: uc.LocalAddr(),
+		raw: raw, laddr: pc.LocalAddr(),
 		bufs: make([][]byte, batchRead), hdrs: make([]unix.Mmsghdr, batchRead),
 		iovs: make([]unix.Iovec, batchRead), names: make([]unix.RawSockaddrInet6, batchRead),
 	}

@@ -31,12 +31,8 @@ type mmsgSender struct {
 // newBatchSender returns a batch sender for pc, or nil when pc is not a
 // UDP socket whose family can be read.
 func newBatchSender(pc net.PacketConn) batchSender {
-	uc, ok := pc.(*net.UDPConn)
-	if !ok {
-		return nil
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
+	raw := udpRaw(pc)
+	if raw == nil {
 		return nil
 	}
 	var sa unix.Sockaddr
@@ -51,6 +47,19 @@ func newBatchSender(pc net.PacketConn) batchSender {
 		return &mmsgSender{raw: raw, v6: true}
 	}
 	return nil
+}
+
+// udpRaw returns pc's raw socket when pc is a UDP socket, else nil.
+func udpRaw(pc net.PacketConn) syscall.RawConn {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // send sends msgs[i] to addrs[i]. A message to an address this socket
