@@ -124,9 +124,7 @@ func (s *mmsgSender) send(msgs [][]byte, addrs []net.Addr) (rest []int, err erro
 	}
 	if werr != nil {
 		// The socket is closed: nothing more was sent.
-		for _, i := range s.idx[sent:] {
-			s.rest = append(s.rest, i)
-		}
+		s.rest = append(s.rest, s.idx[sent:]...)
 		errs = append(errs, werr)
 	}
 	return s.rest, errors.Join(errs...)
