@@ -60,15 +60,18 @@ func TestDatagramsBatch(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("batches are sent with sendmmsg(2): Linux only")
 	}
-	for _, tc := range []struct{ name, network, addr string }{
-		{"IPv4 socket", "udp4", "127.0.0.1:0"},
-		{"dual-stack socket", "udp", ":0"},
+	for _, tc := range []struct {
+		name   string
+		listen func(*testing.T) net.PacketConn
+	}{
+		{"IPv4 socket", func(t *testing.T) net.PacketConn { return listen(t, "udp4", "127.0.0.1:0") }},
+		{"dual-stack socket", listenDualStack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			t.Cleanup(f.Close)
-			pc := listen(t, tc.network, tc.addr)
+			pc := tc.listen(t)
 			if s := newBatchSender(pc); s == nil {
 				t.Fatal("no batch sender for a UDP socket")
 			}

@@ -17,18 +17,18 @@ import (
 // once the socket is closed the read fails with net.ErrClosed, which is
 // what stops sipgo's reader quietly.
 func TestBatchReader(t *testing.T) {
-	for _, tc := range []struct{ name, network, addr string }{
-		{"IPv4 socket", "udp4", "127.0.0.1:0"},
-		{"dual-stack socket", "udp", ":0"},
+	for _, tc := range []struct {
+		name   string
+		listen func(*testing.T) net.PacketConn
+	}{
+		{"IPv4 socket", func(t *testing.T) net.PacketConn { return listen(t, "udp4", "127.0.0.1:0") }},
+		{"dual-stack socket", listenDualStack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			handled := make(chan string, 10)
 			f := New(func(req *sip.Request, _ sip.ServerTransaction) { handled <- req.Source() }, Config{})
 			t.Cleanup(f.Close)
-			raw, err := net.ListenPacket(tc.network, tc.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := tc.listen(t)
 			pc := f.PacketConn(raw)
 			if pc.(*packetConn).batch == nil {
 				t.Fatal("no batch reader for a UDP socket")

@@ -12,7 +12,7 @@ import (
 // batch (too long for UDP: EMSGSIZE) is reported in rest with its error,
 // and the ones after it are still sent, in order.
 func TestMmsgSenderRefused(t *testing.T) {
-	pc := listen(t, "udp", ":0")
+	pc := listenDualStack(t)
 	to := listen(t, "udp4", "127.0.0.1:0")
 	s := newBatchSender(pc)
 	if s == nil {
