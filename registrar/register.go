@@ -160,8 +160,11 @@ func (r *Registrar) serve(req *sip.Request, tx sip.ServerTransaction) *sip.Respo
 		r.emit(ev)
 		return nil
 	}
-	res, c, wait := r.handle(req, &ev)
-	if wait {
+	res, c, changed := r.process(req, &ev)
+	switch {
+	case changed && !c.saved.durable():
+		res = r.ok(req, c.bs, c.now)
+	case changed:
 		if d, ok := tx.(Deferrer); ok {
 			// Only a deferred REGISTER's state goes to the heap.
 			later := &deferredCommit{commit: c, ev: ev, start: start}
@@ -217,19 +220,6 @@ type deferredCommit struct {
 	start time.Time
 }
 
-// handle processes a REGISTER: it returns the answer, or (wait) the
-// change whose save must be stored before its 200.
-func (r *Registrar) handle(req *sip.Request, ev *Event) (res *sip.Response, c commit, wait bool) {
-	res, c, changed := r.process(req, ev)
-	switch {
-	case !changed:
-		return res, commit{}, false
-	case !c.saved.durable():
-		return r.ok(req, c.bs, c.now), commit{}, false
-	}
-	return nil, c, true
-}
-
 // commit answers the REGISTER whose change c is, once c is stored: no 200
 // before the change is stored (a cluster node: in Redis), the location
 // shard unlocked meanwhile. Not stored in time: 503, though the table
@@ -266,8 +256,8 @@ func (r *Registrar) ok(req *sip.Request, bs []store.Binding, now time.Time) *sip
 	return out
 }
 
-// process is handle up to the change: a refusal, or (true) the change
-// made.
+// process processes a REGISTER up to its answer: a refusal, or (true)
+// the change it made, answered 200 once stored (commit).
 func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit, bool) {
 	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
 	switch {

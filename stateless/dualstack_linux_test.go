@@ -8,6 +8,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// socketKinds are the two kinds of UDP socket sipwarden listens on: an
+// IPv4 one (a 127.0.0.1 or other IPv4 listen address) and a dual-stack
+// one (0.0.0.0 or ::).
+var socketKinds = []struct {
+	name   string
+	listen func(*testing.T) net.PacketConn
+}{
+	{"IPv4 socket", func(t *testing.T) net.PacketConn { return listen(t, "udp4", "127.0.0.1:0") }},
+	{"dual-stack socket", listenDualStack},
+}
+
 // listenDualStack returns a dual-stack UDP socket (AF_INET6, IPV6_V6ONLY
 // off: what listening on 0.0.0.0 with network "udp" makes) bound to
 // ::ffff:127.0.0.1 on a free port: it takes IPv4 datagrams as IPv4-mapped

@@ -34,6 +34,10 @@ type mmsgReader struct {
 	// n datagrams were read by the last call; next is the next to hand
 	// out.
 	n, next int
+	// The last scope decoded, and its interface's name: looking it up
+	// asks the kernel for every interface.
+	scope     uint32
+	scopeName string
 }
 
 // newBatchReader returns a batch reader for pc, or nil when pc is not a
@@ -127,11 +131,13 @@ func (r *mmsgReader) source(i int) net.Addr {
 		a := &net.UDPAddr{IP: make(net.IP, net.IPv6len), Port: int(p[0])<<8 | int(p[1])}
 		copy(a.IP, sa.Addr[:])
 		if sa.Scope_id != 0 {
-			if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
-				a.Zone = ifi.Name
-			} else {
-				a.Zone = strconv.Itoa(int(sa.Scope_id))
+			if sa.Scope_id != r.scope {
+				r.scope, r.scopeName = sa.Scope_id, strconv.Itoa(int(sa.Scope_id))
+				if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
+					r.scopeName = ifi.Name
+				}
 			}
+			a.Zone = r.scopeName
 		}
 		return a
 	}

@@ -17,13 +17,7 @@ import (
 // once the socket is closed the read fails with net.ErrClosed, which is
 // what stops sipgo's reader quietly.
 func TestBatchReader(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		listen func(*testing.T) net.PacketConn
-	}{
-		{"IPv4 socket", func(t *testing.T) net.PacketConn { return listen(t, "udp4", "127.0.0.1:0") }},
-		{"dual-stack socket", listenDualStack},
-	} {
+	for _, tc := range socketKinds {
 		t.Run(tc.name, func(t *testing.T) {
 			handled := make(chan string, 10)
 			f := New(func(req *sip.Request, _ sip.ServerTransaction) { handled <- req.Source() }, Config{})

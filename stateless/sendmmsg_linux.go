@@ -22,9 +22,9 @@ type mmsgSender struct {
 	// iovs and names, and the iovecs into the messages.
 	hdrs   []unix.Mmsghdr
 	iovs   []unix.Iovec
-	names4 []unix.RawSockaddrInet4
-	names6 []unix.RawSockaddrInet6
-	idx    []int // the message each header sends
+	names4 []unix.RawSockaddrInet4 // an IPv4 socket's
+	names6 []unix.RawSockaddrInet6 // a dual-stack or IPv6 socket's
+	idx    []int                   // the message each header sends
 	rest   []int
 }
 
@@ -72,8 +72,11 @@ func (s *mmsgSender) send(msgs [][]byte, addrs []net.Addr) (rest []int, err erro
 	if cap(s.hdrs) < n {
 		s.hdrs = make([]unix.Mmsghdr, n)
 		s.iovs = make([]unix.Iovec, n)
-		s.names4 = make([]unix.RawSockaddrInet4, n)
-		s.names6 = make([]unix.RawSockaddrInet6, n)
+		if s.v6 {
+			s.names6 = make([]unix.RawSockaddrInet6, n)
+		} else {
+			s.names4 = make([]unix.RawSockaddrInet4, n)
+		}
 	}
 	hdrs := s.hdrs[:0]
 	for i, m := range msgs {
