@@ -231,6 +231,13 @@ func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
 		}
 	}
 	if e == nil {
+		// The key outlives the request it may be a part of (package
+		// sipparse): the bindings' own copy, as the registrar makes it.
+		if bs[0].AOR == aor {
+			aor = bs[0].AOR
+		} else {
+			aor = strings.Clone(aor)
+		}
 		e = &aorEntry{aor: aor, bindings: bs, next: next}
 		s.aors[aor] = e
 		heap.Push(&s.exp, e)

@@ -517,7 +517,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 			if c.expires == 0 {
 				continue // removing what is not there is a no-op
 			}
-			b := store.Binding{ID: newID(), AOR: aor, RegisteredAt: now}
+			b := store.Binding{ID: newID(), AOR: keptAOR(next, aor), RegisteredAt: now}
 			r.fill(&b, c, cred, req, callID, seq, ua, now)
 			next = append(next, b)
 			counts.Added++
@@ -545,20 +545,43 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 	return bs, saved, nil
 }
 
+// fill sets b from the REGISTER req. A binding outlives its request, and
+// the request's strings may be parts of its whole text (package sipparse):
+// b keeps a copy of each, or the one it had when equal (a refresh: no
+// allocation), never a part that would keep the message alive.
 func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req *sip.Request, callID string, seq uint32, ua string, now time.Time) {
 	tp := transportOf(req)
 	b.CredentialID = cred.ID
-	b.Contact = c.uri
+	b.Contact = c.uri // made by Uri.String: its own
 	b.Source = req.Source()
 	b.Transport = tp
 	b.LocalAddr = r.cfg.LocalAddrs[tp]
-	b.CallID = callID
+	b.CallID = kept(b.CallID, callID)
 	b.CSeq = seq
 	b.Expires = now.Add(c.expires)
-	b.UserAgent = ua
-	b.InstanceID = c.instance
-	b.RegID = c.regID
+	b.UserAgent = kept(b.UserAgent, ua)
+	b.InstanceID = kept(b.InstanceID, c.instance)
+	b.RegID = kept(b.RegID, c.regID)
 	b.UpdatedAt = now
+}
+
+// kept returns old when it equals s, else a copy of s.
+func kept(old, s string) string {
+	if old == s {
+		return old
+	}
+	return strings.Clone(s)
+}
+
+// keptAOR returns the AOR string of the set's bindings, or a copy of aor
+// (see fill).
+func keptAOR(set []store.Binding, aor string) string {
+	for _, b := range set {
+		if b.AOR == aor {
+			return b.AOR
+		}
+	}
+	return strings.Clone(aor)
 }
 
 // stillBound reports whether the bindings cur still are what the REGISTER

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/sipparse"
 )
 
 // Handler handles one REGISTER and answers it through tx (or not at all:
@@ -425,12 +427,15 @@ func (f *Front) handle(parser *sip.Parser, dg *datagrams, box *outbox, a *answer
 	} else {
 		source = j.addr.String()
 	}
-	msg, err := parser.ParseSIP((*j.buf)[:j.n])
-	if err != nil {
-		f.log.Debug("unparsable REGISTER dropped", "source", source, "transport", j.transport, "error", err)
-		return
+	req, ok := sipparse.Request((*j.buf)[:j.n])
+	if !ok { // not the common shape: sipgo's parser, and its answer
+		msg, err := parser.ParseSIP((*j.buf)[:j.n])
+		if err != nil {
+			f.log.Debug("unparsable REGISTER dropped", "source", source, "transport", j.transport, "error", err)
+			return
+		}
+		req, ok = msg.(*sip.Request)
 	}
-	req, ok := msg.(*sip.Request)
 	if !ok || req.Via() == nil || req.CSeq() == nil {
 		return // RFC 3261 18.3: without Via and CSeq there is no one to answer
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -52,7 +53,9 @@ func (c *recordCache[T]) put(key string, gen uint64, v T) {
 		c.entries = make(map[string]cacheEntry[T])
 	}
 	if len(c.entries) < maxCacheEntries {
-		c.entries[key] = cacheEntry[T]{gen: gen, v: v}
+		// A copy: key may be a part of a whole request's text (package
+		// sipparse), which the map would keep alive.
+		c.entries[strings.Clone(key)] = cacheEntry[T]{gen: gen, v: v}
 	}
 	c.mu.Unlock()
 }
@@ -95,6 +98,6 @@ func (c *missCache) put(username string, gen uint64) {
 	if c.entries == nil || len(c.entries) >= maxMisses {
 		c.entries = make(map[string]uint64)
 	}
-	c.entries[username] = gen
+	c.entries[strings.Clone(username)] = gen // as in recordCache.put
 	c.mu.Unlock()
 }

@@ -1,0 +1,276 @@
+package sipparse
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// crlf turns a message written with "\n" line ends into one with CRLF.
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+// clients are REGISTERs as real clients send them (INTEROP_NOTES.md and
+// the sipp scenarios in testdata/sipp): the shapes the lean path exists
+// for, so each must be parsed here, not handed to sipgo.
+var clients = map[string]string{
+	"sipp first leg": crlf(`REGISTER sip:127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-4242-1-0;rport
+Max-Forwards: 70
+From: <sip:user1@127.0.0.1>;tag=4242SIPpTag001
+To: <sip:user1@127.0.0.1>
+Call-ID: 1-4242@127.0.0.1
+CSeq: 1 REGISTER
+Contact: <sip:user1@127.0.0.1:5070;transport=UDP>
+Expires: 3600
+User-Agent: sipp
+Content-Length: 0
+
+`),
+	"sipp second leg": crlf(`REGISTER sip:127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK-4242-1-2;rport
+Max-Forwards: 70
+From: <sip:user1@127.0.0.1>;tag=4242SIPpTag001
+To: <sip:user1@127.0.0.1>
+Call-ID: 1-4242@127.0.0.1
+CSeq: 2 REGISTER
+Contact: <sip:user1@127.0.0.1:5070;transport=TCP>
+Authorization: Digest username="user1",realm="sipwarden.test",cnonce="6b8b4567",nc=00000001,qop=auth,uri="sip:127.0.0.1:5060",nonce="AAAAAGdSE8k0wE6RgEqEiQ",response="9b1c2e0e5e7b9c0f3c7f6a4f3f1b2f5e",algorithm=MD5
+Expires: 3600
+User-Agent: sipp
+Content-Length: 0
+
+`),
+	"baresip": crlf(`REGISTER sip:127.0.0.1;transport=udp SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:41234;branch=z9hG4bK8c2a5f3d1e;rport
+Contact: <sip:alice-0x55d0c0a8@127.0.0.1:41234;transport=udp>;expires=3600;+sip.instance="<urn:uuid:8a3c1f4e-3b7d-4f5e-9c2a-1d2e3f4a5b6c>"
+Max-Forwards: 70
+To: <sip:alice@127.0.0.1>
+From: <sip:alice@127.0.0.1>;tag=5a7f1c9e2b
+Call-ID: 3f2a1b4c5d6e7f80
+CSeq: 23178 REGISTER
+User-Agent: baresip v2.9.0 (x86_64/linux)
+Authorization: Digest username="alice",realm="sipwarden.test",nonce="AAAAAGdSE8k0wE6RgEqEiQ",uri="sip:127.0.0.1;transport=udp",response="0f3c7f6a4f3f1b2f5e9b1c2e0e5e7b9c",algorithm=MD5,cnonce="2a9c1f4e3b7d4f5e",qop=auth,nc=00000001
+Allow: INVITE,ACK,BYE,CANCEL,OPTIONS,NOTIFY,SUBSCRIBE,INFO,MESSAGE,UPDATE,REFER
+Supported: replaces,norefersub
+Content-Length: 0
+
+`),
+	"linphone": crlf(`REGISTER sip:127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK.Fz1k2m3n4;rport
+From: <sip:bob@127.0.0.1>;tag=abc123def
+To: sip:bob@127.0.0.1
+CSeq: 21 REGISTER
+Call-ID: kLm4n5o6p7
+Max-Forwards: 70
+Supported: replaces, outbound, gruu, path
+Accept: application/sdp
+Accept: text/plain
+Accept: application/vnd.gsma.rcs-ft-http+xml
+Contact: "Bob" <sip:bob@127.0.0.1:5062;transport=udp>;+sip.instance="<urn:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0>"
+Expires: 3600
+User-Agent: Linphone/4.4.10 (belle-sip/4.4.8)
+
+`),
+	"JsSIP over WebSocket": crlf(`REGISTER sip:127.0.0.1 SIP/2.0
+Via: SIP/2.0/WS k1l2m3n4o5p6.invalid;branch=z9hG4bK1234567
+Max-Forwards: 69
+To: <sip:carol@127.0.0.1>
+From: <sip:carol@127.0.0.1>;tag=q8r9s0t1u2
+Call-ID: v3w4x5y6z7a8b9c0d1e2f3
+CSeq: 2 REGISTER
+Authorization: Bearer eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJjYXJvbCJ9.c2ln
+Contact: <sip:h1i2j3k4@k1l2m3n4o5p6.invalid;transport=ws>;+sip.ice;reg-id=1;+sip.instance="<urn:uuid:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d>";expires=600
+Expires: 600
+Allow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY
+Supported: path,gruu,outbound
+User-Agent: JsSIP 3.10.1
+Content-Length: 0
+
+`),
+	"compact and lower case": crlf(`register sip:example.com SIP/2.0
+v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc
+f: "A, B" <sip:a@example.com>;tag=1
+t: sip:a@example.com
+i: x@y
+cseq: 7 REGISTER
+m: <sip:a@10.0.0.1>;expires=0
+max-forwards: 10
+l: 0
+
+`),
+	"two Contact headers": crlf(`REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc
+From: <sip:a@example.com>;tag=1
+To: <sip:a@example.com>
+Call-ID: x@y
+CSeq: 7 REGISTER
+Contact: <sip:a@10.0.0.1>
+Contact: <sip:a@10.0.0.2>;q=0.5
+Contact: <sip:a@10.0.0.3>;q=0.1;expires=60;a=1;b=2;c=3;d=4
+Content-Length: 0
+
+`),
+}
+
+// handedOn are shapes left to sipgo's parser.
+var handedOn = map[string]string{
+	"a response":           crlf("SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\nCSeq: 1 REGISTER\n\n"),
+	"folded line":          crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\nSubject: a\n b\nCSeq: 1 REGISTER\n\n"),
+	"two Vias":             crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nVia: SIP/2.0/UDP b;branch=z9hG4bK2\nCSeq: 1 REGISTER\n\n"),
+	"a Via list":           crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\nCSeq: 1 REGISTER\n\n"),
+	"a Contact list":       crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nContact: <sip:a@b>, <sip:a@c>\nCSeq: 1 REGISTER\n\n"),
+	"a body":               crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nCSeq: 1 REGISTER\nContent-Length: 3\n\nabc"),
+	"a Route":              crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:p;lr>\nCSeq: 1 REGISTER\n\n"),
+	"IPv6 Via":             crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1\nCSeq: 1 REGISTER\n\n"),
+	"no empty line":        "REGISTER sip:h SIP/2.0\r\nCSeq: 1 REGISTER\r\n",
+	"CR without LF":        "REGISTER sip:h SIP/2.0\r\nCSeq: 1 REGISTER\rX: y\r\n\r\n",
+	"header without colon": crlf("REGISTER sip:h SIP/2.0\nVia SIP/2.0/UDP a\n\n"),
+	"two CSeqs":            crlf("REGISTER sip:h SIP/2.0\nCSeq: 1 REGISTER\nCSeq: 2 REGISTER\n\n"),
+	"bad port in Via":      crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a:99999999999999999999;branch=x\n\n"),
+}
+
+// same fails t unless got, parsed here, is the request sipgo's parser
+// makes of data.
+func same(t testing.TB, data []byte, got *sip.Request) {
+	t.Helper()
+	m, err := sip.NewParser().ParseSIP(data)
+	if err != nil {
+		t.Fatalf("parsed here, refused by sipgo (%v): %q", err, data)
+	}
+	want, ok := m.(*sip.Request)
+	if !ok {
+		t.Fatalf("parsed here as a request, by sipgo as %T: %q", m, data)
+	}
+	if g, w := got.String(), want.String(); g != w {
+		t.Fatalf("serialized differently:\n got %q\nwant %q", g, w)
+	}
+	if got.Method != want.Method || got.SipVersion != want.SipVersion || !reflect.DeepEqual(got.Recipient, want.Recipient) {
+		t.Fatalf("request line: got %q %#v %q, want %q %#v %q", got.Method, got.Recipient, got.SipVersion, want.Method, want.Recipient, want.SipVersion)
+	}
+	if !reflect.DeepEqual(got.Body(), want.Body()) {
+		t.Fatalf("body: got %q, want %q", got.Body(), want.Body())
+	}
+	gh, wh := got.Headers(), want.Headers()
+	if len(gh) != len(wh) {
+		t.Fatalf("%d headers, sipgo %d", len(gh), len(wh))
+	}
+	for i := range gh {
+		if !reflect.DeepEqual(gh[i], wh[i]) {
+			t.Fatalf("header %d: got %#v, want %#v", i, gh[i], wh[i])
+		}
+	}
+	// The typed references the request's accessors give.
+	pairs := []struct {
+		name      string
+		got, want any
+	}{
+		{"Via", got.Via(), want.Via()},
+		{"From", got.From(), want.From()},
+		{"To", got.To(), want.To()},
+		{"Contact", got.Contact(), want.Contact()},
+		{"Call-ID", got.CallID(), want.CallID()},
+		{"CSeq", got.CSeq(), want.CSeq()},
+		{"Max-Forwards", got.MaxForwards(), want.MaxForwards()},
+		{"Content-Length", got.ContentLength(), want.ContentLength()},
+	}
+	for _, p := range pairs {
+		if !reflect.DeepEqual(p.got, p.want) {
+			t.Fatalf("%s: got %#v, want %#v", p.name, p.got, p.want)
+		}
+	}
+}
+
+func TestClientsParsedHere(t *testing.T) {
+	for name, msg := range clients {
+		t.Run(name, func(t *testing.T) {
+			got, ok := Request([]byte(msg))
+			if !ok {
+				t.Fatal("handed on to sipgo: the lean path would not serve this client")
+			}
+			same(t, []byte(msg), got)
+		})
+	}
+}
+
+func TestHandedOn(t *testing.T) {
+	for name, msg := range handedOn {
+		t.Run(name, func(t *testing.T) {
+			if req, ok := Request([]byte(msg)); ok {
+				t.Fatalf("parsed here: %q", req.String())
+			}
+		})
+	}
+}
+
+// TestTorture runs RFC 4475's messages: whatever is parsed here must be
+// what sipgo makes of it.
+func TestTorture(t *testing.T) {
+	for _, data := range torture(t) {
+		if got, ok := Request(data); ok {
+			same(t, data, got)
+		}
+	}
+}
+
+func torture(tb testing.TB) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob("../testdata/torture/*/*.dat")
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("torture messages: %v (%d files)", err, len(files))
+	}
+	var out [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// FuzzRequest: a request parsed here is the request sipgo's parser makes
+// of the same bytes.
+func FuzzRequest(f *testing.F) {
+	for _, m := range clients {
+		f.Add([]byte(m))
+	}
+	for _, m := range handedOn {
+		f.Add([]byte(m))
+	}
+	for _, b := range torture(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, ok := Request(data); ok {
+			same(t, data, got)
+		}
+	})
+}
+
+// BenchmarkParse compares sipgo's parser with this one on a second-leg
+// REGISTER (go test -bench Parse -benchmem ./sipparse/).
+func BenchmarkParse(b *testing.B) {
+	data := []byte(clients["baresip"])
+	b.Run("sipgo", func(b *testing.B) {
+		p := sip.NewParser()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.ParseSIP(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sipparse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := Request(data); !ok {
+				b.Fatal("handed on")
+			}
+		}
+	})
+}
