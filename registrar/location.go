@@ -99,7 +99,13 @@ type aorEntry struct {
 	aor      string
 	bindings []store.Binding // never empty while in the map
 	next     time.Time       // earliest binding expiry
-	idx      int             // position in the shard's heap
+	// due orders the shard's heap: never after next. A refresh moves
+	// next later and leaves due (and the entry's place in the heap)
+	// alone; Sweep moves the entry on when due comes. Nearly every
+	// REGISTER is a refresh, and re-sorting the heap for each was 2% of
+	// the CPU at 10,000 REGISTER flows/s (the entries' cache misses).
+	due time.Time
+	idx int // position in the shard's heap
 }
 
 // NewLocation returns an empty table. saver may be nil (nothing persisted),
@@ -238,13 +244,16 @@ func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
 		} else {
 			aor = strings.Clone(aor)
 		}
-		e = &aorEntry{aor: aor, bindings: bs, next: next}
+		e = &aorEntry{aor: aor, bindings: bs, next: next, due: next}
 		s.aors[aor] = e
 		heap.Push(&s.exp, e)
 		return
 	}
 	e.bindings, e.next = bs, next
-	heap.Fix(&s.exp, e.idx)
+	if next.Before(e.due) {
+		e.due = next
+		heap.Fix(&s.exp, e.idx)
+	}
 }
 
 // Restore loads bindings read from the store at start, dropping expired
@@ -278,8 +287,13 @@ func (l *Location) Sweep(now time.Time) int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for len(s.exp) > 0 && !s.exp[0].next.After(now) {
+		for len(s.exp) > 0 && !s.exp[0].due.After(now) {
 			e := s.exp[0]
+			if e.next.After(now) { // refreshed since: on to its expiry
+				e.due = e.next
+				heap.Fix(&s.exp, 0)
+				continue
+			}
 			keep := unexpired(e.bindings, now)
 			for _, b := range e.bindings {
 				if !b.Expires.After(now) {
@@ -289,6 +303,10 @@ func (l *Location) Sweep(now time.Time) int {
 			removed += len(e.bindings) - len(keep)
 			prev := e.bindings
 			s.setLocked(e.aor, e, keep)
+			if len(keep) > 0 { // its next is later now: so is its due
+				e.due = e.next
+				heap.Fix(&s.exp, e.idx)
+			}
 			if l.saver != nil {
 				l.saver.SaveBindings(e.aor, prev, keep)
 			}
@@ -457,11 +475,12 @@ func (l *Location) Count(f func(transport string, n int)) {
 	}
 }
 
-// expiryHeap orders AOR entries by their earliest binding expiry.
+// expiryHeap orders AOR entries by due, at or before their earliest
+// binding expiry.
 type expiryHeap []*aorEntry
 
 func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = i, j

@@ -174,7 +174,8 @@ func TestLocationRestoreDropsExpired(t *testing.T) {
 // random expiries and random refreshes (heap bookkeeping).
 func TestLocationSweepManyRandom(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	l := NewLocation(nil, clk.now, nil)
+	rec := &recorder{}
+	l := NewLocation(rec, clk.now, nil)
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[string]time.Time{}
 	for i := 0; i < 5000; i++ {
@@ -184,8 +185,35 @@ func TestLocationSweepManyRandom(t *testing.T) {
 		want[aor] = exp
 	}
 	for step := 0; step < 310; step += 7 {
+		// Refreshes between sweeps, to later and to earlier expiries: an
+		// entry whose heap place is stale (location.go, aorEntry.due)
+		// must neither go early nor stay late.
+		for range 200 {
+			aor := fmt.Sprintf("u%d", rng.IntN(2000))
+			if _, ok := want[aor]; !ok || !want[aor].After(clk.now()) {
+				continue
+			}
+			exp := clk.now().Add(time.Duration(1+rng.IntN(300)) * time.Second)
+			_, _, _ = l.Update(aor, set(store.Binding{ID: aor, AOR: aor, Expires: exp}))
+			want[aor] = exp
+		}
+		prev := clk.now()
 		clk.add(7 * time.Second)
-		l.Sweep(clk.now())
+		due := 0
+		for _, exp := range want {
+			if exp.After(prev) && !exp.After(clk.now()) {
+				due++
+			}
+		}
+		saves := rec.saves
+		if n := l.Sweep(clk.now()); n != due {
+			t.Fatalf("t+%ds: Sweep removed %d, want %d", step+7, n, due)
+		}
+		// One binding per AOR: a save per removal, none for a set that
+		// did not change (an entry met early, refreshed since).
+		if n := rec.saves - saves; n != due {
+			t.Fatalf("t+%ds: Sweep saved %d sets, want %d", step+7, n, due)
+		}
 		for aor, exp := range want {
 			live := len(l.Lookup(aor)) == 1
 			if live != exp.After(clk.now()) {
@@ -193,6 +221,8 @@ func TestLocationSweepManyRandom(t *testing.T) {
 			}
 		}
 	}
+	clk.add(10 * time.Minute)
+	l.Sweep(clk.now())
 	if got := len(l.Bindings("")); got != 0 {
 		t.Errorf("after all expiries: %d bindings left", got)
 	}
