@@ -62,6 +62,22 @@ func TestCheckConnectionACL(t *testing.T) {
 			t.Errorf("%s from %q: got %v, want %v", tc.user, tc.source, res.Outcome, tc.want)
 		}
 	}
+	// The right password from outside the allow-list, answering with a
+	// count already used or after the nonce expired: refused as with a
+	// fresh nonce, never a new challenge (stale=true) that a wrong
+	// password does not get.
+	nonce := nonces.New()
+	replayed := answer("pbx1", pw, nonce, digest.MD5, 1)
+	if res := a.Check(auth.Request{Method: "REGISTER", Source: "192.0.2.10:5060", Authorization: []string{replayed}}); res.Outcome != auth.OK {
+		t.Fatalf("pbx1 inside its allow-list: %v", res.Outcome)
+	}
+	if res := a.Check(auth.Request{Method: "REGISTER", Source: "198.51.100.1:5060", Authorization: []string{replayed}}); res.Outcome != auth.ACLDenied {
+		t.Errorf("replayed count from outside the allow-list: %v, want acl", res.Outcome)
+	}
+	clk.add(6 * time.Minute)
+	if res := a.Check(auth.Request{Method: "REGISTER", Source: "198.51.100.1:5060", Authorization: []string{answer("pbx1", pw, nonce, digest.MD5, 2)}}); res.Outcome != auth.ACLDenied {
+		t.Errorf("stale nonce from outside the allow-list: %v, want acl", res.Outcome)
+	}
 	if !auth.ACLDenied.Failure() || auth.ACLDenied.String() != "acl" {
 		t.Errorf("ACLDenied: Failure %v, String %q; want true, acl", auth.ACLDenied.Failure(), auth.ACLDenied.String())
 	}

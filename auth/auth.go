@@ -363,6 +363,24 @@ func (a *Authenticator) check(r Request) Result {
 		return res
 	}
 	res.Credential = cred
+	// A credential refused with a fresh nonce is refused with a stale one
+	// or a replayed count too: the same 403 as a wrong password. Its
+	// state checked after those, a correct password would get a new
+	// challenge (401 stale=true) where a wrong one gets 403, which tells
+	// a disabled or expired credential's password, or a trunk's from
+	// outside its allowed_cidrs, with one request (docs/threat-model.md).
+	switch {
+	case !cred.Enabled:
+		res.Outcome = Disabled
+		return res
+	case cred.Expired(a.now()):
+		res.Outcome = Expired
+		return res
+	}
+	if out := a.checkACL(cred, r.Source); out != OK {
+		res.Outcome = out
+		return res
+	}
 	if status == digest.NonceStale {
 		res.Outcome = Stale
 		return res
@@ -387,14 +405,7 @@ func (a *Authenticator) check(r Request) Result {
 			return res
 		}
 	}
-	switch {
-	case !cred.Enabled:
-		res.Outcome = Disabled
-	case cred.Expired(a.now()):
-		res.Outcome = Expired
-	default:
-		res.Outcome = a.checkACL(cred, r.Source) // OK or ACLDenied
-	}
+	res.Outcome = OK
 	return res
 }
 

@@ -231,6 +231,20 @@ func TestCheckStaleAndReplay(t *testing.T) {
 	if got := f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{answer("alice", pw, nonce, digest.MD5, 3)}}).Outcome; got != auth.Stale {
 		t.Fatalf("after the nonce lifetime: %v, want stale", got)
 	}
+	// Nor does a right password whose credential is refused anyway
+	// (disabled, expired): the 403 a wrong one gets, not a challenge.
+	for _, user := range []string{"bob", "carol"} {
+		if got := f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{answer(user, pw, nonce, digest.MD5, 5)}}).Outcome; got != auth.Disabled && got != auth.Expired {
+			t.Errorf("stale nonce, %s's right password: %v, want disabled or expired", user, got)
+		}
+	}
+	fresh := f.nonces.New()
+	for _, user := range []string{"bob", "carol"} {
+		h := answer(user, pw, fresh, digest.MD5, 0) // nc 0: never a fresh count
+		if got := f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{h}}).Outcome; got != auth.Disabled && got != auth.Expired {
+			t.Errorf("count 0, %s's right password: %v, want disabled or expired", user, got)
+		}
+	}
 	// A wrong password never earns stale=true, whatever the nonce's age.
 	if got := f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{answer("alice", "nope-nope-nope", nonce, digest.MD5, 4)}}).Outcome; got != auth.Mismatch {
 		t.Fatalf("stale nonce, wrong password: %v, want mismatch", got)
