@@ -53,6 +53,9 @@ func (p *Proxy) Challengeable(req *sip.Request) bool {
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		return false
 	}
+	if req.SipVersion != "SIP/2.0" || sipcheck.Duplicate(req) != "" {
+		return false // ServeSIP's 505 or 400
+	}
 	// preprocessRoute would remove Route values naming us (a phone's
 	// outbound proxy setting); any other Route, or a strict router's
 	// Request-URI, is ServeSIP's to judge.

@@ -320,6 +320,12 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
 	isAck := req.Method == sip.ACK
 	bad := ""
+	if !sipcheck.Version(req) {
+		if !isAck {
+			ev.Status = p.reply(req, tx, 505, "Version Not Supported")
+		}
+		return
+	}
 	switch {
 	case to == nil:
 		bad = "Missing To Header"
@@ -331,6 +337,10 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		bad = "Missing CSeq Header"
 	case cseq.MethodName != req.Method:
 		bad = "CSeq Method Does Not Match"
+	default:
+		if name := sipcheck.Duplicate(req); name != "" {
+			bad = "Duplicate " + name + " Header"
+		}
 	}
 	if bad != "" {
 		if !isAck {

@@ -259,6 +259,9 @@ func (r *Registrar) ok(req *sip.Request, bs []store.Binding, now time.Time) *sip
 // process processes a REGISTER up to its answer: a refusal, or (true)
 // the change it made, answered 200 once stored (commit).
 func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit, bool) {
+	if !sipcheck.Version(req) {
+		return r.reply.New(req, 505, "Version Not Supported"), commit{}, false
+	}
 	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
 	switch {
 	case to == nil:
@@ -271,6 +274,19 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 		return r.reply.New(req, 400, "Missing CSeq Header"), commit{}, false
 	case cseq.MethodName != sip.REGISTER:
 		return r.reply.New(req, 400, "CSeq Method Does Not Match"), commit{}, false
+	}
+	if name := sipcheck.Duplicate(req); name != "" {
+		return r.reply.New(req, 400, "Duplicate "+name+" Header"), commit{}, false
+	}
+	// RFC 3261 10.3 step 1: the Request-URI names the registrar's domain
+	// (the To names the AOR, checked below).
+	switch u := &req.Recipient; {
+	case u.Scheme != "sip" && u.Scheme != "sips":
+		return r.reply.New(req, 416, "Unsupported URI Scheme"), commit{}, false
+	case u.Host == "":
+		return r.reply.New(req, 400, "Malformed Request-URI"), commit{}, false
+	case !r.domains[strings.ToLower(u.Host)]:
+		return r.reply.New(req, 404, "Domain Not Served Here"), commit{}, false
 	}
 	// RFC 3261 10.3 step 2 (8.2.2.3): a REGISTER requiring an extension we
 	// do not implement gets 420, with the tags in Unsupported.

@@ -31,8 +31,7 @@ func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 		return sip.NewResponseFromRequest(req, code, reason, nil)
 	}
 	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
-	res := sip.NewResponse(code, reason)
-	res.SipVersion = req.SipVersion
+	res := sip.NewResponse(code, reason) // SIP/2.0, whatever req says
 	p := &parts{} // the headers the response changes, in one allocation
 	vias := 0
 	for _, h := range req.Headers() {

@@ -529,6 +529,20 @@ func TestMaxForwardsAndBadRequests(t *testing.T) {
 	if got := statusLine(rawExchange(t, "tcp", ts.Addr("tcp"), noTo, 2*time.Second)); got != "SIP/2.0 400 Missing To Header" {
 		t.Errorf("INVITE without To: %q", got)
 	}
+	// A second From (the first one a caller ID of someone else's) is
+	// malformed: sipgo's From() gives the last, the callee would read the
+	// first. Also before authentication: the stateless 407 leaves it to
+	// the proxy.
+	twoFroms := strings.Replace(fmt.Sprintf(base, 5, 70, 5), "From:", "From: \"CEO\" <sip:carol@sipwarden.test>;tag=c\nFrom:", 1)
+	for _, tp := range []string{"udp", "tcp"} {
+		if got := statusLine(rawExchange(t, tp, ts.Addr(tp), twoFroms, 2*time.Second)); got != "SIP/2.0 400 Duplicate From Header" {
+			t.Errorf("INVITE with two From headers over %s: %q", tp, got)
+		}
+	}
+	v3 := strings.Replace(fmt.Sprintf(base, 6, 70, 6), "SIP/2.0\nVia", "SIP/3.0\nVia", 1)
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), v3, 2*time.Second)); got != "SIP/2.0 505 Version Not Supported" {
+		t.Errorf("INVITE SIP/3.0: %q", got)
+	}
 	preloaded := strings.Replace(fmt.Sprintf(base, 3, 70, 3), "CSeq:", "Route: <sip:198.51.100.1;lr>\nCSeq:", 1)
 	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), preloaded, 2*time.Second)); got != "SIP/2.0 403 Preloaded Route Denied" {
 		t.Errorf("preloaded Route: %q", got)

@@ -249,18 +249,32 @@ func TestRegisterBadInput(t *testing.T) {
 	}
 	cases := []struct {
 		name, headers, want string
+		start               string // another request line
 	}{
-		{"no To", without("To", ""), "SIP/2.0 400"},
-		{"no From", without("From", ""), "SIP/2.0 400"},
-		{"no Call-ID", without("Call-ID", ""), "SIP/2.0 400"},
-		{"garbage Authorization", without("", "Authorization: Digest username=\"alice\", realm=\"sipwarden.test\", nonce=\"x\", uri=\"sip:a\", response=\"zz\"\"\"\n"), "SIP/2.0 400 Malformed Authorization Header"},
-		{"CSeq method mismatch", strings.Replace(without("", ""), "1 REGISTER", "1 INVITE", 1), "SIP/2.0 400 CSeq Method Does Not Match"},
-		{"no Contact is a query", without("", ""), "SIP/2.0 401"},
+		{"no To", without("To", ""), "SIP/2.0 400", ""},
+		{"no From", without("From", ""), "SIP/2.0 400", ""},
+		{"no Call-ID", without("Call-ID", ""), "SIP/2.0 400", ""},
+		{"garbage Authorization", without("", "Authorization: Digest username=\"alice\", realm=\"sipwarden.test\", nonce=\"x\", uri=\"sip:a\", response=\"zz\"\"\"\n"), "SIP/2.0 400 Malformed Authorization Header", ""},
+		{"CSeq method mismatch", strings.Replace(without("", ""), "1 REGISTER", "1 INVITE", 1), "SIP/2.0 400 CSeq Method Does Not Match", ""},
+		{"no Contact is a query", without("", ""), "SIP/2.0 401", ""},
+		// A second To (or From...): sipgo reads the last, RFC 3261 7.3.1
+		// allows one.
+		{"two To headers", without("", "To: <sip:bob@sipwarden.test>\n"), "SIP/2.0 400 Duplicate To Header", ""},
+		{"two CSeq headers", without("", "CSeq: 2 REGISTER\n"), "SIP/2.0 400 Duplicate CSeq Header", ""},
+		{"SIP/3.0", without("", ""), "SIP/2.0 505 Version Not Supported", "REGISTER sip:sipwarden.test SIP/3.0"},
+		{"lower-case version", without("", ""), "SIP/2.0 401", "REGISTER sip:sipwarden.test sip/2.0"},
+		// RFC 3261 10.3 step 1: the Request-URI names our domain.
+		{"tel Request-URI", without("", ""), "SIP/2.0 416 Unsupported URI Scheme", "REGISTER tel:+15551234 SIP/2.0"},
+		{"foreign Request-URI", without("", ""), "SIP/2.0 404 Domain Not Served Here", "REGISTER sip:evil.example SIP/2.0"},
+		{"Request-URI without host", without("", ""), "SIP/2.0 400 Malformed Request-URI", "REGISTER sip: SIP/2.0"},
 	}
 	for _, tp := range []string{"udp", "tcp"} {
 		for i, c := range cases {
 			t.Run(tp+"/"+c.name, func(t *testing.T) {
 				msg := fmt.Sprintf(base, strings.ToUpper(tp), i, c.headers)
+				if c.start != "" {
+					msg = strings.Replace(msg, "REGISTER sip:sipwarden.test SIP/2.0", c.start, 1)
+				}
 				got := rawExchange(t, tp, ts.Addr(tp), msg, 2*time.Second)
 				if !strings.HasPrefix(statusLine(got), c.want) {
 					t.Fatalf("got %q, want %q", statusLine(got), c.want)

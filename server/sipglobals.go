@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -34,32 +36,101 @@ func SetSIPGlobals(cfg config.Config, logger *slog.Logger) {
 	// 20 KB per proxied call, so at 4,000 calls/s the RFC's 32 s held 2.5 GB.
 	linger := cfg.SIP.TransactionLinger.D()
 	sip.Timer_D, sip.Timer_J, sip.Timer_L, sip.Timer_M = linger, linger, linger, linger
-	sip.SetDefaultLogger(slog.New(redactHandler{logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "sipgo")})}))
+	sip.SetDefaultLogger(slog.New(newRedactHandler(logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "sipgo")}))))
 }
 
-// redactHandler drops the raw message sipgo attaches to parse errors: it
-// may hold Authorization headers, and a flood of garbage would copy every
-// byte of it into the log.
-type redactHandler struct{ slog.Handler }
+// redactHandler guards the log from what sipgo logs about messages from
+// the network: the raw message it attaches to parse errors is dropped (it
+// may hold Authorization headers), error texts and start lines are cut
+// before anything they quote (sipgo's "transmission beginning '...' is
+// not a SIP message" quotes the peer's first line, whatever it holds) and
+// bounded, and at most sipgoLogsPerSecond records a second get through:
+// sipgo logs each unparsable datagram at ERROR, so a flood of garbage
+// would otherwise write megabytes a second that no log level silences.
+type redactHandler struct {
+	slog.Handler
+	limit *logLimit // shared by the handler and those WithAttrs makes
+}
+
+const (
+	sipgoLogsPerSecond = 10
+	maxLoggedText      = 160 // bytes of an error text or start line
+)
+
+func newRedactHandler(h slog.Handler) redactHandler {
+	return redactHandler{Handler: h, limit: &logLimit{now: time.Now}}
+}
 
 func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
+	suppressed, ok := h.limit.take()
+	if !ok {
+		return nil
+	}
 	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		switch strings.ToLower(a.Key) {
 		case "data", "msg", "message", "raw":
 			nr.AddAttrs(slog.String(a.Key, "[redacted]"))
+		case "error", "err", "req":
+			nr.AddAttrs(slog.String(a.Key, unquoted(a.Value.String())))
 		default:
 			nr.AddAttrs(a)
 		}
 		return true
 	})
+	if suppressed > 0 {
+		nr.AddAttrs(slog.Int("suppressed", suppressed))
+	}
 	return h.Handler.Handle(ctx, nr)
 }
 
+// unquoted returns s up to the first quote (what follows is quoted from a
+// message), at most maxLoggedText bytes of it.
+func unquoted(s string) string {
+	cut := false
+	if i := strings.IndexAny(s, "'\"`"); i >= 0 {
+		s, cut = s[:i], true
+	}
+	if len(s) > maxLoggedText {
+		s, cut = s[:maxLoggedText], true
+	}
+	if cut {
+		return strings.ToValidUTF8(s, "?") + "[redacted]"
+	}
+	return s
+}
+
 func (h redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return redactHandler{h.Handler.WithAttrs(as)}
+	return redactHandler{h.Handler.WithAttrs(as), h.limit}
 }
 
 func (h redactHandler) WithGroup(name string) slog.Handler {
-	return redactHandler{h.Handler.WithGroup(name)}
+	return redactHandler{h.Handler.WithGroup(name), h.limit}
+}
+
+// logLimit lets sipgoLogsPerSecond records through per second.
+type logLimit struct {
+	now        func() time.Time
+	mu         sync.Mutex
+	second     int64 // Unix second of the current window
+	n          int   // records let through in it
+	suppressed int   // records dropped since one was let through
+}
+
+// take reports whether a record may be logged now and, if so, how many
+// were dropped before it.
+func (l *logLimit) take() (suppressed int, ok bool) {
+	sec := l.now().Unix()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec != l.second {
+		l.second, l.n = sec, 0
+	}
+	if l.n >= sipgoLogsPerSecond {
+		l.suppressed++
+		return 0, false
+	}
+	l.n++
+	suppressed, l.suppressed = l.suppressed, 0
+	return suppressed, true
 }

@@ -4,6 +4,8 @@
 package sipcheck
 
 import (
+	"strings"
+
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -80,4 +82,57 @@ func paramsBreak(ps sip.HeaderParams) bool {
 		}
 	}
 	return false
+}
+
+// Duplicate returns the name of the first header field that m carries
+// more than once although it may appear only once (From, To, Call-ID,
+// CSeq, Max-Forwards, Content-Length: RFC 3261 section 7.3.1 allows
+// repeating a field only when its value is a comma-separated list), ""
+// when there is none. Such a message is malformed, and sipgo's accessors
+// would give the last of the copies while whoever reads the message
+// further may take the first: a second From would pass the caller-ID
+// check with one identity and reach the callee with another. No
+// allocation.
+func Duplicate(m interface{ Headers() []sip.Header }) string {
+	var seen uint8
+	for _, h := range m.Headers() {
+		var bit uint8
+		switch h.(type) {
+		case *sip.FromHeader:
+			bit = 1
+		case *sip.ToHeader:
+			bit = 2
+		case *sip.CallIDHeader:
+			bit = 4
+		case *sip.CSeqHeader:
+			bit = 8
+		case *sip.MaxForwardsHeader:
+			bit = 16
+		case *sip.ContentLengthHeader:
+			bit = 32
+		default:
+			continue
+		}
+		if seen&bit != 0 {
+			return h.Name()
+		}
+		seen |= bit
+	}
+	return ""
+}
+
+// Version reports whether req is a SIP/2.0 request, and then writes the
+// version in upper case (RFC 3261 section 7.1: it is case-insensitive,
+// but sent in upper case), so that nothing echoes another spelling.
+// Any other version is answered 505 Version Not Supported (RFC 3261
+// section 21.5.6).
+func Version(req *sip.Request) bool {
+	if req.SipVersion == "SIP/2.0" {
+		return true
+	}
+	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
+		return false
+	}
+	req.SipVersion = "SIP/2.0"
+	return true
 }

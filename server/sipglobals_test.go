@@ -1,0 +1,53 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRedactHandler: what sipgo logs about a message from the network
+// never carries the message's bytes (an Authorization header among
+// them), and a flood is cut to sipgoLogsPerSecond records a second.
+func TestRedactHandler(t *testing.T) {
+	var buf bytes.Buffer
+	h := newRedactHandler(slog.NewTextHandler(&buf, nil))
+	clock := time.Unix(1_800_000_000, 0)
+	h.limit.now = func() time.Time { return clock }
+	log := slog.New(h).With("component", "sipgo")
+
+	secret := `Authorization: Digest username="alice", response="SECRETRESPONSE"`
+	parseErr := fmt.Errorf("transmission beginning '%s' is not a SIP message", secret)
+	log.Error("failed to parse", "error", parseErr, "data", "REGISTER sip:x SIP/2.0\r\n"+secret)
+	log.Error("Server tx failed to handle request", "error", errors.New(strings.Repeat("x", 1000)), "req", "INVITE sip:"+strings.Repeat("y", 1000)+" SIP/2.0")
+	out := buf.String()
+	if strings.Contains(out, "SECRETRESPONSE") || strings.Contains(out, "alice") {
+		t.Fatalf("message bytes in the log: %s", out)
+	}
+	if !strings.Contains(out, "transmission beginning [redacted]") {
+		t.Errorf("the error's own words are gone: %s", out)
+	}
+	if strings.Contains(out, strings.Repeat("x", maxLoggedText+1)) || strings.Contains(out, strings.Repeat("y", maxLoggedText+1)) {
+		t.Errorf("a long error or start line logged whole: %d bytes", len(out))
+	}
+
+	// A flood within one second: sipgoLogsPerSecond records (two above),
+	// then silence; the first record of the next second counts the rest.
+	for range 1000 {
+		log.Error("failed to parse", "error", parseErr)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != sipgoLogsPerSecond {
+		t.Fatalf("%d records in a second of flood, want %d", n, sipgoLogsPerSecond)
+	}
+	clock = clock.Add(time.Second)
+	buf.Reset()
+	log.Log(context.Background(), slog.LevelError, "failed to parse", "error", parseErr)
+	if want := fmt.Sprintf("suppressed=%d", 1000+2-sipgoLogsPerSecond); !strings.Contains(buf.String(), want) {
+		t.Errorf("next second's record: %q, want %s", buf.String(), want)
+	}
+}
