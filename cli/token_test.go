@@ -85,6 +85,7 @@ func TestTokenCLIOnDefaults(t *testing.T) {
 	reg := func(auth string) string {
 		r := bearerRegister("alice", "x", "60")
 		r = strings.ReplaceAll(r, "@"+domain, "@127.0.0.1")
+		r = strings.Replace(r, "REGISTER sip:"+domain, "REGISTER sip:127.0.0.1", 1) // the Request-URI names the domain too (RFC 3261 10.3 step 1)
 		return strings.Replace(r, "Authorization: Bearer x\n", auth, 1)
 	}
 	res := servertest.RawExchange(t, "udp", ts.Addr("udp"), reg("Authorization: Bearer "+tok+"\n"), 2*time.Second)

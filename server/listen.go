@@ -201,13 +201,14 @@ func (l *listeners) close() {
 }
 
 // domains lists the hosts whose AORs are ours: the configured domain and
-// realm, and every address the server listens on (all interface addresses
-// for a wildcard bind), since newcomers type the server's IP as domain.
+// realm, the advertised host (sip.advertise), and every address the
+// server listens on (all interface addresses for a wildcard bind), since
+// newcomers type the server's IP as domain.
 // serverHosts reports whether a host (case-insensitively) is one of the
 // domains, the advertised host or a listening address.
 func serverHosts(cfg config.Config, addrs map[string]string) func(string) bool {
 	set := map[string]bool{}
-	for _, h := range append(domains(cfg, addrs), cfg.SIP.Advertise) {
+	for _, h := range domains(cfg, addrs) {
 		if h != "" {
 			set[strings.ToLower(strings.Trim(h, "[]"))] = true
 		}
@@ -217,6 +218,14 @@ func serverHosts(cfg config.Config, addrs map[string]string) func(string) bool {
 
 func domains(cfg config.Config, addrs map[string]string) []string {
 	out := []string{cfg.SIP.Domain, cfg.SIP.Realm}
+	// Behind 1:1 NAT the phones reach the server at its advertised
+	// address, and a newcomer types that as the domain.
+	if h := cfg.SIP.Advertise; h != "" {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		out = append(out, strings.Trim(h, "[]"))
+	}
 	for _, a := range addrs {
 		ap, err := netip.ParseAddrPort(a)
 		if err != nil {
