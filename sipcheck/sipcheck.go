@@ -14,7 +14,8 @@ import (
 // the value; copying such a header into a response or a forwarded request
 // would let the sender inject header lines (RFC 3261 section 7.3.1 allows
 // no bare CR or LF in a header value). Such a message cannot be answered
-// without echoing it, so callers drop it.
+// without echoing it, so callers drop it. A NUL, which no header field may
+// hold either, and a header without a name count as line breaks.
 //
 // It reads the parsed fields of sipgo's typed headers rather than
 // formatting them, so that it costs no allocation on the REGISTER path.
@@ -54,16 +55,17 @@ func headerHasBreak(h sip.Header) bool {
 	case *sip.MaxForwardsHeader, *sip.ExpiresHeader, *sip.ContentLengthHeader:
 		return false // numbers
 	default: // generic headers keep their raw value: Value does not allocate
-		return brk(h.Name()) || brk(h.Value())
+		return h.Name() == "" || brk(h.Name()) || brk(h.Value())
 	}
 }
 
-// brk reports whether s holds a CR or LF: one pass, one comparison per
-// byte in the usual case (header values are short: two IndexByte calls
-// cost more there).
+// brk reports whether s holds a CR, LF or NUL (no header field may hold
+// a NUL either, RFC 3261 section 25.1, and echoing one back confuses
+// C peers): one pass, one comparison per byte in the usual case (header
+// values are short: several IndexByte calls cost more there).
 func brk(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= '\r' && (c == '\n' || c == '\r') {
+		if c := s[i]; c <= '\r' && (c == '\n' || c == '\r' || c == 0) {
 			return true
 		}
 	}

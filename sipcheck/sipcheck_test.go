@@ -14,6 +14,10 @@ func TestHasLineBreak(t *testing.T) {
 		{"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:a@b>;tag=1\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n", false},
 		{"REGISTER :00 SIP\r\nT:0\n0<:00>\r\n\r\n", true}, // found by FuzzRegister: LF in a display name
 		{"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nX-Note: a\nb\r\nCSeq: 1 REGISTER\r\n\r\n", true},
+		// A NUL, and a header without a name: no field holds either.
+		{"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: a\x00b\r\nCSeq: 1 REGISTER\r\n\r\n", true},
+		{"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n: nameless\r\nCSeq: 1 REGISTER\r\n\r\n", true},
+		{"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nSubject: tab\there\r\nCSeq: 1 REGISTER\r\n\r\n", false},
 	}
 	p := sip.NewParser()
 	for _, tc := range cases {
