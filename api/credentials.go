@@ -199,6 +199,12 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		}
 		if b.ExpiresAt.Set {
 			c.ExpiresAt = expiresAt
+			if !b.ExpiresAt.Null && !expiresAt.After(now) {
+				// A time that has passed ends the credential now, and is
+				// kept as now: the zero time (0001-01-01T00:00:00Z) would
+				// read as "never expires", the opposite of what was asked.
+				c.ExpiresAt = now.UTC()
+			}
 		}
 		if b.Algorithms.Set {
 			c.Algorithms = slices.Clone(algs) // nil when null: the server default
