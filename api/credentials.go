@@ -181,13 +181,13 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 			c.Realm = s.cfg.Realm
 			c.HA1 = ha1s(c.Username, c.Realm, p)
 			// A new password revokes the tokens minted with the old one.
-			c.TokensNotBefore = revokedBefore(now)
+			revokeTokensOf(c, now)
 		}
 		if e, ok := b.Enabled.value(); ok {
 			if c.Enabled && !e {
 				// Disabling revokes the tokens: enabling again later must
 				// not bring them back (mint new ones).
-				c.TokensNotBefore = revokedBefore(now)
+				revokeTokensOf(c, now)
 			}
 			c.Enabled = e
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 // Token is a JWT minted for a credential (POST /v1/credentials/{id}/token).
@@ -31,9 +32,13 @@ type KeySet interface {
 // they answer 404.
 func (s *Server) SetTokens(m Minter, k KeySet) { s.minter, s.keys = m, k }
 
-// revokedBefore is the TokensNotBefore that revokes every token issued up
-// to now (token.RevokedBefore: iat has a one-second resolution).
-func revokedBefore(now time.Time) time.Time { return now.Truncate(time.Second).Add(time.Second) }
+// revokeTokensOf moves c's TokensNotBefore past every token minted for
+// it until now (token.RevokedBefore: strictly past the previous cut too,
+// which tokens minted since may carry as their iat). Call it inside the
+// store's update of c.
+func revokeTokensOf(c *store.Credential, now time.Time) {
+	c.TokensNotBefore = token.RevokedBefore(now, c.TokensNotBefore)
+}
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if s.minter == nil {
@@ -64,7 +69,7 @@ func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	now := s.now()
 	c, err := s.db.UpdateCredential(id, func(c *store.Credential) error {
-		c.TokensNotBefore = revokedBefore(now)
+		revokeTokensOf(c, now)
 		c.UpdatedAt = now
 		return nil
 	})
