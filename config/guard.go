@@ -71,7 +71,8 @@ type Limits struct {
 	// APIMaxBodyBytes bounds API request bodies (413 above). Default 1048576.
 	APIMaxBodyBytes int64 `yaml:"api_max_body_bytes"`
 	// APIKeyFailures from one address within a minute block it for
-	// APIKeyBlock (429 with Retry-After). Default 10.
+	// APIKeyBlock (429 with Retry-After). Default 10. No other threshold
+	// applies to API keys (Guard.LongMaxFailures is for SIP only).
 	APIKeyFailures int `yaml:"api_key_failures"`
 	// APIKeyBlock is how long. Default 1m.
 	APIKeyBlock Duration `yaml:"api_key_block"`

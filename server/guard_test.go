@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -553,5 +554,38 @@ func TestTLSMinimumVersion(t *testing.T) {
 		if err == nil {
 			conn.Close()
 		}
+	}
+}
+
+// TestAPIKeyBlockFollowsConfig: the API key guard applies
+// limits.api_key_failures and api_key_block only; the SIP guard's
+// slow-guessing tier (50 failures: blocked for an hour) used to apply too,
+// whatever they said.
+func TestAPIKeyBlockFollowsConfig(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.APIKeyFailures = 100
+	cfg.Limits.APIKeyBlock = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	for i := range 99 {
+		if code, body := ts.APIRaw(t, "swk_nope_wrong", "GET", "/v1/credentials", nil); code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d of 99 (limit 100): got %d %s, want 401", i+1, code, body)
+		}
+	}
+	code, _ := ts.APIRaw(t, "swk_nope_wrong", "GET", "/v1/credentials", nil) // the 100th blocks
+	if code != http.StatusUnauthorized {
+		t.Fatalf("wrong key 100: got %d, want 401", code)
+	}
+	req, err := http.NewRequest("GET", "http://"+ts.Addr("http")+"/v1/credentials", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer swk_nope_wrong")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("after 100 wrong keys: got %d Retry-After %q, want 429 and the configured 1 s", res.StatusCode, res.Header.Get("Retry-After"))
 	}
 }
