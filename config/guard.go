@@ -37,7 +37,8 @@ type Guard struct {
 	// UserSlowdown after its last failure. Default 1m.
 	UserSlowdown Duration `yaml:"user_slowdown"`
 	// ExemptCIDRs are never counted, banned or slowed, nor limited per
-	// address: trusted peers and networks you allow-list. Default none.
+	// address, nor blocked for wrong API keys: trusted peers and networks
+	// you allow-list. Default none.
 	ExemptCIDRs []string `yaml:"exempt_cidrs"`
 	// MaxTracked bounds the addresses (and usernames) tracked. Default 65536.
 	MaxTracked int `yaml:"max_tracked"`

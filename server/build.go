@@ -361,7 +361,10 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 		// override them, whatever they say. API keys are 256-bit random:
 		// slow guessing is hopeless, a threshold per minute is enough.
 		LongMaxFailures: -1,
-		MaxTracked:      4096,
+		// guard.exempt_cidrs is how an operator makes sure he is never
+		// locked out: a blocked address gets 429 whatever key it sends.
+		Exempt:     cfg.Guard.ExemptPrefixes(),
+		MaxTracked: 4096,
 	})
 	var bans api.Bans = n.guard
 	if n.bans != nil {
