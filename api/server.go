@@ -183,8 +183,10 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/api-keys", false, s.h(s.createAPIKey)},   // apikeys.go
 		{"GET /v1/api-keys", false, s.h(s.listAPIKeys)},
 		{"DELETE /v1/api-keys/{id}", false, s.h(s.deleteAPIKey)},
-		{"GET /v1/backup", false, s.h(s.backup)}, // backup.go
-		{"GET /v1/export", false, s.h(s.export)},
+		// Backup and export take as long as the store is large: past the
+		// listener's read and write deadlines.
+		{"GET /v1/backup", false, LiftDeadlines(s.h(s.backup))}, // transfer.go
+		{"GET /v1/export", false, LiftDeadlines(s.h(s.export))},
 		{"POST /v1/import", false, s.h(s.importCredentials)},
 	}
 }
@@ -364,4 +366,20 @@ func (c *capture) Write(b []byte) (int, error) {
 		c.status = http.StatusOK
 	}
 	return len(b), nil
+}
+
+// LiftDeadlines returns h with its connection's read and write deadlines
+// lifted, for a handler that may rightly take longer than the HTTP server
+// allows every request (a backup of a large store, a CPU profile): the
+// write deadline would cut its answer. The read deadline goes too, so
+// that nothing of the connection expires under the handler. Only for
+// handlers an admin key (or a private listener) reaches.
+func LiftDeadlines(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		// http.ErrNotSupported (a test's recorder): no deadline to lift.
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+		h.ServeHTTP(w, r)
+	})
 }
