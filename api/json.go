@@ -49,6 +49,21 @@ func decodeBody(r *http.Request, dst any) error {
 	return decodeStrict(raw, dst)
 }
 
+// decodeOptionalEmpty accepts an empty body or an empty JSON object, for
+// routes that take no fields: anything else is the 400 decodeBody gives
+// (unknown_field naming the first field).
+func decodeOptionalEmpty(r *http.Request) error {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	var none struct{}
+	return decodeStrict(raw, &none)
+}
+
 // decodeStrict decodes raw, one JSON object, into dst as decodeBody does.
 func decodeStrict(raw []byte, dst any) error {
 	if e := checkStrict(raw, reflect.TypeOf(dst)); e != nil {

@@ -44,6 +44,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if s.minter == nil {
 		return newError(http.StatusNotFound, CodeNotFound, "tokens are not enabled on this server")
 	}
+	// No body, or an empty object: the lifetime is jwt.ttl (capped by the
+	// credential's expiry). A field such as {"ttl":"999h"} is refused
+	// rather than ignored, so that nobody believes he chose it.
+	if err := decodeOptionalEmpty(r); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	c, err := s.db.Credential(id)
 	if err != nil {

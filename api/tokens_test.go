@@ -96,3 +96,20 @@ func TestRevocationAlwaysRevokes(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenBodyRefusesFields: POST .../token takes no fields; one such as
+// ttl used to be ignored (201 with the default lifetime), as if chosen.
+func TestTokenBodyRefusesFields(t *testing.T) {
+	e, _ := tokenEnv(t)
+	c := e.createCredential(map[string]any{"username": "ttl", "password": "correct-horse-battery"})
+	path := "/v1/credentials/" + c.ID + "/token"
+	checkError(t, e.do("POST", path, `{"ttl":"999h"}`), http.StatusBadRequest, api.CodeUnknownField, "/ttl")
+	checkError(t, e.do("POST", path, `[]`), http.StatusBadRequest, api.CodeInvalidJSON, "")
+	for _, body := range []string{"", "{}", " \n"} {
+		var tok api.Token
+		e.ok(http.StatusCreated, "POST", path, body, &tok)
+		if want := e.now.Add(time.Hour); !tok.ExpiresAt.Equal(want) {
+			t.Fatalf("body %q: token expires %v, want the configured TTL: %v", body, tok.ExpiresAt, want)
+		}
+	}
+}
