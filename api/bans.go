@@ -108,7 +108,7 @@ func (s *Server) liftBan(w http.ResponseWriter, r *http.Request) error {
 }
 
 // keyBlocked answers 429 when the request's address has failed too many
-// API key attempts; it reports whether it did.
+// API key attempts, before its key is looked at; it reports whether it did.
 func (s *Server) keyBlocked(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.KeyAttempts == nil {
 		return false

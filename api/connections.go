@@ -31,8 +31,10 @@ type connectionBody struct {
 }
 
 type outboundRouteBody struct {
-	Prefix   string   `json:"prefix"`
-	Gateways []string `json:"gateways"`
+	// Prefix is required: "" (given) routes every number, so a route
+	// whose "prefix" key is missing, or misspelt, must not become one.
+	Prefix   optional[string] `json:"prefix"`
+	Gateways []string         `json:"gateways"`
 }
 
 // Bounds of a connection's outbound routes.
@@ -62,13 +64,16 @@ func (v *validation) checkOutbound(b *connectionBody) []store.OutboundRoute {
 	seen := map[string]bool{}
 	for i, r := range l {
 		ptr := "/outbound_routes/" + strconv.Itoa(i)
-		if len(r.Prefix) > 32 || strings.ContainsAny(r.Prefix, " \"<>;@:\r\n\x00") {
-			v.add(ptr+"/prefix", CodeInvalidValue, "prefix must be at most 32 characters of a SIP user part, such as +1 or 00, not %q", truncate(r.Prefix, 40))
+		prefix, given := r.Prefix.value()
+		switch {
+		case !given:
+			v.add(ptr+"/prefix", CodeRequired, "prefix is required: the start of the numbers the route takes, such as +1, or \"\" for every number")
+		case len(prefix) > 32 || strings.ContainsAny(prefix, " \"<>;@:\r\n\x00"):
+			v.add(ptr+"/prefix", CodeInvalidValue, "prefix must be at most 32 characters of a SIP user part, such as +1 or 00, not %q", truncate(prefix, 40))
+		case seen[prefix]:
+			v.add(ptr+"/prefix", CodeInvalidValue, "prefix %q is routed twice", truncate(prefix, 40))
 		}
-		if seen[r.Prefix] {
-			v.add(ptr+"/prefix", CodeInvalidValue, "prefix %q is routed twice", truncate(r.Prefix, 40))
-		}
-		seen[r.Prefix] = true
+		seen[prefix] = true
 		switch {
 		case len(r.Gateways) == 0:
 			v.add(ptr+"/gateways", CodeRequired, "a route needs at least one gateway")
@@ -80,7 +85,7 @@ func (v *validation) checkOutbound(b *connectionBody) []store.OutboundRoute {
 				v.add(ptr+"/gateways/"+strconv.Itoa(j), CodeInvalidValue, "gateway must be a sip: or sips: URI such as sip:192.0.2.10:5060;transport=tcp: %v", err)
 			}
 		}
-		out = append(out, store.OutboundRoute{Prefix: r.Prefix, Gateways: r.Gateways})
+		out = append(out, store.OutboundRoute{Prefix: prefix, Gateways: r.Gateways})
 	}
 	return out
 }

@@ -181,13 +181,13 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 			c.Realm = s.cfg.Realm
 			c.HA1 = ha1s(c.Username, c.Realm, p)
 			// A new password revokes the tokens minted with the old one.
-			c.TokensNotBefore = revokedBefore(now)
+			revokeTokensOf(c, now)
 		}
 		if e, ok := b.Enabled.value(); ok {
 			if c.Enabled && !e {
 				// Disabling revokes the tokens: enabling again later must
 				// not bring them back (mint new ones).
-				c.TokensNotBefore = revokedBefore(now)
+				revokeTokensOf(c, now)
 			}
 			c.Enabled = e
 		}
@@ -199,6 +199,12 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		}
 		if b.ExpiresAt.Set {
 			c.ExpiresAt = expiresAt
+			if !b.ExpiresAt.Null && !expiresAt.After(now) {
+				// A time that has passed ends the credential now, and is
+				// kept as now: the zero time (0001-01-01T00:00:00Z) would
+				// read as "never expires", the opposite of what was asked.
+				c.ExpiresAt = now.UTC()
+			}
 		}
 		if b.Algorithms.Set {
 			c.Algorithms = slices.Clone(algs) // nil when null: the server default

@@ -103,6 +103,7 @@ const (
 	CodeInPast             = "in_past"             // 422
 	CodeUnknownConnection  = "unknown_connection"  // 422
 	CodeNumberTaken        = "number_taken"        // 409
+	CodeIDTaken            = "id_taken"            // 409
 	CodeInternal           = "internal_error"      // 500
 	codeHTTPError          = "http_error"          // client side: a body that is not an API error
 	statusUnprocessable    = http.StatusUnprocessableEntity
@@ -133,6 +134,7 @@ var titles = map[string]string{
 	CodeInPast:             "Time in the past",
 	CodeUnknownConnection:  "Connection does not exist",
 	CodeNumberTaken:        "Number already assigned",
+	CodeIDTaken:            "ID already in use",
 	CodeInternal:           "Internal server error",
 	codeHTTPError:          "Unexpected response",
 }
@@ -200,6 +202,12 @@ func asAPIError(err error) (e *Error, internal bool) {
 		return newError(http.StatusConflict, CodeConnectionInUse, "the connection still has credentials or numbers: delete or move them first"), false
 	case errors.Is(err, store.ErrDefaultConnection):
 		return newError(http.StatusConflict, CodeDefaultConnection, "the default connection always exists"), false
+	case errors.Is(err, store.ErrExists):
+		// Only a record given its own id can meet another (POST /v1/import;
+		// a number is answered number_taken by its handler).
+		e := newError(http.StatusConflict, CodeIDTaken, "id is already the id of another record")
+		e.Errors[0].Source = &ErrorSource{Pointer: "/id"}
+		return e, false
 	case errors.Is(err, store.ErrInvalid):
 		// Validation comes first and should leave nothing for this.
 		return newError(statusUnprocessable, CodeInvalidValue, "the store refused the record: "+err.Error()), false

@@ -254,10 +254,16 @@ func TestFailedKeyAttemptsBlocked(t *testing.T) {
 	if eb := decodeErrors(t, rec.Body.Bytes()); eb.Errors[0].Code != api.CodeTooManyAttempts {
 		t.Fatalf("blocked: got %s", rec.Body)
 	}
-	// The right key from the blocked address is never refused (issue 15:
-	// ten wrong keys used to lock the operator out for a minute).
-	if rec := from("192.0.2.9:4002", testAdminKey); rec.Code != 200 {
-		t.Fatalf("the right key from the blocked address: got %d, want 200", rec.Code)
+	// The right key from the blocked address is refused too, unchecked:
+	// were it answered 200, a 429 would just mean "wrong key" and the
+	// guessing would go on (it used to). Exempt addresses are the way not
+	// to lock the operator out (TestKeyBlockExempt).
+	if rec := from("192.0.2.9:4002", testAdminKey); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("the right key from the blocked address: got %d, want 429", rec.Code)
+	}
+	// Keys are not counted while blocked: the block ends on time.
+	for range 5 {
+		from("192.0.2.9:4003", "swk_nope_wrong")
 	}
 	if rec := from("192.0.2.10:4000", testAdminKey); rec.Code != 200 {
 		t.Fatalf("another address: got %d, want 200", rec.Code)
@@ -279,5 +285,35 @@ func TestBodyTooLargeNamesLimit(t *testing.T) {
 	rec := e.do("POST", "/v1/connections", `{"name":"`+strings.Repeat("a", 4096)+`"}`)
 	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "2048 bytes") {
 		t.Fatalf("got %d %s, want 413 naming 2048 bytes", rec.Code, rec.Body)
+	}
+}
+
+// TestKeyBlockExempt: an address the guard exempts (guard.exempt_cidrs) is
+// never blocked, however many wrong keys it sends, and its right key
+// keeps working; its neighbour is blocked.
+func TestKeyBlockExempt(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	g := guard.New(guard.Config{MaxFailures: 3, BanDuration: 10 * time.Minute, LongMaxFailures: -1,
+		Exempt: []netip.Prefix{netip.MustParsePrefix("192.0.2.9/32")}, Now: func() time.Time { return now }})
+	e := newEnv(t, func(c *api.Config) { c.KeyAttempts, c.Now = g, func() time.Time { return now } })
+	from := func(addr, key string) int {
+		req := httptest.NewRequest("GET", "/v1/connections", nil)
+		req.RemoteAddr = addr
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range 10 {
+		if code := from("192.0.2.9:4000", "swk_nope_wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("exempt address, wrong key %d: got %d, want 401", i+1, code)
+		}
+		from("192.0.2.10:4000", "swk_nope_wrong")
+	}
+	if code := from("192.0.2.9:4000", testAdminKey); code != http.StatusOK {
+		t.Fatalf("exempt address, right key: got %d, want 200", code)
+	}
+	if code := from("192.0.2.10:4000", testAdminKey); code != http.StatusTooManyRequests {
+		t.Fatalf("blocked neighbour, right key: got %d, want 429", code)
 	}
 }

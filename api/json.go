@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ type optional[T any] struct {
 	V    T
 }
 
+// UnmarshalJSON decodes with plain json.Unmarshal, which would accept
+// unknown and wrongly cased keys in a T that is a struct: decodeBody's
+// checkStrict has refused those before (valueType tells it T).
 func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	o.Set = true
 	if string(b) == "null" {
@@ -27,15 +31,45 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.V)
 }
 
+func (optional[T]) valueType() reflect.Type { return reflect.TypeFor[T]() }
+
 // value returns the value when one was given.
 func (o optional[T]) value() (T, bool) { return o.V, o.Set && !o.Null }
 
 // decodeBody decodes the request body, one JSON object with only known
 // fields, into dst. Its errors are *Error values: 400 naming the syntax
-// error's offset, the field of a wrong type or the unknown field; 413 for
-// a body over the limit.
+// error's offset, the field of a wrong type, the unknown field (at any
+// depth; names match exactly), a field given twice or a string that is
+// not UTF-8 (checkStrict); 413 for a body over the limit.
 func decodeBody(r *http.Request, dst any) error {
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(r.Body) // bounded by MaxBytesReader
+	if err != nil {
+		return bodyError(err)
+	}
+	return decodeStrict(raw, dst)
+}
+
+// decodeOptionalEmpty accepts an empty body or an empty JSON object, for
+// routes that take no fields: anything else is the 400 decodeBody gives
+// (unknown_field naming the first field).
+func decodeOptionalEmpty(r *http.Request) error {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	var none struct{}
+	return decodeStrict(raw, &none)
+}
+
+// decodeStrict decodes raw, one JSON object, into dst as decodeBody does.
+func decodeStrict(raw []byte, dst any) error {
+	if e := checkStrict(raw, reflect.TypeOf(dst)); e != nil {
+		return e
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return bodyError(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/sipwarden/sipwarden/e164"
 	"github.com/sipwarden/sipwarden/store"
@@ -19,6 +20,15 @@ type numberBody struct {
 // checkNumber normalises a number from a body (e164: "+1555…", "1555…",
 // tel: URIs), naming the field when it is not one.
 func (v *validation) checkNumber(pointer, s string) string {
+	// e164.Normalize reads numbers from SIP too, where ";npdi" and the like
+	// may follow and are dropped unread, as are spaces and line breaks
+	// around it. A number given here is stored, so all of it must be the
+	// number: "+1555;evil\r\nVia: x" is not +1555.
+	if i := strings.IndexFunc(s, func(r rune) bool { return r == ';' || unicode.IsControl(r) }); i >= 0 {
+		v.add(pointer, CodeInvalidValue, "number must be an E.164 number such as +15551234567 or tel:+1-555-123-4567, without parameters (;...) or control characters, not %q",
+			truncate(s, 32))
+		return ""
+	}
 	n, err := e164.NormalizePattern(s)
 	switch {
 	case errors.Is(err, e164.ErrEmpty):

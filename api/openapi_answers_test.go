@@ -215,6 +215,8 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.ok(404, "POST", "/v1/credentials/nope/token", "")
 	x.ok(200, "PATCH", "/v1/credentials/"+alice, `{"expires_at":null,"algorithms":null,"password":"a-new-long-password"}`)
 	x.ok(201, "POST", "/v1/credentials/"+alice+"/token", "")
+	x.ok(201, "POST", "/v1/credentials/"+alice+"/token", "{}")
+	x.refused(400, "POST", "/v1/credentials/"+alice+"/token", `{"ttl":"999h"}`)
 	x.ok(200, "POST", "/v1/credentials/"+alice+"/actions/revoke_tokens", "")
 	x.ok(404, "POST", "/v1/credentials/nope/actions/revoke_tokens", "")
 

@@ -31,7 +31,9 @@ type Config struct {
 	Now func() time.Time
 	// Bans, when set, backs GET /v1/bans and DELETE /v1/bans/{ip} (bans.go).
 	Bans Bans
-	// KeyAttempts, when set, blocks addresses after failed API keys (429).
+	// KeyAttempts, when set, blocks addresses after failed API keys: a
+	// blocked address gets 429 for every request that needs a key, without
+	// its key being checked. Exemptions are the KeyAttempts' own.
 	KeyAttempts KeyAttempts
 	// Lifecycle ends what a credential holds when it stops being valid and
 	// watches expiries. Required.
@@ -181,8 +183,10 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/api-keys", false, s.h(s.createAPIKey)},   // apikeys.go
 		{"GET /v1/api-keys", false, s.h(s.listAPIKeys)},
 		{"DELETE /v1/api-keys/{id}", false, s.h(s.deleteAPIKey)},
-		{"GET /v1/backup", false, s.h(s.backup)}, // backup.go
-		{"GET /v1/export", false, s.h(s.export)},
+		// Backup and export take as long as the store is large: past the
+		// listener's read and write deadlines.
+		{"GET /v1/backup", false, LiftDeadlines(s.h(s.backup))}, // transfer.go
+		{"GET /v1/export", false, LiftDeadlines(s.h(s.export))},
 		{"POST /v1/import", false, s.h(s.importCredentials)},
 	}
 }
@@ -219,16 +223,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h, pattern := s.mux.Handler(r)
 	if !s.public[pattern] {
-		// A valid key is never refused: keys are 256-bit random, so the
-		// block after failures only stops guessing, and must not lock the
-		// operator out (a script with a wrong key on the same host).
+		// A blocked address gets 429 whatever key it sends, the right one
+		// included, and its key is not even compared: were the right key
+		// answered 200, a 429 would only mean "wrong" and the guessing
+		// would go on at full speed. An operator who must never be locked
+		// out lists his addresses in guard.exempt_cidrs (never counted,
+		// so never blocked); anyone else waits limits.api_key_block.
+		if s.keyBlocked(rec, r) { // bans.go
+			return
+		}
 		scope, ok, err := s.authenticate(r)
 		if err != nil {
 			rec.err = err
 			writeError(rec, newError(http.StatusInternalServerError, CodeInternal, "the server failed to check the API key; see its log"))
-			return
-		}
-		if !ok && s.keyBlocked(rec, r) { // bans.go
 			return
 		}
 		if !ok {
@@ -359,4 +366,20 @@ func (c *capture) Write(b []byte) (int, error) {
 		c.status = http.StatusOK
 	}
 	return len(b), nil
+}
+
+// LiftDeadlines returns h with its connection's read and write deadlines
+// lifted, for a handler that may rightly take longer than the HTTP server
+// allows every request (a backup of a large store, a CPU profile): the
+// write deadline would cut its answer. The read deadline goes too, so
+// that nothing of the connection expires under the handler. Only for
+// handlers an admin key (or a private listener) reaches.
+func LiftDeadlines(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		// http.ErrNotSupported (a test's recorder): no deadline to lift.
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+		h.ServeHTTP(w, r)
+	})
 }

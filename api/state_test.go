@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -96,5 +97,36 @@ func TestCredentialState(t *testing.T) {
 	}
 	if c := get(active.ID); c.State != api.CredentialDisabled {
 		t.Errorf("after refused PATCH: got state %q, want %q", c.State, api.CredentialDisabled)
+	}
+}
+
+// TestPastExpiryEndsCredential: any expires_at that has passed ends the
+// credential at once, the zero time included (it used to read as "never
+// expires": state active, expires_at null); only null clears the expiry.
+func TestPastExpiryEndsCredential(t *testing.T) {
+	e := newEnv(t)
+	for _, past := range []string{
+		"0001-01-01T00:00:00Z",
+		"0001-01-01T01:00:00+01:00", // the zero instant in another zone
+		"1970-01-01T00:00:00Z",
+		e.now.Add(-time.Second).Format(time.RFC3339),
+		e.now.Format(time.RFC3339),
+	} {
+		t.Run(past, func(t *testing.T) {
+			c := e.createCredential(map[string]any{"username": "u" + strconv.Itoa(len(e.bodies)), "password": "correct-horse-battery"})
+			var got api.Credential
+			e.ok(http.StatusOK, "PATCH", "/v1/credentials/"+c.ID, map[string]any{"expires_at": past}, &got)
+			if got.State != api.CredentialExpired || got.ExpiresAt == nil || got.ExpiresAt.After(e.now) {
+				t.Fatalf("PATCH expires_at %s: got state %q expires_at %v, want expired at or before %v", past, got.State, got.ExpiresAt, e.now)
+			}
+			e.ok(http.StatusOK, "GET", "/v1/credentials/"+c.ID, nil, &got)
+			if got.State != api.CredentialExpired {
+				t.Fatalf("GET after PATCH expires_at %s: got state %q, want expired", past, got.State)
+			}
+			e.ok(http.StatusOK, "PATCH", "/v1/credentials/"+c.ID, `{"expires_at":null}`, &got)
+			if got.State != api.CredentialActive || got.ExpiresAt != nil {
+				t.Fatalf("PATCH expires_at null: got state %q expires_at %v, want active and null", got.State, got.ExpiresAt)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 // Token is a JWT minted for a credential (POST /v1/credentials/{id}/token).
@@ -31,13 +32,23 @@ type KeySet interface {
 // they answer 404.
 func (s *Server) SetTokens(m Minter, k KeySet) { s.minter, s.keys = m, k }
 
-// revokedBefore is the TokensNotBefore that revokes every token issued up
-// to now (token.RevokedBefore: iat has a one-second resolution).
-func revokedBefore(now time.Time) time.Time { return now.Truncate(time.Second).Add(time.Second) }
+// revokeTokensOf moves c's TokensNotBefore past every token minted for
+// it until now (token.RevokedBefore: strictly past the previous cut too,
+// which tokens minted since may carry as their iat). Call it inside the
+// store's update of c.
+func revokeTokensOf(c *store.Credential, now time.Time) {
+	c.TokensNotBefore = token.RevokedBefore(now, c.TokensNotBefore)
+}
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if s.minter == nil {
 		return newError(http.StatusNotFound, CodeNotFound, "tokens are not enabled on this server")
+	}
+	// No body, or an empty object: the lifetime is jwt.ttl (capped by the
+	// credential's expiry). A field such as {"ttl":"999h"} is refused
+	// rather than ignored, so that nobody believes he chose it.
+	if err := decodeOptionalEmpty(r); err != nil {
+		return err
 	}
 	id := r.PathValue("id")
 	c, err := s.db.Credential(id)
@@ -64,7 +75,7 @@ func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	now := s.now()
 	c, err := s.db.UpdateCredential(id, func(c *store.Credential) error {
-		c.TokensNotBefore = revokedBefore(now)
+		revokeTokensOf(c, now)
 		c.UpdatedAt = now
 		return nil
 	})

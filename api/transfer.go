@@ -159,10 +159,8 @@ func (s *Server) importCredentials(w http.ResponseWriter, r *http.Request) error
 				fmt.Sprintf("more than %d records: send them in batches", maxImportRecords))
 		}
 		var rec CredentialRecord
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rec); err != nil {
-			e := bodyError(err)
+		if err := decodeStrict(raw, &rec); err != nil {
+			e, _ := errors.AsType[*Error](err)
 			for i := range e.Errors {
 				e.Errors[i].Detail = fmt.Sprintf("line %d: %s", line, e.Errors[i].Detail)
 				if src := e.Errors[i].Source; src != nil && src.Pointer != "" {

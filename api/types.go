@@ -267,7 +267,7 @@ func connectionOut(c store.Connection) Connection {
 		Kind: c.Kind, PBXURI: c.PBXURI, CallerIDPolicy: c.CallerIDPolicy, SIPURICallingPreference: c.SIPURICallingPreference,
 		MaxCalls: c.MaxCalls, MaxRegistrations: c.MaxRegistrations, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 	out.GatewayUsername, out.GatewayPasswordSet = c.GatewayUsername, c.GatewayPassword != ""
-	out.WebhookEventURL, out.WebhookEventFailoverURL = c.WebhookEventURL, c.WebhookEventFailoverURL
+	out.WebhookEventURL, out.WebhookEventFailoverURL = maskURLPassword(c.WebhookEventURL), maskURLPassword(c.WebhookEventFailoverURL)
 	out.WebhookTimeoutSecs = c.WebhookTimeoutSecs
 	if out.WebhookTimeoutSecs == 0 {
 		out.WebhookTimeoutSecs = 10

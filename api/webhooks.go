@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sipwarden/sipwarden/store"
@@ -88,9 +89,35 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) e
 	if s.webhooks != nil {
 		out = append(out, s.webhooks.Deliveries(id)...)
 	}
+	for i := range out {
+		out[i].URL = maskURLPassword(out[i].URL)
+	}
 	writeJSON(w, http.StatusOK, envelope{Data: out})
 	return nil
 }
 
 // SetWebhookLog gives the server the webhook dispatcher's delivery log.
 func (s *Server) SetWebhookLog(l WebhookLog) { s.webhooks = l }
+
+// maskURLPassword returns s with the password of its userinfo, if any,
+// replaced by *** (as net/http's client errors show it): a webhook URL's
+// password is write-only, like gateway_password, and answers reach
+// read-only keys too. Anything that does not parse is returned as is (the
+// API refused it when it was set).
+func maskURLPassword(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	// url.UserPassword would escape the stars.
+	u.User = url.User(u.User.Username())
+	out := u.String()
+	head := u.Scheme + "://" + u.User.String()
+	if !strings.HasPrefix(out, head+"@") {
+		return u.Redacted()
+	}
+	return head + ":***" + out[len(head):]
+}

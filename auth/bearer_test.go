@@ -91,7 +91,7 @@ func TestBearerRevocation(t *testing.T) {
 	// revoke_tokens (or a password change): every token issued until now.
 	f.clk.add(300 * time.Millisecond)
 	if _, err := f.db.UpdateCredential(c.ID, func(c *store.Credential) error {
-		c.TokensNotBefore = token.RevokedBefore(f.clk.now())
+		c.TokensNotBefore = token.RevokedBefore(f.clk.now(), c.TokensNotBefore)
 		return nil
 	}); err != nil {
 		t.Fatal(err)

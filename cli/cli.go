@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -154,20 +155,34 @@ func (c *cli) call(f func(ctx context.Context, cl *api.Client) error) int {
 	return exitOK
 }
 
-// resolveCredential turns a credential ID or username into its ID: a
-// UUID is taken as an ID; anything else is looked up as a username.
+// resolveCredential turns a credential ID or username into its ID. A
+// username may look like a UUID too, so a UUID is looked up both ways: the
+// credential with that ID, else the one with that username; when one
+// credential has it as ID and another as username, the argument is
+// refused as ambiguous rather than silently taken as either.
 func resolveCredential(ctx context.Context, cl *api.Client, ref string) (string, error) {
-	if _, err := uuid.Parse(ref); err == nil {
-		return ref, nil
-	}
 	creds, _, err := cl.ListCredentials(ctx, api.CredentialQuery{Username: ref, Page: api.PageRequest{Size: 1}})
 	if err != nil {
 		return "", fmt.Errorf("look up credential %q: %w", ref, err)
 	}
-	if len(creds) == 0 {
-		return "", fmt.Errorf("no credential with id or username %q", ref)
+	if _, err := uuid.Parse(ref); err != nil {
+		if len(creds) == 0 {
+			return "", fmt.Errorf("no credential with id or username %q", ref)
+		}
+		return creds[0].ID, nil
 	}
-	return creds[0].ID, nil
+	if len(creds) == 0 || creds[0].ID == ref {
+		return ref, nil // an ID; an unknown one is the command's own 404
+	}
+	// ref is the username of creds[0]: is it another credential's ID?
+	_, err = cl.GetCredential(ctx, ref)
+	if ae, ok := errors.AsType[*api.Error](err); ok && ae.Status == http.StatusNotFound {
+		return creds[0].ID, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up credential %q: %w", ref, err)
+	}
+	return "", fmt.Errorf("%q is ambiguous: the id of one credential and the username of another (id %s); give that one's id instead", ref, creds[0].ID)
 }
 
 // byCredential is byID for a credential given by ID or username.

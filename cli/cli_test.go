@@ -506,3 +506,48 @@ func TestCLINumberAndIPConnection(t *testing.T) {
 	e.mustRun("", "number", "delete", "+15551234567")
 	e.mustRun("", "connection", "delete", c.ID)
 }
+
+// TestCLICredentialResolution: a credential is named by ID or username,
+// and a username may look like a UUID: it used to be taken as an ID,
+// reaching the credential with that ID (or a 404) instead of the one with
+// that username. An argument that is one credential's ID and another's
+// username is refused as ambiguous.
+func TestCLICredentialResolution(t *testing.T) {
+	e := newCLIEnv(t)
+	e.mustRun("", "credential", "create", "--username", "target")
+	target, _ := e.db.CredentialByUsername("target")
+	// A username that is a UUID but no credential's ID.
+	const uuidName = "5b1c9f7e-0d2a-4c3b-8e6f-1a2b3c4d5e6f"
+	e.mustRun("", "credential", "create", "--username", uuidName)
+	byUUIDName, _ := e.db.CredentialByUsername(uuidName)
+	// A username that is another credential's ID.
+	e.mustRun("", "credential", "create", "--username", target.ID)
+	clash, _ := e.db.CredentialByUsername(target.ID)
+
+	cases := []struct {
+		name, arg string
+		wantID    string // "" : refused
+		wantErr   string
+	}{
+		{"plain username", "target", target.ID, ""},
+		{"ID", target.ID, "", "ambiguous"},
+		{"ID only", clash.ID, clash.ID, ""},
+		{"UUID username", uuidName, byUUIDName.ID, ""},
+		{"neither", "00000000-0000-4000-8000-000000000000", "", "HTTP 404"},
+		{"unknown username", "nobody", "", "no credential"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.run("", "credential", "get", c.arg, "--output", "json")
+			if c.wantID == "" {
+				if r.code == 0 || !strings.Contains(r.stderr, c.wantErr) {
+					t.Fatalf("credential get %s: got exit %d stderr %q, want a failure saying %q", c.arg, r.code, r.stderr, c.wantErr)
+				}
+				return
+			}
+			if r.code != 0 || !strings.Contains(r.stdout, `"id": "`+c.wantID+`"`) {
+				t.Fatalf("credential get %s: got exit %d stdout %s stderr %q, want id %s", c.arg, r.code, r.stdout, r.stderr, c.wantID)
+			}
+		})
+	}
+}

@@ -37,7 +37,8 @@ type Guard struct {
 	// UserSlowdown after its last failure. Default 1m.
 	UserSlowdown Duration `yaml:"user_slowdown"`
 	// ExemptCIDRs are never counted, banned or slowed, nor limited per
-	// address: trusted peers and networks you allow-list. Default none.
+	// address, nor blocked for wrong API keys: trusted peers and networks
+	// you allow-list. Default none.
 	ExemptCIDRs []string `yaml:"exempt_cidrs"`
 	// MaxTracked bounds the addresses (and usernames) tracked. Default 65536.
 	MaxTracked int `yaml:"max_tracked"`
@@ -70,8 +71,17 @@ type Limits struct {
 	MaxInFlight int `yaml:"max_in_flight"`
 	// APIMaxBodyBytes bounds API request bodies (413 above). Default 1048576.
 	APIMaxBodyBytes int64 `yaml:"api_max_body_bytes"`
+	// HTTPMaxConnections is the number of connections the HTTP listeners
+	// (http.listen, and http.metrics_listen apart) hold open at once;
+	// beyond it a new connection is closed as soon as it is accepted.
+	// Default 1024.
+	HTTPMaxConnections int `yaml:"http_max_connections"`
+	// HTTPIdleTimeout closes an HTTP keep-alive connection after this long
+	// without a request. Default 90s.
+	HTTPIdleTimeout Duration `yaml:"http_idle_timeout"`
 	// APIKeyFailures from one address within a minute block it for
-	// APIKeyBlock (429 with Retry-After). Default 10.
+	// APIKeyBlock (429 with Retry-After). Default 10. No other threshold
+	// applies to API keys (Guard.LongMaxFailures is for SIP only).
 	APIKeyFailures int `yaml:"api_key_failures"`
 	// APIKeyBlock is how long. Default 1m.
 	APIKeyBlock Duration `yaml:"api_key_block"`
@@ -132,6 +142,8 @@ func (c *Config) setGuardDefaults() {
 	if l.APIMaxBodyBytes == 0 {
 		l.APIMaxBodyBytes = 1 << 20
 	}
+	defInt(&l.HTTPMaxConnections, 1024)
+	defDur(&l.HTTPIdleTimeout, 90*time.Second)
 	defInt(&l.APIKeyFailures, 10)
 	defDur(&l.APIKeyBlock, time.Minute)
 	defInt(&l.GCHeadroomMB, 128)
@@ -161,6 +173,7 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 		{"limits.idle_timeout", l.IdleTimeout, time.Second, time.Hour},
 		{"limits.idle_timeout_authenticated", l.IdleTimeoutAuthenticated, time.Second, 7 * 24 * time.Hour},
 		{"limits.api_key_block", l.APIKeyBlock, time.Second, 24 * time.Hour},
+		{"limits.http_idle_timeout", l.HTTPIdleTimeout, time.Second, time.Hour},
 	}
 	for _, d := range durations {
 		if d.v.D() < d.min || d.v.D() > d.max {
@@ -208,6 +221,9 @@ func (c *Config) validateGuard(bad func(key string, v any, why string)) {
 	}
 	if l.APIMaxBodyBytes < 1024 || l.APIMaxBodyBytes > 64<<20 {
 		bad("limits.api_max_body_bytes", l.APIMaxBodyBytes, "want 1024 to 67108864")
+	}
+	if l.HTTPMaxConnections < 1 || l.HTTPMaxConnections > 1<<20 {
+		bad("limits.http_max_connections", l.HTTPMaxConnections, "want 1 to 1048576")
 	}
 	if l.APIKeyFailures < 1 || l.APIKeyFailures > 100000 {
 		bad("limits.api_key_failures", l.APIKeyFailures, "want 1 to 100000")

@@ -17,6 +17,9 @@ func TestGuardDefaults(t *testing.T) {
 	if c.Guard.MaxFailures != 20 || c.Guard.BanAction != "reject" || len(c.Guard.UserAgentDeny) != 3 {
 		t.Errorf("guard defaults: got %+v", c.Guard)
 	}
+	if c.Limits.HTTPMaxConnections != 1024 || c.Limits.HTTPIdleTimeout.D() != 90*time.Second {
+		t.Errorf("http limits: got %d connections, idle %v; want 1024 and 90s", c.Limits.HTTPMaxConnections, c.Limits.HTTPIdleTimeout.D())
+	}
 	if got, want := c.Limits.IdleTimeoutAuthenticated.D(), 2*time.Hour+5*time.Minute; got != want {
 		t.Errorf("idle_timeout_authenticated: got %v, want %v", got, want)
 	}
@@ -64,6 +67,10 @@ func TestGuardRefuses(t *testing.T) {
 		{"limits:\n  api_max_body_bytes: 10\n", "limits.api_max_body_bytes"},
 		{"limits:\n  max_in_flight: -5\n", "limits.max_in_flight"},
 		{"limits:\n  api_key_failures: -1\n", "limits.api_key_failures"},
+		{"limits:\n  http_max_connections: -1\n", "limits.http_max_connections"},
+		{"limits:\n  http_max_connections: 2000000\n", "limits.http_max_connections"},
+		{"limits:\n  http_idle_timeout: 10ms\n", "limits.http_idle_timeout"},
+		{"limits:\n  http_idle_timeout: 2h\n", "limits.http_idle_timeout"},
 		{"limits:\n  unknown: 1\n", "unknown"},
 	}
 	for _, c := range cases {

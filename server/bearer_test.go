@@ -85,6 +85,14 @@ func TestBearerRegister(t *testing.T) {
 	if got := statusLine(rawExchange(t, "tcp", ts.Addr("tcp"), bearerRegister("alice", fresh.Token, "60"), 2*time.Second)); got != "SIP/2.0 200 OK" {
 		t.Fatalf("fresh token after revoke_tokens: %q", got)
 	}
+	// And a second revocation, however soon, revokes it (within one
+	// second it used to compute the cut the fresh token carried).
+	if code := ts.api(t, "POST", "/v1/credentials/"+c.ID+"/actions/revoke_tokens", nil, nil); code != 200 {
+		t.Fatalf("second revoke_tokens: %d", code)
+	}
+	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", fresh.Token, "60"), 2*time.Second)); got != "SIP/2.0 401 Unauthorized" {
+		t.Fatalf("token minted between two revocations: %q, want 401", got)
+	}
 	for _, secret := range []string{tok.Token, fresh.Token, "alice-secret-pw-1"} {
 		if strings.Contains(ts.logs.String(), secret) {
 			t.Fatalf("a secret reached the log: %.20s...", secret)

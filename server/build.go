@@ -356,7 +356,15 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 		MaxFailures: cfg.Limits.APIKeyFailures,
 		Window:      time.Minute,
 		BanDuration: cfg.Limits.APIKeyBlock.D(),
-		MaxTracked:  4096,
+		// Only the two limits keys: the guard's slow-guessing tier (50
+		// failures in an hour block for an hour by default) would
+		// override them, whatever they say. API keys are 256-bit random:
+		// slow guessing is hopeless, a threshold per minute is enough.
+		LongMaxFailures: -1,
+		// guard.exempt_cidrs is how an operator makes sure he is never
+		// locked out: a blocked address gets 429 whatever key it sends.
+		Exempt:     cfg.Guard.ExemptPrefixes(),
+		MaxTracked: 4096,
 	})
 	var bans api.Bans = n.guard
 	if n.bans != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -553,5 +554,63 @@ func TestTLSMinimumVersion(t *testing.T) {
 		if err == nil {
 			conn.Close()
 		}
+	}
+}
+
+// TestAPIKeyBlockFollowsConfig: the API key guard applies
+// limits.api_key_failures and api_key_block only; the SIP guard's
+// slow-guessing tier (50 failures: blocked for an hour) used to apply too,
+// whatever they said.
+func TestAPIKeyBlockFollowsConfig(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.APIKeyFailures = 100
+	cfg.Limits.APIKeyBlock = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	for i := range 99 {
+		if code, body := ts.APIRaw(t, "swk_nope_wrong", "GET", "/v1/credentials", nil); code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d of 99 (limit 100): got %d %s, want 401", i+1, code, body)
+		}
+	}
+	code, _ := ts.APIRaw(t, "swk_nope_wrong", "GET", "/v1/credentials", nil) // the 100th blocks
+	if code != http.StatusUnauthorized {
+		t.Fatalf("wrong key 100: got %d, want 401", code)
+	}
+	req, err := http.NewRequest("GET", "http://"+ts.Addr("http")+"/v1/credentials", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer swk_nope_wrong")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("after 100 wrong keys: got %d Retry-After %q, want 429 and the configured 1 s", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	// Blocked, the right key is refused too; the block ends after 1 s.
+	if code, _ := ts.APIRaw(t, testAPIKey, "GET", "/v1/credentials", nil); code != http.StatusTooManyRequests {
+		t.Fatalf("the right key from the blocked address: got %d, want 429", code)
+	}
+	waitFor(t, "the 1 s block to end", 5*time.Second, func() bool {
+		code, _ := ts.APIRaw(t, testAPIKey, "GET", "/v1/credentials", nil)
+		return code == http.StatusOK
+	})
+}
+
+// TestAPIKeyBlockExempt: an address in guard.exempt_cidrs is never
+// blocked for wrong API keys: the operator's way not to be locked out.
+func TestAPIKeyBlockExempt(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.APIKeyFailures = 3
+	cfg.Guard.ExemptCIDRs = []string{"127.0.0.1/32"}
+	ts := startServer(t, cfg)
+	for i := range 10 {
+		if code, _ := ts.APIRaw(t, "swk_nope_wrong", "GET", "/v1/credentials", nil); code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d from an exempt address: got %d, want 401", i+1, code)
+		}
+	}
+	if code, _ := ts.APIRaw(t, testAPIKey, "GET", "/v1/credentials", nil); code != http.StatusOK {
+		t.Fatalf("the right key from an exempt address: got %d, want 200", code)
 	}
 }

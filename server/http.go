@@ -37,9 +37,11 @@ func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.
 		if withPprof {
 			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			// profile and trace run for ?seconds=N (30 s by default),
+			// past the listener's deadlines.
+			mux.Handle("GET /debug/pprof/profile", api.LiftDeadlines(http.HandlerFunc(pprof.Profile)))
 			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+			mux.Handle("GET /debug/pprof/trace", api.LiftDeadlines(http.HandlerFunc(pprof.Trace)))
 		}
 	}
 	if next != nil {
@@ -75,7 +77,21 @@ func (n *Node) serveHTTP(apiLn net.Listener) error {
 	}
 	var servers []*http.Server
 	run := func(h http.Handler, ln net.Listener) {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		hs := &http.Server{
+			Handler: h,
+			// A client holds a connection (a file descriptor and a
+			// goroutine) only while it sends a request promptly, reads
+			// the answer promptly, and between requests for
+			// http_idle_timeout; the handlers that take longer (backup,
+			// export, the profiler) lift the deadlines themselves
+			// (LiftDeadlines).
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       httpReadTimeout,
+			WriteTimeout:      httpWriteTimeout,
+			IdleTimeout:       n.cfg.Limits.HTTPIdleTimeout.D(),
+			ErrorLog:          errLog,
+		}
+		ln = capConns(ln, n.cfg.Limits.HTTPMaxConnections, logger)
 		servers = append(servers, hs)
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

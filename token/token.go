@@ -117,12 +117,16 @@ type mintClaims struct {
 // Mint returns a token for the SIP username user of the credential credID, valid for the TTL but
 // never past notAfter (the credential's expiry; zero: none). Its iat is
 // never before revokedBefore (the credential's TokensNotBefore, which
-// revocation sets to the next whole second, iat having a one-second
-// resolution), so that a token minted right after a revocation holds.
+// revocation sets past every iat issued so far: RevokedBefore), so that a
+// token minted right after a revocation holds. Its nbf is the time of
+// minting, even when iat had to be raised into the future: iat only
+// orders the token against revocations, and is not checked against the
+// clock.
 func (i *Issuer) Mint(user, credID string, revokedBefore, notAfter time.Time) (string, time.Time, error) {
 	now := i.now().Truncate(time.Second)
-	if rb := revokedBefore.Truncate(time.Second); rb.After(now) {
-		now = rb
+	iat := now
+	if rb := revokedBefore.Truncate(time.Second); rb.After(iat) {
+		iat = rb
 	}
 	exp := now.Add(i.cfg.TTL)
 	if !notAfter.IsZero() && notAfter.Before(exp) {
@@ -139,7 +143,7 @@ func (i *Issuer) Mint(user, credID string, revokedBefore, notAfter time.Time) (s
 		Issuer:    i.cfg.Issuer,
 		Subject:   user,
 		Audience:  jwt.ClaimStrings{i.cfg.Audience},
-		IssuedAt:  jwt.NewNumericDate(now),
+		IssuedAt:  jwt.NewNumericDate(iat),
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
@@ -340,7 +344,18 @@ func (v *Verifier) Algorithms() []string {
 }
 
 // RevokedBefore is the TokensNotBefore that revokes every token issued up
-// to now: the next whole second (iat has a one-second resolution).
-func RevokedBefore(now time.Time) time.Time {
-	return now.Truncate(time.Second).Add(time.Second)
+// to now, for a credential whose TokensNotBefore is prev (zero: none). iat
+// has a one-second resolution, so the cut is a whole second past now; and
+// Mint raises the iat of a token minted after the last revocation to prev,
+// so that within one second "revoke, mint, revoke" would compute the cut
+// the token holds: the cut is also a second past prev, which is past
+// every iat issued so far. Revocations in a burst move the cut a second
+// ahead each; tokens minted meanwhile are usable at once (Mint keeps nbf
+// at the real time).
+func RevokedBefore(now, prev time.Time) time.Time {
+	cut := now.Truncate(time.Second).Add(time.Second)
+	if p := prev.Truncate(time.Second).Add(time.Second); p.After(cut) {
+		cut = p
+	}
+	return cut
 }

@@ -257,3 +257,43 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestRevokedBeforeMovesPastPrevious: a revocation's cut is past now and
+// past the previous cut, which the iat of a token minted since may equal
+// (revoke, mint, revoke within one second used to give the same cut).
+func TestRevokedBeforeMovesPastPrevious(t *testing.T) {
+	cases := []struct {
+		name      string
+		now, prev time.Time
+		want      time.Time
+	}{
+		{"first", t0.Add(300 * time.Millisecond), time.Time{}, t0.Add(time.Second)},
+		{"a later second", t0.Add(5 * time.Second), t0.Add(time.Second), t0.Add(6 * time.Second)},
+		{"the same second", t0.Add(700 * time.Millisecond), t0.Add(time.Second), t0.Add(2 * time.Second)},
+		{"a burst ahead of the clock", t0, t0.Add(4 * time.Second), t0.Add(5 * time.Second)},
+	}
+	for _, c := range cases {
+		if got := RevokedBefore(c.now, c.prev); !got.Equal(c.want) {
+			t.Errorf("%s: RevokedBefore(%v, %v): got %v, want %v", c.name, c.now, c.prev, got, c.want)
+		}
+	}
+}
+
+// TestMintAfterBurstOfRevocations: a token minted under a cut ahead of
+// the clock (several revocations within a second) carries the cut as iat
+// but is usable at once: nbf is the real time, not the cut.
+func TestMintAfterBurstOfRevocations(t *testing.T) {
+	f := newFixture(t)
+	cut := t0.Add(time.Minute) // past the verifier's 30 s leeway
+	tok, _, err := f.iss.Mint("alice", "cred-alice", cut, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.ver.Verify(tok)
+	if err != nil {
+		t.Fatalf("token minted under a cut ahead of the clock: %v", err)
+	}
+	if c.IssuedAt.Before(cut) || !c.NotBefore.Equal(t0) {
+		t.Fatalf("got iat %v nbf %v, want iat at the cut %v and nbf now %v", c.IssuedAt, c.NotBefore, cut, t0)
+	}
+}

@@ -1,0 +1,77 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/sipwarden/sipwarden/api"
+)
+
+// TestBodiesAreStrict: request bodies are refused, naming the field, for
+// what encoding/json lets through silently: an unknown key inside a nested
+// object (a misspelt "prefix" used to make a catch-all route), a key in
+// the wrong case ({"NAME": ...} used to set name), a key given twice, and
+// a string that is not UTF-8 (an invalid byte in a password used to turn
+// into U+FFFD, and the HA1 into that of another password).
+func TestBodiesAreStrict(t *testing.T) {
+	e := newEnv(t)
+	cred := e.createCredential(map[string]any{"username": "strict", "password": "correct-horse-battery"})
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		code, pointer            string
+	}{
+		{"unknown nested field", "POST", "/v1/connections",
+			`{"name":"t","outbound_routes":[{"prefx":"+44","gateways":["sip:192.0.2.10"]}]}`,
+			400, api.CodeUnknownField, "/outbound_routes/0/prefx"},
+		{"nested field in the wrong case", "POST", "/v1/connections",
+			`{"name":"t","outbound_routes":[{"Prefix":"+44","gateways":["sip:192.0.2.10"]}]}`,
+			400, api.CodeUnknownField, "/outbound_routes/0/Prefix"},
+		{"top-level field in the wrong case", "POST", "/v1/connections", `{"NAME":"t"}`,
+			400, api.CodeUnknownField, "/NAME"},
+		{"wrong case in a PATCH", "PATCH", "/v1/credentials/" + cred.ID, `{"Enabled":false}`,
+			400, api.CodeUnknownField, "/Enabled"},
+		{"unknown field", "POST", "/v1/credentials", `{"username":"x","password":"correct-horse-battery","passwd":"y"}`,
+			400, api.CodeUnknownField, "/passwd"},
+		{"duplicate key", "POST", "/v1/credentials", `{"username":"dup","password":"correct-horse-battery","username":"admin"}`,
+			400, api.CodeInvalidJSON, "/username"},
+		{"duplicate key by escape", "POST", "/v1/connections", `{"name":"a","n\u0061me":"b"}`,
+			400, api.CodeInvalidJSON, "/name"},
+		{"duplicate nested key", "POST", "/v1/connections",
+			`{"name":"t","outbound_routes":[{"prefix":"+44","prefix":"","gateways":["sip:192.0.2.10"]}]}`,
+			400, api.CodeInvalidJSON, "/outbound_routes/0/prefix"},
+		{"invalid UTF-8 in a password", "POST", "/v1/credentials", "{\"username\":\"utf\",\"password\":\"correct-horse-\xff-battery\"}",
+			400, api.CodeInvalidJSON, "/password"},
+		{"lone surrogate escape", "POST", "/v1/credentials", `{"username":"utf","password":"correct-horse-\udc00-battery"}`,
+			400, api.CodeInvalidJSON, "/password"},
+		{"high surrogate without its low one", "PATCH", "/v1/credentials/" + cred.ID, `{"name":"a\ud83d"}`,
+			400, api.CodeInvalidJSON, "/name"},
+		{"invalid UTF-8 in a nested string", "POST", "/v1/connections", "{\"name\":\"t\",\"allowed_cidrs\":[\"10.0.0.0/8\",\"\xc3\"]}",
+			400, api.CodeInvalidJSON, "/allowed_cidrs/1"},
+		{"route without a prefix", "POST", "/v1/connections",
+			`{"name":"t","outbound_routes":[{"gateways":["sip:192.0.2.10"]}]}`,
+			422, api.CodeRequired, "/outbound_routes/0/prefix"},
+		{"route with a null prefix", "POST", "/v1/connections",
+			`{"name":"t","outbound_routes":[{"prefix":null,"gateways":["sip:192.0.2.10"]}]}`,
+			422, api.CodeRequired, "/outbound_routes/0/prefix"},
+		{"import: wrong case", "POST", "/v1/import", `{"username":"imp","HA1":{"MD5":"939e7578ed9e3c518a452acee763bce9"}}`,
+			400, api.CodeUnknownField, "/0/HA1"},
+		{"import: duplicate algorithm", "POST", "/v1/import",
+			`{"username":"imp","ha1":{"MD5":"939e7578ed9e3c518a452acee763bce9","MD5":"00000000000000000000000000000000"}}`,
+			400, api.CodeInvalidJSON, "/0/ha1/MD5"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkError(t, e.do(c.method, c.path, c.body), c.status, c.code, c.pointer)
+		})
+	}
+	// What is valid still is: an explicit "" prefix routes every number,
+	// valid surrogate pairs and non-ASCII text pass, a pointer escapes "/".
+	var conn api.Connection
+	e.ok(http.StatusCreated, "POST", "/v1/connections",
+		`{"name":"caf\u00e9 \ud83d\ude00 ok","outbound_routes":[{"prefix":"","gateways":["sip:192.0.2.10"]}]}`, &conn)
+	if conn.Name != "café 😀 ok" || len(conn.OutboundRoutes) != 1 || conn.OutboundRoutes[0].Prefix != "" {
+		t.Fatalf("valid body: got %+v", conn)
+	}
+	checkError(t, e.do("POST", "/v1/connections", `{"name":"t","a/b~c":1}`), 400, api.CodeUnknownField, "/a~1b~0c")
+}

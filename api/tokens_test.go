@@ -1,0 +1,115 @@
+package api_test
+
+import (
+	"crypto/ed25519"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/api"
+	"github.com/sipwarden/sipwarden/token"
+)
+
+// tokenEnv is an env that mints and verifies tokens with its clock.
+func tokenEnv(t *testing.T) (*env, *token.Verifier) {
+	t.Helper()
+	e := newEnv(t)
+	key, err := token.Ed25519Key(make([]byte, ed25519.SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := token.NewIssuer(token.IssuerConfig{Issuer: "sipwarden", Audience: "sip", TTL: time.Hour, Key: key, Now: func() time.Time { return e.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, err := token.NewVerifier(token.VerifierConfig{Issuer: "sipwarden", Audience: "sip", Key: key, Now: func() time.Time { return e.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetTokens(iss, ver)
+	return e, ver
+}
+
+// TestRevocationAlwaysRevokes: every way of revoking a credential's
+// tokens invalidates every token minted before it, even when the clock
+// has not moved since the previous revocation and a token was minted in
+// between (the cut used to be the same second twice, the token's iat
+// raised to it, and the token kept working). A token is revoked when its
+// iat is before the credential's tokens_not_before (auth.checkBearer).
+func TestRevocationAlwaysRevokes(t *testing.T) {
+	e, ver := tokenEnv(t)
+	pw := "correct-horse-battery"
+	revokes := []struct {
+		name         string
+		method, path string
+		body         any
+		enableAfter  bool
+	}{
+		{"revoke_tokens", "POST", "/actions/revoke_tokens", nil, false},
+		{"password change", "PATCH", "", map[string]any{"password": "another-long-password-1"}, false},
+		{"disable", "PATCH", "", map[string]any{"enabled": false}, true},
+	}
+	for _, rv := range revokes {
+		t.Run(rv.name, func(t *testing.T) {
+			c := e.createCredential(map[string]any{"username": "rv" + rv.name[:3], "password": pw})
+			revoke := func() api.Credential {
+				t.Helper()
+				var got api.Credential
+				e.ok(http.StatusOK, rv.method, "/v1/credentials/"+c.ID+rv.path, rv.body, &got)
+				if rv.enableAfter {
+					e.ok(http.StatusOK, "PATCH", "/v1/credentials/"+c.ID, map[string]any{"enabled": true}, &got)
+				}
+				if got.TokensNotBefore == nil {
+					t.Fatalf("%s: no tokens_not_before", rv.name)
+				}
+				return got
+			}
+			mint := func() token.Claims {
+				t.Helper()
+				var tok api.Token
+				e.ok(http.StatusCreated, "POST", "/v1/credentials/"+c.ID+"/token", nil, &tok)
+				claims, err := ver.Verify(tok.Token)
+				if err != nil {
+					t.Fatalf("a token just minted does not verify: %v", err)
+				}
+				return claims
+			}
+			// The clock stands still: everything happens within one second.
+			revoke()
+			var minted []token.Claims
+			for range 3 {
+				minted = append(minted, mint())
+				got := revoke()
+				for i, m := range minted {
+					if !m.IssuedAt.Before(*got.TokensNotBefore) {
+						t.Fatalf("token %d (iat %v) survives the revocation after it (tokens_not_before %v)", i, m.IssuedAt, *got.TokensNotBefore)
+					}
+				}
+			}
+			// A token minted after the last revocation holds.
+			fresh := mint()
+			var got api.Credential
+			e.ok(http.StatusOK, "GET", "/v1/credentials/"+c.ID, nil, &got)
+			if fresh.IssuedAt.Before(*got.TokensNotBefore) {
+				t.Fatalf("token minted after the revocations: iat %v before tokens_not_before %v", fresh.IssuedAt, *got.TokensNotBefore)
+			}
+		})
+	}
+}
+
+// TestTokenBodyRefusesFields: POST .../token takes no fields; one such as
+// ttl used to be ignored (201 with the default lifetime), as if chosen.
+func TestTokenBodyRefusesFields(t *testing.T) {
+	e, _ := tokenEnv(t)
+	c := e.createCredential(map[string]any{"username": "ttl", "password": "correct-horse-battery"})
+	path := "/v1/credentials/" + c.ID + "/token"
+	checkError(t, e.do("POST", path, `{"ttl":"999h"}`), http.StatusBadRequest, api.CodeUnknownField, "/ttl")
+	checkError(t, e.do("POST", path, `[]`), http.StatusBadRequest, api.CodeInvalidJSON, "")
+	for _, body := range []string{"", "{}", " \n"} {
+		var tok api.Token
+		e.ok(http.StatusCreated, "POST", path, body, &tok)
+		if want := e.now.Add(time.Hour); !tok.ExpiresAt.Equal(want) {
+			t.Fatalf("body %q: token expires %v, want the configured TTL: %v", body, tok.ExpiresAt, want)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package server_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipwarden/sipwarden/config"
+)
+
+// httpConn is a raw keep-alive HTTP/1.1 connection to the API listener.
+type httpConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func dialHTTP(t *testing.T, addr string) *httpConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &httpConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// get sends GET path and returns the status, or the error.
+func (c *httpConn) get(path string) (int, error) {
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: sipwarden.test\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// closedWithin reports whether the server closes c within d (reading EOF
+// or a reset), rather than leaving it open.
+func (c *httpConn) closedWithin(d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.br.ReadByte()
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// TestHTTPConnectionsBounded: the HTTP listener closes a keep-alive
+// connection idle for limits.http_idle_timeout (they used to be held
+// forever, one file descriptor each), and closes at once a connection
+// past limits.http_max_connections.
+func TestHTTPConnectionsBounded(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.HTTPIdleTimeout = config.Duration(300 * time.Millisecond)
+	cfg.Limits.HTTPMaxConnections = 3
+	ts := startServer(t, cfg)
+	addr := ts.Addr("http")
+
+	t.Run("idle", func(t *testing.T) {
+		c := dialHTTP(t, addr)
+		if code, err := c.get("/healthz"); err != nil || code != 200 {
+			t.Fatalf("GET /healthz: %d %v", code, err)
+		}
+		start := time.Now()
+		if !c.closedWithin(3 * time.Second) {
+			t.Fatalf("an idle keep-alive connection was still open after 3 s (http_idle_timeout 300ms)")
+		}
+		if d := time.Since(start); d < 200*time.Millisecond {
+			t.Fatalf("closed after %v, before the idle timeout of 300ms", d)
+		}
+	})
+
+	// dialServed returns an open connection that was served, retrying
+	// while a closed one's slot has not come back yet.
+	dialServed := func(t *testing.T) *httpConn {
+		t.Helper()
+		var c *httpConn
+		waitFor(t, "a free slot", 3*time.Second, func() bool {
+			c = dialHTTP(t, addr)
+			code, err := c.get("/healthz")
+			if err != nil || code != 200 {
+				c.Close()
+				return false
+			}
+			return true
+		})
+		return c
+	}
+
+	t.Run("cap", func(t *testing.T) {
+		var held []*httpConn
+		for range 3 {
+			held = append(held, dialServed(t))
+		}
+		over := dialHTTP(t, addr) // the kernel accepts; the server closes
+		if _, err := over.get("/healthz"); err == nil {
+			t.Fatalf("a 4th connection over http_max_connections 3 was served")
+		}
+		// The held ones still work, and a slot freed is taken again.
+		if code, err := held[0].get("/healthz"); err != nil || code != 200 {
+			t.Fatalf("a held connection: %d %v", code, err)
+		}
+		held[1].Close()
+		dialServed(t)
+		if !strings.Contains(ts.logs.String(), "http_max_connections") {
+			t.Errorf("no log line names limits.http_max_connections")
+		}
+	})
+}
