@@ -32,7 +32,7 @@ func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 	}
 	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
 	res := sip.NewResponse(code, reason) // SIP/2.0, whatever req says
-	p := &parts{} // the headers the response changes, in one allocation
+	p := &parts{}                        // the headers the response changes, in one allocation
 	vias := 0
 	for _, h := range req.Headers() {
 		v, ok := h.(*sip.ViaHeader)
