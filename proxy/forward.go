@@ -300,7 +300,19 @@ func (cl *call) synth(code int, reason string) *sip.Response {
 // runBranch reads one client transaction until its final response,
 // applying Timer C (RFC 3261 16.6 step 11 and 16.8) to INVITEs.
 func (cl *call) runBranch(b *branch) {
-	defer b.tx.Terminate()
+	// After a 2xx to an INVITE the client transaction is left to end by
+	// itself: it stays Accepted for Timer M (RFC 6026 section 7.2), and
+	// the callee's 2xx retransmissions, until the caller's ACK stops
+	// them, reach OnRetransmission and are relayed (RFC 3261 16.7 step 5:
+	// the caller whose first 200 was lost gets the next). Terminated at
+	// once, as every other ending is, sipgo drops them as unknown
+	// responses and the call fails when a 200 to a UDP caller is lost.
+	accepted := false
+	defer func() {
+		if !accepted {
+			b.tx.Terminate()
+		}
+	}()
 	p := cl.p
 	var timerC <-chan time.Time
 	var tc *time.Timer
@@ -331,6 +343,7 @@ func (cl *call) runBranch(b *branch) {
 			}
 			cl.onResponse(b, res)
 			if !res.IsProvisional() {
+				accepted = cl.req.Method == sip.INVITE && res.IsSuccess()
 				return
 			}
 		case <-b.tx.Done():

@@ -81,6 +81,10 @@ type Event struct {
 	// Authenticated is true when the request carried valid credentials.
 	Authenticated                       bool
 	Added, Refreshed, Removed, Replaced int
+	// Gone are the bindings the REGISTER removed or replaced, as they were
+	// (their own contact and source: a replaced device is not the one
+	// that registered); nil when none.
+	Gone []store.Binding
 	Duration                            time.Duration
 }
 
@@ -508,7 +512,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 					return nil, reply.Errorf(400, "CSeq Not Higher Than Binding's")
 				}
 			}
-			counts.Removed = len(cur)
+			counts.Removed, counts.Gone = len(cur), cur
 			return nil, nil
 		}
 		next := make([]store.Binding, len(cur), len(cur)+len(cs))
@@ -522,6 +526,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 					return nil, reply.Errorf(400, "CSeq Not Higher Than Binding's")
 				}
 				if c.expires == 0 {
+					counts.Gone = append(counts.Gone, *b)
 					next = append(next[:i], next[i+1:]...)
 					counts.Removed++
 					continue
@@ -546,6 +551,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 					oldest = i
 				}
 			}
+			counts.Gone = append(counts.Gone, next[oldest])
 			next = append(next[:oldest], next[oldest+1:]...)
 			counts.Replaced++
 		}
@@ -558,6 +564,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 		return nil, Pending{}, err
 	}
 	ev.Added, ev.Refreshed, ev.Removed, ev.Replaced = counts.Added, counts.Refreshed, counts.Removed, counts.Replaced
+	ev.Gone = counts.Gone
 	return bs, saved, nil
 }
 

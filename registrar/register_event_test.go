@@ -34,3 +34,36 @@ func TestOnEventFansOut(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// TestEventGone: the event of a REGISTER that replaces a device (last
+// device wins) or unregisters one carries the binding that went, with its
+// own contact and source, not the registering device's (the
+// registration.removed webhook reports them).
+func TestEventGone(t *testing.T) {
+	r, _ := newTestRegistrar(t)
+	var last Event
+	r.OnEvent(func(ev Event) { last = ev })
+	nonce := between(r.Handle(durableRegister(t, "", 0, "")).GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	device := func(nc uint32, callID, host, expires string) {
+		t.Helper()
+		req := durableRegister(t, nonce, nc, "Contact: <sip:alice@"+host+":5070>\r\nExpires: "+expires+"\r\n")
+		cid := sip.CallIDHeader(callID)
+		req.ReplaceHeader(&cid)
+		req.SetSource(host + ":5070")
+		if res := r.Handle(req); res.StatusCode != 200 {
+			t.Fatalf("REGISTER from %s: %d %s", host, res.StatusCode, res.Reason)
+		}
+	}
+	device(1, "first-device", "127.0.0.2", "600")
+	if len(last.Gone) != 0 || last.Added != 1 {
+		t.Fatalf("first device: added %d, gone %v", last.Added, last.Gone)
+	}
+	device(2, "second-device", "127.0.0.3", "600") // replaces the first (max_contacts 1)
+	if last.Replaced != 1 || len(last.Gone) != 1 || last.Gone[0].Source != "127.0.0.2:5070" || last.Gone[0].Contact != "sip:alice@127.0.0.2:5070" {
+		t.Fatalf("second device: replaced %d, gone %+v; want the first device's binding", last.Replaced, last.Gone)
+	}
+	device(3, "second-device", "127.0.0.3", "0") // unregisters itself
+	if last.Removed != 1 || len(last.Gone) != 1 || last.Gone[0].Source != "127.0.0.3:5070" {
+		t.Fatalf("unregister: removed %d, gone %+v", last.Removed, last.Gone)
+	}
+}

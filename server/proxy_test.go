@@ -874,3 +874,104 @@ func TestMetricsAfterCall(t *testing.T) {
 		`sipwarden_auth_outcomes_total{result="ok",scheme="digest"}`:            3, // bob's REGISTER and two INVITEs
 	})
 }
+
+// TestCallee2xxRetransmissionsRelayed: a callee retransmits its 200 to an
+// INVITE until the ACK comes (RFC 3261 13.3.1.4); the proxy relays every
+// copy (16.7 step 5), so a caller whose first 200 was lost gets the next.
+// The callee is a gateway on a raw UDP socket that sends its 200 three
+// times; the caller a raw UDP socket authenticated as alice.
+func TestCallee2xxRetransmissionsRelayed(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	gw, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	cfg.Proxy.Routes = []config.ProxyRoute{{Name: "pstn", Prefix: "9", Gateway: "sip:" + gw.LocalAddr().String()}}
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+
+	const copies = 3
+	gwDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 65535)
+		_ = gw.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			n, from, err := gw.ReadFromUDP(buf)
+			if err != nil {
+				gwDone <- err
+				return
+			}
+			m, err := sip.ParseMessage(buf[:n])
+			if err != nil {
+				continue
+			}
+			req, ok := m.(*sip.Request)
+			if !ok || req.Method != sip.INVITE {
+				continue // the ACK
+			}
+			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+			res.To().Params.Add("tag", "gw1")
+			res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: gw.LocalAddr().(*net.UDPAddr).Port}})
+			for range copies {
+				if _, err := gw.WriteToUDP([]byte(res.String()), from); err != nil {
+					gwDone <- err
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			gwDone <- nil
+			return
+		}
+	}()
+
+	caller, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	server, err := net.ResolveUDPAddr("udp", ts.Addr("udp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := caller.LocalAddr().String()
+	invite := strings.ReplaceAll("INVITE sip:9123456@sipwarden.test SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-rtx%d;rport\r\n"+
+		"Max-Forwards: 70\r\nTo: <sip:9123456@sipwarden.test>\r\nFrom: <sip:alice@sipwarden.test>;tag=a1\r\nCall-ID: rtx-2xx\r\n"+
+		"CSeq: %d INVITE\r\n%sContact: <sip:alice@LOCAL>\r\nContent-Length: 0\r\n\r\n", "LOCAL", local)
+	read := func(d time.Duration) []string {
+		var out []string
+		buf := make([]byte, 65535)
+		_ = caller.SetReadDeadline(time.Now().Add(d))
+		for {
+			n, err := caller.Read(buf)
+			if err != nil {
+				return out
+			}
+			out = append(out, string(buf[:n]))
+		}
+	}
+	if _, err := caller.WriteToUDP(fmt.Appendf(nil, invite, 1, 1, ""), server); err != nil {
+		t.Fatal(err)
+	}
+	got := read(time.Second)
+	if len(got) == 0 || !strings.HasPrefix(statusLine(got[0]), "SIP/2.0 407") {
+		t.Fatalf("first INVITE: %q, want 407", got)
+	}
+	nonce := between(got[0], `nonce="`, `"`)
+	authz := "Proxy-Authorization: " + digestAnswer("alice", alicePass, nonce, "INVITE", "sip:9123456@sipwarden.test") + "\r\n"
+	if _, err := caller.WriteToUDP(fmt.Appendf(nil, invite, 2, 2, authz), server); err != nil {
+		t.Fatal(err)
+	}
+	oks := 0
+	for _, m := range read(2 * time.Second) {
+		if statusLine(m) == "SIP/2.0 200 OK" {
+			oks++
+		}
+	}
+	if err := <-gwDone; err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	if oks != copies {
+		t.Fatalf("caller got %d copies of the callee's 200, want %d (every retransmission relayed)", oks, copies)
+	}
+}

@@ -58,10 +58,17 @@ func (n *Node) registrationEvent(ev registrar.Event) {
 	for _, x := range []struct {
 		n   int
 		typ string
-	}{{ev.Added, webhook.RegistrationCreated}, {ev.Refreshed, webhook.RegistrationRefreshed}, {ev.Removed + ev.Replaced, webhook.RegistrationRemoved}} {
+	}{{ev.Added, webhook.RegistrationCreated}, {ev.Refreshed, webhook.RegistrationRefreshed}} {
 		if x.n > 0 {
 			n.hooks.Enqueue(webhook.Event{Type: x.typ, Usernames: []string{ev.AOR}, Payload: payload})
 		}
+	}
+	// One per binding removed (Contact expires=0, Contact: *) or replaced
+	// by a newer device (last device wins), with that binding's own
+	// contact and source, as registration.expired gives them.
+	for _, b := range ev.Gone {
+		n.hooks.Enqueue(webhook.Event{Type: webhook.RegistrationRemoved, Usernames: []string{ev.AOR},
+			Payload: map[string]any{"username": ev.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}})
 	}
 }
 
