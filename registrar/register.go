@@ -84,8 +84,8 @@ type Event struct {
 	// Gone are the bindings the REGISTER removed or replaced, as they were
 	// (their own contact and source: a replaced device is not the one
 	// that registered); nil when none.
-	Gone []store.Binding
-	Duration                            time.Duration
+	Gone     []store.Binding
+	Duration time.Duration
 }
 
 // New returns a Registrar over the location table loc.
