@@ -56,12 +56,17 @@ func (f *fakeLocations) RemoveBinding(id string) (store.Binding, bool) {
 	return store.Binding{}, false
 }
 
-func (f *fakeLocations) RemoveAOR(aor string) int {
+func (f *fakeLocations) RemoveAOR(aor string) []store.Binding {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := len(f.bs)
-	f.bs = slices.DeleteFunc(f.bs, func(b store.Binding) bool { return b.AOR == aor })
-	return n - len(f.bs)
+	var gone []store.Binding
+	f.bs = slices.DeleteFunc(f.bs, func(b store.Binding) bool {
+		if b.AOR == aor {
+			gone = append(gone, b)
+		}
+		return b.AOR == aor
+	})
+	return gone
 }
 
 // Sync: the slice is all there is.
@@ -775,7 +780,7 @@ func TestRegistrations(t *testing.T) {
 func TestCredentialRemovalDropsBindings(t *testing.T) {
 	e := newEnv(t)
 	var removed []string
-	e.ended.OnEnded(func(c store.Credential, _ lifecycle.Reason) { removed = append(removed, c.Username) })
+	e.ended.OnEnded(func(c store.Credential, _ lifecycle.Reason, _ []store.Binding) { removed = append(removed, c.Username) })
 	bind := func(aor string) {
 		e.locs.add(store.Binding{ID: aor + "-b", AOR: aor, Expires: e.now.Add(time.Hour)})
 	}

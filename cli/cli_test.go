@@ -65,12 +65,17 @@ func md5Hex(s string) string {
 // Sync: the map is all there is.
 func (l *cliLocations) Sync() error { return nil }
 
-func (l *cliLocations) RemoveAOR(aor string) int {
+func (l *cliLocations) RemoveAOR(aor string) []store.Binding {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := len(l.bs)
-	l.bs = slices.DeleteFunc(l.bs, func(b store.Binding) bool { return b.AOR == aor })
-	return n - len(l.bs)
+	var gone []store.Binding
+	l.bs = slices.DeleteFunc(l.bs, func(b store.Binding) bool {
+		if b.AOR == aor {
+			gone = append(gone, b)
+		}
+		return b.AOR == aor
+	})
+	return gone
 }
 
 // cliEnv is a real API server (real store) the CLI talks to, with the

@@ -31,7 +31,8 @@ const (
 
 // Bindings removes the bindings of an AOR: *registrar.Location.
 type Bindings interface {
-	RemoveAOR(aor string) int
+	// RemoveAOR removes them and returns those it removed.
+	RemoveAOR(aor string) []store.Binding
 	// Sync makes the removals durable: the bindings are written to the
 	// store in batches, and a crash before the batch would bring a removed
 	// binding back at the next start.
@@ -70,7 +71,7 @@ type Keeper struct {
 	mu      sync.Mutex
 	due     expiries
 	wake    chan struct{}
-	onEnded []func(store.Credential, Reason)
+	onEnded []func(store.Credential, Reason, []store.Binding)
 }
 
 // New returns a Keeper. calls may be nil (no proxy); now nil is time.Now;
@@ -89,9 +90,12 @@ func New(b Bindings, calls Calls, creds Credentials, now func() time.Time, logge
 // Call it before serving.
 func (k *Keeper) SetCalls(c Calls) { k.calls = c }
 
-// OnEnded adds f to the functions called after End (metrics, webhooks),
-// in order, on End's goroutine. Call it before serving.
-func (k *Keeper) OnEnded(f func(store.Credential, Reason)) { k.onEnded = append(k.onEnded, f) }
+// OnEnded adds f to the functions called after End (metrics, webhooks)
+// with the credential as it was, why, and the bindings End removed, in
+// order, on End's goroutine. Call it before serving.
+func (k *Keeper) OnEnded(f func(store.Credential, Reason, []store.Binding)) {
+	k.onEnded = append(k.onEnded, f)
+}
 
 // End removes the bindings of c and ends its calls, ringing or answered,
 // and returns once the removal is durable (an error when the store could
@@ -99,7 +103,8 @@ func (k *Keeper) OnEnded(f func(store.Credential, Reason)) { k.onEnded = append(
 // next start drops those of an unusable credential anyway). It is
 // idempotent: a credential with nothing left costs two lookups.
 func (k *Keeper) End(c store.Credential, why Reason) error {
-	n := k.bindings.RemoveAOR(c.Username)
+	gone := k.bindings.RemoveAOR(c.Username)
+	n := len(gone)
 	calls := 0
 	if k.calls != nil {
 		calls = k.calls.EndCredential(c.ID)
@@ -114,7 +119,7 @@ func (k *Keeper) End(c store.Credential, why Reason) error {
 	k.log.Info("credential ended", "credential_id", c.ID, "user", c.Username, "reason", string(why),
 		"bindings", n, "calls", calls)
 	for _, f := range k.onEnded {
-		f(c, why)
+		f(c, why, gone)
 	}
 	return err
 }

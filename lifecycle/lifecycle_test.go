@@ -26,11 +26,11 @@ func (e *ended) Sync() error {
 	return nil
 }
 
-func (e *ended) RemoveAOR(aor string) int {
+func (e *ended) RemoveAOR(aor string) []store.Binding {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.aors = append(e.aors, aor)
-	return 1
+	return []store.Binding{{AOR: aor}}
 }
 
 func (e *ended) EndCredential(id string) int {
@@ -70,7 +70,11 @@ func TestEndRemovesBindingsAndCalls(t *testing.T) {
 	var e ended
 	k := lifecycle.New(&e, &e, openStore(t), nil, nil)
 	var hooked []lifecycle.Reason
-	k.OnEnded(func(_ store.Credential, r lifecycle.Reason) { hooked = append(hooked, r) })
+	k.OnEnded(func(_ store.Credential, r lifecycle.Reason, gone []store.Binding) {
+		if len(gone) == 1 && gone[0].AOR == "alice" {
+			hooked = append(hooked, r)
+		}
+	})
 	k.End(store.Credential{ID: "c1", Username: "alice"}, lifecycle.Deleted)
 	aors, calls := e.got()
 	if len(aors) != 1 || aors[0] != "alice" || len(calls) != 1 || calls[0] != "c1" {

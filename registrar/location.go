@@ -86,7 +86,21 @@ type Location struct {
 	log     *slog.Logger
 	// onExpire, when set, is called for each binding the sweeper removes.
 	onExpire func(store.Binding)
+	// onRemove, when set, is called for each binding removed otherwise
+	// than by a REGISTER or expiry (Removal says how).
+	onRemove func(store.Binding, Removal)
 }
+
+// Removal is why a binding left the table other than by a REGISTER or its
+// expiry.
+type Removal uint8
+
+const (
+	// RemovedByOperator: RemoveBinding, an operator's action on this node.
+	RemovedByOperator Removal = iota + 1
+	// RemovedWithFlow: RemoveFlow, the connection it came over closed.
+	RemovedWithFlow
+)
 
 type shard struct {
 	mu    sync.RWMutex
@@ -128,6 +142,20 @@ func NewLocation(saver BindingSaver, now func() time.Time, logger *slog.Logger) 
 // OnExpire registers f to be called for every binding removed by expiry.
 // It must be called before Run.
 func (l *Location) OnExpire(f func(store.Binding)) { l.onExpire = f }
+
+// OnRemove registers f to be called, outside the table's locks, for every
+// binding RemoveBinding or RemoveFlow removes (RemoveAOR returns its own:
+// its caller, lifecycle.Keeper, knows the credential they belonged to).
+// Call it before serving.
+func (l *Location) OnRemove(f func(store.Binding, Removal)) { l.onRemove = f }
+
+func (l *Location) removed(bs []store.Binding, why Removal) {
+	if l.onRemove != nil {
+		for _, b := range bs {
+			l.onRemove(b, why)
+		}
+	}
+}
 
 func (l *Location) shard(aor string) *shard {
 	return &l.shards[maphash.String(l.seed, aor)%shardCount]
@@ -387,6 +415,7 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 					l.saver.SaveBindings(aor, prev, keep)
 				}
 				s.mu.Unlock()
+				l.removed([]store.Binding{b}, RemovedByOperator)
 				return b, true
 			}
 		}
@@ -404,22 +433,21 @@ func (l *Location) Sync() error {
 	return nil
 }
 
-// RemoveAOR removes every binding of aor and returns how many there were.
-func (l *Location) RemoveAOR(aor string) int {
+// RemoveAOR removes every binding of aor and returns them.
+func (l *Location) RemoveAOR(aor string) []store.Binding {
 	s := l.shard(aor)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.aors[aor]
 	if e == nil {
-		return 0
+		return nil
 	}
 	prev := e.bindings
 	s.setLocked(aor, e, nil)
 	if l.saver != nil {
 		l.saver.SaveBindings(aor, prev, nil)
 	}
-	n := len(prev)
-	return n
+	return prev
 }
 
 // RemoveFlow removes the bindings of aor that came over the flow
@@ -430,19 +458,22 @@ func (l *Location) RemoveAOR(aor string) int {
 func (l *Location) RemoveFlow(aor, transport, source string) int {
 	s := l.shard(aor)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e := s.aors[aor]
 	if e == nil {
+		s.mu.Unlock()
 		return 0
 	}
 	keep := make([]store.Binding, 0, len(e.bindings))
+	var gone []store.Binding
 	for _, b := range e.bindings {
 		if b.Transport != transport || b.Source != source {
 			keep = append(keep, b)
+		} else {
+			gone = append(gone, b)
 		}
 	}
-	n := len(e.bindings) - len(keep)
-	if n == 0 {
+	if len(gone) == 0 {
+		s.mu.Unlock()
 		return 0
 	}
 	prev := e.bindings
@@ -450,7 +481,9 @@ func (l *Location) RemoveFlow(aor, transport, source string) int {
 	if l.saver != nil {
 		l.saver.SaveBindings(aor, prev, keep)
 	}
-	return n
+	s.mu.Unlock()
+	l.removed(gone, RemovedWithFlow)
+	return len(gone)
 }
 
 // Count calls f with the number of live bindings per transport; for

@@ -131,8 +131,8 @@ func TestLocationRemove(t *testing.T) {
 	if _, ok := l.RemoveBinding("2"); ok {
 		t.Fatal("RemoveBinding removed a binding twice")
 	}
-	if n := l.RemoveAOR("b"); n != 1 {
-		t.Fatalf("RemoveAOR: got %d, want 1", n)
+	if gone := l.RemoveAOR("b"); len(gone) != 1 || gone[0].AOR != "b" {
+		t.Fatalf("RemoveAOR: got %v, want b's one binding", gone)
 	}
 	all := l.Bindings("")
 	if len(all) != 1 || all[0].ID != "1" {

@@ -210,6 +210,7 @@ func (n *Node) newRegistrar(ctx context.Context) error {
 	}
 	loc = registrar.NewLocation(saver, nil, n.log.With("component", "location"))
 	loc.OnExpire(n.bindingExpired) // metrics, webhooks
+	loc.OnRemove(n.bindingRemoved) // webhooks
 	n.obs.m.SetBindings(loc.CountByTransport)
 	start := time.Now()
 	bs, err := n.loadBindings(ctx, start)
@@ -231,6 +232,7 @@ func (n *Node) newRegistrar(ctx context.Context) error {
 	n.log.Info("bindings restored", "count", restored, "dropped", dropped, "duration_s", time.Since(start).Seconds())
 	n.loc = loc
 	n.keeper = lifecycle.New(loc, nil, n.db, nil, n.log.With("component", "lifecycle"))
+	n.keeper.OnEnded(n.credentialEnded) // webhooks
 	if err := n.watchExpiries(); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"time"
 
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/proxy"
 	"github.com/sipwarden/sipwarden/registrar"
 	"github.com/sipwarden/sipwarden/store"
@@ -39,7 +40,11 @@ func (w webhookDir) ConnectionOfUsername(u string) (string, bool) {
 
 func (w webhookDir) Target(id string) (webhook.Target, bool) {
 	c, err := w.db.Connection(id)
-	if err != nil || !c.Active || c.WebhookEventURL == "" {
+	// An inactive connection still hears of what its deactivation ended
+	// (its calls' call.hangup, its bindings' registration.removed),
+	// delivered after the PATCH that deactivated it; nothing else happens
+	// on it.
+	if err != nil || c.WebhookEventURL == "" {
 		return webhook.Target{}, false
 	}
 	return webhook.Target{URL: c.WebhookEventURL, FailoverURL: c.WebhookEventFailoverURL,
@@ -70,6 +75,43 @@ func (n *Node) registrationEvent(ev registrar.Event) {
 		n.hooks.Enqueue(webhook.Event{Type: webhook.RegistrationRemoved, Usernames: []string{ev.AOR},
 			Payload: map[string]any{"username": ev.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}})
 	}
+}
+
+// bindingRemoved is the location table's removal hook: the
+// registration.removed event of a binding an operator removed (through
+// this node) or whose connection closed (on this node).
+func (n *Node) bindingRemoved(b store.Binding, _ registrar.Removal) {
+	if n.db.AnyWebhooks() {
+		n.hooks.Enqueue(removedEvent(b, "", b.CredentialID))
+	}
+}
+
+// credentialEnded is the lifecycle keeper's hook: the registration.removed
+// events of the bindings of a credential deleted, disabled, expired or
+// whose connection was deactivated, addressed to its connection as it
+// was (a deleted credential can no longer be looked up when the event is
+// delivered). In a cluster every node removes them: the one holdsBinding
+// names reports each, as for an expiry.
+func (n *Node) credentialEnded(c store.Credential, _ lifecycle.Reason, gone []store.Binding) {
+	if len(gone) == 0 || !n.db.AnyWebhooks() {
+		return
+	}
+	for _, b := range gone {
+		if n.holdsBinding(b) {
+			n.hooks.Enqueue(removedEvent(b, c.ConnectionID, ""))
+		}
+	}
+}
+
+func removedEvent(b store.Binding, connectionID, credentialID string) webhook.Event {
+	ev := webhook.Event{Type: webhook.RegistrationRemoved,
+		Payload: map[string]any{"username": b.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}}
+	if connectionID != "" {
+		ev.ConnectionIDs = []string{connectionID}
+	} else {
+		ev.CredentialIDs = []string{credentialID}
+	}
+	return ev
 }
 
 // bindingExpired is the location table's expiry hook: metrics and the

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -190,4 +191,76 @@ func TestWebhooksOfRegistrationsAndCalls(t *testing.T) {
 	waitFor(t, "the failure counted", 10*time.Second, func() bool {
 		return scrape(t, ts.metricsURL())["sipwarden_webhook_failed_total"] >= 1
 	})
+}
+
+// TestWebhooksOfRemovals: a binding removed otherwise than by its device
+// (an operator's DELETE, its credential disabled or deleted) makes a
+// registration.removed event for the credential's connection, with the
+// binding's own contact; a deleted credential's too, although it can no
+// longer be looked up when the event is delivered.
+func TestWebhooksOfRemovals(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	rcv := newHookReceiver(t)
+	var conn struct {
+		ID     string `json:"id"`
+		Secret string `json:"webhook_secret"`
+	}
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "hooked", "webhook_event_url": rcv.srv.URL + "/sip"}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	rcv.mu.Lock()
+	rcv.secret = conn.Secret
+	rcv.mu.Unlock()
+	cred := ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
+	removed := func() []hookEvent {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		var out []hookEvent
+		for _, e := range rcv.events {
+			if e.Type == "registration.removed" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	register := func(contactUser string) {
+		t.Helper()
+		wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "alice", pass: alicePass, contactUser: contactUser}), 200)
+	}
+	for i, step := range []struct {
+		name   string
+		remove func()
+	}{
+		{"DELETE /v1/registrations", func() {
+			rs := ts.registrations(t, "alice")
+			if len(rs) != 1 {
+				t.Fatalf("registrations: %+v", rs)
+			}
+			if code := ts.api(t, "DELETE", "/v1/registrations/"+rs[0].ID, nil, nil); code != 204 {
+				t.Fatalf("DELETE registration: %d", code)
+			}
+		}},
+		{"credential disabled", func() {
+			if code := ts.api(t, "PATCH", "/v1/credentials/"+cred.ID, map[string]any{"enabled": false}, nil); code != 200 {
+				t.Fatalf("disable: %d", code)
+			}
+			if code := ts.api(t, "PATCH", "/v1/credentials/"+cred.ID, map[string]any{"enabled": true}, nil); code != 200 {
+				t.Fatalf("enable: %d", code)
+			}
+		}},
+		{"credential deleted", func() {
+			if code := ts.api(t, "DELETE", "/v1/credentials/"+cred.ID, nil, nil); code != 204 {
+				t.Fatalf("delete credential: %d", code)
+			}
+		}},
+	} {
+		contactUser := fmt.Sprintf("alice-dev%d", i)
+		register(contactUser)
+		step.remove()
+		waitFor(t, "registration.removed after "+step.name, 10*time.Second, func() bool { return len(removed()) == i+1 })
+		e := removed()[i]
+		if e.ConnectionID != conn.ID || e.Payload["username"] != "alice" || !strings.Contains(fmt.Sprint(e.Payload["contact"]), contactUser) {
+			t.Errorf("%s: registration.removed %+v, want alice's %s binding for connection %s", step.name, e, contactUser, conn.ID)
+		}
+	}
 }
