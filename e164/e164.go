@@ -57,24 +57,29 @@ func Normalize(s string) (string, error) {
 
 // FromUser returns the E.164 form of a SIP URI's user part when it is a
 // telephone number ("+15551234567", "15551234567", with user=phone style
-// parameters after ";"), and false for a username. It is the lookup used
-// on the INVITE path: no allocation for a username.
+// parameters after ";"), and false for a username. A global number (with
+// "+") may carry RFC 3966's visual separators ("+1-555-123-4567", "-",
+// "." and parentheses, section 5.1.1), as a user=phone URI does; without
+// "+" only digits are a number ("555-1234" may be a username). It is the
+// lookup used on the INVITE path: no allocation for a username.
 func FromUser(user string) (string, bool) {
 	u, _, _ := strings.Cut(user, ";")
 	if u == "" {
 		return "", false
 	}
-	i := 0
-	if u[0] == '+' {
+	i, global := 0, u[0] == '+'
+	if global {
 		i = 1
 	}
 	if i == len(u) {
 		return "", false
 	}
 	for ; i < len(u); i++ {
-		if c := u[i]; c < '0' || c > '9' {
-			return "", false
+		c := u[i]
+		if c >= '0' && c <= '9' || global && (c == '-' || c == '.' || c == '(' || c == ')') {
+			continue
 		}
+		return "", false
 	}
 	n, err := Normalize(u)
 	return n, err == nil

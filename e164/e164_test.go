@@ -71,6 +71,10 @@ func TestFromUser(t *testing.T) {
 		{"+15551234567;npdi", "+15551234567", true},
 		{"alice", "", false},
 		{"1555-123", "", false},
+		{"+1-555-123-4567;user=phone", "+15551234567", true},
+		{"+1.(555).123.4567", "+15551234567", true},
+		{"+1 555", "", false}, // no space in a SIP user part
+		{"+-", "", false},
 		{"+", "", false},
 		{"", "", false},
 		{"0123", "", false},
