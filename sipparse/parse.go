@@ -399,7 +399,8 @@ func headerKind(name string) kind {
 
 // foldEq reports whether s is lower, ignoring ASCII case only (sipgo
 // lower-cases ASCII letters alone: strings.EqualFold would also match
-// the Kelvin sign for a "k").
+// the Kelvin sign for a "k"). digest has the same helper; that package
+// imports only the standard library (its deps_test), so it is not shared.
 func foldEq(s, lower string) bool {
 	if len(s) != len(lower) {
 		return false
