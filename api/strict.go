@@ -37,9 +37,16 @@ func checkStrict(raw []byte, t reflect.Type) *Error {
 }
 
 type strictWalker struct {
-	dec *json.Decoder
-	raw []byte
+	dec   *json.Decoder
+	raw   []byte
+	depth int // objects and arrays open around the current value
 }
+
+// maxDepth bounds the nesting of a body: no request body of the API nests
+// deeper than a few levels, and each level keeps its JSON pointer on the
+// stack, so that 100,000 brackets cost quadratic memory (9.9 GB) before
+// this bound.
+const maxDepth = 32
 
 // errSyntax stops the walk; the decoder reports the syntax error itself.
 var errSyntax = errors.New("syntax")
@@ -65,6 +72,12 @@ func (c *strictWalker) value(t reflect.Type, ptr string) (*Error, error) {
 	t = bodyType(t)
 	switch tok := tok.(type) {
 	case json.Delim:
+		if tok == '{' || tok == '[' {
+			if c.depth++; c.depth > maxDepth {
+				return strictError(CodeInvalidJSON, ptr, fmt.Sprintf("the value at %s nests deeper than %d levels", pointerName(ptr), maxDepth)), nil
+			}
+			defer func() { c.depth-- }()
+		}
 		switch tok {
 		case '{':
 			return c.object(t, ptr)

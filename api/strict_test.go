@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/sipwarden/sipwarden/api"
@@ -48,6 +49,9 @@ func TestBodiesAreStrict(t *testing.T) {
 			400, api.CodeInvalidJSON, "/name"},
 		{"invalid UTF-8 in a nested string", "POST", "/v1/connections", "{\"name\":\"t\",\"allowed_cidrs\":[\"10.0.0.0/8\",\"\xc3\"]}",
 			400, api.CodeInvalidJSON, "/allowed_cidrs/1"},
+		// 600,000 brackets took gigabytes before nesting was bounded.
+		{"deep nesting", "POST", "/v1/connections", `{"name":` + strings.Repeat("[", 600_000) + `}`,
+			400, api.CodeInvalidJSON, "/name/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0"},
 		{"route without a prefix", "POST", "/v1/connections",
 			`{"name":"t","outbound_routes":[{"gateways":["sip:192.0.2.10"]}]}`,
 			422, api.CodeRequired, "/outbound_routes/0/prefix"},

@@ -77,6 +77,11 @@ func (g *Guard) userFailure(src netip.Prefix, user string, now int64) {
 	}
 	k := pairKey{user, src}
 	if _, ok := us.pairs[k]; ok {
+		// Assigning through k would also store k's strings as the key
+		// (Go updates a string-keyed map's key on assignment): user may
+		// be a part of a whole request's text (package sipparse), which
+		// the map would then keep alive. The key stored is a copy.
+		k.user = strings.Clone(k.user)
 		us.pairs[k] = now
 	} else {
 		if len(us.pairs) >= g.perShard {

@@ -243,7 +243,7 @@ func isBearer(v string) bool {
 
 func forwardCopy(req *sip.Request, recipient sip.Uri) *sip.Request {
 	fwd := sip.NewRequest(req.Method, recipient)
-	fwd.SipVersion = req.SipVersion
+	fwd.SipVersion = "SIP/2.0" // the caller's spelling, whatever its case, was checked (sipcheck.Version)
 	mf := sip.MaxForwardsHeader(70)
 	if old := req.MaxForwards(); old != nil {
 		mf = sip.MaxForwardsHeader(max(old.Val(), 1) - 1)

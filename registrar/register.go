@@ -101,7 +101,7 @@ func New(cfg Config, loc *Location, a Authenticator, now func() time.Time, logge
 	}
 	d := make(map[string]bool, len(cfg.Domains))
 	for _, h := range cfg.Domains {
-		d[strings.ToLower(h)] = true
+		d[strings.ToLower(strings.Trim(h, "[]"))] = true
 	}
 	return &Registrar{cfg: cfg, loc: loc, auth: a, log: logger, now: now, domains: d, reply: reply.Builder{Server: cfg.Server}}
 }
@@ -115,6 +115,12 @@ func (r *Registrar) emit(ev Event) {
 	for _, f := range r.observe {
 		f(ev)
 	}
+}
+
+// serves reports whether host (a URI's, an IPv6 address in brackets as
+// sipgo keeps it) is one of the domains whose AORs are ours.
+func (r *Registrar) serves(host string) bool {
+	return r.domains[strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))]
 }
 
 // Deferrer is implemented by a server transaction that can be answered
@@ -289,7 +295,7 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 		return r.reply.New(req, 416, "Unsupported URI Scheme"), commit{}, false
 	case u.Host == "":
 		return r.reply.New(req, 400, "Malformed Request-URI"), commit{}, false
-	case !r.domains[strings.ToLower(u.Host)]:
+	case !r.serves(u.Host):
 		return r.reply.New(req, 404, "Domain Not Served Here"), commit{}, false
 	}
 	// RFC 3261 10.3 step 2 (8.2.2.3): a REGISTER requiring an extension we
@@ -304,7 +310,7 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 	}
 	// RFC 3261 10.3 steps 1 and 5: the AOR must be in a domain we serve. A
 	// newcomer often types the server's address as the domain.
-	if !r.domains[strings.ToLower(to.Address.Host)] {
+	if !r.serves(to.Address.Host) {
 		return r.reply.New(req, 404, "Domain Not Served Here"), commit{}, false
 	}
 

@@ -67,3 +67,15 @@ func TestEventGone(t *testing.T) {
 		t.Fatalf("unregister: removed %d, gone %+v", last.Removed, last.Gone)
 	}
 }
+
+// TestServesIPv6: sipgo keeps an IPv6 host in its brackets; the domains
+// (the listen addresses) are bare. A REGISTER to sip:[2001:db8::1] is
+// ours when the server listens there.
+func TestServesIPv6(t *testing.T) {
+	r := New(Config{Domains: []string{"2001:db8::1", "Example.COM"}}, NewLocation(nil, nil, nil), nil, nil, nil)
+	for host, want := range map[string]bool{"[2001:db8::1]": true, "2001:db8::1": true, "example.com": true, "EXAMPLE.com": true, "[2001:db8::2]": false, "example.org": false} {
+		if got := r.serves(host); got != want {
+			t.Errorf("serves(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

@@ -282,11 +282,6 @@ func TestRegisterBadInput(t *testing.T) {
 			})
 		}
 	}
-	// RFC 3261 18.3: a datagram shorter than its Content-Length: 400.
-	short := strings.Replace(fmt.Sprintf(base, "UDP", 998, without("", "")), "Content-Length: 0", "Content-Length: 10", 1)
-	if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), short, 2*time.Second)); got != "SIP/2.0 400 Content-Length Mismatch" {
-		t.Errorf("datagram shorter than its Content-Length: %q", got)
-	}
 	// A 60 KB header: dropped or refused, and the server keeps serving.
 	huge := fmt.Sprintf(base, "TCP", 999, without("", "X-Huge: "+strings.Repeat("a", 60*1024)+"\n"))
 	got := rawExchange(t, "tcp", ts.Addr("tcp"), huge, 2*time.Second)

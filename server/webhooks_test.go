@@ -194,7 +194,8 @@ func TestWebhooksOfRegistrationsAndCalls(t *testing.T) {
 }
 
 // TestWebhooksOfRemovals: a binding removed otherwise than by its device
-// (an operator's DELETE, its credential disabled or deleted) makes a
+// (an operator's DELETE, its credential disabled or deleted, its
+// connection deactivated) makes a
 // registration.removed event for the credential's connection, with the
 // binding's own contact; a deleted credential's too, although it can no
 // longer be looked up when the event is delivered.
@@ -246,6 +247,16 @@ func TestWebhooksOfRemovals(t *testing.T) {
 			}
 			if code := ts.api(t, "PATCH", "/v1/credentials/"+cred.ID, map[string]any{"enabled": true}, nil); code != 200 {
 				t.Fatalf("enable: %d", code)
+			}
+		}},
+		// The only connection with a webhook, deactivated: it still
+		// hears of the bindings its deactivation removed.
+		{"connection deactivated", func() {
+			if code := ts.api(t, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"active": false}, nil); code != 200 {
+				t.Fatalf("deactivate: %d", code)
+			}
+			if code := ts.api(t, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"active": true}, nil); code != 200 {
+				t.Fatalf("activate: %d", code)
 			}
 		}},
 		{"credential deleted", func() {

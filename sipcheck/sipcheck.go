@@ -123,18 +123,11 @@ func Duplicate(m interface{ Headers() []sip.Header }) string {
 	return ""
 }
 
-// Version reports whether req is a SIP/2.0 request, and then writes the
-// version in upper case (RFC 3261 section 7.1: it is case-insensitive,
-// but sent in upper case), so that nothing echoes another spelling.
-// Any other version is answered 505 Version Not Supported (RFC 3261
-// section 21.5.6).
+// Version reports whether req is a SIP/2.0 request (RFC 3261 section
+// 7.1: the version is case-insensitive, but sent in upper case, as our
+// responses and forwarded requests do). Any other version is answered
+// 505 Version Not Supported (RFC 3261 section 21.5.6). It does not write
+// req: sipgo's transaction may read it meanwhile.
 func Version(req *sip.Request) bool {
-	if req.SipVersion == "SIP/2.0" {
-		return true
-	}
-	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
-		return false
-	}
-	req.SipVersion = "SIP/2.0"
-	return true
+	return req.SipVersion == "SIP/2.0" || strings.EqualFold(req.SipVersion, "SIP/2.0")
 }

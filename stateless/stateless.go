@@ -24,7 +24,6 @@ package stateless
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -33,8 +32,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/sipwarden/sipwarden/reply"
-	"github.com/sipwarden/sipwarden/sipcheck"
 	"github.com/sipwarden/sipwarden/sipparse"
 )
 
@@ -434,16 +431,10 @@ func (f *Front) handle(parser *sip.Parser, dg *datagrams, box *outbox, a *answer
 	if !ok { // not the common shape: sipgo's parser, and its answer
 		msg, err := parser.ParseSIP((*j.buf)[:j.n])
 		if err != nil {
-			req, ok = msg.(*sip.Request) // headers parsed, the body short
-			if ok && j.conn == nil && errors.Is(err, sip.ErrParseReadBodyIncomplete) && answerable(req) {
-				// RFC 3261 18.3: a datagram shorter than its
-				// Content-Length says gets 400 (a stream's framing
-				// waits for the rest instead).
-				req.SetSource(source)
-				req.SetTransport(j.transport)
-				f.send(dg, box, reply.FromRequest(req, 400, "Content-Length Mismatch"), j)
-				return
-			}
+			// Also a datagram shorter than its Content-Length: RFC
+			// 3261 18.3's 400 SHOULD would be answered before the
+			// admission chain (bans, the User-Agent deny list, rate
+			// limits) has seen the request, so it is dropped.
 			f.log.Debug("unparsable REGISTER dropped", "source", source, "transport", j.transport, "error", err)
 			return
 		}
@@ -482,15 +473,6 @@ func (f *Front) send(dg *datagrams, box *outbox, res *sip.Response, j job) {
 		return
 	}
 	dg.add(f, j.pc, j.addr, res)
-}
-
-// answerable reports whether a response to req can be made without
-// echoing what no response may carry: it has a Via and a CSeq to copy
-// (RFC 3261 8.2.6.2), From, To and Call-ID once each, and no line break
-// in any header.
-func answerable(req *sip.Request) bool {
-	return req.Via() != nil && req.CSeq() != nil && req.From() != nil && req.To() != nil && req.CallID() != nil &&
-		sipcheck.Duplicate(req) == "" && !sipcheck.HasLineBreak(req)
 }
 
 // isRegister reports whether a message starts a REGISTER request.

@@ -233,7 +233,10 @@ func (db *DB) routing() (*routingIndex, error) {
 			if err := decodeConnection(&c, v); err != nil {
 				return fmt.Errorf("connection %q: %w", k, err)
 			}
-			if c.Active && c.WebhookEventURL != "" {
+			// Inactive ones count: they still get the events of what
+			// their deactivation ended (its calls' hang-ups, its
+			// bindings' removals).
+			if c.WebhookEventURL != "" {
 				r.webhooks = true
 			}
 			if c.Kind != ConnectionIP || !c.Active {
