@@ -415,7 +415,14 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 					l.saver.SaveBindings(aor, prev, keep)
 				}
 				s.mu.Unlock()
-				l.removed([]store.Binding{b}, RemovedByOperator)
+				if !b.Expires.After(l.now()) && l.onExpire != nil {
+					// Expired already, not swept yet: its end is
+					// its expiry (registration.expired), which the
+					// sweeper would otherwise have reported.
+					l.onExpire(b)
+				} else {
+					l.removed([]store.Binding{b}, RemovedByOperator)
+				}
 				return b, true
 			}
 		}

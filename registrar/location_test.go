@@ -374,3 +374,33 @@ func TestLocationMerge(t *testing.T) {
 		t.Errorf("Sweep removed %d after Merge emptied the AOR, want 0 (the heap kept in step)", n)
 	}
 }
+
+// TestRemoveBindingHooks: an operator's removal is reported as a removal;
+// of a binding that expired but was not swept yet, as its expiry (which
+// the sweeper would have reported, and now no longer will).
+func TestRemoveBindingHooks(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	l := NewLocation(nil, clk.now, nil)
+	var removed, expired []string
+	l.OnRemove(func(b store.Binding, why Removal) {
+		if why == RemovedByOperator {
+			removed = append(removed, b.ID)
+		}
+	})
+	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
+	_, _, _ = l.Update("a", set(store.Binding{ID: "live", AOR: "a", Expires: clk.now().Add(time.Hour)}))
+	_, _, _ = l.Update("b", set(store.Binding{ID: "late", AOR: "b", Expires: clk.now().Add(time.Second)}))
+	clk.add(2 * time.Second)
+	if _, ok := l.RemoveBinding("live"); !ok {
+		t.Fatal("live binding not removed")
+	}
+	if _, ok := l.RemoveBinding("late"); !ok {
+		t.Fatal("expired binding not removed")
+	}
+	if len(removed) != 1 || removed[0] != "live" || len(expired) != 1 || expired[0] != "late" {
+		t.Fatalf("removed %v, expired %v; want [live] and [late]", removed, expired)
+	}
+	if n := l.Sweep(clk.now()); n != 0 {
+		t.Fatalf("Sweep removed %d after RemoveBinding, want 0", n)
+	}
+}
