@@ -53,7 +53,7 @@ func (p *Proxy) Challengeable(req *sip.Request) bool {
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		return false
 	}
-	if req.SipVersion != "SIP/2.0" || sipcheck.Duplicate(req) != "" {
+	if !sipcheck.Version(req) || sipcheck.Duplicate(req) != "" {
 		return false // ServeSIP's 505 or 400
 	}
 	// preprocessRoute would remove Route values naming us (a phone's

@@ -86,21 +86,10 @@ type Location struct {
 	log     *slog.Logger
 	// onExpire, when set, is called for each binding the sweeper removes.
 	onExpire func(store.Binding)
-	// onRemove, when set, is called for each binding removed otherwise
-	// than by a REGISTER or expiry (Removal says how).
-	onRemove func(store.Binding, Removal)
+	// onRemove, when set, is called for each binding RemoveBinding or
+	// RemoveFlow removes.
+	onRemove func(store.Binding)
 }
-
-// Removal is why a binding left the table other than by a REGISTER or its
-// expiry.
-type Removal uint8
-
-const (
-	// RemovedByOperator: RemoveBinding, an operator's action on this node.
-	RemovedByOperator Removal = iota + 1
-	// RemovedWithFlow: RemoveFlow, the connection it came over closed.
-	RemovedWithFlow
-)
 
 type shard struct {
 	mu    sync.RWMutex
@@ -147,12 +136,12 @@ func (l *Location) OnExpire(f func(store.Binding)) { l.onExpire = f }
 // binding RemoveBinding or RemoveFlow removes (RemoveAOR returns its own:
 // its caller, lifecycle.Keeper, knows the credential they belonged to).
 // Call it before serving.
-func (l *Location) OnRemove(f func(store.Binding, Removal)) { l.onRemove = f }
+func (l *Location) OnRemove(f func(store.Binding)) { l.onRemove = f }
 
-func (l *Location) removed(bs []store.Binding, why Removal) {
+func (l *Location) removed(bs []store.Binding) {
 	if l.onRemove != nil {
 		for _, b := range bs {
-			l.onRemove(b, why)
+			l.onRemove(b)
 		}
 	}
 }
@@ -421,7 +410,7 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 					// sweeper would otherwise have reported.
 					l.onExpire(b)
 				} else {
-					l.removed([]store.Binding{b}, RemovedByOperator)
+					l.removed([]store.Binding{b})
 				}
 				return b, true
 			}
@@ -489,7 +478,7 @@ func (l *Location) RemoveFlow(aor, transport, source string) int {
 		l.saver.SaveBindings(aor, prev, keep)
 	}
 	s.mu.Unlock()
-	l.removed(gone, RemovedWithFlow)
+	l.removed(gone)
 	return len(gone)
 }
 

@@ -382,11 +382,7 @@ func TestRemoveBindingHooks(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	l := NewLocation(nil, clk.now, nil)
 	var removed, expired []string
-	l.OnRemove(func(b store.Binding, why Removal) {
-		if why == RemovedByOperator {
-			removed = append(removed, b.ID)
-		}
-	})
+	l.OnRemove(func(b store.Binding) { removed = append(removed, b.ID) })
 	l.OnExpire(func(b store.Binding) { expired = append(expired, b.ID) })
 	_, _, _ = l.Update("a", set(store.Binding{ID: "live", AOR: "a", Expires: clk.now().Add(time.Hour)}))
 	_, _, _ = l.Update("b", set(store.Binding{ID: "late", AOR: "b", Expires: clk.now().Add(time.Second)}))

@@ -80,7 +80,7 @@ func (n *Node) registrationEvent(ev registrar.Event) {
 // bindingRemoved is the location table's removal hook: the
 // registration.removed event of a binding an operator removed (through
 // this node) or whose connection closed (on this node).
-func (n *Node) bindingRemoved(b store.Binding, _ registrar.Removal) {
+func (n *Node) bindingRemoved(b store.Binding) {
 	if n.db.AnyWebhooks() {
 		n.hooks.Enqueue(removedEvent(b, "", b.CredentialID))
 	}

@@ -83,7 +83,6 @@ func Request(data []byte) (*sip.Request, bool) {
 	hs := order[:0]
 	contacts := 0
 	var seen uint16 // the kinds met, of those that have one slot in r
-	var length *sip.ContentLengthHeader
 	for s != "" {
 		line, s, ok = nextLine(s)
 		if !ok || (s != "" && (s[0] == ' ' || s[0] == '\t')) {
@@ -160,8 +159,7 @@ func Request(data []byte) (*sip.Request, bool) {
 				return nil, false
 			}
 			r.length = sip.ContentLengthHeader(v)
-			length = &r.length
-			h = length
+			h = &r.length
 		default: // typed by sipgo, not here
 			return nil, false
 		}
@@ -170,7 +168,7 @@ func Request(data []byte) (*sip.Request, bool) {
 	// A body is sipgo's: it copies it and sets Content-Length from it.
 	// Without Content-Length a datagram's body is what follows the
 	// headers; with one, what follows it is ignored (RFC 3261 18.3).
-	if (length != nil && *length != 0) || (length == nil && len(rest) > 0) {
+	if hasLength := seen&(1<<kindContentLength) != 0; (hasLength && r.length != 0) || (!hasLength && len(rest) > 0) {
 		return nil, false
 	}
 	// One allocation for the header list, exactly as long. PrependHeader
