@@ -13,9 +13,9 @@
 // that a request parsed here is the request sipgo's parser makes of the
 // same bytes; FuzzRequest checks that.
 //
-// Anything else (a response, folded header lines, a Via or Contact line
-// with several comma-separated values, more than one Via, a body, a
-// header sipgo parses into a type not handled here: Route, Record-Route,
+// Anything else (a response, folded header lines, a Via, Contact or Route
+// line with several comma-separated values, more than one Via or Route, a
+// body, a header sipgo parses into a type not handled here: Record-Route,
 // Content-Type, Refer-To, Referred-By; and every error) is not parsed
 // here: Request reports false, and the caller hands the bytes to sipgo's
 // parser, which gives the answer it always gave.
@@ -47,6 +47,7 @@ type request struct {
 	maxFwd  sip.MaxForwardsHeader
 	length  sip.ContentLengthHeader
 	contact sip.ContactHeader // the first; more are allocated apart
+	route   sip.RouteHeader   // a phone's outbound proxy (baresip's outbound=)
 	// params backs the parameter lists of Via, From and the first contact
 	// (paramSlot; a longer list grows out of its slot). The request stays
 	// within a 1,536-byte size class.
@@ -135,6 +136,11 @@ func Request(data []byte) (*sip.Request, bool) {
 			}
 			contacts++
 			h = c
+		case kindRoute:
+			if !parseRoute(value, &r.route.Address) {
+				return nil, false
+			}
+			h = &r.route
 		case kindCallID:
 			if value == "" {
 				return nil, false
@@ -270,6 +276,40 @@ func hasTopComma(v string) bool {
 	return false
 }
 
+// parseRoute follows sipgo's parseRouteAddress for one Route value (a
+// Route with two, which sipgo splits, is left to it): the address ends at
+// the last character outside angle brackets and quotes, counted in runes
+// as sipgo counts them, and its header parameters are dropped. Like
+// sipgo it leaves the address empty, without an error, when it never
+// finds that end (an unclosed bracket, a last character of several
+// bytes).
+func parseRoute(v string, addr *sip.Uri) bool {
+	inBrackets, inQuotes := false, false
+	end := len(v) - 1
+	for i, c := range v {
+		if c == '<' && !inQuotes {
+			inBrackets = true
+			continue
+		}
+		if c == '>' && !inQuotes {
+			inBrackets = false
+		} else if c == '"' {
+			inQuotes = !inQuotes
+		}
+		if inQuotes || inBrackets {
+			continue
+		}
+		switch {
+		case c == ',':
+			return false // a list: sipgo's
+		case i == end:
+			_, err := sip.ParseAddressValue(v, addr, nil)
+			return err == nil
+		}
+	}
+	return true
+}
+
 // parseCSeq follows sipgo's parseCSeqHeader.
 func parseCSeq(v string, h *sip.CSeqHeader) bool {
 	i := strings.IndexAny(v, " \t")
@@ -346,6 +386,7 @@ const (
 	kindCSeq
 	kindMaxForwards
 	kindContentLength
+	kindRoute
 	kindOtherTyped // parsed into a type by sipgo, not here
 )
 
@@ -388,7 +429,9 @@ func headerKind(name string) kind {
 		return kindMaxForwards
 	case foldEq(name, "content-length"):
 		return kindContentLength
-	case foldEq(name, "content-type"), foldEq(name, "route"), foldEq(name, "record-route"),
+	case foldEq(name, "route"):
+		return kindRoute
+	case foldEq(name, "content-type"), foldEq(name, "record-route"),
 		foldEq(name, "refer-to"), foldEq(name, "referred-by"):
 		return kindOtherTyped
 	}

@@ -17,6 +17,36 @@ func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 // the sipp scenarios in testdata/sipp): the shapes the lean path exists
 // for, so each must be parsed here, not handed to sipgo.
 var clients = map[string]string{
+	// Captured from Debian's baresip with an outbound proxy set (as the
+	// interop tests run it: a Route header) and from sipp running
+	// testdata/sipp/register_digest.xml.
+	"baresip with outbound= (captured)": crlf(`REGISTER sip:sipwarden.test;transport=udp SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:25997;branch=z9hG4bK58808a9689dc047e;rport
+Contact: <sip:alice-0x55a32ece1af0@127.0.0.1:25997>;expires=600;+sip.instance="<urn:uuid:1e8fd378-c480-2ccb-6dba-013a5ebfed3b>"
+Max-Forwards: 70
+Route: <sip:127.0.0.1:25999;transport=udp;lr>
+To: <sip:alice@sipwarden.test>
+From: <sip:alice@sipwarden.test>;tag=4b05900fb2b2be1d
+Call-ID: 34fa061f4910f047
+CSeq: 46006 REGISTER
+User-Agent: baresip v1.0.0 (x86_64/linux)
+Allow: INVITE,ACK,BYE,CANCEL,OPTIONS,NOTIFY,SUBSCRIBE,INFO,MESSAGE,REFER
+Content-Length: 0
+
+`),
+	"sipp (captured)": crlf(`REGISTER sip:127.0.0.1:25999 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-10105-1-0;rport
+Max-Forwards: 70
+From: <sip:user1@127.0.0.1>;tag=10105SIPpTag1
+To: <sip:user1@127.0.0.1>
+Call-ID: 1-10105@127.0.0.1
+CSeq: 1 REGISTER
+Contact: <sip:user1@127.0.0.1:5060;transport=UDP>
+Expires: 3600
+User-Agent: sipp
+Content-Length: 0
+
+`),
 	"sipp first leg": crlf(`REGISTER sip:127.0.0.1:5060 SIP/2.0
 Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-4242-1-0;rport
 Max-Forwards: 70
@@ -124,7 +154,9 @@ var handedOn = map[string]string{
 	"a Via list":           crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b\nCSeq: 1 REGISTER\n\n"),
 	"a Contact list":       crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nContact: <sip:a@b>, <sip:a@c>\nCSeq: 1 REGISTER\n\n"),
 	"a body":               crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nCSeq: 1 REGISTER\nContent-Length: 3\n\nabc"),
-	"a Route":              crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:p;lr>\nCSeq: 1 REGISTER\n\n"),
+	"a Route list":         crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:p;lr>, <sip:q;lr>\nCSeq: 1 REGISTER\n\n"),
+	"two Routes":           crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:p;lr>\nRoute: <sip:q;lr>\nCSeq: 1 REGISTER\n\n"),
+	"a Record-Route":       crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRecord-Route: <sip:p;lr>\nCSeq: 1 REGISTER\n\n"),
 	"IPv6 Via":             crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1\nCSeq: 1 REGISTER\n\n"),
 	"no empty line":        "REGISTER sip:h SIP/2.0\r\nCSeq: 1 REGISTER\r\n",
 	"CR without LF":        "REGISTER sip:h SIP/2.0\r\nCSeq: 1 REGISTER\rX: y\r\n\r\n",
@@ -238,6 +270,26 @@ func torture(tb testing.TB) [][]byte {
 	return out
 }
 
+// routeEdges are Route values where sipgo's parseRouteAddress does
+// something odd (an empty address without an error, header parameters
+// dropped): parsed here, they must come out as sipgo's.
+var routeEdges = []string{
+	"<sip:p;lr>;x=1",
+	"<sip:p;lr",         // never closed: sipgo leaves the address empty
+	"<sip:p;lr>\u00e9",  // a last character of two bytes: the same
+	`"a, b" <sip:p;lr>`, // a comma inside quotes
+	"sip:p;lr",          // no brackets
+}
+
+func TestRouteEdges(t *testing.T) {
+	for _, v := range routeEdges {
+		data := []byte(crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: " + v + "\nCSeq: 1 REGISTER\n\n"))
+		if got, ok := Request(data); ok {
+			same(t, data, got)
+		}
+	}
+}
+
 // FuzzRequest: a request parsed here is the request sipgo's parser makes
 // of the same bytes.
 func FuzzRequest(f *testing.F) {
@@ -249,6 +301,9 @@ func FuzzRequest(f *testing.F) {
 	}
 	for _, b := range torture(f) {
 		f.Add(b)
+	}
+	for _, v := range routeEdges {
+		f.Add([]byte(crlf("REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: " + v + "\nCSeq: 1 REGISTER\n\n")))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if got, ok := Request(data); ok {
