@@ -147,7 +147,11 @@ type Auth struct {
 	// digits); shared by every node of a cluster. Default: env
 	// SIPWARDEN_NONCE_KEY, else a key generated into DataDir/nonce.key.
 	NonceKey string `yaml:"nonce_key"`
-	// MaxNonceCounts bounds the nonce-count replay table. Default 1048576.
+	// MaxNonceCounts bounds the nonce-count replay table: the node's own
+	// nonces are counted in a ring of this many slots (rounded down to a
+	// power of two, 8 bytes each, allocated as used); a nonce is forgotten,
+	// and its client challenged again with stale=true, once the nonce
+	// issued that many challenges after it is answered. Default 1048576.
 	MaxNonceCounts int `yaml:"max_nonce_counts"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,12 +24,17 @@ const MaxNonceClockSkew = time.Minute
 
 // Nonce layout, before base64url encoding (RFC 4648 section 5, no padding):
 //
-//	version (1) | issued, Unix ns, big-endian (8) | epoch (4) | random (5) | HMAC-SHA256 of the first 18 bytes, truncated (18)
+//	version (1) | issued, Unix ns, big-endian (8) | epoch (4) | sequence (5) | HMAC-SHA256 of the first 18 bytes, truncated (18)
 //
 // 36 bytes make 48 characters with no partial group, so each nonce has
-// exactly one spelling. The random part keeps nonces issued in the same
-// nanosecond (on several nodes) distinct, which the per-nonce counts of
-// Counts rely on; the 144-bit MAC makes them unforgeable without the key.
+// exactly one spelling. The sequence numbers the nonces of one Nonces, from
+// a random start, modulo 2^40: it keeps the nonces of one process distinct,
+// those of several nodes issued in the same nanosecond distinct too (their
+// starts are random), which the per-nonce counts rely on, and it is where a
+// Counts made by NewCountsFor keeps each nonce's count (a ring slot, not a
+// map entry). The 144-bit MAC makes nonces unforgeable without the key. (The
+// version 1 nonces of earlier releases carried 5 random bytes there: they
+// read as a sequence like any other.)
 // The epoch names the Nonces that issued the nonce: a nonce of another
 // epoch is stale. The nonce counts live in memory (Counts), so after a
 // restart a nonce issued before it has no count, and an answer captured
@@ -38,7 +44,9 @@ const MaxNonceClockSkew = time.Minute
 const (
 	nonceVersion = 1
 	nonceMsgLen  = 1 + 8 + 4 + 5
-	nonceEpoch   = 9 // offset of the epoch
+	nonceEpoch   = 9  // offset of the epoch
+	nonceSeq     = 13 // offset of the sequence
+	nonceSeqBits = 40
 	nonceMACLen  = 18
 	nonceRawLen  = nonceMsgLen + nonceMACLen
 	nonceLen     = nonceRawLen / 3 * 4
@@ -84,7 +92,8 @@ type Nonces struct {
 	epoch    [4]byte
 	lifetime time.Duration
 	now      func() time.Time
-	macs     sync.Pool // of *nonceMAC
+	seq      atomic.Uint64 // the last sequence issued, modulo 2^40
+	macs     sync.Pool     // of *nonceMAC
 }
 
 // nonceMAC is a keyed HMAC with scratch space, pooled so that New and Check
@@ -120,6 +129,9 @@ func NewNoncesEpoch(key []byte, epoch [4]byte, lifetime time.Duration, now func(
 		now = time.Now
 	}
 	n := &Nonces{key: append([]byte(nil), key...), epoch: epoch, lifetime: lifetime, now: now}
+	var start [8]byte
+	rand.Read(start[:]) // never fails (crypto/rand, Go 1.24)
+	n.seq.Store(binary.BigEndian.Uint64(start[:]))
 	n.macs.New = func() any { return &nonceMAC{h: hmac.New(sha256.New, n.key)} }
 	return n, nil
 }
@@ -135,7 +147,7 @@ func (n *Nonces) New() string {
 	m.raw[0] = nonceVersion
 	binary.BigEndian.PutUint64(m.raw[1:9], uint64(n.now().UnixNano()))
 	copy(m.raw[nonceEpoch:], n.epoch[:])
-	rand.Read(m.raw[nonceEpoch+len(n.epoch) : nonceMsgLen]) // never fails (crypto/rand, Go 1.24)
+	putSeq(m.raw[nonceSeq:nonceMsgLen], n.seq.Add(1))
 	copy(m.raw[nonceMsgLen:], m.mac())
 	var out [nonceLen]byte
 	nonceEncoding.Encode(out[:], m.raw[:])
@@ -174,6 +186,35 @@ func (m *nonceMAC) mac() []byte {
 	m.h.Reset()
 	m.h.Write(m.raw[:nonceMsgLen])
 	return m.h.Sum(m.sum[:0])[:nonceMACLen]
+}
+
+// putSeq writes the low 40 bits of seq into b's 5 bytes, big-endian.
+func putSeq(b []byte, seq uint64) {
+	_ = b[4]
+	b[0], b[1], b[2], b[3], b[4] = byte(seq>>32), byte(seq>>24), byte(seq>>16), byte(seq>>8), byte(seq)
+}
+
+// ownSeq returns the sequence of a nonce n issued (its epoch is n's), without
+// checking its MAC: call it on a nonce Check found valid. It decodes only
+// the 12 characters that hold the epoch and the sequence.
+func (n *Nonces) ownSeq(nonce string) (uint64, bool) {
+	// Raw bytes 9 to 17 (epoch and sequence) are characters 12 to 23:
+	// three whole groups of the encoding.
+	const from, to = nonceEpoch / 3 * 4, nonceMsgLen / 3 * 4
+	if len(nonce) != nonceLen || nonce[0] != 'A' {
+		return 0, false // version 1 encodes as an 'A' (6 zero bits) first
+	}
+	var raw [(to - from) / 4 * 3]byte
+	var src [to - from]byte
+	copy(src[:], nonce[from:to])
+	if k, err := nonceEncoding.Decode(raw[:], src[:]); err != nil || k != len(raw) {
+		return 0, false
+	}
+	if [4]byte(raw[:4]) != n.epoch {
+		return 0, false
+	}
+	b := raw[4:9]
+	return uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4]), true
 }
 
 // NonceEpoch returns the epoch a well-formed nonce names, without checking

@@ -141,7 +141,7 @@ func (n *Node) newAuth(ctx context.Context, tokens *token.Verifier) error {
 		if err != nil {
 			return fmt.Errorf("nonces: %w", err)
 		}
-		nonces, counts = dn, auth.LocalCounts(digest.NewCounts(cfg.Auth.MaxNonceCounts, nil))
+		nonces, counts = dn, auth.LocalCounts(digest.NewCountsFor(dn, cfg.Auth.MaxNonceCounts, nil))
 	}
 	algs := make([]digest.Algorithm, 0, len(cfg.Auth.Algorithms))
 	for _, name := range cfg.Auth.Algorithms {

@@ -130,7 +130,7 @@ func (n *Node) clusterNonces(ctx context.Context, key []byte) (auth.Nonces, auth
 	if err != nil {
 		return nil, nil, fmt.Errorf("nonces: %w", err)
 	}
-	return dn, auth.LocalCounts(digest.NewCounts(n.cfg.Auth.MaxNonceCounts, nil)), nil
+	return dn, auth.LocalCounts(digest.NewCountsFor(dn, n.cfg.Auth.MaxNonceCounts, nil)), nil
 }
 
 // sharedJWTSeed returns the cluster's Ed25519 JWT seed: the first node's
