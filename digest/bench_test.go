@@ -99,3 +99,29 @@ func BenchmarkChallengeAppendTo(b *testing.B) {
 		buf = c.AppendTo(buf[:0])
 	}
 }
+
+// BenchmarkCountsAcceptOwn is BenchmarkCountsAccept with nonces a Nonces
+// issued, counted in the ring of NewCountsFor.
+func BenchmarkCountsAcceptOwn(b *testing.B) {
+	n, err := digest.NewNonces([]byte("0123456789abcdef0123456789abcdef"), time.Hour, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := digest.NewCountsFor(n, 1<<20, nil)
+	exp := time.Now().Add(time.Hour)
+	nonces := make([]string, 1<<16)
+	for i := range nonces {
+		nonces[i] = n.New()
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i, nc := uint32(0), uint32(0)
+		for pb.Next() {
+			nc++
+			if nc > 16 {
+				nc, i = 1, i+1
+			}
+			c.Accept(nonces[int(i)%len(nonces)], nc, exp)
+		}
+	})
+}

@@ -28,7 +28,8 @@ const MaxNonceClockSkew = time.Minute
 //
 // 36 bytes make 48 characters with no partial group, so each nonce has
 // exactly one spelling. The sequence numbers the nonces of one Nonces, from
-// a random start, modulo 2^40: it keeps the nonces of one process distinct,
+// a random start, modulo 2^40, and is written through a keyed permutation
+// (seqCipher), so that it tells a peer nothing: it keeps the nonces of one process distinct,
 // those of several nodes issued in the same nanosecond distinct too (their
 // starts are random), which the per-nonce counts rely on, and it is where a
 // Counts made by NewCountsFor keeps each nonce's count (a ring slot, not a
@@ -93,6 +94,7 @@ type Nonces struct {
 	lifetime time.Duration
 	now      func() time.Time
 	seq      atomic.Uint64 // the last sequence issued, modulo 2^40
+	seqc     seqCipher     // how a sequence is written in a nonce
 	macs     sync.Pool     // of *nonceMAC
 }
 
@@ -102,6 +104,7 @@ type nonceMAC struct {
 	h   hash.Hash
 	raw [nonceRawLen]byte
 	sum [sha256.Size]byte
+	blk [32]byte // seqCipher's scratch
 }
 
 // NewNonces returns a Nonces that signs with key (at least MinNonceKeySize
@@ -128,7 +131,7 @@ func NewNoncesEpoch(key []byte, epoch [4]byte, lifetime time.Duration, now func(
 	if now == nil {
 		now = time.Now
 	}
-	n := &Nonces{key: append([]byte(nil), key...), epoch: epoch, lifetime: lifetime, now: now}
+	n := &Nonces{key: append([]byte(nil), key...), epoch: epoch, lifetime: lifetime, now: now, seqc: newSeqCipher()}
 	var start [8]byte
 	rand.Read(start[:]) // never fails (crypto/rand, Go 1.24)
 	n.seq.Store(binary.BigEndian.Uint64(start[:]))
@@ -147,7 +150,7 @@ func (n *Nonces) New() string {
 	m.raw[0] = nonceVersion
 	binary.BigEndian.PutUint64(m.raw[1:9], uint64(n.now().UnixNano()))
 	copy(m.raw[nonceEpoch:], n.epoch[:])
-	putSeq(m.raw[nonceSeq:nonceMsgLen], n.seq.Add(1))
+	putSeq(m.raw[nonceSeq:nonceMsgLen], n.seqc.encrypt(n.seq.Add(1), &m.blk))
 	copy(m.raw[nonceMsgLen:], m.mac())
 	var out [nonceLen]byte
 	nonceEncoding.Encode(out[:], m.raw[:])
@@ -214,7 +217,9 @@ func (n *Nonces) ownSeq(nonce string) (uint64, bool) {
 		return 0, false
 	}
 	b := raw[4:9]
-	return uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4]), true
+	m := n.macs.Get().(*nonceMAC)
+	defer n.macs.Put(m)
+	return n.seqc.decrypt(uint64(b[0])<<32|uint64(b[1])<<24|uint64(b[2])<<16|uint64(b[3])<<8|uint64(b[4]), &m.blk), true
 }
 
 // NonceEpoch returns the epoch a well-formed nonce names, without checking

@@ -1,6 +1,7 @@
 package digest_test
 
 import (
+	"encoding/base64"
 	"strings"
 	"sync"
 	"testing"
@@ -208,5 +209,37 @@ func TestNonceAllocs(t *testing.T) {
 	}
 	if got := testing.AllocsPerRun(100, func() { n.Check(nonce) }); got != 0 {
 		t.Errorf("Check: got %v allocs, want 0", got)
+	}
+	c := digest.NewCountsFor(n, 1024, nil)
+	exp := time.Now().Add(time.Minute)
+	nc := uint32(0)
+	if got := testing.AllocsPerRun(100, func() { nc++; c.Accept(nonce, nc, exp) }); got != 0 {
+		t.Errorf("Counts.Accept of an own nonce: got %v allocs, want 0", got)
+	}
+}
+
+// Consecutive nonces do not show the sequence that tells them apart: a
+// peer collecting nonces learns nothing of how many challenges were
+// issued in between (the sequence goes through a keyed permutation).
+func TestNonceSequenceHidden(t *testing.T) {
+	n := newNonces(t, testKey, newClock())
+	seqField := func(nonce string) uint64 {
+		raw, err := base64.RawURLEncoding.DecodeString(nonce)
+		if err != nil || len(raw) != 36 {
+			t.Fatalf("nonce %q: %v", nonce, err)
+		}
+		var v uint64
+		for _, b := range raw[13:18] {
+			v = v<<8 | uint64(b)
+		}
+		return v
+	}
+	prev := seqField(n.New())
+	for i := range 1000 {
+		cur := seqField(n.New())
+		if d := cur - prev; d < 1<<8 || -d < 1<<8 { // a chance of 2^-31 per pair
+			t.Fatalf("nonce %d: sequence field %#x after %#x, want no visible step", i, cur, prev)
+		}
+		prev = cur
 	}
 }
