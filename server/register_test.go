@@ -339,3 +339,41 @@ func TestStatelessRetransmission(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycledRequestsNotKept: the stateless front reuses a REGISTER's
+// memory for the next one once it is answered (sipparse.Parser.Recycle
+// clears it at once). Whatever the server keeps of a REGISTER (the
+// binding's contact, Call-ID, User-Agent, source) must be its own copy:
+// devices registering in turn over UDP and TCP, through the same
+// workers, each keep their own, and refreshes and replays are judged by
+// what was kept.
+func TestRecycledRequestsNotKept(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	users := []string{"rc-a", "rc-b", "rc-c", "rc-d"}
+	for _, u := range users {
+		ts.createCredential(t, u, pw, nil)
+	}
+	phones := map[string]*phone{"udp": newPhone(t, ts, "udp"), "tcp": newPhone(t, ts, "tcp")}
+	for round := 1; round <= 3; round++ {
+		for i, u := range users {
+			tr := []string{"udp", "tcp"}[i%2]
+			contact := fmt.Sprintf("<sip:%s@10.9.%d.%d:5060;transport=%s>", u, round, i, tr)
+			res := phones[tr].register(t, regOpts{user: u, pass: pw, callID: "call-" + u, cseq: uint32(round), contact: contact})
+			wantStatus(t, res, 200)
+		}
+	}
+	for i, u := range users {
+		rs := ts.registrations(t, u)
+		tr := []string{"udp", "tcp"}[i%2]
+		if len(rs) != 1 || rs[0].Username != u || rs[0].Transport != tr ||
+			rs[0].Contact != fmt.Sprintf("sip:%s@10.9.3.%d:5060;transport=%s", u, i, tr) || !strings.HasPrefix(rs[0].Source, "127.0.0.1:") {
+			t.Errorf("%s: got %+v, want one %s binding with its round-3 contact", u, rs, tr)
+		}
+	}
+	// The kept Call-ID and CSeq still order the next REGISTER of the
+	// same device: an older CSeq is refused (RFC 3261 10.3 step 7).
+	res := phones["udp"].register(t, regOpts{user: "rc-a", pass: pw, callID: "call-rc-a", cseq: 2, contact: "<sip:rc-a@10.9.9.9:5060>"})
+	if res.StatusCode == 200 {
+		t.Errorf("an older CSeq of the same Call-ID after recycling: got 200, want a refusal")
+	}
+}

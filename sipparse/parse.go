@@ -66,6 +66,56 @@ const (
 // on a stream). false: data is not of the shape handled here (see the
 // package comment); parse it with sipgo's parser.
 func Request(data []byte) (*sip.Request, bool) {
+	return (&request{}).parse(data)
+}
+
+// Parser is Request with memory reused: the request it returned last,
+// once its caller has said nobody refers to it any more (Recycle), is
+// cleared and becomes the next one. At 10,000 REGISTER flows a second
+// the request's 1,536 bytes were 41% of what the server allocated (issue
+// 18), which sets how often the GC runs and how much memory its headroom
+// takes. Only the request's own allocation is reused; the strings (a part
+// of the header section), URIs' parameters and the header list are not,
+// so whoever keeps one of those is safe. The zero Parser is ready; it is
+// not safe for concurrent use (one per worker).
+type Parser struct {
+	spare *request // cleared, ready for the next request
+	last  *request // what Request returned last
+}
+
+// Request is the package's Request.
+func (p *Parser) Request(data []byte) (*sip.Request, bool) {
+	r := p.spare
+	p.spare, p.last = nil, nil
+	if r == nil {
+		r = &request{}
+	}
+	req, ok := r.parse(data)
+	if !ok {
+		*r = request{}
+		p.spare = r
+		return nil, false
+	}
+	p.last = r
+	return req, true
+}
+
+// Recycle says that the request Request returned last is referred to by
+// nobody any more: not the caller, not its response, not a deferred
+// finish. Its memory is cleared at once, so that a reference kept by
+// mistake finds an empty request, never another client's, and is reused
+// by the next Request. Without a request not yet recycled it does
+// nothing.
+func (p *Parser) Recycle() {
+	if p.last == nil {
+		return
+	}
+	*p.last = request{}
+	p.spare, p.last = p.last, nil
+}
+
+// parse parses data into r, which must be zero.
+func (r *request) parse(data []byte) (*sip.Request, bool) {
 	if len(data) > maxMessage {
 		return nil, false
 	}
@@ -75,7 +125,6 @@ func Request(data []byte) (*sip.Request, bool) {
 	}
 	s := string(data[:end]) // every string of the request is a part of s
 	rest := data[end+2:]    // after the empty line: the body
-	r := &request{}
 	line, s, ok := nextLine(s)
 	if !ok || !r.startLine(line) {
 		return nil, false

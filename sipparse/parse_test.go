@@ -309,7 +309,66 @@ func FuzzRequest(f *testing.F) {
 		if got, ok := Request(data); ok {
 			same(t, data, got)
 		}
+		// The same through a Parser whose memory held another request.
+		var p Parser
+		if _, ok := p.Request([]byte(clients["baresip with outbound= (captured)"])); !ok {
+			t.Fatal("baresip's REGISTER handed on")
+		}
+		p.Recycle()
+		if got, ok := p.Request(data); ok {
+			same(t, data, got)
+		}
 	})
+}
+
+// A Parser reuses a request's memory once it is recycled, and only then;
+// the recycled request is cleared at once; what it parses into reused
+// memory is what Request parses.
+func TestParserRecycles(t *testing.T) {
+	var p Parser
+	first, ok := p.Request([]byte(clients["sipp (captured)"]))
+	if !ok {
+		t.Fatal("sipp's REGISTER handed on")
+	}
+	second, ok := p.Request([]byte(clients["sipp (captured)"]))
+	if !ok || second == first {
+		t.Fatalf("a second request without Recycle: got the first's memory (%v), want its own", ok)
+	}
+	if first.CallID() == nil {
+		t.Fatal("the first request was cleared without Recycle")
+	}
+	p.Recycle()
+	if second.CallID() != nil || second.Via() != nil || len(second.Headers()) != 0 {
+		t.Errorf("after Recycle: the request still has its headers, want it cleared")
+	}
+	for name, m := range clients {
+		got, ok := p.Request([]byte(m))
+		if !ok {
+			t.Fatalf("%s: handed on", name)
+		}
+		if got != second {
+			t.Errorf("%s: got new memory, want the recycled request's", name)
+		}
+		same(t, []byte(m), got)
+		p.Recycle()
+	}
+	// A message handed on leaves the memory for the next one.
+	if _, ok := p.Request([]byte("REGISTER sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a\r\n folded\r\n\r\n")); ok {
+		t.Fatal("a folded line: parsed here, want it handed on")
+	}
+	if got, ok := p.Request([]byte(clients["sipp (captured)"])); !ok || got != second {
+		t.Errorf("after a message handed on: got new memory (%v), want the recycled request's", ok)
+	}
+	p.Recycle()
+	p.Recycle() // nothing to recycle: no effect
+	if got := testing.AllocsPerRun(100, func() {
+		if _, ok := p.Request([]byte(clients["sipp (captured)"])); !ok {
+			t.Fatal("handed on")
+		}
+		p.Recycle()
+	}); got > 11 {
+		t.Errorf("with Recycle: got %v allocations, want at most 11 (Request makes 12)", got)
+	}
 }
 
 // BenchmarkParse compares sipgo's parser with this one on a second-leg
@@ -331,6 +390,16 @@ func BenchmarkParse(b *testing.B) {
 			if _, ok := Request(data); !ok {
 				b.Fatal("handed on")
 			}
+		}
+	})
+	b.Run("sipparse-recycled", func(b *testing.B) {
+		var p Parser
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := p.Request(data); !ok {
+				b.Fatal("handed on")
+			}
+			p.Recycle()
 		}
 	})
 }

@@ -336,7 +336,7 @@ func (o *outbox) flush(f *Front) {
 
 func (f *Front) worker() {
 	defer f.wg.Done()
-	parser := sip.NewParser()
+	ps := &parsers{sipgo: sip.NewParser()}
 	var dg datagrams            // UDP answers
 	var box outbox              // a stream's answers
 	a := answer{done: f.closed} // reused: handlers do not keep it
@@ -347,7 +347,7 @@ func (f *Front) worker() {
 		if !ok {
 			return
 		}
-		f.work(parser, &dg, &box, &a, j)
+		f.work(ps, &dg, &box, &a, j)
 		// More queued: answer them before writing (bounded, so that the
 		// first answers of a long queue do not wait for the last).
 		for range maxBatchJobs - 1 {
@@ -355,7 +355,7 @@ func (f *Front) worker() {
 			if !ok {
 				break
 			}
-			f.work(parser, &dg, &box, &a, j)
+			f.work(ps, &dg, &box, &a, j)
 		}
 		dg.flush(f)
 		box.flush(f)
@@ -406,30 +406,51 @@ func (f *Front) queuedJob() (job, bool) {
 }
 
 // work handles one job a worker took from the queue.
-func (f *Front) work(parser *sip.Parser, dg *datagrams, box *outbox, a *answer, j job) {
+// parsers are a worker's: sipparse's, whose request's memory the worker
+// recycles once the request is answered, and sipgo's for the rest.
+type parsers struct {
+	lean  sipparse.Parser
+	sipgo *sip.Parser
+}
+
+func (f *Front) work(ps *parsers, dg *datagrams, box *outbox, a *answer, j job) {
 	f.queued.remove(j.sum)
 	j.releaseSlot()
 	if f.cfg.OnQueueDelay != nil && !j.at.IsZero() {
 		f.cfg.OnQueueDelay(time.Since(j.at))
 	}
-	f.handle(parser, dg, box, a, j)
+	f.handle(ps, dg, box, a, j)
 	f.putBuf(j.buf)
 }
 
-func (f *Front) handle(parser *sip.Parser, dg *datagrams, box *outbox, a *answer, j job) {
+func (f *Front) handle(ps *parsers, dg *datagrams, box *outbox, a *answer, j job) {
 	if j.req != nil {
 		f.handleInvite(dg, box, a, j)
 		return
 	}
+	deferred := len(a.later)
+	f.handleRegister(ps, dg, box, a, j)
+	// The request is answered: its response is serialized (send), and
+	// neither the handlers nor the admission chain keep a request or its
+	// headers (they copy the strings they keep: a binding's, a cache's
+	// keys). Unless its finish was deferred, the request's memory is the
+	// next one's (sipparse.Parser.Recycle; a mistake shows as a cleared
+	// request, which TestRecycledRequestsNotKept looks for).
+	if len(a.later) == deferred {
+		ps.lean.Recycle()
+	}
+}
+
+func (f *Front) handleRegister(ps *parsers, dg *datagrams, box *outbox, a *answer, j job) {
 	var source string
 	if j.conn != nil {
 		source = j.conn.src
 	} else {
 		source = j.addr.String()
 	}
-	req, ok := sipparse.Request((*j.buf)[:j.n])
+	req, ok := ps.lean.Request((*j.buf)[:j.n])
 	if !ok { // not the common shape: sipgo's parser, and its answer
-		msg, err := parser.ParseSIP((*j.buf)[:j.n])
+		msg, err := ps.sipgo.ParseSIP((*j.buf)[:j.n])
 		if err != nil {
 			// Also a datagram shorter than its Content-Length: RFC
 			// 3261 18.3's 400 SHOULD would be answered before the

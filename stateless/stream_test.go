@@ -243,14 +243,14 @@ func TestStreamConnSlots(t *testing.T) {
 	var box outbox
 	f.h = func(*sip.Request, sip.ServerTransaction) {} // answers nothing
 	for range maxConnQueued/2 - 1 {
-		f.work(sip.NewParser(), &w, &box, &answer{}, <-f.jobs)
+		f.work(&parsers{sipgo: sip.NewParser()}, &w, &box, &answer{}, <-f.jobs)
 	}
 	select {
 	case err := <-aDone:
 		t.Fatalf("connection a's reader went on with %d of its slots free (%v); want it to wait for half", maxConnQueued/2-1, err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	f.work(sip.NewParser(), &w, &box, &answer{}, <-f.jobs)
+	f.work(&parsers{sipgo: sip.NewParser()}, &w, &box, &answer{}, <-f.jobs)
 	select {
 	case err := <-aDone:
 		if !errors.Is(err, io.EOF) {
