@@ -37,7 +37,7 @@ func TestCheckConnectionACL(t *testing.T) {
 	}
 	a, err := auth.New(auth.Config{
 		Realm: realm, Algorithms: []digest.Algorithm{digest.MD5}, QOP: []string{"auth"},
-		Nonce: nonces, Count: auth.LocalCounts(digest.NewCounts(1024, clk.now)), Now: clk.now, Connections: db,
+		Nonce: nonces, Count: auth.LocalCounts(digest.NewCountsFor(nonces, 1024, clk.now)), Now: clk.now, Connections: db,
 	}, db)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func newBearerFixture(t *testing.T, bearerFirst bool) *bearerFixture {
 	}
 	a, err := auth.New(auth.Config{
 		Realm: realm, Algorithms: []digest.Algorithm{digest.MD5}, QOP: []string{"auth"},
-		Nonce: f.nonces, Count: auth.LocalCounts(digest.NewCounts(1024, f.clk.now)), Now: f.clk.now,
+		Nonce: f.nonces, Count: auth.LocalCounts(digest.NewCountsFor(f.nonces, 1024, f.clk.now)), Now: f.clk.now,
 		Tokens: ver, BearerFirst: bearerFirst,
 	}, f.db)
 	if err != nil {

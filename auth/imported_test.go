@@ -35,7 +35,7 @@ func TestChallengesOnlyWithHA1(t *testing.T) {
 	}
 	a, err := auth.New(auth.Config{
 		Realm: realm, Algorithms: []digest.Algorithm{digest.SHA256, digest.MD5}, QOP: []string{"auth"},
-		Nonce: nonces, Count: auth.LocalCounts(digest.NewCounts(1024, clk.now)), Now: clk.now,
+		Nonce: nonces, Count: auth.LocalCounts(digest.NewCountsFor(nonces, 1024, clk.now)), Now: clk.now,
 	}, db)
 	if err != nil {
 		t.Fatal(err)

@@ -471,8 +471,8 @@ func (c *Config) Validate() error {
 			bad("auth.nonce_key", "(secret)", "want at least 32 hex digits")
 		}
 	}
-	if c.Auth.MaxNonceCounts < 1024 {
-		bad("auth.max_nonce_counts", c.Auth.MaxNonceCounts, "want at least 1024")
+	if n := c.Auth.MaxNonceCounts; n < 1024 || n > 1<<26 {
+		bad("auth.max_nonce_counts", n, "want 1024 to 67108864")
 	}
 	r := c.Registrar
 	if r.UDPMode != "stateless" && r.UDPMode != "stateful" {

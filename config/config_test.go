@@ -109,6 +109,8 @@ func TestLoadRefuses(t *testing.T) {
 		{"advertise without cluster", "cluster:\n  advertise: 127.0.0.1:5060\n", "cluster.advertise"},
 		{"cluster timeout", "cluster:\n  timeout: 1ns\n", "cluster.timeout"},
 		{"cluster nonce counts", "cluster:\n  nonce_counts: redis\n", `cluster.nonce_counts: invalid value "redis"`},
+		{"few nonce counts", "auth:\n  max_nonce_counts: 1000\n", "auth.max_nonce_counts"},
+		{"huge nonce counts", "auth:\n  max_nonce_counts: 1099511627776\n", "auth.max_nonce_counts"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -143,17 +143,26 @@ func NewCounts(maxEntries int, now func() time.Time) *Counts {
 
 // NewCountsFor is NewCounts for the nonces of n: those are tracked in a
 // ring of slots, one per sequence number modulo the ring's size (the
-// largest power of two not above maxEntries, at least 1,024), 8 bytes
-// each, allocated 64 KB at a time as the sequence reaches them. A nonce of
-// n's is forgotten, and then refused, once a nonce issued the ring's size
-// after it has been answered: under a flood of challenges that nobody
-// answers, a client reusing an older nonce is challenged again (with
-// stale=true), one extra round trip, never a replay accepted. Other
-// nonces (none, when only n's nonces pass Check) go to the map, as with
-// NewCounts.
+// largest power of two not above maxEntries, 1,024 to 2^26), 8 bytes
+// each, allocated 64 KB at a time as answers reach them. A nonce of n's
+// is forgotten, and then refused, once the nonce issued the ring's size
+// after it has been answered: every challenge moves the ring on, answered
+// or not, so at 3,500 challenges a second a ring of 2^20 turns over
+// within a nonce lifetime of 5 minutes, and a client reusing an older
+// nonce is challenged again (with stale=true): one extra round trip,
+// never a replay accepted. Other nonces go to the map, as with NewCounts.
+// Only a Nonces made by NewNonces has a ring: its epoch is its own, so a
+// nonce with its epoch is one it issued. A Nonces made by NewNoncesEpoch
+// shares its epoch with other processes (a cluster's nodes), whose
+// sequences mean nothing here: NewCountsFor is then NewCounts.
 func NewCountsFor(n *Nonces, maxEntries int, now func() time.Time) *Counts {
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxCounts
+	}
 	c := NewCounts(maxEntries, now)
-	c.ring = newCountRing(n, maxEntries)
+	if n.ownEpoch {
+		c.ring = newCountRing(n, maxEntries)
+	}
 	return c
 }
 
@@ -178,7 +187,8 @@ func (c *Counts) secs(t time.Time) uint32 {
 }
 
 // Accept records nc as the count of a request answering nonce, which
-// expires at expires (as Nonces.Check returns it), and reports whether it
+// expires at expires (as Nonces.Check returns it: a nonce must have passed
+// Check, which proves who issued it, before its count is taken), and reports whether it
 // is fresh: higher than every count accepted for nonce so far. It refuses
 // nc 0 and expired nonces.
 func (c *Counts) Accept(nonce string, nc uint32, expires time.Time) bool {

@@ -29,7 +29,8 @@ const MaxNonceClockSkew = time.Minute
 // 36 bytes make 48 characters with no partial group, so each nonce has
 // exactly one spelling. The sequence numbers the nonces of one Nonces, from
 // a random start, modulo 2^40, and is written through a keyed permutation
-// (seqCipher), so that it tells a peer nothing: it keeps the nonces of one process distinct,
+// (seqCipher), so that it does not show how many challenges were issued
+// between two nonces: it keeps the nonces of one process distinct,
 // those of several nodes issued in the same nanosecond distinct too (their
 // starts are random), which the per-nonce counts rely on, and it is where a
 // Counts made by NewCountsFor keeps each nonce's count (a ring slot, not a
@@ -84,8 +85,8 @@ func (s NonceStatus) String() string {
 	return "NonceStatus(" + strconv.Itoa(int(s)) + ")"
 }
 
-// Nonces issues and checks stateless nonces: an issue time, random bytes and
-// an HMAC-SHA256 over them, so that every node sharing the key can check a
+// Nonces issues and checks stateless nonces: an issue time, an epoch, a
+// sequence number (hidden) and an HMAC-SHA256 over them, so that every node sharing the key can check a
 // nonce any of them issued, with no shared state. It is safe for concurrent
 // use.
 type Nonces struct {
@@ -93,8 +94,9 @@ type Nonces struct {
 	epoch    [4]byte
 	lifetime time.Duration
 	now      func() time.Time
-	seq      atomic.Uint64 // the last sequence issued, modulo 2^40
+	seq      atomic.Uint64 // the last sequence issued (its low 40 bits)
 	seqc     seqCipher     // how a sequence is written in a nonce
+	ownEpoch bool          // NewNonces: no other process has the epoch
 	macs     sync.Pool     // of *nonceMAC
 }
 
@@ -114,7 +116,12 @@ type nonceMAC struct {
 func NewNonces(key []byte, lifetime time.Duration, now func() time.Time) (*Nonces, error) {
 	var epoch [4]byte
 	rand.Read(epoch[:]) // never fails (crypto/rand, Go 1.24)
-	return NewNoncesEpoch(key, epoch, lifetime, now)
+	n, err := NewNoncesEpoch(key, epoch, lifetime, now)
+	if err != nil {
+		return nil, err
+	}
+	n.ownEpoch = true
+	return n, nil
 }
 
 // NewNoncesEpoch is NewNonces with a given epoch: the nodes of a cluster,

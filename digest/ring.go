@@ -18,18 +18,18 @@ const ringChunkBits = 13
 //
 // A slot holds the high bits of its nonce's sequence (the low bits are the
 // slot's index), the count accepted last and the request that carried it.
-// A slot only ever moves to a later nonce: a nonce issued a ring's size
-// after another, once answered, takes the slot, and the earlier one is
-// then refused (its count is forgotten: fail closed, as the map's
-// eviction). The high bits are compared modulo their width, half the range
-// ahead counting as later, which is exact while fewer than 2^39 nonces are
-// issued within a nonce's lifetime.
+// A slot only ever moves to a later nonce: once a nonce issued a ring's
+// size after another is answered, it takes the slot, and the earlier one
+// is then refused (its count is forgotten: fail closed, as the map's
+// eviction). Which of two nonces is later is told by their age, counted
+// back from the last sequence the Nonces issued (modulo 2^40): exact
+// unless 2^40 nonces were issued since the slot was written, and then
+// wrong once, for one nonce's lifetime.
 type countRing struct {
 	nonces   *Nonces
 	bits     uint   // log2 of the number of slots
 	mask     uint64 // slots - 1
 	hmask    uint64 // the high bits' range - 1
-	half     uint64 // half that range
 	chunkLen uint64
 	chunks   []atomic.Pointer[ringChunk]
 	used     atomic.Int64 // slots ever written
@@ -37,16 +37,21 @@ type countRing struct {
 
 type ringChunk struct{ s []atomic.Uint64 }
 
+// Bounds of a ring's size: 1,024 to 2^26 slots (8 KB to 512 MB).
+const (
+	minRingBits = 10
+	maxRingBits = 26
+)
+
 // newCountRing returns a ring for n's nonces with the largest power of two
-// of slots not above maxSlots (at least 1,024).
+// of slots not above maxSlots, within minRingBits and maxRingBits.
 func newCountRing(n *Nonces, maxSlots int) *countRing {
-	b := uint(bits.Len(uint(max(maxSlots, 1024)))) - 1
+	b := min(max(uint(bits.Len(uint(max(maxSlots, 1)))), minRingBits+1), maxRingBits+1) - 1
 	r := &countRing{
 		nonces:   n,
 		bits:     b,
 		mask:     1<<b - 1,
 		hmask:    1<<(nonceSeqBits-b) - 1,
-		half:     1 << (nonceSeqBits - b - 1),
 		chunkLen: min(uint64(1)<<ringChunkBits, uint64(1)<<b),
 	}
 	r.chunks = make([]atomic.Pointer[ringChunk], (1<<b)/r.chunkLen)
@@ -73,14 +78,15 @@ func (r *countRing) slot(i uint64) *atomic.Uint64 {
 // nc is between 1 and MaxCount; repeat says whether a repetition of the
 // count accepted last in the same request (tag) is still a Repeat.
 func (r *countRing) accept(seq uint64, nc, tag uint16, repeat bool) Verdict {
-	slot := r.slot(seq & r.mask)
+	seq &= seqMask
+	i := seq & r.mask
+	slot := r.slot(i)
 	h := seq >> r.bits & r.hmask
 	next := h<<32 | uint64(nc)<<16 | uint64(tag)
 	for {
 		old := slot.Load()
 		if old != 0 { // nc >= 1: a written slot is never 0
-			switch oh := old >> 32; {
-			case oh == h:
+			if oh := old >> 32; oh == h {
 				onc, otag := uint16(old>>16), uint16(old)
 				if repeat && nc == onc && tag == otag {
 					return Repeat
@@ -88,8 +94,13 @@ func (r *countRing) accept(seq uint64, nc, tag uint16, repeat bool) Verdict {
 				if nc <= onc {
 					return Refused // RFC 7616 section 3.4.5: a replay
 				}
-			case (h-oh)&r.hmask >= r.half:
-				return Refused // a later nonce holds the slot: this one's count is forgotten
+			} else {
+				// The last sequence issued, read after the slot: the
+				// slot's nonce was issued before it, as this one was.
+				cur := r.nonces.seq.Load()
+				if other := oh<<r.bits | i; (cur-other)&seqMask < (cur-seq)&seqMask {
+					return Refused // a later nonce holds the slot: this one's count is forgotten
+				}
 			}
 		}
 		if slot.CompareAndSwap(old, next) {

@@ -67,18 +67,71 @@ func TestRingAcceptRepeat(t *testing.T) {
 }
 
 // Nonces the Counts' Nonces did not issue (another process's epoch, or not
-// nonces at all) are counted in the map, by the same rules.
+// nonces at all) are counted in the map, by the same rules; its own are
+// not.
 func TestRingOtherNonces(t *testing.T) {
-	clk, _, c := ringFixture(t, 1024)
+	clk, n, c := ringFixture(t, 1024)
 	foreign := newNonces(t, testKey, clk).New() // another epoch
 	exp := clk.Now().Add(time.Minute)
-	for _, nonce := range []string{foreign, "a", ""} {
+	for i, nonce := range []string{foreign, "a", ""} {
 		if !c.Accept(nonce, 1, exp) || c.Accept(nonce, 1, exp) || !c.Accept(nonce, 2, exp) {
 			t.Errorf("%q: want 1 accepted, 1 again refused, 2 accepted", nonce)
 		}
+		if got := digest.MapLen(c); got != i+1 {
+			t.Errorf("%q: got %d nonces in the map, want %d", nonce, got, i+1)
+		}
 	}
-	if got := c.Len(); got != 3 {
-		t.Errorf("Len: got %d, want 3 (in the map)", got)
+	if !c.Accept(n.New(), 1, exp) || digest.MapLen(c) != 3 || c.Len() != 4 {
+		t.Errorf("an own nonce: got %d in the map and %d in all, want 3 and 4", digest.MapLen(c), c.Len())
+	}
+	// A Nonces whose epoch is shared (NewNoncesEpoch: a cluster's nodes)
+	// has no ring: a nonce with its epoch may be another node's.
+	shared, err := digest.NewNoncesEpoch(testKey, [4]byte{1, 2, 3, 4}, 5*time.Minute, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := digest.NewCountsFor(shared, 1024, clk.Now)
+	if !sc.Accept(shared.New(), 1, exp) || digest.MapLen(sc) != 1 {
+		t.Errorf("a shared epoch's nonce: got %d in the map, want 1", digest.MapLen(sc))
+	}
+}
+
+// Of two nonces in one slot, the one issued later wins, whichever is
+// answered first; and a slot written long ago (2^39 challenges and more,
+// none answered in it since) does not make a new nonce look earlier.
+func TestRingLaterNonceWins(t *testing.T) {
+	clk, n, c := ringFixture(t, 1024)
+	exp := clk.Now().Add(time.Hour)
+	earlier := n.New()
+	for range 1023 {
+		n.New()
+	}
+	later := n.New()
+	if !c.Accept(later, 1, exp) {
+		t.Fatal("the later nonce: got false, want true")
+	}
+	if c.Accept(earlier, 1, exp) {
+		t.Errorf("the earlier nonce, answered after the later one took the slot: got true, want false")
+	}
+	if c.Accept(later, 1, exp) || !c.Accept(later, 2, exp) {
+		t.Errorf("the later nonce: want its replay refused, its next count accepted")
+	}
+
+	clk, n, c = ringFixture(t, 1024)
+	old := n.New()
+	if !c.Accept(old, 1, exp) {
+		t.Fatal("first nonce: got false, want true")
+	}
+	for _, jump := range []uint64{1 << 39, 1<<39 + 1<<38, 1<<40 - 2048} {
+		digest.SetNonceSequence(n, digest.NonceSequence(n)+jump-1) // the next nonce: old's slot
+		fresh := n.New()
+		if !c.Accept(fresh, 1, exp) || c.Accept(fresh, 1, exp) {
+			t.Errorf("a nonce %d challenges later, in a slot written then: want 1 accepted and its replay refused", jump)
+		}
+		if c.Accept(old, 2, exp) {
+			t.Errorf("the nonce %d challenges earlier: got accepted, want refused", jump)
+		}
+		old = fresh
 	}
 }
 
@@ -122,7 +175,7 @@ func TestRingSequenceWraps(t *testing.T) {
 	exp := clk.Now().Add(time.Hour)
 	digest.SetNonceSequence(n, 1<<40-1024-8)
 	var nonces []string
-	for range 1024 + 16 { // the last 16 are after the wrap, in the first 16's slots
+	for range 1024 + 16 { // the last 9 are after the wrap; the last 16 in the first 16's slots
 		nonces = append(nonces, n.New())
 	}
 	for i, nonce := range nonces[:1024] {
@@ -262,7 +315,7 @@ func TestRingAllocatedAsUsed(t *testing.T) {
 		t.Errorf("a ring of 16M slots with 100 used: heap grew by %d bytes, want under 1 MB", grew)
 	}
 	runtime.KeepAlive(c)
-	if got := fmt.Sprint(c.Len()); got != "100" {
+	if got := fmt.Sprint(c.Len()); got != "100" { // all in the ring
 		t.Errorf("Len: got %s, want 100", got)
 	}
 }

@@ -6,20 +6,21 @@ import (
 	"crypto/rand"
 )
 
-// seqCipher is a keyed permutation of 40-bit numbers: a four-round Feistel
-// network on 20-bit halves whose round function is AES-128 under a random
-// key (Luby and Rackoff: four rounds of a pseudorandom function make a
-// strong pseudorandom permutation). A nonce carries its sequence number
-// through it, so that the nonces a peer collects do not tell how many
-// challenges the server issued in between (its traffic), while the
-// Counts' ring still finds the sequence.
+// seqCipher is a keyed permutation of 40-bit numbers: a Feistel network on
+// 20-bit halves whose round function is AES-128 under a random key, with
+// ten rounds as NIST's FF1 format-preserving cipher has (SP 800-38G; four
+// would do for large halves, Luby and Rackoff, but the halves are small).
+// A nonce carries its sequence number through it, so that the nonces a
+// peer collects do not show how many challenges the server issued in
+// between (its traffic), while the Counts' ring still finds the sequence.
+// It hides a count; it is not what keeps nonces unforgeable (the MAC is).
 type seqCipher struct{ b cipher.Block }
 
 const (
 	seqHalfBits = nonceSeqBits / 2
 	seqHalfMask = 1<<seqHalfBits - 1
 	seqMask     = 1<<nonceSeqBits - 1
-	seqRounds   = 4
+	seqRounds   = 10
 )
 
 func newSeqCipher() seqCipher {

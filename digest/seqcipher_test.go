@@ -35,3 +35,27 @@ func TestSeqCipherPermutes(t *testing.T) {
 		t.Errorf("two random keys agree on %d of 1000 sequences, want about none", same)
 	}
 }
+
+// Flipping any one bit of a sequence flips each bit of its image about
+// half the time (a Feistel network of one or two rounds does not: half of
+// its output follows the input bit for bit).
+func TestSeqCipherAvalanche(t *testing.T) {
+	c := newSeqCipher()
+	var scratch [32]byte
+	const trials = 200
+	for in := range nonceSeqBits {
+		var flips [nonceSeqBits]int
+		for k := range uint64(trials) {
+			v := (k*0x9e3779b97f4a7c15 + uint64(in)) & seqMask
+			d := c.encrypt(v, &scratch) ^ c.encrypt(v^1<<in, &scratch)
+			for out := range nonceSeqBits {
+				flips[out] += int(d >> out & 1)
+			}
+		}
+		for out, f := range flips {
+			if f < trials/4 || f > trials*3/4 {
+				t.Fatalf("input bit %d flipped output bit %d in %d of %d trials, want about half", in, out, f, trials)
+			}
+		}
+	}
+}
