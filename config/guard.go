@@ -96,8 +96,12 @@ type Limits struct {
 	// credentials may wait for a worker of the stateless front before it
 	// is answered 503 Service Unavailable with a Retry-After instead
 	// (overload: the server keeps serving at its maximum and refuses the
-	// rest cheaply). Requests with credentials are always served. Default
-	// 100ms; negative: never.
+	// rest cheaply). Requests with credentials are always served. While
+	// not negative, a node whose UDP datagrams wait in the kernel over 20
+	// ms for two intervals of 100 ms running (CoDel's standing queue, RFC
+	// 8289) also answers every INVITE that starts a call 503 at once, with
+	// credentials or without, until its queue empties. Default 100ms;
+	// negative: never.
 	MaxQueueDelay Duration `yaml:"max_queue_delay"`
 }
 

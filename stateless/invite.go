@@ -111,6 +111,11 @@ func (f *Front) take(msg []byte, j job) bool {
 	case f.inv == nil:
 		return false
 	case bytes.HasPrefix(msg, []byte("INVITE ")):
+		if f.overloaded() {
+			if f.refuseNewInvite(msg, j) {
+				return true
+			}
+		}
 		return f.takeInvite(msg, j)
 	case bytes.HasPrefix(msg, []byte("ACK ")):
 		return f.absorbACK(msg, j)
@@ -154,6 +159,46 @@ func (f *Front) takeInvite(msg []byte, j job) bool {
 	default:
 		return false
 	}
+}
+
+// refuseNewInvite answers an INVITE that starts a call (no To tag) 503
+// Service Unavailable with a Retry-After, at once, on the reader's
+// goroutine and without a transaction, when the process is overloaded
+// (schedLoad): with or without credentials, from a phone or a trunk. A
+// call refused at its start costs a parse and a write; a call admitted
+// into an overloaded process costs every call in progress their time.
+// The answer carries the front's To tag, so that its ACK is absorbed
+// like a 407's. false: not such an INVITE (sipgo's, in order).
+func (f *Front) refuseNewInvite(msg []byte, j job) bool {
+	m, err := f.inv.parser.ParseSIP(msg)
+	if err != nil {
+		return false
+	}
+	req, ok := m.(*sip.Request)
+	if !ok || req.Via() == nil || req.CSeq() == nil || req.To() == nil || req.To().Params.Has("tag") {
+		return false
+	}
+	tag, ok := f.inv.tag(req)
+	if !ok {
+		return false
+	}
+	req.SetSource(j.source())
+	req.SetTransport(j.transport)
+	res := f.serviceUnavailable(req)
+	if to := res.To(); to != nil {
+		to.Params.Add("tag", tag)
+	}
+	var b bytes.Buffer
+	res.StringWrite(&b)
+	if j.conn != nil {
+		if err := j.conn.answer(b.Bytes()); err != nil {
+			f.log.Debug("send 503 to an INVITE", "transport", j.transport, "error", err)
+		}
+	} else if _, err := j.pc.WriteTo(b.Bytes(), j.addr); err != nil {
+		f.log.Debug("send 503 to an INVITE", "transport", j.transport, "error", err)
+	}
+	f.shed(ShedOverload)
+	return true
 }
 
 // absorbACK reports whether msg is the ACK of one of the front's answers,

@@ -37,11 +37,18 @@ func (f *Front) late(j job) bool {
 // refuse answers req 503 Service Unavailable with a Retry-After in
 // [RetryAfter, 2*RetryAfter) seconds (RFC 3261 section 21.5.4).
 func (f *Front) refuse(dg *datagrams, box *outbox, req *sip.Request, j job) {
+	res := f.serviceUnavailable(req)
+	f.shed(ShedOverload)
+	f.send(dg, box, res, j)
+}
+
+// serviceUnavailable is the 503 of an overloaded front, with its spread
+// Retry-After.
+func (f *Front) serviceUnavailable(req *sip.Request) *sip.Response {
 	res := reply.FromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable")
 	secs := f.cfg.RetryAfter + rand.IntN(f.cfg.RetryAfter)
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(secs)))
-	f.shed(ShedOverload)
-	f.send(dg, box, res, j)
+	return res
 }
 
 // shed counts one request refused or dropped for overload, and logs at

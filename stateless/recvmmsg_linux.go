@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,9 @@ type mmsgReader struct {
 	// names has room for either family's address: the kernel writes a
 	// sockaddr_in on an IPv4 socket, a sockaddr_in6 on an IPv6 one.
 	names []unix.RawSockaddrInet6
+	// ctrls hold each datagram's control message: its arrival time
+	// (SO_TIMESTAMPNS), when the socket gives it.
+	ctrls [][]byte
 	// n datagrams were read by the last call; next is the next to hand
 	// out.
 	n, next int
@@ -51,7 +55,15 @@ func newBatchReader(pc net.PacketConn) batchReader {
 		raw: raw, laddr: pc.LocalAddr(),
 		bufs: make([][]byte, batchRead), hdrs: make([]unix.Mmsghdr, batchRead),
 		iovs: make([]unix.Iovec, batchRead), names: make([]unix.RawSockaddrInet6, batchRead),
+		ctrls: make([][]byte, batchRead),
 	}
+	// The kernel stamps each datagram with its arrival (CLOCK_REALTIME):
+	// how long it waited in the socket's buffer is the front's queue
+	// delay at admission (sojourn.go). Without it (an error here) that
+	// delay is not known, and nothing else changes.
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	})
 	for i := range r.bufs {
 		r.bufs[i] = make([]byte, maxDatagram)
 		r.iovs[i] = unix.Iovec{Base: &r.bufs[i][0]}
@@ -59,6 +71,8 @@ func newBatchReader(pc net.PacketConn) batchReader {
 		r.hdrs[i].Hdr.Iov = &r.iovs[i]
 		r.hdrs[i].Hdr.SetIovlen(1)
 		r.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		r.ctrls[i] = make([]byte, ctrlLen)
+		r.hdrs[i].Hdr.Control = &r.ctrls[i][0]
 	}
 	return r
 }
@@ -66,20 +80,40 @@ func newBatchReader(pc net.PacketConn) batchReader {
 // read returns the next datagram (valid until the next read) and its
 // source, reading a batch when none is left. Its errors are those of the
 // socket, as ReadFrom gives them (net.ErrClosed once it is closed).
-func (r *mmsgReader) read() ([]byte, net.Addr, error) {
+func (r *mmsgReader) read() ([]byte, net.Addr, time.Time, error) {
 	for {
 		for r.next < r.n {
 			i := r.next
 			r.next++
 			if addr := r.source(i); addr != nil {
-				return r.bufs[i][:r.hdrs[i].Len], addr, nil
+				return r.bufs[i][:r.hdrs[i].Len], addr, r.arrival(i), nil
 			}
 			// An address of neither family: not a datagram from a peer.
 		}
 		if err := r.fill(); err != nil {
-			return nil, nil, &net.OpError{Op: "read", Net: "udp", Source: r.laddr, Err: err}
+			return nil, nil, time.Time{}, &net.OpError{Op: "read", Net: "udp", Source: r.laddr, Err: err}
 		}
 	}
+}
+
+// ctrlLen is room for one control message holding a timespec.
+var ctrlLen = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
+
+// arrival returns when datagram i reached the socket (its SO_TIMESTAMPNS
+// control message), the zero time when it has none.
+func (r *mmsgReader) arrival(i int) time.Time {
+	const tsLen = int(unsafe.Sizeof(unix.Timespec{}))
+	off := unix.CmsgLen(0)
+	if int(r.hdrs[i].Hdr.Controllen) < off+tsLen {
+		return time.Time{}
+	}
+	c := r.ctrls[i]
+	cm := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	if cm.Level != unix.SOL_SOCKET || cm.Type != unix.SO_TIMESTAMPNS {
+		return time.Time{}
+	}
+	ts := (*unix.Timespec)(unsafe.Pointer(&c[off]))
+	return time.Unix(ts.Unix())
 }
 
 // fill reads the next batch, waiting for at least one datagram.
@@ -87,6 +121,7 @@ func (r *mmsgReader) fill() error {
 	r.n, r.next = 0, 0
 	for i := range r.hdrs {
 		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		r.hdrs[i].Hdr.SetControllen(ctrlLen)
 		r.hdrs[i].Hdr.Flags = 0
 		r.hdrs[i].Len = 0
 	}

@@ -71,7 +71,8 @@ type Config struct {
 	// Unavailable with a Retry-After (RFC 3261 section 21.5.4) instead of
 	// handling it, which costs a parse and a write. Requests with
 	// credentials, which finish a flow already begun, are always handled.
-	// 0: never.
+	// It also turns on the refusal of new calls while a UDP socket's
+	// queue stands (sojourn.go). 0: never.
 	MaxQueueDelay time.Duration
 	// RetryAfter is the least Retry-After of those 503s, in seconds; each
 	// is drawn from [RetryAfter, 2*RetryAfter) so that the refused clients
@@ -109,6 +110,9 @@ type Front struct {
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
 	queued  queuedSet     // datagrams waiting for a worker (overload.go)
+	// standing is set while a UDP socket's datagrams wait in the kernel
+	// longer than standingTarget (sojourn.go).
+	standing atomic.Bool
 	// Requests shed for overload, and when that was last logged (Unix ns).
 	shedTotal  atomic.Uint64
 	shedLogged atomic.Int64

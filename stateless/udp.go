@@ -3,6 +3,7 @@ package stateless
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // PacketConn wraps the UDP socket sipgo serves: ReadFrom takes REGISTER
@@ -20,12 +21,14 @@ type packetConn struct {
 	// socket: never contended).
 	mu    sync.Mutex
 	batch batchReader
+	queue sojourn // how long its datagrams wait in the kernel (under mu)
 }
 
 // batchReader reads a socket several datagrams at a time: read returns
-// the next one, valid until the next read, and its source.
+// the next one, valid until the next read, its source, and when it
+// reached the socket (the zero time: not known).
 type batchReader interface {
-	read() ([]byte, net.Addr, error)
+	read() ([]byte, net.Addr, time.Time, error)
 }
 
 // ReadFrom returns the next datagram the front did not take (Front.take:
@@ -49,9 +52,13 @@ func (c *packetConn) readBatched(b []byte) (int, net.Addr, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		msg, addr, err := c.batch.read()
+		msg, addr, arrived, err := c.batch.read()
 		if err != nil {
 			return 0, nil, err
+		}
+		if !arrived.IsZero() {
+			now := time.Now()
+			c.f.standing.Store(c.queue.observe(now.Sub(arrived), now))
 		}
 		if !c.f.take(msg, job{addr: addr, pc: c.PacketConn, transport: "UDP"}) {
 			return copy(b, msg), addr, nil
