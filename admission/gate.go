@@ -83,6 +83,15 @@ func (gt *Gate) Middleware(next Handler) Handler {
 	}
 }
 
+// Admits reports whether the gate would let req through, counting and
+// logging a refusal as Middleware does. An overloaded stateless front
+// asks before its cheap 503s (stateless.Config.Admit): a request the gate
+// refuses gets nothing from it.
+func (gt *Gate) Admits(req *sip.Request) bool {
+	_, _, ok := gt.check(req)
+	return ok
+}
+
 // check admits req (ok), or returns the refusal to send (code 0: drop).
 func (gt *Gate) check(req *sip.Request) (code int, reason string, ok bool) {
 	if gt.deniedAgent(req) {

@@ -21,7 +21,10 @@ import (
 // header to find the Vias, a clone of every copied header, and a UUID read
 // from crypto/rand for the tag. From, Call-ID and CSeq are shared with
 // req, not cloned: a response is serialized and dropped, and nothing
-// changes a request's From, Call-ID or CSeq. The Vias and To, which the
+// changes a request's From, Call-ID or CSeq. (The stateless front relies
+// on it: it reuses a REGISTER's memory once the answer is serialized,
+// sipparse.Parser; a response kept longer, in a cache or a trace written
+// later, must clone what it shares.) The Vias and To, which the
 // response changes, are copies. Responses that must also copy
 // Record-Route or Timestamp (a 1xx, or a 2xx to anything but a REGISTER:
 // RFC 3261 section 12.1.1) and requests whose headers were not parsed

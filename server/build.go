@@ -339,6 +339,7 @@ func (n *Node) route() {
 			MaxQueueDelay:  max(n.cfg.Limits.MaxQueueDelay.D(), 0),
 			OnShed:         n.obs.m.Rejected,
 			OnQueueDelay:   n.obs.m.QueueDelay,
+			Admit:          n.gate.Admits,
 			Logger:         n.log.With("component", "registrar"),
 		})
 		if n.cfg.Proxy.ChallengeMode == "stateless" {

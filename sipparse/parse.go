@@ -74,9 +74,10 @@ func Request(data []byte) (*sip.Request, bool) {
 // cleared and becomes the next one. At 10,000 REGISTER flows a second
 // the request's 1,536 bytes were 41% of what the server allocated (issue
 // 18), which sets how often the GC runs and how much memory its headroom
-// takes. Only the request's own allocation is reused; the strings (a part
-// of the header section), URIs' parameters and the header list are not,
-// so whoever keeps one of those is safe. The zero Parser is ready; it is
+// takes. Only the request's own allocation is reused: its strings (parts
+// of the header section) and URIs' parameters are not, so whoever keeps
+// one of those is safe; the typed headers, their parameter lists and the
+// header list's entries are in the reused memory. The zero Parser is ready; it is
 // not safe for concurrent use (one per worker).
 type Parser struct {
 	spare *request // cleared, ready for the next request

@@ -164,12 +164,19 @@ func (f *Front) takeInvite(msg []byte, j job) bool {
 // refuseNewInvite answers an INVITE that starts a call (no To tag) 503
 // Service Unavailable with a Retry-After, at once, on the reader's
 // goroutine and without a transaction, when the process is overloaded
-// (schedLoad): with or without credentials, from a phone or a trunk. A
-// call refused at its start costs a parse and a write; a call admitted
-// into an overloaded process costs every call in progress their time.
-// The answer carries the front's To tag, so that its ACK is absorbed
-// like a 407's. false: not such an INVITE (sipgo's, in order).
+// (sojourn.go), with credentials or without. A call refused at its start
+// costs a parse and a write; a call admitted into an overloaded process
+// costs every call in progress their time. The answer carries the front's
+// To tag, so that its ACK is absorbed like a 407's. Not refused here: a
+// source authenticated by its address (a trusted peer, a trunk's
+// carrier: a 503 with Retry-After makes a carrier's SBC take the whole
+// route out of service, RFC 6357 section 3), and a source the admission
+// chain would not answer (Config.Admit: it gets nothing). false: not
+// such an INVITE (sipgo's, in order).
 func (f *Front) refuseNewInvite(msg []byte, j job) bool {
+	if toHasTag(msg) || f.inv.c.ByAddress(j.source()) {
+		return false // inside a dialog, or a trusted peer's: sipgo's
+	}
 	m, err := f.inv.parser.ParseSIP(msg)
 	if err != nil {
 		return false
@@ -184,6 +191,9 @@ func (f *Front) refuseNewInvite(msg []byte, j job) bool {
 	}
 	req.SetSource(j.source())
 	req.SetTransport(j.transport)
+	if !f.admits(req) {
+		return true // banned, or a denied User-Agent: nothing
+	}
 	res := f.serviceUnavailable(req)
 	if to := res.To(); to != nil {
 		to.Params.Add("tag", tag)
@@ -264,6 +274,37 @@ func (v *invites) tag(req *sip.Request) (string, bool) {
 	}
 	var sum [sha256.Size]byte
 	return tagPrefix + hex.EncodeToString(m.Sum(sum[:0])[:10]), true
+}
+
+// toHasTag reports whether the To header of msg (To or its compact form
+// t) has a tag parameter: a request inside a dialog. A cheap look before
+// parsing: where it is wrong (an odd spelling), the INVITE is not
+// refused and takes its usual path, or is parsed and its To checked.
+func toHasTag(msg []byte) bool {
+	if end, ok := headerEnd(msg); ok && end > 0 {
+		msg = msg[:end]
+	}
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:colon], " \t")
+		if bytes.EqualFold(name, []byte("To")) || bytes.EqualFold(name, []byte("t")) {
+			v := bytes.ToLower(line[colon+1:])
+			if i := bytes.LastIndexByte(v, '>'); i >= 0 {
+				v = v[i:] // parameters of the header, not of its URI
+			}
+			return bytes.Contains(v, []byte(";tag="))
+		}
+	}
+	return false
 }
 
 // hasCredentials reports whether the header block of msg has an

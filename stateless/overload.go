@@ -37,10 +37,16 @@ func (f *Front) late(j job) bool {
 // refuse answers req 503 Service Unavailable with a Retry-After in
 // [RetryAfter, 2*RetryAfter) seconds (RFC 3261 section 21.5.4).
 func (f *Front) refuse(dg *datagrams, box *outbox, req *sip.Request, j job) {
+	if !f.admits(req) {
+		return
+	}
 	res := f.serviceUnavailable(req)
 	f.shed(ShedOverload)
 	f.send(dg, box, res, j)
 }
+
+// admits reports whether req may be answered (Config.Admit).
+func (f *Front) admits(req *sip.Request) bool { return f.cfg.Admit == nil || f.cfg.Admit(req) }
 
 // serviceUnavailable is the 503 of an overloaded front, with its spread
 // Retry-After.

@@ -64,6 +64,25 @@ func (s *sojourn) observe(d time.Duration, now time.Time) bool {
 	return s.over >= standingIntervals
 }
 
-// overloaded reports whether a UDP socket's queue stands (sojourn), with
-// the front's overload control on (Config.MaxQueueDelay).
-func (f *Front) overloaded() bool { return f.cfg.MaxQueueDelay > 0 && f.standing.Load() }
+// observeQueue records a datagram's sojourn d in a socket's queue q: while
+// q stands, the front is overloaded for one interval more; when q empties
+// after standing, no longer (another socket's standing queue sets it again
+// at its next datagram). An overload that UDP no longer reports (a flood
+// that stopped, on a node whose calls come over TLS) thus lapses within an
+// interval.
+func (f *Front) observeQueue(q *sojourn, d time.Duration, now time.Time) {
+	was := q.over >= standingIntervals
+	switch stands := q.observe(d, now); {
+	case stands:
+		f.standingUntil.Store(now.Add(standingInterval).UnixNano())
+	case was:
+		f.standingUntil.Store(0)
+	}
+}
+
+// overloaded reports whether a UDP socket's queue stood within the last
+// interval (observeQueue), with the front's overload control on
+// (Config.MaxQueueDelay).
+func (f *Front) overloaded() bool {
+	return f.cfg.MaxQueueDelay > 0 && time.Now().UnixNano() < f.standingUntil.Load()
+}

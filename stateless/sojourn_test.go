@@ -44,32 +44,40 @@ func TestSojourn(t *testing.T) {
 
 // pacedReader is a batch reader that falls behind: it returns its
 // datagrams one per pace, each stamped as having arrived lag before it is
-// read, from the socket of the test's client.
+// read.
 type pacedReader struct {
-	msgs chan []byte
-	from net.Addr
+	msgs chan pacedMsg
 	pace time.Duration
 	lag  func() time.Duration
 }
 
+type pacedMsg struct {
+	b    []byte
+	from net.Addr
+}
+
 func (r *pacedReader) read() ([]byte, net.Addr, time.Time, error) {
-	msg, ok := <-r.msgs
+	m, ok := <-r.msgs
 	if !ok {
 		return nil, nil, time.Time{}, net.ErrClosed
 	}
 	time.Sleep(r.pace)
-	return msg, r.from, time.Now().Add(-r.lag()), nil
+	return m.b, m.from, time.Now().Add(-r.lag()), nil
 }
 
 // TestStandingQueueRefusesNewCalls drives a wrapped UDP socket whose
 // reader falls behind (every datagram read 60 ms after it arrived): once
 // the queue has stood for two intervals, an INVITE that starts a call is
 // answered 503 with a Retry-After and the front's To tag, on the reader's
-// goroutine, and never reaches sipgo, with credentials or without; an
-// INVITE inside a dialog (a To tag) and other requests still do. Once a
-// datagram is read without waiting, new INVITEs go their usual way again.
+// goroutine, and never reaches sipgo, with credentials or without, and
+// its ACK is absorbed; an INVITE inside a dialog, one from a trusted peer
+// (authenticated by address) and other requests still reach sipgo; a
+// source the admission chain refuses gets nothing. Once a datagram is read
+// without waiting, new INVITEs go their usual way again.
 func TestStandingQueueRefusesNewCalls(t *testing.T) {
-	f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{MaxQueueDelay: time.Hour})
+	var deny atomic.Bool
+	f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{MaxQueueDelay: time.Hour,
+		Admit: func(*sip.Request) bool { return !deny.Load() }})
 	defer f.Close()
 	f.ChallengeInvites(challenge407, fakeChallenger{})
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -83,10 +91,12 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 	}
 	defer c.Close()
 	local := c.LocalAddr().String()
+	trusted := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5060} // fakeChallenger.ByAddress
 	var lag atomic.Int64
 	lag.Store(int64(60 * time.Millisecond))
-	r := &pacedReader{msgs: make(chan []byte, 128), from: c.LocalAddr(), pace: 5 * time.Millisecond,
+	r := &pacedReader{msgs: make(chan pacedMsg, 128), pace: 5 * time.Millisecond,
 		lag: func() time.Duration { return time.Duration(lag.Load()) }}
+	send := func(msg string) { r.msgs <- pacedMsg{[]byte(msg), c.LocalAddr()} }
 	wrapped := &packetConn{PacketConn: pc, f: f, batch: r}
 	passed := make(chan string, 128)
 	go func() {
@@ -106,20 +116,26 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 		if i == 100 {
 			t.Fatal("the queue did not stand after 100 datagrams of 60 ms each")
 		}
-		r.msgs <- []byte(testOptions(local))
+		send(testOptions(local))
 		<-passed
 	}
-	r.msgs <- []byte(testInvite(local, "first", ""))
-	r.msgs <- []byte(testInvite(local, "second", "Proxy-Authorization: Digest username=\"alice\"\r\n"))
-	r.msgs <- []byte(strings.Replace(testInvite(local, "dialog", ""), "To: <sip:bob@t>", "To: <sip:bob@t>;tag=t1", 1))
-	select {
-	case m := <-passed:
-		if !strings.Contains(m, "branch=z9hG4bK-dialog") {
-			t.Fatalf("passed to sipgo: %.60q, want the in-dialog INVITE only", m)
+	wantPassed := func(what, branch string) {
+		t.Helper()
+		select {
+		case m := <-passed:
+			if !strings.Contains(m, "branch=z9hG4bK-"+branch) {
+				t.Fatalf("passed to sipgo: %.60q, want the %s only", m, what)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the %s did not reach sipgo", what)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the in-dialog INVITE did not reach sipgo")
 	}
+	send(testInvite(local, "first", ""))
+	send(testInvite(local, "second", "Proxy-Authorization: Digest username=\"alice\"\r\n"))
+	send(strings.Replace(testInvite(local, "dialog", ""), "To: <sip:bob@t>", "To: <sip:bob@t>;tag=t1", 1))
+	wantPassed("in-dialog INVITE", "dialog")
+	r.msgs <- pacedMsg{[]byte(testInvite(trusted.String(), "trusted", "")), trusted}
+	wantPassed("trusted peer's INVITE", "trusted")
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 65536)
 	answers := map[string]*sip.Response{}
@@ -135,23 +151,57 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 		res := m.(*sip.Response)
 		answers[res.CallID().Value()] = res
 	}
-	for id, res := range answers {
+	for _, branch := range []string{"first", "second"} {
+		res := answers["c-"+branch]
+		if res == nil {
+			t.Fatalf("no answer to the INVITE %s (got %v)", branch, answers)
+		}
 		if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
-			t.Errorf("%s: got %d (Retry-After %v), want 503 with a Retry-After", id, res.StatusCode, res.GetHeader("Retry-After"))
+			t.Errorf("%s: got %d (Retry-After %v), want 503 with a Retry-After", branch, res.StatusCode, res.GetHeader("Retry-After"))
 		}
-		if tag, _ := res.To().Params.Get("tag"); !strings.HasPrefix(tag, tagPrefix) {
-			t.Errorf("%s: the 503's To tag %q is not the front's (its ACK would not be absorbed)", id, tag)
+		b, _ := res.Via().Params.Get("branch")
+		tag, _ := res.To().Params.Get("tag")
+		ftag, _ := res.From().Params.Get("tag")
+		if b != "z9hG4bK-"+branch || res.CSeq().SeqNo != 1 || res.CSeq().MethodName != sip.INVITE || ftag != "f1" {
+			t.Errorf("%s: Via branch %q, CSeq %v, From tag %q: want the INVITE's", branch, b, res.CSeq(), ftag)
 		}
+		if !strings.HasPrefix(tag, tagPrefix) {
+			t.Errorf("%s: the 503's To tag %q is not the front's", branch, tag)
+		}
+		send(testACK(local, branch, tag))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.ACKsAbsorbed() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := f.ACKsAbsorbed(); got != 2 {
+		t.Errorf("ACKs of the 503s absorbed: got %d, want 2", got)
 	}
 	if got := f.shedTotal.Load(); got != 2 {
 		t.Errorf("shed: got %d, want 2", got)
 	}
+	// A source the admission chain refuses: no 503, nothing to sipgo.
+	deny.Store(true)
+	send(testInvite(local, "denied", ""))
+	send(testOptions(local)) // after the denied INVITE in the queue
+	select {
+	case m := <-passed:
+		if !strings.HasPrefix(m, "OPTIONS ") {
+			t.Fatalf("passed to sipgo: %.60q, want the OPTIONS only", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the OPTIONS after the denied INVITE did not reach sipgo")
+	}
+	if got := f.shedTotal.Load(); got != 2 {
+		t.Errorf("a denied source's INVITE: shed %d, want still 2 (nothing sent)", got)
+	}
+	deny.Store(false)
 	// A datagram read at once: the queue emptied, and a new INVITE goes
 	// to the workers' 407.
 	lag.Store(0)
-	r.msgs <- []byte(testOptions(local))
+	send(testOptions(local))
 	<-passed
-	r.msgs <- []byte(testInvite(local, "after", ""))
+	send(testInvite(local, "after", ""))
 	for {
 		k, _, err := c.ReadFrom(buf)
 		if err != nil {
@@ -161,12 +211,57 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := m.(*sip.Response); strings.Contains(res.CallID().Value(), "after") {
+		res := m.(*sip.Response)
+		if strings.Contains(res.CallID().Value(), "denied") {
+			t.Fatalf("the denied source got a %d", res.StatusCode)
+		}
+		if strings.Contains(res.CallID().Value(), "after") {
 			if res.StatusCode != 407 {
 				t.Errorf("an INVITE once the queue emptied: got %d, want the usual 407", res.StatusCode)
 			}
 			break
 		}
+	}
+}
+
+// An overload that UDP stops reporting (no more datagrams: a flood that
+// ended, on a node whose calls come over TLS) lapses within an interval;
+// a queue that empties ends it at once.
+func TestStandingLapses(t *testing.T) {
+	f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{MaxQueueDelay: time.Hour})
+	defer f.Close()
+	stand := func(q *sojourn) {
+		t.Helper()
+		base := time.Now().Add(-3 * standingInterval) // the last observation now
+		for i := range 4 {
+			f.observeQueue(q, 50*time.Millisecond, base.Add(time.Duration(i)*standingInterval))
+		}
+		if !f.overloaded() {
+			t.Fatal("not overloaded after a queue stood for three intervals")
+		}
+	}
+	var q sojourn
+	stand(&q)
+	f.observeQueue(&q, time.Millisecond, time.Now())
+	if f.overloaded() {
+		t.Error("overloaded after the queue emptied")
+	}
+	q = sojourn{}
+	stand(&q)
+	time.Sleep(standingInterval + 20*time.Millisecond)
+	if f.overloaded() {
+		t.Error("overloaded an interval after the last standing datagram")
+	}
+	// Off when the front's overload control is off.
+	g := New(func(*sip.Request, sip.ServerTransaction) {}, Config{})
+	defer g.Close()
+	q = sojourn{}
+	base := time.Now().Add(-3 * standingInterval)
+	for i := range 4 {
+		g.observeQueue(&q, 50*time.Millisecond, base.Add(time.Duration(i)*standingInterval))
+	}
+	if g.overloaded() {
+		t.Error("overloaded with MaxQueueDelay 0")
 	}
 }
 

@@ -86,7 +86,13 @@ type Config struct {
 	// OnQueueDelay, if set, is called for every request a worker takes,
 	// with how long it waited in the queue.
 	OnQueueDelay func(time.Duration)
-	Logger       *slog.Logger
+	// Admit, if set, decides whether a request the front refuses for
+	// overload (the 503s, answered before the handler's admission chain)
+	// gets its answer: false drops it. The server passes its gate's check
+	// (bans, the User-Agent deny list), so that an overloaded node never
+	// answers a source its admission chain would not.
+	Admit  func(*sip.Request) bool
+	Logger *slog.Logger
 }
 
 // Reasons given to Config.OnShed.
@@ -110,9 +116,9 @@ type Front struct {
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
 	queued  queuedSet     // datagrams waiting for a worker (overload.go)
-	// standing is set while a UDP socket's datagrams wait in the kernel
-	// longer than standingTarget (sojourn.go).
-	standing atomic.Bool
+	// standingUntil is when the last standing queue seen on a UDP
+	// socket stops counting (Unix ns; sojourn.go).
+	standingUntil atomic.Int64
 	// Requests shed for overload, and when that was last logged (Unix ns).
 	shedTotal  atomic.Uint64
 	shedLogged atomic.Int64

@@ -58,7 +58,7 @@ func (c *packetConn) readBatched(b []byte) (int, net.Addr, error) {
 		}
 		if !arrived.IsZero() {
 			now := time.Now()
-			c.f.standing.Store(c.queue.observe(now.Sub(arrived), now))
+			c.f.observeQueue(&c.queue, now.Sub(arrived), now)
 		}
 		if !c.f.take(msg, job{addr: addr, pc: c.PacketConn, transport: "UDP"}) {
 			return copy(b, msg), addr, nil
