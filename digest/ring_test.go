@@ -117,7 +117,7 @@ func TestRingLaterNonceWins(t *testing.T) {
 		t.Errorf("the later nonce: want its replay refused, its next count accepted")
 	}
 
-	clk, n, c = ringFixture(t, 1024)
+	_, n, c = ringFixture(t, 1024)
 	old := n.New()
 	if !c.Accept(old, 1, exp) {
 		t.Fatal("first nonce: got false, want true")

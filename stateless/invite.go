@@ -281,36 +281,28 @@ func (v *invites) tag(req *sip.Request) (string, bool) {
 // parsing: where it is wrong (an odd spelling), the INVITE is not
 // refused and takes its usual path, or is parsed and its To checked.
 func toHasTag(msg []byte) bool {
-	if end, ok := headerEnd(msg); ok && end > 0 {
-		msg = msg[:end]
+	v, ok := headerValue(msg, "To", "t")
+	if !ok {
+		return false
 	}
-	for len(msg) > 0 {
-		line := msg
-		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-			line, msg = msg[:i], msg[i+1:]
-		} else {
-			msg = nil
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			continue
-		}
-		name := bytes.TrimRight(line[:colon], " \t")
-		if bytes.EqualFold(name, []byte("To")) || bytes.EqualFold(name, []byte("t")) {
-			v := bytes.ToLower(line[colon+1:])
-			if i := bytes.LastIndexByte(v, '>'); i >= 0 {
-				v = v[i:] // parameters of the header, not of its URI
-			}
-			return bytes.Contains(v, []byte(";tag="))
-		}
+	v = bytes.ToLower(v)
+	if i := bytes.LastIndexByte(v, '>'); i >= 0 {
+		v = v[i:] // parameters of the header, not of its URI
 	}
-	return false
+	return bytes.Contains(v, []byte(";tag="))
 }
 
 // hasCredentials reports whether the header block of msg has an
 // Authorization or Proxy-Authorization header. A cheap look before
 // parsing: Challengeable checks the parsed headers again.
 func hasCredentials(msg []byte) bool {
+	_, ok := headerValue(msg, "Proxy-Authorization", "Authorization")
+	return ok
+}
+
+// headerValue returns the value of the first header of msg's header
+// block named (in any case) one of names, unparsed.
+func headerValue(msg []byte, names ...string) ([]byte, bool) {
 	if end, ok := headerEnd(msg); ok && end > 0 {
 		msg = msg[:end]
 	}
@@ -326,9 +318,11 @@ func hasCredentials(msg []byte) bool {
 			continue
 		}
 		name := bytes.TrimRight(line[:colon], " \t")
-		if bytes.EqualFold(name, []byte("Proxy-Authorization")) || bytes.EqualFold(name, []byte("Authorization")) {
-			return true
+		for _, n := range names {
+			if bytes.EqualFold(name, []byte(n)) {
+				return line[colon+1:], true
+			}
 		}
 	}
-	return false
+	return nil, false
 }

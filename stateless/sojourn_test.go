@@ -313,3 +313,25 @@ func TestBatchReaderArrival(t *testing.T) {
 	}
 	t.Errorf("waits measured: %v; want one of at least 30 ms", waits)
 }
+
+// toHasTag tells a request inside a dialog by its To tag, in either
+// spelling of the header, and not by a URI parameter named tag.
+func TestToHasTag(t *testing.T) {
+	tests := []struct {
+		to   string
+		want bool
+	}{
+		{"To: <sip:b@t>;tag=x", true},
+		{"t: <sip:b@t>;tag=x", true},
+		{"TO : sip:b@t;TAG=x", true},
+		{"To: <sip:b@t;tag=x>", false},
+		{"To: <sip:b@t>", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		msg := "INVITE sip:b@t SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n" + tt.to + "\r\nCall-ID: c\r\n\r\n"
+		if got := toHasTag([]byte(msg)); got != tt.want {
+			t.Errorf("%q: got %t, want %t", tt.to, got, tt.want)
+		}
+	}
+}
