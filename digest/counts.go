@@ -21,7 +21,7 @@ const DefaultMaxCounts = 1 << 20
 // s (issue 18's heap profile), on its way to 45 MB when full
 // (TestCountsMemory); the ring full is 8 MB (TestRingMemory).
 //
-// Memory is bounded: at most maxEntries nonces are tracked, about 45 bytes
+// The map's memory is bounded: at most maxEntries nonces, about 45 bytes
 // each with the map's slack (`go test -run CountsMemory -v ./digest/`
 // measures it: an 8-byte key and an 8-byte entry in the map, an 8-byte key
 // in the shard's queue; the expiry heap this replaced took 72).
@@ -278,10 +278,16 @@ func (c *Counts) Sweep() int {
 // Len returns the number of nonces tracked: in the map, and the ring's
 // slots written.
 func (c *Counts) Len() int {
-	n := 0
+	n := c.mapLen()
 	if c.ring != nil {
-		n = int(c.ring.used.Load())
+		n += int(c.ring.used.Load())
 	}
+	return n
+}
+
+// mapLen returns the number of nonces in the map.
+func (c *Counts) mapLen() int {
+	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

@@ -5,16 +5,7 @@ package digest
 func SetNonceSequence(n *Nonces, seq uint64) { n.seq.Store(seq) }
 
 // MapLen returns how many nonces c tracks in its map (not its ring).
-func MapLen(c *Counts) int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+func MapLen(c *Counts) int { return c.mapLen() }
 
 // NonceSequence returns the last sequence n issued.
 func NonceSequence(n *Nonces) uint64 { return n.seq.Load() }

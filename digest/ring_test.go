@@ -1,7 +1,6 @@
 package digest_test
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -66,6 +65,15 @@ func TestRingAcceptRepeat(t *testing.T) {
 	}
 }
 
+// sameSlot issues nonces from n until the one a ring of 1,024 puts in the
+// slot of the nonce n issued last, and returns that one.
+func sameSlot(n *digest.Nonces) string {
+	for range 1023 {
+		n.New()
+	}
+	return n.New()
+}
+
 // Nonces the Counts' Nonces did not issue (another process's epoch, or not
 // nonces at all) are counted in the map, by the same rules; its own are
 // not.
@@ -103,10 +111,7 @@ func TestRingLaterNonceWins(t *testing.T) {
 	clk, n, c := ringFixture(t, 1024)
 	exp := clk.Now().Add(time.Hour)
 	earlier := n.New()
-	for range 1023 {
-		n.New()
-	}
-	later := n.New()
+	later := sameSlot(n)
 	if !c.Accept(later, 1, exp) {
 		t.Fatal("the later nonce: got false, want true")
 	}
@@ -146,11 +151,7 @@ func TestRingEvictionFailsClosed(t *testing.T) {
 	if !c.Accept(first, 1, exp) {
 		t.Fatal("first nonce: got false, want true")
 	}
-	var same string // issued 1,024 later: the same slot
-	for range 1023 {
-		n.New()
-	}
-	same = n.New()
+	same := sameSlot(n)
 	if !c.Accept(first, 2, exp) {
 		t.Errorf("first nonce after its slot's next nonce was issued, not answered: got false, want true")
 	}
@@ -205,10 +206,7 @@ func TestRingConcurrent(t *testing.T) {
 	clk, n, c := ringFixture(t, 1024)
 	exp := clk.Now().Add(time.Hour)
 	shared := n.New()
-	for range 1023 {
-		n.New()
-	}
-	later := n.New()
+	later := sameSlot(n)
 	const workers, counts = 8, 3000
 	var (
 		mu       sync.Mutex
@@ -315,7 +313,7 @@ func TestRingAllocatedAsUsed(t *testing.T) {
 		t.Errorf("a ring of 16M slots with 100 used: heap grew by %d bytes, want under 1 MB", grew)
 	}
 	runtime.KeepAlive(c)
-	if got := fmt.Sprint(c.Len()); got != "100" { // all in the ring
-		t.Errorf("Len: got %s, want 100", got)
+	if got := c.Len(); got != 100 { // all in the ring
+		t.Errorf("Len: got %d, want 100", got)
 	}
 }

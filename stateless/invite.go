@@ -111,12 +111,7 @@ func (f *Front) take(msg []byte, j job) bool {
 	case f.inv == nil:
 		return false
 	case bytes.HasPrefix(msg, []byte("INVITE ")):
-		if f.overloaded() {
-			if f.refuseNewInvite(msg, j) {
-				return true
-			}
-		}
-		return f.takeInvite(msg, j)
+		return (f.overloaded() && f.refuseNewInvite(msg, j)) || f.takeInvite(msg, j)
 	case bytes.HasPrefix(msg, []byte("ACK ")):
 		return f.absorbACK(msg, j)
 	}
@@ -198,16 +193,8 @@ func (f *Front) refuseNewInvite(msg []byte, j job) bool {
 	if to := res.To(); to != nil {
 		to.Params.Add("tag", tag)
 	}
-	var b bytes.Buffer
-	res.StringWrite(&b)
-	if j.conn != nil {
-		if err := j.conn.answer(b.Bytes()); err != nil {
-			f.log.Debug("send 503 to an INVITE", "transport", j.transport, "error", err)
-		}
-	} else if _, err := j.pc.WriteTo(b.Bytes(), j.addr); err != nil {
-		f.log.Debug("send 503 to an INVITE", "transport", j.transport, "error", err)
-	}
 	f.shed(ShedOverload)
+	f.sendNow(res, j)
 	return true
 }
 

@@ -415,7 +415,6 @@ func (f *Front) queuedJob() (job, bool) {
 	}
 }
 
-// work handles one job a worker took from the queue.
 // parsers are a worker's: sipparse's, whose request's memory the worker
 // recycles once the request is answered, and sipgo's for the rest.
 type parsers struct {
@@ -423,6 +422,7 @@ type parsers struct {
 	sipgo *sip.Parser
 }
 
+// work handles one job a worker took from the queue.
 func (f *Front) work(ps *parsers, dg *datagrams, box *outbox, a *answer, j job) {
 	f.queued.remove(j.sum)
 	j.releaseSlot()
@@ -504,6 +504,22 @@ func (f *Front) send(dg *datagrams, box *outbox, res *sip.Response, j job) {
 		return
 	}
 	dg.add(f, j.pc, j.addr, res)
+}
+
+// sendNow answers res at once, off the workers' batches: the reader's own
+// refusals (refuseNewInvite).
+func (f *Front) sendNow(res *sip.Response, j job) {
+	var b bytes.Buffer
+	res.StringWrite(&b)
+	var err error
+	if j.conn != nil {
+		err = j.conn.answer(b.Bytes())
+	} else {
+		_, err = j.pc.WriteTo(b.Bytes(), j.addr)
+	}
+	if err != nil {
+		f.log.Debug("send response", "transport", j.transport, "status", res.StatusCode, "error", err)
+	}
 }
 
 // isRegister reports whether a message starts a REGISTER request.
