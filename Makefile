@@ -23,12 +23,14 @@ run: build
 # browser tests drive Debian's chromium, the systemd unit is checked with
 # systemd-analyze), then the interop tests against real peers (sipp,
 # baresip, linphonec); scripts/install-peers.sh installs every one of them
-# from Debian's packages when missing.
+# from Debian's packages when missing. Every benchmark also runs once, so
+# that a broken one fails here rather than in `make bench`.
 test: vet test-unit interop
 
 test-unit: deps
 	bash scripts/install-peers.sh
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 5m ./...
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

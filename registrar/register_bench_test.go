@@ -43,17 +43,24 @@ func BenchmarkRegisterChallenge(b *testing.B) {
 // the binding update and the 200. Requests are parsed before the timer.
 func BenchmarkRegisterAuthenticated(b *testing.B) {
 	r, _ := newTestRegistrar(b)
-	ch := r.Handle(parseBench(b, fmt.Sprintf(benchRegister, 1, "")))
-	nonce := between(ch.GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
 	const batch = 4096
 	reqs := make([]*sip.Request, 0, batch)
-	seq := uint32(1)
+	var nonce string
+	seq, nc := uint32(1), uint32(digest.MaxCount) // CSeq, and the nonce count
 	refill := func() {
 		reqs = reqs[:0]
+		if nc+batch > digest.MaxCount {
+			// A nonce takes at most MaxCount answers: a fresh one, as a
+			// client refused at the limit would fetch.
+			ch := r.Handle(parseBench(b, fmt.Sprintf(benchRegister, seq, "")))
+			nonce = between(ch.GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+			nc = 0
+		}
 		for range batch {
 			seq++
+			nc++
 			c := digest.Credentials{Username: "alice", Realm: "sipwarden.test", Nonce: nonce, URI: "sip:sipwarden.test",
-				QOP: "auth", CNonce: "c", NC: fmt.Sprintf("%08x", seq), NonceCount: seq}
+				QOP: "auth", CNonce: "c", NC: fmt.Sprintf("%08x", nc), NonceCount: nc}
 			resp := digest.Response(c, digest.MD5, "REGISTER", digest.HA1(digest.MD5, "alice", "sipwarden.test", "pw-0123456789"), nil)
 			authz := fmt.Sprintf("Authorization: Digest username=\"alice\", realm=\"sipwarden.test\", nonce=\"%s\", uri=\"sip:sipwarden.test\", response=\"%s\", algorithm=MD5, qop=auth, nc=%s, cnonce=\"c\"\r\n", nonce, resp, c.NC)
 			reqs = append(reqs, parseBench(b, fmt.Sprintf(benchRegister, seq, authz)))
