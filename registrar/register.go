@@ -392,7 +392,19 @@ type contact struct {
 func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 	hs := headersNamed(req, "Contact")
 	headerExp, hasHeaderExp := time.Duration(0), false
-	if h := firstHeader(req, "Expires"); h != nil {
+	// Expires is not a list (RFC 3261 sections 7.3.1 and 20.19): two of
+	// them are malformed, and which one counts would depend on who reads
+	// the request ("Expires: 0" then "Expires: 3600" with "Contact: *").
+	var expires sip.Header
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), "Expires") {
+			if expires != nil {
+				return nil, reply.Errorf(400, "Duplicate Expires Header")
+			}
+			expires = h
+		}
+	}
+	if h := expires; h != nil {
 		v, ok := parseSeconds(h.Value())
 		if !ok {
 			return nil, reply.Errorf(400, "Invalid Expires Header")

@@ -79,3 +79,28 @@ func TestServesIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateExpiresRefused: Expires is not a list (RFC 3261 sections
+// 7.3.1, 20.19), so a REGISTER with two is malformed: 400, and nothing
+// changes. Before, the first one counted, so "Expires: 0" then "Expires:
+// 3600" with "Contact: *" removed every binding, while an element reading
+// the last copy would have seen a refresh.
+func TestDuplicateExpiresRefused(t *testing.T) {
+	r, loc := newTestRegistrar(t)
+	nonce := between(r.Handle(durableRegister(t, "", 0, "")).GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	if res := r.Handle(durableRegister(t, nonce, 1, "Contact: <sip:alice@127.0.0.1:5070>\r\nExpires: 600\r\n")); res.StatusCode != 200 {
+		t.Fatalf("register: %d %s", res.StatusCode, res.Reason)
+	}
+	for i, hs := range []string{
+		"Contact: *\r\nExpires: 0\r\nExpires: 3600\r\n",
+		"Contact: <sip:alice@127.0.0.1:5070>\r\nExpires: 0\r\nExpires: 600\r\n",
+	} {
+		res := r.Handle(durableRegister(t, nonce, uint32(i+2), hs))
+		if res.StatusCode != 400 || res.Reason != "Duplicate Expires Header" {
+			t.Errorf("%q: got %d %s, want 400 Duplicate Expires Header", hs, res.StatusCode, res.Reason)
+		}
+	}
+	if n := len(loc.Lookup("alice")); n != 1 {
+		t.Fatalf("alice has %d bindings after the refused REGISTERs, want 1", n)
+	}
+}
