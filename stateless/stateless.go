@@ -462,11 +462,8 @@ func (f *Front) handleRegister(ps *parsers, dg *datagrams, box *outbox, a *answe
 	if !ok { // not the common shape: sipgo's parser, and its answer
 		msg, err := ps.sipgo.ParseSIP((*j.buf)[:j.n])
 		if err != nil {
-			// Also a datagram shorter than its Content-Length: RFC
-			// 3261 18.3's 400 SHOULD would be answered before the
-			// admission chain (bans, the User-Agent deny list, rate
-			// limits) has seen the request, so it is dropped.
-			f.log.Debug("unparsable REGISTER dropped", "source", source, "transport", j.transport, "error", err)
+			f.log.Debug("unparsable REGISTER", "source", source, "transport", j.transport, "error", err)
+			f.badRequest(dg, box, (*j.buf)[:j.n], source, j) // malformed.go
 			return
 		}
 		req, ok = msg.(*sip.Request)

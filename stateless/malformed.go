@@ -1,0 +1,212 @@
+package stateless
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// A REGISTER sipgo's parser refuses (a CSeq of "abc", an empty Call-ID, a
+// Contact of "<<<>>>", a header line without a colon) is answered 400
+// with a reason phrase naming what is wrong, as RFC 3261 section 21.4.1
+// has a server do, rather than dropped: a phone that sent it learns why,
+// where silence looked like a dead server. The answer is made from the
+// raw header lines, since there is no parsed request to answer: the Vias,
+// From, To, Call-ID and CSeq as sent (section 8.2.6.2), even when one of
+// them is the malformed one, and a To tag. A message without a Via has
+// nobody to answer (section 18.2.2); one without three parts in its
+// request line, or without the end of its header section, is not known
+// to be a SIP request at all; one with a CR or LF inside a value would
+// have it echoed: those are still dropped. The admission gate is asked first (Config.Admit), so
+// that a banned source or a denied User-Agent gets nothing.
+
+// canonicalName is the canonical name of a header sipgo parses into a
+// type (the only ones its parser refuses), given its lower-case full or
+// compact form; "" for the others.
+func canonicalName(lower string) string {
+	switch lower {
+	case "via", "v":
+		return "Via"
+	case "from", "f":
+		return "From"
+	case "to", "t":
+		return "To"
+	case "call-id", "i":
+		return "Call-ID"
+	case "cseq":
+		return "CSeq"
+	case "contact", "m":
+		return "Contact"
+	case "content-length", "l":
+		return "Content-Length"
+	case "content-type", "c":
+		return "Content-Type"
+	case "max-forwards":
+		return "Max-Forwards"
+	case "route":
+		return "Route"
+	case "record-route":
+		return "Record-Route"
+	case "refer-to", "r":
+		return "Refer-To"
+	case "referred-by", "b":
+		return "Referred-By"
+	}
+	return ""
+}
+
+// malformed is what diagnose found of a REGISTER sipgo refused: why, and
+// the header values (as sent) that an answer copies and that the
+// admission gate reads.
+type malformed struct {
+	reason               string
+	vias                 []string
+	from, to, callID, cs string
+	gate                 []sip.Header // User-Agent, Authorization
+}
+
+// diagnose finds why sipgo refused msg, a REGISTER, and the headers an
+// answer needs. false: no answer (no Via, a request line of fewer than
+// three parts, no end of the header section).
+func diagnose(msg []byte) (malformed, bool) {
+	var m malformed
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		return m, false
+	}
+	lines := unfold(strings.Split(string(msg[:end]), "\r\n"))
+	parts := strings.SplitN(lines[0], " ", 3)
+	if len(parts) != 3 {
+		return m, false
+	}
+	var uri sip.Uri
+	if sip.ParseUri(parts[1], &uri) != nil {
+		m.reason = "Malformed Request-URI"
+	}
+	parse := sip.HeadersParser(sip.DefaultHeadersParser())
+	length := -1
+	for _, line := range lines[1:] {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			if m.reason == "" {
+				m.reason = "Malformed Header Line"
+			}
+			continue
+		}
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		canonical := canonicalName(strings.ToLower(name))
+		if canonical != "" && m.reason == "" {
+			if _, err := parse.ParseHeader(nil, []byte(line)); err != nil {
+				m.reason = "Malformed " + canonical + " Header"
+			}
+		}
+		switch canonical {
+		case "Via":
+			m.vias = append(m.vias, value)
+		case "From":
+			m.from = value
+		case "To":
+			m.to = value
+		case "Call-ID":
+			m.callID = value
+		case "CSeq":
+			m.cs = value
+		case "Content-Length":
+			if n, err := strconv.Atoi(value); err == nil {
+				length = n
+			}
+		}
+		if l := strings.ToLower(name); l == "user-agent" || l == "authorization" {
+			m.gate = append(m.gate, sip.NewHeader(name, value))
+		}
+	}
+	if m.reason == "" && length > len(msg)-end-4 {
+		m.reason = "Message Shorter Than Content-Length" // RFC 3261 18.3
+	}
+	if m.reason == "" {
+		m.reason = "Bad Request"
+	}
+	if m.lineBreak() {
+		return m, false // an answer would echo it, as sipcheck.HasLineBreak guards
+	}
+	return m, len(m.vias) > 0 && m.vias[0] != ""
+}
+
+// lineBreak reports whether a value an answer copies holds a CR or LF (a
+// lone LF stays in a line, as in sipgo's parser).
+func (m *malformed) lineBreak() bool {
+	for _, v := range append([]string{m.from, m.to, m.callID, m.cs}, m.vias...) {
+		if strings.ContainsAny(v, "\r\n") {
+			return true
+		}
+	}
+	return false
+}
+
+// unfold joins folded header lines (RFC 3261 section 7.3.1) to the line
+// they continue.
+func unfold(lines []string) []string {
+	out := lines[:1]
+	for _, l := range lines[1:] {
+		if l != "" && (l[0] == ' ' || l[0] == '\t') && len(out) > 1 {
+			out[len(out)-1] += " " + strings.TrimSpace(l)
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// request is what the admission gate reads of the message: its source
+// and the headers it checks.
+func (m *malformed) request(source, transport string) *sip.Request {
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{})
+	for _, h := range m.gate {
+		req.AppendHeader(h)
+	}
+	req.SetSource(source)
+	req.SetTransport(transport)
+	return req
+}
+
+// response is the 400 answering the message, back to source: its Vias,
+// From, To (with a tag of ours when it had none), Call-ID and CSeq as
+// sent (RFC 3261 section 8.2.6.2), those absent left out.
+func (m *malformed) response(source, transport string) *sip.Response {
+	res := sip.NewResponse(sip.StatusBadRequest, m.reason)
+	for _, v := range m.vias {
+		res.AppendHeader(sip.NewHeader("Via", v))
+	}
+	to := m.to
+	if to != "" && !strings.Contains(strings.ToLower(to), ";tag=") {
+		to += ";tag=" + strconv.FormatUint(rand.Uint64(), 36)
+	}
+	for _, h := range [...]struct{ name, value string }{{"From", m.from}, {"To", to}, {"Call-ID", m.callID}, {"CSeq", m.cs}} {
+		if h.value != "" {
+			res.AppendHeader(sip.NewHeader(h.name, h.value))
+		}
+	}
+	res.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	res.SetTransport(transport)
+	res.SetDestination(source)
+	return res
+}
+
+// badRequest answers msg, a REGISTER sipgo's parser refused, 400 with what
+// is malformed (diagnose); nothing when it cannot be answered or the gate
+// would not admit its source.
+func (f *Front) badRequest(dg *datagrams, box *outbox, msg []byte, source string, j job) {
+	m, ok := diagnose(msg)
+	if !ok {
+		f.log.Debug("unparsable REGISTER dropped: no Via or request line to answer", "source", source, "transport", j.transport)
+		return
+	}
+	if !f.admits(m.request(source, j.transport)) {
+		return
+	}
+	f.log.Debug("malformed REGISTER answered 400", "source", source, "transport", j.transport, "reason", m.reason)
+	f.send(dg, box, m.response(source, j.transport), j)
+}
