@@ -113,3 +113,43 @@ func TestTokenBodyRefusesFields(t *testing.T) {
 		}
 	}
 }
+
+// TestImportRevokesEarlierTokens: a credential exported, deleted and
+// imported again (same id, same username) must not bring back the tokens
+// minted for it before: the export holds no tokens_not_before, so the
+// imported credential had none, and a token revoked (or of a credential
+// deleted) verified again.
+func TestImportRevokesEarlierTokens(t *testing.T) {
+	e, ver := tokenEnv(t)
+	c := e.createCredential(map[string]any{"username": "reimp", "password": "correct-horse-battery"})
+	var tok api.Token
+	e.ok(http.StatusCreated, "POST", "/v1/credentials/"+c.ID+"/token", nil, &tok)
+	e.ok(http.StatusOK, "POST", "/v1/credentials/"+c.ID+"/actions/revoke_tokens", nil, nil)
+	exp := e.do("GET", "/v1/export", nil)
+	if exp.Code != http.StatusOK {
+		t.Fatalf("export: %d %s", exp.Code, exp.Body)
+	}
+	e.ok(http.StatusNoContent, "DELETE", "/v1/credentials/"+c.ID, nil, nil)
+	e.now = e.now.Add(time.Minute)
+	e.ok(http.StatusCreated, "POST", "/v1/import", exp.Body.String(), nil)
+
+	var got api.Credential
+	e.ok(http.StatusOK, "GET", "/v1/credentials/"+c.ID, nil, &got)
+	cl, err := ver.Verify(tok.Token)
+	if err != nil {
+		t.Fatalf("the token should still verify by signature: %v", err)
+	}
+	if got.TokensNotBefore == nil || !cl.IssuedAt.Before(*got.TokensNotBefore) {
+		t.Fatalf("token minted at %v before the export works again after the import (tokens_not_before %v)", cl.IssuedAt, got.TokensNotBefore)
+	}
+	// A token minted after the import holds.
+	var fresh api.Token
+	e.ok(http.StatusCreated, "POST", "/v1/credentials/"+c.ID+"/token", nil, &fresh)
+	fc, err := ver.Verify(fresh.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.IssuedAt.Before(*got.TokensNotBefore) {
+		t.Fatalf("a token minted after the import is revoked: iat %v, tokens_not_before %v", fc.IssuedAt, *got.TokensNotBefore)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sipwarden/sipwarden/digest"
 	"github.com/sipwarden/sipwarden/store"
+	"github.com/sipwarden/sipwarden/token"
 )
 
 // CredentialRecord is one line of GET /v1/export and POST /v1/import
@@ -217,8 +218,13 @@ func (s *Server) importCredentials(w http.ResponseWriter, r *http.Request) error
 func (s *Server) checkRecord(v *validation, i, line int, rec CredentialRecord, now time.Time) store.Credential {
 	p := "/" + strconv.Itoa(i)
 	var lv validation
+	// Tokens minted before the import are revoked: a record keeps its id,
+	// so a credential exported, deleted (or its tokens revoked) and
+	// imported again would otherwise take back every token minted for it,
+	// the export holding no tokens_not_before.
 	c := store.Credential{ID: rec.ID, ConnectionID: rec.ConnectionID, Username: rec.Username, Name: rec.Name, Tag: rec.Tag,
-		Enabled: rec.Enabled == nil || *rec.Enabled, Realm: s.cfg.Realm, CreatedAt: now, UpdatedAt: now}
+		Enabled: rec.Enabled == nil || *rec.Enabled, Realm: s.cfg.Realm, CreatedAt: now, UpdatedAt: now,
+		TokensNotBefore: token.RevokedBefore(now, time.Time{})}
 	if c.ID != "" {
 		if _, err := uuid.Parse(c.ID); err != nil {
 			lv.add(p+"/id", CodeInvalidValue, "id must be a UUID, or absent for a new one")
