@@ -317,3 +317,42 @@ func TestKeyBlockExempt(t *testing.T) {
 		t.Fatalf("blocked neighbour, right key: got %d, want 429", code)
 	}
 }
+
+// TestRequestsWithoutKeyNotCounted: a request that sends no key guesses
+// none. Browsers and monitors send them by themselves (a browser's
+// /apple-touch-icon.png, a load balancer's health check at the wrong
+// path, an OPTIONS preflight): each used to count as a failed key, and
+// ten of them blocked the operator's own address, his right key and the
+// console included, for limits.api_key_block.
+func TestRequestsWithoutKeyNotCounted(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	g := banGuard(&now)
+	e := newEnv(t, func(c *api.Config) { c.KeyAttempts, c.Now = g, func() time.Time { return now } })
+	send := func(method, path, key string) int {
+		req := httptest.NewRequest(method, path, nil)
+		req.RemoteAddr = "192.0.2.9:4000"
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 10 {
+		for _, r := range [][2]string{{"GET", "/apple-touch-icon.png"}, {"GET", "/v1/connections"}, {"OPTIONS", "/v1/credentials"}, {"POST", "/healthz"}} {
+			if code := send(r[0], r[1], ""); code != http.StatusUnauthorized {
+				t.Fatalf("%s %s without a key: got %d, want 401", r[0], r[1], code)
+			}
+		}
+	}
+	if code := send("GET", "/v1/connections", testAdminKey); code != http.StatusOK {
+		t.Fatalf("the right key after requests without any: got %d, want 200", code)
+	}
+	// A wrong key still counts (banGuard blocks after 3).
+	for range 3 {
+		send("GET", "/v1/connections", "swk_nope_wrong")
+	}
+	if code := send("GET", "/v1/connections", testAdminKey); code != http.StatusTooManyRequests {
+		t.Fatalf("after wrong keys: got %d, want 429", code)
+	}
+}

@@ -239,7 +239,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !ok {
-			s.keyFailed(r)
+			// Only a request that sends a key guesses one: those without
+			// (a browser's /apple-touch-icon.png, a health check at the
+			// wrong path, a CORS preflight) are not counted, or they
+			// would block the operator's own address.
+			if r.Header.Get("Authorization") != "" {
+				s.keyFailed(r)
+			}
 			rec.Header().Set("WWW-Authenticate", `Bearer realm="sipwarden"`)
 			detail := "send an API key as Authorization: Bearer <key>"
 			if r.Header.Get("Authorization") != "" {
