@@ -394,7 +394,7 @@ func (ds *Dialogs) endWhere(match func(*Dialog) bool) int {
 	}
 	ds.mu.Unlock()
 	for _, d := range ended {
-		ds.end(d)
+		ds.end(d, reasonRevoked)
 	}
 	return len(ended)
 }
@@ -416,20 +416,29 @@ func (ds *Dialogs) EndCall(callID, callerTag, calleeTag string) bool {
 	if found == nil {
 		return false
 	}
-	ds.end(found)
+	ds.end(found, reasonOperator)
 	return true
 }
 
+// Reason headers (RFC 3326) of the BYEs the proxy sends: a credential
+// deleted, disabled or expired (or its connection deactivated), and a
+// call hung up through the API (DELETE /v1/calls/{id}), which revoked
+// nothing and must not tell both phones it did.
+const (
+	reasonRevoked  = `SIP;cause=403;text="Credential revoked"`
+	reasonOperator = `Q.850;cause=16;text="Call ended by the operator"`
+)
+
 // end sends BYE (or, for a subscription, nothing: it just forgets it) to
-// both sides of d and removes it.
-func (ds *Dialogs) end(d *Dialog) {
+// both sides of d, with the Reason header reason, and removes it.
+func (ds *Dialogs) end(d *Dialog, reason string) {
 	defer ds.remove(d, CauseEndedByUs)
 	if !d.Call {
 		return
 	}
 	ds.mu.Lock()
-	toCaller := ds.p.byeFor(d, false)
-	toCallee := ds.p.byeFor(d, true)
+	toCaller := ds.p.byeFor(d, false, reason)
+	toCallee := ds.p.byeFor(d, true, reason)
 	ds.mu.Unlock()
 	for _, r := range []*sip.Request{toCaller, toCallee} {
 		if r != nil {
@@ -464,8 +473,9 @@ func (ds *Dialogs) sweep(t time.Time) {
 
 // byeFor builds the BYE the proxy sends on behalf of the other side
 // (RFC 3261 15.1.1 and 12.2.1.1): toward the callee as if from the
-// caller, or toward the caller as if from the callee. Called with ds.mu.
-func (p *Proxy) byeFor(d *Dialog, toCallee bool) *sip.Request {
+// caller, or toward the caller as if from the callee, with the Reason
+// header reason. Called with ds.mu.
+func (p *Proxy) byeFor(d *Dialog, toCallee bool, reason string) *sip.Request {
 	var (
 		ruri   sip.Uri
 		hop    Hop
@@ -502,7 +512,7 @@ func (p *Proxy) byeFor(d *Dialog, toCallee bool) *sip.Request {
 	cid := sip.CallIDHeader(d.CallID)
 	r.AppendHeader(&cid)
 	r.AppendHeader(&sip.CSeqHeader{SeqNo: max(seq, 1), MethodName: sip.BYE})
-	r.AppendHeader(sip.NewHeader("Reason", `SIP;cause=403;text="Credential revoked"`))
+	r.AppendHeader(sip.NewHeader("Reason", reason))
 	if p.cfg.Server != "" {
 		r.AppendHeader(sip.NewHeader("User-Agent", p.cfg.Server))
 	}
