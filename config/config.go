@@ -499,12 +499,12 @@ func (c *Config) Validate() error {
 	if d := r.BindingFlushInterval.D(); d < 10*time.Millisecond || d > time.Minute {
 		bad("registrar.binding_flush_interval", d, "want 10ms to 1m")
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		bad("http.listen", quote(c.HTTP.Listen), "want host:port")
+	if !validHostPort(c.HTTP.Listen) {
+		bad("http.listen", quote(c.HTTP.Listen), "want host:port, the port 0 to 65535")
 	}
 	if m := c.HTTP.MetricsListen; m != "" {
-		if _, port, err := net.SplitHostPort(m); err != nil {
-			bad("http.metrics_listen", quote(m), "want host:port")
+		if _, port, err := net.SplitHostPort(m); err != nil || !validHostPort(m) {
+			bad("http.metrics_listen", quote(m), "want host:port, the port 0 to 65535")
 		} else if m == c.HTTP.Listen && port != "0" {
 			bad("http.metrics_listen", quote(m), "must differ from http.listen (leave it empty to serve /metrics there)")
 		}
@@ -520,6 +520,18 @@ func (c *Config) Validate() error {
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// validHostPort reports whether s is host:port with a port net.Listen
+// takes: 0 to 65535, or a service name. A port out of range used to pass
+// check-config and fail only when the server bound it.
+func validHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	_, err = net.LookupPort("tcp", port)
+	return err == nil
+}
 
 // validOrigin reports whether o is an origin as browsers send it:
 // http or https, a host, an optional port, nothing else.

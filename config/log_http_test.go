@@ -16,6 +16,12 @@ func TestMetricsListenAndTrace(t *testing.T) {
 		{"not host:port", "http:\n  metrics_listen: 9100\n", "http.metrics_listen"},
 		{"same as the API", "http:\n  listen: 127.0.0.1:8080\n  metrics_listen: 127.0.0.1:8080\n", "http.metrics_listen"},
 		{"trace not a bool", "log:\n  sip_trace: sometimes\n", "sometimes"},
+		// A port out of range passed check-config and failed only at bind.
+		{"listen port out of range", "http:\n  listen: 127.0.0.1:99999\n", "http.listen"},
+		{"listen port negative", "http:\n  listen: 127.0.0.1:-1\n", "http.listen"},
+		{"listen port not a service", "http:\n  listen: 127.0.0.1:nosuchservice\n", "http.listen"},
+		{"metrics port out of range", "http:\n  metrics_listen: 127.0.0.1:65536\n", "http.metrics_listen"},
+		{"any port", "http:\n  listen: 127.0.0.1:0\n", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
