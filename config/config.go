@@ -196,7 +196,8 @@ type HTTP struct {
 	// MinPasswordLength for credentials created through the API. Default 12.
 	MinPasswordLength int `yaml:"min_password_length"`
 	// Pprof serves Go's profiler at /debug/pprof/ next to /metrics (no API
-	// key, like /metrics: keep the listener private). Default false.
+	// key, like /metrics), which must then listen on a loopback address.
+	// Default false.
 	Pprof bool `yaml:"pprof"`
 }
 
@@ -509,6 +510,18 @@ func (c *Config) Validate() error {
 			bad("http.metrics_listen", quote(m), "must differ from http.listen (leave it empty to serve /metrics there)")
 		}
 	}
+	if c.HTTP.Pprof {
+		// The profiler has no API key (like /metrics) and its profile
+		// and trace endpoints burn CPU for as long as asked: only on a
+		// listener no one else reaches.
+		key, addr := "http.listen", c.HTTP.Listen
+		if c.HTTP.MetricsListen != "" {
+			key, addr = "http.metrics_listen", c.HTTP.MetricsListen
+		}
+		if host, _, err := net.SplitHostPort(addr); err == nil && !loopbackHost(host) {
+			bad("http.pprof", true, "serves the profiler without an API key on "+key+" "+quote(addr)+": listen on a loopback address (127.0.0.1, ::1, localhost)")
+		}
+	}
 	if k := c.HTTP.APIKey; k != "" && len(k) < 16 {
 		bad("http.api_key", "(secret)", "want at least 16 characters")
 	}
@@ -539,4 +552,14 @@ func validOrigin(o string) bool {
 	u, err := url.Parse(o)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}
+
+// loopbackHost reports whether host (of a listen address) is loopback
+// only: localhost or a loopback IP, not "" or an unspecified address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

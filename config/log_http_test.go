@@ -22,6 +22,13 @@ func TestMetricsListenAndTrace(t *testing.T) {
 		{"listen port not a service", "http:\n  listen: 127.0.0.1:nosuchservice\n", "http.listen"},
 		{"metrics port out of range", "http:\n  metrics_listen: 127.0.0.1:65536\n", "http.metrics_listen"},
 		{"any port", "http:\n  listen: 127.0.0.1:0\n", ""},
+		// The profiler has no API key: only on a loopback listener.
+		{"pprof on loopback", "http:\n  listen: 127.0.0.1:8080\n  pprof: true\n", ""},
+		{"pprof on localhost", "http:\n  listen: localhost:8080\n  pprof: true\n", ""},
+		{"pprof on a loopback metrics listener", "http:\n  listen: 0.0.0.0:8080\n  metrics_listen: '[::1]:9100'\n  pprof: true\n", ""},
+		{"pprof on every address", "http:\n  listen: 0.0.0.0:8080\n  pprof: true\n", "http.pprof"},
+		{"pprof on a public metrics listener", "http:\n  metrics_listen: 192.0.2.1:9100\n  pprof: true\n", "http.pprof"},
+		{"pprof on no host", "http:\n  listen: ':8080'\n  pprof: true\n", "http.pprof"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -462,7 +462,8 @@ func (f *Front) handleRegister(ps *parsers, dg *datagrams, box *outbox, a *answe
 	if !ok { // not the common shape: sipgo's parser, and its answer
 		msg, err := ps.sipgo.ParseSIP((*j.buf)[:j.n])
 		if err != nil {
-			f.log.Debug("unparsable REGISTER", "source", source, "transport", j.transport, "error", err)
+			// Not err: sipgo's errors quote the line they refused,
+			// which may be an Authorization (secrets are never logged).
 			f.badRequest(dg, box, (*j.buf)[:j.n], source, j) // malformed.go
 			return
 		}
