@@ -62,6 +62,13 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	case c.Expired(now):
 		return newError(http.StatusConflict, CodeCredentialUnusable, "the credential has expired: extend expires_at before minting a token")
 	}
+	// A token of a credential whose connection is inactive would be
+	// refused at once (auth refuses the connection's credentials).
+	if conn, err := s.db.Connection(c.ConnectionID); err != nil {
+		return storeErr("get", "connection", c.ConnectionID, err)
+	} else if !conn.Active {
+		return newError(http.StatusConflict, CodeCredentialUnusable, "the credential's connection is inactive: activate it before minting a token")
+	}
 	tok, exp, err := s.minter.Mint(c.Username, c.ID, c.TokensNotBefore, c.ExpiresAt)
 	if err != nil {
 		return err

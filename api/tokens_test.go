@@ -114,6 +114,22 @@ func TestTokenBodyRefusesFields(t *testing.T) {
 	}
 }
 
+// TestTokenRefusedForInactiveConnection: a credential whose connection is
+// inactive cannot register, so no token is minted for it (409, as for a
+// disabled credential); it used to get one that every REGISTER refused.
+func TestTokenRefusedForInactiveConnection(t *testing.T) {
+	e, _ := tokenEnv(t)
+	var conn api.Connection
+	e.ok(http.StatusCreated, "POST", "/v1/connections", map[string]any{"name": "paused"}, &conn)
+	c := e.createCredential(map[string]any{"username": "paused1", "password": "correct-horse-battery", "connection_id": conn.ID})
+	path := "/v1/credentials/" + c.ID + "/token"
+	e.ok(http.StatusCreated, "POST", path, nil, &api.Token{})
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"active": false}, &conn)
+	checkError(t, e.do("POST", path, nil), http.StatusConflict, api.CodeCredentialUnusable, "")
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"active": true}, &conn)
+	e.ok(http.StatusCreated, "POST", path, nil, &api.Token{})
+}
+
 // TestImportRevokesEarlierTokens: a credential exported, deleted and
 // imported again (same id, same username) must not bring back the tokens
 // minted for it before: the export holds no tokens_not_before, so the
