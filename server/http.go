@@ -28,10 +28,16 @@ import (
 // need no API key.
 func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", health.Live)
-	mux.Handle("GET /readyz", o.ready)
+	get := func(path string, h http.Handler) {
+		mux.Handle("GET "+path, h)
+		// Any other method: 405 here, where it fell through to the API
+		// below, which asked for a key (401) or found no route (404).
+		mux.HandleFunc(path, onlyGET)
+	}
+	get("/healthz", http.HandlerFunc(health.Live))
+	get("/readyz", o.ready)
 	if withMetrics {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{
+		get("/metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{
 			ErrorHandling: promhttp.ContinueOnError,
 		}))
 		if withPprof {
@@ -48,14 +54,21 @@ func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.
 		// The test phone (JsSIP over the ws/wss listeners), no API key:
 		// it holds no secret and reaches SIP only with credentials.
 		phone := web.Phone()
-		mux.Handle("GET /phone", phone)
-		mux.Handle("GET /phone/", phone)
+		get("/phone", phone)
+		get("/phone/", phone)
 		c := console.Handler() // the web console at / (console/)
 		mux.Handle("GET /{$}", c)
 		mux.Handle("GET "+console.AssetPrefix, c)
 		mux.Handle("/", next)
 	}
 	return mux
+}
+
+// onlyGET answers a method other than GET or HEAD on a public path: 405
+// with Allow (RFC 9110 section 15.5.6).
+func onlyGET(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, r.Method+" is not allowed on "+r.URL.Path+"; allowed: GET, HEAD", http.StatusMethodNotAllowed)
 }
 
 // serveHTTP serves the bound API listener and, when http.metrics_listen

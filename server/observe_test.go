@@ -278,6 +278,33 @@ func TestMetricsListenerOfItsOwn(t *testing.T) {
 	}
 }
 
+// TestPublicPathsAllowGETOnly: another method on /healthz, /readyz,
+// /metrics or /phone is answered 405 with Allow; it used to fall through
+// to the API, which asked for a key (401) or found no route (404).
+func TestPublicPathsAllowGETOnly(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/phone"} {
+		url := "http://" + ts.Addr("http") + path
+		for _, method := range []string{"POST", "PUT", "DELETE"} {
+			req, err := http.NewRequest(method, url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow GET, HEAD", method, path, res.StatusCode, res.Header.Get("Allow"))
+			}
+		}
+		if code := httpStatus(t, url); code != 200 {
+			t.Errorf("GET %s: %d", path, code)
+		}
+	}
+}
+
 func httpStatus(t *testing.T, url string) int {
 	t.Helper()
 	code, _ := httpGet(t, url)
