@@ -41,10 +41,10 @@ func TestDiagnose(t *testing.T) {
 		t.Errorf("bad Request-URI: reason %q", m.reason)
 	}
 	for name, msg := range map[string]string{
-		"no Via":              crlf("REGISTER sip:b SIP/2.0\nFrom: <sip:a@b>;tag=1\nCSeq: x\nContent-Length: 0\n\n"),
-		"empty Via":           crlf("REGISTER sip:b SIP/2.0\nVia: \nCSeq: x\nContent-Length: 0\n\n"),
-		"two-part start line": crlf("REGISTER sip:b\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n"),
-		"no end of headers":   "REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: x\r\n",
+		"no Via":               crlf("REGISTER sip:b SIP/2.0\nFrom: <sip:a@b>;tag=1\nCSeq: x\nContent-Length: 0\n\n"),
+		"empty Via":            crlf("REGISTER sip:b SIP/2.0\nVia: \nCSeq: x\nContent-Length: 0\n\n"),
+		"two-part start line":  crlf("REGISTER sip:b\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n"),
+		"no end of headers":    "REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: x\r\n",
 		"LF in a copied value": strings.Replace(malformedRegister("z9hG4bK1", "CSeq: abc REGISTER"), "Call-ID: c-", "Call-ID: c\nX: c-", 1),
 	} {
 		if _, ok := diagnose([]byte(msg)); ok {
