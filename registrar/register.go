@@ -456,6 +456,17 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 				c.expires -= time.Duration(mrand.Int64N(max+1)) * time.Second
 			}
 		}
+		if v, ok := ch.Params.Get("q"); ok && !validQ(v) {
+			return nil, reply.Errorf(400, "Invalid Contact q Parameter")
+		}
+		for _, o := range out {
+			// The second copy would fail step 7 against the first (same
+			// Call-ID and CSeq), which the client would read as a CSeq
+			// out of order.
+			if o.key == c.key {
+				return nil, reply.Errorf(400, "Duplicate Contact")
+			}
+		}
 		if v, ok := ch.Params.Get("+sip.instance"); ok && safeInstance(v) {
 			c.instance = v
 		}
@@ -465,6 +476,23 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// validQ reports whether v is a qvalue (RFC 3261 section 25.1): 0 to 1
+// ("0.5", "1.000"; not "2", "1.5", "-0"). More than the grammar's three
+// decimals pass ("0.1234"): a phone that writes them means a q, not an
+// error.
+func validQ(v string) bool {
+	whole, frac, _ := strings.Cut(v, ".") // "0." is one too
+	if whole != "0" && whole != "1" {
+		return false
+	}
+	for _, d := range frac {
+		if d < '0' || d > '9' || (whole == "1" && d != '0') {
+			return false
+		}
+	}
+	return true
 }
 
 func safeParam(v string) bool { return v != "" && !strings.ContainsAny(v, "\r\n;,<>") }

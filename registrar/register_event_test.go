@@ -104,3 +104,43 @@ func TestDuplicateExpiresRefused(t *testing.T) {
 		t.Fatalf("alice has %d bindings after the refused REGISTERs, want 1", n)
 	}
 }
+
+// TestContactChecks: a q outside 0 to 1 is malformed (RFC 3261 section
+// 25.1), and the same Contact
+// twice in one REGISTER gets 400 Duplicate Contact; it used to get "CSeq
+// Not Higher Than Binding's", the second copy failing step 7 against the
+// first. Neither changes the bindings.
+func TestContactChecks(t *testing.T) {
+	r, loc := newTestRegistrar(t)
+	nonce := between(r.Handle(durableRegister(t, "", 0, "")).GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	seq := uint32(1)
+	register := func(hs string) *sip.Response {
+		t.Helper()
+		res := r.Handle(durableRegister(t, nonce, seq, hs))
+		seq++
+		return res
+	}
+	if res := register("Contact: <sip:alice@127.0.0.1:5070>;q=0.5\r\nExpires: 600\r\n"); res.StatusCode != 200 {
+		t.Fatalf("register: %d %s", res.StatusCode, res.Reason)
+	}
+	for _, c := range []struct{ contacts, reason string }{
+		{"<sip:alice@127.0.0.1:5070>;q=2", "Invalid Contact q Parameter"},
+		{"<sip:alice@127.0.0.1:5070>;q=0.5x", "Invalid Contact q Parameter"},
+		{"<sip:alice@127.0.0.1:5070>;q=1.5", "Invalid Contact q Parameter"},
+		{"<sip:alice@127.0.0.1:5070>;q=-0", "Invalid Contact q Parameter"},
+		{"<sip:alice@127.0.0.1:5070>;expires=100, <sip:alice@127.0.0.1:5070>;expires=0", "Duplicate Contact"},
+	} {
+		res := register("Contact: " + c.contacts + "\r\n")
+		if res.StatusCode != 400 || res.Reason != c.reason {
+			t.Errorf("%s: got %d %s, want 400 %s", c.contacts, res.StatusCode, res.Reason, c.reason)
+		}
+	}
+	for _, q := range []string{"0", "0.", "1", "1.000", "0.001", "0.1234"} {
+		if res := register("Contact: <sip:alice@127.0.0.1:5070>;q=" + q + "\r\n"); res.StatusCode != 200 {
+			t.Errorf("q=%s: got %d %s, want 200", q, res.StatusCode, res.Reason)
+		}
+	}
+	if n := len(loc.Lookup("alice")); n != 1 {
+		t.Fatalf("alice has %d bindings, want 1", n)
+	}
+}
