@@ -66,6 +66,11 @@ func decodeOptionalEmpty(r *http.Request) error {
 
 // decodeStrict decodes raw, one JSON object, into dst as decodeBody does.
 func decodeStrict(raw []byte, dst any) error {
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		// encoding/json decodes null into a struct as nothing at all: a
+		// PATCH of null answered 200, changing nothing.
+		return newError(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object, not null")
+	}
 	if e := checkStrict(raw, reflect.TypeOf(dst)); e != nil {
 		return e
 	}

@@ -59,11 +59,12 @@ func (s *Server) putLogLevel(w http.ResponseWriter, r *http.Request) error {
 	if err := val.err(); err != nil {
 		return err
 	}
-	old := s.level.Level()
-	s.level.Set(level)
-	// At warn, so that the change shows at every level but error.
-	s.log.LogAttrs(r.Context(), slog.LevelWarn, "log level changed",
-		slog.String("from", levelName(old)), slog.String("to", name))
+	if old := s.level.Level(); old != level {
+		s.level.Set(level)
+		// At warn, so that the change shows at every level but error.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "log level changed",
+			slog.String("from", levelName(old)), slog.String("to", name))
+	}
 	writeJSON(w, http.StatusOK, envelope{Data: LogLevel{Level: name}})
 	return nil
 }

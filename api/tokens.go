@@ -79,6 +79,10 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
+	// No fields: {"x":1} is refused rather than ignored, as for a token.
+	if err := decodeOptionalEmpty(r); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	now := s.now()
 	c, err := s.db.UpdateCredential(id, func(c *store.Credential) error {

@@ -114,6 +114,23 @@ func TestTokenBodyRefusesFields(t *testing.T) {
 	}
 }
 
+// TestActionBodies: revoke_tokens takes no fields, as the token route
+// does ({"x":1} used to be ignored), and a body of null is not an object
+// (a PATCH of null used to answer 200, changing nothing).
+func TestActionBodies(t *testing.T) {
+	e, _ := tokenEnv(t)
+	c := e.createCredential(map[string]any{"username": "bodies", "password": "correct-horse-battery"})
+	revoke := "/v1/credentials/" + c.ID + "/actions/revoke_tokens"
+	checkError(t, e.do("POST", revoke, `{"x":1}`), http.StatusBadRequest, api.CodeUnknownField, "/x")
+	for _, body := range []string{"", "{}"} {
+		e.ok(http.StatusOK, "POST", revoke, body, &api.Credential{})
+	}
+	for _, path := range []string{"/v1/credentials/" + c.ID, "/v1/connections/default"} {
+		checkError(t, e.do("PATCH", path, "null"), http.StatusBadRequest, api.CodeInvalidJSON, "")
+	}
+	checkError(t, e.do("POST", "/v1/credentials", " null "), http.StatusBadRequest, api.CodeInvalidJSON, "")
+}
+
 // TestTokenRefusedForInactiveConnection: a credential whose connection is
 // inactive cannot register, so no token is minted for it (409, as for a
 // disabled credential); it used to get one that every REGISTER refused.
