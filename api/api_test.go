@@ -669,6 +669,12 @@ func TestErrors(t *testing.T) {
 		{"repeated parameter", "GET", "/v1/credentials?tag=a&tag=b", nil, 400, api.CodeInvalidParameter, "?tag", ""},
 		{"bad registration cursor", "GET", "/v1/registrations?page[after]=%%%", nil, 400, api.CodeInvalidParameter, "", ""},
 		{"garbage registration cursor", "GET", "/v1/registrations?page[after]=xyz", nil, 400, api.CodeInvalidParameter, "?page[after]", ""},
+		// The stores' lists answered a cursor they never gave with an
+		// empty page (or the whole list).
+		{"garbage credential cursor", "GET", "/v1/credentials?page[after]=~~garbage~~", nil, 400, api.CodeInvalidParameter, "?page[after]", ""},
+		{"garbage connection cursor", "GET", "/v1/connections?page[after]=0", nil, 400, api.CodeInvalidParameter, "?page[after]", ""},
+		{"garbage number cursor", "GET", "/v1/numbers?page[after]=abc", nil, 400, api.CodeInvalidParameter, "?page[after]", ""},
+		{"paging the API keys", "GET", "/v1/api-keys?page[size]=1", nil, 400, api.CodeInvalidParameter, "?page[size]", ""},
 		{"delete unknown registration", "DELETE", "/v1/registrations/nope", nil, 404, api.CodeNotFound, "", ""},
 	}
 	for _, tc := range cases {

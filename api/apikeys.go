@@ -84,6 +84,9 @@ func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := readQuery(r); err != nil {
 		return err
 	}
+	if err := unpaginated(r); err != nil {
+		return err
+	}
 	keys, err := s.db.APIKeys()
 	if err != nil {
 		return fmt.Errorf("list api keys: %w", err)

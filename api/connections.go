@@ -234,6 +234,9 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkCursor(p, func(id string) bool { return id == store.DefaultConnectionID || isUUID(id) }); err != nil {
+		return err
+	}
 	cs, next, err := s.db.Connections(store.Page{After: p.after, Limit: p.size})
 	if err != nil {
 		return fmt.Errorf("list connections: %w", err)

@@ -86,6 +86,9 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkCursor(p, isUUID); err != nil {
+		return err
+	}
 	f := store.CredentialFilter{ConnectionID: q.Get("connection_id"), Tag: q.Get("tag"), Username: q.Get("username")}
 	if f.Enabled, err = boolParam(q, "enabled"); err != nil {
 		return err

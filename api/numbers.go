@@ -108,6 +108,12 @@ func (s *Server) listNumbers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkCursor(p, func(n string) bool {
+		norm, err := e164.NormalizePattern(n)
+		return err == nil && norm == n
+	}); err != nil {
+		return err
+	}
 	ns, next, err := s.db.Numbers(store.NumberFilter{ConnectionID: q.Get("connection_id"), CredentialID: q.Get("credential_id")},
 		store.Page{After: p.after, Limit: p.size})
 	if err != nil {

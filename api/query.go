@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // Cursor pagination, the one style of every list: page[size] items (1 to
@@ -79,4 +81,33 @@ func writeList[T any](w http.ResponseWriter, items []T, next string, size int) {
 		items = []T{}
 	}
 	writeJSON(w, http.StatusOK, envelope{Data: items, Meta: &listMeta{NextCursor: next, PageSize: size}})
+}
+
+// checkCursor refuses a page[after] that valid says is not a key of the
+// list's: a cursor this API never returned used to give an empty page (or
+// the whole list), where the registrations' and calls' lists said 400.
+func checkCursor(p page, valid func(string) bool) error {
+	if p.after != "" && !valid(p.after) {
+		return paramError(paramPageAfter, "page[after] is not a cursor this API returned")
+	}
+	return nil
+}
+
+// unpaginated refuses page parameters on a list that is never paginated
+// (the API keys), rather than ignoring them.
+func unpaginated(r *http.Request) error {
+	q := r.URL.Query()
+	for _, name := range []string{paramPageSize, paramPageAfter} {
+		if q.Has(name) {
+			return paramError(name, "this list is not paginated: it is always whole")
+		}
+	}
+	return nil
+}
+
+// isUUID reports whether s is a UUID in any form uuid.Parse reads: the
+// store makes canonical ones, an import keeps the form it was given.
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
 }
