@@ -152,6 +152,9 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.refused(422, "PATCH", "/v1/connections/"+hooked, `{"webhook_timeout_secs":99}`)
 	x.ok(200, "GET", "/v1/connections/"+hooked+"/webhook_deliveries", "")
 	x.ok(404, "GET", "/v1/connections/nope/webhook_deliveries", "")
+	x.ok(200, "POST", "/v1/connections/"+hooked+"/actions/rotate_webhook_secret", "")
+	x.ok(400, "POST", "/v1/connections/"+hooked+"/actions/rotate_webhook_secret", `{"secret":"mine"}`)
+	x.ok(404, "POST", "/v1/connections/nope/actions/rotate_webhook_secret", "")
 	x.ok(204, "DELETE", "/v1/connections/"+hooked, "")
 
 	// Credentials.
@@ -219,6 +222,7 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	x.refused(400, "POST", "/v1/credentials/"+alice+"/token", `{"ttl":"999h"}`)
 	x.ok(200, "POST", "/v1/credentials/"+alice+"/actions/revoke_tokens", "")
 	x.ok(404, "POST", "/v1/credentials/nope/actions/revoke_tokens", "")
+	x.ok(400, "POST", "/v1/credentials/"+alice+"/actions/revoke_tokens", `{"x":1}`)
 
 	// Registrations.
 	e.locs.add(

@@ -154,6 +154,7 @@ func (s *Server) routeTable() []route {
 		{"PATCH /v1/connections/{id}", false, s.h(s.updateConnection)},
 		{"DELETE /v1/connections/{id}", false, s.h(s.deleteConnection)},
 		{"GET /v1/connections/{id}/webhook_deliveries", false, s.h(s.listWebhookDeliveries)},
+		{"POST /v1/connections/{id}/actions/rotate_webhook_secret", false, s.h(s.rotateWebhookSecret)},
 		{"POST /v1/numbers", false, s.h(s.createNumber)},
 		{"GET /v1/numbers", false, s.h(s.listNumbers)},
 		{"GET /v1/numbers/{number}", false, s.h(s.getNumber)},

@@ -77,6 +77,35 @@ func applyWebhooks(b *connectionBody, c *store.Connection) (string, error) {
 	return secret, nil
 }
 
+// rotateWebhookSecret replaces the connection's webhook secret with a new
+// one, answered once: a secret lost or leaked used to mean a new
+// connection (and moving its credentials and numbers to it). The
+// dispatcher reads the secret from the store for every event, so the
+// next one is signed with it.
+func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeOptionalEmpty(r); err != nil {
+		return err
+	}
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	c, err := s.db.UpdateConnection(id, func(c *store.Connection) error {
+		c.WebhookSecret = secret
+		c.UpdatedAt = s.now()
+		return nil
+	})
+	if err != nil {
+		return storeErr("update", "connection", id, err)
+	}
+	s.log.InfoContext(r.Context(), "webhook secret rotated", "connection_id", c.ID)
+	out := connectionOut(c)
+	out.WebhookSecret = secret // shown once
+	writeJSON(w, http.StatusOK, envelope{Data: out})
+	return nil
+}
+
 func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := readQuery(r); err != nil {
 		return err

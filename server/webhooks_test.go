@@ -275,3 +275,46 @@ func TestWebhooksOfRemovals(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookSecretRotated: POST .../actions/rotate_webhook_secret answers
+// a new secret once, and the next event is signed with it, not the old
+// one; a lost or leaked secret used to mean a new connection.
+func TestWebhookSecretRotated(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	rcv := newHookReceiver(t)
+	var conn struct {
+		ID     string `json:"id"`
+		Secret string `json:"webhook_secret"`
+	}
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "hooked", "webhook_event_url": rcv.srv.URL + "/sip"}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	old := conn.Secret
+	ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
+	if code := ts.api(t, "POST", "/v1/connections/"+conn.ID+"/actions/rotate_webhook_secret", nil, &conn); code != 200 {
+		t.Fatalf("rotate: %d", code)
+	}
+	if !strings.HasPrefix(conn.Secret, "whsec_") || conn.Secret == old {
+		t.Fatalf("rotated secret %q (old %q)", conn.Secret, old)
+	}
+	var got map[string]any
+	if code := ts.api(t, "GET", "/v1/connections/"+conn.ID, nil, &got); code != 200 || got["webhook_secret"] != nil {
+		t.Fatalf("GET connection: %d, webhook_secret %v: shown again", code, got["webhook_secret"])
+	}
+	// The receiver accepts only the old secret: the event is refused.
+	rcv.mu.Lock()
+	rcv.secret = old
+	rcv.mu.Unlock()
+	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "alice", pass: alicePass}), 200)
+	waitFor(t, "an event refused under the old secret", 10*time.Second, func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.bad > 0
+	})
+	// Under the new one, the next event verifies.
+	rcv.mu.Lock()
+	rcv.secret = conn.Secret
+	rcv.mu.Unlock()
+	wantStatus(t, newPhone(t, ts, "udp").register(t, regOpts{user: "alice", pass: alicePass, contactUser: "second"}), 200)
+	rcv.waitFor(t, "registration.created")
+}
