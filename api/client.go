@@ -111,6 +111,14 @@ func (c *Client) UpdateConnection(ctx context.Context, id string, req UpdateConn
 	return out, err
 }
 
+// RotateWebhookSecret gives the connection a new webhook secret, in the
+// answer's WebhookSecret only.
+func (c *Client) RotateWebhookSecret(ctx context.Context, id string) (Connection, error) {
+	var out Connection
+	err := c.do(ctx, http.MethodPost, "/v1/connections/"+url.PathEscape(id)+"/actions/rotate_webhook_secret", nil, nil, &out)
+	return out, err
+}
+
 // DeleteConnection deletes a connection without credentials.
 func (c *Client) DeleteConnection(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/connections/"+url.PathEscape(id), nil, nil, nil)

@@ -556,3 +556,39 @@ func TestCLICredentialResolution(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIConnectionWebhooks: the webhook fields can be set and cleared
+// from the CLI (only the API could), the first URL's secret is shown
+// once, and rotate-webhook-secret shows a new one.
+func TestCLIConnectionWebhooks(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("", "connection", "create", "--name", "hooked", "--webhook-url", "http://127.0.0.1:9/hook", "--webhook-timeout-secs", "5")
+	secret := regexp.MustCompile(`webhook_secret\s+(whsec_\S+)`).FindStringSubmatch(r.stdout)
+	if secret == nil || !regexp.MustCompile(`webhook_event_url\s+http://127.0.0.1:9/hook`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`webhook_timeout_secs\s+5`).MatchString(r.stdout) {
+		t.Fatalf("create:\n%s", r.stdout)
+	}
+	id := regexp.MustCompile(`(?m)^id\s+(\S+)`).FindStringSubmatch(r.stdout)[1]
+	if r = e.mustRun("", "connection", "get", id); strings.Contains(r.stdout, "whsec_") {
+		t.Errorf("get shows the secret again:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "connection", "rotate-webhook-secret", id)
+	rotated := regexp.MustCompile(`webhook_secret\s+(whsec_\S+)`).FindStringSubmatch(r.stdout)
+	if rotated == nil || rotated[1] == secret[1] {
+		t.Fatalf("rotate-webhook-secret:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "connection", "update", id, "--webhook-failover-url", "http://127.0.0.1:10/backup")
+	if !regexp.MustCompile(`webhook_event_failover_url\s+http://127.0.0.1:10/backup`).MatchString(r.stdout) {
+		t.Errorf("update failover:\n%s", r.stdout)
+	}
+	if r = e.run("", "connection", "update", id, "--webhook-url", "ftp://x"); r.code != 1 || !strings.Contains(r.stderr, "webhook_event_url") {
+		t.Errorf("bad URL: %d %q", r.code, r.stderr)
+	}
+	r = e.mustRun("", "connection", "update", id, "--webhook-url", "", "--webhook-failover-url", "")
+	if strings.Contains(r.stdout, "webhook_event_url") {
+		t.Errorf("cleared:\n%s", r.stdout)
+	}
+	if r = e.run("", "connection", "rotate-webhook-secret", "nope"); r.code != 1 {
+		t.Errorf("rotate unknown: exit %d", r.code)
+	}
+}

@@ -13,7 +13,7 @@ func commandTree() map[string][]string {
 	return map[string][]string{
 		"serve":        nil,
 		"credential":   {"create", "list", "get", "update", "enable", "disable", "delete"},
-		"connection":   {"create", "list", "get", "update", "delete"},
+		"connection":   {"create", "list", "get", "update", "rotate-webhook-secret", "delete"},
 		"number":       {"create", "list", "get", "update", "delete"},
 		"registration": {"list", "delete"},
 		"token":        {"create", "revoke"},

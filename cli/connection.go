@@ -17,11 +17,14 @@ subcommands:
   list [--all] [--limit N] [--after CURSOR]
   get ID
   update ID [--name N] [--active true|false] [--allowed-cidrs CIDR,...|""] [policy flags]
+  rotate-webhook-secret ID   (a new webhook secret, shown once)
   delete ID      (refused while it has credentials or numbers, and for "default")
 
 policy flags: --pbx-uri URI, --caller-id-policy username|connection_numbers|any,
-  --sip-uri-calling disabled|internal|unrestricted, --max-calls N, --max-registrations N
-  (an ip connection is trusted by its --allowed-cidrs, which it requires)
+  --sip-uri-calling disabled|internal|unrestricted, --max-calls N, --max-registrations N,
+  --webhook-url URL, --webhook-failover-url URL, --webhook-timeout-secs N
+  (an ip connection is trusted by its --allowed-cidrs, which it requires; a
+  connection's first webhook URL makes its webhook secret, shown once)
 
 common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json
 Run 'sipwarden connection <subcommand> -h' for its flags.
@@ -34,6 +37,8 @@ func runConnection(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 		"get":    (*cli).connectionGet,
 		"update": (*cli).connectionUpdate,
 		"delete": (*cli).connectionDelete,
+
+		"rotate-webhook-secret": (*cli).connectionRotateSecret,
 	}}.run(args, stdin, stdout, stderr)
 }
 
@@ -54,7 +59,8 @@ func (c *cli) connectionCreate(args []string) int {
 	active := !*inactive
 	req := api.CreateConnectionRequest{Name: *name, Active: &active, AllowedCIDRs: splitList(*cidrs), Kind: *kind,
 		PBXURI: pol.pbxURI, CallerIDPolicy: pol.callerID, SIPURICallingPreference: pol.uriCalling,
-		MaxCalls: pol.maxCalls, MaxRegistrations: pol.maxRegs}
+		MaxCalls: pol.maxCalls, MaxRegistrations: pol.maxRegs,
+		WebhookEventURL: pol.webhookURL, WebhookEventFailoverURL: pol.webhookFailoverURL, WebhookTimeoutSecs: pol.webhookTimeout}
 	return c.call(func(ctx context.Context, cl *api.Client) error {
 		conn, err := cl.CreateConnection(ctx, req)
 		if err == nil {
@@ -142,11 +148,30 @@ func (c *cli) connectionUpdate(args []string) int {
 	if set["max-registrations"] {
 		req.MaxRegistrations = &pol.maxRegs
 	}
+	if set["webhook-url"] {
+		req.WebhookEventURL = &pol.webhookURL
+	}
+	if set["webhook-failover-url"] {
+		req.WebhookEventFailoverURL = &pol.webhookFailoverURL
+	}
+	if set["webhook-timeout-secs"] {
+		req.WebhookTimeoutSecs = &pol.webhookTimeout
+	}
 	if req == (api.UpdateConnectionRequest{}) {
 		return c.usageError("connection update: nothing to change; see -h")
 	}
 	return c.call(func(ctx context.Context, cl *api.Client) error {
 		conn, err := cl.UpdateConnection(ctx, pos[0], req)
+		if err == nil {
+			c.showConnection(conn)
+		}
+		return err
+	})
+}
+
+func (c *cli) connectionRotateSecret(args []string) int {
+	return c.byID("connection rotate-webhook-secret", args, func(ctx context.Context, cl *api.Client, id string) error {
+		conn, err := cl.RotateWebhookSecret(ctx, id)
 		if err == nil {
 			c.showConnection(conn)
 		}
@@ -182,6 +207,19 @@ func (c *cli) showConnection(cn api.Connection) {
 	t.row("sip_uri_calling_preference", cn.SIPURICallingPreference)
 	t.row("max_calls", limitText(cn.MaxCalls))
 	t.row("max_registrations", limitText(cn.MaxRegistrations))
+	if len(cn.OutboundRoutes) > 0 {
+		t.row("outbound_routes", fmt.Sprintf("%d (see -o json)", len(cn.OutboundRoutes)))
+	}
+	if cn.WebhookEventURL != "" {
+		t.row("webhook_event_url", cn.WebhookEventURL)
+		if cn.WebhookEventFailoverURL != "" {
+			t.row("webhook_event_failover_url", cn.WebhookEventFailoverURL)
+		}
+		t.row("webhook_timeout_secs", fmt.Sprint(cn.WebhookTimeoutSecs))
+	}
+	if cn.WebhookSecret != "" {
+		t.row("webhook_secret", cn.WebhookSecret+"   (shown once: keep it now)")
+	}
 	t.row("created_at", formatTime(cn.CreatedAt))
 	t.row("updated_at", formatTime(cn.UpdatedAt))
 	t.flush()
@@ -198,10 +236,12 @@ func splitList(v string) []string {
 	return out
 }
 
-// policyFlags are the policy fields of a connection.
+// policyFlags are the policy and webhook fields of a connection.
 type policyFlags struct {
-	pbxURI, callerID, uriCalling string
-	maxCalls, maxRegs            int
+	pbxURI, callerID, uriCalling   string
+	maxCalls, maxRegs              int
+	webhookURL, webhookFailoverURL string
+	webhookTimeout                 int
 }
 
 func (p *policyFlags) register(fs *flag.FlagSet) {
@@ -210,6 +250,9 @@ func (p *policyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.uriCalling, "sip-uri-calling", "", "SIP URI calling preference: `disabled`, internal or unrestricted")
 	fs.IntVar(&p.maxCalls, "max-calls", 0, "concurrent calls its callers may make (0: no limit)")
 	fs.IntVar(&p.maxRegs, "max-registrations", 0, "registered contacts its credentials may hold (0: no limit)")
+	fs.StringVar(&p.webhookURL, "webhook-url", "", "`URL` its events are posted to (https://...); \"\" clears it")
+	fs.StringVar(&p.webhookFailoverURL, "webhook-failover-url", "", "`URL` tried when the webhook URL fails; \"\" clears it")
+	fs.IntVar(&p.webhookTimeout, "webhook-timeout-secs", 0, "seconds a webhook delivery may take, 1 to 60 (0: 10)")
 }
 
 func limitText(n int) string {
