@@ -445,6 +445,13 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.reply(req, tx, status, reason)
 		return
 	}
+	if caller.Trusted && !toTrustDomain(targets) && privacyID(req) {
+		// RFC 3325 section 9.1: an identity asserted by a trusted peer (a
+		// carrier) whose user asked for privacy (Privacy: id, RFC 3323) is
+		// removed before the request leaves the trust domain for a user's
+		// device, or a withheld number would ring on the callee's screen.
+		removeIdentityHeaders(req)
+	}
 	if !caller.Trusted && caller.Credential.ID != "" && toTrustDomain(targets) {
 		// The From identity the caller ID policy admitted, asserted to
 		// the gateway or PBX (RFC 3325 section 9.1); users' devices are
@@ -475,6 +482,22 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	}
 	ev.Forwarded = true
 	p.forward(req, tx, caller, targets, loopHash, ev, hold)
+}
+
+// privacyID reports whether a Privacy header (RFC 3323 section 4.2; one
+// header or several, values separated by ';') requests "id" privacy.
+func privacyID(req *sip.Request) bool {
+	for _, h := range req.Headers() {
+		if !strings.EqualFold(h.Name(), "Privacy") {
+			continue
+		}
+		for _, v := range strings.FieldsFunc(h.Value(), func(r rune) bool { return r == ';' || r == ',' }) {
+			if strings.EqualFold(strings.TrimSpace(v), "id") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // removeIdentityHeaders removes every P-Asserted-Identity,
