@@ -441,6 +441,11 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		removeIdentityHeaders(req)
 	}
 	targets, status, reason := p.route(req, caller)
+	if status == 0 && strings.EqualFold(req.Recipient.Scheme, "sips") {
+		if targets = secureTargets(targets); len(targets) == 0 {
+			status, reason = 480, "SIPS Target Not Reachable Over TLS"
+		}
+	}
 	if status != 0 {
 		ev.Status = p.reply(req, tx, status, reason)
 		return
@@ -482,6 +487,32 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 	}
 	ev.Forwarded = true
 	p.forward(req, tx, caller, targets, loopHash, ev, hold)
+}
+
+// secureTargets keeps the targets a SIPS request may be forwarded to: over
+// TLS or secure WebSocket only, every hop of the way (RFC 3261 section
+// 26.2.2, RFC 5630 section 3.1.3); a UDP or TCP device, trunk or gateway
+// is dropped, and so are the insecure gateways a target would fail over
+// to. A SIPS call used to be rung over UDP with a sip: Request-URI, the
+// caller believing it secure. None left: the caller gets 480.
+func secureTargets(ts []target) []target {
+	var out []target
+	for _, t := range ts {
+		chain := append([]target{t}, t.next...)
+		var secure []target
+		for _, c := range chain {
+			if tp := strings.ToLower(c.hop.Transport); tp == "tls" || tp == "wss" {
+				c.next = nil
+				secure = append(secure, c)
+			}
+		}
+		if len(secure) > 0 {
+			first := secure[0]
+			first.next = secure[1:]
+			out = append(out, first)
+		}
+	}
+	return out
 }
 
 // privacyID reports whether a Privacy header (RFC 3323 section 4.2; one
