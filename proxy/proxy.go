@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -726,6 +727,12 @@ type target struct {
 // (RFC 3261 16.5), or the status that refuses it.
 func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	ru := req.Recipient
+	// RFC 3261 section 19.1.4: an escaped character of the user part is
+	// the character (sip:%2B15551110001@ is +15551110001); sipgo keeps
+	// the escapes, and the lookups below missed such a callee.
+	if u, err := url.PathUnescape(ru.User); err == nil {
+		ru.User = u
+	}
 	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
 	if local && ru.User != "" {
 		// An assigned number (a DID) first: its credential's devices or

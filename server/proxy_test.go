@@ -1019,3 +1019,32 @@ func TestSIPSCallNeedsTLS(t *testing.T) {
 		t.Fatalf("INVITE reached the callee over %s", inv.Transport())
 	}
 }
+
+// TestEscapedCalleeUser: an escaped character of the Request-URI's user
+// part is the character (RFC 3261 section 19.1.4): sip:%62ob@ rings bob;
+// it used to get 404 User Not Found.
+func TestEscapedCalleeUser(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "udp", "bob", "")
+	bob.register(t, bobPass, "")
+	invite := func(branch, authz string) string {
+		t.Helper()
+		msg := "INVITE sip:%62ob@sipwarden.test SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=" + branch + ";rport\n" +
+			"Max-Forwards: 70\nTo: <sip:%62ob@sipwarden.test>\nFrom: <sip:alice@sipwarden.test>;tag=1\nCall-ID: esc-" + branch + "\n" +
+			"CSeq: 1 INVITE\nContact: <sip:alice@LOCAL>\nContent-Length: 0\n\n"
+		if authz != "" {
+			msg = strings.Replace(msg, "CSeq: 1", "Proxy-Authorization: "+authz+"\nCSeq: 2", 1)
+		}
+		return rawExchange(t, "udp", ts.Addr("udp"), msg, 3*time.Second)
+	}
+	res := invite("z9hG4bK-esc1", "")
+	if !strings.HasPrefix(statusLine(res), "SIP/2.0 407") {
+		t.Fatalf("first INVITE: %q, want 407", statusLine(res))
+	}
+	authz := digestAnswer("alice", alicePass, between(res, `nonce="`, `"`), "INVITE", "sip:%62ob@sipwarden.test")
+	if got := statusLine(invite("z9hG4bK-esc2", authz)); strings.HasPrefix(got, "SIP/2.0 4") {
+		t.Fatalf("call to sip:%%62ob@: %q", got)
+	}
+	recv(t, bob.invites, "INVITE at bob")
+}
