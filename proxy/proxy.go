@@ -402,6 +402,16 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Status = p.replyOptions(req, tx)
 		return
 	}
+	if req.Recipient.User == "" && !knownMethod(req.Method) && (p.isUs(&req.Recipient) || p.domains[strings.ToLower(req.Recipient.Host)]) {
+		// RFC 3261 sections 8.2.1 and 21.5.2: a method this server does
+		// not know, sent to the server itself (no user to forward it to),
+		// is answered 501 with the methods it knows, challenge or not; it
+		// used to be challenged, then answered 404 No User In Request-URI.
+		res := p.newResponse(req, 501, "Not Implemented")
+		res.AppendHeader(sip.NewHeader("Allow", Allow))
+		ev.Status = p.respond(tx, res)
+		return
+	}
 	if r := req.Route(); r != nil {
 		// A preloaded Route to somewhere else would make us an open relay.
 		ev.Status = p.reply(req, tx, 403, "Preloaded Route Denied")
@@ -900,3 +910,13 @@ func (p *Proxy) replyOptions(req *sip.Request, tx sip.ServerTransaction) int {
 
 // Allow lists the methods sipwarden handles.
 const Allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK, PUBLISH, REGISTER"
+
+// knownMethod reports whether m is one of Allow's.
+func knownMethod(m sip.RequestMethod) bool {
+	switch m {
+	case sip.INVITE, sip.ACK, sip.CANCEL, sip.BYE, sip.OPTIONS, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
+		sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH, sip.REGISTER:
+		return true
+	}
+	return false
+}

@@ -1048,3 +1048,23 @@ func TestEscapedCalleeUser(t *testing.T) {
 	}
 	recv(t, bob.invites, "INVITE at bob")
 }
+
+// TestUnknownMethodToServer: a method the server does not know, sent to
+// the server itself, gets 501 with Allow (RFC 3261 8.2.1, 21.5.2), no
+// challenge; it used to be challenged, then answered 404 No User In
+// Request-URI. To a user it is still a request to proxy: challenged.
+func TestUnknownMethodToServer(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	msg := func(ruri, branch string) string {
+		return "FOO " + ruri + " SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=" + branch + ";rport\nMax-Forwards: 70\n" +
+			"To: <" + ruri + ">\nFrom: <sip:alice@sipwarden.test>;tag=1\nCall-ID: foo-" + branch + "\nCSeq: 1 FOO\nContent-Length: 0\n\n"
+	}
+	res := rawExchange(t, "udp", ts.Addr("udp"), msg("sip:sipwarden.test", "z9hG4bK-foo1"), 2*time.Second)
+	if got := statusLine(res); got != "SIP/2.0 501 Not Implemented" || !strings.Contains(res, "\r\nAllow: INVITE, ACK,") {
+		t.Fatalf("FOO to the server: %q\n%s", got, res)
+	}
+	res = rawExchange(t, "udp", ts.Addr("udp"), msg("sip:bob@sipwarden.test", "z9hG4bK-foo2"), 2*time.Second)
+	if got := statusLine(res); !strings.HasPrefix(got, "SIP/2.0 407") {
+		t.Fatalf("FOO to a user: %q, want 407", got)
+	}
+}
