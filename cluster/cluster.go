@@ -86,6 +86,10 @@ type Cluster struct {
 	peers atomic.Pointer[peerTable]
 	// hosts resolves the host names other nodes advertise (nodes.go).
 	hosts hostCache
+	// announced is this node's entry in the nodes table, as Announce
+	// wrote it: RunPresence writes it again with each presence refresh,
+	// so that a Redis restarted empty learns it back (nodes.go).
+	announced atomic.Pointer[[]byte]
 }
 
 // Down reports whether Redis is known to be unreachable: the last health

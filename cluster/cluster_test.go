@@ -247,3 +247,50 @@ func twoNodesNonces(t *testing.T, r *redistest.Server) (na, nb *cluster.Nonces) 
 	}
 	return na, nb
 }
+
+// TestPresenceSurvivesEmptyRedis: Redis restarted without persistence
+// (here: FLUSHALL) loses the nodes table; each node's presence loop
+// writes its entry again, so the others relay calls to its connections
+// and trust the calls it relays, without a restart.
+func TestPresenceSurvivesEmptyRedis(t *testing.T) {
+	r := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := open(t, r, "a")
+	b, err := cluster.Open(ctx, cluster.Config{URL: r.URL(), Node: "b", Advertise: "192.0.2.20:5060"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Announce(ctx, []string{"192.0.2.20:5061"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Announce(ctx, []string{"127.0.0.1:5060"}); err != nil {
+		t.Fatal(err)
+	}
+	go a.RunPresence(ctx)
+	go b.RunPresence(ctx)
+	if _, ok := a.PeerAt("192.0.2.20:5061"); !ok {
+		t.Fatal("b unknown to a before the flush")
+	}
+	if got := r.Do("FLUSHALL"); got != "+OK" {
+		t.Fatalf("FLUSHALL: %s", got)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if r.Do("HEXISTS sipwarden:nodes b") == ":1" && r.Do("HEXISTS sipwarden:nodes a") == ":1" {
+			break
+		}
+	}
+	if got := r.Do("HEXISTS sipwarden:nodes b"); got != ":1" {
+		t.Fatalf("b's entry not written again after Redis lost it: HEXISTS %s", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // a's next refresh
+	if _, ok := a.PeerAt("192.0.2.20:5061"); !ok {
+		t.Error("a does not know b's listener after Redis came back empty")
+	}
+	if !a.Member(netip.MustParseAddr("192.0.2.20")) {
+		t.Error("a does not trust b after Redis came back empty")
+	}
+}

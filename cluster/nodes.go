@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Presence: each node announces where the others reach it (its
@@ -44,6 +46,7 @@ type peerTable struct {
 // Announce records this node's advertised and listener addresses.
 func (c *Cluster) Announce(ctx context.Context, addrs []string) error {
 	b, _ := json.Marshal(nodeInfo{Advertise: c.cfg.Advertise, Addrs: addrs})
+	c.announced.Store(&b)
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
 	if err := c.rdb.HSet(ctx, keyNodes, c.cfg.Node, b).Err(); err != nil {
@@ -145,7 +148,7 @@ func (c *Cluster) RunPresence(ctx context.Context) {
 		cctx, cancel := c.timeout(ctx)
 		var err error
 		if alive {
-			err = c.rdb.Set(cctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err()
+			err = c.refreshPresence(cctx)
 		}
 		if err == nil {
 			err = c.refreshPeers(cctx)
@@ -155,6 +158,33 @@ func (c *Cluster) RunPresence(ctx context.Context) {
 			c.log.Debug("presence not refreshed", "error", err)
 		}
 	}
+}
+
+// refreshPresence renews this node's presence key and writes its entry
+// in the nodes table again: a Redis restarted without persistence has
+// lost the table, and without this node's entry the other nodes would
+// neither relay calls to the connections it holds nor trust the calls it
+// relays to them, until it restarted. When the entry was missing the
+// others are told at once.
+func (c *Cluster) refreshPresence(ctx context.Context) error {
+	b := c.announced.Load()
+	if b == nil {
+		return c.rdb.Set(ctx, keyAlive+c.cfg.Node, "1", aliveTTL).Err()
+	}
+	var added *redis.IntCmd
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, keyAlive+c.cfg.Node, "1", aliveTTL)
+		added = p.HSet(ctx, keyNodes, c.cfg.Node, *b)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if added.Val() > 0 {
+		c.log.Warn("this node's entry was missing from redis (restarted empty?): announced again", "node", c.cfg.Node)
+		return c.rdb.Publish(ctx, chanNodes, c.cfg.Node).Err()
+	}
+	return nil
 }
 
 // hostCache resolves the host names nodes advertise (cluster.advertise
