@@ -217,10 +217,17 @@ func (n *Node) newRegistrar(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	wsDropped := 0
+	if n.cl == nil {
+		if bs, wsDropped, err = withoutWebSocketBindings(n.db, bs); err != nil {
+			return err
+		}
+	}
 	bs, dropped, err := restorable(n.db, bs, start)
 	if err != nil {
 		return err
 	}
+	dropped += wsDropped
 	restored := loc.Restore(bs)
 	bs = nil
 	if restored >= 100_000 {

@@ -70,3 +70,44 @@ func restorable(db *store.DB, bs []store.Binding, now time.Time) ([]store.Bindin
 	}
 	return kept, dropped, nil
 }
+
+// withoutWebSocketBindings drops the stored bindings made over ws and wss
+// and clears them from the store. A browser's Contact host is a random
+// ".invalid" (RFC 7118 section 5): only the WebSocket it registered over
+// reaches it, and no WebSocket outlives the process, so such a binding
+// read at start can never be reached (the browser registers again over
+// its next WebSocket). They are removed when their WebSocket closes, but
+// a kill, or a shutdown that closes the store before the WebSockets, left
+// them stored: restored, they listed as live registrations and took a
+// slot of registrar.max_contacts until they expired. For a single node
+// only: in a cluster, Redis holds the live WebSockets of the other nodes.
+func withoutWebSocketBindings(db *store.DB, bs []store.Binding) ([]store.Binding, int, error) {
+	touched := map[string]bool{}
+	for _, b := range bs {
+		if b.Transport == "ws" || b.Transport == "wss" {
+			touched[b.AOR] = true
+		}
+	}
+	if len(touched) == 0 {
+		return bs, 0, nil
+	}
+	rest := map[string][]store.Binding{}
+	kept := bs[:0]
+	for _, b := range bs {
+		if b.Transport == "ws" || b.Transport == "wss" {
+			continue
+		}
+		kept = append(kept, b)
+		if touched[b.AOR] {
+			rest[b.AOR] = append(rest[b.AOR], b)
+		}
+	}
+	dropped := len(bs) - len(kept)
+	for aor := range touched {
+		db.SaveBindings(aor, rest[aor])
+	}
+	if err := db.FlushBindings(); err != nil {
+		return nil, 0, fmt.Errorf("clear the bindings of closed websockets: %w", err)
+	}
+	return kept, dropped, nil
+}
