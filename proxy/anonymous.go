@@ -32,7 +32,7 @@ const (
 // sends it). Over other transports, with credentials, or from a trusted
 // peer, the request is authenticated as any other.
 func (p *Proxy) anonymousCaller(req *sip.Request) bool {
-	if p.cfg.Public == nil || req.Method != sip.INVITE || p.trusted(req.Source()) {
+	if p.cfg.Public == nil || req.Method != sip.INVITE || p.trustedReq(req) {
 		return false
 	}
 	if _, peer := p.peer(req.Source()); peer {

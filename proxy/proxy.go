@@ -655,7 +655,7 @@ type caller struct {
 // with Proxy-Authenticate). It answers the request itself when it fails.
 func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Event) (caller, bool) {
 	from := req.From()
-	if p.trusted(req.Source()) {
+	if p.trustedReq(req) {
 		ev.Trusted = true
 		return caller{Trusted: true}, true
 	}
@@ -700,6 +700,37 @@ func (p *Proxy) verify(req *sip.Request, tx sip.ServerTransaction, ev *Event) (a
 	return res, true
 }
 
+// trustedReq reports whether req is authenticated by its source address:
+// a proxy.trusted_peers CIDR over any transport, or an address
+// TrustedFunc reports (a cluster's live node) over UDP only. A node
+// relays a call to another over UDP (to its cluster.advertise), never
+// over TCP, TLS or WebSocket; those carry phones and browsers, and a
+// browser's WebSocket reaches a node through a reverse proxy on the
+// node's host, from 127.0.0.1, which is also the IP of every node's
+// loopback listener (contrib/systemd's ws: 127.0.0.1:5066). Trusted over
+// any transport, every such browser was a trusted peer of the other
+// nodes: its calls unchallenged, any From and P-Asserted-Identity kept.
+func (p *Proxy) trustedReq(req *sip.Request) bool {
+	if len(p.cfg.Trusted) == 0 && p.cfg.TrustedFunc == nil {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, pre := range p.cfg.Trusted {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return p.cfg.TrustedFunc != nil && strings.EqualFold(req.Transport(), "udp") && p.cfg.TrustedFunc(a)
+}
+
+// trusted reports whether requests from source may be authenticated by
+// their address (trustedReq, whatever the transport): the stateless
+// front's test for leaving a request to ServeSIP, which decides with
+// trustedReq.
 func (p *Proxy) trusted(source string) bool {
 	if len(p.cfg.Trusted) == 0 && p.cfg.TrustedFunc == nil {
 		return false
