@@ -118,9 +118,12 @@ func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter, ref
 		g, err := wsgate.New(lim.Listen(ln, tp), wsgate.Config{
 			HandshakeTimeout: cfg.SIP.WebSocket.HandshakeTimeout.D(),
 			MaxPendingPerIP:  cfg.SIP.WebSocket.MaxPendingPerIP,
-			Origins:          cfg.SIP.WebSocket.Origins,
-			TLS:              tc,
-			OnRefused:        l.wsRefused,
+			// A frame or message must be whole within the idle timeout
+			// of its first byte, as a SIP message over TCP (slowloris).
+			MessageTimeout: cfg.Limits.IdleTimeout.D(),
+			Origins:        cfg.SIP.WebSocket.Origins,
+			TLS:            tc,
+			OnRefused:      l.wsRefused,
 			OnClosed: func(hs wsgate.Handshake) {
 				if f := l.wsClosed.Load(); f != nil {
 					(*f)(tp, hs)

@@ -37,7 +37,8 @@ func newConn(l *Listener, nc net.Conn, hs Handshake, head, extra []byte) *Conn {
 	if l.cfg.MaxMessageBytes < 0 {
 		c.after = src
 	} else {
-		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge}
+		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge,
+			timeout: l.cfg.MessageTimeout, tooSlow: c.tooSlow}
 	}
 	return c
 }
@@ -100,6 +101,13 @@ func (c *Conn) tooLarge() {
 	_, _ = io.CopyN(io.Discard, c.Conn, 4<<20)
 }
 
+// tooSlow ends the connection of a client whose frame or message was not
+// whole in time (Config.MessageTimeout). sipgo closes it when Read
+// returns ErrMessageTooSlow.
+func (c *Conn) tooSlow() {
+	c.l.log.Debug("websocket connection closed", "handshake", c.hs, "reason", "message not whole in time")
+}
+
 // frameReader passes a stream of client frames through, header by
 // header: it counts the payload of each message (control frames aside),
 // ends the stream with ErrMessageTooLarge when a message passes max, and
@@ -115,6 +123,40 @@ type frameReader struct {
 	remain int64  // payload bytes of the current frame not yet read
 	msg    int64  // payload bytes of the current message so far
 	err    error  // sticky: after a failed read the stream is out of step
+
+	// timeout bounds the arrival of a frame, or of a message in several
+	// frames (Config.MessageTimeout); 0: none. since is when the first
+	// byte of the frame or message being timed arrived; timing is set
+	// from then until it is whole. inData: a data message's final frame
+	// is still to come.
+	timeout time.Duration
+	tooSlow func()
+	since   time.Time
+	timing  bool
+	ends    bool // the current frame, once read, ends what is timed
+	inData  bool
+}
+
+// late reports whether the frame or message being timed is past its
+// bound, and if so makes the stream fail with ErrMessageTooSlow.
+func (f *frameReader) late() bool {
+	if !f.timing || f.timeout <= 0 || time.Since(f.since) <= f.timeout {
+		return false
+	}
+	f.err = ErrMessageTooSlow
+	if f.tooSlow != nil {
+		f.tooSlow()
+	}
+	return true
+}
+
+// frameRead is called when the current frame's payload has been read
+// whole: what was timed ends with it when it ends a message or is a
+// control frame outside one.
+func (f *frameReader) frameRead() {
+	if f.ends {
+		f.timing, f.ends = false, false
+	}
 }
 
 func (f *frameReader) Read(p []byte) (int, error) {
@@ -129,6 +171,9 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	if f.err != nil {
 		return 0, f.err
 	}
+	if f.late() {
+		return 0, f.err
+	}
 	if f.remain > 0 {
 		if int64(len(p)) > f.remain {
 			p = p[:f.remain]
@@ -137,13 +182,36 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		f.remain -= int64(n)
 		if err != nil {
 			f.err = err
+		} else if f.remain == 0 {
+			f.frameRead()
 		}
 		return n, err
+	}
+	if !f.timing && f.timeout > 0 {
+		// The clock starts with the frame's first byte, not when the
+		// client went quiet after the previous one.
+		if _, err := f.src.Peek(1); err != nil {
+			f.err = err
+			return 0, err
+		}
+		f.since, f.timing = time.Now(), true
 	}
 	h, err := ws.ReadHeader(f.src)
 	if err != nil {
 		f.err = err
 		return 0, err
+	}
+	if f.late() { // the header itself was trickled
+		return 0, f.err
+	}
+	if h.OpCode.IsControl() {
+		f.ends = !f.inData
+	} else {
+		f.inData = !h.Fin
+		f.ends = h.Fin
+	}
+	if h.Length == 0 {
+		f.frameRead()
 	}
 	if !h.OpCode.IsControl() {
 		f.msg += h.Length

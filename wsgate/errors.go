@@ -31,3 +31,9 @@ const (
 // net.ErrClosed so that sipgo ends the connection quietly (and, for a
 // message in several frames, without parsing the part it already read).
 var ErrMessageTooLarge = fmt.Errorf("wsgate: websocket message too large: %w", net.ErrClosed)
+
+// ErrMessageTooSlow is returned by Conn.Read once a WebSocket frame (or a
+// message in several frames) is still arriving Config.MessageTimeout
+// after its first byte: a client trickling bytes to hold the connection
+// (slowloris). Like ErrMessageTooLarge it wraps net.ErrClosed.
+var ErrMessageTooSlow = fmt.Errorf("wsgate: websocket message not whole in time: %w", net.ErrClosed)

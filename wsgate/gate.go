@@ -63,6 +63,16 @@ type Config struct {
 	// what is longer. Negative: no limit and no frame reading at all (the
 	// bytes after the upgrade pass untouched, binary frames included).
 	MaxMessageBytes int
+	// MessageTimeout bounds how long a frame may take to arrive, from its
+	// first byte to its last, and a message in several frames from the
+	// first byte of its first frame to the last of its last: past it the
+	// connection ends with ErrMessageTooSlow, as a TCP connection does
+	// when a SIP message is not whole within limits.idle_timeout. The
+	// check runs when a read returns, so a client trickling one byte at a
+	// time is closed at its first byte past the bound. Zero: no bound
+	// (only the idle deadline of the connection below, which each byte
+	// renews). Ignored when MaxMessageBytes is negative.
+	MessageTimeout time.Duration
 	// TLS, when set, makes this a wss listener: the wrapped listener must
 	// be a plain TCP one, and the TLS handshake happens in the
 	// connection's own goroutine within HandshakeTimeout. Serve the
