@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -76,6 +78,14 @@ func logControlOf(logger *slog.Logger, c config.Log) (*logControl, *slog.Logger)
 // at path on every SIGHUP until ctx ends or the returned stop is called.
 func ReloadLogOnHUP(ctx context.Context, path string, logger *slog.Logger) (stop func()) {
 	ctl, _ := logControlOf(logger, config.Log{Level: "info"})
+	// What the file said at start: what a SIGHUP cannot apply is told
+	// apart from it.
+	var running *config.Config
+	if path != "" {
+		if c, err := config.Load(path); err == nil {
+			running = &c
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
@@ -87,7 +97,7 @@ func ReloadLogOnHUP(ctx context.Context, path string, logger *slog.Logger) (stop
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reloadLog(path, ctl, logger)
+				reloadLog(path, ctl, logger, running)
 			}
 		}
 	}()
@@ -100,7 +110,7 @@ func ReloadLogOnHUP(ctx context.Context, path string, logger *slog.Logger) (stop
 
 // reloadLog applies the log settings of the config file at path. An
 // unreadable or invalid file changes nothing (and says so).
-func reloadLog(path string, ctl *logControl, logger *slog.Logger) {
+func reloadLog(path string, ctl *logControl, logger *slog.Logger, running *config.Config) {
 	if path == "" {
 		logger.Warn("SIGHUP: no config file to re-read (started without --config); log settings unchanged")
 		return
@@ -113,4 +123,28 @@ func reloadLog(path string, ctl *logControl, logger *slog.Logger) {
 	ctl.apply(cfg.Log)
 	// At warn, so that the change shows at every level but error.
 	logger.Warn("log settings re-read", "path", path, "level", cfg.Log.Level, "sip_trace", cfg.Log.SIPTrace)
+	if running != nil {
+		if keys := restartOnly(*running, cfg); len(keys) > 0 {
+			// systemctl reload sends SIGHUP: say that the rest of the
+			// edit is not in force, rather than let it look applied.
+			logger.Warn("SIGHUP: the config file also changed settings that apply only at the next restart; they are not in force",
+				"path", path, "sections", strings.Join(keys, ","))
+		}
+	}
+}
+
+// restartOnly names the sections of the config (by their YAML key) that
+// differ between running and file, other than what a SIGHUP applies
+// (log.level, log.sip_trace).
+func restartOnly(running, file config.Config) []string {
+	running.Log.Level, running.Log.SIPTrace = file.Log.Level, file.Log.SIPTrace
+	a, b := reflect.ValueOf(running), reflect.ValueOf(file)
+	var keys []string
+	for i := range a.NumField() {
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }

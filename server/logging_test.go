@@ -57,6 +57,53 @@ func TestSIGHUPReloadsLogSettings(t *testing.T) {
 	}
 }
 
+// TestSIGHUPSaysWhatNeedsARestart: `systemctl reload` after editing
+// more than the log settings applies the log settings and says which
+// sections changed in the file without taking effect, rather than let
+// the edit look applied.
+func TestSIGHUPSaysWhatNeedsARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log:\n  level: info\nregistrar:\n  max_contacts: 1\n")
+	logs := &lockedBuffer{}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := NewLogger(cfg.Log, logs)
+	ctl, _ := logControlOf(logger, cfg.Log)
+	stop := ReloadLogOnHUP(context.Background(), path, logger)
+	defer stop()
+	hup := func() {
+		t.Helper()
+		p, _ := os.FindProcess(os.Getpid())
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	write("log:\n  level: debug\nregistrar:\n  max_contacts: 1\n") // log settings only
+	hup()
+	waitFor(t, "debug after SIGHUP", 5*time.Second, func() bool { return ctl.level.Level() == slog.LevelDebug })
+	if strings.Contains(logs.String(), "next restart") {
+		t.Fatalf("a change of log settings only was reported as needing a restart:\n%s", logs.String())
+	}
+
+	write("log:\n  level: info\nregistrar:\n  max_contacts: 3\nguard:\n  max_failures: 5\n")
+	hup()
+	waitFor(t, "the restart-only sections to be named", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), "sections=registrar,guard")
+	})
+	if ctl.level.Level() != slog.LevelInfo {
+		t.Errorf("log.level not applied with the rest: %v", ctl.level.Level())
+	}
+}
+
 // lockedBuffer is a log sink safe for the goroutine that logs.
 type lockedBuffer struct {
 	mu sync.Mutex
