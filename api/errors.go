@@ -105,6 +105,7 @@ const (
 	CodeNumberTaken        = "number_taken"        // 409
 	CodeIDTaken            = "id_taken"            // 409
 	CodeInternal           = "internal_error"      // 500
+	CodeUnavailable        = "unavailable"         // 503
 	codeHTTPError          = "http_error"          // client side: a body that is not an API error
 	statusUnprocessable    = http.StatusUnprocessableEntity
 	maxValidationErrorObjs = 20
@@ -136,6 +137,7 @@ var titles = map[string]string{
 	CodeNumberTaken:        "Number already assigned",
 	CodeIDTaken:            "ID already in use",
 	CodeInternal:           "Internal server error",
+	CodeUnavailable:        "Service unavailable",
 	codeHTTPError:          "Unexpected response",
 }
 
@@ -181,7 +183,11 @@ func asAPIError(err error) (e *Error, internal bool) {
 		if ae, ok := se.(*Error); ok {
 			return ae, false
 		}
-		return newError(se.HTTPStatus(), CodeInternal, se.Error()), se.HTTPStatus() >= 500
+		code := CodeInternal
+		if se.HTTPStatus() == http.StatusServiceUnavailable {
+			code = CodeUnavailable // the cluster's Redis: retry later (openapi.json)
+		}
+		return newError(se.HTTPStatus(), code, se.Error()), se.HTTPStatus() >= 500
 	}
 	switch {
 	case errors.Is(err, store.ErrUsernameTaken):
