@@ -86,8 +86,9 @@ func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter, ref
 		if err != nil {
 			return fail(fmt.Errorf("listen tls %s: %w", a, err))
 		}
-		// Limits under TLS, so that they bound the handshake too.
-		l.tls = tls.NewListener(lim.Listen(ln, "tls"), tc)
+		// Limits under TLS, so that they bound the handshake too; the
+		// handshake as a whole within limits.idle_timeout (boundedTLS).
+		l.tls = boundedTLS{tls.NewListener(lim.Listen(ln, "tls"), tc), cfg.Limits.IdleTimeout.D()}
 		l.addrs["tls"] = ln.Addr().String()
 	}
 	for _, w := range []struct {
