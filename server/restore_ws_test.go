@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/server/servertest"
 	"github.com/sipwarden/sipwarden/store"
 )
@@ -36,13 +34,7 @@ func TestWebSocketBindingsNotRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	host := os.Getenv("SERVERTEST_HOST")
-	if host == "" {
-		host = "127.0.0.1"
-	}
 	cfg := servertest.Config(t, dir)
-	cfg.SIP.Listen = config.Listen{UDP: host + ":0", TCP: host + ":0", TLS: host + ":0", WS: host + ":0", WSS: host + ":0"}
-	cfg.HTTP.Listen = host + ":0"
 	s := servertest.Start(t, cfg)
 	var regs []struct {
 		Username  string `json:"username"`

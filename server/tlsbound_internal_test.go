@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/tls"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,10 +14,7 @@ import (
 // would renew an idle deadline) is closed once the handshake is not done
 // within the bound, and a normal client still completes its handshake.
 func TestTLSHandshakeBounded(t *testing.T) {
-	host := os.Getenv("SERVERTEST_HOST")
-	if host == "" {
-		host = "127.0.0.1"
-	}
+	const host = "127.0.0.1"
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 	if err := selfSigned(certFile, keyFile, config.Config{DataDir: dir}); err != nil {

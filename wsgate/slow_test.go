@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -13,21 +12,12 @@ import (
 	"github.com/sipwarden/sipwarden/wsgate"
 )
 
-// slowHost is the loopback address the slowloris tests listen on
-// (WSGATE_TEST_HOST, default 127.0.0.1).
-func slowHost() string {
-	if h := os.Getenv("WSGATE_TEST_HOST"); h != "" {
-		return h
-	}
-	return "127.0.0.1"
-}
-
 // slowGate starts a gate with MessageTimeout d, connects a client that
 // sends the upgrade request, and returns the client and a channel
 // receiving the error that ends the server side's reads.
 func slowGate(t *testing.T, d time.Duration) (net.Conn, <-chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(slowHost(), "0"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

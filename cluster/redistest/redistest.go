@@ -53,18 +53,11 @@ func Start(t testing.TB, extra ...string) *Server {
 	return nil
 }
 
-// host is the loopback address redis-server binds: 127.0.0.1, or
-// REDISTEST_HOST (another loopback address, when 127.0.0.1 is busy with
-// other work on a shared machine).
-func host() string {
-	if h := os.Getenv("REDISTEST_HOST"); h != "" {
-		return h
-	}
-	return "127.0.0.1"
-}
+// host is the loopback address redis-server binds.
+const host = "127.0.0.1"
 
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", net.JoinHostPort(host(), "0"))
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +66,7 @@ func freePort(t testing.TB) int {
 }
 
 func (s *Server) start() error {
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", host(), "--save", "", "--appendonly", "no",
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", host, "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning"}, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -128,7 +121,7 @@ func (s *Server) ping() error {
 }
 
 // Addr returns host:port.
-func (s *Server) Addr() string { return net.JoinHostPort(host(), strconv.Itoa(s.port)) }
+func (s *Server) Addr() string { return net.JoinHostPort(host, strconv.Itoa(s.port)) }
 
 // URL returns the redis:// URL of database 0.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
