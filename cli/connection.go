@@ -133,30 +133,7 @@ func (c *cli) connectionUpdate(args []string) int {
 		}
 		req.AllowedCIDRs = &l
 	}
-	if set["pbx-uri"] {
-		req.PBXURI = &pol.pbxURI
-	}
-	if set["caller-id-policy"] {
-		req.CallerIDPolicy = &pol.callerID
-	}
-	if set["sip-uri-calling"] {
-		req.SIPURICallingPreference = &pol.uriCalling
-	}
-	if set["max-calls"] {
-		req.MaxCalls = &pol.maxCalls
-	}
-	if set["max-registrations"] {
-		req.MaxRegistrations = &pol.maxRegs
-	}
-	if set["webhook-url"] {
-		req.WebhookEventURL = &pol.webhookURL
-	}
-	if set["webhook-failover-url"] {
-		req.WebhookEventFailoverURL = &pol.webhookFailoverURL
-	}
-	if set["webhook-timeout-secs"] {
-		req.WebhookTimeoutSecs = &pol.webhookTimeout
-	}
+	pol.update(set, &req)
 	if req == (api.UpdateConnectionRequest{}) {
 		return c.usageError("connection update: nothing to change; see -h")
 	}
@@ -253,6 +230,27 @@ func (p *policyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.webhookURL, "webhook-url", "", "`URL` its events are posted to (https://...); \"\" clears it")
 	fs.StringVar(&p.webhookFailoverURL, "webhook-failover-url", "", "`URL` tried when the webhook URL fails; \"\" clears it")
 	fs.IntVar(&p.webhookTimeout, "webhook-timeout-secs", 0, "seconds a webhook delivery may take, 1 to 60 (0: 10)")
+}
+
+// update puts the flags that were given (set, by name) into req.
+func (p *policyFlags) update(set map[string]bool, req *api.UpdateConnectionRequest) {
+	for _, f := range []struct {
+		name  string
+		apply func()
+	}{
+		{"pbx-uri", func() { req.PBXURI = &p.pbxURI }},
+		{"caller-id-policy", func() { req.CallerIDPolicy = &p.callerID }},
+		{"sip-uri-calling", func() { req.SIPURICallingPreference = &p.uriCalling }},
+		{"max-calls", func() { req.MaxCalls = &p.maxCalls }},
+		{"max-registrations", func() { req.MaxRegistrations = &p.maxRegs }},
+		{"webhook-url", func() { req.WebhookEventURL = &p.webhookURL }},
+		{"webhook-failover-url", func() { req.WebhookEventFailoverURL = &p.webhookFailoverURL }},
+		{"webhook-timeout-secs", func() { req.WebhookTimeoutSecs = &p.webhookTimeout }},
+	} {
+		if set[f.name] {
+			f.apply()
+		}
+	}
 }
 
 func limitText(n int) string {

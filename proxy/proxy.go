@@ -711,27 +711,18 @@ func (p *Proxy) verify(req *sip.Request, tx sip.ServerTransaction, ev *Event) (a
 // any transport, every such browser was a trusted peer of the other
 // nodes: its calls unchallenged, any From and P-Asserted-Identity kept.
 func (p *Proxy) trustedReq(req *sip.Request) bool {
-	if len(p.cfg.Trusted) == 0 && p.cfg.TrustedFunc == nil {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(req.Source())
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, pre := range p.cfg.Trusted {
-		if pre.Contains(a) {
-			return true
-		}
-	}
-	return p.cfg.TrustedFunc != nil && strings.EqualFold(req.Transport(), "udp") && p.cfg.TrustedFunc(a)
+	return p.trustedFrom(req.Source(), strings.EqualFold(req.Transport(), "udp"))
 }
 
 // trusted reports whether requests from source may be authenticated by
 // their address (trustedReq, whatever the transport): the stateless
 // front's test for leaving a request to ServeSIP, which decides with
 // trustedReq.
-func (p *Proxy) trusted(source string) bool {
+func (p *Proxy) trusted(source string) bool { return p.trustedFrom(source, true) }
+
+// trustedFrom reports whether source is in proxy.trusted_peers, or (with
+// cluster) an address TrustedFunc reports.
+func (p *Proxy) trustedFrom(source string, cluster bool) bool {
 	if len(p.cfg.Trusted) == 0 && p.cfg.TrustedFunc == nil {
 		return false
 	}
@@ -745,7 +736,7 @@ func (p *Proxy) trusted(source string) bool {
 			return true
 		}
 	}
-	return p.cfg.TrustedFunc != nil && p.cfg.TrustedFunc(a)
+	return cluster && p.cfg.TrustedFunc != nil && p.cfg.TrustedFunc(a)
 }
 
 // target is one destination of a forwarded request.

@@ -559,6 +559,26 @@ func (u udpAny) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// startNodesOn starts one cluster node on r per loopback IP: named nodeA,
+// nodeB..., every listener on its IP, cluster.advertise its UDP address;
+// extra, if set, changes each node's configuration last.
+func startNodesOn(t *testing.T, r *redistest.Server, ips []string, extra func(*config.Config, string)) []*testServer {
+	t.Helper()
+	var nodes []*testServer
+	for i, ip := range ips {
+		udp := freeUDP(t, ip)
+		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
+			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
+			c.Cluster.Advertise = udp
+			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
+			if extra != nil {
+				extra(c, ip)
+			}
+		})[0])
+	}
+	return nodes
+}
+
 // TestClusterCallReachesFlowOnAnotherNode: bob registers over TCP through
 // node A; carol, through node B, calls him: B sends the INVITE to A
 // (cluster.advertise), A trusts B as a live member of the cluster (no
@@ -569,15 +589,7 @@ func (u udpAny) Read(b []byte) (int, error) {
 func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 	r := redistest.Start(t)
 	ips := []string{"127.0.0.2", "127.0.0.3"}
-	var nodes []*testServer
-	for i, ip := range ips {
-		udp := freeUDP(t, ip)
-		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
-			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
-			c.Cluster.Advertise = udp
-			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
-		})[0])
-	}
+	nodes := startNodesOn(t, r, ips, nil)
 	a, b := nodes[0], nodes[1]
 	if len(a.Cfg.Proxy.TrustedPeers) != 0 {
 		t.Fatalf("node A has proxy.trusted_peers %v: this test is about trust without them", a.Cfg.Proxy.TrustedPeers)
@@ -634,16 +646,10 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 func TestClusterCallForksAcrossNodes(t *testing.T) {
 	r := redistest.Start(t)
 	ips := []string{"127.0.0.2", "127.0.0.3"}
-	var nodes []*testServer
-	for i, ip := range ips {
-		udp := freeUDP(t, ip)
-		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
-			c.Cluster.NodeName = fmt.Sprintf("fork%c", 'A'+i)
-			c.Cluster.Advertise = udp
-			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
-			c.Registrar.MaxContacts = 3
-		})[0])
-	}
+	nodes := startNodesOn(t, r, ips, func(c *config.Config, _ string) {
+		c.Cluster.NodeName = "fork" + c.Cluster.NodeName[len("node"):]
+		c.Registrar.MaxContacts = 3
+	})
 	a, b := nodes[0], nodes[1]
 	a.createCredential(t, "bob", pw, nil)
 	waitCredential(t, b, a.createCredential(t, "carol", pw, nil))

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,16 +18,9 @@ import (
 func TestClusterTrustsNodesOverUDPOnly(t *testing.T) {
 	r := redistest.Start(t)
 	ips := []string{"127.0.0.102", "127.0.0.103"}
-	var nodes []*testServer
-	for i, ip := range ips {
-		udp := freeUDP(t, ip)
-		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
-			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
-			c.Cluster.Advertise = udp
-			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
-			c.HTTP.Listen = ip + ":0"
-		})[0])
-	}
+	nodes := startNodesOn(t, r, ips, func(c *config.Config, ip string) {
+		c.HTTP.Listen = ip + ":0"
+	})
 	a := nodes[0]
 	a.createCredential(t, "bob", pw, nil)
 	bob := newRawUA(t, "tcp", "127.0.0.104", a.Addr("tcp"))

@@ -17,31 +17,8 @@ import (
 
 // TestSIGHUPReloadsLogSettings sends the process a real SIGHUP.
 func TestSIGHUPReloadsLogSettings(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("log:\n  level: info\n")
-	logs := &lockedBuffer{}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := NewLogger(cfg.Log, logs)
-	ctl, _ := logControlOf(logger, cfg.Log)
-	stop := ReloadLogOnHUP(context.Background(), path, logger)
-	defer stop()
-
-	hup := func() {
-		t.Helper()
-		p, _ := os.FindProcess(os.Getpid())
-		if err := p.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h := newHUPFixture(t, "log:\n  level: info\n")
+	write, hup, logs, ctl := h.write, h.hup, h.logs, h.ctl
 	write("log:\n  level: debug\n  sip_trace: true\n")
 	hup()
 	waitFor(t, "debug after SIGHUP", 5*time.Second, func() bool {
@@ -62,30 +39,8 @@ func TestSIGHUPReloadsLogSettings(t *testing.T) {
 // sections changed in the file without taking effect, rather than let
 // the edit look applied.
 func TestSIGHUPSaysWhatNeedsARestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("log:\n  level: info\nregistrar:\n  max_contacts: 1\n")
-	logs := &lockedBuffer{}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := NewLogger(cfg.Log, logs)
-	ctl, _ := logControlOf(logger, cfg.Log)
-	stop := ReloadLogOnHUP(context.Background(), path, logger)
-	defer stop()
-	hup := func() {
-		t.Helper()
-		p, _ := os.FindProcess(os.Getpid())
-		if err := p.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h := newHUPFixture(t, "log:\n  level: info\nregistrar:\n  max_contacts: 1\n")
+	write, hup, logs, ctl := h.write, h.hup, h.logs, h.ctl
 
 	write("log:\n  level: debug\nregistrar:\n  max_contacts: 1\n") // log settings only
 	hup()
@@ -102,6 +57,44 @@ func TestSIGHUPSaysWhatNeedsARestart(t *testing.T) {
 	if ctl.level.Level() != slog.LevelInfo {
 		t.Errorf("log.level not applied with the rest: %v", ctl.level.Level())
 	}
+}
+
+// hupFixture is a config file, a logger reloading it on SIGHUP (stopped
+// with the test), and the means to rewrite the file and send the signal
+// (a real one, to this process).
+type hupFixture struct {
+	write func(string)
+	hup   func()
+	logs  *lockedBuffer
+	ctl   *logControl
+}
+
+func newHUPFixture(t *testing.T, initial string) hupFixture {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	h := hupFixture{logs: &lockedBuffer{}}
+	h.write = func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.hup = func() {
+		t.Helper()
+		p, _ := os.FindProcess(os.Getpid())
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.write(initial)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := NewLogger(cfg.Log, h.logs)
+	h.ctl, _ = logControlOf(logger, cfg.Log)
+	t.Cleanup(ReloadLogOnHUP(context.Background(), path, logger))
+	return h
 }
 
 // lockedBuffer is a log sink safe for the goroutine that logs.

@@ -51,6 +51,23 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	return h
 }
 
+// hookedConn is a connection as created, with the webhook secret shown
+// once.
+type hookedConn struct {
+	ID     string `json:"id"`
+	Secret string `json:"webhook_secret"`
+}
+
+// hookedConnection creates the connection "hooked", whose events go to rcv.
+func hookedConnection(t *testing.T, ts *testServer, rcv *hookReceiver) hookedConn {
+	t.Helper()
+	var conn hookedConn
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "hooked", "webhook_event_url": rcv.srv.URL + "/sip"}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	return conn
+}
+
 func (h *hookReceiver) find(typ string) (hookEvent, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -202,13 +219,7 @@ func TestWebhooksOfRegistrationsAndCalls(t *testing.T) {
 func TestWebhooksOfRemovals(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	rcv := newHookReceiver(t)
-	var conn struct {
-		ID     string `json:"id"`
-		Secret string `json:"webhook_secret"`
-	}
-	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "hooked", "webhook_event_url": rcv.srv.URL + "/sip"}, &conn); code != 201 {
-		t.Fatalf("create connection: %d", code)
-	}
+	conn := hookedConnection(t, ts, rcv)
 	rcv.mu.Lock()
 	rcv.secret = conn.Secret
 	rcv.mu.Unlock()
@@ -282,13 +293,7 @@ func TestWebhooksOfRemovals(t *testing.T) {
 func TestWebhookSecretRotated(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	rcv := newHookReceiver(t)
-	var conn struct {
-		ID     string `json:"id"`
-		Secret string `json:"webhook_secret"`
-	}
-	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "hooked", "webhook_event_url": rcv.srv.URL + "/sip"}, &conn); code != 201 {
-		t.Fatalf("create connection: %d", code)
-	}
+	conn := hookedConnection(t, ts, rcv)
 	old := conn.Secret
 	ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
 	if code := ts.api(t, "POST", "/v1/connections/"+conn.ID+"/actions/rotate_webhook_secret", nil, &conn); code != 200 {
