@@ -115,6 +115,11 @@ type Config struct {
 	// holding the callee's connection). It runs for every out-of-dialog
 	// request: it must be cheap and must not block.
 	TrustedFunc func(netip.Addr) bool
+	// TrustedRelay, when set, tells whether a request from an address
+	// TrustedFunc reports is trusted (a cluster's relay, signed: the
+	// address alone is forged too easily over UDP); unset, TrustedFunc's
+	// addresses are trusted over UDP.
+	TrustedRelay func(*sip.Request) bool
 	// Directory, when set, gives the ip connections (trusted peers
 	// managed through the API), assigned numbers and connection policies
 	// (connection.go). Nil: none.
@@ -711,7 +716,11 @@ func (p *Proxy) verify(req *sip.Request, tx sip.ServerTransaction, ev *Event) (a
 // any transport, every such browser was a trusted peer of the other
 // nodes: its calls unchallenged, any From and P-Asserted-Identity kept.
 func (p *Proxy) trustedReq(req *sip.Request) bool {
-	return p.trustedFrom(req.Source(), strings.EqualFold(req.Transport(), "udp"))
+	udp := strings.EqualFold(req.Transport(), "udp")
+	if p.cfg.TrustedRelay == nil {
+		return p.trustedFrom(req.Source(), udp)
+	}
+	return p.trustedFrom(req.Source(), false) || (udp && p.cfg.TrustedRelay(req))
 }
 
 // trusted reports whether requests from source may be authenticated by

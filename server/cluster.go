@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 
 	"fmt"
 	"net/netip"
@@ -289,13 +290,15 @@ func (n *Node) locator() proxy.Locator {
 	for _, a := range n.bindingAddrs() {
 		own[a] = true
 	}
-	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, member: n.clusterMember, domain: n.cfg.SIP.Domain}
+	return ownFlows{loc: n.loc, own: own, peer: n.cl.PeerAt, member: n.clusterMember, domain: n.cfg.SIP.Domain,
+		marks: newRelayMarks(n.nonceKey)} // the key is known: newAuth ran before
 }
 
 // relayParam marks the Request-URI of a request a node relays to the node
 // holding some of the AOR's connections: that node delivers it down its
 // own connections only, so that a relayed request is never relayed again
-// nor rings a UDP device the relaying node rang itself.
+// nor rings a UDP device the relaying node rang itself. Its value is a
+// mark signed with the cluster's key (relayMarks).
 const relayParam = "sw-relayed"
 
 type ownFlows struct {
@@ -304,21 +307,32 @@ type ownFlows struct {
 	peer   func(localAddr string) (advertise string, ok bool)
 	member func(netip.Addr) bool // a live node's address; nil: none
 	domain string
+	marks  relayMarks
 }
 
 // LookupFor is Lookup, except for a request another node of the cluster
 // relayed (proxy.RequestLocator): that one gets only the bindings over
 // this node's own connections.
 func (o ownFlows) LookupFor(req *sip.Request, aor string) []store.Binding {
-	if req != nil && req.Recipient.UriParams.Has(relayParam) && o.fromMember(req.Source()) {
+	if o.relayed(req) {
 		return o.held(aor)
 	}
 	return o.Lookup(aor)
 }
 
-func (o ownFlows) fromMember(source string) bool {
-	ap, err := netip.ParseAddrPort(source)
-	return err == nil && o.member != nil && o.member(ap.Addr().Unmap())
+// relayed reports whether req was relayed by a live node: over UDP, from
+// a node's address, with a valid mark for its Request-URI's user (the
+// address alone is forged too easily over UDP: relayMarks).
+func (o ownFlows) relayed(req *sip.Request) bool {
+	if req == nil || !strings.EqualFold(req.Transport(), "udp") {
+		return false
+	}
+	v, ok := req.Recipient.UriParams.Get(relayParam)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	return err == nil && o.member != nil && o.member(ap.Addr().Unmap()) && o.marks.valid(req.Recipient.User, v)
 }
 
 // held returns aor's bindings over this node's own connections.
@@ -364,7 +378,7 @@ func (o ownFlows) Lookup(aor string) []store.Binding {
 		}
 		seen[adv] = true
 		hop := b
-		hop.Contact = "sip:" + aor + "@" + o.domain + ";" + relayParam
+		hop.Contact = "sip:" + aor + "@" + o.domain + ";" + relayParam + "=" + o.marks.sign(aor)
 		hop.Source, hop.Transport, hop.LocalAddr = adv, "udp", ""
 		out = append(out, hop)
 	}

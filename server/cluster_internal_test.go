@@ -3,6 +3,7 @@ package server
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,12 @@ func TestOwnFlows(t *testing.T) {
 	o := alicesFlows()
 	var got []string
 	for _, b := range o.Lookup("alice") {
-		got = append(got, b.ID+" "+b.Contact+" "+b.Source)
+		// A relay's mark (TestOwnFlowsRelayed checks it) left out.
+		contact, _, _ := strings.Cut(b.Contact, ";sw-relayed=")
+		if contact != b.Contact {
+			contact += ";sw-relayed"
+		}
+		got = append(got, b.ID+" "+contact+" "+b.Source)
 	}
 	want := []string{
 		"1 sip:alice@192.0.2.1:5000 192.0.2.1:5000",
@@ -48,28 +54,42 @@ func alicesFlows() ownFlows {
 		loc: loc, own: map[string]bool{"127.0.0.1:5060": true}, domain: "example.com",
 		peer:   func(a string) (string, bool) { adv, ok := peers[a]; return adv, ok },
 		member: func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
+		marks:  newRelayMarks(testRelayKey),
 	}
 }
 
-// A request another node relayed (marked, from a member's address) goes
-// down this node's own connections only: never relayed again, never to a
-// UDP device the relaying node rang itself. The mark from anyone else
-// changes nothing.
+// testRelayKey is the nonce key of the relay marks in these tests.
+var testRelayKey = []byte("0123456789abcdef0123456789abcdef")
+
+// A request another node relayed (marked, from a member's address, over
+// UDP) goes down this node's own connections only: never relayed again,
+// never to a UDP device the relaying node rang itself. A mark from anyone
+// else, over another transport, or not signed with the cluster's key for
+// this AOR within the last minute changes nothing.
 func TestOwnFlowsRelayed(t *testing.T) {
 	o := alicesFlows()
+	mark := newRelayMarks(testRelayKey).sign("alice")
+	old := newRelayMarks(testRelayKey)
+	old.now = func() time.Time { return time.Now().Add(-2 * relayMarkWindow) }
 	ids := func(bs []store.Binding) (out []string) {
 		for _, b := range bs {
 			out = append(out, b.ID)
 		}
 		return out
 	}
+	all := []string{"1", "2", "3"}
 	for _, c := range []struct {
-		name, ruri, source string
-		want               []string
+		name, ruri, source, transport string
+		want                          []string
 	}{
-		{"relayed by node 2", "sip:alice@example.com;sw-relayed", "127.0.0.2:40000", []string{"3"}},
-		{"marked by a stranger", "sip:alice@example.com;sw-relayed", "192.0.2.7:5060", []string{"1", "2", "3"}},
-		{"from node 2 unmarked", "sip:alice@example.com", "127.0.0.2:40000", []string{"1", "2", "3"}},
+		{"relayed by node 2", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "UDP", []string{"3"}},
+		{"marked by a stranger", "sip:alice@example.com;sw-relayed=" + mark, "192.0.2.7:5060", "UDP", all},
+		{"from node 2 over TCP", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "TCP", all},
+		{"from node 2 unmarked", "sip:alice@example.com", "127.0.0.2:40000", "UDP", all},
+		{"from node 2, an empty mark", "sip:alice@example.com;sw-relayed", "127.0.0.2:40000", "UDP", all},
+		{"from node 2, another AOR's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks(testRelayKey).sign("bob"), "127.0.0.2:40000", "UDP", all},
+		{"from node 2, another key's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks([]byte("other")).sign("alice"), "127.0.0.2:40000", "UDP", all},
+		{"from node 2, a stale mark", "sip:alice@example.com;sw-relayed=" + old.sign("alice"), "127.0.0.2:40000", "UDP", all},
 	} {
 		var ru sip.Uri
 		if err := sip.ParseUri(c.ruri, &ru); err != nil {
@@ -77,6 +97,7 @@ func TestOwnFlowsRelayed(t *testing.T) {
 		}
 		req := sip.NewRequest(sip.INVITE, ru)
 		req.SetSource(c.source)
+		req.SetTransport(c.transport)
 		if got := ids(o.LookupFor(req, "alice")); !slices.Equal(got, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
 		}
@@ -95,13 +116,14 @@ func TestOwnFlowsThroughPeer(t *testing.T) {
 	}, nil)
 	peers := map[string]string{"127.0.0.2:5060": "127.0.0.2:5070", "127.0.0.2:5061": "127.0.0.2:5070"}
 	o := ownFlows{loc: loc, own: map[string]bool{"127.0.0.1:5060": true}, domain: "example.com",
-		peer: func(a string) (string, bool) { adv, ok := peers[a]; return adv, ok }}
+		peer: func(a string) (string, bool) { adv, ok := peers[a]; return adv, ok }, marks: newRelayMarks(testRelayKey)}
 	got := o.Lookup("bob")
 	if len(got) != 1 {
 		t.Fatalf("got %+v, want one hop to 127.0.0.2:5070", got)
 	}
-	if b := got[0]; b.Source != "127.0.0.2:5070" || b.Transport != "udp" || b.Contact != "sip:bob@example.com;sw-relayed" {
-		t.Errorf("got %+v, want sip:bob@example.com;sw-relayed over udp to 127.0.0.2:5070", b)
+	mark, signed := strings.CutPrefix(got[0].Contact, "sip:bob@example.com;sw-relayed=")
+	if b := got[0]; b.Source != "127.0.0.2:5070" || b.Transport != "udp" || !signed || !o.marks.valid("bob", mark) {
+		t.Errorf("got %+v, want sip:bob@example.com;sw-relayed=<bob's mark> over udp to 127.0.0.2:5070", b)
 	}
 	if bs := loc.Lookup("bob"); bs[0].Source != "192.0.2.1:5555" {
 		t.Errorf("the table's binding was modified: %+v", bs[0])

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +19,7 @@ import (
 	"github.com/sipwarden/sipwarden/cluster/redistest"
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/digest"
+	"github.com/sipwarden/sipwarden/server"
 	"github.com/sipwarden/sipwarden/server/servertest"
 	"github.com/sipwarden/sipwarden/store"
 )
@@ -559,9 +562,22 @@ func (u udpAny) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// clusterNonceKey is the auth.nonce_key of startNodesOn's nodes, so that a
+// test can sign a relay as a node does (server.RelayMark).
+var clusterNonceKey = bytes.Repeat([]byte{0x5a}, 32)
+
+// signedRelay is u's INVITE from user to bob marked as relayed by a node
+// with mark (server.RelayMark): what a node sends the node holding bob's
+// connection.
+func signedRelay(u *rawUA, user, mark string) string {
+	return strings.Replace(u.inviteMsg(user, randHex(8), 1, ""), "INVITE sip:bob@sipwarden.test SIP/2.0",
+		"INVITE sip:bob@sipwarden.test;sw-relayed="+mark+" SIP/2.0", 1)
+}
+
 // startNodesOn starts one cluster node on r per loopback IP: named nodeA,
-// nodeB..., every listener on its IP, cluster.advertise its UDP address;
-// extra, if set, changes each node's configuration last.
+// nodeB..., every listener on its IP, cluster.advertise its UDP address,
+// auth.nonce_key clusterNonceKey; extra, if set, changes each node's
+// configuration last.
 func startNodesOn(t *testing.T, r *redistest.Server, ips []string, extra func(*config.Config, string)) []*testServer {
 	t.Helper()
 	var nodes []*testServer
@@ -570,6 +586,7 @@ func startNodesOn(t *testing.T, r *redistest.Server, ips []string, extra func(*c
 		nodes = append(nodes, startCluster(t, r, 1, func(c *config.Config) {
 			c.Cluster.NodeName = fmt.Sprintf("node%c", 'A'+i)
 			c.Cluster.Advertise = udp
+			c.Auth.NonceKey = hex.EncodeToString(clusterNonceKey)
 			c.SIP.Listen = config.Listen{UDP: udp, TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
 			if extra != nil {
 				extra(c, ip)
@@ -606,17 +623,17 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 	if st, _ := stranger.exchange(stranger.inviteMsg("mallory", randHex(8), 1, ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 407") {
 		t.Fatalf("INVITE without credentials from 127.0.0.1 (no node's address) to A: got %q, want 407", st)
 	}
-	// From B's address (another port than B's listeners: trust is by IP,
-	// as a node's TCP connections come from any port): trusted, since A
-	// read the nodes again when B announced itself, so the INVITE without
+	// From B's address (another port than B's listeners: trust is by IP),
+	// a relay signed with the cluster's key: trusted, since A read the
+	// nodes again when B announced itself, so the INVITE without
 	// credentials reaches bob.
 	fromB := newRawUA(t, "udp", ips[1], a.Addr("udp"))
-	waitFor(t, "A trusting B's address", time.Second, func() bool {
-		st, _ := fromB.exchange(fromB.inviteMsg("relay", randHex(8), 1, ""), 500*time.Millisecond)
+	waitFor(t, "A trusting B's relays", time.Second, func() bool {
+		st, _ := fromB.exchange(signedRelay(fromB, "relay", server.RelayMark(clusterNonceKey, "bob")), 500*time.Millisecond)
 		return !strings.HasPrefix(st, "SIP/2.0 407")
 	})
 	if inv := bob.recv(3 * time.Second); !strings.HasPrefix(inv, "INVITE sip:bob") || !strings.Contains(inv, "From: <sip:relay@") {
-		t.Fatalf("INVITE without credentials from B's address: bob got %q, want it forwarded by A", StatusLineOf(inv))
+		t.Fatalf("signed relay from B's address: bob got %q, want it forwarded by A", StatusLineOf(inv))
 	}
 	// carol, through B, calls bob: B relays to A, which trusts it.
 	carol := newRawUA(t, "udp", "127.0.0.1", b.Addr("udp"))
@@ -631,8 +648,8 @@ func TestClusterCallReachesFlowOnAnotherNode(t *testing.T) {
 	// B stops: once its presence key expires (5 s), A trusts its address
 	// no more.
 	b.Stop()
-	waitFor(t, "B's address challenged by A after B stopped", 10*time.Second, func() bool {
-		st, _ := fromB.exchange(fromB.inviteMsg("relay", randHex(8), 1, ""), time.Second)
+	waitFor(t, "B's relays challenged by A after B stopped", 10*time.Second, func() bool {
+		st, _ := fromB.exchange(signedRelay(fromB, "relay", server.RelayMark(clusterNonceKey, "bob")), time.Second)
 		return strings.HasPrefix(st, "SIP/2.0 407")
 	})
 }
@@ -670,7 +687,7 @@ func TestClusterCallForksAcrossNodes(t *testing.T) {
 	// The relayed branch needs B trusted by A: wait for A to know B.
 	waitFor(t, "A trusting B's address", 6*time.Second, func() bool {
 		fromB := newRawUA(t, "udp", ips[1], a.Addr("udp"))
-		st, _ := fromB.exchange(fromB.inviteMsg("probe", randHex(8), 1, ""), 300*time.Millisecond)
+		st, _ := fromB.exchange(signedRelay(fromB, "probe", server.RelayMark(clusterNonceKey, "bob")), 300*time.Millisecond)
 		return !strings.HasPrefix(st, "SIP/2.0 407")
 	})
 	// The probe rang bob's devices through A (and keeps retransmitting to

@@ -7,14 +7,17 @@ import (
 
 	"github.com/sipwarden/sipwarden/cluster/redistest"
 	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/server"
 )
 
 // TestClusterTrustsNodesOverUDPOnly: a node relays a call to another over
-// UDP only, so a node's address is trusted over UDP only. Over TCP (as
-// over TLS and WebSocket) a request from another node's IP comes from a
-// phone or a browser sharing that IP (a reverse proxy on a node's host
-// connects from 127.0.0.1, the IP of every node's loopback listener): it
-// is challenged like any other, not relayed with whatever From it names.
+// UDP only, signed with the cluster's key, so only such a relay from a
+// node's address is trusted. Over TCP (as over TLS and WebSocket) a
+// request from another node's IP comes from a phone or a browser sharing
+// that IP (a reverse proxy on a node's host connects from 127.0.0.1, the
+// IP of every node's loopback listener); over UDP a source address is
+// forged blind at no cost. Either is challenged like any other request,
+// not relayed with whatever From it names.
 func TestClusterTrustsNodesOverUDPOnly(t *testing.T) {
 	r := redistest.Start(t)
 	ips := []string{"127.0.0.102", "127.0.0.103"}
@@ -27,16 +30,34 @@ func TestClusterTrustsNodesOverUDPOnly(t *testing.T) {
 	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
 		t.Fatalf("bob over TCP on A: %q", st)
 	}
-	// Over UDP from B's address: trusted (B relaying a call).
+	// Over UDP from B's address, signed: trusted (B relaying a call).
 	fromB := newRawUA(t, "udp", ips[1], a.Addr("udp"))
-	waitFor(t, "A trusting B's address over UDP", 2*time.Second, func() bool {
-		st, _ := fromB.exchange(fromB.inviteMsg("relay", randHex(8), 1, ""), 500*time.Millisecond)
+	waitFor(t, "A trusting B's signed relay", 2*time.Second, func() bool {
+		st, _ := fromB.exchange(signedRelay(fromB, "relay", server.RelayMark(clusterNonceKey, "bob")), 500*time.Millisecond)
 		return !strings.HasPrefix(st, "SIP/2.0 407")
 	})
 	_ = bob.recv(3 * time.Second) // the relayed INVITE
-	// Over TCP from B's address: challenged.
-	overTCP := newRawUA(t, "tcp", ips[1], a.Addr("tcp"))
-	if st, _ := overTCP.exchange(overTCP.inviteMsg("mallory", randHex(8), 1, ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 407") {
-		t.Fatalf("INVITE without credentials over TCP from B's address to A: got %q, want 407", st)
+	for _, c := range []struct {
+		name string
+		ua   *rawUA
+		msg  func(*rawUA) string
+	}{
+		{"unsigned, over UDP from B's address", fromB, func(u *rawUA) string { return u.inviteMsg("mallory", randHex(8), 1, "") }},
+		{"a mark for another AOR", fromB, func(u *rawUA) string {
+			return signedRelay(u, "mallory", server.RelayMark(clusterNonceKey, "alice"))
+		}},
+		{"a mark under another key", fromB, func(u *rawUA) string {
+			return signedRelay(u, "mallory", server.RelayMark(make([]byte, 32), "bob"))
+		}},
+		{"signed, from no node's address", newRawUA(t, "udp", "127.0.0.105", a.Addr("udp")), func(u *rawUA) string {
+			return signedRelay(u, "mallory", server.RelayMark(clusterNonceKey, "bob"))
+		}},
+		{"signed, over TCP from B's address", newRawUA(t, "tcp", ips[1], a.Addr("tcp")), func(u *rawUA) string {
+			return signedRelay(u, "mallory", server.RelayMark(clusterNonceKey, "bob"))
+		}},
+	} {
+		if st, _ := c.ua.exchange(c.msg(c.ua), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 407") {
+			t.Errorf("%s: INVITE without credentials got %q, want 407", c.name, st)
+		}
 	}
 }

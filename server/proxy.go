@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/api"
 	"github.com/sipwarden/sipwarden/cluster"
@@ -50,11 +51,17 @@ func (n *Node) newProxy() error {
 	if err != nil {
 		return fmt.Errorf("sip client: %w", err)
 	}
+	locator := n.locator()
+	var relayed func(*sip.Request) bool
+	if o, ok := locator.(ownFlows); ok {
+		relayed = o.relayed // a cluster's: a signed relay from a live node
+	}
 	px, err := proxy.New(proxy.Config{
 		Domains:      domains(cfg, addrs),
 		Listeners:    ls,
 		Trusted:      cfg.Proxy.TrustedPrefixes(),
 		TrustedFunc:  n.clusterMember,
+		TrustedRelay: relayed,
 		Directory:    n.db,
 		Routes:       routes,
 		MaxInFlight:  cfg.Proxy.MaxInFlight,
@@ -70,7 +77,7 @@ func (n *Node) newProxy() error {
 		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
 		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
 		OnCall:             n.callEvent, // webhooks
-	}, n.auth, n.locator(), n.db, client, n.sip, nil, n.log.With("component", "proxy"))
+	}, n.auth, locator, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err
 	}
