@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,7 @@ import (
 // when withMetrics, and, when next is not nil, the test phone at /phone
 // and everything else to next. /healthz, /readyz, /metrics and /phone
 // need no API key.
-func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.Handler {
+func (o *observer) handler(next http.Handler, withMetrics, withPprof bool, phonePorts web.Ports) http.Handler {
 	mux := http.NewServeMux()
 	get := func(path string, h http.Handler) {
 		mux.Handle("GET "+path, h)
@@ -53,7 +54,7 @@ func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.
 	if next != nil {
 		// The test phone (JsSIP over the ws/wss listeners), no API key:
 		// it holds no secret and reaches SIP only with credentials.
-		phone := web.Phone()
+		phone := web.Phone(phonePorts)
 		get("/phone", phone)
 		get("/phone/", phone)
 		c := console.Handler() // the web console at / (console/)
@@ -62,6 +63,19 @@ func (o *observer) handler(next http.Handler, withMetrics, withPprof bool) http.
 		mux.Handle("/", next)
 	}
 	return mux
+}
+
+// phonePorts are the ports of the bound ws and wss listeners, the test
+// phone's default server URL's (0 for one not bound).
+func (n *Node) phonePorts() web.Ports {
+	port := func(tp string) int {
+		ap, err := netip.ParseAddrPort(n.lis.addrs[tp])
+		if err != nil {
+			return 0
+		}
+		return int(ap.Port())
+	}
+	return web.Ports{WS: port("ws"), WSS: port("wss")}
 }
 
 // onlyGET answers a method other than GET or HEAD on a public path: 405
@@ -112,9 +126,9 @@ func (n *Node) serveHTTP(apiLn net.Listener) error {
 			}
 		}()
 	}
-	run(o.handler(&n.api, metricsLn == nil, n.cfg.HTTP.Pprof), apiLn)
+	run(o.handler(&n.api, metricsLn == nil, n.cfg.HTTP.Pprof, n.phonePorts()), apiLn)
 	if metricsLn != nil {
-		run(o.handler(nil, true, n.cfg.HTTP.Pprof), metricsLn)
+		run(o.handler(nil, true, n.cfg.HTTP.Pprof, web.Ports{}), metricsLn)
 	}
 	// Shut down first at close (appended again once the API is set, so
 	// that no API request runs while the store closes) and at most once.

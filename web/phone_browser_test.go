@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/browsertest"
+	"github.com/sipwarden/sipwarden/web"
 )
 
 // The page renders in Chromium, JsSIP 3.13 loads, the defaults come from
-// the page's host, and nothing lands in the console as an error (a CSP
-// violation or a failed load would).
+// the page's host and the server's ws port (the page said 5066 whatever
+// sip.listen.ws was), and nothing lands in the console as an error (a
+// CSP violation or a failed load would).
 func TestPhonePageInChromium(t *testing.T) {
-	srv := servePhone(t)
+	srv := servePhoneWith(t, web.Ports{WS: 15066, WSS: 17443})
 	b := browsertest.Start(t, time.Minute)
 	p := b.Open(srv.URL + "/phone")
 
@@ -25,7 +27,7 @@ func TestPhonePageInChromium(t *testing.T) {
 	}
 	for _, tc := range []struct{ expr, want string }{
 		{`document.title`, "sipwarden test phone"},
-		{`document.getElementById("server").value`, "ws://127.0.0.1:5066"},
+		{`document.getElementById("server").value`, "ws://127.0.0.1:15066"},
 		{`document.getElementById("domain").value`, "127.0.0.1"},
 		{`document.getElementById("reg-status").value`, "unregistered"},
 		{`document.getElementById("call-status").value`, "idle"},

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +34,26 @@ var contentTypes = map[string]string{
 	".svg":  "image/svg+xml",
 }
 
+// Ports are the server's WebSocket listener ports, for the phone page's
+// default server URL; 0: the default (5066 for ws, 7443 for wss).
+type Ports struct{ WS, WSS int }
+
+// defaultPorts is what the page says without the server's ports.
+const defaultPorts = `<meta name="sipwarden-ws-ports" content="5066 7443">`
+
+// into writes p into the page's sipwarden-ws-ports meta tag.
+func (p Ports) into(page []byte) []byte {
+	ws, wss := p.WS, p.WSS
+	if ws == 0 {
+		ws = 5066
+	}
+	if wss == 0 {
+		wss = 7443
+	}
+	tag := `<meta name="sipwarden-ws-ports" content="` + strconv.Itoa(ws) + " " + strconv.Itoa(wss) + `">`
+	return bytes.Replace(page, []byte(defaultPorts), []byte(tag), 1)
+}
+
 type asset struct {
 	name  string
 	ctype string
@@ -51,7 +72,10 @@ type phoneHandler struct {
 // slash or a dot (such as "/phone") is redirected to itself with the
 // slash, so that the page's relative asset links resolve. Mount it as
 // mux.Handle("/phone", h) and mux.Handle("/phone/", h).
-func Phone() http.Handler {
+//
+// ports are the server's ws and wss listener ports, which the page takes
+// as its default server URL's (0: the defaults, 5066 and 7443).
+func Phone(ports Ports) http.Handler {
 	h := &phoneHandler{assets: map[string]*asset{}}
 	// Reading an embedded directory cannot fail (go:embed checked it at
 	// build time); TestPhoneAssets fails if an asset went missing.
@@ -65,6 +89,9 @@ func Phone() http.Handler {
 		data, err := phoneFS.ReadFile("phone/" + name)
 		if err != nil {
 			continue
+		}
+		if name == "index.html" {
+			data = ports.into(data)
 		}
 		sum := sha256.Sum256(data)
 		a := &asset{name: name, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, data: data}

@@ -10,11 +10,19 @@ import (
 	"github.com/sipwarden/sipwarden/web"
 )
 
-// servePhone serves web.Phone() at /phone as the server will.
+// servePhone serves web.Phone at /phone as the server will, with the
+// default WebSocket ports.
 func servePhone(t *testing.T) *httptest.Server {
 	t.Helper()
+	return servePhoneWith(t, web.Ports{})
+}
+
+// servePhoneWith is servePhone for a server whose ws and wss listeners
+// have ports.
+func servePhoneWith(t *testing.T, ports web.Ports) *httptest.Server {
+	t.Helper()
 	mux := http.NewServeMux()
-	h := web.Phone()
+	h := web.Phone(ports)
 	mux.Handle("/phone", h)
 	mux.Handle("/phone/", h)
 	srv := httptest.NewServer(mux)
@@ -114,5 +122,28 @@ func TestPhoneETag(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotModified {
 		t.Errorf("status: got %d, want 304", res.StatusCode)
+	}
+}
+
+// The page carries the server's WebSocket ports for its default server
+// URL (phone.js reads the meta tag), the defaults without them.
+func TestPhonePorts(t *testing.T) {
+	for _, tc := range []struct {
+		ports web.Ports
+		want  string
+	}{
+		{web.Ports{}, `<meta name="sipwarden-ws-ports" content="5066 7443">`},
+		{web.Ports{WS: 15066, WSS: 17443}, `<meta name="sipwarden-ws-ports" content="15066 17443">`},
+		{web.Ports{WS: 8080}, `<meta name="sipwarden-ws-ports" content="8080 7443">`},
+	} {
+		res, err := http.Get(servePhoneWith(t, tc.ports).URL + "/phone/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("%+v: the page lacks %s", tc.ports, tc.want)
+		}
 	}
 }

@@ -69,12 +69,17 @@
     el.hangup.disabled = !busy;
   }
 
+  // defaultServer is this page's host on the server's ws port (wss on an
+  // https page): the ports the server wrote into the sipwarden-ws-ports
+  // meta tag ("WS WSS"; 5066 7443 when it is missing).
   function defaultServer() {
     let host = location.hostname || '127.0.0.1';
     if (host.includes(':') && !host.startsWith('[')) {
       host = `[${host}]`;
     }
-    return location.protocol === 'https:' ? `wss://${host}:7443` : `ws://${host}:5066`;
+    const meta = document.querySelector('meta[name="sipwarden-ws-ports"]');
+    const [ws, wss] = ((meta && meta.content) || '5066 7443').split(' ');
+    return location.protocol === 'https:' ? `wss://${host}:${wss || 7443}` : `ws://${host}:${ws || 5066}`;
   }
 
   function stopUA() {
