@@ -110,15 +110,17 @@ type Config struct {
 	Listeners []Listener
 	// Trusted peers are not challenged (proxy.trusted_peers).
 	Trusted []netip.Prefix
-	// TrustedFunc, when set, trusts the addresses it reports as
-	// Trusted's are (a cluster's live nodes, relaying a call to the node
-	// holding the callee's connection). It runs for every out-of-dialog
-	// request: it must be cheap and must not block.
+	// TrustedFunc, when set, reports the addresses of a cluster's live
+	// nodes, which relay calls to the node holding the callee's
+	// connection, over UDP. Without TrustedRelay, a request over UDP from
+	// such an address is trusted as Trusted's are; with it, only the
+	// relays it vouches for, and for ringing this node's devices only
+	// (caller.Relay). It runs for every out-of-dialog request: it must be
+	// cheap and must not block.
 	TrustedFunc func(netip.Addr) bool
-	// TrustedRelay, when set, tells whether a request from an address
-	// TrustedFunc reports is trusted (a cluster's relay, signed: the
-	// address alone is forged too easily over UDP); unset, TrustedFunc's
-	// addresses are trusted over UDP.
+	// TrustedRelay, when set, tells whether a request over UDP from an
+	// address TrustedFunc reports is a relay of the cluster's (signed:
+	// the address alone is forged too easily over UDP).
 	TrustedRelay func(*sip.Request) bool
 	// Directory, when set, gives the ip connections (trusted peers
 	// managed through the API), assigned numbers and connection policies
@@ -649,6 +651,10 @@ type caller struct {
 	// proxy.trusted_peers and an anonymous caller).
 	Connection store.Connection
 	Trusted    bool
+	// Relay: a request another node of the cluster relayed to the
+	// devices this node holds (TrustedRelay): it rings those and nothing
+	// else (route).
+	Relay bool
 	// Peer: an ip connection, trusted by its source address.
 	Peer bool
 	// Anonymous: a click-to-call to one of Credential.ConnectionID's
@@ -660,9 +666,13 @@ type caller struct {
 // with Proxy-Authenticate). It answers the request itself when it fails.
 func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Event) (caller, bool) {
 	from := req.From()
-	if p.trustedReq(req) {
+	if p.trustedFrom(req.Source(), p.cfg.TrustedRelay == nil && strings.EqualFold(req.Transport(), "udp")) {
 		ev.Trusted = true
 		return caller{Trusted: true}, true
+	}
+	if p.relayed(req) {
+		ev.Trusted = true
+		return caller{Trusted: true, Relay: true}, true
 	}
 	if conn, ok := p.peer(req.Source()); ok {
 		// An ip connection: authenticated by its address alone.
@@ -717,10 +727,14 @@ func (p *Proxy) verify(req *sip.Request, tx sip.ServerTransaction, ev *Event) (a
 // nodes: its calls unchallenged, any From and P-Asserted-Identity kept.
 func (p *Proxy) trustedReq(req *sip.Request) bool {
 	udp := strings.EqualFold(req.Transport(), "udp")
-	if p.cfg.TrustedRelay == nil {
-		return p.trustedFrom(req.Source(), udp)
-	}
-	return p.trustedFrom(req.Source(), false) || (udp && p.cfg.TrustedRelay(req))
+	return p.trustedFrom(req.Source(), udp && p.cfg.TrustedRelay == nil) || p.relayed(req)
+}
+
+// relayed reports whether req is a relay TrustedRelay vouches for: over
+// UDP, from an address TrustedFunc reports.
+func (p *Proxy) relayed(req *sip.Request) bool {
+	return p.cfg.TrustedRelay != nil && strings.EqualFold(req.Transport(), "udp") &&
+		p.trustedFrom(req.Source(), true) && p.cfg.TrustedRelay(req)
 }
 
 // trusted reports whether requests from source may be authenticated by
@@ -768,6 +782,16 @@ type target struct {
 // (RFC 3261 16.5), or the status that refuses it.
 func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 	ru := req.Recipient
+	if c.Relay {
+		// Another node relayed it to the devices this node holds: those,
+		// and never a number's trunk, a route or a gateway (the relaying
+		// node applied the caller's policies; a relay is trusted for
+		// ringing these devices only).
+		if ts := p.bindingTargets(req, ru.User); len(ts) > 0 {
+			return ts, 0, ""
+		}
+		return nil, 480, "Temporarily Unavailable"
+	}
 	ru.User = unescapeUser(ru.User)
 	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
 	if local && ru.User != "" {

@@ -317,14 +317,15 @@ func (o ownFlows) LookupFor(req *sip.Request, aor string) []store.Binding {
 	if o.relayed(req) {
 		return o.held(aor)
 	}
-	return o.Lookup(aor)
+	return o.lookup(aor, req)
 }
 
 // relayed reports whether req was relayed by a live node: over UDP, from
-// a node's address, with a valid mark for its Request-URI's user (the
-// address alone is forged too easily over UDP: relayMarks).
+// a node's address, to the cluster's domain, with a valid mark for this
+// call to its Request-URI's user (the address alone is forged too easily
+// over UDP: relayMarks).
 func (o ownFlows) relayed(req *sip.Request) bool {
-	if req == nil || !strings.EqualFold(req.Transport(), "udp") {
+	if req == nil || !strings.EqualFold(req.Transport(), "udp") || !strings.EqualFold(req.Recipient.Host, o.domain) {
 		return false
 	}
 	v, ok := req.Recipient.UriParams.Get(relayParam)
@@ -332,7 +333,22 @@ func (o ownFlows) relayed(req *sip.Request) bool {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(req.Source())
-	return err == nil && o.member != nil && o.member(ap.Addr().Unmap()) && o.marks.valid(req.Recipient.User, v)
+	return err == nil && o.member != nil && o.member(ap.Addr().Unmap()) && o.marks.valid(relayOf(req, req.Recipient.User, o.domain), v)
+}
+
+// relayOf is what the mark of req's relay to aor at domain binds.
+func relayOf(req *sip.Request, aor, domain string) relayed {
+	r := relayed{aor: aor, host: domain}
+	if req == nil {
+		return r
+	}
+	if id := req.CallID(); id != nil {
+		r.callID = id.Value()
+	}
+	if f := req.From(); f != nil {
+		r.fromTag, _ = f.Params.Get("tag")
+	}
+	return r
 }
 
 // held returns aor's bindings over this node's own connections.
@@ -347,10 +363,14 @@ func (o ownFlows) held(aor string) []store.Binding {
 	return out
 }
 
-// Lookup returns aor's bindings this node reaches itself, and for each
+// Lookup is lookup without a request: its relays' marks name no call,
+// and the node relayed to takes them for no call.
+func (o ownFlows) Lookup(aor string) []store.Binding { return o.lookup(aor, nil) }
+
+// lookup returns aor's bindings this node reaches itself, and for each
 // other live node holding some of its connections one binding that
-// relays the request there.
-func (o ownFlows) Lookup(aor string) []store.Binding {
+// relays req there, marked (relayMarks).
+func (o ownFlows) lookup(aor string, req *sip.Request) []store.Binding {
 	bs := o.loc.Lookup(aor)
 	var (
 		out  []store.Binding
@@ -378,7 +398,7 @@ func (o ownFlows) Lookup(aor string) []store.Binding {
 		}
 		seen[adv] = true
 		hop := b
-		hop.Contact = "sip:" + aor + "@" + o.domain + ";" + relayParam + "=" + o.marks.sign(aor)
+		hop.Contact = "sip:" + aor + "@" + o.domain + ";" + relayParam + "=" + o.marks.sign(relayOf(req, aor, o.domain))
 		hop.Source, hop.Transport, hop.LocalAddr = adv, "udp", ""
 		out = append(out, hop)
 	}

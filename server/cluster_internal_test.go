@@ -62,13 +62,16 @@ func alicesFlows() ownFlows {
 var testRelayKey = []byte("0123456789abcdef0123456789abcdef")
 
 // A request another node relayed (marked, from a member's address, over
-// UDP) goes down this node's own connections only: never relayed again,
-// never to a UDP device the relaying node rang itself. A mark from anyone
-// else, over another transport, or not signed with the cluster's key for
-// this AOR within the last minute changes nothing.
+// UDP, to the cluster's domain) goes down this node's own connections
+// only: never relayed again, never to a UDP device the relaying node rang
+// itself. A mark from anyone else, over another transport, or not signed
+// with the cluster's key for this call to this AOR within the last minute
+// changes nothing.
 func TestOwnFlowsRelayed(t *testing.T) {
 	o := alicesFlows()
-	mark := newRelayMarks(testRelayKey).sign("alice")
+	call := relayed{aor: "alice", host: "example.com", callID: "c1", fromTag: "t1"}
+	with := func(r relayed, change func(*relayed)) relayed { change(&r); return r }
+	mark := newRelayMarks(testRelayKey).sign(call)
 	old := newRelayMarks(testRelayKey)
 	old.now = func() time.Time { return time.Now().Add(-2 * relayMarkWindow) }
 	ids := func(bs []store.Binding) (out []string) {
@@ -79,23 +82,29 @@ func TestOwnFlowsRelayed(t *testing.T) {
 	}
 	all := []string{"1", "2", "3"}
 	for _, c := range []struct {
-		name, ruri, source, transport string
-		want                          []string
+		name, ruri, source, transport, callID string
+		want                                  []string
 	}{
-		{"relayed by node 2", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "UDP", []string{"3"}},
-		{"marked by a stranger", "sip:alice@example.com;sw-relayed=" + mark, "192.0.2.7:5060", "UDP", all},
-		{"from node 2 over TCP", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "TCP", all},
-		{"from node 2 unmarked", "sip:alice@example.com", "127.0.0.2:40000", "UDP", all},
-		{"from node 2, an empty mark", "sip:alice@example.com;sw-relayed", "127.0.0.2:40000", "UDP", all},
-		{"from node 2, another AOR's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks(testRelayKey).sign("bob"), "127.0.0.2:40000", "UDP", all},
-		{"from node 2, another key's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks([]byte("other")).sign("alice"), "127.0.0.2:40000", "UDP", all},
-		{"from node 2, a stale mark", "sip:alice@example.com;sw-relayed=" + old.sign("alice"), "127.0.0.2:40000", "UDP", all},
+		{"relayed by node 2", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "UDP", "c1", []string{"3"}},
+		{"marked by a stranger", "sip:alice@example.com;sw-relayed=" + mark, "192.0.2.7:5060", "UDP", "c1", all},
+		{"from node 2 over TCP", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "TCP", "c1", all},
+		{"from node 2 unmarked", "sip:alice@example.com", "127.0.0.2:40000", "UDP", "c1", all},
+		{"from node 2, an empty mark", "sip:alice@example.com;sw-relayed", "127.0.0.2:40000", "UDP", "c1", all},
+		{"from node 2, to another domain", "sip:alice@other.example;sw-relayed=" + mark, "127.0.0.2:40000", "UDP", "c1", all},
+		{"from node 2, another call's mark", "sip:alice@example.com;sw-relayed=" + mark, "127.0.0.2:40000", "UDP", "c2", all},
+		{"from node 2, another AOR's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks(testRelayKey).sign(with(call, func(r *relayed) { r.aor = "bob" })), "127.0.0.2:40000", "UDP", "c1", all},
+		{"from node 2, another key's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks([]byte("another key, 32 bytes long......")).sign(call), "127.0.0.2:40000", "UDP", "c1", all},
+		{"from node 2, no key's mark", "sip:alice@example.com;sw-relayed=" + newRelayMarks(nil).sign(call), "127.0.0.2:40000", "UDP", "c1", all},
+		{"from node 2, a stale mark", "sip:alice@example.com;sw-relayed=" + old.sign(call), "127.0.0.2:40000", "UDP", "c1", all},
 	} {
 		var ru sip.Uri
 		if err := sip.ParseUri(c.ruri, &ru); err != nil {
 			t.Fatal(err)
 		}
 		req := sip.NewRequest(sip.INVITE, ru)
+		req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "carol", Host: "example.com"}, Params: sip.HeaderParams{{K: "tag", V: "t1"}}})
+		cid := sip.CallIDHeader(c.callID)
+		req.AppendHeader(&cid)
 		req.SetSource(c.source)
 		req.SetTransport(c.transport)
 		if got := ids(o.LookupFor(req, "alice")); !slices.Equal(got, c.want) {
@@ -122,7 +131,7 @@ func TestOwnFlowsThroughPeer(t *testing.T) {
 		t.Fatalf("got %+v, want one hop to 127.0.0.2:5070", got)
 	}
 	mark, signed := strings.CutPrefix(got[0].Contact, "sip:bob@example.com;sw-relayed=")
-	if b := got[0]; b.Source != "127.0.0.2:5070" || b.Transport != "udp" || !signed || !o.marks.valid("bob", mark) {
+	if b := got[0]; b.Source != "127.0.0.2:5070" || b.Transport != "udp" || !signed || !o.marks.valid(relayed{aor: "bob", host: "example.com"}, mark) {
 		t.Errorf("got %+v, want sip:bob@example.com;sw-relayed=<bob's mark> over udp to 127.0.0.2:5070", b)
 	}
 	if bs := loc.Lookup("bob"); bs[0].Source != "192.0.2.1:5555" {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/sipwarden/sipwarden/cluster/redistest"
 	"github.com/sipwarden/sipwarden/config"
-	"github.com/sipwarden/sipwarden/server"
 )
 
 // TestClusterTrustsNodesOverUDPOnly: a node relays a call to another over
@@ -33,27 +32,26 @@ func TestClusterTrustsNodesOverUDPOnly(t *testing.T) {
 	// Over UDP from B's address, signed: trusted (B relaying a call).
 	fromB := newRawUA(t, "udp", ips[1], a.Addr("udp"))
 	waitFor(t, "A trusting B's signed relay", 2*time.Second, func() bool {
-		st, _ := fromB.exchange(signedRelay(fromB, "relay", server.RelayMark(clusterNonceKey, "bob")), 500*time.Millisecond)
+		st, _ := fromB.exchange(signedRelay(t, fromB, "relay", "bob", clusterNonceKey, nil), 500*time.Millisecond)
 		return !strings.HasPrefix(st, "SIP/2.0 407")
 	})
 	_ = bob.recv(3 * time.Second) // the relayed INVITE
+	// Another call's mark: the same INVITE but for its Call-ID.
+	otherCall := func(msg string) string { return strings.Replace(msg, "Call-ID: ", "Call-ID: other-", 1) }
 	for _, c := range []struct {
 		name string
 		ua   *rawUA
 		msg  func(*rawUA) string
 	}{
 		{"unsigned, over UDP from B's address", fromB, func(u *rawUA) string { return u.inviteMsg("mallory", randHex(8), 1, "") }},
-		{"a mark for another AOR", fromB, func(u *rawUA) string {
-			return signedRelay(u, "mallory", server.RelayMark(clusterNonceKey, "alice"))
-		}},
-		{"a mark under another key", fromB, func(u *rawUA) string {
-			return signedRelay(u, "mallory", server.RelayMark(make([]byte, 32), "bob"))
-		}},
+		{"a mark for another AOR", fromB, func(u *rawUA) string { return signedRelay(t, u, "mallory", "alice", clusterNonceKey, nil) }},
+		{"a mark under another key", fromB, func(u *rawUA) string { return signedRelay(t, u, "mallory", "bob", make([]byte, 32), nil) }},
+		{"another call's mark", fromB, func(u *rawUA) string { return signedRelay(t, u, "mallory", "bob", clusterNonceKey, otherCall) }},
 		{"signed, from no node's address", newRawUA(t, "udp", "127.0.0.105", a.Addr("udp")), func(u *rawUA) string {
-			return signedRelay(u, "mallory", server.RelayMark(clusterNonceKey, "bob"))
+			return signedRelay(t, u, "mallory", "bob", clusterNonceKey, nil)
 		}},
 		{"signed, over TCP from B's address", newRawUA(t, "tcp", ips[1], a.Addr("tcp")), func(u *rawUA) string {
-			return signedRelay(u, "mallory", server.RelayMark(clusterNonceKey, "bob"))
+			return signedRelay(t, u, "mallory", "bob", clusterNonceKey, nil)
 		}},
 	} {
 		if st, _ := c.ua.exchange(c.msg(c.ua), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 407") {

@@ -1,6 +1,10 @@
 package server
 
-// RelayMark is the mark a cluster node puts on a request it relays to aor
-// (relayParam), under the cluster's nonce key, now: for the tests to
-// send what a node sends.
-func RelayMark(nonceKey []byte, aor string) string { return newRelayMarks(nonceKey).sign(aor) }
+import "github.com/emiago/sipgo/sip"
+
+// RelayMark is the mark a cluster node puts on its relay of req to aor at
+// domain (relayParam), under the cluster's nonce key, now: for the tests
+// to send what a node sends.
+func RelayMark(nonceKey []byte, req *sip.Request, aor, domain string) string {
+	return newRelayMarks(nonceKey).sign(relayOf(req, aor, domain))
+}
