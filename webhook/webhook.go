@@ -269,6 +269,14 @@ func (d *Dispatcher) deliver(ctx context.Context, conn string, t Target, ev Even
 				}
 				wait *= 2
 			}
+			if attempt > 0 {
+				// The secret as it is now: a retry after a rotation
+				// (rotate_webhook_secret) is signed with the new one,
+				// which the receiver has switched to.
+				if now, ok := d.dir.Target(conn); ok && now.Secret != "" {
+					t.Secret = now.Secret
+				}
+			}
 			attempt++
 			del := d.post(ctx, url, t.Secret, b, timeout)
 			del.EventID, del.EventType, del.Attempt = id, ev.Type, attempt

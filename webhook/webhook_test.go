@@ -197,3 +197,59 @@ type collectorFunc func(chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+
+// rotatingDir is a Directory whose one target's secret can change.
+type rotatingDir struct {
+	dir
+	mu     sync.Mutex
+	secret string
+}
+
+func (d *rotatingDir) Target(id string) (webhook.Target, bool) {
+	t, ok := d.dir.Target(id)
+	d.mu.Lock()
+	t.Secret = d.secret
+	d.mu.Unlock()
+	return t, ok
+}
+
+// TestRetrySignedWithRotatedSecret: a retry after the connection's
+// secret was rotated is signed with the new one, which the receiver has
+// switched to. The receiver rotates it while it answers the first
+// attempt 500, so the retry comes after the rotation whatever the timing.
+func TestRetrySignedWithRotatedSecret(t *testing.T) {
+	d := &rotatingDir{secret: "whsec_old"}
+	var (
+		mu   sync.Mutex
+		got  [][]byte
+		sigs []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		got, sigs = append(got, b), append(sigs, req.Header.Get("Sipwarden-Signature"))
+		first := len(got) == 1
+		mu.Unlock()
+		if first {
+			d.mu.Lock()
+			d.secret = "whsec_new"
+			d.mu.Unlock()
+			w.WriteHeader(500)
+			return
+		}
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(srv.Close)
+	d.dir = dir{map[string]webhook.Target{"conn-alice": {URL: srv.URL, Timeout: time.Second}}}
+	w := start(t, webhook.Config{Attempts: 3, Backoff: 10 * time.Millisecond}, d, nil)
+	w.Enqueue(webhook.Event{Type: webhook.CallHangup, Usernames: []string{"alice"}})
+	waitFor(t, "the retry", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if !webhook.Verify("whsec_old", sigs[0], got[0], time.Now(), time.Minute) {
+		t.Errorf("the first attempt is not signed with the secret of its time")
+	}
+	if !webhook.Verify("whsec_new", sigs[1], got[1], time.Now(), time.Minute) {
+		t.Errorf("the retry after the rotation is not signed with the new secret")
+	}
+}
