@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -88,7 +89,7 @@ func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) err
 	}
 	secret, err := webhook.NewSecret()
 	if err != nil {
-		return err
+		return fmt.Errorf("rotate webhook secret: %w", err)
 	}
 	id := r.PathValue("id")
 	c, err := s.db.UpdateConnection(id, func(c *store.Connection) error {

@@ -988,10 +988,12 @@ const Allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, RE
 
 // knownMethod reports whether m is one of Allow's.
 func knownMethod(m sip.RequestMethod) bool {
-	switch m {
-	case sip.INVITE, sip.ACK, sip.CANCEL, sip.BYE, sip.OPTIONS, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
-		sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH, sip.REGISTER:
-		return true
+	for rest := Allow; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, ", ")
+		if string(m) == name {
+			return true
+		}
 	}
 	return false
 }

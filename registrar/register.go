@@ -431,6 +431,19 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 		if strings.ContainsAny(c.uri, "\r\n<>") {
 			return nil, reply.Errorf(400, "Malformed Contact URI")
 		}
+		// Syntax before policy: a bad q is a 400 at once, not after a
+		// 423 and its retry.
+		if v, ok := ch.Params.Get("q"); ok && !validQ(v) {
+			return nil, reply.Errorf(400, "Invalid Contact q Parameter")
+		}
+		for _, o := range out {
+			// The second copy would fail step 7 against the first (same
+			// Call-ID and CSeq), which the client would read as a CSeq
+			// out of order.
+			if o.key == c.key {
+				return nil, reply.Errorf(400, "Duplicate Contact")
+			}
+		}
 		switch v, ok := ch.Params.Get("expires"); {
 		case ok:
 			e, valid := parseSeconds(v)
@@ -454,17 +467,6 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 			max := int64(c.expires/time.Second) * int64(r.cfg.JitterPercent) / 100
 			if max > 0 {
 				c.expires -= time.Duration(mrand.Int64N(max+1)) * time.Second
-			}
-		}
-		if v, ok := ch.Params.Get("q"); ok && !validQ(v) {
-			return nil, reply.Errorf(400, "Invalid Contact q Parameter")
-		}
-		for _, o := range out {
-			// The second copy would fail step 7 against the first (same
-			// Call-ID and CSeq), which the client would read as a CSeq
-			// out of order.
-			if o.key == c.key {
-				return nil, reply.Errorf(400, "Duplicate Contact")
 			}
 		}
 		if v, ok := ch.Params.Get("+sip.instance"); ok && safeInstance(v) {

@@ -2,10 +2,9 @@ package server
 
 import (
 	"context"
-	"strings"
-
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -149,11 +148,11 @@ func (n *Node) sharedJWTSeed(ctx context.Context) func(seed []byte) ([]byte, err
 	}
 }
 
-// clusterMember trusts the cluster's other live nodes for the hop that
-// relays a call to the node holding the callee's connection (locator),
-// without proxy.trusted_peers: by the source IP of their advertise and
-// listener addresses, from the table the presence loop refreshes every
-// second (cluster.Cluster.Member explains why that is safe).
+// clusterMember reports the addresses of the cluster's other live nodes
+// (their advertise and listener IPs, from the table the presence loop
+// refreshes every second): the first test a relay must pass before its
+// mark is checked (ownFlows.relayed, relayMarks). An address alone
+// proves nothing over UDP.
 func (n *Node) clusterMember(addr netip.Addr) bool {
 	return n.cl != nil && n.cl.Member(addr)
 }
@@ -277,8 +276,8 @@ func (n *Node) loadBindings(ctx context.Context, now time.Time) ([]store.Binding
 // (its LocalAddr is one of that node's listeners): the INVITE goes to
 // that node's cluster.advertise with the AOR as Request-URI, marked
 // relayed (relayParam), and that node sends it down its own flows only.
-// That node trusts this one as a live member of the cluster
-// (clusterMember). A call to an AOR with devices on several nodes rings
+// That node trusts the relay when it comes over UDP from a live node
+// (clusterMember) with a valid mark (relayMarks). A call to an AOR with devices on several nodes rings
 // them all: the ones this node reaches, and one relayed branch per other
 // node holding some of its connections (RFC 3261 16.6: each is a branch
 // of this node's fork). A connection binding of a dead node is left out.

@@ -120,9 +120,6 @@ func reloadLog(path string, ctl *logControl, logger *slog.Logger, running *confi
 		logger.Error("SIGHUP: config not re-read; log settings unchanged", "error", err)
 		return
 	}
-	ctl.apply(cfg.Log)
-	// At warn, so that the change shows at every level but error.
-	logger.Warn("log settings re-read", "path", path, "level", cfg.Log.Level, "sip_trace", cfg.Log.SIPTrace)
 	if running != nil {
 		if keys := restartOnly(*running, cfg); len(keys) > 0 {
 			// systemctl reload sends SIGHUP: say that the rest of the
@@ -131,6 +128,10 @@ func reloadLog(path string, ctl *logControl, logger *slog.Logger, running *confi
 				"path", path, "sections", strings.Join(keys, ","))
 		}
 	}
+	ctl.apply(cfg.Log)
+	// At warn, so that the change shows at every level but error; last,
+	// so that whoever sees it has seen the line above too.
+	logger.Warn("log settings re-read", "path", path, "level", cfg.Log.Level, "sip_trace", cfg.Log.SIPTrace)
 }
 
 // restartOnly names the sections of the config (by their YAML key) that
