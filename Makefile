@@ -75,7 +75,7 @@ bench-scale-redis: deps
 # Each fuzz target for FUZZTIME; see scripts/fuzz.sh.
 FUZZTARGETS := digest:FuzzParseCredentials digest:FuzzChallenge registrar:FuzzRegister \
 	store:FuzzDecode api:FuzzCredentialCreate api:FuzzConnectionBody \
-	stateless:FuzzStreamFraming sipparse:FuzzRequest
+	stateless:FuzzStreamFraming stateless:FuzzSuspect sipparse:FuzzRequest
 fuzz: deps
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME) $(FUZZTARGETS)
 

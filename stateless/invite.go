@@ -91,8 +91,9 @@ func (f *Front) ACKsAbsorbed() uint64 {
 
 // take reports whether msg, read by a wrapper, was taken off sipgo's
 // path: a REGISTER queued for a worker, a first INVITE queued to be
-// challenged, or the ACK of such a challenge absorbed. false: sipgo gets
-// msg (also when the workers have no room: the stateful path takes it).
+// challenged, the ACK of such a challenge absorbed, or a malformed request
+// answered 400 (suspect.go). false: sipgo gets msg (also when the workers
+// have no room: the stateful path takes it).
 func (f *Front) take(msg []byte, j job) bool {
 	switch {
 	case isRegister(msg):
@@ -109,13 +110,14 @@ func (f *Front) take(msg []byte, j job) bool {
 		}
 		return false
 	case f.inv == nil:
-		return false
 	case bytes.HasPrefix(msg, []byte("INVITE ")):
-		return (f.overloaded() && f.refuseNewInvite(msg, j)) || f.takeInvite(msg, j)
+		if (f.overloaded() && f.refuseNewInvite(msg, j)) || f.takeInvite(msg, j) {
+			return true
+		}
 	case bytes.HasPrefix(msg, []byte("ACK ")):
 		return f.absorbACK(msg, j)
 	}
-	return false
+	return f.answerMalformed(msg, j) // suspect.go
 }
 
 func (j *job) source() string {

@@ -115,6 +115,7 @@ type Front struct {
 	stop    context.CancelFunc
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
+	parser  *sip.Parser   // confirms a request suspect.go suspects
 	queued  queuedSet     // datagrams waiting for a worker (overload.go)
 	// standingUntil is when the last standing queue seen on a UDP
 	// socket stops counting (Unix ns; sojourn.go).
@@ -163,7 +164,7 @@ func New(h Handler, cfg Config) *Front {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
+	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{}), parser: sip.NewParser()}
 	close(f.closed)
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	for range cfg.Workers {

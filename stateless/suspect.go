@@ -1,0 +1,181 @@
+package stateless
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// Malformed requests other than REGISTER. sipgo's transport drops a
+// datagram its parser refuses, and closes a stream connection on such a
+// message (with the registration that may ride on it); the client never
+// learns why. RFC 3261 section 21.4.1 has a server answer 400 with a
+// reason phrase naming what is malformed, as the front does for
+// REGISTERs (malformed.go). Parsing every request twice (here to know, in
+// sipgo to handle) would cost every call, so the front scans each request
+// it hands to sipgo for the faults of sipgo's parser that can be seen
+// cheaply (0.5 us for an INVITE, BenchmarkSuspect): a header line without
+// a colon, a CSeq, Max-Forwards or Content-Length that is not a number,
+// an empty Call-ID, a body shorter than its Content-Length, unbalanced
+// brackets in an address. Only a request the scan suspects is parsed, to
+// be sure, then answered 400 instead of being handed on. A malformation
+// the scan does not see (a Via or From sipgo's parser refuses in a
+// subtler way) is still sipgo's to drop. An ACK is never answered (RFC
+// 3261 section 17.2.1), nor is a response.
+
+// answerMalformed answers msg 400 when it is a request, not an ACK, that
+// sipgo's parser would refuse (suspect, then parsed to be sure), and
+// reports whether it took msg (answered, or dropped because the gate
+// would not answer its source). A stream keeps its connection: msg was
+// framed by its Content-Length, the next message starts after it.
+func (f *Front) answerMalformed(msg []byte, j job) bool {
+	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) || !suspect(msg) {
+		return false
+	}
+	if _, err := f.parser.ParseSIP(msg); err == nil {
+		return false // well-formed after all: sipgo's
+	}
+	m, ok := diagnose(msg)
+	if !ok {
+		return false // nobody to answer: sipgo drops it
+	}
+	source := j.source()
+	if !f.admits(m.request(source, j.transport)) {
+		return true
+	}
+	f.log.Debug("malformed request answered 400", "source", source, "transport", j.transport, "reason", m.reason)
+	f.sendNow(m.response(source, j.transport), j)
+	return true
+}
+
+// suspect reports whether sipgo's parser may refuse msg, a request, for a
+// fault a scan of its header section sees without allocating. false for a
+// message without the end of its header section (on a stream the framer
+// only hands on whole messages; a datagram without one is not answerable,
+// diagnose).
+func suspect(msg []byte) bool {
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false
+	}
+	head := msg[:end+2] // every line with its CRLF
+	nl := bytes.Index(head, []byte("\r\n"))
+	if !requestLineOK(head[:nl]) {
+		return true
+	}
+	length := -1
+	for rest := head[nl+2:]; len(rest) > 0; {
+		nl := bytes.Index(rest, []byte("\r\n"))
+		line := rest[:nl]
+		rest = rest[nl+2:]
+		if len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			return true // folded (RFC 3261 7.3.1): rare, let the parser tell
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return true
+		}
+		name, value := bytes.TrimSpace(line[:colon]), bytes.TrimSpace(line[colon+1:])
+		switch canonicalName(lowerName(name)) {
+		case "CSeq":
+			if !cseqOK(value) {
+				return true
+			}
+		case "Max-Forwards":
+			if _, err := strconv.ParseUint(string(value), 10, 32); err != nil {
+				return true
+			}
+		case "Content-Length":
+			n, err := strconv.ParseUint(string(value), 10, 32)
+			if err != nil {
+				return true
+			}
+			length = int(n)
+		case "Call-ID", "Content-Type":
+			if len(value) == 0 {
+				return true
+			}
+		case "From", "To", "Contact", "Route", "Record-Route", "Refer-To", "Referred-By":
+			if !bracketsOK(value) {
+				return true
+			}
+		}
+	}
+	return length > len(msg)-end-4 // RFC 3261 18.3: shorter than it says
+}
+
+// requestLineOK reports whether a request line has three parts and a
+// Request-URI with a scheme.
+func requestLineOK(line []byte) bool {
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 1 {
+		return false
+	}
+	uri := line[sp+1:]
+	sp = bytes.IndexByte(uri, ' ')
+	if sp < 1 || sp == len(uri)-1 {
+		return false
+	}
+	return bytes.IndexByte(uri[:sp], ':') > 0
+}
+
+// cseqOK is sipgo's CSeq rule: a number up to 2^31-1, whitespace, a
+// method.
+func cseqOK(v []byte) bool {
+	ws := bytes.IndexAny(v, " \t")
+	if ws < 1 || len(v)-ws < 2 {
+		return false
+	}
+	n, err := strconv.ParseUint(string(v[:ws]), 10, 32)
+	return err == nil && n <= 1<<31-1
+}
+
+// bracketsOK reports whether an address header's angle and square
+// brackets (an IPv6 host's) pair up outside quoted strings, one level
+// deep each.
+func bracketsOK(v []byte) bool {
+	angle, square, quoted := false, false, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"' && !angle:
+			quoted = !quoted
+		case quoted:
+		case c == '<' || c == '[':
+			open := &angle
+			if c == '[' {
+				open = &square
+			}
+			if *open {
+				return false
+			}
+			*open = true
+		case c == '>' || c == ']':
+			open := &angle
+			if c == ']' {
+				open = &square
+			}
+			if !*open {
+				return false
+			}
+			*open = false
+		}
+	}
+	return !angle && !square && !quoted
+}
+
+// lowerName returns a header name in lower case, without allocating for
+// the names the scan looks for (at most 14 bytes); "" for longer ones.
+func lowerName(name []byte) string {
+	if len(name) > 14 {
+		return ""
+	}
+	var b [14]byte
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return string(b[:len(name)]) // compared in a switch: no allocation
+}
