@@ -344,10 +344,13 @@ func (n *Node) route() {
 			// first byte (threat model: slowloris).
 			MessageTimeout: n.cfg.Limits.IdleTimeout.D(),
 			MaxQueueDelay:  max(n.cfg.Limits.MaxQueueDelay.D(), 0),
-			OnShed:         n.obs.m.Rejected,
-			OnQueueDelay:   n.obs.m.QueueDelay,
-			Admit:          n.gate.Admits,
-			Logger:         n.log.With("component", "registrar"),
+			// A cluster node's REGISTERs wait for Redis: never on the
+			// socket's reader (stateless/inline.go).
+			Inline:       n.cl == nil,
+			OnShed:       n.obs.m.Rejected,
+			OnQueueDelay: n.obs.m.QueueDelay,
+			Admit:        n.gate.Admits,
+			Logger:       n.log.With("component", "registrar"),
 		})
 		if n.cfg.Proxy.ChallengeMode == "stateless" {
 			// The first INVITE of a call gets its 407 there, through the

@@ -96,6 +96,9 @@ func (r *mmsgReader) read() ([]byte, net.Addr, time.Time, error) {
 	}
 }
 
+func (r *mmsgReader) drained() bool { return r.next >= r.n }
+func (r *mmsgReader) full() bool    { return r.n == batchRead }
+
 // ctrlLen is room for one control message holding a timespec.
 var ctrlLen = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
 

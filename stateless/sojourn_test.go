@@ -65,6 +65,9 @@ func (r *pacedReader) read() ([]byte, net.Addr, time.Time, error) {
 	return m.b, m.from, time.Now().Add(-r.lag()), nil
 }
 
+func (r *pacedReader) drained() bool { return len(r.msgs) == 0 }
+func (r *pacedReader) full() bool    { return false }
+
 // TestStandingQueueRefusesNewCalls drives a wrapped UDP socket whose
 // reader falls behind (every datagram read 60 ms after it arrived): once
 // the queue has stood for two intervals, an INVITE that starts a call is

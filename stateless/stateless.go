@@ -83,6 +83,12 @@ type Config struct {
 	// (a datagram dropped: no worker had room), "duplicate" (a datagram
 	// dropped: the same bytes are queued already, a retransmission).
 	OnShed func(reason string)
+	// Inline lets a socket's reader answer the REGISTERs it reads itself,
+	// their answers sent together once its batch is read: a UDP socket's
+	// while it keeps up, a stream connection's always (inline.go). A
+	// cluster node's handlers wait for Redis (answer.Defer), which would
+	// hold the reader: off there.
+	Inline bool
 	// OnQueueDelay, if set, is called for every request a worker takes,
 	// with how long it waited in the queue.
 	OnQueueDelay func(time.Duration)
@@ -116,6 +122,7 @@ type Front struct {
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
 	parser  *sip.Parser   // confirms a request suspect.go suspects
+	crews   sync.Pool     // of *crew, for stream readers (inline.go)
 	queued  queuedSet     // datagrams waiting for a worker (overload.go)
 	// standingUntil is when the last standing queue seen on a UDP
 	// socket stops counting (Unix ns; sojourn.go).
@@ -167,6 +174,7 @@ func New(h Handler, cfg Config) *Front {
 	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{}), parser: sip.NewParser()}
 	close(f.closed)
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	f.crews.New = func() any { return f.newCrew() }
 	for range cfg.Workers {
 		f.wg.Add(1)
 		go f.worker()
@@ -345,20 +353,38 @@ func (o *outbox) flush(f *Front) {
 	o.conn = nil
 }
 
+// crew is what handling a request takes: a worker's, or a UDP socket
+// reader's (inline.go).
+type crew struct {
+	ps  parsers
+	dg  datagrams // UDP answers
+	box outbox    // a stream's answers
+	a   answer    // reused: handlers do not keep it
+	msg []byte    // the datagram a reader handles (inline.go)
+}
+
+func (f *Front) newCrew() *crew {
+	return &crew{ps: parsers{sipgo: sip.NewParser()}, a: answer{done: f.closed}}
+}
+
+// flush sends the round's answers, then runs the finishes it deferred.
+func (c *crew) flush(f *Front) {
+	c.dg.flush(f)
+	c.box.flush(f)
+	f.finishLater(&c.dg, &c.box, &c.a)
+}
+
 func (f *Front) worker() {
 	defer f.wg.Done()
-	ps := &parsers{sipgo: sip.NewParser()}
-	var dg datagrams            // UDP answers
-	var box outbox              // a stream's answers
-	a := answer{done: f.closed} // reused: handlers do not keep it
-	defer box.flush(f)
-	defer dg.flush(f)
+	c := f.newCrew()
+	defer c.box.flush(f)
+	defer c.dg.flush(f)
 	for {
 		j, ok := f.next()
 		if !ok {
 			return
 		}
-		f.work(ps, &dg, &box, &a, j)
+		f.work(c, j)
 		// More queued: answer them before writing (bounded, so that the
 		// first answers of a long queue do not wait for the last).
 		for range maxBatchJobs - 1 {
@@ -366,11 +392,9 @@ func (f *Front) worker() {
 			if !ok {
 				break
 			}
-			f.work(ps, &dg, &box, &a, j)
+			f.work(c, j)
 		}
-		dg.flush(f)
-		box.flush(f)
-		f.finishLater(&dg, &box, &a)
+		c.flush(f)
 	}
 }
 
@@ -424,17 +448,18 @@ type parsers struct {
 }
 
 // work handles one job a worker took from the queue.
-func (f *Front) work(ps *parsers, dg *datagrams, box *outbox, a *answer, j job) {
+func (f *Front) work(c *crew, j job) {
 	f.queued.remove(j.sum)
 	j.releaseSlot()
 	if f.cfg.OnQueueDelay != nil && !j.at.IsZero() {
 		f.cfg.OnQueueDelay(time.Since(j.at))
 	}
-	f.handle(ps, dg, box, a, j)
+	f.handle(c, j)
 	f.putBuf(j.buf)
 }
 
-func (f *Front) handle(ps *parsers, dg *datagrams, box *outbox, a *answer, j job) {
+func (f *Front) handle(c *crew, j job) {
+	ps, dg, box, a := &c.ps, &c.dg, &c.box, &c.a
 	if j.req != nil {
 		f.handleInvite(dg, box, a, j)
 		return

@@ -62,6 +62,10 @@ type streamConn struct {
 	// started is when the first byte of the message not yet framed came;
 	// zero between messages.
 	started time.Time
+	// crew answers REGISTERs on this connection's reader (inline.go):
+	// taken from the front's pool for a run of them, given back once
+	// their answers are written.
+	crew *crew
 }
 
 // errSlowMessage ends a connection whose message took longer than
@@ -114,12 +118,14 @@ var errBroken = errors.New("stateless: connection closed after a failed write")
 func (c *streamConn) Read(b []byte) (int, error) {
 	for {
 		if len(c.pending) > 0 {
+			c.flushInline() // answered before sipgo handles what follows
 			n := copy(b, c.pending)
 			c.pending = c.pending[n:]
 			return n, nil
 		}
 		if c.r < c.w {
 			if c.pass {
+				c.flushInline()
 				n := copy(b, c.buf[c.r:c.w])
 				c.r += n
 				return n, nil
@@ -128,8 +134,10 @@ func (c *streamConn) Read(b []byte) (int, error) {
 				continue
 			}
 		} else if c.pass {
+			c.flushInline()
 			return c.Conn.Read(b)
 		}
+		c.flushInline() // the read may wait
 		if err := c.fill(); err != nil {
 			if c.r < c.w {
 				// A partial message before the error: sipgo gets it first.
@@ -177,6 +185,10 @@ func (c *streamConn) frame() bool {
 	msg := data[:total]
 	c.r += total
 	c.started = time.Time{} // the next message's clock starts with its first byte
+	if c.f.cfg.Inline && isRegister(msg) {
+		c.inline(msg)
+		return true
+	}
 	if c.f.take(msg, job{conn: c, transport: c.transport}) {
 		return true
 	}

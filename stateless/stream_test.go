@@ -239,18 +239,17 @@ func TestStreamConnSlots(t *testing.T) {
 	}
 	// Workers take a's jobs: its reader waits until half of its slots
 	// are free, then queues its last REGISTER and reaches EOF.
-	var w datagrams
-	var box outbox
+	c := f.newCrew()
 	f.h = func(*sip.Request, sip.ServerTransaction) {} // answers nothing
 	for range maxConnQueued/2 - 1 {
-		f.work(&parsers{sipgo: sip.NewParser()}, &w, &box, &answer{}, <-f.jobs)
+		f.work(c, <-f.jobs)
 	}
 	select {
 	case err := <-aDone:
 		t.Fatalf("connection a's reader went on with %d of its slots free (%v); want it to wait for half", maxConnQueued/2-1, err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	f.work(&parsers{sipgo: sip.NewParser()}, &w, &box, &answer{}, <-f.jobs)
+	f.work(c, <-f.jobs)
 	select {
 	case err := <-aDone:
 		if !errors.Is(err, io.EOF) {

@@ -10,7 +10,11 @@ import (
 // datagrams out for the workers and returns every other one. On Linux it
 // reads the socket several datagrams at a time (recvmmsg_linux.go).
 func (f *Front) PacketConn(pc net.PacketConn) net.PacketConn {
-	return &packetConn{PacketConn: pc, f: f, batch: newBatchReader(pc)}
+	c := &packetConn{PacketConn: pc, f: f, batch: newBatchReader(pc)}
+	if f.cfg.Inline && c.batch != nil {
+		c.crew = f.newCrew()
+	}
+	return c
 }
 
 type packetConn struct {
@@ -22,13 +26,19 @@ type packetConn struct {
 	mu    sync.Mutex
 	batch batchReader
 	queue sojourn // how long its datagrams wait in the kernel (under mu)
+	crew  *crew   // answers REGISTERs on the reader (inline.go); nil: never
 }
 
 // batchReader reads a socket several datagrams at a time: read returns
 // the next one, valid until the next read, its source, and when it
-// reached the socket (the zero time: not known).
+// reached the socket (the zero time: not known). drained reports whether
+// every datagram of the last batch was handed out (the next read reads
+// the socket, and may wait); full whether that batch was as large as a
+// batch may be (the socket may hold more).
 type batchReader interface {
 	read() ([]byte, net.Addr, time.Time, error)
+	drained() bool
+	full() bool
 }
 
 // ReadFrom returns the next datagram the front did not take (Front.take:
@@ -52,15 +62,28 @@ func (c *packetConn) readBatched(b []byte) (int, net.Addr, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
+		if c.crew != nil && c.batch.drained() {
+			c.crew.flush(c.f) // the batch's answers, before the read waits
+		}
 		msg, addr, arrived, err := c.batch.read()
 		if err != nil {
 			return 0, nil, err
 		}
+		lag := time.Duration(-1) // not known
 		if !arrived.IsZero() {
 			now := time.Now()
-			c.f.observeQueue(&c.queue, now.Sub(arrived), now)
+			lag = now.Sub(arrived)
+			c.f.observeQueue(&c.queue, lag, now)
 		}
-		if !c.f.take(msg, job{addr: addr, pc: c.PacketConn, transport: "UDP"}) {
+		j := job{addr: addr, pc: c.PacketConn, transport: "UDP"}
+		if c.crew != nil && isRegister(msg) && c.f.inlines(lag, c.batch) {
+			c.f.inline(c.crew, msg, j)
+			continue
+		}
+		if !c.f.take(msg, j) {
+			if c.crew != nil {
+				c.crew.flush(c.f) // before sipgo handles msg
+			}
 			return copy(b, msg), addr, nil
 		}
 	}
