@@ -121,7 +121,6 @@ type Front struct {
 	stop    context.CancelFunc
 	closed  chan struct{} // closed at New: the answers' Done
 	inv     *invites      // nil: INVITEs are sipgo's (invite.go)
-	parser  *sip.Parser   // confirms a request suspect.go suspects
 	crews   sync.Pool     // of *crew, for stream readers (inline.go)
 	queued  queuedSet     // datagrams waiting for a worker (overload.go)
 	// standingUntil is when the last standing queue seen on a UDP
@@ -171,7 +170,7 @@ func New(h Handler, cfg Config) *Front {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{}), parser: sip.NewParser()}
+	f := &Front{h: h, cfg: cfg, log: log, jobs: make(chan job, cfg.Queue), ctx: ctx, stop: cancel, closed: make(chan struct{})}
 	close(f.closed)
 	f.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	f.crews.New = func() any { return f.newCrew() }

@@ -3,6 +3,8 @@ package stateless
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Malformed requests other than REGISTER. sipgo's transport drops a
@@ -31,7 +33,7 @@ func (f *Front) answerMalformed(msg []byte, j job) bool {
 	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) || !suspect(msg) {
 		return false
 	}
-	if _, err := f.parser.ParseSIP(msg); err == nil {
+	if _, err := sip.ParseMessage(msg); err == nil {
 		return false // well-formed after all: sipgo's
 	}
 	m, ok := diagnose(msg)
