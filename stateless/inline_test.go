@@ -3,7 +3,6 @@ package stateless
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,31 +22,12 @@ func TestInlineAnswers(t *testing.T) {
 	f := New(func(req *sip.Request, tx sip.ServerTransaction) { _ = tx.Respond(reply.FromRequest(req, 200, "OK")) },
 		Config{Inline: true, OnQueueDelay: func(time.Duration) { queued.Add(1) }})
 	defer f.Close()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	pc, c := udpPair(t)
 	var lag atomic.Int64
 	r := &pacedReader{msgs: make(chan pacedMsg, 16), lag: func() time.Duration { return time.Duration(lag.Load()) }}
 	defer close(r.msgs)
 	wrapped := &packetConn{PacketConn: pc, f: f, batch: r, crew: f.newCrew()}
-	passed := make(chan string, 16)
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			k, _, err := wrapped.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			passed <- string(buf[:k])
-		}
-	}()
+	passed := readAll(wrapped)
 	answered := func(branches ...string) {
 		t.Helper()
 		for _, b := range branches {
@@ -99,33 +79,7 @@ func TestInlineStreamAnswers(t *testing.T) {
 	f := New(func(req *sip.Request, tx sip.ServerTransaction) { _ = tx.Respond(reply.FromRequest(req, 200, "OK")) },
 		Config{Inline: true, OnQueueDelay: func(time.Duration) { queued.Add(1) }})
 	t.Cleanup(f.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wl := f.Listener(ln, "TCP")
-	t.Cleanup(func() { _ = wl.Close() })
-	passed := make(chan string, 4)
-	go func() {
-		c, err := wl.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			passed <- string(buf[:n])
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, passed := tcpFront(t, f)
 	rd := bufio.NewReader(c)
 	answered := func(n int, prefix string) {
 		t.Helper()

@@ -65,6 +65,38 @@ func (r *pacedReader) read() ([]byte, net.Addr, time.Time, error) {
 	return m.b, m.from, time.Now().Add(-r.lag()), nil
 }
 
+// udpPair returns two loopback UDP sockets, the server's and a client's,
+// closed when the test ends.
+func udpPair(t *testing.T) (server, client net.PacketConn) {
+	t.Helper()
+	for _, pc := range []*net.PacketConn{&server, &client} {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		*pc = c
+	}
+	return server, client
+}
+
+// readAll reads wrapped as sipgo would, into the channel it returns,
+// until the socket is closed.
+func readAll(wrapped net.PacketConn) chan string {
+	passed := make(chan string, 128)
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			k, _, err := wrapped.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			passed <- string(buf[:k])
+		}
+	}()
+	return passed
+}
+
 func (r *pacedReader) drained() bool { return len(r.msgs) == 0 }
 func (r *pacedReader) full() bool    { return false }
 
@@ -83,16 +115,7 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 		Admit: func(*sip.Request) bool { return !deny.Load() }})
 	defer f.Close()
 	f.ChallengeInvites(challenge407, fakeChallenger{})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	pc, c := udpPair(t)
 	local := c.LocalAddr().String()
 	trusted := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5060} // fakeChallenger.ByAddress
 	var lag atomic.Int64
@@ -101,17 +124,7 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 		lag: func() time.Duration { return time.Duration(lag.Load()) }}
 	send := func(msg string) { r.msgs <- pacedMsg{[]byte(msg), c.LocalAddr()} }
 	wrapped := &packetConn{PacketConn: pc, f: f, batch: r}
-	passed := make(chan string, 128)
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			k, _, err := wrapped.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			passed <- string(buf[:k])
-		}
-	}()
+	passed := readAll(wrapped)
 	defer close(r.msgs)
 	// OPTIONS keep the queue standing (they pass to sipgo) until the
 	// front stands: then the INVITEs.

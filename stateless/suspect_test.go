@@ -118,33 +118,7 @@ func TestMalformedRequestsAnswered(t *testing.T) {
 func TestMalformedRequestKeepsStream(t *testing.T) {
 	f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{})
 	t.Cleanup(f.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wl := f.Listener(ln, "TCP")
-	t.Cleanup(func() { _ = wl.Close() })
-	passed := make(chan string, 4)
-	go func() {
-		c, err := wl.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			passed <- string(buf[:n])
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, passed := tcpFront(t, f)
 	bad := strings.ReplaceAll(request("INVITE", "z9hG4bKbad", "CSeq: 1 INVITE", ""), "Max-Forwards: 70", "Max-Forwards: -1")
 	good := strings.ReplaceAll(request("OPTIONS", "z9hG4bKgood", "CSeq: 2 OPTIONS", ""), "SIP/2.0/UDP", "SIP/2.0/TCP")
 	if _, err := c.Write([]byte(bad + good)); err != nil {
@@ -205,4 +179,38 @@ func FuzzSuspect(f *testing.F) {
 			t.Fatalf("a bare LF in the 400:\n%q", out)
 		}
 	})
+}
+
+// tcpFront serves f on a loopback TCP listener, reads what reaches sipgo
+// on the one connection accepted (as sipgo would) into passed, and
+// returns a client connected to it.
+func tcpFront(t *testing.T, f *Front) (c net.Conn, passed chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := f.Listener(ln, "TCP")
+	t.Cleanup(func() { _ = wl.Close() })
+	passed = make(chan string, 4)
+	go func() {
+		c, err := wl.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			passed <- string(buf[:n])
+		}
+	}()
+	if c, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, passed
 }
