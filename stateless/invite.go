@@ -109,7 +109,7 @@ func (f *Front) take(msg []byte, j job) bool {
 			return true
 		}
 		return false
-	case f.inv == nil:
+	case f.inv == nil: // INVITEs and ACKs are sipgo's
 	case bytes.HasPrefix(msg, []byte("INVITE ")):
 		if (f.overloaded() && f.refuseNewInvite(msg, j)) || f.takeInvite(msg, j) {
 			return true

@@ -352,8 +352,9 @@ func (o *outbox) flush(f *Front) {
 	o.conn = nil
 }
 
-// crew is what handling a request takes: a worker's, or a UDP socket
-// reader's (inline.go).
+// crew is what handling a request takes: a worker's, a UDP socket
+// reader's, or a stream connection's reader's while it answers
+// (inline.go).
 type crew struct {
 	ps  parsers
 	dg  datagrams // UDP answers

@@ -179,5 +179,5 @@ func lowerName(name []byte) string {
 		}
 		b[i] = c
 	}
-	return string(b[:len(name)]) // compared in a switch: no allocation
+	return string(b[:len(name)]) // only compared (canonicalName): BenchmarkSuspect shows no allocation
 }
