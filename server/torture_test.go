@@ -9,10 +9,45 @@ import (
 	"time"
 )
 
+// tortureAnswers are the status lines the server answers RFC 4475's
+// messages with over UDP, where the answer is about the message's syntax
+// (the others are answered by what the request asks: 404, 407...): "" is
+// no answer (a response, or a request without the end of its header
+// section or a Via: nobody to answer).
+var tortureAnswers = map[string]string{
+	"invalid/badaspec.dat":   "SIP/2.0 400 Malformed To Header",
+	"invalid/badinv01.dat":   "SIP/2.0 400 Malformed Via Header",
+	"invalid/badvers.dat":    "SIP/2.0 505 Version Not Supported",
+	"invalid/bext01.dat":     "SIP/2.0 420 Bad Extension",
+	"invalid/clerr.dat":      "SIP/2.0 400 Message Shorter Than Content-Length",
+	"invalid/insuf.dat":      "SIP/2.0 400 Missing To Header",
+	"invalid/ltgtruri.dat":   "SIP/2.0 400 Malformed Request-URI",
+	"invalid/lwsruri.dat":    "SIP/2.0 400 Malformed Request Line",
+	"invalid/lwsstart.dat":   "SIP/2.0 400 Malformed Request Line",
+	"invalid/trws.dat":       "SIP/2.0 400 Malformed Request Line",
+	"invalid/mcl01.dat":      "SIP/2.0 400 Duplicate Content-Length Header",
+	"invalid/mismatch01.dat": "SIP/2.0 400 CSeq Method Does Not Match",
+	"invalid/mismatch02.dat": "SIP/2.0 400 CSeq Method Does Not Match",
+	"invalid/multi01.dat":    "SIP/2.0 400 Duplicate CSeq Header",
+	"invalid/ncl.dat":        "SIP/2.0 400 Malformed Content-Length Header",
+	"invalid/novelsc.dat":    "SIP/2.0 416 Unsupported URI Scheme",
+	"invalid/quotbal.dat":    "SIP/2.0 400 Malformed To Header",
+	"invalid/scalar02.dat":   "SIP/2.0 400 Malformed CSeq Header",
+	"invalid/zeromf.dat":     "SIP/2.0 483 Too Many Hops",
+	"invalid/baddn.dat":      "",
+	"invalid/test.dat":       "",
+	"invalid/bcast.dat":      "",
+	"invalid/bigcode.dat":    "",
+	"invalid/scalarlg.dat":   "",
+	"valid/noreason.dat":     "",
+	"valid/unreason.dat":     "",
+}
+
 // TestTortureMessages sends every RFC 4475 torture message
-// (testdata/torture) over UDP and over TCP to a running server: after each
-// one a client on another address still registers, and at the end a
-// sipgo client registers over both transports.
+// (testdata/torture) over UDP and over TCP to a running server: over UDP
+// the answers about syntax are tortureAnswers'; after each message a
+// client on another address still registers, and at the end a sipgo
+// client registers over both transports.
 func TestTortureMessages(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "torture", "*", "*.dat"))
 	if err != nil || len(files) < 45 {
@@ -22,10 +57,6 @@ func TestTortureMessages(t *testing.T) {
 	ts.createCredential(t, "alice", pw, nil)
 	for _, tp := range []string{"udp", "tcp"} {
 		checker := newRawUA(t, tp, "127.0.0.40", ts.Addr(tp))
-		var udpSender net.Conn
-		if tp == "udp" {
-			udpSender = newRawUA(t, "udp", "127.0.0.41", ts.Addr("udp")).conn
-		}
 		for _, f := range files {
 			name := filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f)
 			msg, err := os.ReadFile(f)
@@ -34,8 +65,10 @@ func TestTortureMessages(t *testing.T) {
 			}
 			switch tp {
 			case "udp":
-				if _, err := udpSender.Write(msg); err != nil {
+				if got, err := udpAnswer(ts.Addr("udp"), msg, tortureAnswers[name]); err != nil {
 					t.Fatalf("%s over udp: %v", name, err)
+				} else if want, ok := tortureAnswers[name]; ok && got != want {
+					t.Errorf("%s over udp: answer %q, want %q", name, got, want)
 				}
 			case "tcp":
 				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.41")}, Timeout: time.Second}
@@ -59,4 +92,31 @@ func TestTortureMessages(t *testing.T) {
 	if strings.Contains(ts.logs.String(), "panic") {
 		t.Error("the server log mentions a panic")
 	}
+}
+
+// udpAnswer sends msg from a new socket on 127.0.0.41 to addr and returns
+// the status line of the answer: within 5 s when one is expected (want
+// not ""), else what comes within 200 ms ("" for nothing).
+func udpAnswer(addr string, msg []byte, want string) (string, error) {
+	d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.0.41")}}
+	c, err := d.Dial("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if _, err := c.Write(msg); err != nil {
+		return "", err
+	}
+	wait := 200 * time.Millisecond
+	if want != "" {
+		wait = 5 * time.Second
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", nil // nothing came
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return line, nil
 }

@@ -62,6 +62,7 @@ func canonicalName(lower string) string {
 // the header values (as sent) that an answer copies and that the
 // admission gate reads.
 type malformed struct {
+	code                 int // 0: 400
 	reason               string
 	vias                 []string
 	from, to, callID, cs string
@@ -83,8 +84,16 @@ func diagnose(msg []byte) (malformed, bool) {
 		return m, false
 	}
 	var uri sip.Uri
-	if sip.ParseUri(parts[1], &uri) != nil {
+	switch {
+	case strings.ContainsAny(parts[2], " \t"):
+		m.reason = "Malformed Request Line" // RFC 3261 7.1: a space in the Request-URI or after the version
+	case sip.ParseUri(parts[1], &uri) != nil:
 		m.reason = "Malformed Request-URI"
+		if rfc3986Scheme(parts[1]) && !schemeOK([]byte(parts[1])) {
+			// RFC 3261 21.4.14: a well-formed scheme sipgo does not read
+			// ("soap.beep:", RFC 4475's novelsc).
+			m.code, m.reason = 416, "Unsupported URI Scheme"
+		}
 	}
 	parse := sip.HeadersParser(sip.DefaultHeadersParser())
 	length := -1
@@ -135,6 +144,24 @@ func diagnose(msg []byte) (malformed, bool) {
 	return m, len(m.vias) > 0 && m.vias[0] != ""
 }
 
+// rfc3986Scheme reports whether uri starts with a scheme as RFC 3986
+// section 3.1 has it: a letter, then letters, digits, "+", "-" or ".",
+// then a colon.
+func rfc3986Scheme(uri string) bool {
+	scheme, _, ok := strings.Cut(uri, ":")
+	if !ok || scheme == "" || !isLetter(scheme[0]) {
+		return false
+	}
+	for i := 1; i < len(scheme); i++ {
+		if c := scheme[i]; !isLetter(c) && !('0' <= c && c <= '9') && c != '+' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
 // lineBreak reports whether a value an answer copies holds a CR or LF (a
 // lone LF stays in a line, as in sipgo's parser).
 func (m *malformed) lineBreak() bool {
@@ -176,7 +203,11 @@ func (m *malformed) request(source, transport string) *sip.Request {
 // From, To (with a tag of ours when it had none), Call-ID and CSeq as
 // sent (RFC 3261 section 8.2.6.2), those absent left out.
 func (m *malformed) response(source, transport string) *sip.Response {
-	res := sip.NewResponse(sip.StatusBadRequest, m.reason)
+	code := m.code
+	if code == 0 {
+		code = sip.StatusBadRequest
+	}
+	res := sip.NewResponse(code, m.reason)
 	for _, v := range m.vias {
 		res.AppendHeader(sip.NewHeader("Via", v))
 	}
@@ -207,6 +238,6 @@ func (f *Front) badRequest(dg *datagrams, box *outbox, msg []byte, source string
 	if !f.admits(m.request(source, j.transport)) {
 		return
 	}
-	f.log.Debug("malformed REGISTER answered 400", "source", source, "transport", j.transport, "reason", m.reason)
+	f.log.Debug("malformed REGISTER answered", "source", source, "transport", j.transport, "reason", m.reason)
 	f.send(dg, box, m.response(source, j.transport), j)
 }

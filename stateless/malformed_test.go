@@ -40,6 +40,17 @@ func TestDiagnose(t *testing.T) {
 	if m, _ := diagnose([]byte(crlf("REGISTER sip:[::1 SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n"))); m.reason != "Malformed Request-URI" {
 		t.Errorf("bad Request-URI: reason %q", m.reason)
 	}
+	for _, tc := range []struct{ line, reason string }{
+		{"OPTIONS soap.beep://192.0.2.103:3002 SIP/2.0", "Unsupported URI Scheme"}, // 416
+		{"OPTIONS <sip:b> SIP/2.0", "Malformed Request-URI"},
+		{"OPTIONS sip:b SIP/2.0 ", "Malformed Request Line"},
+		{"INVITE sip:b; lr SIP/2.0", "Malformed Request Line"},
+	} {
+		m, ok := diagnose([]byte(crlf(tc.line + "\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n")))
+		if !ok || m.reason != tc.reason || (m.code == 416) != (tc.reason == "Unsupported URI Scheme") {
+			t.Errorf("%q: %d %q (answered %v), want %q", tc.line, m.code, m.reason, ok, tc.reason)
+		}
+	}
 	for name, msg := range map[string]string{
 		"no Via":               crlf("REGISTER sip:b SIP/2.0\nFrom: <sip:a@b>;tag=1\nCSeq: x\nContent-Length: 0\n\n"),
 		"empty Via":            crlf("REGISTER sip:b SIP/2.0\nVia: \nCSeq: x\nContent-Length: 0\n\n"),

@@ -15,14 +15,17 @@ import (
 // REGISTERs (malformed.go). Parsing every request twice (here to know, in
 // sipgo to handle) would cost every call, so the front scans each request
 // it hands to sipgo for the faults of sipgo's parser that can be seen
-// cheaply (0.5 us for an INVITE, BenchmarkSuspect): a header line without
-// a colon, a CSeq, Max-Forwards or Content-Length that is not a number,
-// an empty Call-ID, a body shorter than its Content-Length, unbalanced
-// brackets in an address. Only a request the scan suspects is parsed, to
-// be sure, then answered 400 instead of being handed on. A malformation
-// the scan does not see (a Via or From sipgo's parser refuses in a
-// subtler way) is still sipgo's to drop. An ACK is never answered (RFC
-// 3261 section 17.2.1), nor is a response.
+// cheaply (BenchmarkSuspect): a request line that is not three parts
+// with single spaces, a URI scheme sipgo does not read (in the
+// Request-URI or an address), a header line without a colon, a CSeq,
+// Max-Forwards or Content-Length that is not a number, an empty Call-ID,
+// a body shorter than its Content-Length, unbalanced brackets in an
+// address, a Via value that is not a protocol. Only a request the scan
+// suspects is parsed, to be sure, then answered 400 (416 for a
+// Request-URI of a well-formed scheme sipgo does not read) instead of
+// being handed on. A malformation the scan does not see (a Via or From
+// sipgo's parser refuses in a subtler way) is still sipgo's to drop. An
+// ACK is never answered (RFC 3261 section 17.2.1), nor is a response.
 
 // answerMalformed answers msg 400 when it is a request, not an ACK, that
 // sipgo's parser would refuse (suspect, then parsed to be sure), and
@@ -44,7 +47,7 @@ func (f *Front) answerMalformed(msg []byte, j job) bool {
 	if !f.admits(m.request(source, j.transport)) {
 		return true
 	}
-	f.log.Debug("malformed request answered 400", "source", source, "transport", j.transport, "reason", m.reason)
+	f.log.Debug("malformed request answered", "source", source, "transport", j.transport, "reason", m.reason)
 	f.sendNow(m.response(source, j.transport), j)
 	return true
 }
@@ -96,8 +99,16 @@ func suspect(msg []byte) bool {
 			if len(value) == 0 {
 				return true
 			}
-		case "From", "To", "Contact", "Route", "Record-Route", "Refer-To", "Referred-By":
-			if !bracketsOK(value) {
+		case "From", "To":
+			if !bracketsOK(value) || !schemeOK(addrURI(value)) {
+				return true
+			}
+		case "Contact", "Route", "Record-Route", "Refer-To", "Referred-By":
+			if !bracketsOK(value) || (string(value) != "*" && !schemeOK(addrURI(value))) {
+				return true
+			}
+		case "Via":
+			if !viasOK(value) {
 				return true
 			}
 		}
@@ -105,19 +116,69 @@ func suspect(msg []byte) bool {
 	return length > len(msg)-end-4 // RFC 3261 18.3: shorter than it says
 }
 
-// requestLineOK reports whether a request line has three parts and a
-// Request-URI with a scheme.
+// requestLineOK reports whether a request line is three parts, each
+// separated by one space (RFC 3261 section 7.1: no space in the
+// Request-URI, none after the version: RFC 4475's lwsruri and trws), with a Request-URI whose scheme sipgo reads.
 func requestLineOK(line []byte) bool {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 1 {
 		return false
 	}
-	uri := line[sp+1:]
-	sp = bytes.IndexByte(uri, ' ')
-	if sp < 1 || sp == len(uri)-1 {
+	rest := line[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp < 1 || sp == len(rest)-1 || bytes.IndexByte(rest[sp+1:], ' ') >= 0 {
 		return false
 	}
-	return bytes.IndexByte(uri[:sp], ':') > 0
+	return schemeOK(rest[:sp])
+}
+
+// schemeOK is sipgo's rule for a URI's scheme: letters only, then a
+// colon (it refuses "soap.beep:", which RFC 3986 allows, and "<sip:" or
+// " sip:": RFC 4475's ltgtruri and badaspec).
+func schemeOK(uri []byte) bool {
+	colon := bytes.IndexByte(uri, ':')
+	if colon < 1 {
+		return false
+	}
+	for _, c := range uri[:colon] {
+		if !isLetter(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// addrURI returns the URI of an address header's value, its first one for
+// a list: what follows the first angle bracket outside a quoted display
+// name, or the value itself when it has none.
+func addrURI(v []byte) []byte {
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == '<':
+			return v[i+1:]
+		}
+	}
+	return v
+}
+
+// viasOK reports whether each comma-separated value of a Via line starts
+// with a protocol name (RFC 4475's badinv01: sipgo's parser refuses
+// "SIP/2.0/UDP 192.0.2.15;;,;,,").
+func viasOK(v []byte) bool {
+	for len(v) > 0 {
+		part, rest, _ := bytes.Cut(v, []byte(","))
+		part = bytes.TrimLeft(part, " \t")
+		if len(part) < 3 || !bytes.EqualFold(part[:3], []byte("SIP")) {
+			return false
+		}
+		v = rest
+	}
+	return true
 }
 
 // cseqOK is sipgo's CSeq rule: a number up to 2^31-1, whitespace, a

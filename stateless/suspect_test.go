@@ -41,6 +41,14 @@ func TestSuspectAgreesWithSipgo(t *testing.T) {
 		{"Contact <<<>>>", request("OPTIONS", "b13", "CSeq: 1 OPTIONS", "Contact: <<<>>>\n"), true},
 		{"IPv6 host unclosed", request("OPTIONS", "b14", "CSeq: 1 OPTIONS", "Contact: <sip:a@[::1>\n"), true},
 		{"Request-URI without scheme", strings.Replace(request("OPTIONS", "b16", "CSeq: 1 OPTIONS", ""), "sip:bob@b", "bob", 1), true},
+		{"quoted comma, tel URI, two Vias on a line", strings.Replace(request("OPTIONS", "b17", "CSeq: 1 OPTIONS", "Via: SIP/2.0/TCP h1;branch=z9hG4bKx , sip / 2.0 / UDP h2\n"),
+			"From: \"A <x>\"", "From: \"Bell, A\" <tel:+15551234>", 1), false},
+		{"space after the version", strings.Replace(request("OPTIONS", "b18", "CSeq: 1 OPTIONS", ""), "SIP/2.0\r\n", "SIP/2.0  \r\n", 1), true},
+		{"space in the Request-URI", strings.Replace(request("INVITE", "b19", "CSeq: 1 INVITE", ""), "sip:bob@b", "sip:bob@b; lr", 1), true},
+		{"Request-URI in angle brackets", strings.Replace(request("INVITE", "b20", "CSeq: 1 INVITE", ""), "sip:bob@b SIP", "<sip:bob@b> SIP", 1), true},
+		{"Request-URI scheme with a dot", strings.Replace(request("OPTIONS", "b21", "CSeq: 1 OPTIONS", ""), "sip:bob@b", "soap.beep://192.0.2.103:3002", 1), true},
+		{"space inside To's brackets", strings.Replace(request("OPTIONS", "b22", "CSeq: 1 OPTIONS", ""), "To: <sip:bob@b>", "To: < sip:bob@b >", 1), true},
+		{"empty Via values", request("OPTIONS", "b24", "CSeq: 1 OPTIONS", "Via: SIP/2.0/UDP 192.0.2.15;;,;,,\n"), true},
 	} {
 		got := suspect([]byte(c.msg))
 		_, err := p.ParseSIP([]byte(c.msg))
