@@ -68,8 +68,10 @@ type SIP struct {
 	// UDPBufferBytes sets the UDP socket receive and send buffers. Default 4194304.
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// MaxMessageBytes is the largest SIP message accepted, over UDP and on
-	// a stream alike; sipgo's read buffer per socket and per TCP/TLS
-	// connection is this size (at most 65535). Default 32768.
+	// a stream alike (a longer request is answered 513 Message Too Large
+	// when its header section is whole); sipgo's read buffer per socket
+	// and per TCP/TLS connection is this size (at most 65535). Default
+	// 32768.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// TransactionLinger is how long a completed transaction is kept to
 	// absorb retransmissions: RFC 3261's Timer D and J (UDP) and RFC 6026's

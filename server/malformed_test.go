@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,62 @@ func TestMalformedRequestAnswered(t *testing.T) {
 			}
 			if st := u.register("alice", pw); st != "SIP/2.0 200 OK" {
 				t.Fatalf("REGISTER on the same %s socket after the malformed requests: %q", tp, st)
+			}
+		})
+	}
+}
+
+// A request longer than sip.max_message_bytes is answered 513 Message Too
+// Large, where sipgo dropped it (UDP) or closed the connection without a
+// word (TCP): over UDP a REGISTER and an INVITE with a body over the
+// limit, after which the socket still registers; over TCP a header
+// section announcing a body over the limit (or a Content-Length of 20
+// digits), after which the connection is closed (its next message would
+// start after a body not read).
+func TestOversizedRequestAnswered(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.SIP.MaxMessageBytes = 4096
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	request := func(method, tp, local, extra, body string, length string) string {
+		return fmt.Sprintf("%s sip:alice@sipwarden.test SIP/2.0\r\n"+
+			"Via: SIP/2.0/%s %s;branch=z9hG4bK-%s;rport\r\n"+
+			"From: <sip:bob@sipwarden.test>;tag=%s\r\nTo: <sip:alice@sipwarden.test>\r\nCall-ID: %s\r\nCSeq: 1 %s\r\n%sContent-Length: %s\r\n\r\n%s",
+			method, strings.ToUpper(tp), local, randHex(8), randHex(4), randHex(8), method, extra, length, body)
+	}
+	t.Run("udp", func(t *testing.T) {
+		u := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+		body := strings.Repeat("a=x\r\n", 1000)
+		for _, msg := range []string{
+			request("INVITE", "udp", u.local, "Content-Type: application/sdp\r\n", body, fmt.Sprint(len(body))),
+			request("REGISTER", "udp", u.local, "X-Pad: "+strings.Repeat("p", 5000)+"\r\n", "", "0"),
+		} {
+			if st, raw := u.exchange(msg, 2*time.Second); st != "SIP/2.0 513 Message Too Large" {
+				t.Errorf("%d bytes: got %q, want 513\n%s", len(msg), st, raw)
+			}
+		}
+		if st := u.register("alice", pw); st != "SIP/2.0 200 OK" {
+			t.Fatalf("REGISTER on the same socket after the oversized requests: %q", st)
+		}
+	})
+	for _, length := range []string{"5000", "100000000000000000000"} {
+		t.Run("tcp "+length, func(t *testing.T) {
+			c, err := net.DialTimeout("tcp", ts.Addr("tcp"), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			msg := request("OPTIONS", "tcp", c.LocalAddr().String(), "", "", length)
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(c) // the answer, then the close
+			if err != nil {
+				t.Fatalf("read %q: %v (want the connection closed after the answer)", got, err)
+			}
+			if !strings.HasPrefix(string(got), "SIP/2.0 513 Message Too Large\r\n") {
+				t.Fatalf("got %q, want 513", got)
 			}
 		})
 	}

@@ -91,11 +91,17 @@ func (f *Front) ACKsAbsorbed() uint64 {
 
 // take reports whether msg, read by a wrapper, was taken off sipgo's
 // path: a REGISTER queued for a worker, a first INVITE queued to be
-// challenged, the ACK of such a challenge absorbed, or a malformed request
-// answered 400 (suspect.go). false: sipgo gets msg (also when the workers
+// challenged, the ACK of such a challenge absorbed, a malformed request
+// answered 400 or a datagram over Config.MaxMessageBytes answered 513
+// (suspect.go). false: sipgo gets msg (also when the workers
 // have no room: the stateful path takes it).
 func (f *Front) take(msg []byte, j job) bool {
 	switch {
+	case j.conn == nil && len(msg) > f.cfg.MaxMessageBytes:
+		// A datagram over the limit: answered 513 (a stream's message is
+		// answered by its framer, which then closes the connection).
+		f.answerTooLarge(msg, j)
+		return true
 	case isRegister(msg):
 		if f.dispatch(msg, j) {
 			return true

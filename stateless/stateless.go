@@ -52,9 +52,11 @@ type Config struct {
 	// the sender down, as a server that reads no faster than it serves
 	// does. Default 4096.
 	Queue int
-	// MaxMessageBytes bounds a message framed on a stream; a longer one
-	// (and everything after it on that connection) goes to sipgo, which
-	// refuses it. Default 65535.
+	// MaxMessageBytes bounds a message: a longer request is answered 513
+	// Message Too Large when its header section can be read whole, and a
+	// stream's connection is then closed. A header section longer than
+	// it on a stream goes to sipgo, which refuses it and closes the
+	// connection. Default 65535.
 	MaxMessageBytes int
 	// WriteTimeout bounds a worker's write of answers on a TCP or TLS
 	// connection; past it the connection is closed. Default 2s.

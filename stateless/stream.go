@@ -174,8 +174,19 @@ func (c *streamConn) frame() bool {
 		return false
 	}
 	cl, ok := contentLength(data[:end])
-	if !ok || end+cl > c.f.cfg.MaxMessageBytes {
+	if !ok {
 		c.pass = true // RFC 3261 18.3: a stream message must carry one
+		return true
+	}
+	if end+cl > c.f.cfg.MaxMessageBytes {
+		// Answered 513 from its header section, then the connection is
+		// closed: its next message would start after a body not read
+		// (sipgo's reader gets the closed connection's error and ends it).
+		c.flushInline() // the REGISTERs before it are answered first
+		c.f.answerTooLarge(data[:end], job{conn: c, transport: c.transport})
+		_ = c.Conn.Close()
+		c.r, c.w = 0, 0
+		c.pass = true
 		return true
 	}
 	total := end + cl
@@ -304,17 +315,30 @@ func contentLength(h []byte) (n int, ok bool) {
 	return n, found
 }
 
-// atoi parses up to 7 decimal digits.
+// atoi parses decimal digits; a number of more than 7 digits (leading
+// zeros aside) is returned as tooLong, over any message size limit (the
+// message is then answered 513, not left to sipgo unframed).
 func atoi(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 7 {
+	if len(b) == 0 {
 		return 0, false
 	}
+	for len(b) > 1 && b[0] == '0' {
+		b = b[1:] // leading zeros are allowed (1*DIGIT) and count for nothing
+	}
 	n := 0
-	for _, ch := range b {
+	for i, ch := range b {
 		if ch < '0' || ch > '9' {
 			return 0, false
 		}
-		n = n*10 + int(ch-'0')
+		if i < 7 {
+			n = n*10 + int(ch-'0')
+		}
+	}
+	if len(b) > 7 {
+		return tooLong, true
 	}
 	return n, true
 }
+
+// tooLong stands for a Content-Length over 7 digits (atoi).
+const tooLong = 1 << 30

@@ -24,9 +24,13 @@ type scriptConn struct {
 	mu     sync.Mutex
 	out    bytes.Buffer
 	writes int
+	closed bool
 }
 
 func (c *scriptConn) Read(b []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
 	if len(c.chunks) == 0 {
 		return 0, io.EOF
 	}
@@ -47,6 +51,11 @@ func (c *scriptConn) Write(b []byte) (int, error) {
 
 func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
 
+func (c *scriptConn) Close() error {
+	c.closed = true
+	return nil
+}
+
 func (c *scriptConn) RemoteAddr() net.Addr {
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5070}
 }
@@ -62,7 +71,7 @@ func queueOnly(queue, maxMsg int) *Front {
 }
 
 // drain reads c as sipgo does (small reads, to exercise partial copies)
-// until EOF, and returns what it got and the REGISTERs dispatched.
+// until EOF (or the framer closed the connection), and returns what it got and the REGISTERs dispatched.
 func drain(t *testing.T, f *Front, c net.Conn) (passed string, registers []string) {
 	t.Helper()
 	var got bytes.Buffer
@@ -70,8 +79,8 @@ func drain(t *testing.T, f *Front, c net.Conn) (passed string, registers []strin
 	for range 1_000_000 {
 		n, err := c.Read(buf)
 		got.Write(buf[:n])
-		if errors.Is(err, io.EOF) {
-			break
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			break // the end, or the framer closed the connection
 		}
 		if err != nil {
 			t.Fatalf("read: %v", err)
@@ -122,15 +131,12 @@ func TestStreamFraming(t *testing.T) {
 // What the framer does not understand goes to sipgo, whole and in order,
 // from there on; nothing is dispatched after it.
 func TestStreamPassThrough(t *testing.T) {
-	huge := crlf("REGISTER sip:b SIP/2.0\nX-Big: "+strings.Repeat("a", 3000)+"\nContent-Length: 0\n\n") + reg1
 	cases := map[string]string{
 		"bare LF":                     "REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\nContent-Length: 0\n\n" + reg1,
 		"no Content-Length":           crlf("REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\n\n") + reg1,
 		"two Content-Lengths":         crlf("REGISTER sip:b SIP/2.0\nContent-Length: 0\nl: 3\n\n") + reg1,
 		"Content-Length not a number": crlf("REGISTER sip:b SIP/2.0\nContent-Length: 0x10\n\n") + reg1,
 		"folded Content-Length":       crlf("REGISTER sip:b SIP/2.0\nContent-Length:\n 0\n\n") + reg1,
-		"body over the limit":         crlf("REGISTER sip:b SIP/2.0\nContent-Length: 9000\n\n") + reg1,
-		"headers over the limit":      huge,
 		"truncated at EOF":            reg1[:40],
 	}
 	for name, stream := range cases {
@@ -140,6 +146,34 @@ func TestStreamPassThrough(t *testing.T) {
 			passed, regs := drain(t, f, c)
 			if passed != stream || len(regs) != 0 {
 				t.Errorf("sipgo got %d of %d bytes, %d dispatched; want everything passed", len(passed), len(stream), len(regs))
+			}
+		})
+	}
+}
+
+// A message whose header section announces a body over the limit is
+// answered 513 from its headers (or not at all, without a Via), and the
+// connection is closed: nothing after it is read, passed or dispatched.
+func TestStreamTooLarge(t *testing.T) {
+	for name, c := range map[string]struct{ msg, answer string }{
+		"OPTIONS":                {strings.Replace(options, "Content-Length: 0", "Content-Length: 9000", 1), "SIP/2.0 513 Message Too Large\r\n"},
+		"REGISTER, 20 digits":    {strings.Replace(reg1, "content-length: 0", "content-length: 10000000000000000000", 1), "SIP/2.0 513 Message Too Large\r\n"},
+		"headers over the limit": {strings.Replace(reg1, "content-length: 0", "X-Big: "+strings.Repeat("a", 3000)+"\r\ncontent-length: 0", 1), "SIP/2.0 513 Message Too Large\r\n"},
+		"without a Via":          {crlf("OPTIONS sip:b SIP/2.0\nContent-Length: 9000\n\n"), ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := queueOnly(16, 2048)
+			sc := &scriptConn{chunks: [][]byte{[]byte(c.msg + reg2)}}
+			conn := &streamConn{Conn: sc, f: f, transport: "TCP", src: "127.0.0.1:5070"}
+			n, err := conn.Read(make([]byte, 4096))
+			if n != 0 || !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read %d bytes, %v; want the closed connection's error", n, err)
+			}
+			if !sc.closed || len(f.jobs) != 0 {
+				t.Errorf("closed %v, %d dispatched; want closed, none", sc.closed, len(f.jobs))
+			}
+			if got := sc.out.String(); !strings.HasPrefix(got, c.answer) || (c.answer == "") != (got == "") {
+				t.Errorf("answer %q, want %q", got, c.answer)
 			}
 		})
 	}
@@ -277,7 +311,10 @@ func TestContentLength(t *testing.T) {
 		{"A\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 3, true},
 		{"A\r\nContent-Length: 3\r\nl: 4\r\n\r\n", 0, false},
 		{"A\r\nContent-Length: -1\r\n\r\n", 0, false},
-		{"A\r\nContent-Length: 12345678\r\n\r\n", 0, false},
+		{"A\r\nContent-Length: 12345678\r\n\r\n", tooLong, true},
+		{"A\r\nContent-Length: 100000000000000000000000\r\n\r\n", tooLong, true},
+		{"A\r\nContent-Length: 00000000000000000000012\r\n\r\n", 12, true},
+		{"A\r\nContent-Length: 0000000000000\r\n\r\n", 0, true},
 		{"A\r\nContent-Length: \r\n\r\n", 0, false},
 		{"A\r\nContent-Type: x\r\n\r\n", 0, false},
 		{"A\r\nX-Content-Length: 5\r\n\r\n", 0, false},
@@ -610,19 +647,24 @@ func FuzzStreamFraming(f *testing.F) {
 		}
 		// What was neither passed nor dispatched is malformed requests
 		// answered 400, or 416 for a Request-URI scheme (suspect.go): one
-		// whole answer each, at least one.
+		// whole answer each, at least one; or the framer closed the
+		// connection at a message over the limit, answered 513 (the last
+		// answer) when it had a Via.
 		answers := strings.SplitAfter(sc.out.String(), "\r\n\r\n")
-		n400 := len(answers) - 1
-		if answers[n400] != "" {
-			t.Fatalf("a partial answer written: %q", answers[n400])
+		n := len(answers) - 1
+		if answers[n] != "" {
+			t.Fatalf("a partial answer written: %q", answers[n])
 		}
-		for _, a := range answers[:n400] {
+		for i, a := range answers[:n] {
+			if sc.closed && i == n-1 && strings.HasPrefix(a, "SIP/2.0 513 Message Too Large\r\n") {
+				continue
+			}
 			if !strings.HasPrefix(a, "SIP/2.0 400 ") && !strings.HasPrefix(a, "SIP/2.0 416 Unsupported URI Scheme\r\n") {
-				t.Fatalf("an answer written is not a 400 or 416:\n%q", a)
+				t.Fatalf("an answer written is not a 400 or 416 (or a last 513 before the close):\n%q", a)
 			}
 		}
-		if (total != len(data)) != (n400 > 0) || total > len(data) {
-			t.Fatalf("%d bytes in, %d out (passed + dispatched), %d malformed requests answered", len(data), total, n400)
+		if total > len(data) || (!sc.closed && (total != len(data)) != (n > 0)) || (sc.closed && total == len(data)) {
+			t.Fatalf("%d bytes in, %d out (passed + dispatched), %d malformed requests answered, closed %v", len(data), total, n, sc.closed)
 		}
 	})
 }

@@ -52,6 +52,32 @@ func (f *Front) answerMalformed(msg []byte, j job) bool {
 	return true
 }
 
+// answerTooLarge answers msg, a request longer than
+// Config.MaxMessageBytes, 513 Message Too Large (RFC 3261 section
+// 21.5.11), made from its raw headers as a 400 is (malformed.go): sipgo
+// would drop it (over a stream, closing the connection) without a word.
+// Nothing for a response or an ACK, a request without a Via or the end
+// of its header section, or a source the admission gate refuses. msg may
+// be the header section alone (a stream's message whose body has not
+// come).
+func (f *Front) answerTooLarge(msg []byte, j job) {
+	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
+		return
+	}
+	m, ok := diagnose(msg)
+	if !ok {
+		return
+	}
+	source := j.source()
+	if !f.admits(m.request(source, j.transport)) {
+		return
+	}
+	m.code, m.reason = 513, "Message Too Large"
+	f.log.Debug("request over the message size limit answered", "source", source, "transport", j.transport,
+		"bytes", len(msg), "limit", f.cfg.MaxMessageBytes)
+	f.sendNow(m.response(source, j.transport), j)
+}
+
 // suspect reports whether sipgo's parser may refuse msg, a request, for a
 // fault a scan of its header section sees without allocating. false for a
 // message without the end of its header section (on a stream the framer

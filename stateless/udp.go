@@ -76,7 +76,7 @@ func (c *packetConn) readBatched(b []byte) (int, net.Addr, error) {
 			c.f.observeQueue(&c.queue, lag, now)
 		}
 		j := job{addr: addr, pc: c.PacketConn, transport: "UDP"}
-		if c.crew != nil && isRegister(msg) && c.f.inlines(lag, c.batch) {
+		if c.crew != nil && isRegister(msg) && len(msg) <= c.f.cfg.MaxMessageBytes && c.f.inlines(lag, c.batch) {
 			c.f.inline(c.crew, msg, j)
 			continue
 		}
