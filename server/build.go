@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sipwarden/sipwarden/config"
+	"github.com/sipwarden/sipwarden/sipparse"
 
 	"github.com/emiago/sipgo"
 
@@ -283,6 +284,7 @@ func (n *Node) newSIP() error {
 		sipgo.WithUserAgent(n.cfg.SIP.UserAgent),
 		sipgo.WithUserAgentHostname(n.cfg.SIP.Domain),
 		sipgo.WithUserAgenTLSConfig(n.lis.tlsConfig),
+		sipgo.WithUserAgentParser(sipparse.SipgoParser()),
 	)
 	if err != nil {
 		return fmt.Errorf("sip user agent: %w", err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,47 @@ func TestOversizedRequestAnswered(t *testing.T) {
 			}
 			if !strings.HasPrefix(string(got), "SIP/2.0 513 Message Too Large\r\n") {
 				t.Fatalf("got %q, want 513", got)
+			}
+		})
+	}
+}
+
+// RFC 3261 section 25.1 has CSeq = 1*DIGIT LWS Method, and LWS may be
+// several blanks: "CSeq: 2 \t REGISTER" is a REGISTER's CSeq, not a
+// method mismatch (sipgo kept the extra blanks in the method, and every
+// request so written was answered 400 CSeq Method Does Not Match). Over
+// UDP and TCP: a digest REGISTER flow, an OPTIONS to the server and an
+// INVITE, all with such CSeqs, are served.
+func TestCSeqWithSeveralBlanks(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "alice", pw, nil)
+	blanks := func(msg, method string) string {
+		return regexp.MustCompile(`(?m)^CSeq: (\d+) `+method+"\r$").ReplaceAllString(msg, "CSeq: $1 \t  "+method+"\r")
+	}
+	for _, tp := range []string{"udp", "tcp"} {
+		t.Run(tp, func(t *testing.T) {
+			u := newRawUA(t, tp, "127.0.0.1", ts.Addr(tp))
+			callID := randHex(8)
+			msg := blanks(u.registerMsg("alice", callID, 1, "", ""), "REGISTER")
+			if !strings.Contains(msg, "CSeq: 1 \t  REGISTER\r\n") {
+				t.Fatalf("the test's REGISTER has no blanks in its CSeq:\n%s", msg)
+			}
+			st, raw := u.exchange(msg, 2*time.Second)
+			m := nonceRE.FindStringSubmatch(raw)
+			if !strings.HasPrefix(st, "SIP/2.0 401") || m == nil {
+				t.Fatalf("first REGISTER: %q, want 401 with a nonce", st)
+			}
+			if st, raw := u.exchange(blanks(u.registerMsg("alice", callID, 2, digestAuth("alice", pw, m[1]), ""), "REGISTER"), 2*time.Second); st != "SIP/2.0 200 OK" {
+				t.Fatalf("REGISTER with credentials: %q, want 200\n%s", st, raw)
+			}
+			options := fmt.Sprintf("OPTIONS sip:sipwarden.test SIP/2.0\r\nVia: SIP/2.0/%s %s;branch=z9hG4bK-%s;rport\r\nMax-Forwards: 70\r\n"+
+				"From: <sip:alice@sipwarden.test>;tag=%s\r\nTo: <sip:sipwarden.test>\r\nCall-ID: %s\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+				strings.ToUpper(tp), u.local, randHex(8), randHex(4), randHex(8))
+			if st, raw := u.exchange(blanks(options, "OPTIONS"), 2*time.Second); st != "SIP/2.0 200 OK" {
+				t.Errorf("OPTIONS: %q, want 200\n%s", st, raw)
+			}
+			if st, raw := u.exchange(blanks(u.inviteMsg("bob", randHex(8), 1, ""), "INVITE"), 2*time.Second); st != "SIP/2.0 407 Proxy Authentication Required" {
+				t.Errorf("INVITE: %q, want 407\n%s", st, raw)
 			}
 		})
 	}

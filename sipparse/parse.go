@@ -11,7 +11,8 @@
 // (sip.ParseUri, sip.ParseAddressValue, sip.UnmarshalHeaderParams) or by
 // code that follows sipgo's step by step (the request line, Via, CSeq), so
 // that a request parsed here is the request sipgo's parser makes of the
-// same bytes; FuzzRequest checks that.
+// same bytes (SipgoParser's, which corrects a few of sipgo's header
+// parsers); FuzzRequest checks that.
 //
 // Anything else (a response, folded header lines, a Via, Contact or Route
 // line with several comma-separated values, more than one Via or Route, a
@@ -360,7 +361,7 @@ func parseRoute(v string, addr *sip.Uri) bool {
 	return true
 }
 
-// parseCSeq follows sipgo's parseCSeqHeader.
+// parseCSeq follows sipgo's parseCSeqHeader, as SipgoParser corrects it.
 func parseCSeq(v string, h *sip.CSeqHeader) bool {
 	i := strings.IndexAny(v, " \t")
 	if i < 1 || len(v)-i < 2 {
@@ -370,7 +371,8 @@ func parseCSeq(v string, h *sip.CSeqHeader) bool {
 	if err != nil || n > 2147483647 { // RFC 3261 8.1.1.5: below 2**31
 		return false
 	}
-	h.SeqNo, h.MethodName = uint32(n), sip.RequestMethod(v[i+1:])
+	// The blanks after the first are LWS too (SipgoParser).
+	h.SeqNo, h.MethodName = uint32(n), sip.RequestMethod(strings.TrimLeft(v[i+1:], " \t"))
 	return true
 }
 

@@ -169,7 +169,7 @@ var handedOn = map[string]string{
 // makes of data.
 func same(t testing.TB, data []byte, got *sip.Request) {
 	t.Helper()
-	m, err := sip.NewParser().ParseSIP(data)
+	m, err := SipgoParser().ParseSIP(data)
 	if err != nil {
 		t.Fatalf("parsed here, refused by sipgo (%v): %q", err, data)
 	}
@@ -402,4 +402,22 @@ func BenchmarkParse(b *testing.B) {
 			p.Recycle()
 		}
 	})
+}
+
+// Blanks after the first in CSeq are LWS (RFC 3261 section 25.1): the
+// method is REGISTER, here and through SipgoParser alike, where sipgo's
+// own parser keeps the blanks in it.
+func TestCSeqBlanks(t *testing.T) {
+	msg := []byte(strings.Replace(clients["sipp (captured)"], "CSeq: 1 REGISTER", "CSeq: 1 \t  REGISTER", 1))
+	if string(msg) == clients["sipp (captured)"] {
+		t.Fatal("the test's request has no CSeq to change")
+	}
+	got, ok := Request(msg)
+	if !ok {
+		t.Fatal("handed on")
+	}
+	if m := got.CSeq().MethodName; m != sip.REGISTER {
+		t.Errorf("method %q, want REGISTER", m)
+	}
+	same(t, msg, got)
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/sipparse"
 )
 
 // The first INVITE of a call, answered without a transaction.
@@ -70,7 +72,7 @@ type invites struct {
 func (f *Front) ChallengeInvites(h Handler, c Challenger) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // crypto/rand.Read does not fail (Go 1.24)
-	f.inv = &invites{h: h, c: c, key: key, parser: sip.NewParser()}
+	f.inv = &invites{h: h, c: c, key: key, parser: sipparse.SipgoParser()}
 }
 
 // Challenged returns how many INVITEs the front answered.

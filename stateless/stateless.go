@@ -366,7 +366,7 @@ type crew struct {
 }
 
 func (f *Front) newCrew() *crew {
-	return &crew{ps: parsers{sipgo: sip.NewParser()}, a: answer{done: f.closed}}
+	return &crew{ps: parsers{sipgo: sipparse.SipgoParser()}, a: answer{done: f.closed}}
 }
 
 // flush sends the round's answers, then runs the finishes it deferred.
