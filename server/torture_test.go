@@ -11,9 +11,10 @@ import (
 
 // tortureAnswers are the status lines the server answers RFC 4475's
 // messages with over UDP, where the answer is about the message's syntax
-// (the others are answered by what the request asks: 404, 407...): "" is
-// no answer (a response, or a request without the end of its header
-// section or a Via: nobody to answer).
+// (the others are answered by what the request asks: 404, 407...), and
+// wsinv's, whose blanks sipgo's own parser misread: "" is no answer (a
+// response, or a request without the end of its header section or a Via:
+// nobody to answer).
 var tortureAnswers = map[string]string{
 	"invalid/badaspec.dat":   "SIP/2.0 400 Malformed To Header",
 	"invalid/badinv01.dat":   "SIP/2.0 400 Malformed Via Header",
@@ -39,6 +40,7 @@ var tortureAnswers = map[string]string{
 	"invalid/bcast.dat":      "",
 	"invalid/bigcode.dat":    "",
 	"invalid/scalarlg.dat":   "",
+	"valid/wsinv.dat":        "SIP/2.0 481 Call/Transaction Does Not Exist", // a To tag: an unknown dialog
 	"valid/noreason.dat":     "",
 	"valid/unreason.dat":     "",
 }

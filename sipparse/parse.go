@@ -298,8 +298,8 @@ func (r *request) paramSlot(slot int) sip.HeaderParams {
 func (r *request) address(value string, display *string, uri *sip.Uri, params *sip.HeaderParams, slot int) bool {
 	*params = r.paramSlot(slot)
 	d, err := sip.ParseAddressValue(value, uri, params)
-	if err != nil {
-		return false
+	if err != nil || blankParams(*params) || blankEnds(uri.Host) {
+		return false // blanks around ";" or "=": SipgoParser trims them
 	}
 	*display = d
 	if len(*params) == 0 {
@@ -397,8 +397,8 @@ func (r *request) parseVia(v string) bool {
 		return false
 	}
 	h.Transport, v = strings.TrimSpace(v[:i]), v[i+1:]
-	if strings.HasPrefix(v, "[") {
-		return false // an IPv6 host: sipgo's own path
+	if h.Transport == "" || strings.HasPrefix(v, "[") {
+		return false // "/ UDP", an IPv6 host: sipgo's own path (SipgoParser)
 	}
 	end := strings.IndexByte(v, ';')
 	if end < 0 {
@@ -417,8 +417,8 @@ func (r *request) parseVia(v string) bool {
 		return true
 	}
 	h.Params = r.paramSlot(slotVia)
-	if _, err := sip.UnmarshalHeaderParams(v[end+1:], ';', '\r', &h.Params); err != nil {
-		return false
+	if _, err := sip.UnmarshalHeaderParams(v[end+1:], ';', '\r', &h.Params); err != nil || blankParams(h.Params) {
+		return false // blanks around ";" or "=": SipgoParser trims them
 	}
 	if len(h.Params) == 0 {
 		h.Params = nil

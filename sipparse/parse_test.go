@@ -421,3 +421,45 @@ func TestCSeqBlanks(t *testing.T) {
 	}
 	same(t, msg, got)
 }
+
+// SipgoParser reads RFC 4475's wsinv (blanks around every ";", "=" and
+// "/", folded lines) as the RFC means it, where sipgo's own parser keeps
+// the blanks in parameter names ("; tag = 1" a parameter " tag "), in a
+// To host, and takes "/ TCP host" for a Via without transport.
+func TestSipgoParserLWS(t *testing.T) {
+	data, err := os.ReadFile("../testdata/torture/valid/wsinv.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := SipgoParser().ParseSIP(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	if tag, _ := req.From().Params.Get("tag"); tag != "98asjd8" {
+		t.Errorf("From tag %q (params %#v)", tag, req.From().Params)
+	}
+	if tag, _ := req.To().Params.Get("tag"); tag != "1918181833n" || req.To().Address.Host != "chair-dnrc.example.com" {
+		t.Errorf("To %#v", req.To())
+	}
+	var vias []string
+	for _, h := range req.GetHeaders("Via") {
+		v := h.(*sip.ViaHeader)
+		branch, _ := v.Params.Get("branch")
+		vias = append(vias, v.Transport+" "+v.Host+" "+branch)
+	}
+	if want := []string{"UDP 192.0.2.2 390skdjuw", "TCP spindle.example.com z9hG4bK9ikj8", "UDP 192.168.255.111 z9hG4bK30239"}; !reflect.DeepEqual(vias, want) {
+		t.Errorf("Vias %q, want %q", vias, want)
+	}
+	if got := req.Contact().Params; !reflect.DeepEqual(got, sip.HeaderParams{{K: "newparam", V: "newvalue"}, {K: "secondparam"}, {K: "q", V: "0.33"}}) {
+		t.Errorf("Contact params %#v", got)
+	}
+	// sipgo's own parser, for the record: the test checks a correction.
+	raw, err := sip.NewParser().ParseSIP(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := raw.(*sip.Request).From().Params.Get("tag"); ok {
+		t.Error("sipgo's own parser finds the From tag: SipgoParser's correction may be dropped")
+	}
+}
