@@ -16,7 +16,8 @@ import (
 // TestUDPMessageSizeAgreesWithLimit (issue 15 item 9): a 40,000-byte
 // OPTIONS over UDP is answered when sip.max_message_bytes allows it
 // (before, sipgo's 32 KiB read buffer cut it and it was dropped), and
-// gets no answer under the default limit of 32768.
+// gets 513 Message Too Large under the default limit of 32768 (it was
+// dropped without a word).
 func TestUDPMessageSizeAgreesWithLimit(t *testing.T) {
 	big := func(addr string) string {
 		pad := strings.Repeat("x", 40000)
@@ -27,7 +28,7 @@ func TestUDPMessageSizeAgreesWithLimit(t *testing.T) {
 	for _, tc := range []struct {
 		limit int
 		want  string
-	}{{65535, "SIP/2.0 200 OK"}, {0, ""}} {
+	}{{65535, "SIP/2.0 200 OK"}, {0, "SIP/2.0 513 Message Too Large"}} {
 		dir := t.TempDir()
 		cfg, err := harness.LoopbackConfig(filepath.Join(dir, "data"))
 		if err != nil {
