@@ -144,7 +144,8 @@ func suspect(msg []byte) bool {
 
 // requestLineOK reports whether a request line is three parts, each
 // separated by one space (RFC 3261 section 7.1: no space in the
-// Request-URI, none after the version: RFC 4475's lwsruri and trws), with a Request-URI whose scheme sipgo reads.
+// Request-URI, none after the version: RFC 4475's lwsruri and trws), with
+// a Request-URI whose scheme sipgo reads.
 func requestLineOK(line []byte) bool {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 1 {
