@@ -3,6 +3,7 @@ package stateless
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,9 @@ type streamConn struct {
 	// pass hands everything from here on to sipgo unframed: after
 	// something this framer does not understand, sipgo decides.
 	pass bool
+	// ended: a message over the size limit was answered 513, and Read
+	// returns io.EOF from here on.
+	ended bool
 	// started is when the first byte of the message not yet framed came;
 	// zero between messages.
 	started time.Time
@@ -117,6 +121,10 @@ var errBroken = errors.New("stateless: connection closed after a failed write")
 // Read returns the stream minus the REGISTERs the workers took.
 func (c *streamConn) Read(b []byte) (int, error) {
 	for {
+		if c.ended {
+			c.flushInline()
+			return 0, io.EOF
+		}
 		if len(c.pending) > 0 {
 			c.flushInline() // answered before sipgo handles what follows
 			n := copy(b, c.pending)
@@ -179,14 +187,14 @@ func (c *streamConn) frame() bool {
 		return true
 	}
 	if end+cl > c.f.cfg.MaxMessageBytes {
-		// Answered 513 from its header section, then the connection is
-		// closed: its next message would start after a body not read
-		// (sipgo's reader gets the closed connection's error and ends it).
+		// Answered 513 from its header section, then the connection
+		// ends: its next message would start after a body not read.
+		// sipgo's reader gets io.EOF and closes it (closing it here
+		// made sipgo warn that its pool's cleanup failed).
 		c.flushInline() // the REGISTERs before it are answered first
 		c.f.answerTooLarge(data[:end], job{conn: c, transport: c.transport})
-		_ = c.Conn.Close()
 		c.r, c.w = 0, 0
-		c.pass = true
+		c.ended = true
 		return true
 	}
 	total := end + cl
