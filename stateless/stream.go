@@ -183,18 +183,22 @@ func (c *streamConn) frame() bool {
 	}
 	cl, ok := contentLength(data[:end])
 	if !ok {
-		c.pass = true // RFC 3261 18.3: a stream message must carry one
+		// RFC 3261 18.3: a stream message must carry one, whole. Without
+		// one, or with one that is no length, the message has no end:
+		// answered 400 from its header section, and the stream ends
+		// (sipgo closed it without a word). A folded one is sipgo's.
+		reason := lengthFault(data[:end])
+		if reason == "" {
+			c.pass = true
+			return true
+		}
+		c.end(data[:end], 400, reason)
 		return true
 	}
 	if end+cl > c.f.cfg.MaxMessageBytes {
-		// Answered 513 from its header section, then the connection
-		// ends: its next message would start after a body not read.
-		// sipgo's reader gets io.EOF and closes it (closing it here
-		// made sipgo warn that its pool's cleanup failed).
-		c.flushInline() // the REGISTERs before it are answered first
-		c.f.answerTooLarge(data[:end], job{conn: c, transport: c.transport})
-		c.r, c.w = 0, 0
-		c.ended = true
+		// Answered 513 from its header section, then the stream ends: its
+		// next message would start after a body not read.
+		c.end(data[:end], 513, "Message Too Large")
 		return true
 	}
 	total := end + cl
@@ -213,6 +217,17 @@ func (c *streamConn) frame() bool {
 	}
 	c.pending = msg
 	return true
+}
+
+// end answers the message whose header section is head code and reason
+// (after the REGISTERs before it), and ends the stream: Read returns
+// io.EOF from here on, and sipgo's reader closes the connection (closing
+// it here made sipgo warn that its pool's cleanup failed).
+func (c *streamConn) end(head []byte, code int, reason string) {
+	c.flushInline()
+	c.f.answerHead(head, job{conn: c, transport: c.transport}, code, reason)
+	c.r, c.w = 0, 0
+	c.ended = true
 }
 
 // fill reads more into buf, compacting and growing it as needed (up to
@@ -321,6 +336,41 @@ func contentLength(h []byte) (n int, ok bool) {
 		n, found = v, true
 	}
 	return n, found
+}
+
+// lengthFault names what is wrong with a header section's Content-Length
+// when contentLength refused it: missing, repeated with another value, or
+// not a number; "" when a Content-Length line is folded (sipgo reads
+// folded lines: its call).
+func lengthFault(h []byte) string {
+	var values [][]byte
+	for len(h) > 0 {
+		i := bytes.IndexByte(h, '\n')
+		if i < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(h[:i], []byte{'\r'})
+		h = h[i+1:]
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:colon], " \t")
+		if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("l")) {
+			continue
+		}
+		if len(h) > 0 && (h[0] == ' ' || h[0] == '\t') {
+			return ""
+		}
+		values = append(values, bytes.TrimSpace(line[colon+1:]))
+	}
+	switch {
+	case len(values) == 0:
+		return "Missing Content-Length Header"
+	case len(values) > 1:
+		return "Duplicate Content-Length Header"
+	}
+	return "Malformed Content-Length Header"
 }
 
 // atoi parses decimal digits; a number of more than 7 digits (leading

@@ -123,12 +123,9 @@ func TestStreamFraming(t *testing.T) {
 // from there on; nothing is dispatched after it.
 func TestStreamPassThrough(t *testing.T) {
 	cases := map[string]string{
-		"bare LF":                     "REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\nContent-Length: 0\n\n" + reg1,
-		"no Content-Length":           crlf("REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\n\n") + reg1,
-		"two Content-Lengths":         crlf("REGISTER sip:b SIP/2.0\nContent-Length: 0\nl: 3\n\n") + reg1,
-		"Content-Length not a number": crlf("REGISTER sip:b SIP/2.0\nContent-Length: 0x10\n\n") + reg1,
-		"folded Content-Length":       crlf("REGISTER sip:b SIP/2.0\nContent-Length:\n 0\n\n") + reg1,
-		"truncated at EOF":            reg1[:40],
+		"bare LF":               "REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\nContent-Length: 0\n\n" + reg1,
+		"folded Content-Length": crlf("REGISTER sip:b SIP/2.0\nContent-Length:\n 0\n\n") + reg1,
+		"truncated at EOF":      reg1[:40],
 	}
 	for name, stream := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -142,16 +139,22 @@ func TestStreamPassThrough(t *testing.T) {
 	}
 }
 
-// A message whose header section announces a body over the limit is
-// answered 513 from its headers (or not at all, without a Via), and the
+// A message whose header section announces a body over the limit, or
+// has no Content-Length that frames it (RFC 3261 18.3), is answered 513
+// or 400 from its headers (or not at all, without a Via), and the
 // connection ends (io.EOF, for sipgo to close it): nothing after it is
 // passed or dispatched.
-func TestStreamTooLarge(t *testing.T) {
+func TestStreamEnds(t *testing.T) {
+	noLength := strings.Replace(reg1, "content-length: 0\r\n", "", 1)
 	for name, c := range map[string]struct{ msg, answer string }{
-		"OPTIONS":                {strings.Replace(options, "Content-Length: 0", "Content-Length: 9000", 1), "SIP/2.0 513 Message Too Large\r\n"},
-		"REGISTER, 20 digits":    {strings.Replace(reg1, "content-length: 0", "content-length: 10000000000000000000", 1), "SIP/2.0 513 Message Too Large\r\n"},
-		"headers over the limit": {strings.Replace(reg1, "content-length: 0", "X-Big: "+strings.Repeat("a", 3000)+"\r\ncontent-length: 0", 1), "SIP/2.0 513 Message Too Large\r\n"},
-		"without a Via":          {crlf("OPTIONS sip:b SIP/2.0\nContent-Length: 9000\n\n"), ""},
+		"no Content-Length":           {noLength, "SIP/2.0 400 Missing Content-Length Header\r\n"},
+		"two Content-Lengths":         {strings.Replace(reg1, "content-length: 0", "content-length: 0\r\nl: 3", 1), "SIP/2.0 400 Duplicate Content-Length Header\r\n"},
+		"Content-Length not a number": {strings.Replace(options, "Content-Length: 0", "Content-Length: -999", 1), "SIP/2.0 400 Malformed Content-Length Header\r\n"},
+		"no Content-Length, no Via":   {crlf("REGISTER sip:b SIP/2.0\nCSeq: 1 REGISTER\n\n"), ""},
+		"OPTIONS":                     {strings.Replace(options, "Content-Length: 0", "Content-Length: 9000", 1), "SIP/2.0 513 Message Too Large\r\n"},
+		"REGISTER, 20 digits":         {strings.Replace(reg1, "content-length: 0", "content-length: 10000000000000000000", 1), "SIP/2.0 513 Message Too Large\r\n"},
+		"headers over the limit":      {strings.Replace(reg1, "content-length: 0", "X-Big: "+strings.Repeat("a", 3000)+"\r\ncontent-length: 0", 1), "SIP/2.0 513 Message Too Large\r\n"},
+		"without a Via":               {crlf("OPTIONS sip:b SIP/2.0\nContent-Length: 9000\n\n"), ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := queueOnly(16, 2048)

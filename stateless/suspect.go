@@ -54,13 +54,18 @@ func (f *Front) answerMalformed(msg []byte, j job) bool {
 
 // answerTooLarge answers msg, a request longer than
 // Config.MaxMessageBytes, 513 Message Too Large (RFC 3261 section
-// 21.5.11), made from its raw headers as a 400 is (malformed.go): sipgo
-// would drop it (over a stream, closing the connection) without a word.
-// Nothing for a response or an ACK, a request without a Via or the end
-// of its header section, or a source the admission gate refuses. msg may
-// be the header section alone (a stream's message whose body has not
-// come).
+// 21.5.11): sipgo would drop it (over a stream, closing the connection)
+// without a word. msg may be the header section alone (a stream's
+// message whose body has not come).
 func (f *Front) answerTooLarge(msg []byte, j job) {
+	f.answerHead(msg, j, 513, "Message Too Large")
+}
+
+// answerHead answers msg code and reason, made from its raw headers as a
+// malformed request's 400 is (malformed.go). Nothing for a response or
+// an ACK, a request without a Via or the end of its header section, or a
+// source the admission gate refuses.
+func (f *Front) answerHead(msg []byte, j job, code int, reason string) {
 	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
 		return
 	}
@@ -72,9 +77,9 @@ func (f *Front) answerTooLarge(msg []byte, j job) {
 	if !f.admits(m.request(source, j.transport)) {
 		return
 	}
-	m.code, m.reason = 513, "Message Too Large"
-	f.log.Debug("request over the message size limit answered", "source", source, "transport", j.transport,
-		"bytes", len(msg), "limit", f.cfg.MaxMessageBytes)
+	m.code, m.reason = code, reason
+	f.log.Debug("request answered from its header section", "source", source, "transport", j.transport,
+		"status", code, "reason", reason, "bytes", len(msg), "limit", f.cfg.MaxMessageBytes)
 	f.sendNow(m.response(source, j.transport), j)
 }
 
