@@ -60,8 +60,8 @@ type streamConn struct {
 	// pass hands everything from here on to sipgo unframed: after
 	// something this framer does not understand, sipgo decides.
 	pass bool
-	// ended: a message over the size limit was answered 513, and Read
-	// returns io.EOF from here on.
+	// ended: a message was answered 513 or 400 and could not be skipped,
+	// or came too slowly; Read returns io.EOF from here on.
 	ended bool
 	// started is when the first byte of the message not yet framed came;
 	// zero between messages.
@@ -71,10 +71,6 @@ type streamConn struct {
 	// their answers are written.
 	crew *crew
 }
-
-// errSlowMessage ends a connection whose message took longer than
-// Config.MessageTimeout to arrive.
-var errSlowMessage = errors.New("stateless: message not complete within the message timeout")
 
 // Write is sipgo's: one whole message, never interleaved with the
 // workers' answers (answer holds the same lock).
@@ -266,9 +262,12 @@ func (c *streamConn) fill() error {
 		} else if c.f.cfg.MessageTimeout > 0 && now.Sub(c.started) > c.f.cfg.MessageTimeout {
 			c.f.log.Debug("connection closed: message too slow", "source", c.src, "transport", c.transport,
 				"bytes", c.w-c.r, "timeout_s", c.f.cfg.MessageTimeout.Seconds())
-			_ = c.Conn.Close()
+			// The stream ends: sipgo's reader closes the connection on
+			// io.EOF (an error of ours, and a connection closed under it,
+			// made it log an ERROR and a WARN for each trickling peer).
 			c.r, c.w = 0, 0
-			return errSlowMessage
+			c.ended = true
+			return io.EOF
 		}
 	}
 	if n > 0 {
