@@ -309,32 +309,20 @@ func headerEnd(b []byte) (end int, ok bool) {
 // with another value, or not a plain decimal number.
 func contentLength(h []byte) (n int, ok bool) {
 	found := false
-	for len(h) > 0 {
-		i := bytes.IndexByte(h, '\n')
-		if i < 0 {
-			break
+	for {
+		v, rest, folded, more := nextLength(h)
+		if !more {
+			return n, found
 		}
-		line := h[:i]
-		h = h[i+1:]
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			continue
-		}
-		name := bytes.TrimRight(line[:colon], " \t")
-		if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("l")) {
-			continue
-		}
-		if len(h) > 0 && (h[0] == ' ' || h[0] == '\t') {
-			return 0, false // folded onto the next line
-		}
-		v, good := atoi(bytes.TrimSpace(line[colon+1:]))
-		if !good || (found && v != n) {
+		if folded {
 			return 0, false
 		}
-		n, found = v, true
+		v2, good := atoi(v)
+		if !good || (found && v2 != n) {
+			return 0, false
+		}
+		n, found, h = v2, true, rest
 	}
-	return n, found
 }
 
 // lengthFault names what is wrong with a header section's Content-Length
@@ -342,7 +330,30 @@ func contentLength(h []byte) (n int, ok bool) {
 // not a number; "" when a Content-Length line is folded (sipgo reads
 // folded lines: its call).
 func lengthFault(h []byte) string {
-	var values [][]byte
+	count := 0
+	for {
+		_, rest, folded, more := nextLength(h)
+		if !more {
+			break
+		}
+		if folded {
+			return ""
+		}
+		count, h = count+1, rest
+	}
+	switch {
+	case count == 0:
+		return "Missing Content-Length Header"
+	case count > 1:
+		return "Duplicate Content-Length Header"
+	}
+	return "Malformed Content-Length Header"
+}
+
+// nextLength finds the next Content-Length (or compact l) line of the
+// header block h: its value, trimmed, what follows the line, and whether
+// the line is folded onto the next; more is false when there is none.
+func nextLength(h []byte) (value, rest []byte, folded, more bool) {
 	for len(h) > 0 {
 		i := bytes.IndexByte(h, '\n')
 		if i < 0 {
@@ -358,18 +369,10 @@ func lengthFault(h []byte) string {
 		if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("l")) {
 			continue
 		}
-		if len(h) > 0 && (h[0] == ' ' || h[0] == '\t') {
-			return ""
-		}
-		values = append(values, bytes.TrimSpace(line[colon+1:]))
+		folded = len(h) > 0 && (h[0] == ' ' || h[0] == '\t')
+		return bytes.TrimSpace(line[colon+1:]), h, folded, true
 	}
-	switch {
-	case len(values) == 0:
-		return "Missing Content-Length Header"
-	case len(values) > 1:
-		return "Duplicate Content-Length Header"
-	}
-	return "Malformed Content-Length Header"
+	return nil, nil, false, false
 }
 
 // atoi parses decimal digits; a number of more than 7 digits (leading
