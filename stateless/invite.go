@@ -100,9 +100,10 @@ func (f *Front) ACKsAbsorbed() uint64 {
 func (f *Front) take(msg []byte, j job) bool {
 	switch {
 	case j.conn == nil && len(msg) > f.cfg.MaxMessageBytes:
-		// A datagram over the limit: answered 513 (a stream's message is
-		// answered by its framer, which then closes the connection).
-		f.answerTooLarge(msg, j)
+		// A datagram over the limit: answered 513 (RFC 3261 21.5.11), or
+		// dropped (a stream's message is answered by its framer, which
+		// then ends the stream).
+		f.answerHead(msg, j, 513, "Message Too Large")
 		return true
 	case isRegister(msg):
 		if f.dispatch(msg, j) {

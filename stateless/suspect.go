@@ -29,9 +29,9 @@ import (
 
 // answerMalformed answers msg 400 when it is a request, not an ACK, that
 // sipgo's parser would refuse (suspect, then parsed to be sure), and
-// reports whether it took msg (answered, or dropped because the gate
-// would not answer its source). A stream keeps its connection: msg was
-// framed by its Content-Length, the next message starts after it.
+// reports whether it took msg (answerHead). A stream keeps its
+// connection: msg was framed by its Content-Length, the next message
+// starts after it.
 func (f *Front) answerMalformed(msg []byte, j job) bool {
 	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) || !suspect(msg) {
 		return false
@@ -39,48 +39,36 @@ func (f *Front) answerMalformed(msg []byte, j job) bool {
 	if _, err := sip.ParseMessage(msg); err == nil {
 		return false // well-formed after all: sipgo's
 	}
+	return f.answerHead(msg, j, 0, "")
+}
+
+// answerHead answers msg, made from its raw headers (diagnose): code and
+// reason, or with code 0 the 400 (or 416) and reason diagnose found. It
+// reports whether it took msg: answered, or dropped because the admission
+// gate would not answer its source; false for a response or an ACK, and
+// for a request without a Via or the end of its header section (nobody
+// to answer). msg may be the header section alone (a stream's message
+// whose body has not come).
+func (f *Front) answerHead(msg []byte, j job, code int, reason string) bool {
+	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
+		return false
+	}
 	m, ok := diagnose(msg)
 	if !ok {
-		return false // nobody to answer: sipgo drops it
+		return false
 	}
 	source := j.source()
 	if !f.admits(m.request(source, j.transport)) {
 		return true
 	}
-	f.log.Debug("malformed request answered", "source", source, "transport", j.transport, "reason", m.reason)
-	f.sendNow(m.response(source, j.transport), j)
-	return true
-}
-
-// answerTooLarge answers msg, a request longer than
-// Config.MaxMessageBytes, 513 Message Too Large (RFC 3261 section
-// 21.5.11): sipgo would drop it (over a stream, closing the connection)
-// without a word. msg may be the header section alone (a stream's
-// message whose body has not come).
-func (f *Front) answerTooLarge(msg []byte, j job) {
-	f.answerHead(msg, j, 513, "Message Too Large")
-}
-
-// answerHead answers msg code and reason, made from its raw headers as a
-// malformed request's 400 is (malformed.go). Nothing for a response or
-// an ACK, a request without a Via or the end of its header section, or a
-// source the admission gate refuses.
-func (f *Front) answerHead(msg []byte, j job, code int, reason string) {
-	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
-		return
+	if code != 0 {
+		m.code, m.reason = code, reason
 	}
-	m, ok := diagnose(msg)
-	if !ok {
-		return
-	}
-	source := j.source()
-	if !f.admits(m.request(source, j.transport)) {
-		return
-	}
-	m.code, m.reason = code, reason
+	res := m.response(source, j.transport)
 	f.log.Debug("request answered from its header section", "source", source, "transport", j.transport,
-		"status", code, "reason", reason, "bytes", len(msg), "limit", f.cfg.MaxMessageBytes)
-	f.sendNow(m.response(source, j.transport), j)
+		"status", res.StatusCode, "reason", res.Reason, "bytes", len(msg))
+	f.sendNow(res, j)
+	return true
 }
 
 // suspect reports whether sipgo's parser may refuse msg, a request, for a
