@@ -300,6 +300,7 @@ func (cl *call) synth(code int, reason string) *sip.Response {
 // runBranch reads one client transaction until its final response,
 // applying Timer C (RFC 3261 16.6 step 11 and 16.8) to INVITEs.
 func (cl *call) runBranch(b *branch) {
+	growStack()
 	// After a 2xx to an INVITE the client transaction is left to end by
 	// itself: it stays Accepted for Timer M (RFC 6026 section 7.2), and
 	// the callee's 2xx retransmissions, until the caller's ACK stops

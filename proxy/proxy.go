@@ -291,6 +291,7 @@ func (p *Proxy) Run(ctx context.Context) {
 // once the final response is sent (SIPGO_NOTES: a handler that returns
 // early ends the server transaction).
 func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
+	growStack()
 	p.handle(req, tx, p.serve)
 }
 
