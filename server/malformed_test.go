@@ -138,3 +138,36 @@ func TestCSeqWithSeveralBlanks(t *testing.T) {
 		})
 	}
 }
+
+// TestLowerCaseMethod: methods are case-sensitive (RFC 3261 section 7.1),
+// so "options" and "register" are extension methods the server does not
+// implement (501), whatever their CSeq says; sipgo's parser upper-cases
+// them, and served "options" as OPTIONS.
+func TestLowerCaseMethod(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "alice", pw, nil)
+	for _, tp := range []string{"udp", "tcp"} {
+		t.Run(tp, func(t *testing.T) {
+			u := newRawUA(t, tp, "127.0.0.1", ts.Addr(tp))
+			request := func(method, cseqMethod string) string {
+				return fmt.Sprintf("%s sip:sipwarden.test SIP/2.0\r\nVia: SIP/2.0/%s %s;branch=z9hG4bK-%s;rport\r\nMax-Forwards: 70\r\n"+
+					"From: <sip:alice@sipwarden.test>;tag=%s\r\nTo: <sip:alice@sipwarden.test>\r\nCall-ID: %s\r\nCSeq: 7 %s\r\n"+
+					"Contact: <sip:alice@%s>\r\nContent-Length: 0\r\n\r\n",
+					method, strings.ToUpper(tp), u.local, randHex(8), randHex(4), randHex(8), cseqMethod, u.local)
+			}
+			for _, c := range []struct{ method, cseq, want string }{
+				{"options", "options", "SIP/2.0 501 Not Implemented"},
+				{"options", "OPTIONS", "SIP/2.0 501 Not Implemented"},
+				{"Options", "Options", "SIP/2.0 501 Not Implemented"},
+				{"register", "register", "SIP/2.0 501 Not Implemented"},
+				{"invite", "invite", "SIP/2.0 501 Not Implemented"},
+				{"OPTIONS", "options", "SIP/2.0 400 CSeq Method Does Not Match"},
+				{"OPTIONS", "OPTIONS", "SIP/2.0 200 OK"},
+			} {
+				if st, raw := u.exchange(request(c.method, c.cseq), 2*time.Second); st != c.want {
+					t.Errorf("%s with CSeq %s: %q, want %q\n%s", c.method, c.cseq, st, c.want, raw)
+				}
+			}
+		})
+	}
+}

@@ -28,12 +28,19 @@ import (
 // ACK is never answered (RFC 3261 section 17.2.1), nor is a response.
 
 // answerMalformed answers msg 400 when it is a request, not an ACK, that
-// sipgo's parser would refuse (suspect, then parsed to be sure), and
-// reports whether it took msg (answerHead). A stream keeps its
+// sipgo's parser would refuse (suspect, then parsed to be sure), 501 when
+// its method has a lower-case letter (lowerMethod), and reports whether it
+// took msg (answerHead). A stream keeps its
 // connection: msg was framed by its Content-Length, the next message
 // starts after it.
 func (f *Front) answerMalformed(msg []byte, j job) bool {
-	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) || !suspect(msg) {
+	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
+		return false
+	}
+	if lowerMethod(msg) {
+		return f.answerHead(msg, j, 501, "Not Implemented")
+	}
+	if !suspect(msg) {
 		return false
 	}
 	if _, err := sip.ParseMessage(msg); err == nil {
@@ -69,6 +76,25 @@ func (f *Front) answerHead(msg []byte, j job, code int, reason string) bool {
 		"status", res.StatusCode, "reason", res.Reason, "bytes", len(msg))
 	f.sendNow(res, j)
 	return true
+}
+
+// lowerMethod reports whether the method of msg, a request, has a
+// lower-case letter. Methods are case-sensitive (RFC 3261 section 7.1):
+// "options" is not OPTIONS but an extension method this server does not
+// implement (501, RFC 3261 section 8.2.1, as for any unknown method).
+// sipgo's parser upper-cases the method: left to it, "options" was served
+// as OPTIONS, or refused as 400 CSeq Method Does Not Match when its CSeq
+// said "options" too, and a proxied "bye" would go on as BYE.
+func lowerMethod(msg []byte) bool {
+	for _, c := range msg {
+		switch {
+		case c == ' ':
+			return false
+		case 'a' <= c && c <= 'z':
+			return true
+		}
+	}
+	return false
 }
 
 // suspect reports whether sipgo's parser may refuse msg, a request, for a
