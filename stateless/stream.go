@@ -172,7 +172,11 @@ func (c *streamConn) frame() bool {
 	}
 	if end < 0 {
 		if len(data) > c.f.cfg.MaxMessageBytes {
-			c.pass = true // sipgo refuses it
+			// A header section over the limit: answered 513 from its lines
+			// that came whole (RFC 3261 21.5.11), when they hold what a
+			// response copies, and the stream ends, its rest unread (sipgo
+			// refused it and closed the connection without a word).
+			c.end(headSoFar(data[:c.f.cfg.MaxMessageBytes]), 513, "Message Too Large")
 			return true
 		}
 		return false
@@ -224,6 +228,23 @@ func (c *streamConn) end(head []byte, code int, reason string) {
 	c.f.answerHead(head, job{conn: c, transport: c.transport}, code, reason)
 	c.r, c.w = 0, 0
 	c.ended = true
+}
+
+// headSoFar returns the header lines of data, the start of a header
+// section cut short, that came whole, as a header section of their own:
+// nil unless they hold what a response copies (RFC 3261 8.2.6.2: Via,
+// From, To, Call-ID, CSeq), for an answer without them matches no request.
+func headSoFar(data []byte) []byte {
+	i := bytes.LastIndex(data, []byte("\r\n"))
+	if i < 0 {
+		return nil
+	}
+	head := append(bytes.Clone(data[:i+2]), "\r\n"...)
+	m, ok := diagnose(head)
+	if !ok || m.from == "" || m.to == "" || m.callID == "" || m.cs == "" {
+		return nil
+	}
+	return head
 }
 
 // fill reads more into buf, compacting and growing it as needed (up to

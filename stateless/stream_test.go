@@ -155,6 +155,13 @@ func TestStreamEnds(t *testing.T) {
 		"REGISTER, 20 digits":         {strings.Replace(reg1, "content-length: 0", "content-length: 10000000000000000000", 1), "SIP/2.0 513 Message Too Large\r\n"},
 		"headers over the limit":      {strings.Replace(reg1, "content-length: 0", "X-Big: "+strings.Repeat("a", 3000)+"\r\ncontent-length: 0", 1), "SIP/2.0 513 Message Too Large\r\n"},
 		"without a Via":               {crlf("OPTIONS sip:b SIP/2.0\nContent-Length: 9000\n\n"), ""},
+		// No end of the header section within the limit and the buffer:
+		// answered from the lines before the long one, when they hold
+		// what a response copies.
+		"header section without an end": {crlf("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK5\nFrom: <sip:c@b>;tag=1\nTo: <sip:a@b>\ni: x1\nCSeq: 1 OPTIONS\nX-Big: ") +
+			strings.Repeat("a", 20000) + "\r\nContent-Length: 0\r\n\r\n", "SIP/2.0 513 Message Too Large\r\n"},
+		"header section without an end, no Call-ID before it": {crlf("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bK5\nFrom: <sip:c@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\nX-Big: ") +
+			strings.Repeat("a", 20000) + "\r\nCall-ID: x1\r\nContent-Length: 0\r\n\r\n", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := queueOnly(16, 2048)
