@@ -64,6 +64,19 @@ func TestInlineAnswers(t *testing.T) {
 	if n := queued.Load(); n != 2 {
 		t.Fatalf("%d of the 2 REGISTERs that waited in the socket went to a worker, want 2", n)
 	}
+	// Without arrival times (a kernel without SO_TIMESTAMPNS), the reader
+	// answers while its batches do not fill its slots, and hands a full
+	// batch's REGISTERs to the workers.
+	lag.Store(-1)
+	answered("z9hG4bK-n1", "z9hG4bK-n2")
+	if n := queued.Load(); n != 2 {
+		t.Fatalf("%d REGISTERs went to a worker, want still 2: a reader whose batches are not full keeps up", n)
+	}
+	r.isFull.Store(true)
+	answered("z9hG4bK-f1", "z9hG4bK-f2")
+	if n := queued.Load(); n != 4 {
+		t.Fatalf("%d REGISTERs went to a worker, want 4: the 2 of full batches too", n)
+	}
 	select {
 	case m := <-passed:
 		t.Fatalf("a REGISTER reached sipgo: %.60q", m)

@@ -46,9 +46,10 @@ func TestSojourn(t *testing.T) {
 // datagrams one per pace, each stamped as having arrived lag before it is
 // read.
 type pacedReader struct {
-	msgs chan pacedMsg
-	pace time.Duration
-	lag  func() time.Duration
+	msgs   chan pacedMsg
+	pace   time.Duration
+	lag    func() time.Duration // negative: no arrival time, as a socket without SO_TIMESTAMPNS
+	isFull atomic.Bool          // what full reports: the last batch filled the reader's slots
 }
 
 type pacedMsg struct {
@@ -62,7 +63,10 @@ func (r *pacedReader) read() ([]byte, net.Addr, time.Time, error) {
 		return nil, nil, time.Time{}, net.ErrClosed
 	}
 	time.Sleep(r.pace)
-	return m.b, m.from, time.Now().Add(-r.lag()), nil
+	if lag := r.lag(); lag >= 0 {
+		return m.b, m.from, time.Now().Add(-lag), nil
+	}
+	return m.b, m.from, time.Time{}, nil
 }
 
 // udpPair returns two loopback UDP sockets, the server's and a client's,
@@ -98,7 +102,7 @@ func readAll(wrapped net.PacketConn) chan string {
 }
 
 func (r *pacedReader) drained() bool { return len(r.msgs) == 0 }
-func (r *pacedReader) full() bool    { return false }
+func (r *pacedReader) full() bool    { return r.isFull.Load() }
 
 // TestStandingQueueRefusesNewCalls drives a wrapped UDP socket whose
 // reader falls behind (every datagram read 60 ms after it arrived): once
