@@ -15,6 +15,7 @@ import (
 	"github.com/sipwarden/sipwarden/sipparse"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/admission"
 	"github.com/sipwarden/sipwarden/api"
@@ -285,6 +286,7 @@ func (n *Node) newSIP() error {
 		sipgo.WithUserAgentHostname(n.cfg.SIP.Domain),
 		sipgo.WithUserAgenTLSConfig(n.lis.tlsConfig),
 		sipgo.WithUserAgentParser(sipparse.SipgoParser()),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(n.refuseWS)),
 	)
 	if err != nil {
 		return fmt.Errorf("sip user agent: %w", err)
@@ -296,6 +298,34 @@ func (n *Node) newSIP() error {
 	}
 	n.sip = srv
 	return nil
+}
+
+// refuseWS is sipgo's read filter. Over WebSocket, which the stateless
+// front does not read, a request the front answers itself over the other
+// transports (a method with a lower-case letter, or a request sipgo's
+// parser refuses: stateless.Front.Refuse) is answered on its connection
+// and kept from sipgo, which upper-cased the method, or dropped the
+// message without a word. Every other transport's messages pass: the
+// front has seen them.
+func (n *Node) refuseWS(info sip.TransportReadProps, data []byte) ([]byte, error) {
+	if n.front == nil || (info.Transport != "WS" && info.Transport != "WSS") || info.RemoteAddr == nil {
+		return data, nil
+	}
+	source := info.RemoteAddr.String()
+	res, taken := n.front.Refuse(data, source, info.Transport)
+	if !taken {
+		return data, nil
+	}
+	if res != nil {
+		conn, err := n.ua.TransportLayer().GetConnection(info.Transport, source)
+		if err == nil {
+			err = conn.WriteMsg(res)
+		}
+		if err != nil {
+			n.log.Debug("answer over websocket not sent", "source", source, "status", res.StatusCode, "error", err)
+		}
+	}
+	return nil, nil // empty: sipgo reads the next message
 }
 
 // route puts the registrar and the proxy behind one admission chain, on

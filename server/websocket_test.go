@@ -621,3 +621,28 @@ func TestWSAnonymousCallToNumber(t *testing.T) {
 		t.Fatalf("anonymous caller to the gateway: got %q, want 486", st)
 	}
 }
+
+// TestWSRefused: over ws and wss, as over UDP and TCP, a method with a
+// lower-case letter gets 501 and a request sipgo's parser refuses gets
+// 400 naming the fault (sipgo upper-cased the one, dropped the other
+// without a word), and the connection stays: an OPTIONS after them is
+// answered.
+func TestWSRefused(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	for _, tp := range []string{"ws", "wss"} {
+		t.Run(tp, func(t *testing.T) {
+			u := mustDialWS(t, ts, tp)
+			for _, c := range []struct{ name, msg, want string }{
+				{"lower-case method", strings.ReplaceAll(optionsMsg(u), "OPTIONS", "options"), "SIP/2.0 501 Not Implemented"},
+				{"lower-case method, upper-case CSeq", strings.Replace(optionsMsg(u), "OPTIONS sip:", "options sip:", 1), "SIP/2.0 501 Not Implemented"},
+				{"CSeq not a number", strings.Replace(optionsMsg(u), "CSeq: 1 OPTIONS", "CSeq: one OPTIONS", 1), "SIP/2.0 400 Malformed CSeq Header"},
+				{"Request-URI in brackets", strings.Replace(optionsMsg(u), "OPTIONS sip:sipwarden.test SIP/2.0", "OPTIONS <sip:sipwarden.test> SIP/2.0", 1), "SIP/2.0 400 Malformed Request-URI"},
+				{"well-formed", optionsMsg(u), "SIP/2.0 200 OK"},
+			} {
+				if st, raw := u.exchange(c.msg, 3*time.Second); st != c.want {
+					t.Errorf("%s: %q, want %q\n%s", c.name, st, c.want, raw)
+				}
+			}
+		})
+	}
+}

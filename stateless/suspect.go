@@ -30,52 +30,80 @@ import (
 // answerMalformed answers msg 400 when it is a request, not an ACK, that
 // sipgo's parser would refuse (suspect, then parsed to be sure), 501 when
 // its method has a lower-case letter (lowerMethod), and reports whether it
-// took msg (answerHead). A stream keeps its
-// connection: msg was framed by its Content-Length, the next message
-// starts after it.
+// took msg (answerHead). A stream keeps its connection: msg was framed by
+// its Content-Length, the next message starts after it.
 func (f *Front) answerMalformed(msg []byte, j job) bool {
-	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
-		return false
-	}
-	if lowerMethod(msg) {
-		return f.answerHead(msg, j, 501, "Not Implemented")
-	}
-	if !suspect(msg) {
-		return false
-	}
-	if _, err := sip.ParseMessage(msg); err == nil {
-		return false // well-formed after all: sipgo's
-	}
-	return f.answerHead(msg, j, 0, "")
+	code, reason, ok := refusal(msg)
+	return ok && f.answerHead(msg, j, code, reason)
 }
 
-// answerHead answers msg, made from its raw headers (diagnose): code and
-// reason, or with code 0 the 400 (or 416) and reason diagnose found. It
-// reports whether it took msg: answered, or dropped because the admission
-// gate would not answer its source; false for a response or an ACK, and
-// for a request without a Via or the end of its header section (nobody
-// to answer). msg may be the header section alone (a stream's message
-// whose body has not come).
-func (f *Front) answerHead(msg []byte, j job, code int, reason string) bool {
+// Refuse is answerMalformed for a request read whole by a transport the
+// front does not wrap (sipgo's WebSocket): it returns the answer to send
+// on msg's connection (nil when the admission gate would not answer
+// source) and whether msg was taken; false: sipgo gets msg.
+func (f *Front) Refuse(msg []byte, source, transport string) (*sip.Response, bool) {
+	code, reason, ok := refusal(msg)
+	if !ok {
+		return nil, false
+	}
+	return f.headAnswer(msg, source, transport, code, reason)
+}
+
+// refusal reports whether the front answers msg itself instead of handing
+// it to sipgo, and with what: 501 for a method with a lower-case letter,
+// code 0 (diagnose's 400 or 416) for a request sipgo's parser refuses. A
+// response or an ACK is never answered.
+func refusal(msg []byte) (code int, reason string, refuse bool) {
 	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
-		return false
+		return 0, "", false
+	}
+	if lowerMethod(msg) {
+		return 501, "Not Implemented", true
+	}
+	if !suspect(msg) {
+		return 0, "", false
+	}
+	if _, err := sip.ParseMessage(msg); err == nil {
+		return 0, "", false // well-formed after all: sipgo's
+	}
+	return 0, "", true
+}
+
+// answerHead answers msg, made from its raw headers (headAnswer): code
+// and reason, or with code 0 the 400 (or 416) and reason diagnose found.
+// It reports whether it took msg: answered, or dropped because the
+// admission gate would not answer its source; false for a response or an
+// ACK, and for a request without a Via or the end of its header section
+// (nobody to answer). msg may be the header section alone (a stream's
+// message whose body has not come).
+func (f *Front) answerHead(msg []byte, j job, code int, reason string) bool {
+	res, taken := f.headAnswer(msg, j.source(), j.transport, code, reason)
+	if res != nil {
+		f.sendNow(res, j)
+	}
+	return taken
+}
+
+// headAnswer returns answerHead's answer to msg from source, nil when the
+// gate would not answer it, and whether msg is taken.
+func (f *Front) headAnswer(msg []byte, source, transport string, code int, reason string) (*sip.Response, bool) {
+	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
+		return nil, false
 	}
 	m, ok := diagnose(msg)
 	if !ok {
-		return false
+		return nil, false
 	}
-	source := j.source()
-	if !f.admits(m.request(source, j.transport)) {
-		return true
+	if !f.admits(m.request(source, transport)) {
+		return nil, true
 	}
 	if code != 0 {
 		m.code, m.reason = code, reason
 	}
-	res := m.response(source, j.transport)
-	f.log.Debug("request answered from its header section", "source", source, "transport", j.transport,
+	res := m.response(source, transport)
+	f.log.Debug("request answered from its header section", "source", source, "transport", transport,
 		"status", res.StatusCode, "reason", res.Reason, "bytes", len(msg))
-	f.sendNow(res, j)
-	return true
+	return res, true
 }
 
 // lowerMethod reports whether the method of msg, a request, has a
