@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -139,7 +140,8 @@ func (c *streamConn) Read(b []byte) (int, error) {
 			}
 		} else if c.pass {
 			c.flushInline()
-			return c.Conn.Read(b)
+			n, err := c.Conn.Read(b)
+			return n, peerGone(err)
 		}
 		c.flushInline() // the read may wait
 		if err := c.fill(); err != nil {
@@ -148,9 +150,21 @@ func (c *streamConn) Read(b []byte) (int, error) {
 				c.pass = true
 				continue
 			}
-			return 0, err
+			return 0, peerGone(err)
 		}
 	}
+}
+
+// peerGone returns io.EOF for a connection the peer reset, err otherwise.
+// sipgo logs every read error but io.EOF as an ERROR ("Read error"), and
+// a peer that resets its connection (a phone switched off, a NAT that
+// forgot the flow, a client closing with an answer unread) is routine,
+// not a fault of this server: the connection ends either way.
+func peerGone(err error) error {
+	if errors.Is(err, syscall.ECONNRESET) {
+		return io.EOF
+	}
+	return err
 }
 
 // frame takes one message (or a run of CRLFs) off buf[r:w]: it becomes

@@ -3,9 +3,11 @@ package wsgate
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -55,7 +57,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.head = c.head[n:]
 		return n, nil
 	}
-	return c.after.Read(p)
+	n, err := c.after.Read(p)
+	if errors.Is(err, syscall.ECONNRESET) {
+		// A peer that resets its connection (a browser tab killed, a NAT
+		// that forgot the flow) is routine; sipgo logs every read error
+		// but io.EOF as an ERROR ("Got TCP error").
+		err = io.EOF
+	}
+	return n, err
 }
 
 // Close closes the connection and removes it from the Listener's
