@@ -56,13 +56,14 @@ const (
 	RejectOverload         = "overload"            // waited past limits.max_queue_delay (503)
 	RejectQueueFull        = "queue_full"          // a datagram the workers had no room for (dropped)
 	RejectDuplicate        = "duplicate"           // a retransmission of a datagram still queued (dropped)
+	RejectUnparsable       = "unparsable"          // a datagram no SIP parser reads and nobody to answer (dropped)
 	RejectOther            = "other"
 )
 
 var rejectReasons = []string{
 	RejectBanned, RejectUserAgent, RejectMessageSize, RejectConnections,
 	RejectConnectionsPerIP, RejectInFlight, RejectThrottled, RejectCluster, RejectOverload, RejectQueueFull,
-	RejectDuplicate, RejectOther,
+	RejectDuplicate, RejectUnparsable, RejectOther,
 }
 
 // Store commit kinds, the values of the kind label of the store metrics.

@@ -211,6 +211,7 @@ sipwarden_guard_rejected_total{reason="other"} 1
 sipwarden_guard_rejected_total{reason="overload"} 0
 sipwarden_guard_rejected_total{reason="queue_full"} 0
 sipwarden_guard_rejected_total{reason="throttled"} 0
+sipwarden_guard_rejected_total{reason="unparsable"} 0
 sipwarden_guard_rejected_total{reason="user_agent"} 0
 # HELP sipwarden_sip_connections_open Open TCP, TLS, WS and WSS connections, by transport.
 # TYPE sipwarden_sip_connections_open gauge

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func TestPeerResetIsNotAnError(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	logs := &servertest.SyncBuffer{}
 	logCfg := cfg.Log
-	logCfg.Level = "info" // sipgo's debug records would fill its 10 a second
+	logCfg.Level = "info"                                                // sipgo's debug records would fill its 10 a second
 	servertest.SwapSIPGoLog(t, server.NewLogger(logCfg, logs).Handler()) // behind SetSIPGlobals' redaction
 	ts := startServer(t, cfg)
 	open := func() float64 { return metricValue(t, ts, "sipwarden_sip_connections_open", "transport", "tcp") }
@@ -82,5 +83,46 @@ func TestWSPeerResetIsNotAnError(t *testing.T) {
 	}
 	if s := logs.String(); strings.Contains(s, "level=ERROR") {
 		t.Errorf("the peer's reset logged as an error:\n%s", tail(s, 2000))
+	}
+}
+
+// TestUnanswerableDropped: what cannot be answered (garbage on the UDP
+// port, a request without a Via) is counted and dropped, where sipgo
+// logged an ERROR for each: a scanner's probes are not the server's
+// fault. A keep-alive is not counted, and the TCP connection that
+// carried a request without a Via still serves the next one.
+func TestUnanswerableDropped(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	logs := &servertest.SyncBuffer{}
+	logCfg := cfg.Log
+	logCfg.Level = "info"
+	servertest.SwapSIPGoLog(t, server.NewLogger(logCfg, logs).Handler())
+	ts := startServer(t, cfg)
+	dropped := func() float64 { return metricValue(t, ts, "sipwarden_guard_rejected_total", "reason", "unparsable") }
+	noVia := "OPTIONS sip:sipwarden.test SIP/2.0\r\nFrom: <sip:probe@sipwarden.test>;tag=1\r\nTo: <sip:sipwarden.test>\r\nCall-ID: nv1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	udp := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	for _, msg := range []string{"\x00\x01\x02garbage", "hello world\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", noVia, "\r\n\r\n"} {
+		if _, err := io.WriteString(udp.conn, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tcp := newRawUA(t, "tcp", "127.0.0.1", ts.Addr("tcp"))
+	if _, err := io.WriteString(tcp.conn, noVia); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); dropped() < 5 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := dropped(); n != 5 {
+		t.Errorf("%v requests counted as unparsable, want 5 (4 datagrams and a TCP request, not the keep-alive)", n)
+	}
+	options := fmt.Sprintf("OPTIONS sip:sipwarden.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%s\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:probe@sipwarden.test>;tag=%s\r\nTo: <sip:sipwarden.test>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		tcp.local, randHex(8), randHex(4), randHex(8))
+	if st, raw := tcp.exchange(options, 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Errorf("OPTIONS after a request without a Via on the same connection: %q\n%s", st, raw)
+	}
+	if s := logs.String(); strings.Contains(s, "level=ERROR") {
+		t.Errorf("sipgo logged an error:\n%s", tail(s, 2000))
 	}
 }

@@ -83,7 +83,9 @@ type Config struct {
 	// OnShed, if set, is called for every request refused or dropped for
 	// overload, with the reason: "overload" (answered 503), "queue_full"
 	// (a datagram dropped: no worker had room), "duplicate" (a datagram
-	// dropped: the same bytes are queued already, a retransmission).
+	// dropped: the same bytes are queued already, a retransmission); and
+	// for every datagram dropped as "unparsable" (no parser reads it, and
+	// it has no Via to answer).
 	OnShed func(reason string)
 	// Inline lets a socket's reader answer the REGISTERs it reads itself,
 	// their answers sent together once its batch is read: a UDP socket's
@@ -108,6 +110,9 @@ const (
 	ShedOverload  = "overload"
 	ShedQueueFull = "queue_full"
 	ShedDuplicate = "duplicate"
+	// ShedUnparsable: a datagram sipgo's parser refuses whose sender
+	// cannot be answered (no request line or Via), dropped.
+	ShedUnparsable = "unparsable"
 )
 
 // Front is the pool of workers behind the wrapped sockets.

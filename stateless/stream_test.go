@@ -639,6 +639,12 @@ func FuzzStreamFraming(f *testing.F) {
 			b = b[n:]
 		}
 		fr := queueOnly(1<<12, 1024)
+		dropped := 0 // requests nobody can be answered for (answerMalformed)
+		fr.cfg.OnShed = func(reason string) {
+			if reason == ShedUnparsable {
+				dropped++
+			}
+		}
 		sc := &scriptConn{chunks: chunks}
 		c := &streamConn{Conn: sc, f: fr, transport: "TCP", src: "x"}
 		passed, regs := drain(t, fr, c)
@@ -650,10 +656,11 @@ func FuzzStreamFraming(f *testing.F) {
 			total += len(r)
 		}
 		// What was neither passed nor dispatched is malformed requests
-		// answered 400, or 416 for a Request-URI scheme (suspect.go): one
-		// whole answer each, at least one; or the framer closed the
-		// connection at a message over the limit (ended), answered 513
-		// (the last answer) when it had a Via.
+		// answered 400, 416 for a Request-URI scheme or 501 for a
+		// lower-case method (suspect.go): one whole answer each; or
+		// requests dropped, with nobody to answer; at least one of them;
+		// or the framer closed the connection at a message over the limit
+		// (ended), answered 513 (the last answer) when it had a Via.
 		answers := strings.SplitAfter(sc.out.String(), "\r\n\r\n")
 		n := len(answers) - 1
 		if answers[n] != "" {
@@ -663,12 +670,14 @@ func FuzzStreamFraming(f *testing.F) {
 			if c.ended && i == n-1 && strings.HasPrefix(a, "SIP/2.0 513 Message Too Large\r\n") {
 				continue
 			}
-			if !strings.HasPrefix(a, "SIP/2.0 400 ") && !strings.HasPrefix(a, "SIP/2.0 416 Unsupported URI Scheme\r\n") {
-				t.Fatalf("an answer written is not a 400 or 416 (or a last 513 before the close):\n%q", a)
+			if !strings.HasPrefix(a, "SIP/2.0 400 ") && !strings.HasPrefix(a, "SIP/2.0 416 Unsupported URI Scheme\r\n") &&
+				!strings.HasPrefix(a, "SIP/2.0 501 Not Implemented\r\n") {
+				t.Fatalf("an answer written is not a 400, 416 or 501 (or a last 513 before the close):\n%q", a)
 			}
 		}
-		if total > len(data) || (!c.ended && (total != len(data)) != (n > 0)) || (c.ended && total == len(data)) {
-			t.Fatalf("%d bytes in, %d out (passed + dispatched), %d malformed requests answered, ended %v", len(data), total, n, c.ended)
+		if total > len(data) || (!c.ended && (total != len(data)) != (n+dropped > 0)) || (c.ended && total == len(data)) {
+			t.Fatalf("%d bytes in, %d out (passed + dispatched), %d malformed requests answered, %d dropped, ended %v",
+				len(data), total, n, dropped, c.ended)
 		}
 	})
 }

@@ -29,24 +29,72 @@ import (
 
 // answerMalformed answers msg 400 when it is a request, not an ACK, that
 // sipgo's parser would refuse (suspect, then parsed to be sure), 501 when
-// its method has a lower-case letter (lowerMethod), and reports whether it
-// took msg (answerHead). A stream keeps its connection: msg was framed by
-// its Content-Length, the next message starts after it.
+// its method has a lower-case letter (lowerMethod), drops such a request
+// when it cannot be answered (no request line or Via), and a request
+// without a Via, or a datagram without the end of a header section; it
+// reports whether it took msg. A stream keeps its connection: msg was
+// framed by its Content-Length, the next message starts after it.
 func (f *Front) answerMalformed(msg []byte, j job) bool {
 	code, reason, ok := refusal(msg)
-	return ok && f.answerHead(msg, j, code, reason)
+	if ok && f.answerHead(msg, j, code, reason) {
+		return true
+	}
+	if ok || (j.conn == nil && headless(msg)) {
+		// A request sipgo refuses (its parser, or its transaction layer
+		// for want of a Via; a datagram without the blank line that ends
+		// a header section, RFC 3261 section 7) with nobody to answer:
+		// sipgo dropped it too, logging an ERROR for each, so that a
+		// scanner's garbage on port 5060 woke whoever alerts on errors.
+		// Counted instead (guard_rejected_total) and logged at debug. A
+		// stream's message was framed by its Content-Length: the next
+		// one starts after it.
+		f.unanswerable(j.source(), j.transport, len(msg))
+		return true
+	}
+	return false
+}
+
+// headless reports whether msg, a datagram, has no end of a header
+// section and is not a keep-alive.
+func headless(msg []byte) bool {
+	return !bytes.Contains(msg, []byte("\r\n\r\n")) && !keepAlive(msg)
+}
+
+// keepAlive reports whether msg is CRLFs only (RFC 5626 section 3.5.1:
+// sipgo's to answer).
+func keepAlive(msg []byte) bool {
+	for _, c := range msg {
+		if c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 // Refuse is answerMalformed for a request read whole by a transport the
 // front does not wrap (sipgo's WebSocket): it returns the answer to send
 // on msg's connection (nil when the admission gate would not answer
-// source) and whether msg was taken; false: sipgo gets msg.
+// source, or nobody can be answered: msg is dropped) and whether msg was
+// taken; false: sipgo gets msg.
 func (f *Front) Refuse(msg []byte, source, transport string) (*sip.Response, bool) {
 	code, reason, ok := refusal(msg)
 	if !ok {
 		return nil, false
 	}
-	return f.headAnswer(msg, source, transport, code, reason)
+	if res, taken := f.headAnswer(msg, source, transport, code, reason); taken {
+		return res, true
+	}
+	f.unanswerable(source, transport, len(msg))
+	return nil, true
+}
+
+// unanswerable counts a request dropped because it cannot be answered
+// (answerMalformed), and logs it at debug.
+func (f *Front) unanswerable(source, transport string, size int) {
+	if f.cfg.OnShed != nil {
+		f.cfg.OnShed(ShedUnparsable) // not shed: no overload to warn of
+	}
+	f.log.Debug("unanswerable request dropped", "source", source, "transport", transport, "bytes", size)
 }
 
 // refusal reports whether the front answers msg itself instead of handing
@@ -54,14 +102,17 @@ func (f *Front) Refuse(msg []byte, source, transport string) (*sip.Response, boo
 // code 0 (diagnose's 400 or 416) for a request sipgo's parser refuses. A
 // response or an ACK is never answered.
 func refusal(msg []byte) (code int, reason string, refuse bool) {
-	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) {
+	if bytes.HasPrefix(msg, []byte("SIP/")) || bytes.HasPrefix(msg, []byte("ACK ")) || keepAlive(msg) {
 		return 0, "", false
 	}
 	if lowerMethod(msg) {
 		return 501, "Not Implemented", true
 	}
-	if !suspect(msg) {
-		return 0, "", false
+	sus, via := scan(msg)
+	if !sus {
+		// Without a Via, nobody to answer: sipgo's transaction layer
+		// refuses it (with an ERROR in the log), answerMalformed drops it.
+		return 0, "", !via
 	}
 	if _, err := sip.ParseMessage(msg); err == nil {
 		return 0, "", false // well-formed after all: sipgo's
@@ -131,14 +182,22 @@ func lowerMethod(msg []byte) bool {
 // only hands on whole messages; a datagram without one is not answerable,
 // diagnose).
 func suspect(msg []byte) bool {
+	s, _ := scan(msg)
+	return s
+}
+
+// scan is suspect, and reports as well whether msg has a Via line (when
+// the scan got that far: via is true whenever msg is suspect or has no
+// end of its header section).
+func scan(msg []byte) (suspect, via bool) {
 	end := bytes.Index(msg, []byte("\r\n\r\n"))
 	if end < 0 {
-		return false
+		return false, true
 	}
 	head := msg[:end+2] // every line with its CRLF
 	nl := bytes.Index(head, []byte("\r\n"))
 	if !requestLineOK(head[:nl]) {
-		return true
+		return true, true
 	}
 	length := -1
 	for rest := head[nl+2:]; len(rest) > 0; {
@@ -146,47 +205,48 @@ func suspect(msg []byte) bool {
 		line := rest[:nl]
 		rest = rest[nl+2:]
 		if len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
-			return true // folded (RFC 3261 7.3.1): rare, let the parser tell
+			return true, true // folded (RFC 3261 7.3.1): rare, let the parser tell
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
-			return true
+			return true, true
 		}
 		name, value := bytes.TrimSpace(line[:colon]), bytes.TrimSpace(line[colon+1:])
 		switch canonicalName(lowerName(name)) {
 		case "CSeq":
 			if !cseqOK(value) {
-				return true
+				return true, true
 			}
 		case "Max-Forwards":
 			if _, err := strconv.ParseUint(string(value), 10, 32); err != nil {
-				return true
+				return true, true
 			}
 		case "Content-Length":
 			n, err := strconv.ParseUint(string(value), 10, 32)
 			if err != nil {
-				return true
+				return true, true
 			}
 			length = int(n)
 		case "Call-ID", "Content-Type":
 			if len(value) == 0 {
-				return true
+				return true, true
 			}
 		case "From", "To":
 			if !bracketsOK(value) || !schemeOK(addrURI(value)) {
-				return true
+				return true, true
 			}
 		case "Contact", "Route", "Record-Route", "Refer-To", "Referred-By":
 			if !bracketsOK(value) || (string(value) != "*" && !schemeOK(addrURI(value))) {
-				return true
+				return true, true
 			}
 		case "Via":
+			via = true
 			if !viasOK(value) {
-				return true
+				return true, true
 			}
 		}
 	}
-	return length > len(msg)-end-4 // RFC 3261 18.3: shorter than it says
+	return length > len(msg)-end-4, via // RFC 3261 18.3: shorter than it says
 }
 
 // requestLineOK reports whether a request line is three parts, each
