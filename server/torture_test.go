@@ -42,6 +42,7 @@ var tortureAnswers = map[string]string{
 	"invalid/bigcode.dat":    "",
 	"invalid/scalarlg.dat":   "",
 	"valid/wsinv.dat":        "SIP/2.0 481 Call/Transaction Does Not Exist", // a To tag: an unknown dialog
+	"valid/intmeth.dat":      "SIP/2.0 501 Not Implemented",                 // a method of lower-case letters and punctuation
 	"valid/noreason.dat":     "",
 	"valid/unreason.dat":     "",
 }
