@@ -51,3 +51,23 @@ func TestRedactHandler(t *testing.T) {
 		t.Errorf("next second's record: %q, want %s", buf.String(), want)
 	}
 }
+
+// TestRedactHandlerRefWarnings: sipgo's "TCP ref went negative" (a bug of
+// its reference counting after Close, harmless) is a debug record, not a
+// WARN for every transaction of a peer that hung up.
+func TestRedactHandlerRefWarnings(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var buf bytes.Buffer
+		log := slog.New(newRedactHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))).With("component", "sipgo")
+		log.Warn("TCP ref went negative", "ip", "127.0.0.1:5060", "dst", "127.0.0.1:40000", "ref", -3)
+		log.Warn("WS ref went negative", "ip", "127.0.0.1:40000", "ref", -1)
+		log.Warn("something else")
+		out := buf.String()
+		if n := strings.Count(out, "level=WARN"); n != 1 || !strings.Contains(out, "something else") {
+			t.Errorf("log level %v: %d WARN records, want only the other one:\n%s", level, n, out)
+		}
+		if want := map[slog.Level]int{slog.LevelInfo: 0, slog.LevelDebug: 2}[level]; strings.Count(out, "level=DEBUG") != want {
+			t.Errorf("log level %v: want %d DEBUG records:\n%s", level, want, out)
+		}
+	}
+}
