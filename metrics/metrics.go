@@ -56,7 +56,7 @@ const (
 	RejectOverload         = "overload"            // waited past limits.max_queue_delay (503)
 	RejectQueueFull        = "queue_full"          // a datagram the workers had no room for (dropped)
 	RejectDuplicate        = "duplicate"           // a retransmission of a datagram still queued (dropped)
-	RejectUnparsable       = "unparsable"          // a datagram no SIP parser reads and nobody to answer (dropped)
+	RejectUnparsable       = "unparsable"          // a request nobody can be answered for: no Via, or unparsable without one (dropped)
 	RejectOther            = "other"
 )
 

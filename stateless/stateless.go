@@ -84,8 +84,10 @@ type Config struct {
 	// overload, with the reason: "overload" (answered 503), "queue_full"
 	// (a datagram dropped: no worker had room), "duplicate" (a datagram
 	// dropped: the same bytes are queued already, a retransmission); and
-	// for every datagram dropped as "unparsable" (no parser reads it, and
-	// it has no Via to answer).
+	// for every request dropped as "unparsable", on any transport: nobody
+	// to answer (no Via, or sipgo's parser refuses it without a request
+	// line or Via to answer from; a datagram without the end of a header
+	// section). Not overload: shed's warning is not logged for those.
 	OnShed func(reason string)
 	// Inline lets a socket's reader answer the REGISTERs it reads itself,
 	// their answers sent together once its batch is read: a UDP socket's
@@ -110,8 +112,8 @@ const (
 	ShedOverload  = "overload"
 	ShedQueueFull = "queue_full"
 	ShedDuplicate = "duplicate"
-	// ShedUnparsable: a datagram sipgo's parser refuses whose sender
-	// cannot be answered (no request line or Via), dropped.
+	// ShedUnparsable: a request nobody can be answered for, dropped
+	// (answerMalformed).
 	ShedUnparsable = "unparsable"
 )
 

@@ -261,8 +261,10 @@ func headSoFar(data []byte) []byte {
 	return head
 }
 
-// fill reads more into buf, compacting and growing it as needed (up to
-// MaxMessageBytes plus one read: beyond that frame passes).
+// fill reads more into buf, compacting and growing it as needed, up to
+// MaxMessageBytes plus one read (frame ends the stream once a message
+// passes MaxMessageBytes, so the buffer never fills at that size; were it
+// to, sipgo would get the rest unframed).
 func (c *streamConn) fill() error {
 	if c.r == c.w {
 		c.r, c.w = 0, 0
