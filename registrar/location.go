@@ -211,10 +211,10 @@ func (l *Location) Update(aor string, fn func(cur []store.Binding) ([]store.Bind
 	if e != nil {
 		prev = e.bindings
 	}
-	s.setLocked(aor, e, next)
+	key := s.setLocked(aor, e, next)
 	var p Pending
 	if l.saver != nil {
-		l.saver.SaveBindings(aor, prev, next)
+		l.saver.SaveBindings(key, prev, next)
 		if l.durable != nil {
 			p = Pending{d: l.durable, ticket: l.durable.Ticket()}
 		}
@@ -233,8 +233,12 @@ func (l *Location) Pending() Pending {
 }
 
 // setLocked stores bs as aor's set (removing the AOR when empty) and keeps
-// the expiry heap in step.
-func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
+// the expiry heap in step. It returns the AOR as the table keeps it, or a
+// copy when the set is gone: aor may be a part of a whole request's text
+// (package sipparse), and whoever keeps the key after the request (the
+// saver's queue of pending sets, until its next write) must keep this one,
+// not the request.
+func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) string {
 	var old []store.Binding
 	if e != nil {
 		old = e.bindings
@@ -244,8 +248,9 @@ func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
 		if e != nil {
 			heap.Remove(&s.exp, e.idx)
 			delete(s.aors, aor)
+			return e.aor
 		}
-		return
+		return strings.Clone(aor)
 	}
 	next := bs[0].Expires
 	for _, b := range bs[1:] {
@@ -254,8 +259,8 @@ func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
 		}
 	}
 	if e == nil {
-		// The key outlives the request it may be a part of (package
-		// sipparse): the bindings' own copy, as the registrar makes it.
+		// The key outlives the request: the bindings' own copy, as the
+		// registrar makes it.
 		if bs[0].AOR == aor {
 			aor = bs[0].AOR
 		} else {
@@ -264,13 +269,14 @@ func (s *shard) setLocked(aor string, e *aorEntry, bs []store.Binding) {
 		e = &aorEntry{aor: aor, bindings: bs, next: next, due: next}
 		s.aors[aor] = e
 		heap.Push(&s.exp, e)
-		return
+		return aor
 	}
 	e.bindings, e.next = bs, next
 	if next.Before(e.due) {
 		e.due = next
 		heap.Fix(&s.exp, e.idx)
 	}
+	return e.aor
 }
 
 // Restore loads bindings read from the store at start, dropping expired
@@ -399,9 +405,9 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 				}
 				prev := e.bindings
 				keep := slices.Concat(prev[:j], prev[j+1:])
-				s.setLocked(aor, e, keep)
+				key := s.setLocked(aor, e, keep)
 				if l.saver != nil {
-					l.saver.SaveBindings(aor, prev, keep)
+					l.saver.SaveBindings(key, prev, keep)
 				}
 				s.mu.Unlock()
 				if !b.Expires.After(l.now()) && l.onExpire != nil {
@@ -439,9 +445,9 @@ func (l *Location) RemoveAOR(aor string) []store.Binding {
 		return nil
 	}
 	prev := e.bindings
-	s.setLocked(aor, e, nil)
+	key := s.setLocked(aor, e, nil)
 	if l.saver != nil {
-		l.saver.SaveBindings(aor, prev, nil)
+		l.saver.SaveBindings(key, prev, nil)
 	}
 	return prev
 }
@@ -473,9 +479,9 @@ func (l *Location) RemoveFlow(aor, transport, source string) int {
 		return 0
 	}
 	prev := e.bindings
-	s.setLocked(aor, e, keep)
+	key := s.setLocked(aor, e, keep)
 	if l.saver != nil {
-		l.saver.SaveBindings(aor, prev, keep)
+		l.saver.SaveBindings(key, prev, keep)
 	}
 	s.mu.Unlock()
 	l.removed(gone)
