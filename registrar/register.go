@@ -703,6 +703,12 @@ func match(bs []store.Binding, c contact, callID string, single bool) int {
 		if b.InstanceID != "" && c.instance != "" {
 			continue // instance ids decide for devices that send them
 		}
+		// The same text is the same URI, without parsing it again: a
+		// refresh sends the Contact it sent before, and the parse was
+		// 4% of what a REGISTER allocates.
+		if b.Contact == c.uri {
+			return i
+		}
 		if k, ok := parseKey(b.Contact); ok && k == c.key {
 			return i
 		}

@@ -86,13 +86,16 @@ func (db *DB) writeBindings(batch map[string][]Binding) error {
 	vals := make([][]byte, len(aors))
 	// Values are encoded one after another into chunks: bbolt keeps the
 	// slices until the commit, and a sub-slice stays valid when append
-	// moves the chunk. A new chunk starts when one is full, so that a big
-	// batch is not copied over and over into one growing buffer.
-	const chunk = 64 << 10
+	// moves the chunk. A new chunk starts when the one filling has less
+	// room left than a set usually takes, so that a big batch is not
+	// copied over and over into one growing buffer, nor each chunk once
+	// more by the set that overflows it (a chunk started only once full
+	// was: every 64 KB of a flush moved to a 128 KB copy).
+	const chunk, room = 64 << 10, 4 << 10
 	var buf []byte
 	for i, aor := range aors {
 		if set := batch[aor]; len(set) > 0 {
-			if len(buf) >= chunk {
+			if cap(buf)-len(buf) < room {
 				buf = make([]byte, 0, chunk)
 			}
 			start := len(buf)
