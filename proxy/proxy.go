@@ -979,6 +979,11 @@ func (p *Proxy) respond(tx sip.ServerTransaction, res *sip.Response) int {
 }
 
 func (p *Proxy) replyOptions(req *sip.Request, tx sip.ServerTransaction) int {
+	// The server is the UAS here: a Require it does not implement gets
+	// 420 (RFC 3261 8.2.2.3), as a REGISTER's does.
+	if tags := sipcheck.Unsupported(req, "Require"); tags != nil {
+		return p.respond(tx, sipcheck.BadExtension(p.newResponse(req, 420, "Bad Extension"), tags))
+	}
 	res := p.newResponse(req, 200, "OK")
 	res.AppendHeader(sip.NewHeader("Allow", Allow))
 	return p.respond(tx, res)

@@ -419,7 +419,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 		}
 		if ch.Address.Wildcard {
 			// Contact: * only alone and with Expires: 0.
-			if len(hs) != 1 || !hasHeaderExp || headerExp != 0 || ch.Params.Has("expires") {
+			if len(hs) != 1 || !hasHeaderExp || headerExp != 0 || hasParam(ch.Params, "expires") {
 				return nil, reply.Errorf(400, "Wildcard Contact Requires Expires 0 And No Other Contact")
 			}
 			return []contact{{uri: "*"}}, nil
@@ -433,7 +433,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 		}
 		// Syntax before policy: a bad q is a 400 at once, not after a
 		// 423 and its retry.
-		if v, ok := ch.Params.Get("q"); ok && !validQ(v) {
+		if v, ok := param(ch.Params, "q"); ok && !validQ(v) {
 			return nil, reply.Errorf(400, "Invalid Contact q Parameter")
 		}
 		for _, o := range out {
@@ -444,7 +444,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 				return nil, reply.Errorf(400, "Duplicate Contact")
 			}
 		}
-		switch v, ok := ch.Params.Get("expires"); {
+		switch v, ok := param(ch.Params, "expires"); {
 		case ok:
 			e, valid := parseSeconds(v)
 			if !valid {
@@ -469,15 +469,32 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 				c.expires -= time.Duration(mrand.Int64N(max+1)) * time.Second
 			}
 		}
-		if v, ok := ch.Params.Get("+sip.instance"); ok && safeInstance(v) {
+		if v, ok := param(ch.Params, "+sip.instance"); ok && safeInstance(v) {
 			c.instance = v
 		}
-		if v, ok := ch.Params.Get("reg-id"); ok && safeParam(v) {
+		if v, ok := param(ch.Params, "reg-id"); ok && safeParam(v) {
 			c.regID = v
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// param returns the value of ps's parameter name, whose name is matched
+// without regard to case (RFC 3261 7.3.1: ";EXPIRES=120" is an expires
+// parameter; sipgo's Get compares exactly).
+func param(ps sip.HeaderParams, name string) (string, bool) {
+	for _, kv := range ps {
+		if strings.EqualFold(kv.K, name) {
+			return kv.V, true
+		}
+	}
+	return "", false
+}
+
+func hasParam(ps sip.HeaderParams, name string) bool {
+	_, ok := param(ps, name)
+	return ok
 }
 
 // validQ reports whether v is a qvalue (RFC 3261 section 25.1): 0 to 1

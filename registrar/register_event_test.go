@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -142,5 +143,25 @@ func TestContactChecks(t *testing.T) {
 	}
 	if n := len(loc.Lookup("alice")); n != 1 {
 		t.Fatalf("alice has %d bindings, want 1", n)
+	}
+}
+
+// Parameter names are case-insensitive (RFC 3261 7.3.1): a Contact's
+// ";EXPIRES=120" is its expires, which wins over the Expires header; it
+// was ignored, and the header's 3600 granted.
+func TestContactParamNamesIgnoreCase(t *testing.T) {
+	r, _ := newTestRegistrar(t)
+	nonce := between(r.Handle(durableRegister(t, "", 0, "")).GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	res := r.Handle(durableRegister(t, nonce, 1, "Contact: <sip:alice@127.0.0.1:5070>;EXPIRES=120\r\nExpires: 3600\r\n"))
+	if res.StatusCode != 200 {
+		t.Fatalf("register: %d %s", res.StatusCode, res.Reason)
+	}
+	c := res.GetHeader("Contact")
+	if c == nil || !strings.HasSuffix(c.Value(), ";expires=120") {
+		t.Fatalf("Contact of the 200: %v, want expires=120", c)
+	}
+	res = r.Handle(durableRegister(t, nonce, 2, "Contact: <sip:alice@127.0.0.1:5070>;Q=7\r\n"))
+	if res.StatusCode != 400 || res.Reason != "Invalid Contact q Parameter" {
+		t.Fatalf("Q=7: got %d %s, want 400 Invalid Contact q Parameter", res.StatusCode, res.Reason)
 	}
 }

@@ -171,3 +171,70 @@ func TestLowerCaseMethod(t *testing.T) {
 		})
 	}
 }
+
+// TestProbedRequestLines: what an outside probe found answered wrongly,
+// over UDP and TCP, with nothing logged at ERROR (the connection serves
+// each in turn):
+//   - a version in another case is SIP/2.0 (RFC 3261 7.1: the answer's is
+//     upper case; sipgo echoed "sip/2.0", and refused "Sip/2.0");
+//   - a request line that is not three parts with single spaces, or
+//     whose version is not SIP, gets 400 Malformed Request Line (they
+//     got nothing, or an ERROR);
+//   - a request without a CSeq gets 400 Missing CSeq Header (a REGISTER
+//     got nothing, an OPTIONS a bare 400 and an ERROR);
+//   - a CR inside a header line gets 400 Malformed Header Line;
+//   - an OPTIONS to the server that requires an extension gets 420;
+//   - the answers made from the header section fill rport and received
+//     (RFC 3581 section 4).
+func TestProbedRequestLines(t *testing.T) {
+	for _, tp := range []string{"udp", "tcp"} {
+		t.Run(tp, func(t *testing.T) {
+			ts, logs := quietServer(t)
+			u := newRawUA(t, tp, "127.0.0.1", ts.Addr(tp))
+			msg := func(line, method, extra string, cseq bool) string {
+				var b strings.Builder
+				fmt.Fprintf(&b, "%s\r\nVia: SIP/2.0/%s %s;branch=z9hG4bK-%s;rport\r\nMax-Forwards: 70\r\n"+
+					"From: <sip:alice@sipwarden.test>;tag=%s\r\nTo: <sip:alice@sipwarden.test>\r\nCall-ID: %s\r\n",
+					line, strings.ToUpper(tp), u.local, randHex(8), randHex(4), randHex(8))
+				if cseq {
+					fmt.Fprintf(&b, "CSeq: 1 %s\r\n", method)
+				}
+				b.WriteString(extra + "Content-Length: 0\r\n\r\n")
+				return b.String()
+			}
+			for _, c := range []struct {
+				name, line, method, extra string
+				noCSeq                    bool
+				want                      string
+			}{
+				{name: "lower-case version", line: "OPTIONS sip:sipwarden.test sip/2.0", method: "OPTIONS", want: "SIP/2.0 200 OK"},
+				{name: "mixed-case version", line: "OPTIONS sip:sipwarden.test Sip/2.0", method: "OPTIONS", want: "SIP/2.0 200 OK"},
+				{name: "HTTP version", line: "OPTIONS sip:sipwarden.test HTTP/1.1", method: "OPTIONS", want: "SIP/2.0 400 Malformed Request Line"},
+				{name: "two parts", line: "OPTIONS sip:sipwarden.test", method: "OPTIONS", want: "SIP/2.0 400 Malformed Request Line"},
+				{name: "tabs", line: "OPTIONS\tsip:sipwarden.test\tSIP/2.0", method: "OPTIONS", want: "SIP/2.0 400 Malformed Request Line"},
+				{name: "REGISTER of two parts", line: "REGISTER sip:sipwarden.test", method: "REGISTER", want: "SIP/2.0 400 Malformed Request Line"},
+				{name: "OPTIONS without CSeq", line: "OPTIONS sip:sipwarden.test SIP/2.0", noCSeq: true, want: "SIP/2.0 400 Missing CSeq Header"},
+				{name: "REGISTER without CSeq", line: "REGISTER sip:sipwarden.test SIP/2.0", noCSeq: true, want: "SIP/2.0 400 Missing CSeq Header"},
+				{name: "CR in a line", line: "OPTIONS sip:sipwarden.test SIP/2.0", method: "OPTIONS", extra: "Subject: a\rInjected: b\r\n", want: "SIP/2.0 400 Malformed Header Line"},
+				{name: "CR in a REGISTER's line", line: "REGISTER sip:sipwarden.test SIP/2.0", method: "REGISTER", extra: "Subject: a\rInjected: b\r\n", want: "SIP/2.0 400 Malformed Header Line"},
+				{name: "Require", line: "OPTIONS sip:sipwarden.test SIP/2.0", method: "OPTIONS", extra: "Require: x-teleport\r\n", want: "SIP/2.0 420 Bad Extension"},
+				{name: "after them", line: "OPTIONS sip:sipwarden.test SIP/2.0", method: "OPTIONS", want: "SIP/2.0 200 OK"},
+			} {
+				st, raw := u.exchange(msg(c.line, c.method, c.extra, !c.noCSeq), 2*time.Second)
+				if st != c.want {
+					t.Errorf("%s: %q, want %q\n%s", c.name, st, c.want, raw)
+					continue
+				}
+				if via := header(raw, "Via"); !strings.Contains(via, ";rport=") || !strings.Contains(via, ";received=127.0.0.1") {
+					t.Errorf("%s: Via %q, want rport and received filled", c.name, via)
+				}
+				if c.name == "Require" && header(raw, "Unsupported") != "x-teleport" {
+					t.Errorf("Require: Unsupported %q, want x-teleport", header(raw, "Unsupported"))
+				}
+			}
+			if s := logs.String(); strings.Contains(s, "level=ERROR") {
+				t.Errorf("logged as an error:\n%s", tail(s, 2000))
+			}
+		})
+	}
+}

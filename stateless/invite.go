@@ -98,6 +98,7 @@ func (f *Front) ACKsAbsorbed() uint64 {
 // (suspect.go). false: sipgo gets msg (also when the workers
 // have no room: the stateful path takes it).
 func (f *Front) take(msg []byte, j job) bool {
+	upperVersion(msg) // suspect.go
 	switch {
 	case j.conn == nil && len(msg) > f.cfg.MaxMessageBytes:
 		// A datagram over the limit: answered 513 (RFC 3261 21.5.11), or

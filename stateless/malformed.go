@@ -3,6 +3,7 @@ package stateless
 import (
 	"bytes"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 
@@ -17,11 +18,13 @@ import (
 // raw header lines, since there is no parsed request to answer: the Vias,
 // From, To, Call-ID and CSeq as sent (section 8.2.6.2), even when one of
 // them is the malformed one, and a To tag. A message without a Via has
-// nobody to answer (section 18.2.2); one without three parts in its
-// request line, or without the end of its header section, is not known
-// to be a SIP request at all; one with a CR or LF inside a value would
-// have it echoed: those are still dropped. The admission gate is asked first (Config.Admit), so
-// that a banned source or a denied User-Agent gets nothing.
+// nobody to answer (section 18.2.2); one without the end of its header
+// section is not known to be a whole SIP request; one with a CR or LF
+// inside a value the answer copies would have it echoed: those are still
+// dropped. A request line that is not three parts, or whose version is
+// not SIP, is answered when a Via says where from. The admission gate is
+// asked first (Config.Admit), so that a banned source or a denied
+// User-Agent gets nothing.
 
 // canonicalName is the canonical name of a header sipgo parses into a
 // type (the only ones its parser refuses), given its lower-case full or
@@ -70,8 +73,8 @@ type malformed struct {
 }
 
 // diagnose finds why sipgo refused msg, a REGISTER, and the headers an
-// answer needs. false: no answer (no Via, a request line of fewer than
-// three parts, no end of the header section).
+// answer needs. false: no answer (no Via or an empty one, no end of the
+// header section, a CR or LF in a value the answer copies).
 func diagnose(msg []byte) (malformed, bool) {
 	var m malformed
 	end := bytes.Index(msg, []byte("\r\n\r\n"))
@@ -80,13 +83,13 @@ func diagnose(msg []byte) (malformed, bool) {
 	}
 	lines := unfold(strings.Split(string(msg[:end]), "\r\n"))
 	parts := strings.SplitN(lines[0], " ", 3)
-	if len(parts) != 3 {
-		return m, false
-	}
 	var uri sip.Uri
 	switch {
-	case strings.ContainsAny(parts[2], " \t"):
-		m.reason = "Malformed Request Line" // RFC 3261 7.1: a space in the Request-URI or after the version
+	case len(parts) != 3 || strings.ContainsAny(parts[2], " \t") || !sipVersion([]byte(parts[2])):
+		// RFC 3261 7.1: three parts with single spaces (none in the
+		// Request-URI, none after the version), the last a SIP-Version.
+		// Answered when a Via says where from: that makes it SIP.
+		m.reason = "Malformed Request Line"
 	case sip.ParseUri(parts[1], &uri) != nil:
 		m.reason = "Malformed Request-URI"
 		if rfc3986Scheme(parts[1]) && !schemeOK([]byte(parts[1])) {
@@ -99,11 +102,15 @@ func diagnose(msg []byte) (malformed, bool) {
 	length := -1
 	for _, line := range lines[1:] {
 		name, value, ok := strings.Cut(line, ":")
-		if !ok {
+		if !ok || strings.IndexByte(line, '\r') >= 0 {
+			// No colon, or a CR inside the line (only a value the
+			// answer copies must not hold one: lineBreak).
 			if m.reason == "" {
 				m.reason = "Malformed Header Line"
 			}
-			continue
+			if !ok {
+				continue
+			}
 		}
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		canonical := canonicalName(strings.ToLower(name))
@@ -134,6 +141,9 @@ func diagnose(msg []byte) (malformed, bool) {
 	}
 	if m.reason == "" && length > len(msg)-end-4 {
 		m.reason = "Message Shorter Than Content-Length" // RFC 3261 18.3
+	}
+	if m.reason == "" && m.cs == "" {
+		m.reason = "Missing CSeq Header"
 	}
 	if m.reason == "" {
 		m.reason = "Bad Request"
@@ -208,7 +218,10 @@ func (m *malformed) response(source, transport string) *sip.Response {
 		code = sip.StatusBadRequest
 	}
 	res := sip.NewResponse(code, m.reason)
-	for _, v := range m.vias {
+	for i, v := range m.vias {
+		if i == 0 {
+			v = rported(v, source)
+		}
 		res.AppendHeader(sip.NewHeader("Via", v))
 	}
 	to := m.to
@@ -224,6 +237,31 @@ func (m *malformed) response(source, transport string) *sip.Response {
 	res.SetTransport(transport)
 	res.SetDestination(source)
 	return res
+}
+
+// rported returns v, the raw value of a request's first Via line, with
+// the empty rport of its first via filled from the packet's source, and
+// received added (RFC 3581 section 4), as reply.FromRequest does for a
+// parsed Via; v itself when it has no empty rport or source is not
+// host:port.
+func rported(v, source string) string {
+	host, port, err := net.SplitHostPort(source)
+	if err != nil {
+		return v
+	}
+	first, rest, more := strings.Cut(v, ",")
+	params := strings.Split(first, ";")
+	for i := 1; i < len(params); i++ {
+		if strings.EqualFold(strings.TrimSpace(params[i]), "rport") {
+			params[i] = "rport=" + port
+			out := strings.Join(params, ";") + ";received=" + host
+			if more {
+				out += "," + rest
+			}
+			return out
+		}
+	}
+	return v
 }
 
 // badRequest answers msg, a REGISTER sipgo's parser refused, 400 with what

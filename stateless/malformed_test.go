@@ -27,6 +27,8 @@ func TestDiagnose(t *testing.T) {
 		{"CSeq: 1 REGISTER\ni: ", "Malformed Call-ID Header"},
 		{"CSeq: 1 REGISTER\nContent-Length: 0x0", "Malformed Content-Length Header"},
 		{"CSeq: 1 REGISTER\nX-Folded: a\n b", "Bad Request"}, // folded: well formed
+		{"CSeq: 1 REGISTER\nSubject: a\rInjected: b", "Malformed Header Line"},
+		{"Subject: x", "Missing CSeq Header"},
 	} {
 		m, ok := diagnose([]byte(malformedRegister("z9hG4bK1", tc.line)))
 		if !ok || m.reason != tc.reason {
@@ -45,6 +47,11 @@ func TestDiagnose(t *testing.T) {
 		{"OPTIONS <sip:b> SIP/2.0", "Malformed Request-URI"},
 		{"OPTIONS sip:b SIP/2.0 ", "Malformed Request Line"},
 		{"INVITE sip:b; lr SIP/2.0", "Malformed Request Line"},
+		// Answered since a Via says where from; they got nothing before.
+		{"OPTIONS sip:b", "Malformed Request Line"},
+		{"OPTIONS\tsip:b\tSIP/2.0", "Malformed Request Line"},
+		{"OPTIONS sip:b HTTP/1.1", "Malformed Request Line"},
+		{"OPTIONS sip:b SIP/2", "Malformed Request Line"},
 	} {
 		m, ok := diagnose([]byte(crlf(tc.line + "\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n")))
 		if !ok || m.reason != tc.reason || (m.code == 416) != (tc.reason == "Unsupported URI Scheme") {
@@ -54,7 +61,7 @@ func TestDiagnose(t *testing.T) {
 	for name, msg := range map[string]string{
 		"no Via":               crlf("REGISTER sip:b SIP/2.0\nFrom: <sip:a@b>;tag=1\nCSeq: x\nContent-Length: 0\n\n"),
 		"empty Via":            crlf("REGISTER sip:b SIP/2.0\nVia: \nCSeq: x\nContent-Length: 0\n\n"),
-		"two-part start line":  crlf("REGISTER sip:b\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n"),
+		"two-part start line":  crlf("REGISTER sip:b\nVia: \nContent-Length: 0\n\n"),
 		"no end of headers":    "REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: x\r\n",
 		"LF in a copied value": strings.Replace(malformedRegister("z9hG4bK1", "CSeq: abc REGISTER"), "Call-ID: c-", "Call-ID: c\nX: c-", 1),
 	} {
@@ -80,7 +87,9 @@ func TestMalformedRegisterAnswered(t *testing.T) {
 	res := u.answers(t, 1)["z9hG4bKbad"]
 	for _, want := range []string{
 		"SIP/2.0 400 Malformed CSeq Header\r\n",
-		"\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad;rport\r\n",
+		// RFC 3581 section 4: rport filled from the source, received added.
+		"\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad;rport=",
+		";received=127.0.0.1\r\n",
 		"\r\nFrom: <sip:a@b>;tag=1\r\n",
 		"\r\nTo: <sip:a@b>;tag=",
 		"\r\nCall-ID: c-z9hG4bKbad\r\n",

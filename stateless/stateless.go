@@ -504,9 +504,14 @@ func (f *Front) handleRegister(ps *parsers, dg *datagrams, box *outbox, a *answe
 		}
 		req, ok = msg.(*sip.Request)
 	}
-	if !ok || req.Via() == nil || req.CSeq() == nil {
-		return // RFC 3261 18.3: without Via and CSeq there is no one to answer
+	if !ok || req.Via() == nil {
+		return // RFC 3261 18.2.2: without a Via there is no one to answer
 	}
+	// Without a CSeq the registrar answers 400 Missing CSeq Header (RFC
+	// 3261 8.1.1: every request has one), as it does a missing From, To
+	// or Call-ID: the answer carries no CSeq, but the client's log, or
+	// its developer's capture, says what was wrong, where silence looked
+	// like a dead server.
 	req.SetSource(source)
 	req.SetTransport(j.transport)
 	if f.late(j) && req.GetHeader("Authorization") == nil {

@@ -16,8 +16,9 @@ import (
 // sipgo to handle) would cost every call, so the front scans each request
 // it hands to sipgo for the faults of sipgo's parser that can be seen
 // cheaply (BenchmarkSuspect): a request line that is not three parts
-// with single spaces, a URI scheme sipgo does not read (in the
-// Request-URI or an address), a header line without a colon, a CSeq,
+// with single spaces or whose version is not SIP, a URI scheme sipgo
+// does not read (in the Request-URI or an address), a header line
+// without a colon or with a CR inside it, an empty Via, a CSeq,
 // Max-Forwards or Content-Length that is not a number, an empty Call-ID,
 // a body shorter than its Content-Length, unbalanced brackets in an
 // address, a Via value that is not a protocol. Only a request the scan
@@ -77,6 +78,7 @@ func keepAlive(msg []byte) bool {
 // source, or nobody can be answered: msg is dropped) and whether msg was
 // taken; false: sipgo gets msg.
 func (f *Front) Refuse(msg []byte, source, transport string) (*sip.Response, bool) {
+	upperVersion(msg)
 	code, reason, ok := refusal(msg)
 	if !ok {
 		return nil, false
@@ -108,10 +110,17 @@ func refusal(msg []byte) (code int, reason string, refuse bool) {
 	if lowerMethod(msg) {
 		return 501, "Not Implemented", true
 	}
-	sus, via := scan(msg)
+	sus, via, cseq := scan(msg)
 	if !sus {
 		// Without a Via, nobody to answer: sipgo's transaction layer
 		// refuses it (with an ERROR in the log), answerMalformed drops it.
+		// Without a CSeq it has no transaction key either (sipgo answered
+		// 400 Bad Request and logged an ERROR): every request has one
+		// (RFC 3261 8.1.1), and the answer names what is missing, as the
+		// registrar's does.
+		if via && !cseq {
+			return 400, "Missing CSeq Header", true
+		}
 		return 0, "", !via
 	}
 	if _, err := sip.ParseMessage(msg); err == nil {
@@ -167,8 +176,8 @@ func (f *Front) headAnswer(msg []byte, source, transport string, code int, reaso
 func lowerMethod(msg []byte) bool {
 	for _, c := range msg {
 		switch {
-		case c == ' ':
-			return false
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			return false // the method's end, or a request line without a space (scan)
 		case 'a' <= c && c <= 'z':
 			return true
 		}
@@ -182,22 +191,22 @@ func lowerMethod(msg []byte) bool {
 // only hands on whole messages; a datagram without one is not answerable,
 // diagnose).
 func suspect(msg []byte) bool {
-	s, _ := scan(msg)
+	s, _, _ := scan(msg)
 	return s
 }
 
-// scan is suspect, and reports as well whether msg has a Via line (when
-// the scan got that far: via is true whenever msg is suspect or has no
-// end of its header section).
-func scan(msg []byte) (suspect, via bool) {
+// scan is suspect, and reports as well whether msg has a Via line and a
+// CSeq line (when the scan got that far: both are true whenever msg is
+// suspect or has no end of its header section).
+func scan(msg []byte) (suspect, via, cseq bool) {
 	end := bytes.Index(msg, []byte("\r\n\r\n"))
 	if end < 0 {
-		return false, true
+		return false, true, true
 	}
 	head := msg[:end+2] // every line with its CRLF
 	nl := bytes.Index(head, []byte("\r\n"))
 	if !requestLineOK(head[:nl]) {
-		return true, true
+		return true, true, true
 	}
 	length := -1
 	for rest := head[nl+2:]; len(rest) > 0; {
@@ -205,54 +214,57 @@ func scan(msg []byte) (suspect, via bool) {
 		line := rest[:nl]
 		rest = rest[nl+2:]
 		if len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
-			return true, true // folded (RFC 3261 7.3.1): rare, let the parser tell
+			return true, true, true // folded (RFC 3261 7.3.1): rare, let the parser tell
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			return true, true
+		if colon < 0 || bytes.IndexByte(line, '\r') >= 0 {
+			// No colon, or a CR that does not end the line: sipgo's
+			// parser refuses both ("line has no CRLF").
+			return true, true, true
 		}
 		name, value := bytes.TrimSpace(line[:colon]), bytes.TrimSpace(line[colon+1:])
 		switch canonicalName(lowerName(name)) {
 		case "CSeq":
+			cseq = true
 			if !cseqOK(value) {
-				return true, true
+				return true, true, true
 			}
 		case "Max-Forwards":
 			if _, err := strconv.ParseUint(string(value), 10, 32); err != nil {
-				return true, true
+				return true, true, true
 			}
 		case "Content-Length":
 			n, err := strconv.ParseUint(string(value), 10, 32)
 			if err != nil {
-				return true, true
+				return true, true, true
 			}
 			length = int(n)
 		case "Call-ID", "Content-Type":
 			if len(value) == 0 {
-				return true, true
+				return true, true, true
 			}
 		case "From", "To":
 			if !bracketsOK(value) || !schemeOK(addrURI(value)) {
-				return true, true
+				return true, true, true
 			}
 		case "Contact", "Route", "Record-Route", "Refer-To", "Referred-By":
 			if !bracketsOK(value) || (string(value) != "*" && !schemeOK(addrURI(value))) {
-				return true, true
+				return true, true, true
 			}
 		case "Via":
 			via = true
 			if !viasOK(value) {
-				return true, true
+				return true, true, true
 			}
 		}
 	}
-	return length > len(msg)-end-4, via // RFC 3261 18.3: shorter than it says
+	return length > len(msg)-end-4, via, cseq // RFC 3261 18.3: shorter than it says
 }
 
 // requestLineOK reports whether a request line is three parts, each
 // separated by one space (RFC 3261 section 7.1: no space in the
 // Request-URI, none after the version: RFC 4475's lwsruri and trws), with
-// a Request-URI whose scheme sipgo reads.
+// a Request-URI whose scheme sipgo reads and a SIP-Version.
 func requestLineOK(line []byte) bool {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 1 {
@@ -263,7 +275,44 @@ func requestLineOK(line []byte) bool {
 	if sp < 1 || sp == len(rest)-1 || bytes.IndexByte(rest[sp+1:], ' ') >= 0 {
 		return false
 	}
-	return schemeOK(rest[:sp])
+	return schemeOK(rest[:sp]) && sipVersion(rest[sp+1:])
+}
+
+// sipVersion reports whether v is a SIP-Version: "SIP/", digits, a dot,
+// digits (RFC 3261 section 25.1; "SIP" in any case, section 7.1). sipgo's
+// parser refused "HTTP/1.1" with an ERROR in the log, and "Sip/2.0"
+// (upperVersion writes it "SIP/2.0" first) too.
+func sipVersion(v []byte) bool {
+	if len(v) < 7 || !bytes.EqualFold(v[:4], []byte("SIP/")) {
+		return false
+	}
+	major, minor, ok := bytes.Cut(v[4:], []byte("."))
+	return ok && digits(major) && digits(minor)
+}
+
+func digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// upperVersion writes a request line's SIP-Version "SIP/2.0" in upper
+// case, in place, when it came in another case: RFC 3261 section 7.1 has
+// the version case-insensitive, but implementations MUST send upper case,
+// and sipgo copied the request's into its answers ("sip/2.0 200 OK") or,
+// for "Sip/2.0", refused the request (an ERROR in the log, no answer).
+func upperVersion(msg []byte) {
+	nl := bytes.IndexByte(msg, '\r')
+	if nl < 8 || msg[nl-8] != ' ' {
+		return
+	}
+	v := msg[nl-7 : nl]
+	if string(v) != "SIP/2.0" && bytes.EqualFold(v, []byte("SIP/2.0")) {
+		copy(v, "SIP/2.0")
+	}
 }
 
 // schemeOK is sipgo's rule for a URI's scheme: letters only, then a
@@ -304,6 +353,9 @@ func addrURI(v []byte) []byte {
 // with a protocol name (RFC 4475's badinv01: sipgo's parser refuses
 // "SIP/2.0/UDP 192.0.2.15;;,;,,").
 func viasOK(v []byte) bool {
+	if len(v) == 0 {
+		return false // an empty Via: sipgo's parser refuses it too
+	}
 	for len(v) > 0 {
 		part, rest, _ := bytes.Cut(v, []byte(","))
 		part = bytes.TrimLeft(part, " \t")

@@ -49,6 +49,11 @@ func TestSuspectAgreesWithSipgo(t *testing.T) {
 		{"Request-URI scheme with a dot", strings.Replace(request("OPTIONS", "b21", "CSeq: 1 OPTIONS", ""), "sip:bob@b", "soap.beep://192.0.2.103:3002", 1), true},
 		{"space inside To's brackets", strings.Replace(request("OPTIONS", "b22", "CSeq: 1 OPTIONS", ""), "To: <sip:bob@b>", "To: < sip:bob@b >", 1), true},
 		{"empty Via values", request("OPTIONS", "b24", "CSeq: 1 OPTIONS", "Via: SIP/2.0/UDP 192.0.2.15;;,;,,\n"), true},
+		{"empty Via", request("OPTIONS", "b25", "CSeq: 1 OPTIONS", "Via: \n"), true},
+		{"CR inside a line", request("OPTIONS", "b26", "CSeq: 1 OPTIONS", "Subject: a\rInjected: b\n"), true},
+		{"HTTP version", strings.Replace(request("OPTIONS", "b27", "CSeq: 1 OPTIONS", ""), "SIP/2.0\r\n", "HTTP/1.1\r\n", 1), true},
+		{"tabs in the request line", strings.Replace(request("OPTIONS", "b28", "CSeq: 1 OPTIONS", ""), "OPTIONS sip:bob@b SIP/2.0", "OPTIONS\tsip:bob@b\tSIP/2.0", 1), true},
+		{"lower-case version", strings.Replace(request("OPTIONS", "b29", "CSeq: 1 OPTIONS", ""), "SIP/2.0\r\n", "sip/2.0\r\n", 1), false},
 	} {
 		got := suspect([]byte(c.msg))
 		_, err := p.ParseSIP([]byte(c.msg))
@@ -83,7 +88,8 @@ func TestMalformedRequestsAnswered(t *testing.T) {
 	res := u.answers(t, 1)["z9hG4bKbad"]
 	for _, want := range []string{
 		"SIP/2.0 400 Malformed CSeq Header\r\n",
-		"\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad;rport\r\n",
+		"\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad;rport=",
+		";received=127.0.0.1\r\n",
 		"\r\nTo: <sip:bob@b>;tag=",
 		"\r\nCall-ID: c-z9hG4bKbad\r\n",
 		"\r\nCSeq: abc OPTIONS\r\n",
@@ -167,6 +173,7 @@ func FuzzSuspect(f *testing.F) {
 	f.Add([]byte(request("BYE", "b2", "CSeq: 1 BYE", "Contact: <sip:a@[::1>\n")))
 	f.Add([]byte("\r\n\r\n"))
 	f.Add([]byte("INVITE sip:a SIP/2.0\r\nVia: x\r\n y\r\nl: 9\r\n\r\n"))
+	f.Add([]byte("OPTIONS sip:a\r\nVia: SIP/2.0/UDP h;rport\r\nSubject: a\rb\r\n\r\n"))
 	p := sip.NewParser()
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		if !suspect(msg) {
@@ -183,8 +190,8 @@ func FuzzSuspect(f *testing.F) {
 		if i := strings.Index(out, "\r\n\r\n"); i != len(out)-4 {
 			t.Fatalf("the 400 is not one message:\n%q", out)
 		}
-		if strings.Count(out, "\n") != strings.Count(out, "\r\n") {
-			t.Fatalf("a bare LF in the 400:\n%q", out)
+		if strings.Count(out, "\n") != strings.Count(out, "\r\n") || strings.Count(out, "\r") != strings.Count(out, "\r\n") {
+			t.Fatalf("a bare LF or CR in the 400:\n%q", out)
 		}
 	})
 }
