@@ -56,6 +56,9 @@ func (p *Proxy) Challengeable(req *sip.Request) bool {
 	if !sipcheck.Version(req) || sipcheck.Duplicate(req) != "" {
 		return false // ServeSIP's 505 or 400
 	}
+	if code, _ := requestURIFault(&req.Recipient); code != 0 {
+		return false // ServeSIP's 416 or 400
+	}
 	// preprocessRoute would remove Route values naming us (a phone's
 	// outbound proxy setting); any other Route, or a strict router's
 	// Request-URI, is ServeSIP's to judge.

@@ -357,6 +357,12 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		}
 		return
 	}
+	if code, reason := requestURIFault(&req.Recipient); code != 0 {
+		if !isAck {
+			ev.Status = p.reply(req, tx, code, reason)
+		}
+		return
+	}
 	// RFC 3261 16.3 step 5: a Proxy-Require names extensions this proxy
 	// must implement; it implements none (ACK and CANCEL are exempt,
 	// 8.2.2.3).
@@ -976,6 +982,22 @@ func (p *Proxy) respond(tx sip.ServerTransaction, res *sip.Response) int {
 		p.log.Debug("send response", "status", res.StatusCode, "error", err)
 	}
 	return res.StatusCode
+}
+
+// requestURIFault is RFC 3261 16.3 step 2 for a Request-URI: a scheme
+// the proxy does not route (not sip, sips or tel) gets 416 Unsupported URI
+// Scheme, a SIP URI without a host 400; code 0 when it is neither. Both
+// come before authentication (step 6): an "http:" INVITE was challenged,
+// then answered 403 once authenticated.
+func requestURIFault(u *sip.Uri) (code int, reason string) {
+	switch scheme := strings.ToLower(u.Scheme); {
+	case scheme == "tel":
+	case scheme != "sip" && scheme != "sips":
+		return 416, "Unsupported URI Scheme"
+	case u.Host == "":
+		return 400, "Malformed Request-URI"
+	}
+	return 0, ""
 }
 
 func (p *Proxy) replyOptions(req *sip.Request, tx sip.ServerTransaction) int {

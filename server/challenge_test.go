@@ -257,6 +257,14 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 			return strings.Replace(m, "<sip:bob@sipwarden.test>\r\n", "<sip:bob@sipwarden.test>;tag=x\r\n", 1)
 		}, want: "SIP/2.0 481 Call/Transaction Does Not Exist"},
 		{name: "preloaded route", extra: "Route: <sip:elsewhere.example;lr>\r\n", want: "SIP/2.0 403 Preloaded Route Denied"},
+		// RFC 3261 16.3 step 2, before authentication: they were
+		// challenged, then refused 403 once authenticated.
+		{name: "http request-uri", edit: func(m string) string {
+			return strings.Replace(m, "INVITE sip:bob@sipwarden.test SIP/2.0", "INVITE http://sipwarden.test/bob SIP/2.0", 1)
+		}, want: "SIP/2.0 416 Unsupported URI Scheme"},
+		{name: "request-uri without host", edit: func(m string) string {
+			return strings.Replace(m, "INVITE sip:bob@sipwarden.test SIP/2.0", "INVITE sip: SIP/2.0", 1)
+		}, want: "SIP/2.0 400 Malformed Request-URI"},
 		{name: "wrong credentials", extra: "Proxy-Authorization: " +
 			digestAnswer("alice", "wrong-password", "bm9uY2U", "INVITE", "sip:bob@sipwarden.test") + "\r\n", want: "SIP/2.0 407 Proxy Authentication Required"},
 		// Digest in Authorization is not for a proxy: a challenge, from sipgo.
