@@ -31,7 +31,14 @@
   }
 
   async function api(method, path, body) {
-    const headers = { Authorization: "Bearer " + sessionStorage.getItem(KEY), Accept: "application/json" };
+    const key = sessionStorage.getItem(KEY);
+    if (!key) {
+      // Never "Bearer null": the server counts it as a failed key, and
+      // enough of them block this address, the operator's own.
+      signOut("Sign in first.");
+      throw new APIError(401, null);
+    }
+    const headers = { Authorization: "Bearer " + key, Accept: "application/json" };
     const init = { method, headers };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
