@@ -340,18 +340,38 @@ func (s subcommand) run(args []string, stdin io.Reader, stdout, stderr io.Writer
 // pageFlags are the paging flags of the list subcommands.
 type pageFlags struct {
 	all   bool
-	limit int
+	limit pageSize
 	after string
 }
 
 func (p *pageFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&p.all, "all", false, "follow the cursors and list everything")
-	fs.IntVar(&p.limit, "limit", 0, "page `size`, 1 to 1000 (default 100; 1000 with --all)")
+	fs.Var(&p.limit, "limit", "page `size`, 1 to 1000 (default 100; 1000 with --all)")
 	fs.StringVar(&p.after, "after", "", "start after this `cursor` (a previous page's next cursor)")
 }
 
+// pageSize is --limit: 1 to 1000 when given (0: not given). 0 and -1
+// were taken as "not given" and listed the default page.
+type pageSize int
+
+func (s *pageSize) String() string {
+	if s == nil || *s == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*s))
+}
+
+func (s *pageSize) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return errors.New("want a whole number from 1 to 1000")
+	}
+	*s = pageSize(n)
+	return nil
+}
+
 func (p *pageFlags) request() api.PageRequest {
-	size := p.limit
+	size := int(p.limit)
 	if size == 0 && p.all {
 		size = 1000
 	}

@@ -592,3 +592,28 @@ func TestCLIConnectionWebhooks(t *testing.T) {
 		t.Errorf("rotate unknown: exit %d", r.code)
 	}
 }
+
+// The common flags may come before the command, as with git or kubectl
+// ("unknown command --api" before), in both forms, and never after a
+// "--"; --limit outside 1 to 1000 is a usage error (0 and -1 listed the
+// default page).
+func TestCLICommonFlagsFirst(t *testing.T) {
+	e := newCLIEnv(t)
+	e.mustRun("", "credential", "create", "--username", "-dash")
+	for _, args := range [][]string{
+		{"--api", e.url, "--data-dir", e.dataDir, "credential", "list"},
+		{"--api=" + e.url, "-data-dir=" + e.dataDir, "-o", "json", "credential", "list"},
+		{"--api", e.url, "--data-dir", e.dataDir, "credential", "get", "--", "-dash"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Run(args, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "-dash") {
+			t.Errorf("%v: exit %d\nstdout: %s\nstderr: %s", args, code, out.String(), errb.String())
+		}
+	}
+	for _, limit := range []string{"0", "-1", "1001", "ten"} {
+		r := e.run("", "credential", "list", "--limit", limit)
+		if r.code != 2 || !strings.Contains(r.stderr, "1 to 1000") {
+			t.Errorf("--limit %s: exit %d, stderr %q; want 2 and the range", limit, r.code, r.stderr)
+		}
+	}
+}

@@ -9,6 +9,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 )
 
 // Usage is the program's usage text, printed by "sipwarden help".
@@ -48,6 +50,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, Usage)
 		return exitUsage
 	}
+	args = hoistCommon(args)
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "credential", "credentials":
@@ -89,4 +92,43 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sipwarden: unknown command %q\n\n%s", cmd, Usage)
 		return exitUsage
 	}
+}
+
+// hoisted reports whether name is one of the flags every management
+// command takes (cli.flags).
+func hoisted(name string) bool {
+	switch name {
+	case "api", "api-key", "data-dir", "output", "o":
+		return true
+	}
+	return false
+}
+
+// hoistCommon moves the common flags given before the command
+// ("sipwarden --api URL credential list", as with git or kubectl) to
+// after the command and its subcommand (or first argument), where the
+// command's flag set reads them; they used to make "unknown command
+// --api". They go before any "--", after which everything is an argument.
+func hoistCommon(args []string) []string {
+	var lead []string
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		name, _, inline := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if !hoisted(name) {
+			break
+		}
+		n := 1
+		if !inline && len(args) > 1 {
+			n = 2 // "--api URL"
+		}
+		lead = append(lead, args[:n]...)
+		args = args[n:]
+	}
+	if len(lead) == 0 || len(args) == 0 {
+		return append(lead, args...)
+	}
+	at := 1
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		at = 2
+	}
+	return slices.Concat(args[:at], lead, args[at:])
 }
