@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/sipwarden/sipwarden/e164"
 	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/sipcheck"
+	"github.com/sipwarden/sipwarden/sipuri"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -799,7 +799,7 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 		}
 		return nil, 480, "Temporarily Unavailable"
 	}
-	ru.User = unescapeUser(ru.User)
+	ru.User = sipuri.UnescapeUser(ru.User)
 	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
 	if local && ru.User != "" {
 		// An assigned number (a DID) first: its credential's devices or
@@ -855,31 +855,6 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 		return nil, 404, "User Not Found"
 	}
 	return nil, 403, "Relaying Not Allowed: No Route To Domain"
-}
-
-// unescapeUser returns a Request-URI's user part with its escapes
-// decoded (RFC 3261 section 19.1.4: sip:%2B15551110001@ is
-// +15551110001, sip:%62ob@ is bob; sipgo keeps the escapes, and the
-// lookups missed such a callee), when every character decoded may stand
-// unescaped in a user part (section 25.1: unreserved, user-unreserved);
-// otherwise user as it is. The decoded user goes on into the URIs of
-// gateways and PBXs: a decoded CR, LF, space or '@' would let a caller
-// write lines or another host into the request a trunk receives.
-func unescapeUser(user string) string {
-	if !strings.Contains(user, "%") {
-		return user
-	}
-	u, err := url.PathUnescape(user)
-	if err != nil {
-		return user
-	}
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.!~*'()&=+$,;?/", c) >= 0) {
-			return user
-		}
-	}
-	return u
 }
 
 func (p *Proxy) outboundRoute(ru *sip.Uri, local bool) (Route, bool) {

@@ -16,6 +16,7 @@ import (
 	"github.com/sipwarden/sipwarden/auth"
 	"github.com/sipwarden/sipwarden/reply"
 	"github.com/sipwarden/sipwarden/sipcheck"
+	"github.com/sipwarden/sipwarden/sipuri"
 	"github.com/sipwarden/sipwarden/store"
 )
 
@@ -303,7 +304,8 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 	if tags := sipcheck.Unsupported(req, "Require"); tags != nil {
 		return sipcheck.BadExtension(r.reply.New(req, 420, "Bad Extension"), tags), commit{}, false
 	}
-	aor := to.Address.User
+	// RFC 3261 19.1.4: sip:%61lice@ is alice (sipgo keeps the escapes).
+	aor := sipuri.UnescapeUser(to.Address.User)
 	ev.AOR = aor
 	if aor == "" {
 		return r.reply.New(req, 404, "No User In To Header"), commit{}, false

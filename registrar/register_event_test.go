@@ -165,3 +165,26 @@ func TestContactParamNamesIgnoreCase(t *testing.T) {
 		t.Fatalf("Q=7: got %d %s, want 400 Invalid Contact q Parameter", res.StatusCode, res.Reason)
 	}
 }
+
+// An escaped To user is the user it decodes to (RFC 3261 19.1.4):
+// sip:%61lice@ registers alice, where it got 403 Not Allowed To Register
+// This AOR; an escape that would decode to what a user part may not hold
+// unescaped stays as sent (and is not alice).
+func TestEscapedAOR(t *testing.T) {
+	r, loc := newTestRegistrar(t)
+	nonce := between(r.Handle(durableRegister(t, "", 0, "")).GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	to := func(user string, nc uint32) *sip.Request {
+		req := durableRegister(t, nonce, nc, "Contact: <sip:alice@127.0.0.1:5070>\r\n")
+		req.To().Address.User = user
+		return req
+	}
+	if res := r.Handle(to("%61lice", 1)); res.StatusCode != 200 {
+		t.Fatalf("To sip:%%61lice@: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if n := len(loc.Lookup("alice")); n != 1 {
+		t.Fatalf("alice has %d bindings, want 1", n)
+	}
+	if res := r.Handle(to("alice%0a", 2)); res.StatusCode != 403 {
+		t.Fatalf("To sip:alice%%0a@: %d %s, want 403", res.StatusCode, res.Reason)
+	}
+}

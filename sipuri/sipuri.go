@@ -1,10 +1,12 @@
 // Package sipuri parses the SIP URIs of next hops in configuration and
-// API records, without sipgo.
+// API records, and decodes the escapes of a URI's user part, without
+// sipgo.
 package sipuri
 
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -88,4 +90,30 @@ func parseHop(uri string) (host string, port int, transport string, explicit boo
 		return "", 0, "", false, fmt.Errorf("host %q", host)
 	}
 	return host, port, transport, explicit, nil
+}
+
+// UnescapeUser returns a SIP URI's user part (a Request-URI's, a
+// REGISTER's To) with its escapes decoded (RFC 3261 section 19.1.4:
+// sip:%2B15551110001@ is +15551110001, sip:%62ob@ is bob; sipgo keeps
+// the escapes, and the lookups missed such a callee, the registrar such
+// an AOR), when every character decoded may stand
+// unescaped in a user part (section 25.1: unreserved, user-unreserved);
+// otherwise user as it is. The decoded user goes on into the URIs of
+// gateways and PBXs: a decoded CR, LF, space or '@' would let a caller
+// write lines or another host into the request a trunk receives.
+func UnescapeUser(user string) string {
+	if !strings.Contains(user, "%") {
+		return user
+	}
+	u, err := url.PathUnescape(user)
+	if err != nil {
+		return user
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.!~*'()&=+$,;?/", c) >= 0) {
+			return user
+		}
+	}
+	return u
 }

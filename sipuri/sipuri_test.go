@@ -29,3 +29,27 @@ func TestParseHop(t *testing.T) {
 		}
 	}
 }
+
+// An escaped Request-URI user is decoded for the lookups (RFC 3261
+// 19.1.4) only when every decoded character may stand unescaped in a
+// user part: a decoded CR, LF, space, '@' or '%' would go on into the
+// Request-URI a gateway or PBX receives (header lines written by the
+// caller, another host), so such a user stays as sent.
+func TestUnescapeUser(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"bob", "bob"},
+		{"%62ob", "bob"},
+		{"%2B15551110001", "+15551110001"},
+		{"a%3Bb", "a;b"},
+		{"+1555%20SIP/2.0%0D%0AP-Asserted-Identity:%20x", "+1555%20SIP/2.0%0D%0AP-Asserted-Identity:%20x"},
+		{"bob%40evil.example", "bob%40evil.example"},
+		{"%0a", "%0a"},
+		{"%2525", "%2525"},
+		{"%zz", "%zz"},
+		{"%C3%A9", "%C3%A9"},
+	} {
+		if got := sipuri.UnescapeUser(c.in); got != c.want {
+			t.Errorf("UnescapeUser(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
