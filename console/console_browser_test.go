@@ -198,6 +198,12 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	if code := ts.API(t, "POST", "/v1/credentials", map[string]any{"username": "alice", "password": "correct-horse-battery"}, &alice); code != 201 {
 		t.Fatalf("create alice: %d", code)
 	}
+	// Names need not be unique: the pickers tell two of one name apart.
+	for range 2 {
+		if code := ts.API(t, "POST", "/v1/connections", map[string]any{"name": "twin"}, nil); code != 201 {
+			t.Fatalf("create twin: %d", code)
+		}
+	}
 	b := browsertest.Start(t, 2*time.Minute, "--window-size=1280,800")
 	p := b.Open("http://" + ts.Addr("http") + "/")
 	const wait = 10 * time.Second
@@ -349,6 +355,12 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	waitTrue(t, p, `document.activeElement.id === "numbers-title" && document.getElementById("nav-numbers").getAttribute("aria-current") === "page"`,
 		"the numbers view current and its heading focused", wait)
 	p.WaitText("#num-target", "alice", wait)
+	for _, sel := range []string{"#num-target", "#cred-connection"} {
+		expr := `(() => { const t = [...document.querySelectorAll("` + sel + ` option")].map(o => o.textContent).filter(t => t.startsWith("twin")); return t.length === 2 && t[0] !== t[1]; })()`
+		if !browsertest.MustEval[bool](p, expr) {
+			t.Errorf("%s: the two connections named twin are not told apart", sel)
+		}
+	}
 	p.Fill("#num-number", "tel:+1-555-123-4567")
 	p.Fill("#num-target", "credential:"+alice.ID)
 	p.Click("#num-assign")

@@ -225,13 +225,17 @@
       return tr;
     });
     fill($("conn-table"), rows, 9, "No connections.");
-    const label = (c) => c.name + (c.id === "default" ? "" : " (" + c.id.slice(0, 8) + ")");
     const sel = $("cred-connection");
     const current = sel.value;
-    sel.replaceChildren(...res.data.map((c) => el("option", label(c), { value: c.id })));
+    sel.replaceChildren(...res.data.map((c) => el("option", connLabel(c), { value: c.id })));
     if (current) sel.value = current;
     fillTargets();
   }
+
+  // connLabel names a connection in a picker: names need not be unique,
+  // so the end of its ID tells two of one name apart (the start of a
+  // UUIDv7 is the time it was made: the same for a minute's connections).
+  const connLabel = (c) => c.name + (c.id === "default" ? "" : " (…" + c.id.slice(-8) + ")");
 
   // fillTargets fills the number form's select: the connections, then the
   // credentials, keeping the choice.
@@ -239,7 +243,7 @@
     const sel = $("num-target");
     const current = sel.value;
     const conns = el("optgroup", null, { label: "Connection (calls go to its PBX)" });
-    for (const c of connByID.values()) conns.append(el("option", c.name + " (" + c.kind + ")", { value: "connection:" + c.id }));
+    for (const c of connByID.values()) conns.append(el("option", connLabel(c) + ", " + c.kind, { value: "connection:" + c.id }));
     const creds = el("optgroup", null, { label: "Credential (rings its devices)" });
     for (const c of credByID.values()) creds.append(el("option", c.username, { value: "credential:" + c.id }));
     sel.replaceChildren(el("option", "Choose…", { value: "" }), conns, creds);
