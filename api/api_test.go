@@ -621,7 +621,7 @@ func TestErrors(t *testing.T) {
 		{"array body", "POST", "/v1/credentials", `[]`, 400, api.CodeInvalidJSON, "", "object"},
 		{"trailing data", "POST", "/v1/credentials", `{"username":"a"} {}`, 400, api.CodeInvalidJSON, "", "after"},
 		{"wrong type", "POST", "/v1/credentials", `{"username":"a","password":"correct-horse-battery","enabled":"yes"}`, 400, api.CodeInvalidJSON, "/enabled", `"enabled"`},
-		{"wrong type in list", "POST", "/v1/credentials", `{"algorithms":[5]}`, 400, api.CodeInvalidJSON, "/algorithms", "algorithms"},
+		{"wrong type in list", "POST", "/v1/credentials", `{"algorithms":[5]}`, 400, api.CodeInvalidJSON, "/algorithms/0", "algorithms"},
 		{"unknown field", "POST", "/v1/credentials", `{"username":"a","passwd":"x"}`, 400, api.CodeUnknownField, "/passwd", "passwd"},
 		{"too large", "POST", "/v1/credentials", `{"name":"` + strings.Repeat("x", 5000) + `"}`, 413, api.CodeBodyTooLarge, "", ""},
 		{"short password", "POST", "/v1/credentials", ok("password", "short"), 422, api.CodeTooShort, "/password", "12"},

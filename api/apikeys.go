@@ -81,12 +81,6 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 // listAPIKeys answers GET /v1/api-keys: every key (there are few), in
 // creation order, in one page.
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := readQuery(r); err != nil {
-		return err
-	}
-	if err := unpaginated(r); err != nil {
-		return err
-	}
 	keys, err := s.db.APIKeys()
 	if err != nil {
 		return fmt.Errorf("list api keys: %w", err)

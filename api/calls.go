@@ -44,7 +44,7 @@ type Calls interface {
 func (s *Server) SetCalls(c Calls) { s.calls = c }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) error {
-	q, p, err := readQuery(r, "credential_id")
+	q, p, err := readQuery(r)
 	if err != nil {
 		return err
 	}

@@ -20,15 +20,27 @@ type connectionBody struct {
 	PBXURI                  optional[string]              `json:"pbx_uri"`
 	CallerIDPolicy          optional[string]              `json:"caller_id_policy"`
 	SIPURICallingPreference optional[string]              `json:"sip_uri_calling_preference"`
-	MaxCalls                optional[int]                 `json:"max_calls"`
-	MaxRegistrations        optional[int]                 `json:"max_registrations"`
+	MaxCalls                optional[connLimit]           `json:"max_calls"`
+	MaxRegistrations        optional[connLimit]           `json:"max_registrations"`
 	OutboundRoutes          optional[[]outboundRouteBody] `json:"outbound_routes"`
 	GatewayUsername         optional[string]              `json:"gateway_username"`
 	GatewayPassword         optional[string]              `json:"gateway_password"`
 	WebhookEventURL         optional[string]              `json:"webhook_event_url"`
 	WebhookEventFailoverURL optional[string]              `json:"webhook_event_failover_url"`
-	WebhookTimeoutSecs      optional[int]                 `json:"webhook_timeout_secs"`
+	WebhookTimeoutSecs      optional[timeoutSecs]         `json:"webhook_timeout_secs"`
 }
+
+// connLimit is max_calls or max_registrations, and timeoutSecs
+// webhook_timeout_secs: integers whose range checkStrict gives when the
+// number sent is not an integer (bounded); checkPolicy and checkWebhooks
+// refuse an integer out of it.
+type (
+	connLimit   int
+	timeoutSecs int
+)
+
+func (connLimit) bounds() (lo, hi int)   { return 0, maxConnectionLimit }
+func (timeoutSecs) bounds() (lo, hi int) { return 0, maxWebhookTimeout }
 
 type outboundRouteBody struct {
 	// Prefix is required: "" (given) routes every number, so a route
@@ -81,13 +93,47 @@ func (v *validation) checkOutbound(b *connectionBody) []store.OutboundRoute {
 			v.add(ptr+"/gateways", CodeTooLong, "a route has at most %d gateways", maxRouteGateways)
 		}
 		for j, g := range r.Gateways {
-			if _, _, _, err := sipuri.Hop(g); err != nil {
+			if err := checkHop(g); err != nil {
 				v.add(ptr+"/gateways/"+strconv.Itoa(j), CodeInvalidValue, "gateway must be a sip: or sips: URI such as sip:192.0.2.10:5060;transport=tcp: %v", err)
 			}
 		}
 		out = append(out, store.OutboundRoute{Prefix: prefix, Gateways: r.Gateways})
 	}
 	return out
+}
+
+// checkHop validates the URI of a next hop (a gateway, pbx_uri) as the
+// proxy will read it (sipuri.Hop), and its port strictly: Hop reads
+// sip:192.0.2.1:0 as port 0, sip:gw:5060abc as port 5060 and
+// sip:[2001:db8::1]:99999 as the host "2001:db8::1]:99999".
+func checkHop(uri string) error {
+	if _, _, _, err := sipuri.Hop(uri); err != nil {
+		return err
+	}
+	_, rest, _ := strings.Cut(strings.TrimSpace(uri), ":") // after the scheme Hop checked
+	hostport, _, _ := strings.Cut(rest, ";")
+	var port string
+	var has bool
+	if inside, ok := strings.CutPrefix(hostport, "["); ok {
+		_, after, _ := strings.Cut(inside, "]")
+		if port, has = strings.CutPrefix(after, ":"); !has && after != "" {
+			return fmt.Errorf("%q after the IPv6 address: want :port", truncate(after, 16))
+		}
+	} else if strings.Count(hostport, ":") == 1 {
+		_, port, has = strings.Cut(hostport, ":")
+	}
+	if has {
+		return checkPort(port)
+	}
+	return nil
+}
+
+// checkPort checks a URI's port: digits only, 1 to 65535.
+func checkPort(port string) error {
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", truncate(port, 16))
+	}
+	return nil
 }
 
 // policy holds the validated policy fields of a connection body.
@@ -102,7 +148,7 @@ func (v *validation) checkPolicy(b *connectionBody) policy {
 	var out policy
 	out.routes = v.checkOutbound(b)
 	if s, ok := b.PBXURI.value(); ok && s != "" {
-		if _, _, _, err := sipuri.Hop(s); err != nil {
+		if err := checkHop(s); err != nil {
 			v.add("/pbx_uri", CodeInvalidValue, "pbx_uri must be a sip: or sips: URI of a host such as sip:192.0.2.10:5060;transport=tcp: %v", err)
 		}
 		out.pbxURI = s
@@ -125,14 +171,14 @@ func (v *validation) checkPolicy(b *connectionBody) policy {
 	}
 	for _, f := range []struct {
 		name string
-		o    optional[int]
+		o    optional[connLimit]
 		dst  *int
 	}{{"max_calls", b.MaxCalls, &out.maxCalls}, {"max_registrations", b.MaxRegistrations, &out.maxRegs}} {
 		if n, ok := f.o.value(); ok {
 			if n < 0 || n > maxConnectionLimit {
 				v.add("/"+f.name, CodeInvalidValue, "%s must be from 0 (no limit) to %d, not %d", f.name, maxConnectionLimit, n)
 			}
-			*f.dst = n
+			*f.dst = int(n)
 		}
 	}
 	return out
@@ -250,9 +296,6 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := readQuery(r); err != nil {
-		return err
-	}
 	id := r.PathValue("id")
 	c, err := s.db.Connection(id)
 	if err != nil {

@@ -82,7 +82,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
-	q, p, err := readQuery(r, "connection_id", "tag", "username", "enabled")
+	q, p, err := readQuery(r)
 	if err != nil {
 		return err
 	}
@@ -107,9 +107,6 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := readQuery(r); err != nil {
-		return err
-	}
 	id := r.PathValue("id")
 	c, err := s.db.Credential(id)
 	if err != nil {

@@ -146,15 +146,24 @@ func newError(status int, code, detail string) *Error {
 	return &Error{Status: status, Errors: []ErrorObject{{Code: code, Title: titles[code], Detail: detail}}}
 }
 
-// fieldError is a 422 object about the body field at pointer.
+// fieldError is a 422 object about the body field at pointer; "" (the
+// body as a whole) gives no source: an empty one, {}, is not a valid
+// ErrorSource (openapi.json: minProperties 1).
 func fieldError(pointer, code, detail string) ErrorObject {
-	return ErrorObject{Code: code, Title: titles[code], Detail: detail, Source: &ErrorSource{Pointer: pointer}}
+	o := ErrorObject{Code: code, Title: titles[code], Detail: detail}
+	if pointer != "" {
+		o.Source = &ErrorSource{Pointer: pointer}
+	}
+	return o
 }
 
-// paramError is a 400 about a query parameter.
+// paramError is a 400 about a query parameter; a parameter without a name
+// ("?=1") gives no source, as for fieldError.
 func paramError(param, detail string) *Error {
 	e := newError(http.StatusBadRequest, CodeInvalidParameter, detail)
-	e.Errors[0].Source = &ErrorSource{Parameter: param}
+	if param != "" {
+		e.Errors[0].Source = &ErrorSource{Parameter: param}
+	}
 	return e
 }
 

@@ -25,3 +25,9 @@ func ErrorCodes() []string {
 
 // OpenAPIDoc is the embedded document, as served.
 func OpenAPIDoc() string { return openAPIDoc }
+
+// RouteQuery returns the query parameters the route pattern takes.
+func RouteQuery(pattern string) []string {
+	names, _ := routeQuery(pattern)
+	return names
+}

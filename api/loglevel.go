@@ -30,9 +30,6 @@ func (s *Server) getLogLevel(w http.ResponseWriter, r *http.Request) error {
 	if s.level == nil {
 		return errNoLogLevel()
 	}
-	if _, _, err := readQuery(r); err != nil {
-		return err
-	}
 	writeJSON(w, http.StatusOK, envelope{Data: LogLevel{Level: levelName(s.level.Level())}})
 	return nil
 }

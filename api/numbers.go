@@ -20,24 +20,37 @@ type numberBody struct {
 // checkNumber normalises a number from a body (e164: "+1555…", "1555…",
 // tel: URIs), naming the field when it is not one.
 func (v *validation) checkNumber(pointer, s string) string {
+	n, code, detail := parseNumber(s)
+	if code != "" {
+		v.add(pointer, code, "%s", detail)
+	}
+	return n
+}
+
+// parseNumber normalises a number given to the API, in a body or a path,
+// or says what is wrong with it: an error code and its detail.
+func parseNumber(s string) (n, code, detail string) {
 	// e164.Normalize reads numbers from SIP too, where ";npdi" and the like
 	// may follow and are dropped unread, as are spaces and line breaks
-	// around it. A number given here is stored, so all of it must be the
-	// number: "+1555;evil\r\nVia: x" is not +1555.
+	// around it. A number given here is stored or looked up, so all of it
+	// must be the number: "+1555;evil\r\nVia: x" is not +1555.
 	if i := strings.IndexFunc(s, func(r rune) bool { return r == ';' || unicode.IsControl(r) }); i >= 0 {
-		v.add(pointer, CodeInvalidValue, "number must be an E.164 number such as +15551234567 or tel:+1-555-123-4567, without parameters (;...) or control characters, not %q",
+		return "", CodeInvalidValue, fmt.Sprintf("number must be an E.164 number such as +15551234567 or tel:+1-555-123-4567, without parameters (;...) or control characters, not %q",
 			truncate(s, 32))
-		return ""
 	}
 	n, err := e164.NormalizePattern(s)
 	switch {
+	case err == nil:
+		return n, "", ""
+	case s == "":
+		return "", CodeRequired, "number is required: an E.164 number such as +15551234567"
 	case errors.Is(err, e164.ErrEmpty):
-		v.add(pointer, CodeRequired, "number is required: an E.164 number such as +15551234567")
-	case err != nil:
-		v.add(pointer, CodeInvalidValue, "number must be an E.164 number such as +15551234567, 15551234567 or tel:+1-555-123-4567, or a pattern such as +1555123*, not %q: %s",
-			truncate(s, 32), strings.TrimPrefix(err.Error(), "e164: "))
+		// "+", "*", "tel:": something was given, only no digits.
+		return "", CodeInvalidValue, fmt.Sprintf("number must be an E.164 number such as +15551234567 or a pattern such as +1555123*, not %q: it holds no digits",
+			truncate(s, 32))
 	}
-	return n
+	return "", CodeInvalidValue, fmt.Sprintf("number must be an E.164 number such as +15551234567, 15551234567 or tel:+1-555-123-4567, or a pattern such as +1555123*, not %q: %s",
+		truncate(s, 32), strings.TrimPrefix(err.Error(), "e164: "))
 }
 
 // resolveOwner fills in the connection of a number assigned to a
@@ -104,7 +117,7 @@ func (s *Server) createNumber(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listNumbers(w http.ResponseWriter, r *http.Request) error {
-	q, p, err := readQuery(r, "connection_id", "credential_id")
+	q, p, err := readQuery(r)
 	if err != nil {
 		return err
 	}
@@ -128,20 +141,24 @@ func (s *Server) listNumbers(w http.ResponseWriter, r *http.Request) error {
 }
 
 // pathNumber is the number of the path, normalised: /v1/numbers/15551234567
-// and /v1/numbers/+15551234567 name the same one.
-func pathNumber(r *http.Request) string {
-	raw := r.PathValue("number")
-	if n, err := e164.NormalizePattern(raw); err == nil {
-		return n
+// and /v1/numbers/+15551234567 name the same one. What a body may not
+// hold is a 422 naming the parameter: normalising alone read
+// /v1/numbers/+1555;foo and /v1/numbers/+1555%0A as +1555 (and deleted it).
+func pathNumber(r *http.Request) (string, error) {
+	n, code, detail := parseNumber(r.PathValue("number"))
+	if code != "" {
+		return "", &Error{Status: statusUnprocessable, Errors: []ErrorObject{{
+			Code: code, Title: titles[code], Detail: detail, Source: &ErrorSource{Parameter: "number"},
+		}}}
 	}
-	return raw
+	return n, nil
 }
 
 func (s *Server) getNumber(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := readQuery(r); err != nil {
+	num, err := pathNumber(r)
+	if err != nil {
 		return err
 	}
-	num := pathNumber(r)
 	n, err := s.db.Number(num)
 	if err != nil {
 		return storeErr("get", "number", num, err)
@@ -151,6 +168,10 @@ func (s *Server) getNumber(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateNumber(w http.ResponseWriter, r *http.Request) error {
+	num, err := pathNumber(r)
+	if err != nil {
+		return err
+	}
 	var b numberBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
@@ -165,7 +186,6 @@ func (s *Server) updateNumber(w http.ResponseWriter, r *http.Request) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	num := pathNumber(r)
 	cur, err := s.db.Number(num)
 	if err != nil {
 		return storeErr("update", "number", num, err)
@@ -199,7 +219,10 @@ func (s *Server) updateNumber(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteNumber(w http.ResponseWriter, r *http.Request) error {
-	num := pathNumber(r)
+	num, err := pathNumber(r)
+	if err != nil {
+		return err
+	}
 	if err := s.db.DeleteNumber(num); err != nil {
 		return storeErr("delete", "number", num, err)
 	}

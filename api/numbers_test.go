@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sipwarden/sipwarden/api"
@@ -62,5 +63,47 @@ func TestNumbersPageThrough(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("paged through %v, want %v", got, want)
+	}
+}
+
+// TestNumberPathRefusesParameters: the number of the path is held to the
+// rules of a body's: /v1/numbers/+1555;foo was read as +1555 (DELETE
+// deleted it), as were ;ext=99 and a trailing line break.
+func TestNumberPathRefusesParameters(t *testing.T) {
+	e := newEnv(t)
+	e.ok(http.StatusCreated, "POST", "/v1/numbers", map[string]any{"number": "+1555", "connection_id": "default"}, nil)
+	for _, path := range []string{"+1555;foo", "+1555;ext=99", "+1555%0A", "%2B1555%3Bfoo", "+1555%09", "+"} {
+		for _, method := range []string{"GET", "PATCH", "DELETE"} {
+			t.Run(method+" "+path, func(t *testing.T) {
+				var body any
+				if method == "PATCH" {
+					body = `{"connection_id":"default"}`
+				}
+				got := checkError(t, e.do(method, "/v1/numbers/"+path, body), http.StatusUnprocessableEntity, api.CodeInvalidValue, "?number")
+				if path != "+" && !strings.Contains(got.Errors[0].Detail, "without parameters (;...) or control characters") {
+					t.Errorf("got detail %q, want the body's reason", got.Errors[0].Detail)
+				}
+			})
+		}
+	}
+	e.ok(http.StatusOK, "GET", "/v1/numbers/+1555", nil, nil)
+	e.ok(http.StatusOK, "GET", "/v1/numbers/1555", nil, nil)
+}
+
+// TestNumberWithoutDigits: "+", "*", "+*" and "tel:" are given, so not a
+// 422 required (as they were) but invalid_value saying what is missing.
+func TestNumberWithoutDigits(t *testing.T) {
+	e := newEnv(t)
+	for _, n := range []string{"+", "*", "+*", "tel:", "tel:+*", " + "} {
+		t.Run(n, func(t *testing.T) {
+			got := checkError(t, e.do("POST", "/v1/numbers", map[string]any{"number": n, "connection_id": "default"}),
+				http.StatusUnprocessableEntity, api.CodeInvalidValue, "/number")
+			if !strings.Contains(got.Errors[0].Detail, "no digits") {
+				t.Errorf("got detail %q, want it to say the number holds no digits", got.Errors[0].Detail)
+			}
+		})
+	}
+	for _, body := range []map[string]any{{"number": "", "connection_id": "default"}, {"connection_id": "default"}} {
+		checkError(t, e.do("POST", "/v1/numbers", body), http.StatusUnprocessableEntity, api.CodeRequired, "/number")
 	}
 }

@@ -255,10 +255,19 @@ func TestOpenAPIRoutes(t *testing.T) {
 				t.Errorf("%s: path parameter %s not required", op.pattern, m[1])
 			}
 		}
+		var query []string
 		for key := range params {
 			if name, ok := strings.CutPrefix(key, "path:"); ok && !slices.Contains(want, name) {
 				t.Errorf("%s: path parameter %s is not in the path", op.pattern, name)
 			}
+			if name, ok := strings.CutPrefix(key, "query:"); ok {
+				query = append(query, name)
+			}
+		}
+		// The router refuses every other query parameter (routeQuery).
+		slices.Sort(query)
+		if takes := slices.Sorted(slices.Values(api.RouteQuery(op.pattern))); !slices.Equal(takes, query) {
+			t.Errorf("%s: the router takes the query parameters %v, the document lists %v", op.pattern, takes, query)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(routes)) {

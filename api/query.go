@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,26 +29,75 @@ type page struct {
 	after string
 }
 
-// readQuery parses the query string: only the given parameters and the
-// page ones are allowed, each at most once, so that a typo is an error
-// rather than an unfiltered list.
-func readQuery(r *http.Request, allowed ...string) (url.Values, page, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, page{}, newError(http.StatusBadRequest, CodeInvalidParameter, fmt.Sprintf("malformed query string: %v", err))
+// routeQuery returns the query parameters the route pattern takes, and
+// whether it is a list answered whole (never paginated). Every route
+// refuses any other parameter before its handler runs (acceptQuery): a
+// write route that ignored ?dry_run=1 did what the caller asked it not to,
+// and a typo in a filter would list everything.
+func routeQuery(pattern string) (names []string, whole bool) {
+	paged := []string{paramPageSize, paramPageAfter}
+	switch pattern {
+	case "GET /v1/connections", "GET /v1/bans":
+		return paged, false
+	case "GET /v1/credentials":
+		return append([]string{"connection_id", "tag", "username", "enabled"}, paged...), false
+	case "GET /v1/numbers":
+		return append([]string{"connection_id", "credential_id"}, paged...), false
+	case "GET /v1/registrations":
+		return append([]string{"username"}, paged...), false
+	case "GET /v1/calls":
+		return append([]string{"credential_id"}, paged...), false
+	case "GET /v1/api-keys", "GET /v1/connections/{id}/webhook_deliveries":
+		return nil, true
 	}
-	for name, vs := range q {
-		if name != paramPageSize && name != paramPageAfter && !slices.Contains(allowed, name) {
-			known := strings.Join(append(slices.Clone(allowed), paramPageSize, paramPageAfter), ", ")
-			return nil, page{}, paramError(name, fmt.Sprintf("unknown query parameter %q; known: %s", name, known))
+	return nil, false
+}
+
+// acceptQuery returns h behind a check of the query string against what
+// the route pattern takes (routeQuery): each parameter known, given at
+// most once and at most maxParamLen bytes long, else a 400 naming it.
+func acceptQuery(pattern string, h http.Handler) http.Handler {
+	names, whole := routeQuery(pattern)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkQuery(r.URL.RawQuery, pattern, names, whole); err != nil {
+			writeError(w, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// checkQuery checks a raw query string for acceptQuery.
+func checkQuery(raw, pattern string, allowed []string, whole bool) *Error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return newError(http.StatusBadRequest, CodeInvalidParameter, fmt.Sprintf("malformed query string: %v", err))
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) { // the same parameter named every time
+		vs := q[name]
+		switch {
+		case slices.Contains(allowed, name):
+		case whole && (name == paramPageSize || name == paramPageAfter):
+			return paramError(name, fmt.Sprintf("this list is not paginated: it is always whole (%s takes no query parameters)", pattern))
+		case len(allowed) == 0:
+			return paramError(name, fmt.Sprintf("unknown query parameter %q: %s takes no query parameters", name, pattern))
+		default:
+			return paramError(name, fmt.Sprintf("unknown query parameter %q: %s takes %s", name, pattern, strings.Join(allowed, ", ")))
 		}
 		if len(vs) > 1 {
-			return nil, page{}, paramError(name, fmt.Sprintf("query parameter %q given %d times", name, len(vs)))
+			return paramError(name, fmt.Sprintf("query parameter %q given %d times", name, len(vs)))
 		}
 		if len(vs[0]) > maxParamLen {
-			return nil, page{}, paramError(name, fmt.Sprintf("query parameter %q is longer than %d bytes", name, maxParamLen))
+			return paramError(name, fmt.Sprintf("query parameter %q is longer than %d bytes", name, maxParamLen))
 		}
 	}
+	return nil
+}
+
+// readQuery returns the query parameters of a list, which acceptQuery has
+// checked (none malformed, unknown or repeated), and its page.
+func readQuery(r *http.Request) (url.Values, page, error) {
+	q := r.URL.Query()
 	p := page{size: defaultPageSize, after: q.Get(paramPageAfter)}
 	if v := q.Get(paramPageSize); v != "" {
 		n, err := strconv.Atoi(v)
@@ -89,18 +139,6 @@ func writeList[T any](w http.ResponseWriter, items []T, next string, size int) {
 func checkCursor(p page, valid func(string) bool) error {
 	if p.after != "" && !valid(p.after) {
 		return paramError(paramPageAfter, "page[after] is not a cursor this API returned")
-	}
-	return nil
-}
-
-// unpaginated refuses page parameters on a list that is never paginated
-// (the API keys), rather than ignoring them.
-func unpaginated(r *http.Request) error {
-	q := r.URL.Query()
-	for _, name := range []string{paramPageSize, paramPageAfter} {
-		if q.Has(name) {
-			return paramError(name, "this list is not paginated: it is always whole")
-		}
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // table changes.
 
 func (s *Server) listRegistrations(w http.ResponseWriter, r *http.Request) error {
-	q, p, err := readQuery(r, "username")
+	q, p, err := readQuery(r)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,8 @@ type route struct {
 
 // routeTable is every route of the API, in one place: routes registers
 // exactly these, and the tests check api/openapi.json against them (every
-// route documented, every documented operation routed).
+// route documented, every documented operation routed, its query
+// parameters those of routeQuery).
 func (s *Server) routeTable() []route {
 	return []route{
 		{"GET /healthz", true, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -207,7 +208,7 @@ func (s *Server) routes() {
 		s.adminOnly[p] = true
 	}
 	for _, r := range s.routeTable() {
-		m.Handle(r.pattern, r.handler)
+		m.Handle(r.pattern, acceptQuery(r.pattern, r.handler)) // query.go
 		if r.public {
 			s.public[r.pattern] = true
 		}

@@ -24,7 +24,11 @@ import (
 //   - a key given twice in one object (encoding/json keeps the last);
 //   - a string that is not valid UTF-8, raw or as a lone surrogate escape
 //     such as "\udc00" (encoding/json puts U+FFFD in its place: a
-//     password would get the HA1 of another password).
+//     password would get the HA1 of another password);
+//   - a value of the wrong JSON type below the top level (wrongType):
+//     encoding/json names it without the indices of the arrays around it
+//     (/outbound_routes/prefix for /outbound_routes/1/prefix) and says
+//     "want number" of 1e3 for an integer field.
 //
 // It answers the first problem found as a 400 naming the JSON pointer of
 // the field, or nil. Syntax errors are left to the decoder that follows,
@@ -70,6 +74,11 @@ func (c *strictWalker) value(t reflect.Type, ptr string) (*Error, error) {
 		return nil, err
 	}
 	t = bodyType(t)
+	if ptr != "" { // the body itself: the decoder says it must be an object
+		if e := wrongType(tok, t, ptr); e != nil {
+			return e, nil
+		}
+	}
 	switch tok := tok.(type) {
 	case json.Delim:
 		if tok == '{' || tok == '[' {
@@ -154,6 +163,78 @@ func (c *strictWalker) array(t reflect.Type, ptr string) (*Error, error) {
 	}
 	_, _, err := c.token() // ']'
 	return nil, err
+}
+
+// wrongType answers the JSON value starting with tok at ptr when it cannot
+// be decoded into t (nil: anything can), or returns nil. null can be
+// decoded into anything (it leaves a field alone, or clears an optional).
+func wrongType(tok json.Token, t reflect.Type, ptr string) *Error {
+	if t == nil || tok == nil {
+		return nil
+	}
+	var got string
+	switch tok := tok.(type) {
+	case json.Delim:
+		k := t.Kind()
+		if tok == '{' && (k == reflect.Struct || k == reflect.Map) || tok == '[' && (k == reflect.Slice || k == reflect.Array) {
+			return nil
+		}
+		got = "object"
+		if tok == '[' {
+			got = "array"
+		}
+	case string:
+		if t.Kind() == reflect.String || t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 { // base64
+			return nil
+		}
+		got = "string"
+	case bool:
+		if t.Kind() == reflect.Bool {
+			return nil
+		}
+		got = "boolean"
+	case json.Number:
+		if numberFits(tok.String(), t) {
+			return nil
+		}
+		got = "number " + truncate(tok.String(), 32)
+	default:
+		return nil
+	}
+	want := jsonType(t)
+	if want == "integer" {
+		want = "an integer" + rangeOf(t)
+	}
+	return strictError(CodeInvalidJSON, ptr, fmt.Sprintf("wrong type for field %q: got %s, want %s", ptr[1:], got, want))
+}
+
+// numberFits reports whether the JSON number n decodes into t. A float is
+// left to the decoder (1e400 overflows).
+func numberFits(n string, t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err := strconv.ParseInt(n, 10, t.Bits()) // 1e3, 5.0 and 1.5 are not integers to encoding/json
+		return err == nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		_, err := strconv.ParseUint(n, 10, t.Bits())
+		return err == nil
+	}
+	return false
+}
+
+// bounded is an integer body field that knows its allowed range, which
+// the answer to a number that is no integer (1e3, 5.0) then gives.
+type bounded interface{ bounds() (lo, hi int) }
+
+func rangeOf(t reflect.Type) string {
+	b, ok := reflect.Zero(t).Interface().(bounded)
+	if !ok {
+		return ""
+	}
+	lo, hi := b.bounds()
+	return fmt.Sprintf(" from %d to %d", lo, hi)
 }
 
 // bodyValue is optional[T]: checkStrict walks its T.

@@ -49,9 +49,13 @@ func TestBodiesAreStrict(t *testing.T) {
 			400, api.CodeInvalidJSON, "/name"},
 		{"invalid UTF-8 in a nested string", "POST", "/v1/connections", "{\"name\":\"t\",\"allowed_cidrs\":[\"10.0.0.0/8\",\"\xc3\"]}",
 			400, api.CodeInvalidJSON, "/allowed_cidrs/1"},
-		// 600,000 brackets took gigabytes before nesting was bounded.
-		{"deep nesting", "POST", "/v1/connections", `{"name":` + strings.Repeat("[", 600_000) + `}`,
-			400, api.CodeInvalidJSON, "/name/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0"},
+		// 600,000 brackets took gigabytes before nesting was bounded. In a
+		// field of any JSON type (state): where a string is wanted, the
+		// first bracket is already the wrong type.
+		{"deep nesting", "POST", "/v1/credentials", `{"state":` + strings.Repeat("[", 600_000) + `}`,
+			400, api.CodeInvalidJSON, "/state/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0"},
+		{"deep nesting in a string field", "POST", "/v1/connections", `{"name":` + strings.Repeat("[", 600_000) + `}`,
+			400, api.CodeInvalidJSON, "/name"},
 		{"route without a prefix", "POST", "/v1/connections",
 			`{"name":"t","outbound_routes":[{"gateways":["sip:192.0.2.10"]}]}`,
 			422, api.CodeRequired, "/outbound_routes/0/prefix"},
@@ -78,4 +82,43 @@ func TestBodiesAreStrict(t *testing.T) {
 		t.Fatalf("valid body: got %+v", conn)
 	}
 	checkError(t, e.do("POST", "/v1/connections", `{"name":"t","a/b~c":1}`), 400, api.CodeUnknownField, "/a~1b~0c")
+}
+
+// TestWrongTypeNamesTheValue: a value of the wrong JSON type is named by
+// its whole pointer, array indices included (encoding/json gave
+// /outbound_routes/prefix for /outbound_routes/1/prefix), and a number that
+// is not an integer for an integer field says so, with the field's range
+// (it said "got number 1e3, want number").
+func TestWrongTypeNamesTheValue(t *testing.T) {
+	e := newEnv(t)
+	const gw = `"gateways":["sip:192.0.2.10"]`
+	cases := []struct {
+		name, path, body, pointer, detail string
+	}{
+		{"route prefix", "/v1/connections", `{"name":"t","outbound_routes":[{"prefix":"+1",` + gw + `},{"prefix":5,` + gw + `}]}`,
+			"/outbound_routes/1/prefix", "got number 5, want string"},
+		{"gateway", "/v1/connections", `{"name":"t","outbound_routes":[{"prefix":"+1","gateways":["sip:192.0.2.10",7]}]}`,
+			"/outbound_routes/0/gateways/1", "want string"},
+		{"route not an object", "/v1/connections", `{"name":"t","outbound_routes":["+1"]}`, "/outbound_routes/0", "got string, want object"},
+		{"cidr", "/v1/connections", `{"name":"t","allowed_cidrs":[1]}`, "/allowed_cidrs/0", "want string"},
+		{"algorithm", "/v1/credentials", `{"username":"x","password":"correct-horse-battery","algorithms":["MD5",5]}`, "/algorithms/1", "want string"},
+		{"import ha1", "/v1/import", `{"username":"imp","ha1":{"MD5":5}}`, "/0/ha1/MD5", "want string"},
+		{"exponent", "/v1/connections", `{"name":"t","max_calls":1e3}`, "/max_calls", "got number 1e3, want an integer from 0 to 1000000"},
+		{"point zero", "/v1/connections", `{"name":"t","max_calls":5.0}`, "/max_calls", "want an integer from 0 to 1000000"},
+		{"fraction", "/v1/connections", `{"name":"t","max_registrations":1.5}`, "/max_registrations", "want an integer from 0 to 1000000"},
+		{"past int64", "/v1/connections", `{"name":"t","max_calls":99999999999999999999}`, "/max_calls", "want an integer from 0 to 1000000"},
+		{"string for an integer", "/v1/connections", `{"name":"t","max_calls":"5"}`, "/max_calls", "got string, want an integer from 0 to 1000000"},
+		{"timeout", "/v1/connections", `{"name":"t","webhook_timeout_secs":2.5}`, "/webhook_timeout_secs", "want an integer from 0 to 60"},
+		{"boolean", "/v1/connections", `{"name":"t","active":"yes"}`, "/active", "got string, want boolean"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := checkError(t, e.do("POST", c.path, c.body), http.StatusBadRequest, api.CodeInvalidJSON, c.pointer)
+			if d := got.Errors[0].Detail; !strings.Contains(d, c.detail) {
+				t.Errorf("got detail %q, want it to contain %q", d, c.detail)
+			}
+		})
+	}
+	// Integers in range, nulls and floats where they belong still pass.
+	e.ok(http.StatusCreated, "POST", "/v1/connections", `{"name":"t","max_calls":1000,"max_registrations":0,"webhook_timeout_secs":null,"outbound_routes":null}`, nil)
 }

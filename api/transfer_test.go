@@ -36,3 +36,17 @@ func TestImportIDTaken(t *testing.T) {
 		t.Fatalf("after a refused import: got %+v, want no imp0", got)
 	}
 }
+
+// TestEmptyImportHasNoEmptySource: an import without records is a 422
+// about the body as a whole, without a source: it had "source": {},
+// which openapi.json's ErrorSource (minProperties 1) refuses.
+func TestEmptyImportHasNoEmptySource(t *testing.T) {
+	e := newEnv(t)
+	for _, body := range []string{"", "\n\n", "  \n"} {
+		rec := e.do("POST", "/v1/import", body)
+		got := checkError(t, rec, http.StatusUnprocessableEntity, api.CodeRequired, "")
+		if got.Errors[0].Source != nil {
+			t.Errorf("body %q: got source %+v, want none; body %s", body, got.Errors[0].Source, rec.Body)
+		}
+	}
+}

@@ -34,6 +34,14 @@ func (v *validation) checkWebhookURL(ctx context.Context, pointer, field, s stri
 		v.add(pointer, CodeInvalidValue, "%s must be an absolute http or https URL, not %q", field, truncate(s, 64))
 		return
 	}
+	// url.Parse takes any digits for a port: http://host:99999/ was stored,
+	// and every delivery to it failed.
+	if p := u.Port(); p != "" {
+		if err := checkPort(p); err != nil { // connections.go
+			v.add(pointer, CodeInvalidValue, "%s: %v", field, err)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := net.DefaultResolver.LookupHost(ctx, u.Hostname()); err != nil {
@@ -54,18 +62,44 @@ func (v *validation) checkWebhooks(ctx context.Context, b *connectionBody) {
 	}
 }
 
-// applyWebhooks sets the webhook fields the body set on c, and makes its
-// secret when it gets a URL without having one; it returns the secret
-// made ("" when none was), shown once in the answer.
+// applyWebhooks sets the webhook fields the body set on c (the stored
+// connection for a PATCH, the new one for a POST), and makes its secret
+// when it gets a URL without having one; it returns the secret made (""
+// when none was), shown once in the answer. A 422 *Error refuses a URL
+// whose password is the mask of another URL's (keepMaskedPassword), and a
+// failover URL left without a primary: the dispatcher only fails over from
+// webhook_event_url, so it would never be used.
 func applyWebhooks(b *connectionBody, c *store.Connection) (string, error) {
-	if b.WebhookEventURL.Set {
-		c.WebhookEventURL, _ = b.WebhookEventURL.value()
+	for _, f := range []struct {
+		o       optional[string]
+		pointer string
+		dst     *string
+	}{
+		{b.WebhookEventURL, "/webhook_event_url", &c.WebhookEventURL},
+		{b.WebhookEventFailoverURL, "/webhook_event_failover_url", &c.WebhookEventFailoverURL},
+	} {
+		if !f.o.Set {
+			continue
+		}
+		s, _ := f.o.value()
+		kept, err := keepMaskedPassword(f.pointer, s, *f.dst)
+		if err != nil {
+			return "", err
+		}
+		*f.dst = kept
 	}
-	if b.WebhookEventFailoverURL.Set {
-		c.WebhookEventFailoverURL, _ = b.WebhookEventFailoverURL.value()
+	if (b.WebhookEventURL.Set || b.WebhookEventFailoverURL.Set) && c.WebhookEventURL == "" && c.WebhookEventFailoverURL != "" {
+		o := fieldError("/webhook_event_url", CodeRequired,
+			"webhook_event_url is required while webhook_event_failover_url is set: clear both, or set a primary URL")
+		if fo, _ := b.WebhookEventFailoverURL.value(); fo != "" {
+			o = fieldError("/webhook_event_failover_url", CodeInvalidValue,
+				"webhook_event_failover_url needs webhook_event_url: a failover is only tried when the primary URL fails")
+		}
+		return "", &Error{Status: statusUnprocessable, Errors: []ErrorObject{o}}
 	}
 	if b.WebhookTimeoutSecs.Set {
-		c.WebhookTimeoutSecs, _ = b.WebhookTimeoutSecs.value()
+		n, _ := b.WebhookTimeoutSecs.value()
+		c.WebhookTimeoutSecs = int(n)
 	}
 	if c.WebhookEventURL == "" || c.WebhookSecret != "" {
 		return "", nil
@@ -108,9 +142,6 @@ func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) err
 }
 
 func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := readQuery(r); err != nil {
-		return err
-	}
 	id := r.PathValue("id")
 	if _, err := s.db.Connection(id); err != nil {
 		return storeErr("get", "connection", id, err)
@@ -128,6 +159,46 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) e
 
 // SetWebhookLog gives the server the webhook dispatcher's delivery log.
 func (s *Server) SetWebhookLog(l WebhookLog) { s.webhooks = l }
+
+// maskedPassword is how answers show the password of a URL's userinfo.
+const maskedPassword = "***"
+
+// keepMaskedPassword returns the URL to store for the URL field at pointer,
+// given s where stored is: stored when s is stored as answers show it,
+// password masked (a client that sends back the connection it read; the
+// mask used to become the password), else s. A masked password with
+// anything else changed (scheme, user, host, port, path, query) is a 422:
+// the mask stands for no password the server could keep.
+func keepMaskedPassword(pointer, s, stored string) (string, *Error) {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s, nil
+	}
+	if p, _ := u.User.Password(); p != maskedPassword {
+		return s, nil
+	}
+	if sameButPassword(u, stored) {
+		return stored, nil
+	}
+	field := pointer[1:]
+	return "", &Error{Status: statusUnprocessable, Errors: []ErrorObject{fieldError(pointer, CodeInvalidValue,
+		fmt.Sprintf("%s has the password ***, the mask of a stored password, but is not the stored URL otherwise: send the URL with its real password", field))}}
+}
+
+// sameButPassword reports whether u and the URL stored are the same but
+// for their userinfo's password, which stored has.
+func sameButPassword(u *url.URL, stored string) bool {
+	s, err := url.Parse(stored)
+	if err != nil || s.User == nil {
+		return false
+	}
+	if _, has := s.User.Password(); !has {
+		return false
+	}
+	a, b := *u, *s
+	a.User, b.User = url.User(u.User.Username()), url.User(s.User.Username())
+	return a.String() == b.String()
+}
 
 // maskURLPassword returns s with the password of its userinfo, if any,
 // replaced by *** (as net/http's client errors show it): a webhook URL's
@@ -149,5 +220,5 @@ func maskURLPassword(s string) string {
 	if !strings.HasPrefix(out, head+"@") {
 		return u.Redacted()
 	}
-	return head + ":***" + out[len(head):]
+	return head + ":" + maskedPassword + out[len(head):]
 }
