@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -75,21 +76,49 @@ func parseHop(uri string) (host string, port int, transport string, explicit boo
 	if transport == "tls" {
 		port = 5061
 	}
-	host = hostport
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		host, port, explicit = ap.Addr().String(), int(ap.Port()), true
-	} else if h, p, ok := strings.Cut(hostport, ":"); ok && !strings.Contains(p, ":") {
-		var n int
-		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
-			return "", 0, "", false, fmt.Errorf("port %q", p)
-		}
-		host, port, explicit = h, n, true
+	host, p, hasPort, ok := splitHostPort(hostport)
+	if !ok || host == "" || strings.ContainsAny(host, " \"<>[]\r\n") {
+		return "", 0, "", false, fmt.Errorf("host %q", hostport)
 	}
-	host = strings.Trim(host, "[]")
-	if host == "" || strings.ContainsAny(host, " \"<>\r\n") {
-		return "", 0, "", false, fmt.Errorf("host %q", host)
+	if hasPort {
+		if port, ok = portNumber(p); !ok {
+			return "", 0, "", false, fmt.Errorf("port %q: want 1 to 65535", p)
+		}
+		explicit = true
 	}
 	return host, port, transport, explicit, nil
+}
+
+// splitHostPort splits "host", "host:port", "[v6]", "[v6]:port" or a
+// bare IPv6 address; ok is false for a bracket that does not close on an
+// IPv6 address, or anything after it but a port.
+func splitHostPort(hp string) (host, port string, hasPort, ok bool) {
+	if rest, isV6 := strings.CutPrefix(hp, "["); isV6 {
+		addr, after, closed := strings.Cut(rest, "]")
+		if a, err := netip.ParseAddr(addr); !closed || err != nil || !a.Is6() {
+			return "", "", false, false
+		}
+		if after == "" {
+			return addr, "", false, true
+		}
+		port, hasPort = strings.CutPrefix(after, ":")
+		return addr, port, true, hasPort
+	}
+	if a, err := netip.ParseAddr(hp); err == nil && a.Is6() {
+		return hp, "", false, true // unbracketed: every colon is the address's
+	}
+	host, port, hasPort = strings.Cut(hp, ":")
+	return host, port, hasPort, true
+}
+
+// portNumber reads a port: digits only, 1 to 65535 ("5060abc", "+5060"
+// and 0 were taken before).
+func portNumber(s string) (int, bool) {
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(s)
+	return n, n >= 1 && n <= 65535
 }
 
 // UnescapeUser returns a SIP URI's user part (a Request-URI's, a

@@ -17,13 +17,20 @@ func TestParseHop(t *testing.T) {
 		{"sips:gw.example.net", sipuri.NextHop{Host: "gw.example.net", Port: 5061, Transport: "tls"}, true},
 		{"sip:gw.example.net:5062", sipuri.NextHop{Host: "gw.example.net", Port: 5062, Transport: "udp", ExplicitPort: true}, true},
 		{"sip:[2001:db8::1]:5060", sipuri.NextHop{Host: "2001:db8::1", Port: 5060, Transport: "udp", ExplicitPort: true}, false},
+		{"sip:[2001:db8::1]", sipuri.NextHop{Host: "2001:db8::1", Port: 5060, Transport: "udp"}, false},
+		{"sip:2001:db8::1", sipuri.NextHop{Host: "2001:db8::1", Port: 5060, Transport: "udp"}, false},
+		{"sip:192.0.2.1:65535", sipuri.NextHop{Host: "192.0.2.1", Port: 65535, Transport: "udp", ExplicitPort: true}, false},
 	} {
 		got, err := sipuri.ParseHop(tc.in)
 		if err != nil || got != tc.want || got.IsName() != tc.name {
 			t.Errorf("ParseHop(%q) = %+v, %v (name %v); want %+v (name %v)", tc.in, got, err, got.IsName(), tc.want, tc.name)
 		}
 	}
-	for _, bad := range []string{"http://x", "sip:u@h", "sip:h;transport=sctp", "sip:h:99999", "sip:"} {
+	// A port is 1 to 65535 in digits, and an IPv6 address's bracket
+	// closes on it: "sip:[::1]:99999" was host "::1]:99999".
+	for _, bad := range []string{"http://x", "sip:u@h", "sip:h;transport=sctp", "sip:h:99999", "sip:",
+		"sip:192.0.2.1:0", "sip:h:5060abc", "sip:h:+5060", "sip:h:", "sip:[::1]:99999", "sip:[::1", "sip:[::1]x",
+		"sip:[192.0.2.1]", "sip:h:50:60"} {
 		if _, err := sipuri.ParseHop(bad); err == nil {
 			t.Errorf("ParseHop(%q) accepted", bad)
 		}
