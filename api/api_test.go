@@ -636,6 +636,8 @@ func TestErrors(t *testing.T) {
 		{"long name", "POST", "/v1/credentials", ok("name", strings.Repeat("n", 129)), 422, api.CodeTooLong, "/name", "128"},
 		{"long tag", "POST", "/v1/credentials", ok("tag", strings.Repeat("t", 129)), 422, api.CodeTooLong, "/tag", "128"},
 		{"control in name", "POST", "/v1/credentials", ok("name", "a\nb"), 422, api.CodeInvalidCharacters, "/name", ""},
+		{"bidi override in name", "POST", "/v1/credentials", ok("name", "admin\u202Etxt.exe"), 422, api.CodeInvalidCharacters, "/name", "bidirectional"},
+		{"line separator in tag", "POST", "/v1/credentials", ok("tag", "a\u2028b"), 422, api.CodeInvalidCharacters, "/tag", "line separators"},
 		{"unknown algorithm", "POST", "/v1/credentials", ok("algorithms", []string{"MD5", "SHA-1"}), 422, api.CodeInvalidValue, "/algorithms/1", "SHA-1"},
 		{"empty algorithm name", "POST", "/v1/credentials", ok("algorithms", []string{""}), 422, api.CodeInvalidValue, "/algorithms/0", ""},
 		{"duplicate algorithm", "POST", "/v1/credentials", ok("algorithms", []string{"MD5", "md5"}), 422, api.CodeInvalidValue, "/algorithms/1", "twice"},

@@ -92,7 +92,10 @@ func weak(p, username string) string {
 }
 
 // checkText validates a free-text label (name, tag): at most maxTextLen
-// characters, no control characters.
+// characters, no control characters, and none that reorder or break
+// what is shown around them (bidi controls, line and paragraph
+// separators): "admin\u202Etxt.exe" shows in the console and the CLI as
+// another name than it is.
 func (v *validation) checkText(pointer, field, s string) {
 	if utf8.RuneCountInString(s) > maxTextLen {
 		v.add(pointer, CodeTooLong, "%s is longer than %d characters", field, maxTextLen)
@@ -100,7 +103,25 @@ func (v *validation) checkText(pointer, field, s string) {
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		v.add(pointer, CodeInvalidCharacters, "%s must not contain control characters", field)
+		return
 	}
+	if strings.ContainsFunc(s, displayControl) {
+		v.add(pointer, CodeInvalidCharacters, "%s must not contain bidirectional controls or line separators", field)
+	}
+}
+
+// displayControl reports whether r changes how the text around it is
+// shown: a bidirectional control (U+200E, U+200F, U+202A to U+202E, U+2066
+// to U+2069, U+061C) or a line or paragraph separator (U+2028, U+2029).
+// Joiners stay allowed: emoji sequences and Persian names need them.
+func displayControl(r rune) bool {
+	switch {
+	case r == 0x200E || r == 0x200F || r == 0x061C:
+		return true
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 // checkAlgorithms validates a non-empty list of distinct digest algorithm
