@@ -27,6 +27,7 @@ type Directory interface {
 // Reason phrases of the connection policies' refusals.
 const (
 	reasonCallerID        = "From User Does Not Match Credential"
+	reasonFromDomain      = "From Domain Not Served Here"
 	reasonURICalling      = "SIP URI Calls Not Accepted By This Connection"
 	reasonNumberNotFound  = "Number Not Assigned"
 	reasonNumberNoDevices = "Temporarily Unavailable"

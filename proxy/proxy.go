@@ -703,6 +703,14 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		ev.Status = p.reply(req, tx, 403, reasonCallerID)
 		return caller{}, false
 	}
+	if from.Address.User == c.Credential.Username && !p.servesHost(from.Address.Host) {
+		// Its own username, in a domain this server serves: "support"
+		// presenting sip:support@anybank.example showed the callee
+		// another domain's user. The registrar holds its To to the same
+		// domains.
+		ev.Status = p.reply(req, tx, 403, reasonFromDomain)
+		return caller{}, false
+	}
 	// The credentials were for us: they go no further (RFC 3261 22.3).
 	req.RemoveHeader("Proxy-Authorization")
 	return c, true
@@ -908,6 +916,14 @@ func bindingTarget(b *store.Binding) (target, error) {
 }
 
 // isUs reports whether a URI names this server (host and port).
+// servesHost reports whether host (a URI's, an IPv6 one with or without
+// brackets) is a domain or address of this server, as the registrar's
+// domains are.
+func (p *Proxy) servesHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return p.domains[h] || p.domains["["+h+"]"]
+}
+
 func (p *Proxy) isUs(u *sip.Uri) bool {
 	port := u.Port
 	if port == 0 {

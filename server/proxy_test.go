@@ -514,6 +514,24 @@ func TestFromMustMatchCredential(t *testing.T) {
 	if got := statusLine(res); got != "SIP/2.0 403 From User Does Not Match Credential" {
 		t.Fatalf("INVITE as bob with alice's credentials: %q", got)
 	}
+	// Alice, but in another domain: she would show the callee another
+	// domain's alice (it was forwarded as it was).
+	for i, host := range []string{"anybank.example", "sipwarden.test"} {
+		m := strings.NewReplacer("From: <sip:bob@sipwarden.test>", "From: <sip:alice@"+host+">",
+			"branch=z9hG4bK-from1", fmt.Sprintf("branch=z9hG4bK-dom%d", i), "Call-ID: from-mismatch", fmt.Sprintf("Call-ID: from-domain-%d", i)).Replace(msg)
+		res = rawExchange(t, "udp", ts.Addr("udp"), m, 2*time.Second)
+		nonce = between(res, `nonce="`, `"`)
+		m = strings.Replace(m, "CSeq: 1", "Proxy-Authorization: "+digestAnswer("alice", alicePass, nonce, "INVITE", "sip:bob@sipwarden.test")+"\nCSeq: 2", 1)
+		m = strings.Replace(m, fmt.Sprintf("branch=z9hG4bK-dom%d", i), fmt.Sprintf("branch=z9hG4bK-dom%d-2", i), 1)
+		got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), m, 2*time.Second))
+		want := "SIP/2.0 403 From Domain Not Served Here"
+		if host == "sipwarden.test" {
+			want = "SIP/2.0 480 Temporarily Unavailable" // bob has not registered: past the check
+		}
+		if got != want {
+			t.Errorf("INVITE from alice@%s: %q, want %q", host, got, want)
+		}
+	}
 	_ = alice
 }
 
