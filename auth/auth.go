@@ -522,6 +522,16 @@ func (a *Authenticator) ChallengesFor(user, transport string, stale, invalidToke
 	}
 	if bearer && !a.cfg.BearerFirst {
 		out = append(out, a.bearerChallenge(invalidToken))
+		if (transport == "ws" || transport == "wss") && len(algs) > 0 {
+			// The browser libraries read one challenge each, from
+			// opposite ends: SIP.js the first, JsSIP the last (its
+			// parser sets the header, each one replacing the one
+			// before). With the Bearer challenge last, the bundled
+			// /phone could not log in with a password once tokens were
+			// enabled. The first Digest challenge again, after it, is
+			// what each of them reads.
+			out = append(out, out[0])
+		}
 	}
 	return out
 }

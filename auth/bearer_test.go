@@ -137,4 +137,16 @@ func TestBearerChallengeOrder(t *testing.T) {
 			t.Errorf("after a bad token: %q", inv)
 		}
 	}
+	// Over WebSocket, with the default order, a Digest challenge comes
+	// first (SIP.js reads the first) and last (JsSIP keeps the last).
+	f := newBearerFixture(t, false)
+	for _, tp := range []string{"ws", "wss"} {
+		chs := f.a.ChallengesFor("", tp, false, false)
+		if len(chs) != 3 || !strings.HasPrefix(chs[0], "Digest ") || !strings.HasPrefix(chs[1], "Bearer ") || chs[2] != chs[0] {
+			t.Errorf("%s: %q, want Digest, Bearer, the same Digest", tp, chs)
+		}
+	}
+	if chs := f.a.ChallengesFor("", "udp", false, false); len(chs) != 2 {
+		t.Errorf("udp: %q, want Digest, Bearer", chs)
+	}
 }

@@ -184,3 +184,22 @@ func TestBrowserAnonymousCall(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserPhonePasswordWithTokensOffered: with jwt.enabled the 401 also
+// offers Bearer, and JsSIP keeps only the last challenge it reads (its
+// parser sets the header, each one replacing the one before): with the
+// Bearer challenge last, /phone could not log in with a password. Over
+// WebSocket the first Digest challenge comes again after it.
+func TestBrowserPhonePasswordWithTokensOffered(t *testing.T) {
+	ts := startServer(t, bearerConfig(t))
+	ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	b := browsertest.Start(t, 2*time.Minute)
+	alice := phonePage(t, b, ts, "ws")
+	alice.Fill("#user", "alice")
+	alice.Fill("#password", "alice-secret-pw-1")
+	alice.Click("#register")
+	alice.WaitText("#log", "registered (200 OK)", 15*time.Second)
+	if rs := ts.registrations(t, "alice"); len(rs) != 1 || rs[0].Transport != "ws" {
+		t.Errorf("alice's bindings: got %+v, want one over ws", rs)
+	}
+}
