@@ -646,3 +646,30 @@ func TestWSRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestWSGarbageDropped: a WebSocket message without the end of a header
+// section (RFC 7118 section 5: a message is a whole SIP message) is
+// dropped and counted as unparsable, as a datagram's garbage is, and the
+// connection serves the next request; sipgo logged it at ERROR ("failed
+// to parse") and closed the connection, the browser's registration with
+// it.
+func TestWSGarbageDropped(t *testing.T) {
+	ts, logs := quietServer(t)
+	u := mustDialWS(t, ts, "ws")
+	dropped := func() float64 { return metricValue(t, ts, "sipwarden_guard_rejected_total", "reason", "unparsable") }
+	before := max(dropped(), 0)
+	for _, junk := range []string{"hello there", "OPTIONS sip:sipwarden.test SIP/2.0\r\nVia: SIP/2.0/WS x;branch=z9hG4bK1\r\n"} {
+		if err := u.send(junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, raw := u.exchange(optionsMsg(u), 3*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("OPTIONS after the garbage: %q\n%s", st, raw)
+	}
+	if n := dropped() - before; n != 2 {
+		t.Errorf("%v messages counted as unparsable, want 2", n)
+	}
+	if s := logs.String(); strings.Contains(s, "level=ERROR") {
+		t.Errorf("garbage logged as an error:\n%s", tail(s, 2000))
+	}
+}

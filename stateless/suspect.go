@@ -79,6 +79,13 @@ func keepAlive(msg []byte) bool {
 // taken; false: sipgo gets msg.
 func (f *Front) Refuse(msg []byte, source, transport string) (*sip.Response, bool) {
 	upperVersion(msg)
+	if headless(msg) && !bytes.HasPrefix(msg, []byte("SIP/")) {
+		// A WebSocket message is a whole SIP message (RFC 7118 section
+		// 5): without the end of a header section it is garbage, which
+		// sipgo logged at ERROR ("failed to parse"), as a datagram's.
+		f.unanswerable(source, transport, len(msg))
+		return nil, true
+	}
 	code, reason, ok := refusal(msg)
 	if !ok {
 		return nil, false
