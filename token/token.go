@@ -254,6 +254,12 @@ func (v *Verifier) Verify(tok string) (Claims, error) {
 			jwt.WithTimeFunc(v.now),
 		)
 		t, err := p.ParseWithClaims(tok, mc, func(t *jwt.Token) (any, error) {
+			if _, ok := t.Header["crit"]; ok {
+				// RFC 7515 section 4.1.11: extensions listed in crit
+				// must be understood, or the JWS refused; this
+				// verifier understands none (golang-jwt ignores crit).
+				return nil, errCritical
+			}
 			if kid, ok := t.Header["kid"].(string); ok && k.ID != "" && kid != k.ID && len(ik.keys) > 1 {
 				return nil, errors.New("other kid")
 			}
@@ -284,11 +290,16 @@ func (v *Verifier) Verify(tok string) (Claims, error) {
 	return Claims{}, fmt.Errorf("%w: %s", ErrInvalid, reason(lastErr))
 }
 
+// errCritical refuses a token whose header lists critical extensions.
+var errCritical = errors.New("critical header extension")
+
 // reason names why the library refused a token, without the token.
 func reason(err error) string {
 	switch {
 	case err == nil:
 		return "invalid"
+	case errors.Is(err, errCritical):
+		return "critical header extension"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):

@@ -117,6 +117,9 @@ func TestVerifyRefusals(t *testing.T) {
 		{"no exp", sign(t, jwt.SigningMethodEdDSA, f.key.Sign, jwt.MapClaims{"iss": "https://sip.example", "aud": "sip", "sub": "alice"}), "required claim"},
 		{"no sub", sign(t, jwt.SigningMethodEdDSA, f.key.Sign, with("sub", "")), "no \"sub\""},
 		{"garbage", "not.a.token", "malformed"},
+		// RFC 7515 section 4.1.11: an extension this verifier does not
+		// understand, marked critical: refused (it was accepted).
+		{"crit", signWithHeader(t, f.key.Sign, good, "crit", []string{"exp-ext"}), "critical header extension"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,4 +299,16 @@ func TestMintAfterBurstOfRevocations(t *testing.T) {
 	if c.IssuedAt.Before(cut) || !c.NotBefore.Equal(t0) {
 		t.Fatalf("got iat %v nbf %v, want iat at the cut %v and nbf now %v", c.IssuedAt, c.NotBefore, cut, t0)
 	}
+}
+
+// signWithHeader is an EdDSA token of claims with one more header field.
+func signWithHeader(t *testing.T, key any, claims jwt.MapClaims, name string, value any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header[name] = value
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
