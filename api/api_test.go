@@ -617,6 +617,10 @@ func TestErrors(t *testing.T) {
 	}{
 		{"syntax", "POST", "/v1/credentials", `{"username": "x",}`, 400, api.CodeInvalidJSON, "", "offset 18"},
 		{"truncated", "POST", "/v1/credentials", `{"username": "x"`, 400, api.CodeInvalidJSON, "", "ends"},
+		// Cut short after a field the route does not take: the syntax is
+		// what is wrong (it was unknown_field).
+		{"truncated after an unknown field", "POST", "/v1/credentials", `{"x":1`, 400, api.CodeInvalidJSON, "", "ends"},
+		{"garbage after an unknown field", "POST", "/v1/credentials", `{"x":1} ]`, 400, api.CodeInvalidJSON, "", ""},
 		{"empty body", "POST", "/v1/credentials", ``, 400, api.CodeInvalidJSON, "", "empty"},
 		{"array body", "POST", "/v1/credentials", `[]`, 400, api.CodeInvalidJSON, "", "object"},
 		{"trailing data", "POST", "/v1/credentials", `{"username":"a"} {}`, 400, api.CodeInvalidJSON, "", "after"},

@@ -72,6 +72,22 @@ func decodeStrict(raw []byte, dst any) error {
 		return newError(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object, not null")
 	}
 	if e := checkStrict(raw, reflect.TypeOf(dst)); e != nil {
+		if len(e.Errors) > 0 && e.Errors[0].Code == CodeUnknownField && !json.Valid(raw) {
+			// checkStrict names the first unknown field it meets, before
+			// the end: {"x":1 (cut short) was answered unknown_field
+			// where the body is not JSON at all.
+			var v any
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			err := dec.Decode(&v)
+			if err == nil {
+				if _, err = dec.Token(); errors.Is(err, io.EOF) {
+					err = nil
+				}
+			}
+			if err != nil {
+				return bodyError(err)
+			}
+		}
 		return e
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
