@@ -958,9 +958,19 @@ func (p *Proxy) newResponse(req *sip.Request, code int, reason string) *sip.Resp
 	return p.replies.New(req, code, reason)
 }
 
+// setReplyDestination addresses res, relayed to req's sender, to the
+// packet's source over req's transport. The transport was the callee
+// leg's (a response from a TCP callee to a UDP caller said tcp): the
+// server transaction sends on the caller's connection whatever it says,
+// but the trace logged the callee's transport, and a 2xx relayed after
+// the transaction ended (resp.WriteResponse) looked for a connection of
+// the wrong transport.
 func setReplyDestination(req *sip.Request, res *sip.Response) {
 	if src := req.Source(); src != "" {
 		res.SetDestination(src)
+	}
+	if tp := req.Transport(); tp != "" {
+		res.SetTransport(tp)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -1073,5 +1074,43 @@ func TestUnknownMethodToServer(t *testing.T) {
 	res = rawExchange(t, "udp", ts.Addr("udp"), msg("sip:bob@sipwarden.test", "z9hG4bK-foo2"), 2*time.Second)
 	if got := statusLine(res); !strings.HasPrefix(got, "SIP/2.0 407") {
 		t.Fatalf("FOO to a user: %q, want 407", got)
+	}
+}
+
+var inviteCSeq = regexp.MustCompile(`CSeq: \d+ INVITE`)
+
+// TestRelayedResponseTransport: a response relayed to a UDP caller from a
+// TCP callee goes out, and is traced, as udp: the trace said tcp (the
+// callee leg's), which misled whoever read it, and a 2xx relayed after the
+// server transaction ended looked for a connection of the wrong
+// transport.
+func TestRelayedResponseTransport(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Log.SIPTrace = true
+	ts := startServer(t, cfg)
+	callSetup(t, ts)
+	bob := newDevice(t, ts, "tcp", "bob", "")
+	bob.register(t, bobPass, "")
+	alice := newDevice(t, ts, "udp", "alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, _, err := alice.call(ctx, t, "bob", "alice", alicePass)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	_ = sess.Ack(ctx)
+	_ = sess.Bye(ctx)
+	found := 0
+	for _, line := range strings.Split(ts.logs.String(), "\n") {
+		if !strings.Contains(line, `msg="SIP response sending"`) || !strings.Contains(line, "SIP/2.0 200 OK") || !inviteCSeq.MatchString(line) {
+			continue
+		}
+		found++
+		if !strings.Contains(line, "transport=udp") {
+			t.Errorf("the 200 relayed to the UDP caller traced as:\n%s", line)
+		}
+	}
+	if found == 0 {
+		t.Fatalf("no 200 to the INVITE in the trace:\n%s", tail(ts.logs.String(), 3000))
 	}
 }
