@@ -47,6 +47,9 @@ func CheckFile(path string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("store: check %q: %w", path, err)
 	}
+	if err := checkLength(path); err != nil {
+		return err
+	}
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("check %q: %w", path, ErrLocked)
