@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -403,6 +404,15 @@ func (c *Config) Validate() error {
 	}
 	if (c.SIP.TLS.CertFile == "") != (c.SIP.TLS.KeyFile == "") {
 		bad("sip.tls", "cert_file/key_file", "set both or neither")
+	} else if c.SIP.TLS.CertFile != "" {
+		// What serve loads at start, checked here so that check-config
+		// says it too, naming the keys (serve said "stat TLS file: ...").
+		if _, err := tls.LoadX509KeyPair(c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile); err != nil {
+			bad("sip.tls.cert_file/key_file", quote(c.SIP.TLS.CertFile)+" and "+quote(c.SIP.TLS.KeyFile), "not a certificate and its key: "+err.Error())
+		}
+	}
+	for _, e := range streamListenerClashes(c) {
+		bad(e.key, quote(e.addr), "also "+e.other+"'s address: each TCP listener needs its own")
 	}
 	if d := c.SIP.TransactionLinger.D(); d < time.Second || d > 32*time.Second {
 		bad("sip.transaction_linger", d, "want 1s to 32s")
@@ -564,4 +574,52 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// clash is a listener whose address another one already has.
+type clash struct{ key, addr, other string }
+
+// streamListenerClashes returns the TCP listeners (sip.listen tcp, tls,
+// ws and wss, http.listen, http.metrics_listen) that would bind an
+// address another one binds: serve failed with "address already in use"
+// after check-config said ok. Port 0 (any free port) never clashes; an
+// unspecified address (0.0.0.0, ::) clashes with every address of its
+// port.
+func streamListenerClashes(c *Config) []clash {
+	type listener struct{ key, addr string }
+	var seen []listener
+	var out []clash
+	for _, l := range []listener{
+		{"sip.listen.tcp", c.SIP.Listen.TCP}, {"sip.listen.tls", c.SIP.Listen.TLS},
+		{"sip.listen.ws", c.SIP.Listen.WS}, {"sip.listen.wss", c.SIP.Listen.WSS},
+		{"http.listen", c.HTTP.Listen}, {"http.metrics_listen", c.HTTP.MetricsListen},
+	} {
+		if l.addr == "" || l.addr == "-" {
+			continue
+		}
+		for _, o := range seen {
+			if sameBind(l.addr, o.addr) {
+				out = append(out, clash{l.key, l.addr, o.key})
+				break
+			}
+		}
+		seen = append(seen, l)
+	}
+	return out
+}
+
+// sameBind reports whether two host:port listen addresses would bind the
+// same TCP port on a shared address.
+func sameBind(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	if strings.EqualFold(ha, hb) {
+		return true
+	}
+	ia, errA := netip.ParseAddr(ha)
+	ib, errB := netip.ParseAddr(hb)
+	return (errA == nil && ia.IsUnspecified()) || (errB == nil && ib.IsUnspecified()) || (errA == nil && errB == nil && ia == ib)
 }

@@ -181,3 +181,44 @@ func TestTransportAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// check-config and serve refuse, naming the keys, a TLS pair that does
+// not load and two TCP listeners on one address: check-config said ok,
+// and serve then failed with "stat TLS file" or "address already in use".
+func TestListenersAndTLSPairChecked(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pem")
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"missing TLS files", func(c *Config) { c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile = missing, missing }, "sip.tls.cert_file/key_file"},
+		{"garbage TLS files", func(c *Config) { c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile = garbage, garbage }, "sip.tls.cert_file/key_file"},
+		{"tls on tcp's address", func(c *Config) { c.SIP.Listen.TLS = c.SIP.Listen.TCP }, "sip.listen.tls: invalid value \"127.0.0.1:5060\": also sip.listen.tcp's address"},
+		{"http on tcp's address", func(c *Config) { c.HTTP.Listen = "127.0.0.1:5060" }, "http.listen"},
+		{"wildcard clashes", func(c *Config) { c.SIP.Listen.WS = "0.0.0.0:5061" }, "also sip.listen.tls's address"},
+	} {
+		c, err := Default()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+	// Port 0 (a free port) never clashes; udp is not a TCP listener.
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SIP.Listen.TCP, c.SIP.Listen.TLS, c.SIP.Listen.WS, c.SIP.Listen.WSS, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Errorf("every listener on port 0: %v", err)
+	}
+}
