@@ -65,8 +65,8 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) error {
 			return paramError(paramPageAfter, "page[after] is not a cursor this API returned")
 		}
 		start, _ = slices.BinarySearchFunc(calls, string(after), func(c Call, k string) int { return strings.Compare(c.ID, k) })
-		if start < len(calls) && calls[start].ID == string(after) {
-			start++
+		for start < len(calls) && calls[start].ID == string(after) {
+			start++ // every entry of that ID: one left after it returned the same page for ever
 		}
 	}
 	end := min(start+p.size, len(calls))

@@ -179,7 +179,37 @@ func (c callList) ActiveCalls(ctx context.Context) ([]api.Call, error) {
 	for _, calls := range peers {
 		out = append(out, calls...)
 	}
-	return out, nil
+	return mergeCalls(out), nil
+}
+
+// mergeCalls returns calls with one entry per ID. A call between devices
+// registered on two nodes is a dialog on both (the node that
+// authenticated the caller relays to the node holding the callee's
+// connection): it was listed twice, and a page boundary between the two
+// made the cursor return the same page for ever (call list --all hung).
+// The entry kept is the one that knows the caller's credential (the node
+// that authenticated it, the one relaying the call), with what the other
+// knows filled in, and the earlier start.
+func mergeCalls(calls []api.Call) []api.Call {
+	slices.SortStableFunc(calls, func(a, b api.Call) int { return strings.Compare(a.ID, b.ID) })
+	out := calls[:0]
+	for _, c := range calls {
+		if n := len(out); n > 0 && out[n-1].ID == c.ID {
+			k := &out[n-1]
+			if k.CallerCredentialID == "" && c.CallerCredentialID != "" {
+				c, *k = *k, c // keep the relaying node's entry
+			}
+			if k.CalleeCredentialID == "" {
+				k.CalleeCredentialID = c.CalleeCredentialID
+			}
+			if c.StartedAt.Before(k.StartedAt) {
+				k.StartedAt = c.StartedAt
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // peers returns the other live nodes' calls, by node.
