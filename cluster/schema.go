@@ -6,6 +6,8 @@ const (
 	// keySecret + name: a shared secret, hex (nonce_key, jwt_ed25519,
 	// and with cluster.nonce_counts: cluster nonce_epoch). No expiry.
 	keySecret = prefix + "secret:"
+	// keySetting + name: a setting every node must share (SameSetting).
+	keySetting = prefix + "setting:"
 	// keyNC + nonce: the highest nonce count accepted for the nonce,
 	// decimal; expires with the nonce (PXAT). Only with
 	// cluster.nonce_counts: cluster.

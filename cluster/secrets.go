@@ -53,3 +53,32 @@ func (c *Cluster) RandomSecret(ctx context.Context, name string, size int) ([]by
 	rand.Read(offer) // never fails (crypto/rand, Go 1.24)
 	return c.Secret(ctx, name, offer, false)
 }
+
+// SettingRealm names the digest realm every node must share.
+const SettingRealm = "realm"
+
+// SameSetting stores value as the cluster's setting called name when it
+// has none yet (SET NX: the first node to start sets it), and fails when
+// it holds another: a setting every node must share, such as the digest
+// realm (HA1s are computed for one realm; a node with another refused
+// every password, counted it as a failure, and stored credentials the
+// other nodes refused).
+func (c *Cluster) SameSetting(ctx context.Context, name, value string) error {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	key := keySetting + name
+	if err := c.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
+		return c.unavailable("store "+name, err)
+	}
+	got, err := c.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("cluster: %s vanished from redis", name)
+	}
+	if err != nil {
+		return c.unavailable("load "+name, err)
+	}
+	if got != value {
+		return fmt.Errorf("cluster: %s %q differs from the cluster's %q: every node needs the same", name, value, got)
+	}
+	return nil
+}

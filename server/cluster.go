@@ -110,6 +110,10 @@ func (n *Node) openCluster(ctx context.Context) error {
 // that moves between nodes pays one more challenge. With cluster: the
 // nodes share the epoch and check every count in Redis (cluster.Nonces).
 func (n *Node) clusterNonces(ctx context.Context, key []byte) (auth.Nonces, auth.Counter, error) {
+	// The realm first: the nonces and every stored HA1 are for one.
+	if err := n.cl.SameSetting(ctx, cluster.SettingRealm, n.cfg.SIP.Realm); err != nil {
+		return nil, nil, fmt.Errorf("config: sip.realm: %w", err)
+	}
 	key, err := n.cl.Secret(ctx, cluster.SecretNonceKey, key, n.cfg.Auth.NonceKey != "")
 	if err != nil {
 		if n.cfg.Auth.NonceKey != "" {
@@ -430,6 +434,9 @@ func (n *Node) reseeded() {
 		if _, err := n.cl.Secret(context.Background(), cluster.SecretNonceKey, n.nonceKey, false); err != nil {
 			n.log.Warn("nonce key not stored again", "error", err)
 		}
+	}
+	if err := n.cl.SameSetting(context.Background(), cluster.SettingRealm, n.cfg.SIP.Realm); err != nil {
+		n.log.Warn("realm not stored again", "error", err)
 	}
 	n.bans.Reshare()
 	byAOR := map[string][]store.Binding{}

@@ -1217,3 +1217,27 @@ func TestClusterSimultaneousRegistrations(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRealmMustMatch: a node whose sip.realm differs from the
+// cluster's does not start, naming the key: it joined silently, refused
+// every correct password (counted as failures) and stored credentials
+// whose HA1 the other nodes refused.
+func TestClusterRealmMustMatch(t *testing.T) {
+	r := redistest.Start(t)
+	startCluster(t, r, 1, nil)
+	cfg := testConfig(t, t.TempDir())
+	ip := "127.0.0.102"
+	cfg.SIP.Realm = "other.test"
+	cfg.SIP.Listen = config.Listen{UDP: ip + ":0", TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
+	cfg.Cluster = config.Cluster{RedisURL: r.URL(), NodeName: "node2", Advertise: ip + ":1", Timeout: config.Duration(500 * time.Millisecond)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := server.Start(ctx, cfg, server.NewLogger(cfg.Log, &servertest.SyncBuffer{}), server.Options{Version: testVersion})
+	if err == nil {
+		s.Close()
+		t.Fatal("a node with another realm started")
+	}
+	if !strings.Contains(err.Error(), "sip.realm") || !strings.Contains(err.Error(), `"other.test"`) {
+		t.Errorf("error %q, want it to name sip.realm and the realm", err)
+	}
+}
