@@ -12,15 +12,21 @@ import (
 	"github.com/sipwarden/sipwarden/guard"
 )
 
-// Bans lists and lifts the bans of the SIP brute-force guard.
-// *guard.Guard satisfies it.
+// Bans lists and lifts the bans of the SIP brute-force guard: a single
+// node's (LocalBans), or a cluster's.
 type Bans interface {
 	// Bans lists the live bans.
 	Bans() []guard.Ban
 	// Lift ends the ban of the source holding addr and reports whether
-	// there was one.
-	Lift(addr netip.Addr) bool
+	// there was one; an error (a cluster's Redis down) lifts nothing.
+	Lift(addr netip.Addr) (bool, error)
 }
+
+// LocalBans are a single node's bans: its guard's.
+type LocalBans struct{ *guard.Guard }
+
+// Lift ends the guard's ban of addr's source.
+func (b LocalBans) Lift(addr netip.Addr) (bool, error) { return b.Guard.Lift(addr), nil }
 
 // KeyAttempts limits failed API key attempts per source address.
 // *guard.Guard satisfies it.
@@ -99,7 +105,13 @@ func (s *Server) liftBan(w http.ResponseWriter, r *http.Request) error {
 		}}}
 		return e
 	}
-	if s.cfg.Bans == nil || !s.cfg.Bans.Lift(addr) {
+	lifted := false
+	if s.cfg.Bans != nil {
+		if lifted, err = s.cfg.Bans.Lift(addr); err != nil {
+			return err // a cluster's Redis: 503, nothing lifted
+		}
+	}
+	if !lifted {
 		return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no ban for %s", addr))
 	}
 	s.log.Info("ban lifted", "source", addr.String())

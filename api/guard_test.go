@@ -171,7 +171,7 @@ func banGuard(now *time.Time) *guard.Guard {
 func TestBans(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	g := banGuard(&now)
-	e := newEnv(t, func(c *api.Config) { c.Bans = g })
+	e := newEnv(t, func(c *api.Config) { c.Bans = api.LocalBans{Guard: g} })
 	var bans []api.Ban
 	e.ok(200, "GET", "/v1/bans", nil, &bans)
 	if len(bans) != 0 {

@@ -81,7 +81,7 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 
 	now := time.Now().UTC().Truncate(time.Second)
 	g := banGuard(&now)
-	e := newEnv(t, func(c *api.Config) { c.Bans = g; c.MaxBodyBytes = 4096 })
+	e := newEnv(t, func(c *api.Config) { c.Bans = api.LocalBans{Guard: g}; c.MaxBodyBytes = 4096 })
 	key, err := token.Ed25519Key(make([]byte, ed25519.SeedSize))
 	if err != nil {
 		t.Fatal(err)

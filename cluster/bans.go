@@ -110,15 +110,15 @@ func (b *Bans) List() []guard.Ban { return b.g.Bans() }
 
 // Lift ends the ban of addr's source on every node, and forgets its
 // shared failures. It reports whether there was a ban here or in Redis.
-func (b *Bans) Lift(addr netip.Addr) bool {
+// Redis comes first: when it fails, nothing is lifted, here either, and
+// the error is an unavailable one (503 in the API), as every write the
+// cluster cannot store. It used to lift the ban here only and answer
+// 204, leaving the other nodes banning the source.
+func (b *Bans) Lift(addr netip.Addr) (bool, error) {
 	src := guard.SourceOf(addr)
 	if !src.IsValid() {
-		return false
+		return false, nil
 	}
-	local := b.g.Lift(addr)
-	b.mu.Lock()
-	delete(b.shared, src)
-	b.mu.Unlock()
 	ctx, cancel := b.c.timeout(context.Background())
 	defer cancel()
 	cur, prev := b.windowKeys(src, b.now())
@@ -128,16 +128,18 @@ func (b *Bans) Lift(addr netip.Addr) bool {
 		p.ZRem(ctx, keyBanIndex, src.String())
 		return nil
 	})
-	n := del.Val()
 	if err != nil {
-		b.c.log.Error("ban lifted here only: redis failed", "source", src.String(), "error", err)
-		return local
+		return false, b.c.unavailable("lift ban", err)
 	}
+	local := b.g.Lift(addr)
+	b.mu.Lock()
+	delete(b.shared, src)
+	b.mu.Unlock()
 	msg, _ := json.Marshal(banMessage{Op: "lift", Source: src.String(), Node: b.c.cfg.Node})
 	if err := b.c.rdb.Publish(ctx, chanBans, msg).Err(); err != nil {
 		b.c.log.Error("ban lift not published", "source", src.String(), "error", err)
 	}
-	return local || n > 0
+	return local || del.Val() > 0, nil
 }
 
 // Reshare makes this node write its live bans to Redis again at the next

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -33,7 +34,9 @@ func TestBansReloadedFromIndex(t *testing.T) {
 		_, y := ga.Banned(lifted)
 		return x && y
 	})
-	ba.Lift(lifted)
+	if _, err := ba.Lift(lifted); err != nil {
+		t.Fatal(err)
+	}
 	go bb.Run(ctx) // b starts now: it saw none of the messages
 	wait(t, "the ban reloaded on b", 3*time.Second, func() bool { _, x := gb.Banned(banned); return x })
 	if _, x := gb.Banned(lifted); x {
@@ -41,5 +44,33 @@ func TestBansReloadedFromIndex(t *testing.T) {
 	}
 	if got := r.Do("ZCARD sipwarden:banindex"); got != ":1" {
 		t.Errorf("ZCARD of the index: got %s, want :1", got)
+	}
+}
+
+// A lift Redis cannot store lifts nothing, here either, and says Redis is
+// unavailable (503 in the API): it lifted the ban on this node only, and
+// the API answered 204 while the other nodes kept banning the source.
+func TestLiftWithoutRedisLiftsNothing(t *testing.T) {
+	r := redistest.Start(t)
+	a := open(t, r, "a")
+	cfg := cluster.BanConfig{MaxFailures: 4, Window: time.Minute, BanDuration: time.Minute}
+	ga := guard.New(guard.Config{MaxFailures: 100})
+	ba := a.Bans(ga, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ba.Run(ctx)
+	banned := netip.MustParseAddr("192.0.2.30")
+	for range 4 {
+		ba.Failure(banned)
+	}
+	wait(t, "banned", 3*time.Second, func() bool { _, x := ga.Banned(banned); return x })
+	r.Pause()
+	defer r.Resume()
+	ok, err := ba.Lift(banned)
+	if ok || !errors.Is(err, cluster.ErrUnavailable) {
+		t.Errorf("Lift with Redis paused: %v, %v; want false and ErrUnavailable", ok, err)
+	}
+	if _, x := ga.Banned(banned); !x {
+		t.Error("the ban was lifted here although Redis did not store the lift")
 	}
 }

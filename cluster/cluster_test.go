@@ -127,8 +127,8 @@ func TestBansShared(t *testing.T) {
 		return x && y
 	})
 	// Lifted through b: lifted on a too.
-	if !bb.Lift(scanner) {
-		t.Error("Lift: got false, want true")
+	if ok, err := bb.Lift(scanner); !ok || err != nil {
+		t.Errorf("Lift: got %v, %v, want true", ok, err)
 	}
 	wait(t, "lifted on a", 3*time.Second, func() bool { _, x := ga.Banned(scanner); return !x })
 	// A ban a's guard decides alone (its own count) reaches b.

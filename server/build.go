@@ -411,7 +411,7 @@ func (n *Node) newAPI(issuer *token.Issuer, verifier *token.Verifier, ctl *logCo
 		Exempt:     cfg.Guard.ExemptPrefixes(),
 		MaxTracked: 4096,
 	})
-	var bans api.Bans = n.guard
+	var bans api.Bans = api.LocalBans{Guard: n.guard}
 	if n.bans != nil {
 		bans = clusterBans{n.bans} // lifted through any node, lifted on all
 	}

@@ -197,8 +197,8 @@ func (n *Node) runCluster(ctx context.Context) {
 // through any node lifts on all.
 type clusterBans struct{ b *cluster.Bans }
 
-func (c clusterBans) Bans() []guard.Ban         { return c.b.List() }
-func (c clusterBans) Lift(addr netip.Addr) bool { return c.b.Lift(addr) }
+func (c clusterBans) Bans() []guard.Ban                  { return c.b.List() }
+func (c clusterBans) Lift(addr netip.Addr) (bool, error) { return c.b.Lift(addr) }
 
 // appliedElsewhere acts on this node on what writes through other nodes
 // did to credentials: a deleted or disabled one's bindings and calls here
