@@ -228,17 +228,21 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // defaults, and validates the result.
 func Load(path string) (Config, error) {
 	var c Config
+	var zeros []zeroKey
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return Config{}, fmt.Errorf("read config: %w", err)
 		}
-		if err := decode(b, &c); err != nil {
+		if zeros, err = decodeZeros(b, &c); err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
 	c.applyEnv(os.Getenv)
 	if err := c.setDefaults(); err != nil {
+		return Config{}, err
+	}
+	if err := zeroReplaced(&c, zeros); err != nil {
 		return Config{}, err
 	}
 	if err := c.Validate(); err != nil {
@@ -248,15 +252,22 @@ func Load(path string) (Config, error) {
 }
 
 func decode(b []byte, c *Config) error {
-	if err := checkKeys(b); err != nil { // keys.go: errors naming the keys
-		return err
+	_, err := decodeZeros(b, c)
+	return err
+}
+
+// decodeZeros is decode, and returns the keys set to zero (keys.go).
+func decodeZeros(b []byte, c *Config) ([]zeroKey, error) {
+	zeros, err := scanKeys(b) // keys.go: errors naming the keys
+	if err != nil {
+		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true) // unknown keys are refused, with their line
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nil, err
 	}
-	return nil
+	return zeros, nil
 }
 
 func (c *Config) applyEnv(getenv func(string) string) {

@@ -222,3 +222,32 @@ func TestListenersAndTLSPairChecked(t *testing.T) {
 		t.Errorf("every listener on port 0: %v", err)
 	}
 }
+
+// A key set to 0 where 0 is not a value it takes is refused, naming the
+// key, its line and the default: the default replaced it without a word
+// (guard.ban_duration: 0s, meant as "no bans", gave 15-minute bans). A 0
+// the key takes stays.
+func TestExplicitZeroNotReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("guard:\n  max_failures: 0\n  ban_duration: 0s\nproxy:\n  max_calls_per_credential: 0\n")
+	_, err := Load(path)
+	for _, want := range []string{"guard.max_failures (line 2)", "(20)", "guard.ban_duration (line 3)", "(15m0s)", "proxy.max_calls_per_credential (line 5)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load: %v, want it to say %q", err, want)
+		}
+	}
+	write("registrar:\n  expiry_jitter_percent: 0\nproxy:\n  max_calls_per_credential: -1\n")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("a 0 the key takes: %v", err)
+	}
+	if c.Registrar.ExpiryJitterPercent != 0 || c.Proxy.MaxCallsPerCredential != -1 {
+		t.Errorf("loaded %d and %d, want 0 and -1", c.Registrar.ExpiryJitterPercent, c.Proxy.MaxCallsPerCredential)
+	}
+}

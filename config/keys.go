@@ -16,21 +16,81 @@ import (
 // and its line, never a Go type: the YAML decoder's own errors read
 // "field foo not found in type config.Listen".
 func checkKeys(b []byte) error {
+	_, err := scanKeys(b)
+	return err
+}
+
+// zeroKey is a key the file sets to a number that is zero: setDefaults
+// cannot tell it from a key left out (zeroReplaced).
+type zeroKey struct {
+	path string
+	line int
+}
+
+// scanKeys is checkKeys, and returns as well the keys set to zero.
+func scanKeys(b []byte) ([]zeroKey, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return err // a syntax error, with its line
+		return nil, err // a syntax error, with its line
 	}
 	if len(doc.Content) == 0 {
-		return nil // an empty file
+		return nil, nil // an empty file
 	}
 	var errs []error
-	walkKeys(doc.Content[0], reflect.TypeFor[Config](), "", &errs)
+	var zeros []zeroKey
+	walkKeys(doc.Content[0], reflect.TypeFor[Config](), "", &errs, &zeros)
+	return zeros, errors.Join(errs...)
+}
+
+// zeroReplaced returns an error for each key the file set to zero that
+// setDefaults replaced with its default: 0 is no value those keys take
+// (guard.ban_duration: 0s, meant as "no bans", gave 15-minute bans, and
+// guard.max_failures: 0 the default 20, without a word).
+func zeroReplaced(c *Config, zeros []zeroKey) error {
+	var errs []error
+	for _, z := range zeros {
+		v, ok := fieldByPath(reflect.ValueOf(c).Elem(), z.path)
+		if !ok || v.IsZero() {
+			continue
+		}
+		shown := fmt.Sprint(v.Interface())
+		if d, ok := v.Interface().(Duration); ok {
+			shown = d.D().String()
+		}
+		errs = append(errs, fmt.Errorf("config: %s (line %d): 0 is not a value this key takes: leave the key out for the default (%s), or see config/example.yaml for its range", z.path, z.line, shown))
+	}
 	return errors.Join(errs...)
+}
+
+// fieldByPath returns the field of the struct v at a dotted YAML path
+// (no list or map elements).
+func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
+	for part := range strings.SplitSeq(path, ".") {
+		if v.Kind() != reflect.Struct || strings.ContainsAny(part, "[]") {
+			return reflect.Value{}, false
+		}
+		found := false
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			if f.IsExported() && name == part {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return reflect.Value{}, false
+		}
+	}
+	return v, true
 }
 
 const maxKeyErrors = 20
 
-func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error, zeros *[]zeroKey) {
 	if len(*errs) >= maxKeyErrors {
 		return
 	}
@@ -59,7 +119,7 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 				*errs = append(*errs, fmt.Errorf("%s (line %d): unknown key; %s has %s", key, k.Line, where(path), strings.Join(slices.Sorted(mapsKeys(fields)), ", ")))
 				continue
 			}
-			walkKeys(v, f, key, errs)
+			walkKeys(v, f, key, errs, zeros)
 		}
 	case !custom && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		if n.Kind != yaml.SequenceNode {
@@ -67,11 +127,20 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for i, e := range n.Content {
-			walkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			walkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs, zeros)
 		}
 	default:
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		p := reflect.New(t)
+		if err := n.Decode(p.Interface()); err != nil {
 			*errs = append(*errs, fmt.Errorf("%s (line %d): invalid value %s: %s", path, n.Line, describe(n), want(t, err, custom)))
+			return
+		}
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+			if p.Elem().IsZero() {
+				*zeros = append(*zeros, zeroKey{path: path, line: n.Line})
+			}
 		}
 	}
 }
