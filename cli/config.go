@@ -31,6 +31,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	path := fs.Arg(0)
 	cfg, err := config.Load(path)
+	if err == nil {
+		err = cfg.CheckFiles()
+	}
 	if err != nil {
 		for line := range strings.SplitSeq(err.Error(), "\n") {
 			fmt.Fprintln(stderr, "sipwarden:", line)

@@ -415,12 +415,6 @@ func (c *Config) Validate() error {
 	}
 	if (c.SIP.TLS.CertFile == "") != (c.SIP.TLS.KeyFile == "") {
 		bad("sip.tls", "cert_file/key_file", "set both or neither")
-	} else if c.SIP.TLS.CertFile != "" {
-		// What serve loads at start, checked here so that check-config
-		// says it too, naming the keys (serve said "stat TLS file: ...").
-		if _, err := tls.LoadX509KeyPair(c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile); err != nil {
-			bad("sip.tls.cert_file/key_file", quote(c.SIP.TLS.CertFile)+" and "+quote(c.SIP.TLS.KeyFile), "not a certificate and its key: "+err.Error())
-		}
 	}
 	for _, e := range streamListenerClashes(c) {
 		bad(e.key, quote(e.addr), "also "+e.other+"'s address: each TCP listener needs its own")
@@ -585,6 +579,22 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// CheckFiles checks what the configuration names on this machine: that
+// the TLS certificate and key load, naming the keys (serve said "stat
+// TLS file: ..."; check-config said ok). Load does not, since a
+// configuration may be checked away from the machine it is for (the
+// systemd unit's sample): check-config and serve call it.
+func (c *Config) CheckFiles() error {
+	if c.SIP.TLS.CertFile == "" || c.SIP.TLS.KeyFile == "" {
+		return nil
+	}
+	if _, err := tls.LoadX509KeyPair(c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile); err != nil {
+		return fmt.Errorf("config: sip.tls.cert_file/key_file: invalid value %s and %s: not a certificate and its key: %w",
+			quote(c.SIP.TLS.CertFile), quote(c.SIP.TLS.KeyFile), err)
+	}
+	return nil
 }
 
 // clash is a listener whose address another one already has.

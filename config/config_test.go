@@ -197,8 +197,6 @@ func TestListenersAndTLSPairChecked(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"missing TLS files", func(c *Config) { c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile = missing, missing }, "sip.tls.cert_file/key_file"},
-		{"garbage TLS files", func(c *Config) { c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile = garbage, garbage }, "sip.tls.cert_file/key_file"},
 		{"tls on tcp's address", func(c *Config) { c.SIP.Listen.TLS = c.SIP.Listen.TCP }, "sip.listen.tls: invalid value \"127.0.0.1:5060\": also sip.listen.tcp's address"},
 		{"http on tcp's address", func(c *Config) { c.HTTP.Listen = "127.0.0.1:5060" }, "http.listen"},
 		{"wildcard clashes", func(c *Config) { c.SIP.Listen.WS = "0.0.0.0:5061" }, "also sip.listen.tls's address"},
@@ -210,6 +208,21 @@ func TestListenersAndTLSPairChecked(t *testing.T) {
 		tc.edit(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+	// The TLS pair is checked on the machine (CheckFiles: check-config and
+	// serve), not by Load: a configuration may be checked elsewhere.
+	for _, f := range []string{missing, garbage} {
+		c, err := Default()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SIP.TLS.CertFile, c.SIP.TLS.KeyFile = f, f
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate with TLS files %s: %v, want nil", f, err)
+		}
+		if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "sip.tls.cert_file/key_file") {
+			t.Errorf("CheckFiles with TLS files %s: %v, want an error naming the keys", f, err)
 		}
 	}
 	// Port 0 (a free port) never clashes; udp is not a TCP listener.

@@ -42,6 +42,9 @@ func runServe(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*cfgPath)
+	if err == nil {
+		err = cfg.CheckFiles()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "sipwarden:", err)
 		return 2
