@@ -95,13 +95,11 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // hoisted reports whether name is one of the flags every management
-// command takes (cli.flags).
+// command takes with a value (commonFlags, as completion offers them).
 func hoisted(name string) bool {
-	switch name {
-	case "api", "api-key", "data-dir", "output", "o":
-		return true
-	}
-	return false
+	return name != "h" && slices.ContainsFunc(strings.Fields(commonFlags), func(f string) bool {
+		return strings.TrimLeft(f, "-") == name
+	})
 }
 
 // hoistCommon moves the common flags given before the command

@@ -24,18 +24,9 @@ const (
 // this node's configuration) and Redis holds another value, it fails: the
 // nodes' configurations disagree. The secret has len(offer) bytes.
 func (c *Cluster) Secret(ctx context.Context, name string, offer []byte, strict bool) ([]byte, error) {
-	ctx, cancel := c.timeout(ctx)
-	defer cancel()
-	key := keySecret + name
-	if err := c.rdb.SetNX(ctx, key, hex.EncodeToString(offer), 0).Err(); err != nil {
-		return nil, c.unavailable("store "+name, err)
-	}
-	s, err := c.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("cluster: %s vanished from redis", name)
-	}
+	s, err := c.first(ctx, keySecret+name, name, hex.EncodeToString(offer))
 	if err != nil {
-		return nil, c.unavailable("load "+name, err)
+		return nil, err
 	}
 	got, err := hex.DecodeString(s)
 	if err != nil || len(got) != len(offer) {
@@ -64,21 +55,30 @@ const SettingRealm = "realm"
 // every password, counted it as a failure, and stored credentials the
 // other nodes refused).
 func (c *Cluster) SameSetting(ctx context.Context, name, value string) error {
-	ctx, cancel := c.timeout(ctx)
-	defer cancel()
-	key := keySetting + name
-	if err := c.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
-		return c.unavailable("store "+name, err)
-	}
-	got, err := c.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return fmt.Errorf("cluster: %s vanished from redis", name)
-	}
+	got, err := c.first(ctx, keySetting+name, name, value)
 	if err != nil {
-		return c.unavailable("load "+name, err)
+		return err
 	}
 	if got != value {
 		return fmt.Errorf("cluster: %s %q differs from the cluster's %q: every node needs the same", name, value, got)
 	}
 	return nil
+}
+
+// first stores value at key when the key has none (SET NX: the first node
+// to start wins) and returns what the key holds, value or an earlier one.
+func (c *Cluster) first(ctx context.Context, key, name, value string) (string, error) {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	if err := c.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
+		return "", c.unavailable("store "+name, err)
+	}
+	got, err := c.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("cluster: %s vanished from redis", name)
+	}
+	if err != nil {
+		return "", c.unavailable("load "+name, err)
+	}
+	return got, nil
 }
