@@ -16,8 +16,11 @@ import (
 func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// --config as serve takes it: an operator checks the command line that
+	// starts the server by changing its verb.
+	file := fs.String("config", "", "the configuration `FILE` (or give it as the argument)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: sipwarden check-config FILE\n\nValidates the configuration FILE as 'sipwarden serve --config FILE' would (with the\nenvironment's SIPWARDEN_* secrets), without starting: each problem on a line, naming\nits key such as sip.listen.udp. Exit 0: good; 1: problems; 2: usage.\n")
+		fmt.Fprint(stderr, "usage: sipwarden check-config FILE   (or --config FILE)\n\nValidates the configuration FILE as 'sipwarden serve --config FILE' would (with the\nenvironment's SIPWARDEN_* secrets), without starting: each problem on a line, naming\nits key such as sip.listen.udp. Exit 0: good; 1: problems; 2: usage.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -25,11 +28,14 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if fs.NArg() != 1 {
+	path := *file
+	switch {
+	case path == "" && fs.NArg() == 1:
+		path = fs.Arg(0)
+	case path == "" || fs.NArg() != 0:
 		fs.Usage()
 		return exitUsage
 	}
-	path := fs.Arg(0)
 	cfg, err := config.Load(path)
 	if err == nil {
 		err = cfg.CheckFiles()

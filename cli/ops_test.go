@@ -239,7 +239,7 @@ func TestCheckConfig(t *testing.T) {
 		{"bad type", write("type.yaml", "registrar:\n  max_contacts: many\n"), 1,
 			[]string{`registrar.max_contacts (line 2): invalid value "many": want a whole number`}},
 		{"bad value", write("value.yaml", "sip:\n  listen:\n    udp: nowhere\n"), 1,
-			[]string{`sip.listen.udp: invalid value "nowhere"`}},
+			[]string{`value.yaml: sip.listen.udp (line 3): invalid value "nowhere"`}},
 		{"missing file", filepath.Join(dir, "none.yaml"), 1, []string{"none.yaml"}},
 	}
 	for _, tc := range cases {
@@ -259,9 +259,19 @@ func TestCheckConfig(t *testing.T) {
 			}
 		})
 	}
-	var out, errb strings.Builder
-	if code := Run([]string{"check-config"}, strings.NewReader(""), &out, &errb); code != exitUsage {
-		t.Errorf("check-config without a file: exit %d, want 2", code)
+	// --config FILE, as serve takes it, is the same as the argument.
+	good := cases[0].file
+	for _, args := range [][]string{{"--config", good}, {"--config=" + good}} {
+		var out, errb strings.Builder
+		if code := Run(append([]string{"check-config"}, args...), strings.NewReader(""), &out, &errb); code != exitOK {
+			t.Errorf("check-config %q: exit %d, want 0\n%s", args, code, errb.String())
+		}
+	}
+	for _, args := range [][]string{nil, {"--config", good, good}, {good, good}} {
+		var out, errb strings.Builder
+		if code := Run(append([]string{"check-config"}, args...), strings.NewReader(""), &out, &errb); code != exitUsage {
+			t.Errorf("check-config %q: exit %d, want 2", args, code)
+		}
 	}
 }
 

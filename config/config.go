@@ -228,58 +228,78 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // defaults, and validates the result.
 func Load(path string) (Config, error) {
 	var c Config
-	var zeros []zeroKey
+	var file scanned
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return Config{}, fmt.Errorf("read config: %w", err)
 		}
-		if zeros, err = decodeZeros(b, &c); err != nil {
+		if file, err = decodeScan(b, &c); err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	c.applyEnv(os.Getenv)
+	env := c.applyEnv(os.Getenv)
 	if err := c.setDefaults(); err != nil {
 		return Config{}, err
 	}
-	if err := zeroReplaced(&c, zeros); err != nil {
+	if err := zeroReplaced(&c, file.zeros); err != nil {
 		return Config{}, err
 	}
-	if err := c.Validate(); err != nil {
+	// Each error names where its value came from: the file's line, or the
+	// environment variable that set it (it overrides the file).
+	where := func(key string) string {
+		if v := env[key]; v != "" {
+			return "config: " + key + " (from " + v + ")"
+		}
+		if n := file.line(key); n > 0 {
+			return fmt.Sprintf("config %s: %s (line %d)", path, key, n)
+		}
+		return "config: " + key
+	}
+	if err := c.validate(where); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
 func decode(b []byte, c *Config) error {
-	_, err := decodeZeros(b, c)
+	_, err := decodeScan(b, c)
 	return err
 }
 
-// decodeZeros is decode, and returns the keys set to zero (keys.go).
-func decodeZeros(b []byte, c *Config) ([]zeroKey, error) {
-	zeros, err := scanKeys(b) // keys.go: errors naming the keys
+// decodeScan is decode, and returns what scanKeys found (keys.go): the
+// keys set to zero and the line of each key.
+func decodeScan(b []byte, c *Config) (scanned, error) {
+	s, err := scanKeys(b) // keys.go: errors naming the keys
 	if err != nil {
-		return nil, err
+		return scanned{}, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true) // unknown keys are refused, with their line
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return scanned{}, err
 	}
-	return zeros, nil
+	return s, nil
 }
 
-func (c *Config) applyEnv(getenv func(string) string) {
-	if v := getenv(EnvNonceKey); v != "" {
-		c.Auth.NonceKey = v
+// applyEnv sets the secrets the environment holds, and returns the keys
+// it set, each with its variable's name.
+func (c *Config) applyEnv(getenv func(string) string) map[string]string {
+	set := map[string]string{}
+	for _, e := range []struct {
+		name, key string
+		field     *string
+	}{
+		{EnvNonceKey, "auth.nonce_key", &c.Auth.NonceKey},
+		{EnvJWTSecret, "jwt.secret", &c.JWT.Secret},
+		{EnvAPIKey, "http.api_key", &c.HTTP.APIKey},
+	} {
+		if v := getenv(e.name); v != "" {
+			*e.field = v
+			set[e.key] = e.name
+		}
 	}
-	if v := getenv(EnvJWTSecret); v != "" {
-		c.JWT.Secret = v
-	}
-	if v := getenv(EnvAPIKey); v != "" {
-		c.HTTP.APIKey = v
-	}
+	return set
 }
 
 // Default returns the configuration used with no file.
@@ -377,9 +397,15 @@ func (c *Config) setDefaults() error {
 
 // Validate refuses values that cannot work, naming the key and the value.
 func (c *Config) Validate() error {
+	return c.validate(func(key string) string { return "config: " + key })
+}
+
+// validate is Validate, naming each key as where says (Load adds the
+// file and the line, or the environment variable).
+func (c *Config) validate(where func(key string) string) error {
 	var errs []error
 	bad := func(key string, v any, why string) {
-		errs = append(errs, fmt.Errorf("config: %s: invalid value %v: %s", key, v, why))
+		errs = append(errs, fmt.Errorf("%s: invalid value %v: %s", where(key), v, why))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -108,7 +108,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"cluster bad name", "cluster:\n  redis_url: redis://127.0.0.1:6379/0\n  advertise: 127.0.0.1:5060\n  node_name: a:b\n", "cluster.node_name"},
 		{"advertise without cluster", "cluster:\n  advertise: 127.0.0.1:5060\n", "cluster.advertise"},
 		{"cluster timeout", "cluster:\n  timeout: 1ns\n", "cluster.timeout"},
-		{"cluster nonce counts", "cluster:\n  nonce_counts: redis\n", `cluster.nonce_counts: invalid value "redis"`},
+		{"cluster nonce counts", "cluster:\n  nonce_counts: redis\n", `cluster.nonce_counts (line 2): invalid value "redis"`},
 		{"few nonce counts", "auth:\n  max_nonce_counts: 1000\n", "auth.max_nonce_counts"},
 		{"huge nonce counts", "auth:\n  max_nonce_counts: 1099511627776\n", "auth.max_nonce_counts"},
 	}
@@ -124,6 +124,50 @@ func TestLoadRefuses(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.wantKey) {
 				t.Errorf("error %q does not name %q", err, c.wantKey)
+			}
+		})
+	}
+}
+
+// TestLoadErrorsSayWhere: a value Validate refuses is named with its line
+// in the file, or with the environment variable that set it (which
+// overrides the file); a key the file does not set, by its name alone.
+func TestLoadErrorsSayWhere(t *testing.T) {
+	t.Setenv(EnvAPIKey, "")
+	t.Setenv(EnvJWTSecret, "")
+	cases := []struct {
+		name, yaml, env, want string
+	}{
+		{"listener", "log:\n  level: info\nsip:\n  listen:\n    udp: nowhere\n", "",
+			`c.yaml: sip.listen.udp (line 5): invalid value "nowhere"`},
+		{"list element", "sip:\n  websocket:\n    origins:\n      - http://a.example\n      - ftp://b.example\n", "",
+			`c.yaml: sip.websocket.origins[1] (line 5): invalid value "ftp://b.example"`},
+		{"field of a list element", "proxy:\n  routes:\n    - name: a\n      prefix: \"+1\"\n      gateway: sip:192.0.2.1\n    - name: b\n", "",
+			`c.yaml: proxy.routes[1] (line 6): invalid value "b": set prefix or domain`},
+		{"map key", "auth:\n  transport_algorithms:\n    udp: [MD5]\n    sctp: [MD5]\n", "",
+			`c.yaml: auth.transport_algorithms (line 2): invalid value "sctp"`},
+		{"map value", "auth:\n  transport_algorithms:\n    udp: [MD4]\n", "",
+			`c.yaml: auth.transport_algorithms.udp (line 3): invalid value "MD4"`},
+		{"environment", "log:\n  level: info\n", "abcd",
+			`config: auth.nonce_key (from SIPWARDEN_NONCE_KEY): invalid value (secret)`},
+		{"environment over the file", "auth:\n  nonce_key: " + strings.Repeat("ab", 16) + "\n", "abcd",
+			`config: auth.nonce_key (from SIPWARDEN_NONCE_KEY)`},
+		{"not in the file", "registrar:\n  max_expires: 30\n", "",
+			`config: registrar.default_expires: invalid value 3600`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(EnvNonceKey, c.env)
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(c.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p)
+			if err == nil {
+				t.Fatalf("Load accepted %q", c.yaml)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, c.want)
 			}
 		})
 	}

@@ -20,6 +20,27 @@ func checkKeys(b []byte) error {
 	return err
 }
 
+// scanned is what scanKeys learns of a file besides its errors.
+type scanned struct {
+	zeros []zeroKey
+	// lines maps each key the file sets, as Validate names it
+	// (sip.listen.udp, proxy.routes[0], sip.websocket.origins[1]), to its
+	// line, so that Validate's errors say where to look.
+	lines map[string]int
+}
+
+// line returns the line of key, or of the list element a key such as
+// proxy.routes[0].prefix/domain belongs to; 0 when the file does not set it.
+func (s scanned) line(key string) int {
+	if n := s.lines[key]; n > 0 {
+		return n
+	}
+	if i := strings.LastIndexByte(key, '.'); i > 0 && strings.HasSuffix(key[:i], "]") {
+		return s.lines[key[:i]]
+	}
+	return 0
+}
+
 // zeroKey is a key the file sets to a number that is zero: setDefaults
 // cannot tell it from a key left out (zeroReplaced).
 type zeroKey struct {
@@ -27,19 +48,20 @@ type zeroKey struct {
 	line int
 }
 
-// scanKeys is checkKeys, and returns as well the keys set to zero.
-func scanKeys(b []byte) ([]zeroKey, error) {
+// scanKeys is checkKeys, and returns as well the keys set to zero and the
+// line of each key.
+func scanKeys(b []byte) (scanned, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, err // a syntax error, with its line
+		return scanned{}, err // a syntax error, with its line
 	}
 	if len(doc.Content) == 0 {
-		return nil, nil // an empty file
+		return scanned{}, nil // an empty file
 	}
 	var errs []error
-	var zeros []zeroKey
-	walkKeys(doc.Content[0], reflect.TypeFor[Config](), "", &errs, &zeros)
-	return zeros, errors.Join(errs...)
+	s := scanned{lines: map[string]int{}}
+	walkKeys(doc.Content[0], reflect.TypeFor[Config](), "", &errs, &s)
+	return s, errors.Join(errs...)
 }
 
 // zeroReplaced returns an error for each key the file set to zero that
@@ -90,7 +112,7 @@ func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
 
 const maxKeyErrors = 20
 
-func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error, zeros *[]zeroKey) {
+func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error, s *scanned) {
 	if len(*errs) >= maxKeyErrors {
 		return
 	}
@@ -114,12 +136,13 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error, zeros *[
 			if path != "" {
 				key = path + "." + k.Value
 			}
+			s.lines[key] = k.Line
 			f, ok := fields[k.Value]
 			if !ok {
 				*errs = append(*errs, fmt.Errorf("%s (line %d): unknown key; %s has %s", key, k.Line, where(path), strings.Join(slices.Sorted(mapsKeys(fields)), ", ")))
 				continue
 			}
-			walkKeys(v, f, key, errs, zeros)
+			walkKeys(v, f, key, errs, s)
 		}
 	case !custom && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		if n.Kind != yaml.SequenceNode {
@@ -127,9 +150,24 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error, zeros *[
 			return
 		}
 		for i, e := range n.Content {
-			walkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs, zeros)
+			key := fmt.Sprintf("%s[%d]", path, i)
+			s.lines[key] = e.Line
+			walkKeys(e, t.Elem(), key, errs, s)
 		}
 	default:
+		// The elements of a list of values and the keys of a map, by the
+		// names Validate gives them (sip.websocket.origins[1],
+		// auth.transport_algorithms.udp).
+		switch n.Kind {
+		case yaml.SequenceNode:
+			for i, e := range n.Content {
+				s.lines[fmt.Sprintf("%s[%d]", path, i)] = e.Line
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				s.lines[path+"."+n.Content[i].Value] = n.Content[i].Line
+			}
+		}
 		p := reflect.New(t)
 		if err := n.Decode(p.Interface()); err != nil {
 			*errs = append(*errs, fmt.Errorf("%s (line %d): invalid value %s: %s", path, n.Line, describe(n), want(t, err, custom)))
@@ -139,7 +177,7 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]error, zeros *[
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
 			if p.Elem().IsZero() {
-				*zeros = append(*zeros, zeroKey{path: path, line: n.Line})
+				s.zeros = append(s.zeros, zeroKey{path: path, line: n.Line})
 			}
 		}
 	}
