@@ -352,9 +352,10 @@ func (n *Node) route() {
 	n.sip.OnNoRoute(proxied)
 
 	l := n.lis
-	l.statelessUDP = l.udp != nil && n.cfg.Registrar.UDPMode == "stateless"
-	l.statelessStream = (l.tcp != nil || l.tls != nil) && n.cfg.Registrar.StreamMode == "stateless"
-	if l.statelessUDP || l.statelessStream {
+	// The front reads UDP, TCP and TLS in either registrar mode: with
+	// stateful it hands REGISTERs to sipgo, and still answers what sipgo
+	// would refuse or drop, and challenges first INVITEs.
+	if l.udp != nil || l.tcp != nil || l.tls != nil {
 		workers := runtime.GOMAXPROCS(0)
 		if n.cl != nil {
 			// A cluster node's REGISTER waits for its binding to be in
@@ -378,7 +379,9 @@ func (n *Node) route() {
 			MaxQueueDelay:  max(n.cfg.Limits.MaxQueueDelay.D(), 0),
 			// A cluster node's REGISTERs wait for Redis: never on the
 			// socket's reader (stateless/inline.go).
-			Inline:       n.cl == nil,
+			Inline:         n.cl == nil,
+			StatefulUDP:    n.cfg.Registrar.UDPMode == "stateful",
+			StatefulStream: n.cfg.Registrar.StreamMode == "stateful",
 			OnShed:       n.obs.m.Rejected,
 			OnQueueDelay: n.obs.m.QueueDelay,
 			Admit:        n.gate.Admits,

@@ -33,10 +33,10 @@ type listeners struct {
 	// wsRefused, when set, counts the gates' refusals.
 	wsRefused func(wsgate.Reason)
 	addrs     map[string]string
-	// front, when set, answers REGISTERs read from the UDP socket
-	// (statelessUDP) and the TCP and TLS connections (statelessStream).
-	front                         *stateless.Front
-	statelessUDP, statelessStream bool
+	// front, when set, reads the UDP socket and the TCP and TLS
+	// connections before sipgo: it answers REGISTERs (in the registrar's
+	// stateless modes), the requests sipgo would refuse, and first INVITEs.
+	front *stateless.Front
 	// stopped, when set, is called when a listener stops serving.
 	stopped func(transport string, err error)
 }
@@ -155,21 +155,21 @@ func (l *listeners) serve(srv *sipgo.Server, logger *slog.Logger) {
 	}
 	if l.udp != nil {
 		pc := net.PacketConn(l.udp)
-		if l.statelessUDP {
+		if l.front != nil {
 			pc = l.front.PacketConn(pc)
 		}
 		run("udp", func() error { return srv.ServeUDP(pc) })
 	}
 	if l.tcp != nil {
 		ln := l.tcp
-		if l.statelessStream {
+		if l.front != nil {
 			ln = l.front.Listener(ln, "TCP")
 		}
 		run("tcp", func() error { return srv.ServeTCP(ln) })
 	}
 	if l.tls != nil {
 		ln := l.tls
-		if l.statelessStream {
+		if l.front != nil {
 			ln = l.front.Listener(ln, "TLS")
 		}
 		run("tls", func() error { return srv.ServeTLS(ln) })

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // A malformed request other than a REGISTER, sent to a running server, is
@@ -187,9 +189,17 @@ func TestLowerCaseMethod(t *testing.T) {
 //   - the answers made from the header section fill rport and received
 //     (RFC 3581 section 4).
 func TestProbedRequestLines(t *testing.T) {
-	for _, tp := range []string{"udp", "tcp"} {
-		t.Run(tp, func(t *testing.T) {
-			ts, logs := quietServer(t)
+	// In the registrar's stateful modes too, where sipgo serves REGISTERs:
+	// there the front did not read the sockets, and the stream's
+	// connection ended at the first request sipgo refused.
+	for _, name := range []string{"udp", "tcp", "udp stateful", "tcp stateful"} {
+		tp, mode, _ := strings.Cut(name, " ")
+		t.Run(name, func(t *testing.T) {
+			ts, logs := quietServerWith(t, func(c *config.Config) {
+				if mode != "" {
+					c.Registrar.UDPMode, c.Registrar.StreamMode = mode, mode
+				}
+			})
 			u := newRawUA(t, tp, "127.0.0.1", ts.Addr(tp))
 			msg := func(line, method, extra string, cseq bool) string {
 				var b strings.Builder

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/server"
 	"github.com/sipwarden/sipwarden/server/servertest"
 )
@@ -16,7 +17,16 @@ import (
 // would fill its 10 a second) is returned, to be searched for errors.
 func quietServer(t *testing.T) (*testServer, *servertest.SyncBuffer) {
 	t.Helper()
+	return quietServerWith(t, nil)
+}
+
+// quietServerWith is quietServer with edit applied to its configuration.
+func quietServerWith(t *testing.T, edit func(*config.Config)) (*testServer, *servertest.SyncBuffer) {
+	t.Helper()
 	cfg := testConfig(t, t.TempDir())
+	if edit != nil {
+		edit(&cfg)
+	}
 	logs := &servertest.SyncBuffer{}
 	logCfg := cfg.Log
 	logCfg.Level = "info"

@@ -106,7 +106,7 @@ func (f *Front) take(msg []byte, j job) bool {
 		// then ends the stream).
 		f.answerHead(msg, j, 513, "Message Too Large")
 		return true
-	case isRegister(msg):
+	case isRegister(msg) && f.answersRegister(&j):
 		if f.dispatch(msg, j) {
 			return true
 		}

@@ -95,6 +95,13 @@ type Config struct {
 	// cluster node's handlers wait for Redis (answer.Defer), which would
 	// hold the reader: off there.
 	Inline bool
+	// StatefulUDP and StatefulStream hand the REGISTERs read over UDP, or
+	// over TCP and TLS, to sipgo's stateful path (registrar.udp_mode,
+	// registrar.stream_mode: stateful) instead of answering them. The
+	// front still answers the requests sipgo would refuse or drop
+	// (suspect.go, a REGISTER among them) and, with ChallengeInvites,
+	// challenges first INVITEs.
+	StatefulUDP, StatefulStream bool
 	// OnQueueDelay, if set, is called for every request a worker takes,
 	// with how long it waited in the queue.
 	OnQueueDelay func(time.Duration)
@@ -558,6 +565,15 @@ func (f *Front) sendNow(res *sip.Response, j job) {
 	if err != nil {
 		f.log.Debug("send response", "transport", j.transport, "status", res.StatusCode, "error", err)
 	}
+}
+
+// answersRegister reports whether the front answers a REGISTER read by
+// j's transport (Config.StatefulUDP, StatefulStream).
+func (f *Front) answersRegister(j *job) bool {
+	if j.conn == nil {
+		return !f.cfg.StatefulUDP
+	}
+	return !f.cfg.StatefulStream
 }
 
 // isRegister reports whether a message starts a REGISTER request.

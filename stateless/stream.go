@@ -222,7 +222,7 @@ func (c *streamConn) frame() bool {
 	msg := data[:total]
 	c.r += total
 	c.started = time.Time{} // the next message's clock starts with its first byte
-	if c.f.cfg.Inline && isRegister(msg) {
+	if c.f.cfg.Inline && !c.f.cfg.StatefulStream && isRegister(msg) {
 		c.inline(msg)
 		return true
 	}

@@ -11,7 +11,7 @@ import (
 // reads the socket several datagrams at a time (recvmmsg_linux.go).
 func (f *Front) PacketConn(pc net.PacketConn) net.PacketConn {
 	c := &packetConn{PacketConn: pc, f: f, batch: newBatchReader(pc)}
-	if f.cfg.Inline && c.batch != nil {
+	if f.cfg.Inline && !f.cfg.StatefulUDP && c.batch != nil {
 		c.crew = f.newCrew()
 	}
 	return c
