@@ -382,10 +382,10 @@ func (n *Node) route() {
 			Inline:         n.cl == nil,
 			StatefulUDP:    n.cfg.Registrar.UDPMode == "stateful",
 			StatefulStream: n.cfg.Registrar.StreamMode == "stateful",
-			OnShed:       n.obs.m.Rejected,
-			OnQueueDelay: n.obs.m.QueueDelay,
-			Admit:        n.gate.Admits,
-			Logger:       n.log.With("component", "registrar"),
+			OnShed:         n.obs.m.Rejected,
+			OnQueueDelay:   n.obs.m.QueueDelay,
+			Admit:          n.gate.Admits,
+			Logger:         n.log.With("component", "registrar"),
 		})
 		if n.cfg.Proxy.ChallengeMode == "stateless" {
 			// The first INVITE of a call gets its 407 there, through the
