@@ -442,7 +442,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 			// The second copy would fail step 7 against the first (same
 			// Call-ID and CSeq), which the client would read as a CSeq
 			// out of order.
-			if o.key == c.key {
+			if sameURI(o.key, c.key) {
 				return nil, reply.Errorf(400, "Duplicate Contact")
 			}
 		}
@@ -476,6 +476,14 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contact, error) {
 		}
 		if v, ok := param(ch.Params, "reg-id"); ok && safeParam(v) {
 			c.regID = v
+		}
+		for _, o := range out {
+			// One device's flow twice (RFC 5626 section 6): match would
+			// take both for one binding, and the second would fail step 7
+			// against the first as a CSeq out of order.
+			if c.instance != "" && o.instance == c.instance && o.regID == c.regID {
+				return nil, reply.Errorf(400, "Duplicate Contact")
+			}
 		}
 		out = append(out, c)
 	}
@@ -728,7 +736,7 @@ func match(bs []store.Binding, c contact, callID string, single bool) int {
 		if b.Contact == c.uri {
 			return i
 		}
-		if k, ok := parseKey(b.Contact); ok && k == c.key {
+		if k, ok := parseKey(b.Contact); ok && sameURI(k, c.key) {
 			return i
 		}
 	}
@@ -742,17 +750,60 @@ func match(bs []store.Binding, c contact, callID string, single bool) int {
 	return -1
 }
 
-// uriKey holds what RFC 3261 19.1.4 compares for our purpose: user, host
-// (case-insensitive), port and transport.
+// uriKey holds what RFC 3261 19.1.4 compares of a Contact URI: the
+// scheme (a SIP and a SIPS URI are never equivalent), the user (case-
+// sensitive, escapes decoded) and password, the host (case-insensitive)
+// and the port (an omitted port is not 5060), and the URI parameters
+// (sameURI). Headers (?...) are not compared: no phone puts them in a
+// Contact it registers.
 type uriKey struct {
-	user, host, transport string
-	port                  int
+	scheme, user, password, host string
+	port                         int
+	params                       sip.HeaderParams
 }
 
 func keyOf(u *sip.Uri) uriKey {
-	tp, _ := u.UriParams.Get("transport")
-	return uriKey{user: u.User, host: strings.ToLower(u.Host), port: u.Port, transport: strings.ToLower(tp)}
+	return uriKey{
+		scheme: strings.ToLower(u.Scheme), user: sipuri.UnescapeUser(u.User), password: u.Password,
+		host: strings.ToLower(u.Host), port: u.Port, params: u.UriParams,
+	}
 }
+
+// strictParam reports whether a URI parameter must be in both URIs or in
+// neither (RFC 3261 19.1.4); any other parameter is compared only when
+// both URIs have it.
+func strictParam(name string) bool {
+	switch strings.ToLower(name) {
+	case "user", "ttl", "method", "maddr", "transport":
+		return true
+	}
+	return false
+}
+
+// sameURI reports whether two Contact URIs are equivalent (RFC 3261
+// 19.1.4): they name one binding. Parameter names and values compare
+// case-insensitively.
+func sameURI(a, b uriKey) bool {
+	if a.scheme != b.scheme || a.user != b.user || a.password != b.password || a.host != b.host || a.port != b.port {
+		return false
+	}
+	for _, kv := range a.params {
+		v, ok := param(b.params, kv.K)
+		if ok && !strings.EqualFold(v, kv.V) {
+			return false
+		}
+		if !ok && strictParam(kv.K) {
+			return false
+		}
+	}
+	for _, kv := range b.params {
+		if _, ok := param(a.params, kv.K); !ok && strictParam(kv.K) {
+			return false
+		}
+	}
+	return true
+}
+
 
 func parseKey(s string) (uriKey, bool) {
 	var u sip.Uri

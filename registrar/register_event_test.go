@@ -130,6 +130,10 @@ func TestContactChecks(t *testing.T) {
 		{"<sip:alice@127.0.0.1:5070>;q=1.5", "Invalid Contact q Parameter"},
 		{"<sip:alice@127.0.0.1:5070>;q=-0", "Invalid Contact q Parameter"},
 		{"<sip:alice@127.0.0.1:5070>;expires=100, <sip:alice@127.0.0.1:5070>;expires=0", "Duplicate Contact"},
+		{"<sip:alice@127.0.0.1:5070;transport=tcp>, <sip:alice@127.0.0.1:5070;TRANSPORT=TCP>", "Duplicate Contact"},
+		// One device's flow twice: it got "CSeq Not Higher Than Binding's".
+		{`<sip:alice@127.0.0.1:1>;+sip.instance="<urn:uuid:1>", <sip:alice@127.0.0.1:2>;+sip.instance="<urn:uuid:1>"`, "Duplicate Contact"},
+		{`<sip:alice@127.0.0.1:1>;+sip.instance="<urn:uuid:1>";reg-id=1, <sip:alice@127.0.0.1:2>;+sip.instance="<urn:uuid:1>";reg-id=1`, "Duplicate Contact"},
 	} {
 		res := register("Contact: " + c.contacts + "\r\n")
 		if res.StatusCode != 400 || res.Reason != c.reason {
@@ -186,5 +190,45 @@ func TestEscapedAOR(t *testing.T) {
 	}
 	if res := r.Handle(to("alice%0a", 2)); res.StatusCode != 403 {
 		t.Fatalf("To sip:alice%%0a@: %d %s, want 403", res.StatusCode, res.Reason)
+	}
+}
+
+// TestSameURI: two Contacts name one binding only when RFC 3261 19.1.4
+// says their URIs are equivalent. The scheme and every parameter but
+// transport were ignored: a sips: Contact, or one differing in a ;line=
+// parameter, replaced another device's binding, and its expires=0
+// removed it.
+func TestSameURI(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"sip:alice@192.0.2.1:5060", "sip:alice@192.0.2.1:5060", true},
+		{"sip:alice@192.0.2.1:5060", "sips:alice@192.0.2.1:5060", false},
+		{"sip:alice@192.0.2.1:5060;line=1", "sip:alice@192.0.2.1:5060;line=2", false},
+		{"sip:alice@192.0.2.1:5060;line=1", "sip:alice@192.0.2.1:5060;LINE=1", true},
+		{"sip:alice@192.0.2.1:5060;line=1", "sip:alice@192.0.2.1:5060", true}, // only in one: not compared
+		{"sip:alice@192.0.2.1:5060;transport=tcp", "sip:alice@192.0.2.1:5060", false},
+		{"sip:alice@192.0.2.1:5060;transport=TCP", "sip:alice@192.0.2.1:5060;transport=tcp", true},
+		{"sip:alice@192.0.2.1:5060;maddr=192.0.2.9", "sip:alice@192.0.2.1:5060", false},
+		{"sip:alice@192.0.2.1:5060", "sip:alice@192.0.2.1:5060;user=phone", false},
+		{"sip:alice@192.0.2.1:5060;lr", "sip:alice@192.0.2.1:5060", true},
+		{"sip:alice@Phone.Example", "sip:alice@phone.example", true},
+		{"sip:Alice@phone.example", "sip:alice@phone.example", false},
+		{"sip:%61lice@phone.example", "sip:alice@phone.example", true},
+		{"sip:alice@phone.example", "sip:alice@phone.example:5060", false},
+		{"sip:alice:a@phone.example", "sip:alice:b@phone.example", false},
+	} {
+		a, okA := parseKey(c.a)
+		b, okB := parseKey(c.b)
+		if !okA || !okB {
+			t.Fatalf("parse %q %q: %v %v", c.a, c.b, okA, okB)
+		}
+		if got := sameURI(a, b); got != c.same {
+			t.Errorf("sameURI(%s, %s) = %v, want %v", c.a, c.b, got, c.same)
+		}
+		if got := sameURI(b, a); got != c.same {
+			t.Errorf("sameURI(%s, %s) = %v, want %v", c.b, c.a, got, c.same)
+		}
 	}
 }
