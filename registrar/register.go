@@ -804,7 +804,6 @@ func sameURI(a, b uriKey) bool {
 	return true
 }
 
-
 func parseKey(s string) (uriKey, bool) {
 	var u sip.Uri
 	if err := sip.ParseUri(s, &u); err != nil {
