@@ -154,6 +154,25 @@ func (p *Proxy) numberTargets(req *sip.Request, ru *sip.Uri) (ts []target, statu
 	return []target{{uri: *u, hop: Hop{Host: host, Port: port, Transport: tp}, connection: conn.ID}}, 0, "", true
 }
 
+// contactHop is where a device listens for a new stream connection: its
+// Contact's address (RFC 3261 18.2.2 / 19.1: port 5060 for tcp and 5061
+// for tls when the URI gives none), over transport. An IP address only: a
+// name in a Contact would have the server resolve what a device chose.
+func contactHop(u *sip.Uri, transport string) (Hop, bool) {
+	ip, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil || ip.IsUnspecified() || ip.IsMulticast() {
+		return Hop{}, false
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if transport == "tls" {
+			port = 5061
+		}
+	}
+	return Hop{Host: ip.String(), Port: port, Transport: transport}, true
+}
+
 // bindingTargets are the reachable bindings of a local AOR, for req.
 func (p *Proxy) bindingTargets(req *sip.Request, aor string) []target {
 	var bs []store.Binding
@@ -172,6 +191,12 @@ func (p *Proxy) bindingTargets(req *sip.Request, aor string) []target {
 		if err != nil {
 			p.log.Warn("unusable binding", "aor", b.AOR, "binding", b.ID, "error", err)
 			continue
+		}
+		if tp := t.hop.Transport; (tp == "tcp" || tp == "tls") && p.cfg.Connected != nil && !p.cfg.Connected(tp, t.hop.addr()) {
+			if h, ok := contactHop(&t.uri, tp); ok && !p.isUs(&t.uri) {
+				p.log.Debug("binding's connection gone: reaching its contact", "aor", b.AOR, "source", b.Source, "contact", h.addr(), "transport", tp)
+				t.hop = h
+			}
 		}
 		ts = append(ts, t)
 	}

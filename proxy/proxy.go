@@ -156,6 +156,13 @@ type Config struct {
 	// Resolver looks up the SRV records of gateway names (RFC 3263);
 	// nil: net.DefaultResolver.
 	Resolver SRVResolver
+	// Connected, when set, reports whether a TCP or TLS connection to
+	// addr ("ip:port") is open (sipgo's pool): a device's binding over a
+	// stream whose connection is gone (the server restarted and restored
+	// it, and the device has not registered again yet) is then reached at
+	// its Contact's address instead of its old source port, where nothing
+	// listens (bindingTargets). Nil: always at the source.
+	Connected func(transport, addr string) bool
 	// OnCall, when set, is told of each call's steps (callevent.go): an
 	// INVITE forwarded, answered, ended. It runs on SIP goroutines, some
 	// holding locks: it must not block or call the proxy.

@@ -77,6 +77,10 @@ func (n *Node) newProxy() error {
 		AnonymousPerMinute: cfg.Proxy.AnonymousCallsPerMinute,
 		OnAnonymous:        func(tp, source string) { n.conns.Authenticated(tp, source) },
 		OnCall:             n.callEvent, // webhooks
+		Connected: func(tp, addr string) bool {
+			_, err := n.ua.TransportLayer().GetConnection(tp, addr)
+			return err == nil
+		},
 	}, n.auth, locator, n.db, client, n.sip, nil, n.log.With("component", "proxy"))
 	if err != nil {
 		return err

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -376,4 +378,58 @@ func TestRecycledRequestsNotKept(t *testing.T) {
 	if res.StatusCode == 200 {
 		t.Errorf("an older CSeq of the same Call-ID after recycling: got 200, want a refusal")
 	}
+}
+
+// TestRestoredStreamBindingReachedAtContact: a device registered over TCP
+// whose connection is gone after a restart (its binding restored from
+// the store) is reached at its Contact's address, where it listens: the
+// proxy dialled the old source port, where nothing listens, and the
+// caller got 480 until the device registered again (up to an hour).
+func TestRestoredStreamBindingReachedAtContact(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // bob's phone listens here
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+
+	dev := newRawUA(t, "tcp", "127.0.0.1", ts.Addr("tcp"))
+	contact := func(m string) string {
+		return strings.Replace(m, "<sip:bob@"+dev.local+";transport=tcp>", "<sip:bob@"+ln.Addr().String()+";transport=tcp>", 1)
+	}
+	callID := randHex(8)
+	st, raw := dev.exchange(contact(dev.registerMsg("bob", callID, 1, "", "")), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if !strings.HasPrefix(st, "SIP/2.0 401") || m == nil {
+		t.Fatalf("REGISTER: %q", st)
+	}
+	if st, _ := dev.exchange(contact(dev.registerMsg("bob", callID, 2, digestAuth("bob", pw, m[1]), "")), 2*time.Second); st != "SIP/2.0 200 OK" {
+		t.Fatalf("REGISTER: %q", st)
+	}
+	ts.stop()
+	_ = dev.conn.Close()
+
+	ts = startServer(t, cfg)
+	if rs := ts.registrations(t, "bob"); len(rs) != 1 || rs[0].Transport != "tcp" {
+		t.Fatalf("after restart: %+v, want bob's tcp binding", rs)
+	}
+	caller := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	done := make(chan string, 1)
+	go func() { done <- caller.invite("alice", pw) }()
+
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("no connection to bob's contact: %v (the caller got %q)", err, <-done)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "INVITE sip:bob@") {
+		t.Fatalf("bob's contact read %q, %v; want the INVITE", line, err)
+	}
+	<-done
 }
