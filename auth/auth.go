@@ -291,12 +291,19 @@ func (a *Authenticator) Check(r Request) Result {
 
 func (a *Authenticator) check(r Request) Result {
 	var (
-		c     digest.Credentials
-		found bool
+		c      digest.Credentials
+		found  bool
+		bearer string
 	)
 	for _, h := range r.Authorization {
 		if tok, ok := bearerToken(h); ok && a.cfg.Tokens != nil {
-			return a.checkBearer(tok, r)
+			// Digest credentials for our realm, in any header, win (RFC
+			// 3261 22.4): a Bearer header before them counted a failed
+			// token and hid a correct password.
+			if bearer == "" {
+				bearer = tok
+			}
+			continue
 		}
 		cr, err := digest.ParseCredentials(h)
 		if err != nil {
@@ -311,12 +318,20 @@ func (a *Authenticator) check(r Request) Result {
 		}
 	}
 	if !found {
+		if bearer != "" {
+			return a.checkBearer(bearer, r)
+		}
 		return Result{Outcome: NoCredentials}
 	}
 	res := Result{Username: c.Username, Scheme: "digest"}
 	alg, err := digest.ParseAlgorithm(c.Algorithm)
 	if err != nil {
-		return Result{Outcome: Malformed, Username: c.Username, Detail: "unsupported algorithm"}
+		// An algorithm we did not offer (MD5-sess, SHA-512): a well-formed
+		// answer to a challenge we did not send. A new challenge names the
+		// ones we take (RFC 7616 3.7); it was 400 Malformed Authorization
+		// Header, counted as a failed attempt, which a phone insisting on
+		// -sess turned into a ban of its own username.
+		return Result{Outcome: NoCredentials, Username: c.Username, Detail: "unsupported algorithm"}
 	}
 	res.Algorithm = alg
 	// RFC 7616 section 3.4: when the challenge offered qop, the answer

@@ -81,6 +81,27 @@ func TestBearerOutcomes(t *testing.T) {
 	}
 }
 
+// TestDigestBesideBearer: Digest credentials for our realm win over a
+// Bearer header, whichever comes first (RFC 3261 22.4): a Bearer header
+// before a correct Digest one was checked alone, refused, and counted as
+// a failed token.
+func TestDigestBesideBearer(t *testing.T) {
+	f := newBearerFixture(t, false)
+	good := answer("alice", pw, f.nonces.New(), digest.MD5, 1)
+	for name, hs := range map[string][]string{
+		"bearer first": {"Bearer abc.def.ghi", good},
+		"digest first": {answer("alice", pw, f.nonces.New(), digest.MD5, 1), "Bearer abc.def.ghi"},
+	} {
+		res := f.a.Check(auth.Request{Method: "REGISTER", Authorization: hs})
+		if res.Outcome != auth.OK || res.Scheme != "digest" {
+			t.Errorf("%s: %v (%s), want ok by digest", name, res.Outcome, res.Scheme)
+		}
+	}
+	if res := f.a.Check(auth.Request{Method: "REGISTER", Authorization: []string{"Bearer abc.def.ghi"}}); res.Outcome != auth.InvalidToken {
+		t.Errorf("bearer alone: %v, want invalid_token", res.Outcome)
+	}
+}
+
 func TestBearerRevocation(t *testing.T) {
 	f := newBearerFixture(t, false)
 	c, err := f.db.CredentialByUsername("alice")
