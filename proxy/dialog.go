@@ -75,10 +75,75 @@ type Dialogs struct {
 	p  *Proxy
 	mu sync.Mutex
 	by map[string][]*Dialog // Call-ID -> dialogs (forks share a Call-ID)
+	// subs holds the SUBSCRIBEs and REFERs being forwarded, by Call-ID and
+	// subscriber's tag: each channel closes once the caller has the final
+	// answer (the dialog of a 2xx is known by then).
+	subs map[string]<-chan struct{}
 }
 
 func newDialogs(p *Proxy) *Dialogs {
-	return &Dialogs{p: p, by: map[string][]*Dialog{}}
+	return &Dialogs{p: p, by: map[string][]*Dialog{}, subs: map[string]<-chan struct{}{}}
+}
+
+// maxNotifyWait bounds how long a NOTIFY of a subscription being set up
+// waits for its dialog (the SUBSCRIBE's or REFER's 2xx).
+const maxNotifyWait = 2 * time.Second
+
+// subscriptionKey is the key of a SUBSCRIBE or REFER in Dialogs.subs: its
+// Call-ID and the subscriber's tag (its From tag, a NOTIFY's To tag).
+func subscriptionKey(cid *sip.CallIDHeader, subscriberTag string) (string, bool) {
+	if cid == nil || subscriberTag == "" {
+		return "", false
+	}
+	return string(*cid) + "\x00" + subscriberTag, true
+}
+
+// subscribing records a SUBSCRIBE or REFER being forwarded. Its notifier
+// may send the first NOTIFY right behind the 2xx, or before it (RFC 6665
+// 4.1.2.4, RFC 3515 2.4.4), and sipgo hands each message to a goroutine
+// of its own: the NOTIFY's could look for the dialog before the 2xx's
+// made it, and got 481 (14 of 20 NOTIFYs sent right after a 202 to a
+// REFER, in a probe: blind transfers lost their sipfrag NOTIFY).
+func (ds *Dialogs) subscribing(key string, done <-chan struct{}) {
+	ds.mu.Lock()
+	ds.subs[key] = done
+	ds.mu.Unlock()
+}
+
+// subscribed forgets a subscription subscribing recorded.
+func (ds *Dialogs) subscribed(key string, done <-chan struct{}) {
+	ds.mu.Lock()
+	if ds.subs[key] == done {
+		delete(ds.subs, key)
+	}
+	ds.mu.Unlock()
+}
+
+// awaitSubscription waits, at most maxNotifyWait, for the final answer to
+// the SUBSCRIBE or REFER a NOTIFY without a dialog belongs to, and
+// reports whether there was one to wait for.
+func (ds *Dialogs) awaitSubscription(req *sip.Request) bool {
+	to := req.To()
+	if to == nil {
+		return false
+	}
+	key, ok := subscriptionKey(req.CallID(), tagOf(to.Params))
+	if !ok {
+		return false
+	}
+	ds.mu.Lock()
+	done := ds.subs[key]
+	ds.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	t := time.NewTimer(maxNotifyWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	return true
 }
 
 func tagOf(params sip.HeaderParams) string {

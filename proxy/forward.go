@@ -101,6 +101,16 @@ func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, ta
 		}()
 	}
 	cl.recordRoute = req.Method == sip.INVITE || req.Method == sip.SUBSCRIBE || req.Method == sip.REFER
+	if (req.Method == sip.SUBSCRIBE || req.Method == sip.REFER) && !cl.inDialog() {
+		// Its first NOTIFY may come before its 2xx reached us (Dialogs.
+		// subscribing).
+		if from := req.From(); from != nil {
+			if key, ok := subscriptionKey(req.CallID(), tagOf(from.Params)); ok {
+				p.dialogs.subscribing(key, cl.done)
+				defer p.dialogs.subscribed(key, cl.done)
+			}
+		}
+	}
 	for _, t := range targets {
 		cl.startBranch(t, cl.recordRoute)
 	}

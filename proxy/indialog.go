@@ -13,6 +13,9 @@ import (
 // do not know gets 481, so that a forged Route cannot use us as a relay.
 func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bool, lh string, ev *Event) {
 	d, toCallee := p.dialogs.match(req)
+	if d == nil && req.Method == sip.NOTIFY && p.dialogs.awaitSubscription(req) {
+		d, toCallee = p.dialogs.match(req)
+	}
 	if d == nil {
 		if req.Method == sip.ACK {
 			return // the ACK of a non-2xx final response we sent: absorbed

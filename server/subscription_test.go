@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNotifyBeforeItsSubscriptionsAnswer: a notifier may send the first
+// NOTIFY before its 2xx to the REFER (RFC 3515 2.4.4, RFC 6665 4.1.2.4),
+// or right behind it, so that the NOTIFY reaches the proxy first. It got
+// 481 (always when sent first; 14 times in 20 right behind a 202), and a
+// blind transfer lost its sipfrag NOTIFY. It now waits for the REFER's
+// answer and follows the dialog to the subscriber.
+func TestNotifyBeforeItsSubscriptionsAnswer(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob REGISTER: %q", st)
+	}
+	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	callID, aliceTag := randHex(8), randHex(4)
+	refer := func(cseq int, auth string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "REFER sip:bob@sipwarden.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\r\n", alice.local, randHex(8))
+		fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:alice@sipwarden.test>;tag=%s\r\nTo: <sip:bob@sipwarden.test>\r\n", aliceTag)
+		fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d REFER\r\nContact: <sip:alice@%s>\r\nRefer-To: <sip:carol@sipwarden.test>\r\n", callID, cseq, alice.local)
+		if auth != "" {
+			fmt.Fprintf(&b, "Proxy-Authorization: %s\r\n", auth)
+		}
+		b.WriteString("Content-Length: 0\r\n\r\n")
+		return b.String()
+	}
+	st, raw := alice.exchange(refer(1, ""), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
+		t.Fatalf("REFER: %q", st)
+	}
+	if err := alice.send(refer(2, digestAnswer("alice", pw, m[1], "REFER", "sip:bob@sipwarden.test"))); err != nil {
+		t.Fatal(err)
+	}
+	var fwd string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(fwd, "REFER "); {
+		fwd = bob.recv(time.Until(deadline))
+	}
+	if !strings.HasPrefix(fwd, "REFER ") {
+		t.Fatal("the REFER did not reach bob")
+	}
+	rr := header(fwd, "Record-Route")
+	if rr == "" {
+		t.Fatalf("the REFER has no Record-Route:\n%s", fwd)
+	}
+	bobTag := randHex(4)
+	body := "SIP/2.0 100 Trying\r\n"
+	notify := fmt.Sprintf("NOTIFY sip:alice@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\r\nRoute: %s\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:bob@sipwarden.test>;tag=%s\r\nTo: <sip:alice@sipwarden.test>;tag=%s\r\nCall-ID: %s\r\nCSeq: 1 NOTIFY\r\n"+
+		"Event: refer\r\nSubscription-State: active;expires=60\r\nContact: <sip:bob@%s>\r\nContent-Type: message/sipfrag\r\nContent-Length: %d\r\n\r\n%s",
+		alice.local, bob.local, randHex(8), rr, bobTag, aliceTag, callID, bob.local, len(body), body)
+	// The 202 copies the REFER's Vias, From, Call-ID and CSeq.
+	var ok strings.Builder
+	ok.WriteString("SIP/2.0 202 Accepted\r\n")
+	for _, line := range strings.Split(fwd, "\r\n") {
+		k, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "via", "from", "call-id", "cseq", "record-route":
+			ok.WriteString(line + "\r\n")
+		case "to":
+			ok.WriteString(line + ";tag=" + bobTag + "\r\n")
+		}
+	}
+	fmt.Fprintf(&ok, "Contact: <sip:bob@%s>\r\nContent-Length: 0\r\n\r\n", bob.local)
+
+	if err := bob.send(notify); err != nil { // first, before the 202
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := bob.send(ok.String()); err != nil {
+		t.Fatal(err)
+	}
+	var gotNotify, got202 bool
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline) && !(gotNotify && got202); {
+		msg := alice.recv(time.Until(deadline))
+		switch {
+		case strings.HasPrefix(msg, "NOTIFY "):
+			gotNotify = true
+		case strings.HasPrefix(msg, "SIP/2.0 202"):
+			got202 = true
+		}
+	}
+	if !gotNotify || !got202 {
+		t.Errorf("alice got the NOTIFY: %v, the 202: %v; what bob got back: %q", gotNotify, got202, bob.recv(200*time.Millisecond))
+	}
+}
