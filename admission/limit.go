@@ -14,11 +14,14 @@ import (
 // answered 503 Service Unavailable with Retry-After (RFC 3261 21.5.4)
 // instead of being handled. A slot is held while the next handler runs.
 //
-// INVITEs take no slot: a ringing INVITE holds its handler until the
-// final answer (up to Timer C, minutes), so sharing the budget let 40
-// ringing calls refuse every REGISTER and OPTIONS (issue 15). Calls have
-// budgets of their own in the proxy: proxy.max_in_flight for forwarded
-// transactions, and the per-credential and per-source call caps.
+// Only REGISTERs take a slot. A forwarded request holds its handler until
+// its final answer: a ringing INVITE up to Timer C (minutes), so sharing
+// the budget let 40 ringing calls refuse every REGISTER and OPTIONS
+// (issue 15); a MESSAGE or OPTIONS to a device that never answers 32 s
+// (Timer F), so one account's 5,000 of them refused every REGISTER for
+// 32 s (a probe). The proxy has budgets of its own: proxy.max_in_flight
+// for forwarded transactions, and the per-credential and per-source caps
+// on calls and on other requests.
 type Limit struct {
 	max     int64
 	n       atomic.Int64
@@ -41,7 +44,7 @@ func (l *Limit) InFlight() int64 { return l.n.Load() }
 // Middleware is the rule.
 func (l *Limit) Middleware(next Handler) Handler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if req.Method == sip.INVITE {
+		if req.Method != sip.REGISTER {
 			next(req, tx)
 			return
 		}

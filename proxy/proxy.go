@@ -215,6 +215,12 @@ type Proxy struct {
 	dialogs  *Dialogs
 	inFlight atomic.Int64
 	caps     *callCaps
+	// reqCaps counts the other requests forwarded out of a dialog
+	// (MESSAGE, OPTIONS, SUBSCRIBE...) per credential and source, with the
+	// call caps' limits: one to a device that never answers holds its
+	// count for 32 s (Timer F), and one account's 5,000 of them held every
+	// slot (a probe). Calls and requests have a count each.
+	reqCaps *callCaps
 	// ringing holds the INVITEs being forwarded, for EndCredential.
 	ringingMu sync.Mutex
 	ringing   map[*call]struct{}
@@ -253,7 +259,7 @@ func New(cfg Config, a Authenticator, loc Locator, creds Credentials, send Sende
 		cfg: cfg, auth: a, loc: loc, creds: creds, send: send, resp: resp, log: logger,
 		domains: map[string]bool{}, ours: map[string]bool{}, byTp: map[string]Listener{},
 		now: now, replies: reply.Builder{Server: cfg.Server},
-		caps: newCallCaps(cfg.MaxCallsPerCredential, cfg.MaxCallsPerSource), ringing: map[*call]struct{}{},
+		caps: newCallCaps(cfg.MaxCallsPerCredential, cfg.MaxCallsPerSource), reqCaps: newCallCaps(cfg.MaxCallsPerCredential, cfg.MaxCallsPerSource), ringing: map[*call]struct{}{},
 		anonLimit: newRateWindow(cfg.AnonymousPerMinute, 65536),
 	}
 	for _, d := range cfg.Domains {
@@ -516,6 +522,15 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 			ev.Status = p.respond(tx, res)
 			return
 		}
+	} else {
+		h, reason := p.reqCaps.acquire(caller.Credential.ID, p.capSource(req.Source(), caller.Trusted))
+		if reason != "" {
+			res := p.newResponse(req, 503, strings.Replace(reason, "Calls", "Requests", 1))
+			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+			ev.Status = p.respond(tx, res)
+			return
+		}
+		defer h.release()
 	}
 	ev.Forwarded = true
 	p.forward(req, tx, caller, targets, loopHash, ev, hold)

@@ -495,9 +495,11 @@ func TestConnectionsPerIPLimited(t *testing.T) {
 	})
 }
 
-// TestInFlightBound: over limits.max_in_flight requests get 503 with
-// Retry-After, and are served again once below it. Two OPTIONS held by a
-// rule inside the limit fill it.
+// TestInFlightBound: over limits.max_in_flight REGISTERs get 503 with
+// Retry-After, and are served again once below it. Two REGISTERs held by
+// a rule inside the limit fill it; an OPTIONS held there takes no slot
+// (a forwarded request waits for its answer, up to 32 s: the proxy's own
+// caps bound those).
 func TestInFlightBound(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Limits.MaxInFlight = 2
@@ -512,17 +514,21 @@ func TestInFlightBound(t *testing.T) {
 		}
 	}
 	ts := startServer(t, cfg, server.Options{Middleware: []admission.Middleware{hold}})
-	for i := range 2 {
-		msg := "OPTIONS sip:" + ts.Addr("udp") + " SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-hold" + strconv.Itoa(i) + ";rport\n" +
-			"To: <sip:" + ts.Addr("udp") + ">\nFrom: <sip:probe@sipwarden.test>;tag=h\nCall-ID: hold-" + strconv.Itoa(i) + "\n" +
-			"CSeq: 1 OPTIONS\nMax-Forwards: 70\nX-Hold: 1\nContent-Length: 0\n\n"
-		go rawExchange(t, "udp", ts.Addr("udp"), msg, 5*time.Second)
-	}
+	options := "OPTIONS sip:" + ts.Addr("udp") + " SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-hold;rport\n" +
+		"To: <sip:" + ts.Addr("udp") + ">\nFrom: <sip:probe@sipwarden.test>;tag=h\nCall-ID: hold-options\n" +
+		"CSeq: 1 OPTIONS\nMax-Forwards: 70\nX-Hold: 1\nContent-Length: 0\n\n"
+	go rawExchange(t, "udp", ts.Addr("udp"), options, 5*time.Second)
 	for range 2 {
+		// Over TCP: a connection's reader answers its REGISTERs itself,
+		// so each held one holds its own connection only.
+		u := newRawUA(t, "tcp", "127.0.0.1", ts.Addr("tcp"))
+		go u.exchange(u.registerMsg("bob", randHex(8), 1, "", "X-Hold: 1\r\n"), 5*time.Second)
+	}
+	for range 3 {
 		select {
 		case <-held:
 		case <-time.After(5 * time.Second):
-			t.Fatal("the held OPTIONS did not arrive")
+			t.Fatal("the held requests did not arrive")
 		}
 	}
 	ua := newRawUA(t, "udp", "127.0.0.11", ts.Addr("udp"))

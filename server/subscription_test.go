@@ -94,3 +94,69 @@ func TestNotifyBeforeItsSubscriptionsAnswer(t *testing.T) {
 		t.Errorf("alice got the NOTIFY: %v, the 202: %v; what bob got back: %q", gotNotify, got202, bob.recv(200*time.Millisecond))
 	}
 }
+
+// TestRequestsPerCredentialCapped: out-of-dialog requests other than
+// INVITE forwarded to a device that never answers hold their count until
+// Timer F (32 s). One account's 5,000 OPTIONS held every
+// limits.max_in_flight slot, and every other REGISTER got 503 for 32 s.
+// They now count against a cap of their own per credential (the call
+// cap's value), and take no REGISTER slot.
+func TestRequestsPerCredentialCapped(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Proxy.MaxCallsPerCredential = 2
+	cfg.Limits.MaxInFlight = 2
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	ts.createCredential(t, "carol", pw, nil)
+	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp")) // never answers
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob REGISTER: %q", st)
+	}
+	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	message := func(callID string, cseq int, auth string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "MESSAGE sip:bob@sipwarden.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\r\n", alice.local, randHex(8))
+		fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:alice@sipwarden.test>;tag=%s\r\nTo: <sip:bob@sipwarden.test>\r\n", randHex(4))
+		fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d MESSAGE\r\n", callID, cseq)
+		if auth != "" {
+			fmt.Fprintf(&b, "Proxy-Authorization: %s\r\n", auth)
+		}
+		b.WriteString("Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi")
+		return b.String()
+	}
+	send := func() {
+		callID := randHex(8)
+		st, raw := alice.exchange(message(callID, 1, ""), 2*time.Second)
+		m := nonceRE.FindStringSubmatch(raw)
+		if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
+			t.Fatalf("MESSAGE: %q", st)
+		}
+		// No answer is waited for: bob never answers.
+		if err := alice.send(message(callID, 2, digestAnswer("alice", pw, m[1], "MESSAGE", "sip:bob@sipwarden.test"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	send()
+	at := 0
+	waitFor(t, "two MESSAGEs at bob", 5*time.Second, func() bool {
+		if strings.HasPrefix(bob.recv(100*time.Millisecond), "MESSAGE ") {
+			at++
+		}
+		return at == 2
+	})
+	callID := randHex(8)
+	_, raw := alice.exchange(message(callID, 1, ""), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if m == nil {
+		t.Fatalf("no challenge: %q", raw)
+	}
+	if st, _ := alice.exchange(message(callID, 2, digestAnswer("alice", pw, m[1], "MESSAGE", "sip:bob@sipwarden.test")), 3*time.Second); st != "SIP/2.0 503 Too Many Requests For This Credential" {
+		t.Fatalf("alice's third MESSAGE: %q, want 503 Too Many Requests For This Credential", st)
+	}
+	carol := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st := carol.register("carol", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("carol REGISTER while alice's MESSAGEs wait: %q, want 200", st)
+	}
+}
