@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,17 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 			return // the ACK of a non-2xx final response we sent: absorbed
 		}
 		ev.Status = p.reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if !p.fromDialogSide(req, d, toCallee) {
+		// A request naming a dialog's Call-ID and tags from an address of
+		// neither side: a BYE tearing down someone else's call, a
+		// re-INVITE redirecting its media (RFC 3261 26.1, 26.3.2.2). Any
+		// sender who learnt the three values could do it.
+		p.log.Debug("in-dialog request from outside the dialog", "method", req.Method, "call_id", d.CallID, "source", req.Source())
+		if req.Method != sip.ACK {
+			ev.Status = p.reply(req, tx, 403, "Forbidden")
+		}
 		return
 	}
 	if !ourRoute {
@@ -61,6 +73,31 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 	}
 	cl.startBranch(t, false)
 	cl.wait()
+}
+
+// fromDialogSide reports whether req comes from the side of d it claims
+// to: the caller's address for a request toward the callee, the callee's
+// for one toward the caller (the hosts of the flows the dialog was set up
+// on; the port may differ, as a phone's new TCP connection's does). A
+// side reached by a name, a trusted peer, an ip connection's address and
+// a cluster's relay are not checked.
+func (p *Proxy) fromDialogSide(req *sip.Request, d *Dialog, toCallee bool) bool {
+	side := d.calleeHop.Host
+	if toCallee {
+		side = d.callerHop.Host
+	}
+	want, err := netip.ParseAddr(strings.Trim(side, "[]"))
+	if err != nil {
+		return true
+	}
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	if src.Addr().Unmap() == want.Unmap() {
+		return true
+	}
+	return p.ByAddress(req.Source()) || p.relayed(req)
 }
 
 // forwardACK relays the ACK of a 2xx statelessly (RFC 3261 16.11): it is

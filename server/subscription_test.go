@@ -160,3 +160,82 @@ func TestRequestsPerCredentialCapped(t *testing.T) {
 		t.Fatalf("carol REGISTER while alice's MESSAGEs wait: %q, want 200", st)
 	}
 }
+
+// TestInDialogRequestFromOutsideRefused: a request naming a call's
+// Call-ID and tags from an address of neither side is refused 403: an
+// unauthenticated sender who learnt them tore the call down with a BYE,
+// or redirected its media with a re-INVITE (RFC 3261 26.1). The callee's
+// own BYE still goes through.
+func TestInDialogRequestFromOutsideRefused(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob REGISTER: %q", st)
+	}
+	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	callID := randHex(8)
+	st, raw := alice.exchange(alice.inviteMsg("alice", callID, 1, ""), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
+		t.Fatalf("INVITE: %q", st)
+	}
+	if err := alice.send(alice.inviteMsg("alice", callID, 2, digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test"))); err != nil {
+		t.Fatal(err)
+	}
+	var inv string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(inv, "INVITE "); {
+		inv = bob.recv(time.Until(deadline))
+	}
+	if !strings.HasPrefix(inv, "INVITE ") {
+		t.Fatal("the INVITE did not reach bob")
+	}
+	bobTag := randHex(4)
+	var ok strings.Builder
+	ok.WriteString("SIP/2.0 200 OK\r\n")
+	for _, line := range strings.Split(inv, "\r\n") {
+		k, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "via", "from", "call-id", "cseq", "record-route":
+			ok.WriteString(line + "\r\n")
+		case "to":
+			ok.WriteString(line + ";tag=" + bobTag + "\r\n")
+		}
+	}
+	fmt.Fprintf(&ok, "Contact: <sip:bob@%s>\r\nContent-Length: 0\r\n\r\n", bob.local)
+	if err := bob.send(ok.String()); err != nil {
+		t.Fatal(err)
+	}
+	var res string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(res, "SIP/2.0 200"); {
+		res = alice.recv(time.Until(deadline))
+	}
+	if !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatal("alice got no 200")
+	}
+	aliceTag := between(header(inv, "From"), "tag=", ";")
+	rr := header(inv, "Record-Route")
+	bye := func(from *rawUA, cseq int, fromUser, fromTag, toUser, toTag, ruri string) string {
+		return fmt.Sprintf("BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\r\nRoute: %s\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:%s@sipwarden.test>;tag=%s\r\nTo: <sip:%s@sipwarden.test>;tag=%s\r\nCall-ID: %s\r\nCSeq: %d BYE\r\nContent-Length: 0\r\n\r\n",
+			ruri, from.local, randHex(8), rr, fromUser, fromTag, toUser, toTag, callID, cseq)
+	}
+	mallory := newRawUA(t, "udp", "127.0.0.66", ts.Addr("udp"))
+	if st, _ := mallory.exchange(bye(mallory, 10, "bob", bobTag, "alice", aliceTag, "sip:alice@"+alice.local), 2*time.Second); st != "SIP/2.0 403 Forbidden" {
+		t.Fatalf("a third party's BYE: %q, want 403 Forbidden", st)
+	}
+	if got := alice.recv(300 * time.Millisecond); strings.HasPrefix(got, "BYE ") {
+		t.Fatal("a third party's BYE reached alice")
+	}
+	if err := bob.send(bye(bob, 11, "bob", bobTag, "alice", aliceTag, "sip:alice@"+alice.local)); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(got, "BYE "); {
+		got = alice.recv(time.Until(deadline))
+	}
+	if !strings.HasPrefix(got, "BYE ") {
+		t.Fatal("bob's BYE did not reach alice")
+	}
+}
