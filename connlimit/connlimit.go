@@ -244,6 +244,7 @@ func (ln *listener) Accept() (net.Conn, error) {
 		}
 		delay = 0
 		c := &Conn{Conn: nc, l: ln.l, key: connKey{ln.transport, nc.RemoteAddr().String()}}
+		c.active.Store(time.Now().UnixNano())
 		if ap, err := netip.ParseAddrPort(c.key.remote); err == nil {
 			c.ip = ap.Addr().Unmap().WithZone("")
 		}
@@ -271,6 +272,21 @@ type Conn struct {
 	// ownDeadline: a caller set a write deadline of its own (see
 	// SetWriteDeadline); Write keeps it instead of WriteTimeout.
 	ownDeadline atomic.Bool
+	// active is when the connection last carried something other than
+	// keep-alives (unix nanoseconds): an unauthenticated connection's
+	// idle timeout runs from it.
+	active atomic.Int64
+}
+
+// keepAliveOnly reports whether b is CRs and LFs only: a keep-alive
+// (RFC 5626 3.5.1), not a request.
+func keepAliveOnly(b []byte) bool {
+	for _, x := range b {
+		if x != '\r' && x != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 // Read reads with the connection's idle deadline; a deadline that passes
@@ -278,10 +294,18 @@ type Conn struct {
 func (c *Conn) Read(b []byte) (int, error) {
 	authed := c.authed.Load()
 	idle := c.l.cfg.IdleTimeout
+	deadline := time.Now().Add(idle)
 	if authed {
 		idle = c.l.cfg.AuthenticatedIdleTimeout
+		deadline = time.Now().Add(idle)
+	} else {
+		// From the last request's bytes, not the last read: a CRLF every
+		// few seconds kept an unauthenticated connection open for ever,
+		// and ten addresses' 1,000 each filled limits.max_connections (a
+		// probe).
+		deadline = time.Unix(0, c.active.Load()).Add(idle)
 	}
-	if err := c.Conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	if !authed && c.authed.Load() {
@@ -293,6 +317,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 	}
 	n, err := c.Conn.Read(b)
+	if n > 0 && !keepAliveOnly(b[:n]) {
+		c.active.Store(time.Now().UnixNano())
+	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.l.log.Debug("idle connection closed", "transport", c.key.transport, "source", c.key.remote,
 			"authenticated", c.authed.Load(), "idle_s", idle.Seconds())

@@ -274,3 +274,35 @@ func TestPerIPCountsIPv6Per64(t *testing.T) {
 		t.Fatalf("accepted %v: want the first two of 2001:db8:1:2::/64 and the one of another /64", got)
 	}
 }
+
+// TestKeepAlivesDoNotKeepUnauthenticated: CRLF keep-alives do not extend
+// an unauthenticated connection's idle timeout (it runs from its last
+// request bytes): a CRLF every few seconds kept one open for ever, and ten
+// addresses' 1,000 each filled max_connections.
+func TestKeepAlivesDoNotKeepUnauthenticated(t *testing.T) {
+	l := connlimit.New(connlimit.Config{IdleTimeout: 400 * time.Millisecond, AuthenticatedIdleTimeout: 5 * time.Second})
+	addr := serve(t, l)
+	c := dial(t, "127.0.0.3", addr)
+	start := time.Now()
+	buf := make([]byte, 64)
+	for time.Since(start) < 3*time.Second {
+		if _, err := c.Write([]byte("\r\n")); err != nil {
+			break // closed
+		}
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(buf); errors.Is(err, io.EOF) {
+			break
+		}
+	}
+	if took := time.Since(start); took >= 3*time.Second {
+		t.Fatalf("a connection sending only keep-alives was open after %v, want closed after 400ms", took)
+	}
+	// Request bytes do keep it: alive answers with one.
+	d := dial(t, "127.0.0.3", addr)
+	for range 8 {
+		time.Sleep(100 * time.Millisecond)
+		if !alive(d) {
+			t.Fatal("a connection carrying data was closed as idle")
+		}
+	}
+}
