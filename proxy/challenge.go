@@ -108,3 +108,86 @@ func hasHeader(req *sip.Request, name string) bool {
 	}
 	return false
 }
+
+// Refusal returns the answer ServeSIP gives req, an INVITE, before it
+// authenticates anyone or forwards anything (RFC 3261 16.3: 505, 400,
+// 416, 420 Bad Extension, 483 Too Many Hops, 482 Loop Detected; 481 for
+// a To tag of no dialog; 403 Preloaded Route Denied); nil when ServeSIP
+// would go further. The stateless front
+// sends it without a transaction, as it sends the 407: through sipgo's
+// INVITE transaction each was sent 11 times over 32 s to a source that
+// never ACKed, a reflection of 3 KB for a spoofed 300-byte INVITE (a
+// probe). It does not change req.
+func (p *Proxy) Refusal(req *sip.Request) *sip.Response {
+	if req.Method != sip.INVITE || sipcheck.HasLineBreak(req) {
+		return nil
+	}
+	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
+	if !sipcheck.Version(req) {
+		return p.refusalOf(req, 505, "Version Not Supported")
+	}
+	switch {
+	case to == nil:
+		return p.refusalOf(req, 400, "Missing To Header")
+	case from == nil:
+		return p.refusalOf(req, 400, "Missing From Header")
+	case callID == nil || callID.Value() == "":
+		return p.refusalOf(req, 400, "Missing Call-ID Header")
+	case cseq == nil:
+		return p.refusalOf(req, 400, "Missing CSeq Header")
+	case cseq.MethodName != req.Method:
+		return p.refusalOf(req, 400, "CSeq Method Does Not Match")
+	}
+	if name := sipcheck.Duplicate(req); name != "" {
+		return p.refusalOf(req, 400, "Duplicate "+name+" Header")
+	}
+	if code, reason := requestURIFault(&req.Recipient); code != 0 {
+		return p.refusalOf(req, code, reason)
+	}
+	if tags := sipcheck.Unsupported(req, "Proxy-Require"); tags != nil {
+		return sipcheck.BadExtension(p.refusalOf(req, 420, "Bad Extension"), tags)
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return p.refusalOf(req, 483, "Too Many Hops")
+	}
+	if p.looped(req) {
+		return p.refusalOf(req, 482, "Loop Detected")
+	}
+	if to.Params.Has("tag") {
+		if d, _ := p.dialogs.match(req); d == nil {
+			return p.refusalOf(req, 481, "Call/Transaction Does Not Exist")
+		}
+		return nil
+	}
+	if p.isUs(&req.Recipient) && req.Recipient.UriParams.Has("lr") {
+		return nil // a strict router's: preprocessRoute rewrites it
+	}
+	for _, h := range req.Headers() {
+		if r, ok := h.(*sip.RouteHeader); ok && !p.isUs(&r.Address) {
+			return p.refusalOf(req, 403, "Preloaded Route Denied")
+		}
+	}
+	return nil
+}
+
+// refusalOf is newResponse (reply.FromRequest copies the top Via and
+// fills its rport): Refusal must not change req.
+func (p *Proxy) refusalOf(req *sip.Request, code int, reason string) *sip.Response {
+	return p.newResponse(req, code, reason)
+}
+
+// ServeRefusal answers a request Refusal refuses with that answer, and
+// reports it as ServeSIP would (the event, the log line). tx needs only
+// Respond. A request Refusal no longer refuses (a dialog made since)
+// gets 500: the front's tx cannot forward it.
+func (p *Proxy) ServeRefusal(req *sip.Request, tx sip.ServerTransaction) {
+	p.handle(req, tx, func(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
+		ev.Target = req.Recipient.User
+		ev.InDialog = req.To() != nil && req.To().Params.Has("tag")
+		res := p.Refusal(req)
+		if res == nil {
+			res = p.newResponse(req, 500, "Server Internal Error")
+		}
+		ev.Status = p.respond(tx, res)
+	})
+}

@@ -390,7 +390,8 @@ func (n *Node) route() {
 		if n.cfg.Proxy.ChallengeMode == "stateless" {
 			// The first INVITE of a call gets its 407 there, through the
 			// same chain as the proxy's own handler (proxy/challenge.go).
-			l.front.ChallengeInvites(admission.Chain(n.proxy.ServeChallenge, mws...), n.proxy)
+			l.front.ChallengeInvites(admission.Chain(n.proxy.ServeChallenge, mws...),
+				admission.Chain(n.proxy.ServeRefusal, mws...), n.proxy)
 		}
 		n.front = l.front
 	}

@@ -49,6 +49,12 @@ type Challenger interface {
 	// Challengeable reports whether the proxy would answer req with its
 	// 407 challenge and do nothing else.
 	Challengeable(req *sip.Request) bool
+	// Refusal returns the answer the proxy would give req, an INVITE,
+	// before authenticating or forwarding anything (483, 403 Preloaded
+	// Route Denied, 481...); nil when it would go further. The front
+	// sends it without a transaction: through sipgo's, each was sent 11
+	// times over 32 s to a source that never ACKed, a reflection.
+	Refusal(req *sip.Request) *sip.Response
 }
 
 // tagPrefix starts the To tag of every answer the front gives an INVITE:
@@ -57,6 +63,7 @@ const tagPrefix = "swsl"
 
 type invites struct {
 	h        Handler
+	refuse   Handler // answers what Challenger.Refusal refuses
 	c        Challenger
 	key      []byte
 	parser   *sip.Parser // sipgo's parser is safe for concurrent use
@@ -66,13 +73,15 @@ type invites struct {
 
 // ChallengeInvites makes the front answer the INVITEs c finds
 // challengeable with h (the admission chain around
-// proxy.Proxy.ServeChallenge, as around the proxy's own handler), and
-// absorb the ACKs of those answers. Without it INVITEs and ACKs all go to
-// sipgo. Call it before the wrapped sockets are served.
-func (f *Front) ChallengeInvites(h Handler, c Challenger) {
+// proxy.Proxy.ServeChallenge, as around the proxy's own handler), those c
+// refuses before authentication with refuse (the chain around
+// proxy.Proxy.ServeRefusal), and absorb the ACKs of those answers.
+// Without it INVITEs and ACKs all go to sipgo. Call it before the wrapped
+// sockets are served.
+func (f *Front) ChallengeInvites(h, refuse Handler, c Challenger) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // crypto/rand.Read does not fail (Go 1.24)
-	f.inv = &invites{h: h, c: c, key: key, parser: sipparse.SipgoParser()}
+	f.inv = &invites{h: h, refuse: refuse, c: c, key: key, parser: sipparse.SipgoParser()}
 }
 
 // Challenged returns how many INVITEs the front answered.
@@ -137,9 +146,11 @@ func (j *job) source() string {
 	return j.addr.String()
 }
 
-// takeInvite queues a challengeable INVITE, parsed, for a worker.
+// takeInvite queues a challengeable INVITE, or one the proxy refuses
+// before authentication, parsed, for a worker.
 func (f *Front) takeInvite(msg []byte, j job) bool {
-	if hasCredentials(msg) {
+	hint := refusalHint(msg)
+	if hasCredentials(msg) && !hint {
 		return false // the second INVITE of a call: sipgo's, unparsed here
 	}
 	source := j.source()
@@ -156,7 +167,11 @@ func (f *Front) takeInvite(msg []byte, j job) bool {
 	}
 	req.SetSource(source)
 	req.SetTransport(j.transport)
-	if !f.inv.c.Challengeable(req) {
+	switch {
+	case !hasCredentials(msg) && f.inv.c.Challengeable(req):
+	case hint && f.inv.c.Refusal(req) != nil:
+		j.refusal = true
+	default:
 		return false
 	}
 	j.req, j.at = req, time.Now()
@@ -242,9 +257,18 @@ func (f *Front) handleInvite(dg *datagrams, box *outbox, a *answer, j job) {
 		return
 	}
 	tag, ok := f.inv.tag(j.req) // before the handler adds received and rport to Via
+	// A request with a To tag (in a dialog) is answered with it (RFC 3261
+	// 8.2.6.2); its ACK is then sipgo's, and the proxy absorbs it.
+	if to := j.req.To(); to == nil || to.Params.Has("tag") {
+		ok = false
+	}
 	a.reset()
 	a.cur = j
-	f.inv.h(j.req, a)
+	if j.refusal {
+		f.inv.refuse(j.req, a)
+	} else {
+		f.inv.h(j.req, a)
+	}
 	a.cur = job{}
 	if a.res == nil {
 		return
@@ -289,6 +313,21 @@ func toHasTag(msg []byte) bool {
 		v = v[i:] // parameters of the header, not of its URI
 	}
 	return bytes.Contains(v, []byte(";tag="))
+}
+
+// refusalHint reports whether msg, an INVITE, may be one the proxy
+// refuses before authentication (Challenger.Refusal), from a cheap look
+// at its header block: a To tag, a Route, a Proxy-Require or
+// Max-Forwards 0. Only those are parsed here to be asked.
+func refusalHint(msg []byte) bool {
+	if toHasTag(msg) {
+		return true
+	}
+	if _, ok := headerValue(msg, "Route", "Proxy-Require"); ok {
+		return true
+	}
+	v, ok := headerValue(msg, "Max-Forwards")
+	return ok && string(bytes.TrimSpace(v)) == "0"
 }
 
 // hasCredentials reports whether the header block of msg has an

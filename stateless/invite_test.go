@@ -18,6 +18,18 @@ func (fakeChallenger) Challengeable(req *sip.Request) bool {
 	return req.Method == sip.INVITE && !req.To().Params.Has("tag")
 }
 
+// Refusal refuses an INVITE with Max-Forwards 0, as the proxy does.
+func (fakeChallenger) Refusal(req *sip.Request) *sip.Response {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return sip.NewResponseFromRequest(req, 483, "Too Many Hops", nil)
+	}
+	return nil
+}
+
+func refuse483(req *sip.Request, tx sip.ServerTransaction) {
+	_ = tx.Respond(fakeChallenger{}.Refusal(req))
+}
+
 func challenge407(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 407, "Proxy Authentication Required", nil)
 	res.AppendHeader(sip.NewHeader("Proxy-Authenticate", `Digest realm="t", nonce="n"`))
@@ -49,7 +61,7 @@ func testOptions(local string) string {
 func TestInviteChallengedAndACKAbsorbed(t *testing.T) {
 	f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{})
 	defer f.Close()
-	f.ChallengeInvites(challenge407, fakeChallenger{})
+	f.ChallengeInvites(challenge407, refuse483, fakeChallenger{})
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func TestStandingQueueRefusesNewCalls(t *testing.T) {
 	f := New(func(*sip.Request, sip.ServerTransaction) {}, Config{MaxQueueDelay: time.Hour,
 		Admit: func(*sip.Request) bool { return !deny.Load() }})
 	defer f.Close()
-	f.ChallengeInvites(challenge407, fakeChallenger{})
+	f.ChallengeInvites(challenge407, refuse483, fakeChallenger{})
 	pc, c := udpPair(t)
 	local := c.LocalAddr().String()
 	trusted := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5060} // fakeChallenger.ByAddress

@@ -157,6 +157,7 @@ type job struct {
 	conn      *streamConn
 	transport string
 	req       *sip.Request // an INVITE parsed by the reader (invite.go); buf is nil
+	refusal   bool         // req is refused before authentication (Challenger.Refusal)
 	at        time.Time    // when it was queued
 	sum       uint64       // a datagram's hash in Front.queued; 0: not there
 	slot      bool         // holds one of conn's slots (streamConn.slots)

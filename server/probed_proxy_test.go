@@ -239,3 +239,50 @@ func TestInDialogRequestFromOutsideRefused(t *testing.T) {
 		t.Fatal("bob's BYE did not reach alice")
 	}
 }
+
+// TestPreAuthRefusalsStateless: an INVITE the proxy refuses before
+// authentication (Max-Forwards 0, a foreign Route, an unsupported
+// Proxy-Require, a To tag of no dialog) is answered once, without a
+// transaction, as the first INVITE's 407 is. Through sipgo's INVITE
+// transaction each answer was sent 11 times over 32 s to a source that
+// never ACKed: 3 KB back for a spoofed 300-byte INVITE.
+func TestPreAuthRefusalsStateless(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "bob", pw, nil)
+	u := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	for _, c := range []struct {
+		name, extra, want string
+		maxForwards       string
+		toTag             bool
+	}{
+		{name: "Max-Forwards 0", maxForwards: "0", want: "SIP/2.0 483 Too Many Hops"},
+		{name: "foreign Route", extra: "Route: <sip:192.0.2.9;lr>\r\n", want: "SIP/2.0 403 Preloaded Route Denied"},
+		{name: "Proxy-Require", extra: "Proxy-Require: x-teleport\r\n", want: "SIP/2.0 420 Bad Extension"},
+		{name: "no such dialog", toTag: true, want: "SIP/2.0 481 Call/Transaction Does Not Exist"},
+		// With credentials, even bad ones: a Proxy-Authorization must not
+		// buy the stateful path.
+		{name: "Max-Forwards 0 with credentials", maxForwards: "0", extra: `Proxy-Authorization: Digest username="x", realm="sipwarden.test", nonce="n", uri="sip:bob@sipwarden.test", response="00"` + "\r\n", want: "SIP/2.0 483 Too Many Hops"},
+	} {
+		before, _ := ts.StatelessChallenges()
+		msg := u.inviteMsg("alice", randHex(8), 1, "")
+		if c.maxForwards != "" {
+			msg = strings.Replace(msg, "Max-Forwards: 70", "Max-Forwards: "+c.maxForwards, 1)
+		}
+		if c.toTag {
+			msg = strings.Replace(msg, "To: <sip:bob@sipwarden.test>", "To: <sip:bob@sipwarden.test>;tag=nosuch", 1)
+		}
+		msg = strings.Replace(msg, "Content-Length: 0", c.extra+"Content-Length: 0", 1)
+		st, raw := u.exchange(msg, 2*time.Second)
+		if st != c.want {
+			t.Errorf("%s: %q, want %q\n%s", c.name, st, c.want, raw)
+			continue
+		}
+		if after, _ := ts.StatelessChallenges(); after != before+1 {
+			t.Errorf("%s: answered by sipgo's transaction (the front answered %d, before %d)", c.name, after, before)
+		}
+		// A transaction would send it again 500 ms later (Timer G).
+		if again := u.recv(1200 * time.Millisecond); again != "" {
+			t.Errorf("%s: the answer came again:\n%s", c.name, again)
+		}
+	}
+}
