@@ -629,9 +629,12 @@ func TestErrors(t *testing.T) {
 		{"unknown field", "POST", "/v1/credentials", `{"username":"a","passwd":"x"}`, 400, api.CodeUnknownField, "/passwd", "passwd"},
 		{"too large", "POST", "/v1/credentials", `{"name":"` + strings.Repeat("x", 5000) + `"}`, 413, api.CodeBodyTooLarge, "", ""},
 		{"short password", "POST", "/v1/credentials", ok("password", "short"), 422, api.CodeTooShort, "/password", "12"},
-		{"no password", "POST", "/v1/credentials", ok("password", nil), 422, api.CodeRequired, "/password", ""},
-		{"no username", "POST", "/v1/credentials", ok("username", nil), 422, api.CodeRequired, "/username", ""},
-		{"empty username", "POST", "/v1/credentials", ok("username", ""), 422, api.CodeRequired, "/username", ""},
+		// Absent, a username or password is generated; given empty or
+		// null, it is refused naming the field.
+		{"empty password", "POST", "/v1/credentials", ok("password", ""), 422, api.CodeRequired, "/password", "omit it"},
+		{"null password", "POST", "/v1/credentials", `{"username":"newuser","password":null}`, 422, api.CodeRequired, "/password", "password"},
+		{"empty username", "POST", "/v1/credentials", ok("username", ""), 422, api.CodeRequired, "/username", "omit it"},
+		{"null username", "POST", "/v1/credentials", `{"username":null,"password":"correct-horse-battery"}`, 422, api.CodeRequired, "/username", "username"},
 		{"long username", "POST", "/v1/credentials", ok("username", strings.Repeat("u", 65)), 422, api.CodeTooLong, "/username", "64"},
 		{"username with @", "POST", "/v1/credentials", ok("username", "a@b"), 422, api.CodeInvalidCharacters, "/username", "'@'"},
 		{"username with space", "POST", "/v1/credentials", ok("username", "a b"), 422, api.CodeInvalidCharacters, "/username", ""},

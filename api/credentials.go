@@ -1,7 +1,9 @@
 package api
 
 import (
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -48,10 +50,28 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 		}
 		c.ConnectionID = id
 	}
-	c.Username, _ = b.Username.value()
-	v.checkUsername("/username", c.Username)
-	password, _ := b.Password.value()
-	v.checkPassword("/password", password, s.cfg.MinPasswordLength, c.Username)
+	// An absent username or password is generated (Telnyx's on-demand
+	// credentials: a connection_id and a name are enough); one given as ""
+	// or null is still refused, naming the field: it is more likely a
+	// client's bug than a request to generate one.
+	genUser, genPassword := !b.Username.Set, !b.Password.Set
+	if !genUser {
+		c.Username, _ = b.Username.value()
+		if c.Username == "" {
+			v.add("/username", CodeRequired, "username must not be empty: omit it to have one generated")
+		} else {
+			v.checkUsername("/username", c.Username)
+		}
+	}
+	var password string
+	if !genPassword {
+		password, _ = b.Password.value()
+		if password == "" {
+			v.add("/password", CodeRequired, "password must not be empty: omit it to have one generated")
+		} else {
+			v.checkPassword("/password", password, s.cfg.MinPasswordLength, c.Username)
+		}
+	}
 	c.Name, _ = b.Name.value()
 	v.checkText("/name", "name", c.Name)
 	c.Tag, _ = b.Tag.value()
@@ -69,16 +89,86 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 	if err := v.err(); err != nil {
 		return err
 	}
-	c.HA1 = ha1s(c.Username, s.cfg.Realm, password)
+	if genPassword {
+		password = generatePassword(s.cfg.MinPasswordLength)
+	}
 	c.CreatedAt, c.UpdatedAt = now, now
-	c, err := s.db.CreateCredential(c)
-	if err != nil {
-		return fmt.Errorf("create credential: %w", err)
+	var err error
+	for attempt := 1; ; attempt++ {
+		if genUser {
+			c.Username = s.newUsername()
+		}
+		c.HA1 = ha1s(c.Username, s.cfg.Realm, password) // the HA1 covers the username
+		var created store.Credential
+		created, err = s.db.CreateCredential(c)
+		if err == nil {
+			c = created
+			break
+		}
+		// A generated username taken already is a collision of ~67 random
+		// bits (or one generated on purpose): draw another.
+		if !genUser || !errors.Is(err, store.ErrUsernameTaken) || attempt == maxGenerateAttempts {
+			return fmt.Errorf("create credential: %w", err)
+		}
 	}
 	s.cfg.Lifecycle.Watch(c)
 	w.Header().Set("Location", "/v1/credentials/"+c.ID)
-	writeJSON(w, http.StatusCreated, envelope{Data: credentialOut(c, now)})
+	out := credentialOut(c, now)
+	if genPassword {
+		out.Password = password // shown once: the store keeps only HA1s
+	}
+	writeJSON(w, http.StatusCreated, envelope{Data: out})
 	return nil
+}
+
+// Generated usernames and passwords (POST /v1/credentials without them).
+// A username is generatedUserPrefix and lowercase letters and digits, which
+// every device and keypad takes and no escaping is needed for; a password
+// comes from an alphabet without look-alikes (0/O/o, 1/l/I), as the CLI
+// and the console generate them: people copy them into phones by hand.
+const (
+	generatedUserPrefix     = "gencred"
+	generatedUserRandom     = 13 // 36^13: about 67 bits; 20 characters in all
+	generatedPasswordLength = 24 // about 139 bits; longer when min_password_length asks
+	usernameAlphabet        = "abcdefghijklmnopqrstuvwxyz0123456789"
+	passwordAlphabet        = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+	maxGenerateAttempts     = 5
+)
+
+func generateUsername() string {
+	return generatedUserPrefix + randomString(usernameAlphabet, generatedUserRandom)
+}
+
+// generatePassword returns a random password of at least minLen
+// characters that checkPassword accepts.
+func generatePassword(minLen int) string {
+	n := max(generatedPasswordLength, minLen)
+	for {
+		// weak (a run, too few distinct characters) is all but impossible
+		// for random characters, but a generated password must pass the
+		// rules a chosen one does.
+		if p := randomString(passwordAlphabet, n); weak(p, "") == "" {
+			return p
+		}
+	}
+}
+
+// randomString returns n characters of alphabet (at most 256) drawn
+// uniformly with crypto/rand: bytes at or above the largest multiple of
+// len(alphabet) are dropped, so that no character is likelier.
+func randomString(alphabet string, n int) string {
+	out := make([]byte, 0, n)
+	limit := 256 - 256%len(alphabet)
+	buf := make([]byte, 64)
+	for len(out) < n {
+		_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
+		for _, b := range buf {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) error {

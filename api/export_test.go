@@ -31,3 +31,7 @@ func RouteQuery(pattern string) []string {
 	names, _ := routeQuery(pattern)
 	return names
 }
+
+// SetUsernameGenerator replaces how usernames are generated for
+// credentials created without one.
+func (s *Server) SetUsernameGenerator(f func() string) { s.newUsername = f }

@@ -164,6 +164,11 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 		`{"username":"alice","password":"correct-horse-battery","connection_id":%q,"name":"Alice's desk phone","tag":"sales","enabled":true,"expires_at":%q,"algorithms":["SHA-256","MD5"]}`, conn, future)))
 	bob := id(t, x.ok(201, "POST", "/v1/credentials", `{"username":"bob","password":"correct-horse-battery","enabled":false}`))
 	x.ok(409, "POST", "/v1/credentials", `{"username":"alice","password":"correct-horse-battery"}`)
+	// On-demand: the username and the password generated, the password
+	// in the answer (CredentialCreated); "" is refused naming the field.
+	x.ok(201, "POST", "/v1/credentials", `{"name":"My-new-credential"}`)
+	x.refused(422, "POST", "/v1/credentials", `{"username":"","name":"x"}`)
+	x.refused(422, "POST", "/v1/credentials", `{"password":"","name":"x"}`)
 	x.refused(422, "POST", "/v1/credentials", `{"username":"a b","password":"short"}`)
 	x.refused(422, "POST", "/v1/credentials", `{"username":"carol","password":"correct-horse-battery","state":"active"}`)
 	x.refused(422, "POST", "/v1/credentials", `{"username":"carol","password":"correct-horse-battery","algorithms":[]}`)

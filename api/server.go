@@ -88,6 +88,9 @@ type Server struct {
 	level     LevelVar        // HandleLogLevel; nil: the log-level routes answer 404
 	public    map[string]bool // patterns served without an API key, from routeTable
 	adminOnly map[string]bool // GET patterns a read key may not use (adminOnlyReads)
+	// newUsername draws a username for a credential created without one:
+	// generateUsername; a test makes it collide.
+	newUsername func() string
 }
 
 // New returns the API server. On first start (no API key in the store and
@@ -113,7 +116,7 @@ func New(cfg Config, db *store.DB, locs Locations, logger *slog.Logger) (*Server
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, db: db, locs: locs, log: logger, now: cfg.Now}
+	s := &Server{cfg: cfg, db: db, locs: locs, log: logger, now: cfg.Now, newUsername: generateUsername}
 	if cfg.AdminKey != "" {
 		h := sha256.Sum256([]byte(cfg.AdminKey))
 		s.adminHash = h[:]

@@ -88,8 +88,8 @@ func numberOut(n store.Number) Number {
 		CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
 }
 
-// Credential is a SIP credential as the API shows it: never its password
-// or HA1 values.
+// Credential is a SIP credential as the API shows it: never its HA1
+// values, nor its password but once when the server generated it.
 type Credential struct {
 	ID           string `json:"id"`
 	ConnectionID string `json:"connection_id"`
@@ -111,6 +111,10 @@ type Credential struct {
 	// TokensNotBefore: tokens issued before it are revoked (revoke_tokens,
 	// a password change). Absent when none were.
 	TokensNotBefore *time.Time `json:"tokens_not_before,omitempty"`
+	// Password is in the answer of a POST that generated it only (no
+	// password in the request): the server keeps only its HA1s, so it is
+	// never shown again.
+	Password string `json:"password,omitempty"`
 }
 
 // The states of a credential (Credential.State). Only an active credential
@@ -203,9 +207,11 @@ type UpdateConnectionRequest struct {
 type CreateCredentialRequest struct {
 	// ConnectionID defaults to "default".
 	ConnectionID string `json:"connection_id,omitempty"`
-	Username     string `json:"username"`
-	// Password is write-only: no response ever contains it.
-	Password  string     `json:"password"`
+	// Username "" lets the server generate one.
+	Username string `json:"username,omitempty"`
+	// Password is write-only: no response contains it. "" lets the server
+	// generate one, in the answer's Password only.
+	Password  string     `json:"password,omitempty"`
 	Name      string     `json:"name,omitempty"`
 	Tag       string     `json:"tag,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`

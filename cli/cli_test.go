@@ -293,6 +293,13 @@ func TestCLICredentialLifecycle(t *testing.T) {
 	if !regexp.MustCompile(`enabled\s+false`).MatchString(r.stdout) || len(e.locs.Bindings("erin")) != 0 {
 		t.Errorf("disable: %s, bindings %d", r.stdout, len(e.locs.Bindings("erin")))
 	}
+	// It says what the server did, as delete does (it said nothing).
+	if want := "credential " + c.ID + " disabled; its registrations and calls were ended"; !strings.Contains(r.stdout, want) {
+		t.Errorf("disable output lacks %q:\n%s", want, r.stdout)
+	}
+	if r = e.mustRun("", "credential", "disable", c.ID, "-o", "json"); strings.Contains(r.stdout, "were ended") {
+		t.Errorf("disable -o json: the note is not JSON:\n%s", r.stdout)
+	}
 	r = e.mustRun("", "credential", "list", "--enabled", "false")
 	if !strings.Contains(r.stdout, "erin") || !strings.HasPrefix(r.stdout, "ID") {
 		t.Errorf("list disabled:\n%s", r.stdout)
@@ -413,9 +420,8 @@ func TestCLIUsage(t *testing.T) {
 		want string // on stdout or stderr
 	}{
 		{[]string{"credential"}, 2, "subcommands:"},
-		{[]string{"credential", "help"}, 0, "create --username U"},
+		{[]string{"credential", "help"}, 0, "create [--username U]"},
 		{[]string{"credential", "frobnicate"}, 2, "unknown subcommand"},
-		{[]string{"credential", "create"}, 2, "--username is required"},
 		{[]string{"credential", "create", "-h"}, 0, "-password-stdin"},
 		{[]string{"credential", "create", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"credential", "get"}, 2, "want 1 argument"},
@@ -614,6 +620,147 @@ func TestCLICommonFlagsFirst(t *testing.T) {
 		r := e.run("", "credential", "list", "--limit", limit)
 		if r.code != 2 || !strings.Contains(r.stderr, "1 to 1000") {
 			t.Errorf("--limit %s: exit %d, stderr %q; want 2 and the range", limit, r.code, r.stderr)
+		}
+	}
+}
+
+// TestCLICredentialCreateOnDemand: credential create without --username
+// lets the server generate the username and the password (it was a usage
+// error), and prints the password the server generated, once.
+func TestCLICredentialCreateOnDemand(t *testing.T) {
+	e := newCLIEnv(t)
+	r := e.mustRun("", "connection", "create", "--name", "pbx", "--output", "json")
+	var conn api.Connection
+	if err := json.Unmarshal([]byte(r.stdout), &conn); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustRun("", "credential", "create", "--connection", conn.ID, "--name", "My-new-credential")
+	user := regexp.MustCompile(`(?m)^username\s+(gencred[a-z0-9]{13})$`).FindStringSubmatch(r.stdout)
+	pw := generatedPassword.FindStringSubmatch(r.stdout)
+	if user == nil || pw == nil || !strings.Contains(r.stdout, "will not be shown again") {
+		t.Fatalf("want a generated username, the password and the note:\n%s", r.stdout)
+	}
+	c, err := e.db.CredentialByUsername(user[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConnectionID != conn.ID || c.Name != "My-new-credential" || c.HA1["MD5"] != md5Hex(user[1]+":cli.test:"+pw[1]) {
+		t.Errorf("stored %+v: want its connection, name and the HA1 of the printed password", c)
+	}
+
+	// JSON: the password in the output, once; the stdin one never.
+	r = e.mustRun("", "credential", "create", "--output", "json")
+	var out api.Credential
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("json output %q: %v", r.stdout, err)
+	}
+	if !strings.HasPrefix(out.Username, "gencred") || len(out.Password) != 24 || strings.Count(r.stdout, out.Password) != 1 {
+		t.Errorf("json: got %+v, want a generated username and a 24-character password once", out)
+	}
+	r = e.mustRun("stdin-long-password-9", "credential", "create", "--password-stdin", "--output", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || !strings.HasPrefix(out.Username, "gencred") || strings.Contains(r.stdout, `"password"`) {
+		t.Errorf("--password-stdin without --username: got %s (%v), want a generated username and no password", r.stdout, err)
+	}
+}
+
+// TestCLINumberCredentialByUsername: number create, update and list take
+// the credential by ID or username, as the README says and call list
+// does; a username was sent as credential_id (422 on create and update,
+// an empty table on list), and an unknown one must be an error naming it.
+func TestCLINumberCredentialByUsername(t *testing.T) {
+	e := newCLIEnv(t)
+	e.mustRun("", "credential", "create", "--username", "dave")
+	e.mustRun("", "credential", "create", "--username", "erin")
+	dave, _ := e.db.CredentialByUsername("dave")
+	erin, _ := e.db.CredentialByUsername("erin")
+
+	r := e.mustRun("", "number", "create", "+15550001111", "--credential", "dave")
+	if !regexp.MustCompile(`credential_id\s+` + dave.ID).MatchString(r.stdout) {
+		t.Errorf("number create --credential dave:\n%s", r.stdout)
+	}
+	e.mustRun("", "number", "create", "+15550002222", "--credential", erin.ID)
+	r = e.mustRun("", "number", "list", "--credential", "dave")
+	if !strings.Contains(r.stdout, "+15550001111") || strings.Contains(r.stdout, "+15550002222") {
+		t.Errorf("number list --credential dave: want dave's number only:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "number", "update", "+15550002222", "--credential", "dave")
+	if !regexp.MustCompile(`credential_id\s+` + dave.ID).MatchString(r.stdout) {
+		t.Errorf("number update --credential dave:\n%s", r.stdout)
+	}
+	r = e.mustRun("", "number", "update", "+15550002222", "--credential", "")
+	if !strings.Contains(r.stdout, "none (the connection's pbx_uri)") {
+		t.Errorf(`number update --credential "":\n%s`, r.stdout)
+	}
+
+	const unknownID = "00000000-0000-4000-8000-000000000000"
+	for _, args := range [][]string{
+		{"number", "create", "+15550003333", "--credential", "nobody"},
+		{"number", "update", "+15550001111", "--credential", "nobody"},
+		{"number", "list", "--credential", "nobody"},
+		{"number", "list", "--credential", unknownID},
+	} {
+		r := e.run("", args...)
+		ref := args[len(args)-1]
+		if r.code != 1 || !strings.Contains(r.stderr, `no credential with id or username "`+ref+`"`) || r.stdout != "" {
+			t.Errorf("%v: got exit %d, stdout %q, stderr %q; want 1 and an error naming %s", args, r.code, r.stdout, r.stderr, ref)
+		}
+	}
+	if n, err := e.db.Number("+15550001111"); err != nil || n.CredentialID != dave.ID {
+		t.Errorf("after the refused update: %+v %v, want still dave's", n, err)
+	}
+}
+
+// TestCLIHelpTexts: the help agrees with the commands. The top-level
+// usage lists every subcommand (it left out connection
+// rotate-webhook-secret); every command's help gives the same --output
+// values, the ones parse takes (number's said text|json); --max-calls
+// says what the proxy counts: calls made by the connection's callers and
+// calls to its users and numbers, together.
+func TestCLIHelpTexts(t *testing.T) {
+	lines := strings.Split(Usage, "\n")
+	for cmd, subs := range commandTree() {
+		if len(subs) == 0 {
+			continue // help, version, ...: no subcommands to list
+		}
+		var block string
+		for i, l := range lines {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == cmd && strings.HasPrefix(l, "  ") {
+				block = l
+				for _, more := range lines[i+1:] {
+					if !strings.HasPrefix(more, "    ") {
+						break
+					}
+					block += "\n" + more
+				}
+				break
+			}
+		}
+		if block == "" {
+			t.Errorf("usage does not list command %s", cmd)
+			continue
+		}
+		for _, sub := range subs {
+			if !regexp.MustCompile(`(^|[\s|\[])` + regexp.QuoteMeta(sub) + `($|[\s|\]])`).MatchString(block) {
+				t.Errorf("usage of %s does not list %s:\n%s", cmd, sub, block)
+			}
+		}
+	}
+
+	for name, u := range map[string]string{"apikey": apikeyUsage, "ban": banUsage, "call": callUsage, "connection": connectionUsage,
+		"credential": credentialUsage, "number": numberUsage, "registration": registrationUsage, "token": tokenUsage} {
+		if !strings.Contains(u, "common flags: --api URL, --api-key KEY, --data-dir DIR, -o|--output table|json\n") {
+			t.Errorf("%s usage: common flags differ from the others:\n%s", name, u)
+		}
+	}
+
+	e := newCLIEnv(t)
+	r := e.run("", "connection", "create", "-h")
+	if r.code != 0 || !strings.Contains(r.stderr, "made by its callers or to its users and numbers, counted together") {
+		t.Errorf("connection create -h: --max-calls does not say both ways:\n%s", r.stderr)
+	}
+	for _, o := range []string{"table", "text", "json"} {
+		if r := e.run("", "number", "list", "-o", o); r.code != 0 {
+			t.Errorf("number list -o %s: exit %d %q", o, r.code, r.stderr)
 		}
 	}
 }

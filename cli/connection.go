@@ -225,7 +225,7 @@ func (p *policyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.pbxURI, "pbx-uri", "", "`URI` of the PBX its numbers go to (sip:host:port;transport=tcp); \"\" clears it")
 	fs.StringVar(&p.callerID, "caller-id-policy", "", "which From users its callers may present: `username`, connection_numbers or any")
 	fs.StringVar(&p.uriCalling, "sip-uri-calling", "", "SIP URI calling preference: `disabled`, internal or unrestricted")
-	fs.IntVar(&p.maxCalls, "max-calls", 0, "concurrent calls its callers may make (0: no limit)")
+	fs.IntVar(&p.maxCalls, "max-calls", 0, "concurrent calls (ringing or answered) made by its callers or to its users and numbers, counted together (0: no limit)")
 	fs.IntVar(&p.maxRegs, "max-registrations", 0, "registered contacts its credentials may hold (0: no limit)")
 	fs.StringVar(&p.webhookURL, "webhook-url", "", "`URL` its events are posted to (https://...); \"\" clears it")
 	fs.StringVar(&p.webhookFailoverURL, "webhook-failover-url", "", "`URL` tried when the webhook URL fails; \"\" clears it")

@@ -15,10 +15,11 @@ import (
 const credentialUsage = `usage: sipwarden credential <subcommand> [flags]
 
 subcommands:
-  create --username U [--password-stdin] [--connection ID] [--name N] [--tag T]
+  create [--username U] [--password-stdin] [--connection ID] [--name N] [--tag T]
          [--expires-at RFC3339] [--algorithms SHA-256,MD5] [--disabled]
-                 create a credential; without --password-stdin a strong
-                 password is generated and printed once
+                 create a credential; without --username the server
+                 generates one (gencred...), and without --password-stdin
+                 a strong password, printed once
   list [--connection ID] [--tag T] [--username U] [--enabled true|false]
        [--all] [--limit N] [--after CURSOR]
   get ID|USERNAME
@@ -26,8 +27,8 @@ subcommands:
             [--expires-at RFC3339|none] [--algorithms LIST|default]
                  --generate-password sets a strong password and prints it once
   enable ID|USERNAME
-  disable ID|USERNAME  (its registrations are removed at once)
-  delete ID|USERNAME   (its registrations are removed at once)
+  disable ID|USERNAME  (its registrations and calls are ended at once)
+  delete ID|USERNAME   (its registrations and calls are ended at once)
 
 A credential is named by its ID (a UUID) or by its username.
 
@@ -98,9 +99,9 @@ func parseAlgorithms(s string) []string {
 }
 
 func (c *cli) credentialCreate(args []string) int {
-	fs := c.flags("credential create", "credential create --username U [flags]")
-	username := fs.String("username", "", "SIP `username` (required)")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from stdin (default: generate one and print it once)")
+	fs := c.flags("credential create", "credential create [--username U] [flags]")
+	username := fs.String("username", "", "SIP `username` (default: the server generates one)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from stdin (default: the server generates one, printed once)")
 	conn := fs.String("connection", "", "connection `ID` (default \"default\")")
 	name := fs.String("name", "", "display `name`")
 	tag := fs.String("tag", "", "free-form `tag` to filter by")
@@ -109,9 +110,6 @@ func (c *cli) credentialCreate(args []string) int {
 	disabled := fs.Bool("disabled", false, "create it disabled")
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
-	}
-	if *username == "" {
-		return c.usageError("credential create: --username is required")
 	}
 	req := api.CreateCredentialRequest{ConnectionID: *conn, Username: *username, Name: *name, Tag: *tag, Algorithms: parseAlgorithms(*algs)}
 	if *expires != "" {
@@ -125,38 +123,35 @@ func (c *cli) credentialCreate(args []string) int {
 		f := false
 		req.Enabled = &f
 	}
-	generated := false
 	if *pwStdin {
 		p, err := c.readPassword()
 		if err != nil {
 			return c.usageError("%v", err)
 		}
 		req.Password = p
-	} else {
-		req.Password, generated = generatePassword(), true
 	}
+	// Without a password the server generates one and answers it, once:
+	// the same rules (length, strength) as one given, one place.
 	return c.call(func(ctx context.Context, cl *api.Client) error {
 		cred, err := cl.CreateCredential(ctx, req)
 		if err == nil {
-			c.showCreated(cred, req.Password, generated)
+			c.showCreated(cred, cred.Password, cred.Password != "")
 		}
 		return err
 	})
 }
 
-// showCreated prints a new credential and, when it was generated, its
-// password (once: the server keeps only hashes).
+// showCreated prints a new credential and, when it was generated (by the
+// server, or by update --generate-password), its password (once: the
+// server keeps only hashes).
 func (c *cli) showCreated(cred api.Credential, password string, generated bool) {
 	if c.output == "json" {
-		out := struct {
-			api.Credential
-			Password string `json:"password,omitempty"`
-		}{Credential: cred}
+		cred.Password = ""
 		if generated {
-			out.Password = password
+			cred.Password = password
 			fmt.Fprintln(c.stderr, "sipwarden: the generated password is in the output; it is not stored and will not be shown again")
 		}
-		c.printJSON(out)
+		c.printJSON(cred)
 		return
 	}
 	if !generated {
@@ -283,7 +278,13 @@ func (c *cli) credentialSetEnabled(args []string, enabled bool) int {
 	if !ok {
 		return code
 	}
-	return c.updateCredential(pos[0], api.UpdateCredentialRequest{Enabled: &enabled})
+	code = c.updateCredential(pos[0], api.UpdateCredentialRequest{Enabled: &enabled})
+	if code == exitOK && !enabled && c.output == "text" {
+		// The server ends them on disabling as on delete: say so, as
+		// delete does.
+		fmt.Fprintf(c.stdout, "\ncredential %s disabled; its registrations and calls were ended\n", pos[0])
+	}
+	return code
 }
 
 // updateCredential applies req to the credential ref (ID or username) and

@@ -79,10 +79,7 @@ func TestCLIOperations(t *testing.T) {
 	n := newNodeCLI(t, ts)
 
 	// A credential, then addressed by its username.
-	created := decodeJSON[struct {
-		api.Credential
-		Password string
-	}](t, n.ok("credential", "create", "--username", "alice", "-o", "json").stdout)
+	created := decodeJSON[api.Credential](t, n.ok("credential", "create", "--username", "alice", "-o", "json").stdout) // with its generated Password
 	got := decodeJSON[api.Credential](t, n.ok("credential", "get", "alice", "-o", "json").stdout)
 	if got.ID != created.ID {
 		t.Fatalf("credential get alice: id %s, want %s", got.ID, created.ID)

@@ -20,7 +20,7 @@ commands:
   serve          run the server (--config FILE; no file: embedded defaults)
   check-config   validate a configuration file without starting: check-config FILE
   credential     manage SIP credentials: create|list|get|update|enable|disable|delete
-  connection     manage connections: create|list|get|update|delete
+  connection     manage connections: create|list|get|update|delete|rotate-webhook-secret
   number         manage numbers (DIDs): create|list|get|update|delete
   registration   list or delete live registrations: list|delete
   call           list or hang up live calls: list|hangup

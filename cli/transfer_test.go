@@ -115,10 +115,7 @@ func TestCLIBackupRestore(t *testing.T) {
 	cfg := servertest.Config(t, t.TempDir())
 	ts := servertest.Start(t, cfg)
 	n := newNodeCLI(t, ts)
-	created := decodeJSON[struct {
-		api.Credential
-		Password string
-	}](t, n.ok("credential", "create", "--username", "alice", "-o", "json").stdout)
+	created := decodeJSON[api.Credential](t, n.ok("credential", "create", "--username", "alice", "-o", "json").stdout) // with its generated Password
 	if st := ts.Register(t, "127.0.0.1", "alice", created.Password, 3600); st != "SIP/2.0 200 OK" {
 		t.Fatalf("REGISTER: %q", st)
 	}

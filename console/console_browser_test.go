@@ -118,6 +118,14 @@ func TestConsoleInChromium(t *testing.T) {
 	p.Fill("#cred-username", "bad user")
 	p.Click("#cred-create")
 	p.WaitText("#status", "username: username may hold only", wait)
+	// An action that works next replaces the error: minting a token left
+	// it up beside the token, as if the mint had failed.
+	p.Click(`#cred-table tr[data-username="alice"] button[data-action="token"]`)
+	p.WaitText("#secret-label", "Token for alice", wait)
+	if got := browsertest.MustEval[string](p, `document.getElementById("status").className + "|" + document.getElementById("status").textContent`); got != "|token minted for alice" {
+		t.Errorf("status after minting a token: got %q, want %q", got, "|token minted for alice")
+	}
+	p.Click("#secret-dismiss")
 
 	// Its device registers; the registration appears.
 	if st := ts.Register(t, "127.0.0.1", "alice", password, 600); st != "SIP/2.0 200 OK" {
@@ -199,10 +207,15 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 		t.Fatalf("create alice: %d", code)
 	}
 	// Names need not be unique: the pickers tell two of one name apart.
-	for range 2 {
-		if code := ts.API(t, "POST", "/v1/connections", map[string]any{"name": "twin"}, nil); code != 201 {
+	var twins [2]api.Connection
+	for i := range twins {
+		if code := ts.API(t, "POST", "/v1/connections", map[string]any{"name": "twin"}, &twins[i]); code != 201 {
 			t.Fatalf("create twin: %d", code)
 		}
+	}
+	// A credential of the second twin, shown in the credentials table.
+	if code := ts.API(t, "POST", "/v1/credentials", map[string]any{"username": "bob", "password": "correct-horse-battery", "connection_id": twins[1].ID}, nil); code != 201 {
+		t.Fatalf("create bob: %d", code)
 	}
 	b := browsertest.Start(t, 2*time.Minute, "--window-size=1280,800")
 	p := b.Open("http://" + ts.Addr("http") + "/")
@@ -428,6 +441,13 @@ func TestConsoleNumbersAndConnections(t *testing.T) {
 	p.Click("#nav-credentials")
 	aliceRow := `#cred-table tr[data-username="alice"]`
 	p.WaitText(aliceRow, "active", wait)
+	// A credential's connection by name, told apart from its twin as the
+	// pickers do (the table showed its UUID).
+	for row, want := range map[string]string{aliceRow: "default", `#cred-table tr[data-username="bob"]`: "twin (…" + twins[1].ID[len(twins[1].ID)-8:] + ")"} {
+		if got, _ := p.Text(row + " td:nth-child(3)"); got != want {
+			t.Errorf("%s: connection cell %q, want %q", row, got, want)
+		}
+	}
 	p.Click(aliceRow + ` button[data-action="delete"]`)
 	p.WaitText(aliceRow+` button[data-action="confirm-delete"]`, "Confirm delete", wait)
 	if got := browsertest.MustEval[string](p, `document.activeElement.getAttribute("aria-label") || document.activeElement.tagName`); got != "Confirm: delete alice" {

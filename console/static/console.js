@@ -146,7 +146,11 @@
   const loaders = {
     overview: loadOverview,
     connections: loadConnections,
-    credentials: () => Promise.all([loadConnections(), loadCredentials(false)]),
+    // The connections first: the credentials table names them (connLabel).
+    credentials: async () => {
+      await loadConnections();
+      return loadCredentials(false);
+    },
     numbers: async () => {
       await Promise.all([loadConnections(), loadCredentialNames()]);
       return loadNumbers(false);
@@ -296,7 +300,8 @@
 
   function credentialRow(c) {
     const state = el("td", c.state, { class: "state-" + c.state });
-    const tr = row(c.id, [c.username, state, c.connection_id, c.name, c.tag], [
+    const conn = connByID.get(c.connection_id);
+    const tr = row(c.id, [c.username, state, conn ? connLabel(conn) : c.connection_id, c.name, c.tag], [
       c.enabled ? button("Disable", "disable", "Disable " + c.username)
         : button("Enable", "enable", "Enable " + c.username),
       button("Token", "token", "Mint a token for " + c.username),
@@ -387,6 +392,7 @@
         return loadCredentials(false);
       case "token": {
         const res = await api("POST", "/v1/credentials/" + encodeURIComponent(id) + "/token");
+        say("token minted for " + user);
         showSecret("Token for " + user + ", valid until " + when(res.data.expires_at) + ":", res.data.token);
         return null;
       }
@@ -489,6 +495,9 @@
       if (!btn) return;
       const tr = btn.closest("tr");
       btn.disabled = true;
+      // An earlier error must not stay up as if it were this action's:
+      // the action says its own outcome, or fail does.
+      say("");
       Promise.resolve(handler(btn.dataset.action, tr, btn)).catch(fail).finally(() => { btn.disabled = false; });
     });
   }
