@@ -104,8 +104,11 @@ func (n *Node) serveHTTP(apiLn net.Listener) error {
 	}
 	var servers []*http.Server
 	run := func(h http.Handler, ln net.Listener) {
+		capped := capConns(ln, n.cfg.Limits.HTTPMaxConnections, logger)
+		ln = capped
 		hs := &http.Server{
-			Handler: h,
+			ConnState: capped.connState,
+			Handler:   h,
 			// A client holds a connection (a file descriptor and a
 			// goroutine) only while it sends a request promptly, reads
 			// the answer promptly, and between requests for
@@ -118,7 +121,6 @@ func (n *Node) serveHTTP(apiLn net.Listener) error {
 			IdleTimeout:       n.cfg.Limits.HTTPIdleTimeout.D(),
 			ErrorLog:          errLog,
 		}
-		ln = capConns(ln, n.cfg.Limits.HTTPMaxConnections, logger)
 		servers = append(servers, hs)
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

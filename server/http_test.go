@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -78,40 +77,40 @@ func TestHTTPConnectionsBounded(t *testing.T) {
 		}
 	})
 
-	// dialServed returns an open connection that was served, retrying
-	// while a closed one's slot has not come back yet.
-	dialServed := func(t *testing.T) *httpConn {
-		t.Helper()
-		var c *httpConn
-		waitFor(t, "a free slot", 3*time.Second, func() bool {
-			c = dialHTTP(t, addr)
-			code, err := c.get("/healthz")
-			if err != nil || code != 200 {
-				c.Close()
-				return false
-			}
-			return true
-		})
-		return c
-	}
-
 	t.Run("cap", func(t *testing.T) {
-		var held []*httpConn
+		cfg := testConfig(t, t.TempDir())
+		cfg.Limits.HTTPIdleTimeout = config.Duration(time.Minute)
+		cfg.Limits.HTTPMaxConnections = 3
+		ts := startServer(t, cfg)
+		addr := ts.Addr("http")
+		// Three keep-alive connections, served once and idle since; the
+		// first idle longest.
+		var idle []*httpConn
 		for range 3 {
-			held = append(held, dialServed(t))
+			c := dialHTTP(t, addr)
+			if code, err := c.get("/healthz"); err != nil || code != 200 {
+				t.Fatalf("GET /healthz: %d %v", code, err)
+			}
+			idle = append(idle, c)
+			time.Sleep(20 * time.Millisecond)
 		}
-		over := dialHTTP(t, addr) // the kernel accepts; the server closes
-		if _, err := over.get("/healthz"); err == nil {
-			t.Fatalf("a 4th connection over http_max_connections 3 was served")
+		// A new connection closes the one idle longest instead of being
+		// refused: 1,024 idle keep-alive connections from anyone used to
+		// lock the operator out of the API until they went.
+		c := dialHTTP(t, addr)
+		if code, err := c.get("/healthz"); err != nil || code != 200 {
+			t.Fatalf("a 4th connection over http_max_connections 3: %d %v, want served", code, err)
 		}
-		// The held ones still work, and a slot freed is taken again.
-		if code, err := held[0].get("/healthz"); err != nil || code != 200 {
-			t.Fatalf("a held connection: %d %v", code, err)
+		if !idle[0].closedWithin(2 * time.Second) {
+			t.Fatal("the connection idle longest was not closed for the new one")
 		}
-		held[1].Close()
-		dialServed(t)
-		if !strings.Contains(ts.logs.String(), "http_max_connections") {
-			t.Errorf("no log line names limits.http_max_connections")
+		for _, o := range idle[1:] {
+			if code, err := o.get("/healthz"); err != nil || code != 200 {
+				t.Fatalf("a connection idle for less long: %d %v, want still served", code, err)
+			}
+		}
+		if code, err := c.get("/healthz"); err != nil || code != 200 {
+			t.Fatalf("the new connection, again: %d %v", code, err)
 		}
 	})
 }

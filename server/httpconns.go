@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,14 +18,18 @@ const (
 	httpWriteTimeout = time.Minute
 )
 
-// capConns returns ln holding at most max connections open at once: a
-// connection accepted beyond it is closed at once, so that idle or slow
-// clients cannot take every file descriptor of the process (net/http
-// itself accepts without bound). Connections of the SIP listeners are
-// bounded by connlimit, which also sets SIP's read deadlines and so does
-// not suit net/http.
-func capConns(ln net.Listener, max int, log *slog.Logger) net.Listener {
-	return &cappedListener{Listener: ln, max: int64(max), log: log}
+// capConns returns ln holding at most max connections open at once, so
+// that idle or slow clients cannot take every file descriptor of the
+// process (net/http itself accepts without bound). A connection accepted
+// beyond it closes the one idle longest (a keep-alive connection between
+// requests, or one that has sent nothing yet), or is closed at once when
+// every one is busy with a request: 1,024 idle keep-alive connections
+// from anyone used to lock the operator out of the API until they went
+// (a probe). The server's ConnState must be the listener's connState.
+// Connections of the SIP listeners are bounded by connlimit, which also
+// sets SIP's read deadlines and so does not suit net/http.
+func capConns(ln net.Listener, max int, log *slog.Logger) *cappedListener {
+	return &cappedListener{Listener: ln, max: int64(max), log: log, idle: map[*cappedConn]time.Time{}}
 }
 
 type cappedListener struct {
@@ -34,6 +39,46 @@ type cappedListener struct {
 	log  *slog.Logger
 	// warned limits the log to one line per burst of refusals.
 	warned atomic.Int64 // unix seconds of the last warning
+
+	mu   sync.Mutex
+	idle map[*cappedConn]time.Time // connections without a request in progress, since when
+}
+
+// connState is the http.Server's ConnState: it keeps the set of idle
+// connections, the ones a connection over the cap may close.
+func (l *cappedListener) connState(c net.Conn, st http.ConnState) {
+	cc, ok := c.(*cappedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch st {
+	case http.StateNew, http.StateIdle:
+		l.idle[cc] = time.Now()
+	default:
+		delete(l.idle, cc)
+	}
+}
+
+// evictIdle closes the connection idle longest and reports whether there
+// was one.
+func (l *cappedListener) evictIdle() bool {
+	l.mu.Lock()
+	var victim *cappedConn
+	var since time.Time
+	for c, t := range l.idle {
+		if victim == nil || t.Before(since) {
+			victim, since = c, t
+		}
+	}
+	delete(l.idle, victim)
+	l.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	_ = victim.Close()
+	return true
 }
 
 // Accept returns the next connection under the cap, closing the ones
@@ -46,6 +91,12 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > l.max {
 			l.open.Add(-1)
+			if l.evictIdle() {
+				if l.open.Add(1) <= l.max {
+					return &cappedConn{Conn: c, l: l}, nil
+				}
+				l.open.Add(-1) // another took the slot meanwhile
+			}
 			_ = c.Close() // refused: nothing to tell a client that is gone
 			if now := time.Now().Unix(); l.warned.Swap(now) != now {
 				l.log.Warn("http connection refused: limits.http_max_connections reached",
@@ -66,6 +117,11 @@ type cappedConn struct {
 
 func (c *cappedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		c.l.mu.Lock()
+		delete(c.l.idle, c)
+		c.l.mu.Unlock()
+	})
 	return err
 }
