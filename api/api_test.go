@@ -56,15 +56,16 @@ func (f *fakeLocations) RemoveBinding(id string) (store.Binding, bool) {
 	return store.Binding{}, false
 }
 
-func (f *fakeLocations) RemoveAOR(aor string) []store.Binding {
+func (f *fakeLocations) RemoveWhere(aor string, drop func(store.Binding) bool) []store.Binding {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var gone []store.Binding
 	f.bs = slices.DeleteFunc(f.bs, func(b store.Binding) bool {
-		if b.AOR == aor {
+		if b.AOR == aor && drop(b) {
 			gone = append(gone, b)
+			return true
 		}
-		return b.AOR == aor
+		return false
 	})
 	return gone
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sipwarden/sipwarden/auth"
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/sipuri"
 	"github.com/sipwarden/sipwarden/store"
 )
@@ -387,6 +389,18 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 		s.log.InfoContext(r.Context(), "connection deactivated", "connection_id", c.ID, "credentials_ended", n)
+	} else if b.AllowedCIDRs.Set && c.Active && len(c.AllowedCIDRs) > 0 {
+		// Registrations from an address the list no longer holds would not
+		// authenticate again: they end now, not at their next refresh.
+		allowed := c.AllowedCIDRs
+		n, err := s.cfg.Lifecycle.PruneConnection(c.ID, lifecycle.OutsideAllowedCIDRs,
+			func(b store.Binding) bool { return !auth.SourceAllowed(allowed, b.Source) })
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.log.InfoContext(r.Context(), "registrations outside allowed_cidrs removed", "connection_id", c.ID, "bindings", n)
+		}
 	}
 	out := connectionOut(c)
 	out.WebhookSecret = secret // shown once, when made

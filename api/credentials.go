@@ -313,6 +313,10 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request) error 
 		err = s.cfg.Lifecycle.End(c, lifecycle.Expired)
 	case !c.Expired(now):
 		s.cfg.Lifecycle.Watch(c) // its expiry may have changed
+		if c.TokensNotBefore.After(before.TokensNotBefore) {
+			// A new password revoked the tokens: their registrations end.
+			err = s.cfg.Lifecycle.Prune(c, lifecycle.TokensRevoked, revokedBindings(c))
+		}
 	}
 	if err != nil {
 		return err

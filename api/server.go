@@ -50,6 +50,11 @@ type Lifecycle interface {
 	EndConnection(connectionID string) (int, error)
 	// Watch schedules c's expiry (ending it at once when it has passed).
 	Watch(c store.Credential)
+	// Prune removes the bindings of c that drop reports (a revoked
+	// token's), and PruneConnection those of every credential of a
+	// connection (outside its narrowed allowed_cidrs).
+	Prune(c store.Credential, why lifecycle.Reason, drop func(store.Binding) bool) error
+	PruneConnection(connectionID string, why lifecycle.Reason, drop func(store.Binding) bool) (int, error)
 }
 
 const (

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sipwarden/sipwarden/lifecycle"
 	"github.com/sipwarden/sipwarden/store"
 	"github.com/sipwarden/sipwarden/token"
 )
@@ -38,6 +39,12 @@ func (s *Server) SetTokens(m Minter, k KeySet) { s.minter, s.keys = m, k }
 // store's update of c.
 func revokeTokensOf(c *store.Credential, now time.Time) {
 	c.TokensNotBefore = token.RevokedBefore(now, c.TokensNotBefore)
+}
+
+// revokedBindings reports the bindings of c registered with a token its
+// TokensNotBefore revokes.
+func revokedBindings(c store.Credential) func(store.Binding) bool {
+	return func(b store.Binding) bool { return b.RevokedBy(c.TokensNotBefore) }
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
@@ -92,6 +99,12 @@ func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		return storeErr("update", "credential", id, err)
+	}
+	// The registrations made with those tokens end too: "stop working at
+	// once" (a device registered with one kept its calls for up to an
+	// hour). Those made with the password stay.
+	if err := s.cfg.Lifecycle.Prune(c, lifecycle.TokensRevoked, revokedBindings(c)); err != nil {
+		return err
 	}
 	s.log.InfoContext(r.Context(), "tokens revoked", "credential_id", c.ID, "username", c.Username)
 	writeJSON(w, http.StatusOK, envelope{Data: credentialOut(c, now)})

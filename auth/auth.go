@@ -241,6 +241,10 @@ type Result struct {
 	// TokenExpires is the exp of the Bearer token that authenticated the
 	// request: a registration must not outlive it.
 	TokenExpires time.Time
+	// TokenIssuedAt is that token's iat (store.TokenIssuedUnknown() when
+	// it has none): the registrar keeps it on the binding, which revoking
+	// the token then ends.
+	TokenIssuedAt time.Time
 	// Repeat: the request is the one (Request.ID) whose nonce count was
 	// accepted last for its nonce, again, its nonce issued at most
 	// repeatAfterIssue ago: a retransmission of an accepted request whose

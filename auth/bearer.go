@@ -66,6 +66,10 @@ func (a *Authenticator) checkBearer(tok string, r Request) Result {
 		res.Detail = "token revoked"
 	default:
 		res.Outcome, res.TokenExpires = a.checkACL(cred, r.Source), c.Expires
+		res.TokenIssuedAt = c.IssuedAt
+		if res.TokenIssuedAt.IsZero() {
+			res.TokenIssuedAt = store.TokenIssuedUnknown()
+		}
 	}
 	return res
 }

@@ -65,15 +65,16 @@ func md5Hex(s string) string {
 // Sync: the map is all there is.
 func (l *cliLocations) Sync() error { return nil }
 
-func (l *cliLocations) RemoveAOR(aor string) []store.Binding {
+func (l *cliLocations) RemoveWhere(aor string, drop func(store.Binding) bool) []store.Binding {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var gone []store.Binding
 	l.bs = slices.DeleteFunc(l.bs, func(b store.Binding) bool {
-		if b.AOR == aor {
+		if b.AOR == aor && drop(b) {
 			gone = append(gone, b)
+			return true
 		}
-		return b.AOR == aor
+		return false
 	})
 	return gone
 }

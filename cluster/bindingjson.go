@@ -39,6 +39,9 @@ func appendBinding(dst []byte, b store.Binding) []byte {
 	}
 	dst = appendTime(dst, "registered_at", b.RegisteredAt)
 	dst = appendTime(dst, "updated_at", b.UpdatedAt)
+	if !b.TokenIssuedAt.IsZero() {
+		dst = appendTime(dst, "token_issued_at", b.TokenIssuedAt)
+	}
 	return append(dst, '}')
 }
 

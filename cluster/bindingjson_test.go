@@ -28,6 +28,9 @@ func TestAppendBinding(t *testing.T) {
 		if i%2 == 0 {
 			b.UpdatedAt = at.Truncate(time.Second)
 		}
+		if i%3 == 0 {
+			b.TokenIssuedAt = at.Add(-time.Hour)
+		}
 		var got, want store.Binding
 		if err := json.Unmarshal(appendBinding(nil, b), &got); err != nil {
 			t.Fatalf("%q: %v", appendBinding(nil, b), err)

@@ -27,12 +27,16 @@ const (
 	Disabled           Reason = "disabled"
 	Expired            Reason = "expired"
 	ConnectionInactive Reason = "connection_inactive"
+	// TokensRevoked and OutsideAllowedCIDRs end some bindings of a
+	// credential only (Keeper.Prune).
+	TokensRevoked       Reason = "tokens_revoked"
+	OutsideAllowedCIDRs Reason = "outside_allowed_cidrs"
 )
 
 // Bindings removes the bindings of an AOR: *registrar.Location.
 type Bindings interface {
-	// RemoveAOR removes them and returns those it removed.
-	RemoveAOR(aor string) []store.Binding
+	// RemoveWhere removes those drop reports and returns them.
+	RemoveWhere(aor string, drop func(store.Binding) bool) []store.Binding
 	// Sync makes the removals durable: the bindings are written to the
 	// store in batches, and a crash before the batch would bring a removed
 	// binding back at the next start.
@@ -103,7 +107,7 @@ func (k *Keeper) OnEnded(f func(store.Credential, Reason, []store.Binding)) {
 // next start drops those of an unusable credential anyway). It is
 // idempotent: a credential with nothing left costs two lookups.
 func (k *Keeper) End(c store.Credential, why Reason) error {
-	gone := k.bindings.RemoveAOR(c.Username)
+	gone := k.bindings.RemoveWhere(c.Username, func(store.Binding) bool { return true })
 	n := len(gone)
 	calls := 0
 	if k.calls != nil {
@@ -122,6 +126,59 @@ func (k *Keeper) End(c store.Credential, why Reason) error {
 		f(c, why, gone)
 	}
 	return err
+}
+
+// Prune removes the bindings of c that drop reports: registrations that
+// would no longer authenticate, of a credential that still does (the
+// tokens they were made with revoked, their source outside its
+// connection's narrowed allowed_cidrs). The device would keep receiving
+// calls until its next refresh, up to registrar.max_expires, otherwise.
+// Its calls and other bindings stay. It returns once the removal is
+// durable, and tells the OnEnded functions with the bindings removed.
+func (k *Keeper) Prune(c store.Credential, why Reason, drop func(store.Binding) bool) error {
+	gone := k.bindings.RemoveWhere(c.Username, func(b store.Binding) bool { return b.CredentialID == c.ID && drop(b) })
+	if len(gone) == 0 {
+		return nil
+	}
+	var err error
+	if err = k.bindings.Sync(); err != nil {
+		err = fmt.Errorf("store the removal of %s's bindings: %w", c.Username, err)
+		k.log.Error("bindings removed, not stored", "credential_id", c.ID, "error", err)
+	}
+	k.log.Info("bindings removed", "credential_id", c.ID, "user", c.Username, "reason", string(why), "bindings", len(gone))
+	for _, f := range k.onEnded {
+		f(c, why, gone)
+	}
+	return err
+}
+
+// PruneConnection is Prune for every credential of a connection, and
+// returns how many bindings went.
+func (k *Keeper) PruneConnection(connectionID string, why Reason, drop func(store.Binding) bool) (int, error) {
+	n := 0
+	p := store.Page{Limit: 1000}
+	for {
+		cs, next, err := k.creds.Credentials(store.CredentialFilter{ConnectionID: connectionID}, p)
+		if err != nil {
+			return n, fmt.Errorf("list the credentials of connection %s: %w", connectionID, err)
+		}
+		for _, c := range cs {
+			err := k.Prune(c, why, func(b store.Binding) bool {
+				if drop(b) {
+					n++
+					return true
+				}
+				return false
+			})
+			if err != nil {
+				return n, err
+			}
+		}
+		if next == "" {
+			return n, nil
+		}
+		p.After = next
+	}
 }
 
 // EndConnection ends every credential of a connection that was

@@ -26,7 +26,7 @@ func (e *ended) Sync() error {
 	return nil
 }
 
-func (e *ended) RemoveAOR(aor string) []store.Binding {
+func (e *ended) RemoveWhere(aor string, drop func(store.Binding) bool) []store.Binding {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.aors = append(e.aors, aor)

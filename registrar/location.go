@@ -452,6 +452,36 @@ func (l *Location) RemoveAOR(aor string) []store.Binding {
 	return prev
 }
 
+// RemoveWhere removes the bindings of aor that drop reports, and returns
+// them (a credential's tokens revoked, its connection's allowed_cidrs
+// narrowed: package lifecycle).
+func (l *Location) RemoveWhere(aor string, drop func(store.Binding) bool) []store.Binding {
+	s := l.shard(aor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.aors[aor]
+	if e == nil {
+		return nil
+	}
+	prev := e.bindings
+	var keep, gone []store.Binding
+	for _, b := range prev {
+		if drop(b) {
+			gone = append(gone, b)
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	key := s.setLocked(aor, e, keep)
+	if l.saver != nil {
+		l.saver.SaveBindings(key, prev, keep)
+	}
+	return gone
+}
+
 // RemoveFlow removes the bindings of aor that came over the flow
 // (transport, source): the connection they were registered on closed.
 // A binding the device has since refreshed over another flow stays (RFC

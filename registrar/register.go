@@ -371,7 +371,7 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 		if err != nil {
 			return r.replyErr(req, err), commit{}, false
 		}
-		if bs, saved, err = r.apply(aor, cred, req, contacts, now, ev, others, limit); err != nil {
+		if bs, saved, err = r.apply(aor, cred, res.TokenIssuedAt, req, contacts, now, ev, others, limit); err != nil {
 			return r.replyErr(req, err), commit{}, false
 		}
 	}
@@ -568,7 +568,7 @@ func parseSeconds(s string) (time.Duration, bool) {
 //
 // The Pending returned is the change's save (for a query, every save so
 // far: the listed bindings may include one not stored yet).
-func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, cs []contact, now time.Time, ev *Event, others, limit int) ([]store.Binding, Pending, error) {
+func (r *Registrar) apply(aor string, cred store.Credential, tokenIssued time.Time, req *sip.Request, cs []contact, now time.Time, ev *Event, others, limit int) ([]store.Binding, Pending, error) {
 	if len(cs) == 0 { // a query: list the current bindings
 		return r.loc.Lookup(aor), r.loc.Pending(), nil
 	}
@@ -606,7 +606,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 					counts.Removed++
 					continue
 				}
-				r.fill(b, c, cred, req, callID, seq, ua, now)
+				r.fill(b, c, cred, tokenIssued, req, callID, seq, ua, now)
 				counts.Refreshed++
 				continue
 			}
@@ -614,7 +614,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 				continue // removing what is not there is a no-op
 			}
 			b := store.Binding{ID: newID(), AOR: keptAOR(next, aor), RegisteredAt: now}
-			r.fill(&b, c, cred, req, callID, seq, ua, now)
+			r.fill(&b, c, cred, tokenIssued, req, callID, seq, ua, now)
 			next = append(next, b)
 			counts.Added++
 		}
@@ -647,7 +647,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, req *sip.Request, c
 // the request's strings may be parts of its whole text (package sipparse):
 // b keeps a copy of each, or the one it had when equal (a refresh: no
 // allocation), never a part that would keep the message alive.
-func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req *sip.Request, callID string, seq uint32, ua string, now time.Time) {
+func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, tokenIssued time.Time, req *sip.Request, callID string, seq uint32, ua string, now time.Time) {
 	tp := transportOf(req)
 	b.CredentialID = cred.ID
 	b.Contact = c.uri // made by Uri.String: its own
@@ -661,6 +661,7 @@ func (r *Registrar) fill(b *store.Binding, c contact, cred store.Credential, req
 	b.InstanceID = kept(b.InstanceID, c.instance)
 	b.RegID = kept(b.RegID, c.regID)
 	b.UpdatedAt = now
+	b.TokenIssuedAt = tokenIssued // zero: a password's
 }
 
 // kept returns old when it equals s, else a copy of s.

@@ -174,3 +174,30 @@ func (ts *testServer) apiWithKey(t *testing.T, key, method, path string) int {
 	res.Body.Close()
 	return res.StatusCode
 }
+
+// TestNarrowedAllowListEndsRegistrations: a connection's allowed_cidrs
+// narrowed by the API removes its credentials' registrations from the
+// addresses no longer listed, at once; the others stay. They stayed, and
+// got calls, until the device's next refresh (up to an hour).
+func TestNarrowedAllowListEndsRegistrations(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Registrar.MaxContacts = 2
+	ts := startServer(t, cfg)
+	var conn struct{ ID string }
+	if code := ts.api(t, "POST", "/v1/connections", map[string]any{"name": "pbx", "allowed_cidrs": []string{"127.0.0.0/8"}}, &conn); code != 201 {
+		t.Fatalf("create connection: %d", code)
+	}
+	ts.createCredential(t, "gina", pw, map[string]any{"connection_id": conn.ID})
+	for _, from := range []string{"127.0.0.48", "127.0.0.49"} {
+		if st := newRawUA(t, "udp", from, ts.Addr("udp")).register("gina", pw); st != "SIP/2.0 200 OK" {
+			t.Fatalf("REGISTER from %s: %q", from, st)
+		}
+	}
+	if code := ts.api(t, "PATCH", "/v1/connections/"+conn.ID, map[string]any{"allowed_cidrs": []string{"127.0.0.49"}}, nil); code != 200 {
+		t.Fatalf("narrow allowed_cidrs: %d", code)
+	}
+	rs := ts.registrations(t, "gina")
+	if len(rs) != 1 || !strings.HasPrefix(rs[0].Source, "127.0.0.49:") {
+		t.Fatalf("after narrowing: %+v, want only the binding from 127.0.0.49", rs)
+	}
+}

@@ -212,3 +212,44 @@ func sipgoAnswer(statuses *[]int) sipgo.AnswerOptions {
 		return nil
 	}}
 }
+
+// TestRevocationEndsTokenRegistrations: revoking a credential's tokens
+// (revoke_tokens, or a new password) removes the registrations made with
+// them at once; one made with the password stays. A device registered
+// with a revoked token kept receiving calls until its refresh, up to an
+// hour.
+func TestRevocationEndsTokenRegistrations(t *testing.T) {
+	cfg := bearerConfig(t)
+	cfg.Registrar.MaxContacts = 2
+	ts := startServer(t, cfg)
+	c := ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	withPassword := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st := withPassword.register("alice", "alice-secret-pw-1"); st != "SIP/2.0 200 OK" {
+		t.Fatalf("REGISTER with the password: %q", st)
+	}
+	for _, revoke := range []func(){
+		func() {
+			if code := ts.api(t, "POST", "/v1/credentials/"+c.ID+"/actions/revoke_tokens", nil, nil); code != 200 {
+				t.Fatalf("revoke_tokens: %d", code)
+			}
+		},
+		func() {
+			if code := ts.api(t, "PATCH", "/v1/credentials/"+c.ID, map[string]any{"password": "alice-secret-pw-2"}, nil); code != 200 {
+				t.Fatalf("new password: %d", code)
+			}
+		},
+	} {
+		tok := ts.mintToken(t, c.ID)
+		if got := statusLine(rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", tok.Token, "600"), 2*time.Second)); got != "SIP/2.0 200 OK" {
+			t.Fatalf("REGISTER with a token: %q", got)
+		}
+		if rs := ts.registrations(t, "alice"); len(rs) != 2 {
+			t.Fatalf("before the revocation: %d bindings, want 2", len(rs))
+		}
+		revoke()
+		rs := ts.registrations(t, "alice")
+		if len(rs) != 1 || rs[0].Source != withPassword.local {
+			t.Fatalf("after the revocation: %+v, want only the binding made with the password (from %s)", rs, withPassword.local)
+		}
+	}
+}

@@ -98,6 +98,34 @@ func TestDecodeCredentialFormat1(t *testing.T) {
 	}
 }
 
+// TestDecodeBindingsFormat1: bindings written before token_issued_at
+// existed decode with the zero time (registered with a password).
+func TestDecodeBindingsFormat1(t *testing.T) {
+	t1 := time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC)
+	b := Binding{ID: "b1", AOR: "alice", CredentialID: "c1", Contact: "<sip:alice@192.0.2.1>", Source: "192.0.2.1:5060",
+		Transport: "udp", CallID: "x", CSeq: 7, Expires: t1, RegisteredAt: t1, UpdatedAt: t1}
+	v := appendBindings(nil, "alice", []Binding{b, b})
+	if v[0] != 2 {
+		t.Fatalf("format byte %d, want 2", v[0])
+	}
+	// Format 1: each binding without its trailing TokenIssuedAt.
+	zero := len(appendTime(nil, time.Time{}))
+	one := appendBindings(nil, "alice", []Binding{b})
+	per := len(one) - len(appendBindings(nil, "alice", nil)) // one binding's bytes
+	head := len(v) - 2*per
+	old := append([]byte{1}, v[1:head]...)
+	old = append(old, v[head:head+per-zero]...)
+	old = append(old, v[head+per:head+2*per-zero]...)
+	got, err := decodeBindings(nil, old, nil)
+	if err != nil || len(got) != 2 || !reflect.DeepEqual(got[1], b) {
+		t.Fatalf("format 1: got %+v, %v; want two of %+v", got, err, b)
+	}
+	b.TokenIssuedAt = t1
+	if got, err := decodeBindings(nil, appendBindings(nil, "alice", []Binding{b}), nil); err != nil || !reflect.DeepEqual(got[0], b) {
+		t.Fatalf("round trip: got %+v, %v", got, err)
+	}
+}
+
 func appendTime(b []byte, t time.Time) []byte {
 	e := encoder{b}
 	e.time(t)

@@ -165,6 +165,22 @@ type Binding struct {
 	RegID        string    `json:"reg_id,omitempty"`
 	RegisteredAt time.Time `json:"registered_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// TokenIssuedAt is, for a binding last registered with a Bearer token
+	// (RFC 8898), the token's iat (TokenIssuedUnknown() for a token
+	// without one); zero for one registered with a password. Revoking the
+	// credential's tokens removes the bindings whose token it revokes.
+	TokenIssuedAt time.Time `json:"token_issued_at,omitzero"`
+}
+
+// TokenIssuedUnknown returns Binding.TokenIssuedAt for a token without an
+// iat: before every revocation, as the token itself is (auth refuses it
+// once any is made).
+func TokenIssuedUnknown() time.Time { return time.Unix(1, 0).UTC() }
+
+// RevokedBy reports whether the revocation of tokens issued before
+// notBefore ends b (a binding registered with such a token).
+func (b *Binding) RevokedBy(notBefore time.Time) bool {
+	return !b.TokenIssuedAt.IsZero() && !notBefore.IsZero() && b.TokenIssuedAt.Before(notBefore)
 }
 
 // APIKey is a management API key. Only a SHA-256 hash of its secret is kept.

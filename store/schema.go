@@ -274,11 +274,13 @@ func decodeCredential(c *Credential, v []byte) error {
 	return d.done()
 }
 
-// Bindings format 1: the AOR, a count, then per binding: ID, CredentialID,
+// Bindings format 2: the AOR, a count, then per binding: ID, CredentialID,
 // Contact, Source, Transport, LocalAddr, CallID, CSeq, Expires, UserAgent,
-// InstanceID, RegID, RegisteredAt, UpdatedAt. Binding.AOR is not repeated:
-// every binding of the set belongs to the AOR it was saved under.
-const bindingsFormat = 1
+// InstanceID, RegID, RegisteredAt, UpdatedAt, TokenIssuedAt. Format 1
+// ends each binding at UpdatedAt, and decodes with a zero TokenIssuedAt.
+// Binding.AOR is not repeated: every binding of the set belongs to the
+// AOR it was saved under.
+const bindingsFormat = 2
 
 func appendBindings(b []byte, aor string, bs []Binding) []byte {
 	e := encoder{b}
@@ -301,6 +303,7 @@ func appendBindings(b []byte, aor string, bs []Binding) []byte {
 		e.str(x.RegID)
 		e.time(x.RegisteredAt)
 		e.time(x.UpdatedAt)
+		e.time(x.TokenIssuedAt)
 	}
 	return e.b
 }
@@ -316,7 +319,7 @@ func appendBindings(b []byte, aor string, bs []Binding) []byte {
 func decodeBindings(dst []Binding, v []byte, in *interner) ([]Binding, error) {
 	// Not retained: every string decoded from d is copied below.
 	d := decoder{s: unsafe.String(unsafe.SliceData(v), len(v))}
-	d.version("bindings", bindingsFormat)
+	format := d.version("bindings", bindingsFormat)
 	aor := d.str()
 	// A binding takes at least 17 bytes: 10 string lengths, CSeq and three
 	// times of two varints.
@@ -341,6 +344,9 @@ func decodeBindings(dst []Binding, v []byte, in *interner) ([]Binding, error) {
 			RegisteredAt: d.time(),
 			UpdatedAt:    d.time(),
 		})
+		if format >= 2 {
+			dst[len(dst)-1].TokenIssuedAt = d.time()
+		}
 	}
 	if err := d.done(); err != nil {
 		clear(dst[start:]) // no reference to v may outlive the call

@@ -259,7 +259,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	bind := store.Binding{
 		ID: "b1", AOR: "alice", CredentialID: "cred-1", Contact: "<sip:alice@10.0.0.1:5060>", Source: "10.0.0.1:5060",
 		Transport: "udp", LocalAddr: "127.0.0.1:5060", CallID: "call", CSeq: 4294967295, Expires: t2,
-		UserAgent: "Zoiper", InstanceID: "<urn:uuid:x>", RegID: "1", RegisteredAt: t1, UpdatedAt: t2,
+		UserAgent: "Zoiper", InstanceID: "<urn:uuid:x>", RegID: "1", RegisteredAt: t1, UpdatedAt: t2, TokenIssuedAt: t1,
 	}
 	nonZero(t, &bind)
 	num := store.Number{Number: "+15551234567", ConnectionID: "trunk-1", CredentialID: "cred-1", CreatedAt: t1, UpdatedAt: t2}
@@ -270,7 +270,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	for _, p := range []*time.Time{
 		&wantNum.CreatedAt, &wantNum.UpdatedAt,
 		&wantConn.CreatedAt, &wantConn.UpdatedAt, &wantCred.ExpiresAt, &wantCred.CreatedAt, &wantCred.UpdatedAt,
-		&wantKey.CreatedAt, &wantBind.Expires, &wantBind.RegisteredAt, &wantBind.UpdatedAt,
+		&wantKey.CreatedAt, &wantBind.Expires, &wantBind.RegisteredAt, &wantBind.UpdatedAt, &wantBind.TokenIssuedAt,
 	} {
 		utc(p)
 	}
