@@ -832,6 +832,18 @@ func (p *Proxy) route(req *sip.Request, c caller) ([]target, int, string) {
 		}
 		return nil, 480, "Temporarily Unavailable"
 	}
+	if strings.EqualFold(ru.Scheme, "tel") {
+		// A telephone number (RFC 3966), routed as the user=phone SIP URI
+		// of the same number at our domain (RFC 3261 19.1.6): assigned
+		// numbers, connections' and the server's outbound routes apply as
+		// to sip:+15551234567@domain;user=phone. It got 403 Relaying Not
+		// Allowed, having no host.
+		u, ok := p.telAsSIP(&ru)
+		if !ok {
+			return nil, 404, "Not Found"
+		}
+		ru = u
+	}
 	ru.User = sipuri.UnescapeUser(ru.User)
 	local := p.domains[strings.ToLower(ru.Host)] || p.isUs(&ru)
 	if local && ru.User != "" {
@@ -938,6 +950,20 @@ func bindingTarget(b *store.Binding) (target, error) {
 	}
 	pn, _ := strconv.Atoi(port)
 	return target{uri: u, hop: Hop{Host: host, Port: pn, Transport: b.Transport}, binding: b}, nil
+}
+
+// telAsSIP returns the SIP URI routing a tel: URI: its number (the part
+// before any parameter; a local number's phone-context is not used) as
+// the user, at the first of cfg.Domains, with user=phone. false: no
+// domain, or no telephone number.
+func (p *Proxy) telAsSIP(u *sip.Uri) (sip.Uri, bool) {
+	number, _, _ := strings.Cut(u.Raw(), ";")
+	if _, ok := e164.FromUser(number); !ok || len(p.cfg.Domains) == 0 {
+		return sip.Uri{}, false
+	}
+	out := sip.Uri{Scheme: "sip", User: number, Host: p.cfg.Domains[0], UriParams: sip.HeaderParams{}}
+	out.UriParams.Add("user", "phone")
+	return out, true
 }
 
 // isUs reports whether a URI names this server (host and port).

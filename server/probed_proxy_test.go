@@ -304,3 +304,41 @@ func TestChallengeLoggedAtDebug(t *testing.T) {
 		}
 	}
 }
+
+// TestTelURIRouted: an INVITE to a tel: URI (RFC 3966) is routed by its
+// number, as sip:+15550002222@domain;user=phone is: to the devices of the
+// credential the number is assigned to. It got 403 Relaying Not Allowed:
+// No Route To Domain.
+func TestTelURIRouted(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "alice", pw, nil)
+	bobCred := ts.createCredential(t, "bob", pw, nil)
+	if code := ts.api(t, "POST", "/v1/numbers", map[string]any{"number": "+15550002222", "credential_id": bobCred.ID}, nil); code != 201 {
+		t.Fatalf("assign the number: %d", code)
+	}
+	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob REGISTER: %q", st)
+	}
+	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	const ruri = "tel:+1-555-000-2222"
+	invite := func(callID string, cseq int, auth string) string {
+		return strings.Replace(alice.inviteMsg("alice", callID, cseq, auth), "INVITE sip:bob@sipwarden.test SIP/2.0", "INVITE "+ruri+" SIP/2.0", 1)
+	}
+	callID := randHex(8)
+	st, raw := alice.exchange(invite(callID, 1, ""), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
+		t.Fatalf("INVITE %s: %q", ruri, st)
+	}
+	if err := alice.send(invite(callID, 2, digestAnswer("alice", pw, m[1], "INVITE", ruri))); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(got, "INVITE "); {
+		got = bob.recv(time.Until(deadline))
+	}
+	if !strings.HasPrefix(got, "INVITE ") {
+		t.Fatalf("the INVITE to %s did not reach bob; alice got %q", ruri, alice.recv(500*time.Millisecond))
+	}
+}
