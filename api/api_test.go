@@ -749,7 +749,9 @@ func TestRegistrations(t *testing.T) {
 	e := newEnv(t)
 	mk := func(id, aor string, in time.Duration) store.Binding {
 		return store.Binding{ID: id, AOR: aor, CredentialID: "cred-" + aor, Contact: "sip:" + aor + "@192.0.2.1:5060",
-			Source: "192.0.2.1:5060", Transport: "udp", UserAgent: "Zoiper", InstanceID: "<urn:uuid:1>",
+			// Stored as the Contact parameter is sent (RFC 5626 4.1:
+			// quoted), shown without the quotes.
+			Source: "192.0.2.1:5060", Transport: "udp", UserAgent: "Zoiper", InstanceID: `"<urn:uuid:1>"`,
 			Expires: e.now.Add(in), RegisteredAt: e.now.Add(-time.Minute)}
 	}
 	e.locs.add(mk("b2", "bob", time.Hour), mk("a1", "alice", 90*time.Second), mk("b1", "bob", time.Hour), mk("c1", "carol", time.Hour))

@@ -325,6 +325,16 @@ func credentialOut(c store.Credential, now time.Time) Credential {
 	return out
 }
 
+// unquote returns a +sip.instance value without the quotes its Contact
+// parameter has (RFC 5626 4.1: "<urn:uuid:...>" in quotes); the API
+// showed them, where its documentation shows the URN in brackets alone.
+func unquote(v string) string {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
 func registrationOut(b store.Binding, now time.Time) Registration {
 	in := int64(b.Expires.Sub(now) / time.Second)
 	if in < 0 {
@@ -332,7 +342,7 @@ func registrationOut(b store.Binding, now time.Time) Registration {
 	}
 	return Registration{
 		ID: b.ID, Username: b.AOR, CredentialID: b.CredentialID, Contact: b.Contact,
-		Source: b.Source, Transport: b.Transport, UserAgent: b.UserAgent, InstanceID: b.InstanceID,
+		Source: b.Source, Transport: b.Transport, UserAgent: b.UserAgent, InstanceID: unquote(b.InstanceID),
 		ExpiresAt: b.Expires, ExpiresIn: in, RegisteredAt: b.RegisteredAt,
 	}
 }
