@@ -357,7 +357,15 @@ func (a *Authenticator) check(r Request) Result {
 		return res
 	}
 
-	cred, err := a.creds.CredentialByUsername(c.Username)
+	name := c.Username
+	if c.UserHash {
+		// RFC 7616 3.4.4: the username is H(username:realm). Our
+		// challenges never offer userhash, so no name is looked up as a
+		// hash: the answer is an unknown user's. A plain name flagged as
+		// hashed used to authenticate as that name.
+		name = ""
+	}
+	cred, err := a.creds.CredentialByUsername(name)
 	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		// The store failed: do not tell the client anything about the user.

@@ -121,6 +121,9 @@ func TestCheckOutcomes(t *testing.T) {
 		// was 400 Malformed, a failure, and a phone insisting on -sess
 		// banned its own username.
 		{"unknown algorithm", []string{strings.Replace(answer("alice", pw, f.nonces.New(), digest.MD5, 1), "algorithm=MD5", "algorithm=AKAv1-MD5", 1)}, auth.NoCredentials, false},
+		// userhash is never offered: a name flagged as hashed is looked
+		// up as no user (it authenticated as that name).
+		{"userhash", []string{answer("alice", pw, f.nonces.New(), digest.MD5, 1) + ", userhash=true"}, auth.UnknownUser, true},
 		{"session algorithm", []string{strings.Replace(answer("alice", pw, f.nonces.New(), digest.MD5, 1), "algorithm=MD5", "algorithm=MD5-sess", 1)}, auth.NoCredentials, false},
 	}
 	for _, tc := range cases {

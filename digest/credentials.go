@@ -294,6 +294,10 @@ func (c *Credentials) validate(seen int) error {
 		// RFC 7616 section 3.4.4: one or the other.
 		return fmt.Errorf("%w: both username and username*", ErrMalformed)
 	}
+	if seen&pUsernameExt != 0 && c.UserHash {
+		// RFC 7616 section 3.4.4: a hashed username is sent in username.
+		return fmt.Errorf("%w: username* with userhash=true", ErrMalformed)
+	}
 	if seen&pUsernameExt != 0 {
 		seen |= pUsername
 	}

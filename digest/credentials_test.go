@@ -138,6 +138,7 @@ func TestParseCredentialsErrors(t *testing.T) {
 		{"empty response", `Digest username="a", realm="r", nonce="n", uri="sip:r", response=""`, digest.ErrMalformed, ""},
 		{"odd response, unknown algorithm", `Digest username="a", realm="r", nonce="n", uri="sip:r", algorithm=X, response="012"`, digest.ErrMalformed, "not a hex digest"},
 		{"userhash garbage", base + `, userhash=yes`, digest.ErrMalformed, "userhash"},
+		{"username* with userhash", `Digest username*=UTF-8''alice, realm="r", nonce="n", uri="sip:r", response="` + resp32 + `", userhash=true`, digest.ErrMalformed, "userhash"},
 		{"username* other charset", `Digest username*=ISO-8859-1''b%E4r, realm="r", nonce="n", uri="sip:r", response="` + resp32 + `"`, digest.ErrMalformed, "username*"},
 		{"username* bad utf-8", `Digest username*=UTF-8''b%E4r, realm="r", nonce="n", uri="sip:r", response="` + resp32 + `"`, digest.ErrMalformed, "username*"},
 		{"username* control char", `Digest username*=UTF-8''a%0Db, realm="r", nonce="n", uri="sip:r", response="` + resp32 + `"`, digest.ErrMalformed, "username*"},
