@@ -294,16 +294,13 @@ func keepAliveOnly(b []byte) bool {
 func (c *Conn) Read(b []byte) (int, error) {
 	authed := c.authed.Load()
 	idle := c.l.cfg.IdleTimeout
-	deadline := time.Now().Add(idle)
+	// Unauthenticated: from the last request's bytes, not the last read:
+	// a CRLF every few seconds kept such a connection open for ever, and
+	// ten addresses' 1,000 each filled limits.max_connections (a probe).
+	deadline := time.Unix(0, c.active.Load()).Add(idle)
 	if authed {
 		idle = c.l.cfg.AuthenticatedIdleTimeout
 		deadline = time.Now().Add(idle)
-	} else {
-		// From the last request's bytes, not the last read: a CRLF every
-		// few seconds kept an unauthenticated connection open for ever,
-		// and ten addresses' 1,000 each filled limits.max_connections (a
-		// probe).
-		deadline = time.Unix(0, c.active.Load()).Add(idle)
 	}
 	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
