@@ -39,6 +39,9 @@ type call struct {
 	branches  []*branch
 	pending   int
 	best      *sip.Response
+	// challenges are the 401 and 407 final responses of the branches, for
+	// the one relayed to carry the others' challenges (16.7 step 7).
+	challenges []*sip.Response
 	finalSent bool
 	cancelled bool
 	gotFirst  bool
@@ -480,6 +483,9 @@ func (cl *call) onResponse(b *branch, res *sip.Response) {
 	if code >= 600 {
 		cl.cancelOthersLocked(b) // step 5: a 6xx ends the search
 	}
+	if code == 401 || code == 407 {
+		cl.challenges = append(cl.challenges, res)
+	}
 	if cl.best == nil || better(res, cl.best) {
 		cl.best = res
 	}
@@ -526,6 +532,9 @@ func (cl *call) sendBestLocked() {
 		r := cl.synth(500, "Server Internal Error")
 		res = r
 	}
+	if (res.StatusCode == 401 || res.StatusCode == 407) && len(cl.challenges) > 1 {
+		res = withChallenges(res, cl.challenges)
+	}
 	if cl.req.Method == sip.INVITE && !cl.inDialog() {
 		// The call failed: its early dialogs end before the caller hears
 		// of it, so that nothing it sends next finds them (RFC 3261 12.3).
@@ -537,6 +546,26 @@ func (cl *call) sendBestLocked() {
 	cl.finalSent = true
 	cl.ev.Status = res.StatusCode
 	close(cl.done)
+}
+
+// withChallenges returns a copy of res, a 401 or 407 of one branch, that
+// also carries the WWW-Authenticate and Proxy-Authenticate values of the
+// other branches' 401s and 407s, unchanged (RFC 3261 16.7 step 7): the
+// caller answers each device's or gateway's challenge in its retry. Only
+// the chosen branch's came through.
+func withChallenges(res *sip.Response, all []*sip.Response) *sip.Response {
+	out := res.Clone()
+	for _, r := range all {
+		if r == res {
+			continue
+		}
+		for _, h := range r.Headers() {
+			if strings.EqualFold(h.Name(), "WWW-Authenticate") || strings.EqualFold(h.Name(), "Proxy-Authenticate") {
+				out.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+			}
+		}
+	}
+	return out
 }
 
 func (cl *call) relay(res *sip.Response) {

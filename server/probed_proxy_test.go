@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +341,73 @@ func TestTelURIRouted(t *testing.T) {
 	}
 	if !strings.HasPrefix(got, "INVITE ") {
 		t.Fatalf("the INVITE to %s did not reach bob; alice got %q", ruri, alice.recv(500*time.Millisecond))
+	}
+}
+
+// TestForkedChallengesAggregated: when the branches of a forked call
+// answer 401 and 407, the response relayed carries every branch's
+// WWW-Authenticate and Proxy-Authenticate (RFC 3261 16.7 step 7); only
+// the chosen branch's came through.
+func TestForkedChallengesAggregated(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Registrar.MaxContacts = 2
+	ts := startServer(t, cfg)
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	var devices []*rawUA
+	for range 2 {
+		d := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+		if st := d.register("bob", pw); st != "SIP/2.0 200 OK" {
+			t.Fatalf("bob REGISTER: %q", st)
+		}
+		devices = append(devices, d)
+	}
+	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	callID := randHex(8)
+	st, raw := alice.exchange(alice.inviteMsg("alice", callID, 1, ""), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
+		t.Fatalf("INVITE: %q", st)
+	}
+	if err := alice.send(alice.inviteMsg("alice", callID, 2, digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test"))); err != nil {
+		t.Fatal(err)
+	}
+	challenges := []string{"WWW-Authenticate: Digest realm=\"b1\", nonce=\"n1\"", "Proxy-Authenticate: Digest realm=\"b2\", nonce=\"n2\""}
+	codes := []string{"401 Unauthorized", "407 Proxy Authentication Required"}
+	for i, d := range devices {
+		var inv string
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(inv, "INVITE "); {
+			inv = d.recv(time.Until(deadline))
+		}
+		if !strings.HasPrefix(inv, "INVITE ") {
+			t.Fatalf("device %d got no INVITE", i)
+		}
+		var res strings.Builder
+		res.WriteString("SIP/2.0 " + codes[i] + "\r\n")
+		for _, line := range strings.Split(inv, "\r\n") {
+			k, _, _ := strings.Cut(line, ":")
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "via", "from", "call-id", "cseq":
+				res.WriteString(line + "\r\n")
+			case "to":
+				res.WriteString(line + ";tag=d" + strconv.Itoa(i) + "\r\n")
+			}
+		}
+		res.WriteString(challenges[i] + "\r\nContent-Length: 0\r\n\r\n")
+		if err := d.send(res.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var final string
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); {
+		final = alice.recv(time.Until(deadline))
+		if strings.HasPrefix(final, "SIP/2.0 401") || strings.HasPrefix(final, "SIP/2.0 407") {
+			break
+		}
+	}
+	for _, c := range challenges {
+		if !strings.Contains(final, c) {
+			t.Errorf("the relayed challenge lacks %q:\n%s", c, final)
+		}
 	}
 }
