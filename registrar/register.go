@@ -85,7 +85,11 @@ type Event struct {
 	// Gone are the bindings the REGISTER removed or replaced, as they were
 	// (their own contact and source: a replaced device is not the one
 	// that registered); nil when none.
-	Gone     []store.Binding
+	Gone []store.Binding
+	// Bound are the AOR's bindings after the REGISTER (the location
+	// table's slice: not to be modified); those it added or refreshed
+	// have UpdatedAt equal to the latest.
+	Bound    []store.Binding
 	Duration time.Duration
 }
 
@@ -640,6 +644,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, tokenIssued time.Ti
 	}
 	ev.Added, ev.Refreshed, ev.Removed, ev.Replaced = counts.Added, counts.Refreshed, counts.Removed, counts.Replaced
 	ev.Gone = counts.Gone
+	ev.Bound = bs
 	return bs, saved, nil
 }
 

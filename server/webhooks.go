@@ -60,6 +60,12 @@ func (n *Node) registrationEvent(ev registrar.Event) {
 		return
 	}
 	payload := map[string]any{"username": ev.AOR, "source": ev.Source, "transport": ev.Transport}
+	// The contact and credential of the binding the REGISTER made or
+	// refreshed, as registration.removed and .expired give them (they
+	// came without).
+	if b, ok := lastBound(ev.Bound); ok {
+		payload["contact"], payload["credential_id"] = b.Contact, b.CredentialID
+	}
 	for _, x := range []struct {
 		n   int
 		typ string
@@ -73,8 +79,20 @@ func (n *Node) registrationEvent(ev registrar.Event) {
 	// contact and source, as registration.expired gives them.
 	for _, b := range ev.Gone {
 		n.hooks.Enqueue(webhook.Event{Type: webhook.RegistrationRemoved, Usernames: []string{ev.AOR},
-			Payload: map[string]any{"username": ev.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}})
+			Payload: map[string]any{"username": ev.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport, "credential_id": b.CredentialID}})
 	}
+}
+
+// lastBound returns the binding of bs updated last: the one a REGISTER
+// made or refreshed.
+func lastBound(bs []store.Binding) (store.Binding, bool) {
+	var last store.Binding
+	for _, b := range bs {
+		if b.UpdatedAt.After(last.UpdatedAt) {
+			last = b
+		}
+	}
+	return last, len(bs) > 0
 }
 
 // bindingRemoved is the location table's removal hook: the
@@ -105,7 +123,7 @@ func (n *Node) credentialEnded(c store.Credential, _ lifecycle.Reason, gone []st
 
 func removedEvent(b store.Binding, connectionID, credentialID string) webhook.Event {
 	ev := webhook.Event{Type: webhook.RegistrationRemoved,
-		Payload: map[string]any{"username": b.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}}
+		Payload: map[string]any{"username": b.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport, "credential_id": b.CredentialID}}
 	if connectionID != "" {
 		ev.ConnectionIDs = []string{connectionID}
 	} else {
@@ -127,7 +145,7 @@ func (n *Node) bindingExpired(b store.Binding) {
 		return
 	}
 	n.hooks.Enqueue(webhook.Event{Type: webhook.RegistrationExpired, CredentialIDs: []string{b.CredentialID},
-		Payload: map[string]any{"username": b.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport}})
+		Payload: map[string]any{"username": b.AOR, "contact": b.Contact, "source": b.Source, "transport": b.Transport, "credential_id": b.CredentialID}})
 }
 
 // callEvent is the proxy's OnCall hook.

@@ -112,18 +112,23 @@ func TestWebhooksOfRegistrationsAndCalls(t *testing.T) {
 	rcv.mu.Lock()
 	rcv.secret = conn.Secret
 	rcv.mu.Unlock()
-	ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
+	aliceCred := ts.createCredential(t, "alice", alicePass, map[string]any{"connection_id": conn.ID})
 	ts.createCredential(t, "bob", bobPass, nil)
 	bob := newDevice(t, ts, "udp", "bob", "")
 	bob.register(t, bobPass, "")
 	alice := newDevice(t, ts, "udp", "alice", "")
 	alice.register(t, alicePass, "")
 	reg := rcv.waitFor(t, "registration.created")
-	if reg.ConnectionID != conn.ID || reg.Payload["username"] != "alice" {
+	// The contact and the credential, as registration.removed gives them
+	// (created and refreshed came without).
+	if reg.ConnectionID != conn.ID || reg.Payload["username"] != "alice" || reg.Payload["credential_id"] != aliceCred.ID ||
+		!strings.HasPrefix(fmt.Sprint(reg.Payload["contact"]), "sip:alice@") {
 		t.Errorf("registration.created %+v", reg)
 	}
 	alice.register(t, alicePass, "")
-	rcv.waitFor(t, "registration.refreshed")
+	if ref := rcv.waitFor(t, "registration.refreshed"); !strings.HasPrefix(fmt.Sprint(ref.Payload["contact"]), "sip:alice@") {
+		t.Errorf("registration.refreshed %+v", ref)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
