@@ -224,13 +224,15 @@ func (r *pathRecorder) seen2() []string {
 	return slices.Clone(r.seen)
 }
 
-// TestStatelessChallengeLeavesTheRest: every INVITE that is not a plain
-// first INVITE without credentials goes to sipgo and gets the answer it
+// TestStatelessChallengeLeavesTheRest: every INVITE gets the answer it
 // gets with challenge_mode stateful: malformed ones their specific
 // status, in-dialog ones 481, answers with credentials theirs, and a
 // trusted peer or an ip connection no challenge at all. A first INVITE
 // with a Route to this server (an outbound proxy setting) is challenged
-// by the front.
+// by the front; those refused before authentication whose header block
+// says so (Max-Forwards 0, Proxy-Require, a To tag, a Route) are refused
+// by the front too, without a transaction (proxy.Refusal); the rest go to
+// sipgo.
 func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 	edit := func(c *config.Config) { c.Proxy.TrustedPeers = []string{"127.0.0.7"} }
 	stateless, srec := startChallengeServer(t, "stateless", edit)
@@ -246,17 +248,19 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 		// routeToUs adds a Route naming the server (a phone's outbound
 		// proxy): still challenged statelessly.
 		routeToUs bool
+		// front: answered by the stateless front.
+		front bool
 	}{
-		{name: "route to us", routeToUs: true, want: "SIP/2.0 407 Proxy Authentication Required"},
+		{name: "route to us", routeToUs: true, front: true, want: "SIP/2.0 407 Proxy Authentication Required"},
 		{name: "max-forwards 0", edit: func(m string) string { return strings.Replace(m, "Max-Forwards: 70", "Max-Forwards: 0", 1) },
-			want: "SIP/2.0 483 Too Many Hops"},
-		{name: "proxy-require", extra: "Proxy-Require: foo\r\n", want: "SIP/2.0 420 Bad Extension"},
+			front: true, want: "SIP/2.0 483 Too Many Hops"},
+		{name: "proxy-require", extra: "Proxy-Require: foo\r\n", front: true, want: "SIP/2.0 420 Bad Extension"},
 		{name: "cseq method", edit: func(m string) string { return strings.Replace(m, "CSeq: 7 INVITE", "CSeq: 7 BYE", 1) },
 			want: "SIP/2.0 400 CSeq Method Does Not Match"},
 		{name: "in dialog", edit: func(m string) string {
 			return strings.Replace(m, "<sip:bob@sipwarden.test>\r\n", "<sip:bob@sipwarden.test>;tag=x\r\n", 1)
-		}, want: "SIP/2.0 481 Call/Transaction Does Not Exist"},
-		{name: "preloaded route", extra: "Route: <sip:elsewhere.example;lr>\r\n", want: "SIP/2.0 403 Preloaded Route Denied"},
+		}, front: true, want: "SIP/2.0 481 Call/Transaction Does Not Exist"},
+		{name: "preloaded route", extra: "Route: <sip:elsewhere.example;lr>\r\n", front: true, want: "SIP/2.0 403 Preloaded Route Denied"},
 		// RFC 3261 16.3 step 2, before authentication: they were
 		// challenged, then refused 403 once authenticated.
 		{name: "http request-uri", edit: func(m string) string {
@@ -300,7 +304,7 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 					t.Errorf("got %q, want %q", got[1], r.want)
 				}
 				want := []string{"INVITE sipgo"}
-				if r.routeToUs {
+				if r.front {
 					want = []string{"INVITE stateless"}
 				}
 				if seen := srec.take(); !slices.Equal(seen, want) {
@@ -309,8 +313,8 @@ func TestStatelessChallengeLeavesTheRest(t *testing.T) {
 			})
 		}
 	}
-	if answered, _ := stateless.StatelessChallenges(); answered != 2 {
-		t.Errorf("front answered %d INVITEs, want 2 (the ones with a Route to us)", answered)
+	if answered, _ := stateless.StatelessChallenges(); answered != 10 {
+		t.Errorf("front answered %d INVITEs, want 10 (5 rows, 2 transports)", answered)
 	}
 }
 
