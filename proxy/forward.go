@@ -35,18 +35,18 @@ type call struct {
 	// caps: handed to the dialog of its 2xx, released otherwise.
 	hold *capHold
 
-	mu        sync.Mutex
-	branches  []*branch
-	pending   int
-	best      *sip.Response
+	mu       sync.Mutex
+	branches []*branch
+	pending  int
+	best     *sip.Response
 	// challenges are the 401 and 407 final responses of the branches, for
 	// the one relayed to carry the others' challenges (16.7 step 7).
 	challenges []*sip.Response
-	finalSent bool
-	cancelled bool
-	gotFirst  bool
-	done      chan struct{} // closed once the caller has its final response
-	onFinal   func(res *sip.Response, b *branch)
+	finalSent  bool
+	cancelled  bool
+	gotFirst   bool
+	done       chan struct{} // closed once the caller has its final response
+	onFinal    func(res *sip.Response, b *branch)
 }
 
 // branch is one client transaction of a call.
