@@ -184,6 +184,7 @@ func (p *Proxy) ServeRefusal(req *sip.Request, tx sip.ServerTransaction) {
 	p.handle(req, tx, func(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		ev.Target = req.Recipient.User
 		ev.InDialog = req.To() != nil && req.To().Params.Has("tag")
+		ev.Stateless = true
 		res := p.Refusal(req)
 		if res == nil {
 			res = p.newResponse(req, 500, "Server Internal Error")

@@ -198,6 +198,10 @@ type Event struct {
 	// FirstResponse is the time to the first response from a branch.
 	FirstResponse time.Duration
 	Duration      time.Duration
+	// Stateless: answered by the stateless front before authentication
+	// (ServeRefusal), logged at debug as a 407 is: one line at info per
+	// unauthenticated INVITE was log amplification.
+	Stateless bool
 }
 
 // Proxy is the stateful proxy.
@@ -322,7 +326,7 @@ func (p *Proxy) handle(req *sip.Request, tx sip.ServerTransaction, serve func(*s
 	// A challenge is logged at debug, as the registrar's 401: every call
 	// starts with one, and an unauthenticated sender could write a line
 	// at info per INVITE (2,000 INVITEs: 410 KB of log, in a probe).
-	if ev.Status != 407 && (req.Method == sip.INVITE || ev.Status >= 300) {
+	if ev.Status != 407 && !ev.Stateless && (req.Method == sip.INVITE || ev.Status >= 300) {
 		// The fixed keys of a completed transaction (method, aor = the
 		// Request-URI user, source, transport, status, outcome, duration_s).
 		p.log.Info(string(req.Method), "method", string(req.Method), "aor", ev.Target, "caller", ev.Caller, "source", ev.Source,

@@ -288,20 +288,28 @@ func TestPreAuthRefusalsStateless(t *testing.T) {
 	}
 }
 
-// TestChallengeLoggedAtDebug: the 407 to a first INVITE is logged at
-// debug, as a REGISTER's 401: at info, every unauthenticated INVITE wrote
-// a line (2,000 of them: 410 KB of log). The call's own line (the
-// authenticated INVITE's) stays at info.
+// TestChallengeLoggedAtDebug: the 407 to a first INVITE, and the front's
+// refusals before authentication, are logged at debug, as a REGISTER's
+// 401: at info, every unauthenticated INVITE wrote a line (2,000 of them:
+// 410 KB of log). The call's own line (the authenticated INVITE's) stays
+// at info.
 func TestChallengeLoggedAtDebug(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	u := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
 	if st, _ := u.exchange(u.inviteMsg("alice", randHex(8), 1, ""), 2*time.Second); !strings.HasPrefix(st, "SIP/2.0 407") {
 		t.Fatalf("INVITE: %q", st)
 	}
-	waitFor(t, "the INVITE's log line", 2*time.Second, func() bool { return strings.Contains(ts.logs.String(), "status=407") })
+	// A refusal the front answers before authentication too.
+	mf0 := strings.Replace(u.inviteMsg("alice", randHex(8), 1, ""), "Max-Forwards: 70", "Max-Forwards: 0", 1)
+	if st, _ := u.exchange(mf0, 2*time.Second); st != "SIP/2.0 483 Too Many Hops" {
+		t.Fatalf("INVITE with Max-Forwards 0: %q", st)
+	}
+	waitFor(t, "the INVITEs' log lines", 2*time.Second, func() bool {
+		return strings.Contains(ts.logs.String(), "status=407") && strings.Contains(ts.logs.String(), "status=483")
+	})
 	for _, line := range strings.Split(ts.logs.String(), "\n") {
-		if strings.Contains(line, "status=407") && !strings.Contains(line, "level=DEBUG") {
-			t.Errorf("the challenge is logged above debug: %s", line)
+		if (strings.Contains(line, "status=407") || strings.Contains(line, "status=483")) && !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("logged above debug: %s", line)
 		}
 	}
 }
