@@ -278,6 +278,12 @@ type Conn struct {
 	active atomic.Int64
 }
 
+// MarkActive records that the connection carried a request, not a
+// keep-alive: its unauthenticated idle timeout runs from now. The reader
+// of a TLS connection's plaintext calls it (the stateless front's
+// framer); Read marks a TCP connection itself.
+func (c *Conn) MarkActive() { c.active.Store(time.Now().UnixNano()) }
+
 // keepAliveOnly reports whether b is CRs and LFs only: a keep-alive
 // (RFC 5626 3.5.1), not a request.
 func keepAliveOnly(b []byte) bool {
@@ -314,7 +320,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 	}
 	n, err := c.Conn.Read(b)
-	if n > 0 && !keepAliveOnly(b[:n]) {
+	// Over TLS the bytes are encrypted: a keep-alive cannot be told from a
+	// request here, and the reader of the plaintext marks requests
+	// (MarkActive).
+	if n > 0 && c.key.transport != "tls" && !keepAliveOnly(b[:n]) {
 		c.active.Store(time.Now().UnixNano())
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {

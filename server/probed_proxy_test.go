@@ -1,11 +1,18 @@
 package server_test
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipwarden/sipwarden/config"
 )
 
 // TestNotifyBeforeItsSubscriptionsAnswer: a notifier may send the first
@@ -417,5 +424,53 @@ func TestForkedChallengesAggregated(t *testing.T) {
 		if !strings.Contains(final, c) {
 			t.Errorf("the relayed challenge lacks %q:\n%s", c, final)
 		}
+	}
+}
+
+// TestTLSKeepAlivesDoNotKeepUnauthenticated: over TLS, CRLF keep-alives
+// do not extend an unauthenticated connection's idle timeout (the framer
+// tells the limiter of requests: it sees only encrypted bytes); requests
+// do. A CRLF every few seconds kept such a connection open for ever.
+func TestTLSKeepAlivesDoNotKeepUnauthenticated(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.IdleTimeout = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	dial := func() *tls.Conn {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", ts.Addr("tls"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	// closedBy sends what send makes every 200 ms and reports whether the
+	// server closed the connection within d.
+	closedBy := func(c *tls.Conn, d time.Duration, send func() string) bool {
+		buf := make([]byte, 4096)
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			if _, err := io.WriteString(c, send()); err != nil {
+				return true
+			}
+			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Read(buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return true
+			}
+		}
+		return false
+	}
+	if !closedBy(dial(), 4*time.Second, func() string { return "\r\n\r\n" }) {
+		t.Error("an unauthenticated TLS connection sending only keep-alives was open after 4 s (idle_timeout 1s)")
+	}
+	c := dial()
+	local := c.LocalAddr().String()
+	n := 0
+	options := func() string {
+		n++
+		return fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TLS %s;branch=z9hG4bK-o%d;rport\r\nMax-Forwards: 70\r\n"+
+			"To: <sip:%s>\r\nFrom: <sip:probe@sipwarden.test>;tag=o\r\nCall-ID: tls-keep-%d\r\nCSeq: %d OPTIONS\r\nContent-Length: 0\r\n\r\n",
+			ts.Addr("tls"), local, n, ts.Addr("tls"), n, n)
+	}
+	if closedBy(c, 3*time.Second, options) {
+		t.Error("a TLS connection sending requests was closed as idle")
 	}
 }

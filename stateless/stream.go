@@ -34,7 +34,22 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &streamConn{Conn: c, f: l.f, transport: l.transport, src: c.RemoteAddr().String(),
-		slots: newConnSlots()}, nil
+		slots: newConnSlots(), active: activityMarker(c)}, nil
+}
+
+// activityMarker finds, under a TLS connection, the connection limiter's
+// (connlimit.Conn.MarkActive): it cannot tell a request from a CRLF
+// keep-alive in encrypted bytes, so the framer tells it of requests, and
+// keep-alives no longer keep an unauthenticated TLS connection open for
+// ever. nil: nothing to tell (a TCP connection's limiter reads its bytes
+// itself).
+func activityMarker(c net.Conn) interface{ MarkActive() } {
+	tc, ok := c.(interface{ NetConn() net.Conn })
+	if !ok {
+		return nil
+	}
+	m, _ := tc.NetConn().(interface{ MarkActive() })
+	return m
 }
 
 const minReadBuf = 4096
@@ -71,6 +86,8 @@ type streamConn struct {
 	// taken from the front's pool for a run of them, given back once
 	// their answers are written.
 	crew *crew
+	// active is told of every request read (activityMarker); nil: none.
+	active interface{ MarkActive() }
 }
 
 // Write is sipgo's: one whole message, never interleaved with the
@@ -141,6 +158,9 @@ func (c *streamConn) Read(b []byte) (int, error) {
 		} else if c.pass {
 			c.flushInline()
 			n, err := c.Conn.Read(b)
+			if n > 0 && c.active != nil && leadingCRLF(b[:n]) < n {
+				c.active.MarkActive()
+			}
 			return n, peerGone(err)
 		}
 		c.flushInline() // the read may wait
@@ -178,6 +198,9 @@ func (c *streamConn) frame() bool {
 		c.r += k
 		c.started = time.Time{}
 		return true
+	}
+	if c.active != nil {
+		c.active.MarkActive()
 	}
 	end, ok := headerEnd(data)
 	if !ok {
