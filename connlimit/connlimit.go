@@ -280,8 +280,9 @@ type Conn struct {
 
 // MarkActive records that the connection carried a request, not a
 // keep-alive: its unauthenticated idle timeout runs from now. The reader
-// of a TLS connection's plaintext calls it (the stateless front's
-// framer); Read marks a TCP connection itself.
+// of a TLS or WebSocket connection's plaintext calls it (the stateless
+// front's framer, the WebSocket gate's frame reader); Read marks a SIP
+// TCP connection itself.
 func (c *Conn) MarkActive() { c.active.Store(time.Now().UnixNano()) }
 
 // keepAliveOnly reports whether b is CRs and LFs only: a keep-alive
@@ -320,10 +321,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 	}
 	n, err := c.Conn.Read(b)
-	// Over TLS the bytes are encrypted: a keep-alive cannot be told from a
-	// request here, and the reader of the plaintext marks requests
-	// (MarkActive).
-	if n > 0 && c.key.transport != "tls" && !keepAliveOnly(b[:n]) {
+	// Over TLS and WebSocket the bytes are encrypted or framed and masked:
+	// a keep-alive cannot be told from a request here, and the reader of
+	// the plaintext marks requests (MarkActive).
+	if n > 0 && c.key.transport == "tcp" && !keepAliveOnly(b[:n]) {
 		c.active.Store(time.Now().UnixNano())
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {

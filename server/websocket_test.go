@@ -673,3 +673,47 @@ func TestWSGarbageDropped(t *testing.T) {
 		t.Errorf("garbage logged as an error:\n%s", tail(s, 2000))
 	}
 }
+
+// TestWSKeepAlivesDoNotKeepUnauthenticated: over ws and wss, ping frames
+// and CRLF keep-alives do not extend an unauthenticated WebSocket's idle
+// timeout (the gate's frame reader tells the limiter of data frames with
+// more than line breaks: it sees masked or encrypted bytes); requests do.
+// A ping every few seconds kept one open for ever.
+func TestWSKeepAlivesDoNotKeepUnauthenticated(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.IdleTimeout = config.Duration(time.Second)
+	ts := startServer(t, cfg)
+	for _, tp := range []string{"ws", "wss"} {
+		t.Run(tp, func(t *testing.T) {
+			// closedBy sends every 200 ms and reports whether the server
+			// closed the WebSocket within d.
+			closedBy := func(u *wsUA, d time.Duration, send func() error) bool {
+				for end := time.Now().Add(d); time.Now().Before(end); {
+					if send() != nil {
+						return true
+					}
+					if u.closed(200 * time.Millisecond) {
+						return true
+					}
+				}
+				return false
+			}
+			pinger := mustDialWS(t, ts, tp)
+			ping := func() error {
+				_ = pinger.conn.SetWriteDeadline(time.Now().Add(time.Second))
+				return wsutil.WriteClientMessage(pinger.conn, ws.OpPing, nil)
+			}
+			if !closedBy(pinger, 4*time.Second, ping) {
+				t.Error("an unauthenticated WebSocket sending pings was open after 4 s (idle_timeout 1s)")
+			}
+			crlf := mustDialWS(t, ts, tp)
+			if !closedBy(crlf, 4*time.Second, func() error { return crlf.send("\r\n\r\n") }) {
+				t.Error("an unauthenticated WebSocket sending CRLF keep-alives was open after 4 s")
+			}
+			talker := mustDialWS(t, ts, tp)
+			if closedBy(talker, 3*time.Second, func() error { return talker.send(optionsMsg(talker)) }) {
+				t.Error("a WebSocket sending requests was closed as idle")
+			}
+		})
+	}
+}

@@ -40,7 +40,7 @@ func newConn(l *Listener, nc net.Conn, hs Handshake, head, extra []byte) *Conn {
 		c.after = src
 	} else {
 		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge,
-			timeout: l.cfg.MessageTimeout, tooSlow: c.tooSlow}
+			timeout: l.cfg.MessageTimeout, tooSlow: c.tooSlow, active: activityMarker(nc)}
 	}
 	return c
 }
@@ -144,6 +144,46 @@ type frameReader struct {
 	timing  bool
 	ends    bool // the current frame, once read, ends what is timed
 	inData  bool
+
+	// active is told when a data frame carries more than line breaks
+	// (activityMarker): pings and CRLF keep-alives then no longer keep an
+	// unauthenticated connection open. nil: none to tell.
+	active  interface{ MarkActive() }
+	control bool // the current frame is a control frame
+	// The current frame's mask (a client's frames are masked, RFC 6455
+	// 5.3) and how much of its payload was read: what passes through is
+	// masked, and is unmasked to be looked at.
+	masked bool
+	mask   [4]byte
+	off    int64
+}
+
+// activityMarker finds the connection limiter's MarkActive on nc, or
+// under it (a TLS connection): the limiter cannot tell a request from a
+// keep-alive in masked or encrypted bytes.
+func activityMarker(nc net.Conn) interface{ MarkActive() } {
+	if m, ok := nc.(interface{ MarkActive() }); ok {
+		return m
+	}
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		m, _ := tc.NetConn().(interface{ MarkActive() })
+		return m
+	}
+	return nil
+}
+
+// lineBreaksOnly reports whether b, the payload bytes of the current
+// frame from offset off, holds CRs and LFs only once unmasked.
+func (f *frameReader) lineBreaksOnly(b []byte, off int64) bool {
+	for i, x := range b {
+		if f.masked {
+			x ^= f.mask[(off+int64(i))&3]
+		}
+		if x != '\r' && x != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 // late reports whether the frame or message being timed is past its
@@ -189,6 +229,10 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		}
 		n, err := f.src.Read(p)
 		f.remain -= int64(n)
+		if n > 0 && !f.control && f.active != nil && !f.lineBreaksOnly(p[:n], f.off) {
+			f.active.MarkActive()
+		}
+		f.off += int64(n)
 		if err != nil {
 			f.err = err
 		} else if f.remain == 0 {
@@ -213,6 +257,7 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	if f.late() { // the header itself was trickled
 		return 0, f.err
 	}
+	f.control, f.masked, f.mask, f.off = h.OpCode.IsControl(), h.Masked, h.Mask, 0
 	if h.OpCode.IsControl() {
 		f.ends = !f.inData
 	} else {
