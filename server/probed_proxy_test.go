@@ -42,19 +42,9 @@ func TestNotifyBeforeItsSubscriptionsAnswer(t *testing.T) {
 		b.WriteString("Content-Length: 0\r\n\r\n")
 		return b.String()
 	}
-	st, raw := alice.exchange(refer(1, ""), 2*time.Second)
-	m := nonceRE.FindStringSubmatch(raw)
-	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
-		t.Fatalf("REFER: %q", st)
-	}
-	if err := alice.send(refer(2, digestAnswer("alice", pw, m[1], "REFER", "sip:bob@sipwarden.test"))); err != nil {
-		t.Fatal(err)
-	}
-	var fwd string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(fwd, "REFER "); {
-		fwd = bob.recv(time.Until(deadline))
-	}
-	if !strings.HasPrefix(fwd, "REFER ") {
+	sendAuthenticated(t, alice, refer, "alice", "REFER", "sip:bob@sipwarden.test")
+	fwd := awaitStart(bob, "REFER ", 3*time.Second)
+	if fwd == "" {
 		t.Fatal("the REFER did not reach bob")
 	}
 	rr := header(fwd, "Record-Route")
@@ -67,25 +57,13 @@ func TestNotifyBeforeItsSubscriptionsAnswer(t *testing.T) {
 		"From: <sip:bob@sipwarden.test>;tag=%s\r\nTo: <sip:alice@sipwarden.test>;tag=%s\r\nCall-ID: %s\r\nCSeq: 1 NOTIFY\r\n"+
 		"Event: refer\r\nSubscription-State: active;expires=60\r\nContact: <sip:bob@%s>\r\nContent-Type: message/sipfrag\r\nContent-Length: %d\r\n\r\n%s",
 		alice.local, bob.local, randHex(8), rr, bobTag, aliceTag, callID, bob.local, len(body), body)
-	// The 202 copies the REFER's Vias, From, Call-ID and CSeq.
-	var ok strings.Builder
-	ok.WriteString("SIP/2.0 202 Accepted\r\n")
-	for _, line := range strings.Split(fwd, "\r\n") {
-		k, _, _ := strings.Cut(line, ":")
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "via", "from", "call-id", "cseq", "record-route":
-			ok.WriteString(line + "\r\n")
-		case "to":
-			ok.WriteString(line + ";tag=" + bobTag + "\r\n")
-		}
-	}
-	fmt.Fprintf(&ok, "Contact: <sip:bob@%s>\r\nContent-Length: 0\r\n\r\n", bob.local)
+	accepted := answerTo(fwd, "202 Accepted", bobTag, "Contact: <sip:bob@"+bob.local+">\r\n")
 
 	if err := bob.send(notify); err != nil { // first, before the 202
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if err := bob.send(ok.String()); err != nil {
+	if err := bob.send(accepted); err != nil {
 		t.Fatal(err)
 	}
 	var gotNotify, got202 bool
@@ -133,17 +111,11 @@ func TestRequestsPerCredentialCapped(t *testing.T) {
 		b.WriteString("Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi")
 		return b.String()
 	}
+	// No answer is waited for: bob never answers.
 	send := func() {
 		callID := randHex(8)
-		st, raw := alice.exchange(message(callID, 1, ""), 2*time.Second)
-		m := nonceRE.FindStringSubmatch(raw)
-		if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
-			t.Fatalf("MESSAGE: %q", st)
-		}
-		// No answer is waited for: bob never answers.
-		if err := alice.send(message(callID, 2, digestAnswer("alice", pw, m[1], "MESSAGE", "sip:bob@sipwarden.test"))); err != nil {
-			t.Fatal(err)
-		}
+		sendAuthenticated(t, alice, func(cseq int, auth string) string { return message(callID, cseq, auth) },
+			"alice", "MESSAGE", "sip:bob@sipwarden.test")
 	}
 	send()
 	send()
@@ -154,13 +126,8 @@ func TestRequestsPerCredentialCapped(t *testing.T) {
 		}
 		return at == 2
 	})
-	callID := randHex(8)
-	_, raw := alice.exchange(message(callID, 1, ""), 2*time.Second)
-	m := nonceRE.FindStringSubmatch(raw)
-	if m == nil {
-		t.Fatalf("no challenge: %q", raw)
-	}
-	if st, _ := alice.exchange(message(callID, 2, digestAnswer("alice", pw, m[1], "MESSAGE", "sip:bob@sipwarden.test")), 3*time.Second); st != "SIP/2.0 503 Too Many Requests For This Credential" {
+	send()
+	if st := awaitStart(alice, "SIP/2.0 503", 3*time.Second); !strings.HasPrefix(st, "SIP/2.0 503 Too Many Requests For This Credential\r\n") {
 		t.Fatalf("alice's third MESSAGE: %q, want 503 Too Many Requests For This Credential", st)
 	}
 	carol := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
@@ -184,42 +151,17 @@ func TestInDialogRequestFromOutsideRefused(t *testing.T) {
 	}
 	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
 	callID := randHex(8)
-	st, raw := alice.exchange(alice.inviteMsg("alice", callID, 1, ""), 2*time.Second)
-	m := nonceRE.FindStringSubmatch(raw)
-	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
-		t.Fatalf("INVITE: %q", st)
-	}
-	if err := alice.send(alice.inviteMsg("alice", callID, 2, digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test"))); err != nil {
-		t.Fatal(err)
-	}
-	var inv string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(inv, "INVITE "); {
-		inv = bob.recv(time.Until(deadline))
-	}
-	if !strings.HasPrefix(inv, "INVITE ") {
+	sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
+		"alice", "INVITE", "sip:bob@sipwarden.test")
+	inv := awaitStart(bob, "INVITE ", 3*time.Second)
+	if inv == "" {
 		t.Fatal("the INVITE did not reach bob")
 	}
 	bobTag := randHex(4)
-	var ok strings.Builder
-	ok.WriteString("SIP/2.0 200 OK\r\n")
-	for _, line := range strings.Split(inv, "\r\n") {
-		k, _, _ := strings.Cut(line, ":")
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "via", "from", "call-id", "cseq", "record-route":
-			ok.WriteString(line + "\r\n")
-		case "to":
-			ok.WriteString(line + ";tag=" + bobTag + "\r\n")
-		}
-	}
-	fmt.Fprintf(&ok, "Contact: <sip:bob@%s>\r\nContent-Length: 0\r\n\r\n", bob.local)
-	if err := bob.send(ok.String()); err != nil {
+	if err := bob.send(answerTo(inv, "200 OK", bobTag, "Contact: <sip:bob@"+bob.local+">\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	var res string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(res, "SIP/2.0 200"); {
-		res = alice.recv(time.Until(deadline))
-	}
-	if !strings.HasPrefix(res, "SIP/2.0 200") {
+	if awaitStart(alice, "SIP/2.0 200", 3*time.Second) == "" {
 		t.Fatal("alice got no 200")
 	}
 	aliceTag := between(header(inv, "From"), "tag=", ";")
@@ -239,10 +181,7 @@ func TestInDialogRequestFromOutsideRefused(t *testing.T) {
 	if err := bob.send(bye(bob, 11, "bob", bobTag, "alice", aliceTag, "sip:alice@"+alice.local)); err != nil {
 		t.Fatal(err)
 	}
-	var got string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(got, "BYE "); {
-		got = alice.recv(time.Until(deadline))
-	}
+	got := awaitStart(alice, "BYE ", 3*time.Second)
 	if !strings.HasPrefix(got, "BYE ") {
 		t.Fatal("bob's BYE did not reach alice")
 	}
@@ -338,22 +277,12 @@ func TestTelURIRouted(t *testing.T) {
 	}
 	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
 	const ruri = "tel:+1-555-000-2222"
-	invite := func(callID string, cseq int, auth string) string {
+	callID := randHex(8)
+	invite := func(cseq int, auth string) string {
 		return strings.Replace(alice.inviteMsg("alice", callID, cseq, auth), "INVITE sip:bob@sipwarden.test SIP/2.0", "INVITE "+ruri+" SIP/2.0", 1)
 	}
-	callID := randHex(8)
-	st, raw := alice.exchange(invite(callID, 1, ""), 2*time.Second)
-	m := nonceRE.FindStringSubmatch(raw)
-	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
-		t.Fatalf("INVITE %s: %q", ruri, st)
-	}
-	if err := alice.send(invite(callID, 2, digestAnswer("alice", pw, m[1], "INVITE", ruri))); err != nil {
-		t.Fatal(err)
-	}
-	var got string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(got, "INVITE "); {
-		got = bob.recv(time.Until(deadline))
-	}
+	sendAuthenticated(t, alice, invite, "alice", "INVITE", ruri)
+	got := awaitStart(bob, "INVITE ", 3*time.Second)
 	if !strings.HasPrefix(got, "INVITE ") {
 		t.Fatalf("the INVITE to %s did not reach bob; alice got %q", ruri, alice.recv(500*time.Millisecond))
 	}
@@ -379,47 +308,20 @@ func TestForkedChallengesAggregated(t *testing.T) {
 	}
 	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
 	callID := randHex(8)
-	st, raw := alice.exchange(alice.inviteMsg("alice", callID, 1, ""), 2*time.Second)
-	m := nonceRE.FindStringSubmatch(raw)
-	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
-		t.Fatalf("INVITE: %q", st)
-	}
-	if err := alice.send(alice.inviteMsg("alice", callID, 2, digestAnswer("alice", pw, m[1], "INVITE", "sip:bob@sipwarden.test"))); err != nil {
-		t.Fatal(err)
-	}
+	sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
+		"alice", "INVITE", "sip:bob@sipwarden.test")
 	challenges := []string{"WWW-Authenticate: Digest realm=\"b1\", nonce=\"n1\"", "Proxy-Authenticate: Digest realm=\"b2\", nonce=\"n2\""}
 	codes := []string{"401 Unauthorized", "407 Proxy Authentication Required"}
 	for i, d := range devices {
-		var inv string
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.HasPrefix(inv, "INVITE "); {
-			inv = d.recv(time.Until(deadline))
-		}
-		if !strings.HasPrefix(inv, "INVITE ") {
+		inv := awaitStart(d, "INVITE ", 3*time.Second)
+		if inv == "" {
 			t.Fatalf("device %d got no INVITE", i)
 		}
-		var res strings.Builder
-		res.WriteString("SIP/2.0 " + codes[i] + "\r\n")
-		for _, line := range strings.Split(inv, "\r\n") {
-			k, _, _ := strings.Cut(line, ":")
-			switch strings.ToLower(strings.TrimSpace(k)) {
-			case "via", "from", "call-id", "cseq":
-				res.WriteString(line + "\r\n")
-			case "to":
-				res.WriteString(line + ";tag=d" + strconv.Itoa(i) + "\r\n")
-			}
-		}
-		res.WriteString(challenges[i] + "\r\nContent-Length: 0\r\n\r\n")
-		if err := d.send(res.String()); err != nil {
+		if err := d.send(answerTo(inv, codes[i], "d"+strconv.Itoa(i), challenges[i]+"\r\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var final string
-	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); {
-		final = alice.recv(time.Until(deadline))
-		if strings.HasPrefix(final, "SIP/2.0 401") || strings.HasPrefix(final, "SIP/2.0 407") {
-			break
-		}
-	}
+	final := awaitStart(alice, "SIP/2.0 40", 4*time.Second) // the 401 or 407
 	for _, c := range challenges {
 		if !strings.Contains(final, c) {
 			t.Errorf("the relayed challenge lacks %q:\n%s", c, final)
@@ -472,5 +374,50 @@ func TestTLSKeepAlivesDoNotKeepUnauthenticated(t *testing.T) {
 	}
 	if closedBy(c, 3*time.Second, options) {
 		t.Error("a TLS connection sending requests was closed as idle")
+	}
+}
+
+// awaitStart returns the next message u receives that starts with prefix
+// within timeout ("" when none did), skipping the others.
+func awaitStart(u *rawUA, prefix string, timeout time.Duration) string {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		if m := u.recv(time.Until(deadline)); strings.HasPrefix(m, prefix) {
+			return m
+		}
+	}
+	return ""
+}
+
+// answerTo builds a UAS's response to req (as received) with status, a To
+// tag and extra header lines: its Vias, From, Call-ID, CSeq and
+// Record-Routes copied (RFC 3261 8.2.6.2, 12.1.1).
+func answerTo(req, status, toTag, extra string) string {
+	var b strings.Builder
+	b.WriteString("SIP/2.0 " + status + "\r\n")
+	for _, line := range strings.Split(req, "\r\n") {
+		k, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "via", "from", "call-id", "cseq", "record-route":
+			b.WriteString(line + "\r\n")
+		case "to":
+			b.WriteString(line + ";tag=" + toTag + "\r\n")
+		}
+	}
+	b.WriteString(extra + "Content-Length: 0\r\n\r\n")
+	return b.String()
+}
+
+// sendAuthenticated sends the request build makes (CSeq 1, no
+// credentials), answers its 407 with user's digest for method and uri
+// (CSeq 2), and returns without waiting for the outcome.
+func sendAuthenticated(t *testing.T, u *rawUA, build func(cseq int, auth string) string, user, method, uri string) {
+	t.Helper()
+	st, raw := u.exchange(build(1, ""), 2*time.Second)
+	m := nonceRE.FindStringSubmatch(raw)
+	if !strings.HasPrefix(st, "SIP/2.0 407") || m == nil {
+		t.Fatalf("%s: %q, want a 407 challenge", method, st)
+	}
+	if err := u.send(build(2, digestAnswer(user, pw, m[1], method, uri))); err != nil {
+		t.Fatal(err)
 	}
 }
