@@ -156,29 +156,16 @@ func (k *Keeper) Prune(c store.Credential, why Reason, drop func(store.Binding) 
 // returns how many bindings went.
 func (k *Keeper) PruneConnection(connectionID string, why Reason, drop func(store.Binding) bool) (int, error) {
 	n := 0
-	p := store.Page{Limit: 1000}
-	for {
-		cs, next, err := k.creds.Credentials(store.CredentialFilter{ConnectionID: connectionID}, p)
-		if err != nil {
-			return n, fmt.Errorf("list the credentials of connection %s: %w", connectionID, err)
-		}
-		for _, c := range cs {
-			err := k.Prune(c, why, func(b store.Binding) bool {
-				if drop(b) {
-					n++
-					return true
-				}
-				return false
-			})
-			if err != nil {
-				return n, err
+	err := k.eachCredential(connectionID, func(c store.Credential) error {
+		return k.Prune(c, why, func(b store.Binding) bool {
+			if drop(b) {
+				n++
+				return true
 			}
-		}
-		if next == "" {
-			return n, nil
-		}
-		p.After = next
-	}
+			return false
+		})
+	})
+	return n, err
 }
 
 // EndConnection ends every credential of a connection that was
@@ -191,20 +178,32 @@ func (k *Keeper) EndConnection(connectionID string) (int, error) {
 		}
 	}
 	n := 0
+	err := k.eachCredential(connectionID, func(c store.Credential) error {
+		if err := k.End(c, ConnectionInactive); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachCredential calls f for every credential of a connection, page by
+// page, until f fails.
+func (k *Keeper) eachCredential(connectionID string, f func(store.Credential) error) error {
 	p := store.Page{Limit: 1000}
 	for {
 		cs, next, err := k.creds.Credentials(store.CredentialFilter{ConnectionID: connectionID}, p)
 		if err != nil {
-			return n, fmt.Errorf("list the credentials of connection %s: %w", connectionID, err)
+			return fmt.Errorf("list the credentials of connection %s: %w", connectionID, err)
 		}
 		for _, c := range cs {
-			if err := k.End(c, ConnectionInactive); err != nil {
-				return n, err
+			if err := f(c); err != nil {
+				return err
 			}
-			n++
 		}
 		if next == "" {
-			return n, nil
+			return nil
 		}
 		p.After = next
 	}

@@ -437,19 +437,7 @@ func (l *Location) Sync() error {
 
 // RemoveAOR removes every binding of aor and returns them.
 func (l *Location) RemoveAOR(aor string) []store.Binding {
-	s := l.shard(aor)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.aors[aor]
-	if e == nil {
-		return nil
-	}
-	prev := e.bindings
-	key := s.setLocked(aor, e, nil)
-	if l.saver != nil {
-		l.saver.SaveBindings(key, prev, nil)
-	}
-	return prev
+	return l.RemoveWhere(aor, func(store.Binding) bool { return true })
 }
 
 // RemoveWhere removes the bindings of aor that drop reports, and returns
