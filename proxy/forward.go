@@ -114,8 +114,23 @@ func (p *Proxy) forward(req *sip.Request, tx sip.ServerTransaction, c caller, ta
 			}
 		}
 	}
-	for _, t := range targets {
-		cl.startBranch(t, cl.recordRoute)
+	if len(targets) > 1 {
+		// A fork: every branch counts as pending before any starts. One
+		// that failed at once (a device's connection refused) left none
+		// pending, and its 480 went to the caller while the other device
+		// rang and then answered 200 (RFC 3261 16.7 waits for every
+		// branch). Each starts on a goroutine of its own, so that a slow
+		// connect does not hold back the others' ringing.
+		cl.mu.Lock()
+		cl.pending += len(targets)
+		cl.mu.Unlock()
+		for _, t := range targets {
+			go cl.startBranchWith(t, cl.recordRoute, nil, true)
+		}
+	} else {
+		for _, t := range targets {
+			cl.startBranch(t, cl.recordRoute)
+		}
 	}
 	cl.wait()
 }
@@ -511,13 +526,28 @@ func (cl *call) inDialog() bool {
 }
 
 // better reports whether a is a better final response than b (RFC 3261
-// 16.7 step 6: a 6xx wins, else the lowest class).
+// 16.7 step 6: a 6xx wins, else the lowest class; among 4xx, 401, 407,
+// 415, 420 and 484, which the caller can act on, win over the others:
+// a 486 from one device hid another's challenge).
 func better(a, b *sip.Response) bool {
 	ac, bc := a.StatusCode/100, b.StatusCode/100
 	if ac == 6 || bc == 6 {
 		return ac == 6 && bc != 6
 	}
+	if ac == 4 && bc == 4 {
+		return actionable4xx(a.StatusCode) && !actionable4xx(b.StatusCode)
+	}
 	return ac < bc
+}
+
+// actionable4xx reports whether a 4xx is one RFC 3261 16.7 step 6 asks a
+// proxy to prefer: the caller can retry with what it asks for.
+func actionable4xx(code int) bool {
+	switch code {
+	case 401, 407, 415, 420, 484:
+		return true
+	}
+	return false
 }
 
 // sendBestLocked sends the best final response once every branch ended.

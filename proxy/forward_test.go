@@ -141,3 +141,22 @@ func benchResponse(b *testing.B) *sip.Response {
 	res.SetTransport("UDP")
 	return res
 }
+
+// TestBetter: RFC 3261 16.7 step 6, with the 4xx a caller can act on
+// (401, 407, 415, 420, 484) preferred over the other 4xx: a 486 from one
+// device hid another's challenge.
+func TestBetter(t *testing.T) {
+	res := func(code int) *sip.Response { return sip.NewResponse(code, "") }
+	for _, c := range []struct {
+		a, b int
+		want bool
+	}{
+		{401, 486, true}, {486, 401, false}, {407, 404, true}, {484, 480, true},
+		{486, 404, false}, {404, 486, false}, {401, 407, false},
+		{302, 401, true}, {401, 302, false}, {603, 200, true}, {500, 486, false}, {486, 500, true},
+	} {
+		if got := better(res(c.a), res(c.b)); got != c.want {
+			t.Errorf("better(%d, %d) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

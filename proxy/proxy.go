@@ -962,12 +962,22 @@ func bindingTarget(b *store.Binding) (target, error) {
 // domain, or no telephone number.
 func (p *Proxy) telAsSIP(u *sip.Uri) (sip.Uri, bool) {
 	number, _, _ := strings.Cut(u.Raw(), ";")
-	if _, ok := e164.FromUser(number); !ok || len(p.cfg.Domains) == 0 {
+	n, ok := e164.FromUser(number)
+	if !ok || len(p.cfg.Domains) == 0 {
 		return sip.Uri{}, false
 	}
-	out := sip.Uri{Scheme: "sip", User: number, Host: p.cfg.Domains[0], UriParams: sip.HeaderParams{}}
+	// The E.164 form, without RFC 3966's visual separators: the next hop
+	// (a PBX, a gateway) reads the user part as the number.
+	out := sip.Uri{Scheme: "sip", User: n, Host: p.cfg.Domains[0], UriParams: sip.HeaderParams{}}
 	out.UriParams.Add("user", "phone")
 	return out, true
+}
+
+// telNumber reports whether number, a tel: URI's part before its
+// parameters, is a telephone number the proxy routes.
+func telNumber(number string) bool {
+	_, ok := e164.FromUser(number)
+	return ok
 }
 
 // isUs reports whether a URI names this server (host and port).
@@ -1048,6 +1058,10 @@ func (p *Proxy) respond(tx sip.ServerTransaction, res *sip.Response) int {
 func requestURIFault(u *sip.Uri) (code int, reason string) {
 	switch scheme := strings.ToLower(u.Scheme); {
 	case scheme == "tel":
+		// RFC 3966: a telephone number, and nothing else, is routable.
+		if number, _, _ := strings.Cut(u.Raw(), ";"); !telNumber(number) {
+			return 400, "Malformed Request-URI"
+		}
 	case scheme != "sip" && scheme != "sips":
 		return 416, "Unsupported URI Scheme"
 	case u.Host == "":

@@ -759,19 +759,18 @@ func match(bs []store.Binding, c contact, callID string, single bool) int {
 // uriKey holds what RFC 3261 19.1.4 compares of a Contact URI: the
 // scheme (a SIP and a SIPS URI are never equivalent), the user (case-
 // sensitive, escapes decoded) and password, the host (case-insensitive)
-// and the port (an omitted port is not 5060), and the URI parameters
-// (sameURI). Headers (?...) are not compared: no phone puts them in a
-// Contact it registers.
+// and the port (an omitted port is not 5060), the URI parameters and
+// the header components (?...) (sameURI).
 type uriKey struct {
 	scheme, user, password, host string
 	port                         int
-	params                       sip.HeaderParams
+	params, headers              sip.HeaderParams
 }
 
 func keyOf(u *sip.Uri) uriKey {
 	return uriKey{
 		scheme: strings.ToLower(u.Scheme), user: sipuri.UnescapeUser(u.User), password: u.Password,
-		host: strings.ToLower(u.Host), port: u.Port, params: u.UriParams,
+		host: strings.ToLower(u.Host), port: u.Port, params: u.UriParams, headers: u.Headers,
 	}
 }
 
@@ -804,6 +803,15 @@ func sameURI(a, b uriKey) bool {
 	}
 	for _, kv := range b.params {
 		if _, ok := param(a.params, kv.K); !ok && strictParam(kv.K) {
+			return false
+		}
+	}
+	// Header components must be in both, and match (19.1.4).
+	if len(a.headers) != len(b.headers) {
+		return false
+	}
+	for _, kv := range a.headers {
+		if v, ok := param(b.headers, kv.K); !ok || !strings.EqualFold(v, kv.V) {
 			return false
 		}
 	}

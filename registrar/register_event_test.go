@@ -218,6 +218,9 @@ func TestSameURI(t *testing.T) {
 		{"sip:%61lice@phone.example", "sip:alice@phone.example", true},
 		{"sip:alice@phone.example", "sip:alice@phone.example:5060", false},
 		{"sip:alice:a@phone.example", "sip:alice:b@phone.example", false},
+		{"sip:alice@phone.example?Subject=x", "sip:alice@phone.example", false},
+		{"sip:alice@phone.example?Subject=x", "sip:alice@phone.example?subject=X", true},
+		{"sip:alice@phone.example?Subject=x", "sip:alice@phone.example?Subject=y", false},
 	} {
 		a, okA := parseKey(c.a)
 		b, okB := parseKey(c.b)

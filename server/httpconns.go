@@ -23,7 +23,7 @@ const (
 // process (net/http itself accepts without bound). A connection accepted
 // beyond it closes the one idle longest (a keep-alive connection between
 // requests, or one that has sent nothing yet), or is closed at once when
-// every one is busy with a request: 1,024 idle keep-alive connections
+// every one is busy with a request (its header arriving, or handled): 1,024 idle keep-alive connections
 // from anyone used to lock the operator out of the API until they went
 // (a probe). The server's ConnState must be the listener's connState.
 // Connections of the SIP listeners are bounded by connlimit, which also
@@ -55,6 +55,7 @@ func (l *cappedListener) connState(c net.Conn, st http.ConnState) {
 	defer l.mu.Unlock()
 	switch st {
 	case http.StateNew, http.StateIdle:
+		cc.reading.Store(false)
 		l.idle[cc] = time.Now()
 	default:
 		delete(l.idle, cc)
@@ -68,6 +69,9 @@ func (l *cappedListener) evictIdle() bool {
 	var victim *cappedConn
 	var since time.Time
 	for c, t := range l.idle {
+		if c.reading.Load() {
+			continue // a request's header is arriving: in progress
+		}
 		if victim == nil || t.Before(since) {
 			victim, since = c, t
 		}
@@ -113,6 +117,18 @@ type cappedConn struct {
 	net.Conn
 	l    *cappedListener
 	once sync.Once
+	// reading: bytes of a request came since the connection was last
+	// idle (net/http reports a request active only once its header is
+	// whole).
+	reading atomic.Bool
+}
+
+func (c *cappedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.reading.Store(true)
+	}
+	return n, err
 }
 
 func (c *cappedConn) Close() error {

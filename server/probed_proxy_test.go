@@ -286,6 +286,14 @@ func TestTelURIRouted(t *testing.T) {
 	if !strings.HasPrefix(got, "INVITE ") {
 		t.Fatalf("the INVITE to %s did not reach bob; alice got %q", ruri, alice.recv(500*time.Millisecond))
 	}
+	// A tel: URI without a telephone number is malformed, before any
+	// challenge (it was challenged, then refused 404).
+	for _, bad := range []string{"tel:", "tel:abc", "tel:+", "tel:++15550001"} {
+		msg := strings.Replace(alice.inviteMsg("alice", randHex(8), 1, ""), "INVITE sip:bob@sipwarden.test SIP/2.0", "INVITE "+bad+" SIP/2.0", 1)
+		if st, _ := alice.exchange(msg, 2*time.Second); st != "SIP/2.0 400 Malformed Request-URI" {
+			t.Errorf("INVITE %s: %q, want 400 Malformed Request-URI", bad, st)
+		}
+	}
 }
 
 // TestForkedChallengesAggregated: when the branches of a forked call
@@ -419,5 +427,63 @@ func sendAuthenticated(t *testing.T, u *rawUA, build func(cseq int, auth string)
 	}
 	if err := u.send(build(2, digestAnswer(user, pw, m[1], method, uri))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestForkWithUnreachableBranch: a call forked to a device that answers
+// and to one whose TCP connection is gone (its connect refused at once)
+// gets the answering device's 200 and no final response before it,
+// whichever registered first. The refused branch left no branch pending,
+// and its 480 went to the caller while the other device rang, then its
+// 200 after the 480 (RFC 3261 16.7 waits for every branch).
+func TestForkWithUnreachableBranch(t *testing.T) {
+	for _, tcpFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tcp first %v", tcpFirst), func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.Registrar.MaxContacts = 2
+			ts := startServer(t, cfg)
+			ts.createCredential(t, "alice", pw, nil)
+			ts.createCredential(t, "bob", pw, nil)
+			var phone *rawUA
+			registerGone := func() {
+				gone := newRawUA(t, "tcp", "127.0.0.1", ts.Addr("tcp"))
+				if st := gone.register("bob", pw); st != "SIP/2.0 200 OK" {
+					t.Fatalf("bob over TCP: %q", st)
+				}
+				_ = gone.conn.Close() // nothing listens at its Contact any more
+			}
+			if tcpFirst {
+				registerGone()
+			}
+			phone = newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+			if st := phone.register("bob", pw); st != "SIP/2.0 200 OK" {
+				t.Fatalf("bob over UDP: %q", st)
+			}
+			if !tcpFirst {
+				registerGone()
+			}
+			if n := len(ts.registrations(t, "bob")); n != 2 {
+				t.Fatalf("bob has %d bindings, want 2", n)
+			}
+			alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+			callID := randHex(8)
+			sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
+				"alice", "INVITE", "sip:bob@sipwarden.test")
+			inv := awaitStart(phone, "INVITE ", 3*time.Second)
+			if inv == "" {
+				t.Fatal("the UDP phone got no INVITE")
+			}
+			time.Sleep(300 * time.Millisecond) // the other branch fails meanwhile
+			if err := phone.send(answerTo(inv, "200 OK", "p1", "Contact: <sip:bob@"+phone.local+">\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			final := awaitStart(alice, "SIP/2.0 ", 3*time.Second)
+			for strings.HasPrefix(final, "SIP/2.0 1") {
+				final = awaitStart(alice, "SIP/2.0 ", 3*time.Second)
+			}
+			if !strings.HasPrefix(final, "SIP/2.0 200") {
+				t.Fatalf("alice's first final response: %q, want the phone's 200", final)
+			}
+		})
 	}
 }
