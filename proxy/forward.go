@@ -227,7 +227,15 @@ func (cl *call) startBranchWith(t target, recordRoute bool, extra sip.Header, re
 	if !reserved {
 		cl.pending++
 	}
+	cancelled := cl.cancelled
 	cl.mu.Unlock()
+	if cancelled {
+		// The call was cancelled, or answered elsewhere, before this
+		// branch of a fork started (each starts on a goroutine of its
+		// own): it is not sent, and ends as a cancelled branch does.
+		cl.onResponse(b, cl.synth(487, "Request Terminated"))
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	ctx2, err := p.send.TransactionRequest(ctx, fwd, noBuild)
