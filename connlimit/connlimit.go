@@ -285,6 +285,20 @@ type Conn struct {
 // TCP connection itself.
 func (c *Conn) MarkActive() { c.active.Store(time.Now().UnixNano()) }
 
+// Of returns the limiter's connection c is, or is over (a TLS connection
+// made on one: NetConn), for its reader to call MarkActive; nil when c is
+// neither.
+func Of(c net.Conn) *Conn {
+	if lc, ok := c.(*Conn); ok {
+		return lc
+	}
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		lc, _ := tc.NetConn().(*Conn)
+		return lc
+	}
+	return nil
+}
+
 // keepAliveOnly reports whether b is CRs and LFs only: a keep-alive
 // (RFC 5626 3.5.1), not a request.
 func keepAliveOnly(b []byte) bool {

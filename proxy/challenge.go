@@ -38,26 +38,17 @@ func (p *Proxy) ByAddress(source string) bool {
 // break to echo) and is not an anonymous click-to-call. Everything else is
 // ServeSIP's, which gives it its specific answer.
 func (p *Proxy) Challengeable(req *sip.Request) bool {
-	if req.Method != sip.INVITE {
-		return false
+	if req.Method != sip.INVITE || p.validationFault(req) != nil {
+		return false // ServeSIP's 505, 400, 416 or 420
 	}
-	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
 	switch {
-	case to == nil || from == nil || callID == nil || callID.Value() == "" || cseq == nil:
+	case req.To().Params.Has("tag"):
 		return false
-	case cseq.MethodName != req.Method || to.Params.Has("tag"):
-		return false
-	case hasHeader(req, "Proxy-Authorization") || hasHeader(req, "Authorization") || hasHeader(req, "Proxy-Require"):
+	case hasHeader(req, "Proxy-Authorization") || hasHeader(req, "Authorization"):
 		return false
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		return false
-	}
-	if !sipcheck.Version(req) || sipcheck.Duplicate(req) != "" {
-		return false // ServeSIP's 505 or 400
-	}
-	if code, _ := requestURIFault(&req.Recipient); code != 0 {
-		return false // ServeSIP's 416 or 400
 	}
 	// preprocessRoute would remove Route values naming us (a phone's
 	// outbound proxy setting); any other Route, or a strict router's
@@ -117,45 +108,23 @@ func hasHeader(req *sip.Request, name string) bool {
 // sends it without a transaction, as it sends the 407: through sipgo's
 // INVITE transaction each was sent 11 times over 32 s to a source that
 // never ACKed, a reflection of 3 KB for a spoofed 300-byte INVITE (a
-// probe). It does not change req.
+// probe). It does not change req (newResponse copies the Via it fills).
 func (p *Proxy) Refusal(req *sip.Request) *sip.Response {
 	if req.Method != sip.INVITE || sipcheck.HasLineBreak(req) {
 		return nil
 	}
-	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
-	if !sipcheck.Version(req) {
-		return p.refusalOf(req, 505, "Version Not Supported")
-	}
-	switch {
-	case to == nil:
-		return p.refusalOf(req, 400, "Missing To Header")
-	case from == nil:
-		return p.refusalOf(req, 400, "Missing From Header")
-	case callID == nil || callID.Value() == "":
-		return p.refusalOf(req, 400, "Missing Call-ID Header")
-	case cseq == nil:
-		return p.refusalOf(req, 400, "Missing CSeq Header")
-	case cseq.MethodName != req.Method:
-		return p.refusalOf(req, 400, "CSeq Method Does Not Match")
-	}
-	if name := sipcheck.Duplicate(req); name != "" {
-		return p.refusalOf(req, 400, "Duplicate "+name+" Header")
-	}
-	if code, reason := requestURIFault(&req.Recipient); code != 0 {
-		return p.refusalOf(req, code, reason)
-	}
-	if tags := sipcheck.Unsupported(req, "Proxy-Require"); tags != nil {
-		return sipcheck.BadExtension(p.refusalOf(req, 420, "Bad Extension"), tags)
+	if res := p.validationFault(req); res != nil {
+		return res
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
-		return p.refusalOf(req, 483, "Too Many Hops")
+		return p.newResponse(req, 483, "Too Many Hops")
 	}
 	if p.looped(req) {
-		return p.refusalOf(req, 482, "Loop Detected")
+		return p.newResponse(req, 482, "Loop Detected")
 	}
-	if to.Params.Has("tag") {
+	if req.To().Params.Has("tag") {
 		if d, _ := p.dialogs.match(req); d == nil {
-			return p.refusalOf(req, 481, "Call/Transaction Does Not Exist")
+			return p.newResponse(req, 481, "Call/Transaction Does Not Exist")
 		}
 		return nil
 	}
@@ -164,16 +133,10 @@ func (p *Proxy) Refusal(req *sip.Request) *sip.Response {
 	}
 	for _, h := range req.Headers() {
 		if r, ok := h.(*sip.RouteHeader); ok && !p.isUs(&r.Address) {
-			return p.refusalOf(req, 403, "Preloaded Route Denied")
+			return p.newResponse(req, 403, "Preloaded Route Denied")
 		}
 	}
 	return nil
-}
-
-// refusalOf is newResponse (reply.FromRequest copies the top Via and
-// fills its rport): Refusal must not change req.
-func (p *Proxy) refusalOf(req *sip.Request, code int, reason string) *sip.Response {
-	return p.newResponse(req, code, reason)
 }
 
 // ServeRefusal answers a request Refusal refuses with that answer, and

@@ -156,11 +156,15 @@ func (p *Proxy) numberTargets(req *sip.Request, ru *sip.Uri) (ts []target, statu
 
 // contactHop is where a device listens for a new stream connection: its
 // Contact's address (RFC 3261 18.2.2 / 19.1: port 5060 for tcp and 5061
-// for tls when the URI gives none), over transport. An IP address only: a
-// name in a Contact would have the server resolve what a device chose.
-func contactHop(u *sip.Uri, transport string) (Hop, bool) {
+// for tls when the URI gives none), over transport, when that is the
+// address its REGISTER came from (source, ip:port). Another address (a
+// device behind NAT names a private one) is not dialled: it would not
+// answer, and a registrant must not make the server connect where it
+// chooses; neither is a name, which the server would resolve.
+func contactHop(u *sip.Uri, transport, source string) (Hop, bool) {
 	ip, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
-	if err != nil || ip.IsUnspecified() || ip.IsMulticast() {
+	src, serr := netip.ParseAddrPort(source)
+	if err != nil || serr != nil || ip.Unmap() != src.Addr().Unmap() {
 		return Hop{}, false
 	}
 	port := u.Port
@@ -193,7 +197,7 @@ func (p *Proxy) bindingTargets(req *sip.Request, aor string) []target {
 			continue
 		}
 		if tp := t.hop.Transport; (tp == "tcp" || tp == "tls") && p.cfg.Connected != nil && !p.cfg.Connected(tp, t.hop.addr()) {
-			if h, ok := contactHop(&t.uri, tp); ok && !p.isUs(&t.uri) {
+			if h, ok := contactHop(&t.uri, tp, b.Source); ok && !p.isUs(&t.uri) {
 				p.log.Debug("binding's connection gone: reaching its contact", "aor", b.AOR, "source", b.Source, "contact", h.addr(), "transport", tp)
 				t.hop = h
 			}

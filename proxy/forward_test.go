@@ -160,3 +160,34 @@ func TestBetter(t *testing.T) {
 		}
 	}
 }
+
+// TestContactHop: a restored stream binding is dialled at its Contact
+// only when that is the address its REGISTER came from (a NATed device's
+// private address, or one a registrant chose, is not dialled), with the
+// transport's default port.
+func TestContactHop(t *testing.T) {
+	for _, c := range []struct {
+		contact, tp, source, want string
+	}{
+		{"sip:bob@192.0.2.7:5074;transport=tcp", "tcp", "192.0.2.7:40000", "192.0.2.7:5074"},
+		{"sips:bob@192.0.2.7", "tls", "192.0.2.7:40000", "192.0.2.7:5061"},
+		{"sip:bob@192.0.2.7;transport=tcp", "tcp", "192.0.2.7:40000", "192.0.2.7:5060"},
+		{"sip:bob@[2001:db8::7]:5074", "tcp", "[2001:db8::7]:40000", "[2001:db8::7]:5074"},
+		{"sip:bob@10.0.0.7:5074;transport=tcp", "tcp", "192.0.2.7:40000", ""},   // behind NAT
+		{"sip:bob@198.51.100.1:22;transport=tcp", "tcp", "192.0.2.7:40000", ""}, // elsewhere
+		{"sip:bob@phone.example:5074;transport=tcp", "tcp", "192.0.2.7:40000", ""},
+	} {
+		var u sip.Uri
+		if err := sip.ParseUri(c.contact, &u); err != nil {
+			t.Fatal(err)
+		}
+		h, ok := contactHop(&u, c.tp, c.source)
+		got := ""
+		if ok {
+			got = h.addr()
+		}
+		if got != c.want {
+			t.Errorf("contactHop(%s, %s, %s) = %q, want %q", c.contact, c.tp, c.source, got, c.want)
+		}
+	}
+}

@@ -341,20 +341,18 @@ func (p *Proxy) handle(req *sip.Request, tx sip.ServerTransaction, serve func(*s
 	}
 }
 
-func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
-	// RFC 3261 16.3: request validation.
-	if sipcheck.HasLineBreak(req) {
-		return // any answer would echo the injected line: drop
+// validationFault returns the answer to a request that fails RFC 3261
+// 16.3's first checks (steps 1, 2 and 5): the version (505), the
+// mandatory headers, once each, and the CSeq method (400), the
+// Request-URI (416, 400) and a Proxy-Require (420; ACK and CANCEL are
+// exempt, 8.2.2.3); nil when it passes. serve, Refusal and Challengeable
+// share it.
+func (p *Proxy) validationFault(req *sip.Request) *sip.Response {
+	if !sipcheck.Version(req) {
+		return p.newResponse(req, 505, "Version Not Supported")
 	}
 	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
-	isAck := req.Method == sip.ACK
 	bad := ""
-	if !sipcheck.Version(req) {
-		if !isAck {
-			ev.Status = p.reply(req, tx, 505, "Version Not Supported")
-		}
-		return
-	}
 	switch {
 	case to == nil:
 		bad = "Missing To Header"
@@ -372,25 +370,31 @@ func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
 		}
 	}
 	if bad != "" {
-		if !isAck {
-			ev.Status = p.reply(req, tx, 400, bad)
-		}
-		return
+		return p.newResponse(req, 400, bad)
 	}
 	if code, reason := requestURIFault(&req.Recipient); code != 0 {
+		return p.newResponse(req, code, reason)
+	}
+	if req.Method != sip.ACK && req.Method != sip.CANCEL {
+		if tags := sipcheck.Unsupported(req, "Proxy-Require"); tags != nil {
+			return sipcheck.BadExtension(p.newResponse(req, 420, "Bad Extension"), tags)
+		}
+	}
+	return nil
+}
+
+func (p *Proxy) serve(req *sip.Request, tx sip.ServerTransaction, ev *Event) {
+	// RFC 3261 16.3: request validation.
+	if sipcheck.HasLineBreak(req) {
+		return // any answer would echo the injected line: drop
+	}
+	to := req.To()
+	isAck := req.Method == sip.ACK
+	if res := p.validationFault(req); res != nil {
 		if !isAck {
-			ev.Status = p.reply(req, tx, code, reason)
+			ev.Status = p.respond(tx, res)
 		}
 		return
-	}
-	// RFC 3261 16.3 step 5: a Proxy-Require names extensions this proxy
-	// must implement; it implements none (ACK and CANCEL are exempt,
-	// 8.2.2.3).
-	if !isAck && req.Method != sip.CANCEL {
-		if tags := sipcheck.Unsupported(req, "Proxy-Require"); tags != nil {
-			ev.Status = p.respond(tx, sipcheck.BadExtension(p.newResponse(req, 420, "Bad Extension"), tags))
-			return
-		}
 	}
 	forceRport(req)
 	ev.Target = req.Recipient.User

@@ -149,8 +149,8 @@ func (j *job) source() string {
 // takeInvite queues a challengeable INVITE, or one the proxy refuses
 // before authentication, parsed, for a worker.
 func (f *Front) takeInvite(msg []byte, j job) bool {
-	hint := refusalHint(msg)
-	if hasCredentials(msg) && !hint {
+	creds, hint := inviteHints(msg)
+	if creds && !hint {
 		return false // the second INVITE of a call: sipgo's, unparsed here
 	}
 	source := j.source()
@@ -168,7 +168,7 @@ func (f *Front) takeInvite(msg []byte, j job) bool {
 	req.SetSource(source)
 	req.SetTransport(j.transport)
 	switch {
-	case !hasCredentials(msg) && f.inv.c.Challengeable(req):
+	case !creds && f.inv.c.Challengeable(req):
 	case hint && f.inv.c.Refusal(req) != nil:
 		j.refusal = true
 	default:
@@ -304,43 +304,65 @@ func (v *invites) tag(req *sip.Request) (string, bool) {
 // parsing: where it is wrong (an odd spelling), the INVITE is not
 // refused and takes its usual path, or is parsed and its To checked.
 func toHasTag(msg []byte) bool {
-	v, ok := headerValue(msg, "To", "t")
-	if !ok {
-		return false
-	}
-	v = bytes.ToLower(v)
+	tagged := false
+	eachHeader(msg, func(name, value []byte) bool {
+		if isName(name, "To", "t") {
+			tagged = hasTagParam(value)
+			return false
+		}
+		return true
+	})
+	return tagged
+}
+
+// hasTagParam reports whether an address header's value has a tag
+// parameter (after the URI's closing '>' when there is one), in any case.
+func hasTagParam(v []byte) bool {
 	if i := bytes.LastIndexByte(v, '>'); i >= 0 {
 		v = v[i:] // parameters of the header, not of its URI
 	}
-	return bytes.Contains(v, []byte(";tag="))
-}
-
-// refusalHint reports whether msg, an INVITE, may be one the proxy
-// refuses before authentication (Challenger.Refusal), from a cheap look
-// at its header block: a To tag, a Route, a Proxy-Require or
-// Max-Forwards 0. Only those are parsed here to be asked.
-func refusalHint(msg []byte) bool {
-	if toHasTag(msg) {
-		return true
+	const tag = ";tag="
+	for i := 0; i+len(tag) <= len(v); i++ {
+		if v[i] == ';' && bytes.EqualFold(v[i:i+len(tag)], []byte(tag)) {
+			return true
+		}
 	}
-	if _, ok := headerValue(msg, "Route", "Proxy-Require"); ok {
+	return false
+}
+
+// inviteHints looks at the header block of msg, an INVITE, once, before
+// any parse: whether it carries credentials (Authorization or
+// Proxy-Authorization: the second INVITE of a call, sipgo's), and whether
+// the proxy may refuse it before authentication (a To tag, a Route, a
+// Proxy-Require or Max-Forwards 0: only those are parsed here to ask
+// Challenger.Refusal). Challengeable and Refusal check the parsed headers
+// again.
+func inviteHints(msg []byte) (credentials, refusal bool) {
+	eachHeader(msg, func(name, value []byte) bool {
+		switch {
+		case isName(name, "Proxy-Authorization", "Authorization"):
+			credentials = true
+		case isName(name, "Route", "Proxy-Require"):
+			refusal = true
+		case isName(name, "Max-Forwards", ""):
+			refusal = refusal || string(bytes.TrimSpace(value)) == "0"
+		case isName(name, "To", "t"):
+			refusal = refusal || hasTagParam(value)
+		}
 		return true
-	}
-	v, ok := headerValue(msg, "Max-Forwards")
-	return ok && string(bytes.TrimSpace(v)) == "0"
+	})
+	return credentials, refusal
 }
 
-// hasCredentials reports whether the header block of msg has an
-// Authorization or Proxy-Authorization header. A cheap look before
-// parsing: Challengeable checks the parsed headers again.
-func hasCredentials(msg []byte) bool {
-	_, ok := headerValue(msg, "Proxy-Authorization", "Authorization")
-	return ok
+// isName reports whether a header name is, in any case, long or short
+// ("" for a header without a compact form).
+func isName(name []byte, long, short string) bool {
+	return bytes.EqualFold(name, []byte(long)) || (short != "" && bytes.EqualFold(name, []byte(short)))
 }
 
-// headerValue returns the value of the first header of msg's header
-// block named (in any case) one of names, unparsed.
-func headerValue(msg []byte, names ...string) ([]byte, bool) {
+// eachHeader calls f with the name and raw value of each line of msg's
+// header block that has a colon, until f returns false.
+func eachHeader(msg []byte, f func(name, value []byte) bool) {
 	if end, ok := headerEnd(msg); ok && end > 0 {
 		msg = msg[:end]
 	}
@@ -355,12 +377,8 @@ func headerValue(msg []byte, names ...string) ([]byte, bool) {
 		if colon < 0 {
 			continue
 		}
-		name := bytes.TrimRight(line[:colon], " \t")
-		for _, n := range names {
-			if bytes.EqualFold(name, []byte(n)) {
-				return line[colon+1:], true
-			}
+		if !f(bytes.TrimRight(line[:colon], " \t"), line[colon+1:]) {
+			return
 		}
 	}
-	return nil, false
 }

@@ -355,3 +355,34 @@ func TestToHasTag(t *testing.T) {
 		}
 	}
 }
+
+// inviteHints reads, in one pass and without allocating, whether an
+// INVITE carries credentials and whether the proxy may refuse it before
+// authentication.
+func TestInviteHints(t *testing.T) {
+	tests := []struct {
+		headers        string
+		creds, refusal bool
+	}{
+		{"To: <sip:b@t>\r\nMax-Forwards: 70\r\n", false, false},
+		{"To: <sip:b@t>\r\nProxy-Authorization: Digest x\r\n", true, false},
+		{"To: <sip:b@t>\r\nauthorization: Digest x\r\n", true, false},
+		{"To: <sip:b@t>;TAG=x\r\n", false, true},
+		{"t: <sip:b@t>;tag=x\r\nAuthorization: Digest x\r\n", true, true},
+		{"To: <sip:b@t;tag=x>\r\n", false, false},
+		{"To: <sip:b@t>\r\nRoute: <sip:p;lr>\r\n", false, true},
+		{"To: <sip:b@t>\r\nproxy-require: x\r\n", false, true},
+		{"To: <sip:b@t>\r\nMax-Forwards:  0 \r\n", false, true},
+		{"To: <sip:b@t>\r\nMax-Forwards: 10\r\n", false, false},
+	}
+	for _, tt := range tests {
+		msg := []byte("INVITE sip:b@t SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n" + tt.headers + "Call-ID: c\r\n\r\n")
+		creds, refusal := inviteHints(msg)
+		if creds != tt.creds || refusal != tt.refusal {
+			t.Errorf("%q: credentials %t, refusal %t; want %t, %t", tt.headers, creds, refusal, tt.creds, tt.refusal)
+		}
+		if n := testing.AllocsPerRun(10, func() { inviteHints(msg) }); n != 0 {
+			t.Errorf("%q: %v allocations, want none", tt.headers, n)
+		}
+	}
+}

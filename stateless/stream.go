@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sipwarden/sipwarden/connlimit"
 )
 
 // Listener wraps a TCP or TLS listener sipgo serves (transport "TCP" or
@@ -34,22 +36,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &streamConn{Conn: c, f: l.f, transport: l.transport, src: c.RemoteAddr().String(),
-		slots: newConnSlots(), active: activityMarker(c)}, nil
-}
-
-// activityMarker finds, under a TLS connection, the connection limiter's
-// (connlimit.Conn.MarkActive): it cannot tell a request from a CRLF
-// keep-alive in encrypted bytes, so the framer tells it of requests, and
-// keep-alives no longer keep an unauthenticated TLS connection open for
-// ever. nil: nothing to tell (a TCP connection's limiter reads its bytes
-// itself).
-func activityMarker(c net.Conn) interface{ MarkActive() } {
-	tc, ok := c.(interface{ NetConn() net.Conn })
-	if !ok {
-		return nil
-	}
-	m, _ := tc.NetConn().(interface{ MarkActive() })
-	return m
+		slots: newConnSlots(), active: connlimit.Of(c)}, nil
 }
 
 const minReadBuf = 4096
@@ -86,8 +73,12 @@ type streamConn struct {
 	// taken from the front's pool for a run of them, given back once
 	// their answers are written.
 	crew *crew
-	// active is told of every request read (activityMarker); nil: none.
-	active interface{ MarkActive() }
+	// active is the connection limiter's connection (connlimit.Of): under
+	// TLS it cannot tell a request from a CRLF keep-alive in encrypted
+	// bytes, so the framer tells it of every request, and keep-alives no
+	// longer keep an unauthenticated TLS connection open for ever (over
+	// TCP it marks the bytes itself as well). nil: no limiter.
+	active *connlimit.Conn
 }
 
 // Write is sipgo's: one whole message, never interleaved with the

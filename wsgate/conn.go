@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/sipwarden/sipwarden/connlimit"
 )
 
 // Conn is a connection whose upgrade request passed. Its first reads
@@ -40,7 +42,7 @@ func newConn(l *Listener, nc net.Conn, hs Handshake, head, extra []byte) *Conn {
 		c.after = src
 	} else {
 		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge,
-			timeout: l.cfg.MessageTimeout, tooSlow: c.tooSlow, active: activityMarker(nc)}
+			timeout: l.cfg.MessageTimeout, tooSlow: c.tooSlow, active: connlimit.Of(nc)}
 	}
 	return c
 }
@@ -145,10 +147,11 @@ type frameReader struct {
 	ends    bool // the current frame, once read, ends what is timed
 	inData  bool
 
-	// active is told when a data frame carries more than line breaks
-	// (activityMarker): pings and CRLF keep-alives then no longer keep an
+	// active is the connection limiter's connection (connlimit.Of), told
+	// when a data frame carries more than line breaks: it sees masked or
+	// encrypted bytes, and pings and CRLF keep-alives no longer keep an
 	// unauthenticated connection open. nil: none to tell.
-	active  interface{ MarkActive() }
+	active  *connlimit.Conn
 	control bool // the current frame is a control frame
 	// The current frame's mask (a client's frames are masked, RFC 6455
 	// 5.3) and how much of its payload was read: what passes through is
@@ -156,20 +159,6 @@ type frameReader struct {
 	masked bool
 	mask   [4]byte
 	off    int64
-}
-
-// activityMarker finds the connection limiter's MarkActive on nc, or
-// under it (a TLS connection): the limiter cannot tell a request from a
-// keep-alive in masked or encrypted bytes.
-func activityMarker(nc net.Conn) interface{ MarkActive() } {
-	if m, ok := nc.(interface{ MarkActive() }); ok {
-		return m
-	}
-	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
-		m, _ := tc.NetConn().(interface{ MarkActive() })
-		return m
-	}
-	return nil
 }
 
 // lineBreaksOnly reports whether b, the payload bytes of the current
