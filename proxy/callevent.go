@@ -23,8 +23,8 @@ type CallEvent struct {
 	CallerConnection, CalleeConnection string
 	// Status is the final SIP status (answered: 200; a failed call's).
 	Status int
-	// Cause is the hang-up cause, Telnyx's names: normal_clearing,
-	// originator_cancel, busy, timeout, call_rejected, ended_by_server.
+	// Cause is the hang-up cause, Telnyx's names where it has one (the
+	// constants below); Status carries the SIP code it came from.
 	Cause string
 	// Duration is how long the call was up (hangup of an answered call).
 	Duration time.Duration
@@ -32,13 +32,17 @@ type CallEvent struct {
 
 // Hang-up causes.
 const (
-	CauseNormal     = "normal_clearing"
-	CauseCancel     = "originator_cancel"
-	CauseBusy       = "busy"
-	CauseTimeout    = "timeout"
-	CauseRejected   = "call_rejected"
-	CauseEndedByUs  = "ended_by_server"
-	CauseNotTracked = "unspecified"
+	CauseNormal   = "normal_clearing"
+	CauseCancel   = "originator_cancel"
+	CauseBusy     = "user_busy"
+	CauseTimeout  = "timeout"
+	CauseNotFound = "not_found"
+	// CauseUnavailable is a 480: no device registered, or one that
+	// declined for now (do-not-disturb); not a timeout.
+	CauseUnavailable = "unavailable"
+	CauseRejected    = "call_rejected"
+	CauseEndedByUs   = "ended_by_server"
+	CauseNotTracked  = "unspecified"
 )
 
 // failureCause names the hang-up cause of an INVITE that failed with
@@ -49,8 +53,12 @@ func failureCause(status int) string {
 		return CauseCancel
 	case 486, 600:
 		return CauseBusy
-	case 408, 480:
+	case 408:
 		return CauseTimeout
+	case 480:
+		return CauseUnavailable
+	case 404, 484, 604:
+		return CauseNotFound
 	}
 	return CauseRejected
 }

@@ -154,7 +154,7 @@ func TestWebhooksOfRegistrationsAndCalls(t *testing.T) {
 		rcv.mu.Lock()
 		defer rcv.mu.Unlock()
 		for _, e := range rcv.events {
-			if e.Type == "call.hangup" && e.Payload["hangup_cause"] == "busy" {
+			if e.Type == "call.hangup" && e.Payload["hangup_cause"] == "user_busy" {
 				return true
 			}
 		}
