@@ -266,23 +266,19 @@ func (cl *call) startBranchWith(t target, recordRoute bool, extra sip.Header, re
 // 16.6 steps 1 to 3): the same headers in the same order and the body,
 // without Proxy-Authorization (credentials for us go no further, 22.3;
 // baresip also resends them on ACK and BYE), with Max-Forwards one less
-// (70 when missing; the caller refused 0 already). The header values are
+// (70 when missing; the caller refused 0 already), and never above 70:
+// RFC 3261 20.22 bounds it to 255, and 70 is the value 8.1.1.6 asks
+// for, the limit Kamailio's maxfwd module applies too. The header values are
 // shared with req, not cloned (a clone of every header was 3% of the CPU
 // of a proxied call): the proxy only adds and removes headers on the copy,
 // its Max-Forwards is a new value, and the server transaction's request
 // is never sent.
-// isBearer reports whether an Authorization value is a Bearer token
-// (RFC 6750 section 2.1: the scheme is case-insensitive).
-func isBearer(v string) bool {
-	return len(v) >= 7 && strings.EqualFold(v[:7], "Bearer ")
-}
-
 func forwardCopy(req *sip.Request, recipient sip.Uri) *sip.Request {
 	fwd := sip.NewRequest(req.Method, recipient)
 	fwd.SipVersion = "SIP/2.0" // the caller's spelling, whatever its case, was checked (sipcheck.Version)
 	mf := sip.MaxForwardsHeader(70)
 	if old := req.MaxForwards(); old != nil {
-		mf = sip.MaxForwardsHeader(max(old.Val(), 1) - 1)
+		mf = sip.MaxForwardsHeader(min(max(old.Val(), 1)-1, 70))
 	}
 	added := false
 	for _, h := range req.Headers() {
@@ -316,6 +312,12 @@ func forwardCopy(req *sip.Request, recipient sip.Uri) *sip.Request {
 	fwd.SetSource(req.MessageData.Source())
 	fwd.Laddr = req.Laddr
 	return fwd
+}
+
+// isBearer reports whether an Authorization value is a Bearer token
+// (RFC 6750 section 2.1: the scheme is case-insensitive).
+func isBearer(v string) bool {
+	return len(v) >= 7 && strings.EqualFold(v[:7], "Bearer ")
 }
 
 // addFailed records a branch that could not be started.
