@@ -114,6 +114,13 @@ func TestConsoleInChromium(t *testing.T) {
 	if got, _ := p.Text("#secret-value"); got != "" {
 		t.Errorf("the password is still in the page after dismissing: %q", got)
 	}
+	// With the username left empty the server generates it too.
+	p.Click("#cred-create")
+	p.WaitText("#secret-label", "Password of gencred", wait)
+	if generated, _ := p.Text("#secret-value"); len(generated) != 24 || generated == password {
+		t.Errorf("second generated password %q: want 24 characters, not the first's", generated)
+	}
+	p.Click("#secret-dismiss")
 	// An error names the field.
 	p.Fill("#cred-username", "bad user")
 	p.Click("#cred-create")

@@ -353,20 +353,6 @@
     $("secret").hidden = true;
   }
 
-  // A 24-character password from an alphabet without look-alikes, as the
-  // CLI generates (about 139 bits).
-  function generatePassword() {
-    const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
-    const limit = 256 - (256 % alphabet.length);
-    let out = "";
-    while (out.length < 24) {
-      for (const b of crypto.getRandomValues(new Uint8Array(64))) {
-        if (b < limit && out.length < 24) out += alphabet[b % alphabet.length];
-      }
-    }
-    return out;
-  }
-
   // --- actions -----------------------------------------------------------
 
   // askConfirm turns a Delete button into its confirmation, in place, and
@@ -534,14 +520,16 @@
     });
     $("cred-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      const password = generatePassword();
-      const body = { username: $("cred-username").value.trim(), password, connection_id: $("cred-connection").value || "default" };
+      // The server generates the password (and the username, when the
+      // field is left empty) and answers it once, in the 201.
+      const body = { connection_id: $("cred-connection").value || "default" };
+      if ($("cred-username").value.trim()) body.username = $("cred-username").value.trim();
       if ($("cred-name").value) body.name = $("cred-name").value;
       if ($("cred-tag").value) body.tag = $("cred-tag").value;
       api("POST", "/v1/credentials", body).then((res) => {
         $("cred-form").reset();
         say("credential " + res.data.username + " created");
-        showSecret("Password of " + res.data.username + ":", password);
+        showSecret("Password of " + res.data.username + ":", res.data.password);
         return loadCredentials(false);
       }).catch(fail);
     });
