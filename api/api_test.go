@@ -73,6 +73,9 @@ func (f *fakeLocations) RemoveWhere(aor string, drop func(store.Binding) bool) [
 // Sync: the slice is all there is.
 func (f *fakeLocations) Sync() error { return nil }
 
+// Writable: always.
+func (f *fakeLocations) Writable() error { return nil }
+
 func (f *fakeLocations) add(bs ...store.Binding) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -68,6 +68,9 @@ func compareBinding(a, b store.Binding) int {
 }
 
 func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request) error {
+	if err := s.locs.Writable(); err != nil {
+		return fmt.Errorf("remove registration %s: %w", r.PathValue("id"), err)
+	}
 	b, ok := s.locs.RemoveBinding(r.PathValue("id"))
 	if !ok {
 		return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no registration %q", r.PathValue("id")))

@@ -70,8 +70,13 @@ type Locations interface {
 	// aor is "". The caller may keep but must not modify the slice.
 	Bindings(aor string) []store.Binding
 	// Sync makes the removals durable (the store writes bindings in
-	// batches); a DELETE answers only after it.
+	// batches; a cluster's node writes them to Redis); a DELETE answers
+	// only after it.
 	Sync() error
+	// Writable returns nil when a removal can be stored now; an error
+	// (503: a cluster's Redis is down) refuses a DELETE before anything
+	// is removed.
+	Writable() error
 	// RemoveBinding removes one binding by ID and reports whether it
 	// existed.
 	RemoveBinding(id string) (store.Binding, bool)

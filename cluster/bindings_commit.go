@@ -101,6 +101,20 @@ func (b *Bindings) Stored(ctx context.Context, ticket uint64) error {
 	return err
 }
 
+// errDown is Writable's reason while Redis is known down.
+var errDown = errors.New("redis is down: the last command failed, or the watch's last ping")
+
+// Writable returns an error wrapping ErrUnavailable while Redis is known
+// down (registrar.Durable): a removal an operator asks for now would be
+// made on this node only, and Redis's copy, or another node's reseeding
+// it after an empty restart, could bring the binding back.
+func (b *Bindings) Writable() error {
+	if b.c.Down() {
+		return &unavailableError{op: "store bindings", err: errDown}
+	}
+	return nil
+}
+
 // unlist removes w from the waiting list; false when it was not there
 // (someone else took it off, and sends its outcome). The caller holds mu.
 func (b *Bindings) unlist(w *commitWaiter) bool {

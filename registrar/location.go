@@ -46,6 +46,10 @@ type Durable interface {
 	// before ctx ended): the saves stay queued and are retried, but must
 	// not be acknowledged.
 	Stored(ctx context.Context, ticket uint64) error
+	// Writable returns nil when a save made now can be stored, and an
+	// error when the saver knows it cannot (a cluster's Redis down): an
+	// operator's removal is then refused, not made on one node only.
+	Writable() error
 }
 
 // Pending is a change of the table whose save may not be stored yet.
@@ -427,12 +431,26 @@ func (l *Location) RemoveBinding(id string) (store.Binding, bool) {
 }
 
 // Sync commits the pending binding writes to the store now (operator
-// removals must survive a crash); nothing without a store that batches.
+// removals must survive a crash), or with a Durable saver waits until
+// they are stored (an error when they were not in its bound: they stay
+// queued and retried); nothing without a store that batches.
 func (l *Location) Sync() error {
+	if l.durable != nil {
+		return l.durable.Stored(context.Background(), l.durable.Ticket())
+	}
 	if f, ok := l.saver.(interface{ FlushBindings() error }); ok {
 		return f.FlushBindings()
 	}
 	return nil
+}
+
+// Writable returns nil when a removal made now can be stored, else the
+// Durable saver's reason (Durable.Writable).
+func (l *Location) Writable() error {
+	if l.durable == nil {
+		return nil
+	}
+	return l.durable.Writable()
 }
 
 // RemoveAOR removes every binding of aor and returns them.

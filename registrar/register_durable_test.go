@@ -52,6 +52,8 @@ func (d *durableSaver) Stored(ctx context.Context, ticket uint64) error {
 	return d.err
 }
 
+func (d *durableSaver) Writable() error { return nil }
+
 var _ Durable = (*durableSaver)(nil)
 
 // durableRegister is a REGISTER of alice answering nonce with count nc (""
@@ -220,5 +222,30 @@ func TestRegisterDeferred(t *testing.T) {
 	plain.ServeSIP(durableRegister(t, nonce, 1, bind), tx)
 	if len(tx.finishes) != 0 || len(tx.sent) != 1 || tx.sent[0].StatusCode != 200 {
 		t.Fatalf("without a Durable saver: %d deferred, sent %v; want a 200 at once", len(tx.finishes), tx.sent)
+	}
+}
+
+// TestSyncWaitsUntilStored: with a Durable saver (a cluster node's), Sync
+// returns once the saves so far are stored, and their saver's error when
+// they were not: an operator's removal is not answered 204 before Redis
+// has it.
+func TestSyncWaitsUntilStored(t *testing.T) {
+	d := newDurableSaver()
+	d.err = errors.New("not stored in time")
+	l := NewLocation(d, nil, nil)
+	d.SaveBindings("alice", nil, nil)
+	done := make(chan error, 1)
+	go func() { done <- l.Sync() }()
+	select {
+	case ticket := <-d.asked:
+		if ticket != 1 {
+			t.Errorf("Sync waited for ticket %d, want 1", ticket)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Sync did not wait for the saver")
+	}
+	d.release <- struct{}{}
+	if err := <-done; !errors.Is(err, d.err) {
+		t.Errorf("Sync: got %v, want the saver's error", err)
 	}
 }

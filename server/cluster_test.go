@@ -250,10 +250,30 @@ func TestClusterCredentialsShared(t *testing.T) {
 		})
 	}
 	nodes[1].createCredential(t, "erin", pw, nil)
+	if st := newRawUA(t, "udp", "127.0.0.1", nodes[0].Addr("udp")).register("erin", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("erin registering through node 1: %q", st)
+	}
+	var erinReg registration
+	waitFor(t, "erin's binding on node 2", time.Second, func() bool {
+		rs := nodes[1].registrations(t, "erin")
+		if len(rs) == 1 {
+			erinReg = rs[0]
+		}
+		return len(rs) == 1
+	})
 	// Redis down: the API refuses to write rather than store on one node.
 	r.Stop()
 	if code := nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "carol", "password": pw}, nil); code != 503 {
 		t.Errorf("create with redis down: got %d, want 503", code)
+	}
+	// A registration's removal too: made on node 2 alone, an empty Redis
+	// reseeded by another node brought it back, or left the nodes
+	// disagreeing (a probe's three runs, three outcomes).
+	if code := nodes[1].api(t, "DELETE", "/v1/registrations/"+erinReg.ID, nil, nil); code != 503 {
+		t.Errorf("delete a registration with redis down: got %d, want 503", code)
+	}
+	if rs := nodes[1].registrations(t, "erin"); len(rs) != 1 {
+		t.Errorf("the refused removal removed erin's binding on node 2: %v", rs)
 	}
 	r.Restart() // empty: no persistence
 	// The nodes seed the empty Redis again from their replicas: nothing
@@ -262,6 +282,11 @@ func TestClusterCredentialsShared(t *testing.T) {
 	waitFor(t, "a credential created through node 2 after redis came back", 10*time.Second, func() bool {
 		return nodes[1].api(t, "POST", "/v1/credentials", map[string]any{"username": "dave", "password": pw}, nil) == 201
 	})
+	for i, n := range nodes {
+		if rs := n.registrations(t, "erin"); len(rs) != 1 || rs[0].ID != erinReg.ID {
+			t.Errorf("node %d after redis came back: erin's bindings %v, want the one whose removal was refused", i+1, rs)
+		}
+	}
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("dave through node %d after redis came back", i+1), 5*time.Second, func() bool {
 			return newRawUA(t, "udp", "127.0.0.1", n.Addr("udp")).register("dave", pw) == "SIP/2.0 200 OK"
