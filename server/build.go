@@ -54,8 +54,10 @@ func (n *Node) newGuard() {
 		// Trusted peers are exempt without being listed twice: a carrier's
 		// gateway must never be banned for its callers' failures.
 		Exempt: append(gc.ExemptPrefixes(), cfg.Proxy.TrustedPrefixes()...),
-		// And so are the ip connections of the store, as they change.
-		ExemptFunc: n.peerAddr,
+		// And so are the ip connections of the store, as they change, and
+		// the cluster's other live nodes: a ban of a node's address (its
+		// failures forged over UDP) would refuse every call it relays.
+		ExemptFunc: func(a netip.Addr) bool { return n.peerAddr(a) || n.clusterMember(a) },
 		MaxTracked: gc.MaxTracked,
 	})
 	lc := connlimit.Config{

@@ -201,6 +201,22 @@ func TestClusterBanShared(t *testing.T) {
 	waitFor(t, "lift reaching node 1", 3*time.Second, func() bool {
 		return newRawUA(t, "udp", scanner, nodes[0].Addr("udp")).register("alice", pw) == "SIP/2.0 200 OK"
 	})
+	// Failures from another node's address (forged over UDP, say) ban
+	// nothing: a ban of it would refuse every call that node relays.
+	peer, _, _ := net.SplitHostPort(nodes[1].Addr("udp"))
+	for i := range 4 {
+		user := fmt.Sprintf("p%d", i)
+		u := newRawUA(t, "udp", peer, nodes[0].Addr("udp"))
+		u.exchange(u.registerMsg(user, randHex(8), 2, digestAuth(user, "wrong-password-x", u.nonce()), ""), 2*time.Second)
+	}
+	if st := newRawUA(t, "udp", peer, nodes[0].Addr("udp")).register("alice", pw); st != "SIP/2.0 200 OK" {
+		t.Errorf("from node 2's address after 4 failures: got %q, want 200 (not banned)", st)
+	}
+	for _, b := range nodes[0].bans(t) {
+		if b.IP == peer {
+			t.Errorf("node 2's address banned: %+v", b)
+		}
+	}
 }
 
 // TestClusterCredentialsShared: a credential created through node 1's API
