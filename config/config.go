@@ -109,8 +109,10 @@ type WebSocket struct {
 	// Origins allowed to open a WebSocket, as browsers send them
 	// ("https://phone.example.com", "http://127.0.0.1:8080"), or "*" for
 	// any. Default [] : same host (the Origin's host equals the host the
-	// browser connected to, ports aside). A request without Origin (not a
-	// browser) is always allowed.
+	// browser connected to, ports aside), that host an IP address or one
+	// of the server's names (sip.domain, the realm, sip.advertise,
+	// localhost, a name of the TLS certificate: DNS rebinding). A request
+	// without Origin (not a browser) is always allowed.
 	Origins []string `yaml:"origins"`
 	// HandshakeTimeout bounds the TLS handshake and the upgrade request,
 	// from accept. Default 5s.

@@ -123,6 +123,7 @@ func bindSIP(cfg config.Config, logger *slog.Logger, lim *connlimit.Limiter, ref
 			// of its first byte, as a SIP message over TCP (slowloris).
 			MessageTimeout: cfg.Limits.IdleTimeout.D(),
 			Origins:        cfg.SIP.WebSocket.Origins,
+			HostAllowed:    l.ownName(cfg),
 			TLS:            tc,
 			OnRefused:      l.wsRefused,
 			OnClosed: func(hs wsgate.Handshake) {
@@ -250,4 +251,27 @@ func domains(cfg config.Config, addrs map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// ownName returns the WebSocket gates' test of a Host header's name
+// (wsgate.Config.HostAllowed): localhost, sip.domain, the realm,
+// sip.advertise, and the names the TLS certificate in service covers
+// (the one a browser's wss connection checked). A page served under
+// another name needs sip.websocket.origins.
+func (l *listeners) ownName(cfg config.Config) func(string) bool {
+	names := map[string]bool{"localhost": true}
+	for _, n := range []string{cfg.SIP.Domain, cfg.SIP.Realm, cfg.SIP.Advertise} {
+		names[strings.ToLower(n)] = true
+	}
+	return func(name string) bool {
+		if names[strings.ToLower(name)] {
+			return true
+		}
+		tc := l.tlsConfig
+		if tc == nil || tc.GetCertificate == nil {
+			return false
+		}
+		cert, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+		return err == nil && cert != nil && cert.Leaf != nil && cert.Leaf.VerifyHostname(name) == nil
+	}
 }

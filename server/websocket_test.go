@@ -32,6 +32,7 @@ type wsUA struct {
 type wsDialOpts struct {
 	protocols []string // default ["sip"]
 	origin    string
+	host      string // the name in the URL (Host, SNI); the node's address is dialled
 }
 
 // dialWS opens a WebSocket to a node's ws or wss listener.
@@ -47,7 +48,17 @@ func dialWS(t testing.TB, ts *testServer, transport string, o wsDialOpts) (*wsUA
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	conn, br, _, err := d.Dial(ctx, transport+"://"+ts.Addr(transport))
+	target := ts.Addr(transport)
+	if o.host != "" {
+		_, port, _ := net.SplitHostPort(target)
+		addr := target
+		target = net.JoinHostPort(o.host, port)
+		d.NetDial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var nd net.Dialer
+			return nd.DialContext(ctx, network, addr)
+		}
+	}
+	conn, br, _, err := d.Dial(ctx, transport+"://"+target)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +357,19 @@ func TestWSBadInput(t *testing.T) {
 	if _, err := dialWS(t, ts, "ws", wsDialOpts{origin: "http://127.0.0.1:8080"}); err != nil {
 		t.Errorf("handshake from the same host: %v", err)
 	}
+	// Same host by a name of the server's (sip.domain, localhost, the
+	// certificate's), but not by any name: a page of attacker.example
+	// whose name resolves to this server (DNS rebinding) is refused.
+	for _, h := range []string{"sipwarden.test", "localhost"} { // sip.domain (servertest.Realm)
+		for _, tp := range []string{"ws", "wss"} {
+			if _, err := dialWS(t, ts, tp, wsDialOpts{origin: "https://" + h, host: h}); err != nil {
+				t.Errorf("%s handshake from a page of %s: %v", tp, h, err)
+			}
+		}
+	}
+	if _, err := dialWS(t, ts, "ws", wsDialOpts{origin: "http://attacker.example", host: "attacker.example"}); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("handshake from a rebound name: got %v, want 403", err)
+	}
 
 	big := mustDialWS(t, ts, "ws")
 	if err := wsutil.WriteClientText(big.conn, make([]byte, 1<<20)); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -388,8 +412,8 @@ func TestWSBadInput(t *testing.T) {
 	if got := refused("subprotocol"); got != 1 {
 		t.Errorf("refusals for the subprotocol: got %v, want 1", got)
 	}
-	if got := refused("origin"); got != 1 {
-		t.Errorf("refusals for the Origin: got %v, want 1", got)
+	if got := refused("origin"); got != 2 {
+		t.Errorf("refusals for the Origin: got %v, want 2", got)
 	}
 	if got := refused("message_size"); got != 1 {
 		t.Errorf("closes for the message size: got %v, want 1", got)

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,11 +45,12 @@ func TestPhonePageInChromium(t *testing.T) {
 		}
 	}
 
-	// Query-string prefill, and an https page's default.
+	// Query-string prefill, but never of the server (a link naming
+	// another would get the user's token or digest answer sent there).
 	p.Navigate(srv.URL + "/phone/?server=ws://127.0.0.1:1/ws&user=alice&target=bob&password=nope")
 	p.WaitText("#log", "ready", 10*time.Second)
 	for _, tc := range []struct{ expr, want string }{
-		{`document.getElementById("server").value`, "ws://127.0.0.1:1/ws"},
+		{`document.getElementById("server").value`, "ws://127.0.0.1:15066"},
 		{`document.getElementById("user").value`, "alice"},
 		{`document.getElementById("target").value`, "bob"},
 		{`document.getElementById("password").value`, ""},
@@ -70,5 +73,38 @@ func TestPhonePageInChromium(t *testing.T) {
 		if strings.Contains(m.Text, "Content Security Policy") {
 			t.Errorf("CSP report: %v", m)
 		}
+	}
+
+	// A server typed in by hand on another host is refused by the CSP:
+	// nothing leaves for it.
+	evil, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := evil.Accept(); err == nil {
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	p.Fill("#server", "ws://"+evil.Addr().String())
+	p.Fill("#user", "alice")
+	p.Fill("#password", "a-secret-password")
+	p.Click("#register")
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.ContainsFunc(p.Console(), func(m browsertest.Message) bool {
+		return strings.Contains(m.Text, "Content Security Policy") && strings.Contains(m.Text, evil.Addr().String())
+	}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no CSP refusal of ws://%s in the console: %v", evil.Addr(), p.Console())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-accepted:
+		t.Error("the page connected to a server on another host")
+	case <-time.After(500 * time.Millisecond):
 	}
 }

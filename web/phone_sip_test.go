@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipwarden/sipwarden/browsertest"
+	"github.com/sipwarden/sipwarden/web"
 	"github.com/sipwarden/sipwarden/wsgate"
 )
 
@@ -174,7 +177,14 @@ func header(r *sip.Request, name string) string {
 // openPhone opens the page in a new browser and points it at s.
 func openPhone(t *testing.T, s *sipServer, flags ...string) *browsertest.Page {
 	t.Helper()
-	web := servePhone(t)
+	// The page may connect to its host on the server's ports only (CSP):
+	// this server's listener is both.
+	u, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	web := servePhoneWith(t, web.Ports{WS: port, WSS: port})
 	b := browsertest.Start(t, 2*time.Minute, flags...)
 	p := b.Open(web.URL + "/phone/")
 	p.WaitText("#log", "ready (JsSIP", 10*time.Second)

@@ -11,7 +11,9 @@ import (
 	"embed"
 	"encoding/hex"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -22,10 +24,56 @@ import (
 var phoneFS embed.FS
 
 // Content-Security-Policy of the phone page: its own scripts and styles
-// only, nothing inline; WebSocket connections to any host (the server URL
-// is a field of the page); no frames, forms sent nowhere, not framable.
+// only, nothing inline; no frames, forms sent nowhere, not framable.
+// connect-src (cspFor) lets it open WebSockets to this server only: the
+// page's own origin (a reverse proxy in front of both) and the page's host
+// on the server's ws and wss ports. With any host allowed, a link naming
+// another server (the page took it from ?server=) made the page send the
+// user's token, or a digest answer to guess the password from, there.
 const phoneCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-	"media-src 'self'; connect-src ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	"media-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// cspFor is the phone page's Content-Security-Policy for a request to
+// host (the Host header: what the browser's location says): connect-src
+// 'self', and ws://host:WS and wss://host:WSS when host is an IP address
+// or a DNS name (anything else would be copied into the header).
+func (p Ports) cspFor(host string) string {
+	src := "'self'"
+	if h := hostOf(host); h != "" {
+		src += " ws://" + h + ":" + strconv.Itoa(p.ws()) + " wss://" + h + ":" + strconv.Itoa(p.wss())
+	}
+	return phoneCSP + "; connect-src " + src
+}
+
+// hostOf returns the host part of a Host header, bracketed when it is an
+// IPv6 address, or "" when it is neither an IP address nor a DNS name.
+func hostOf(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Is6() && !a.Is4In6() {
+			return "[" + a.String() + "]"
+		}
+		return a.String()
+	}
+	if h == "" || len(h) > 253 {
+		return ""
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return ""
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return ""
+			}
+		}
+	}
+	return h
+}
 
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
@@ -41,16 +89,24 @@ type Ports struct{ WS, WSS int }
 // defaultPorts is what the page says without the server's ports.
 const defaultPorts = `<meta name="sipwarden-ws-ports" content="5066 7443">`
 
+// ws and wss are the ports, defaults filled in.
+func (p Ports) ws() int {
+	if p.WS == 0 {
+		return 5066
+	}
+	return p.WS
+}
+
+func (p Ports) wss() int {
+	if p.WSS == 0 {
+		return 7443
+	}
+	return p.WSS
+}
+
 // into writes p into the page's sipwarden-ws-ports meta tag.
 func (p Ports) into(page []byte) []byte {
-	ws, wss := p.WS, p.WSS
-	if ws == 0 {
-		ws = 5066
-	}
-	if wss == 0 {
-		wss = 7443
-	}
-	tag := `<meta name="sipwarden-ws-ports" content="` + strconv.Itoa(ws) + " " + strconv.Itoa(wss) + `">`
+	tag := `<meta name="sipwarden-ws-ports" content="` + strconv.Itoa(p.ws()) + " " + strconv.Itoa(p.wss()) + `">`
 	return bytes.Replace(page, []byte(defaultPorts), []byte(tag), 1)
 }
 
@@ -63,6 +119,7 @@ type asset struct {
 
 type phoneHandler struct {
 	assets map[string]*asset // by file name; "" is the page
+	ports  Ports
 }
 
 // Phone returns the handler of the test phone page and its assets. It
@@ -76,7 +133,7 @@ type phoneHandler struct {
 // ports are the server's ws and wss listener ports, which the page takes
 // as its default server URL's (0: the defaults, 5066 and 7443).
 func Phone(ports Ports) http.Handler {
-	h := &phoneHandler{assets: map[string]*asset{}}
+	h := &phoneHandler{assets: map[string]*asset{}, ports: ports}
 	// Reading an embedded directory cannot fail (go:embed checked it at
 	// build time); TestPhoneAssets fails if an asset went missing.
 	entries, _ := fs.ReadDir(phoneFS, "phone")
@@ -135,7 +192,7 @@ func (h *phoneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	if a.ctype == contentTypes[".html"] {
-		hd.Set("Content-Security-Policy", phoneCSP)
+		hd.Set("Content-Security-Policy", h.ports.cspFor(r.Host))
 		hd.Set("Permissions-Policy", "microphone=(self), camera=(), geolocation=()")
 		hd.Set("X-Frame-Options", "DENY")
 	}

@@ -83,7 +83,7 @@ func TestPhoneAssets(t *testing.T) {
 			}
 			csp := res.Header.Get("Content-Security-Policy")
 			if tc.csp {
-				for _, d := range []string{"default-src 'none'", "script-src 'self'", "connect-src ws: wss:", "frame-ancestors 'none'"} {
+				for _, d := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self' ws://127.0.0.1:5066 wss://127.0.0.1:7443", "frame-ancestors 'none'"} {
 					if !strings.Contains(csp, d) {
 						t.Errorf("Content-Security-Policy %q lacks %q", csp, d)
 					}
@@ -144,6 +144,37 @@ func TestPhonePorts(t *testing.T) {
 		res.Body.Close()
 		if !strings.Contains(string(b), tc.want) {
 			t.Errorf("%+v: the page lacks %s", tc.ports, tc.want)
+		}
+	}
+}
+
+// The page's connect-src names the host it was asked for, on the
+// server's ports, and only when that host is an address or a DNS name:
+// anything else would be copied into the header.
+func TestPhoneConnectSrc(t *testing.T) {
+	srv := servePhoneWith(t, web.Ports{WS: 5080, WSS: 5443})
+	for host, want := range map[string]string{
+		"127.0.0.1:8080":           "connect-src 'self' ws://127.0.0.1:5080 wss://127.0.0.1:5443",
+		"[::1]:8080":               "connect-src 'self' ws://[::1]:5080 wss://[::1]:5443",
+		"sip.example.com":          "connect-src 'self' ws://sip.example.com:5080 wss://sip.example.com:5443",
+		"x.example; script-src *":  "connect-src 'self'",
+		"a..b":                     "connect-src 'self'",
+		"-bad.example:80":          "connect-src 'self'",
+		"x.example:80 wss://evil:": "connect-src 'self'",
+	} {
+		req, err := http.NewRequest("GET", srv.URL+"/phone/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		csp := res.Header.Get("Content-Security-Policy")
+		if !strings.HasSuffix(csp, "; "+want) {
+			t.Errorf("Host %q: Content-Security-Policy %q, want it to end with %q", host, csp, want)
 		}
 	}
 }

@@ -56,6 +56,13 @@ type Config struct {
 	// machine on different ports). A request without Origin (not a
 	// browser) is always allowed.
 	Origins []string
+	// HostAllowed, when set, narrows the same-host default (Origins
+	// empty): the Host header must then name an IP address or a name
+	// HostAllowed accepts (the server's own names). Without it a page of
+	// attacker.example, whose name the attacker makes resolve to this
+	// server (DNS rebinding), sends Origin http://attacker.example and
+	// Host attacker.example, which the same-host rule alone accepts.
+	HostAllowed func(name string) bool
 	// MaxMessageBytes is the largest WebSocket message (the payloads of
 	// its frames together), in bytes; a larger one closes the connection
 	// with status 1009. Default 32768: sipgo v1.7.4 reads a message into a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +101,8 @@ func TestRefusedHandshakes(t *testing.T) {
 			{"two origins", wsgate.Config{}, upgradeRequest("127.0.0.1", proto, "Origin: http://127.0.0.1", "Origin: http://127.0.0.1"), 403, "origin not allowed", wsgate.RefusedOrigin, ""},
 			{"same host not in list", wsgate.Config{Origins: []string{"https://phone.example.com"}}, upgradeRequest("127.0.0.1", proto, "Origin: http://127.0.0.1"), 403, "origin not allowed", wsgate.RefusedOrigin, ""},
 			{"list port differs", wsgate.Config{Origins: []string{"https://phone.example.com:8443"}}, upgradeRequest("127.0.0.1", proto, "Origin: https://phone.example.com"), 403, "origin not allowed", wsgate.RefusedOrigin, ""},
+			// DNS rebinding: Origin and Host agree on a name that is not ours.
+			{"rebound name", wsgate.Config{HostAllowed: ours}, upgradeRequest("attacker.example:5066", proto, "Origin: http://attacker.example"), 403, "origin not allowed", wsgate.RefusedOrigin, ""},
 			{"plain GET", wsgate.Config{}, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 426, "Upgrade: websocket required", wsgate.RefusedNotWebSocket, "Upgrade: websocket"},
 			{"POST", wsgate.Config{}, strings.Replace(upgradeRequest("127.0.0.1", proto), "GET", "POST", 1), 405, "GET", wsgate.RefusedMethod, "Allow: GET"},
 			{"no Connection upgrade", wsgate.Config{}, strings.Replace(upgradeRequest("127.0.0.1", proto), "Connection: Upgrade", "Connection: keep-alive", 1), 400, "Connection: Upgrade", wsgate.RefusedNotWebSocket, ""},
@@ -171,10 +174,17 @@ func TestOriginPolicy(t *testing.T) {
 		{"listed, same host not listed", []string{"https://phone.example.com"}, "http://127.0.0.1", false},
 		{"any", []string{"*"}, "https://anything.example", true},
 		{"any, null", []string{"*"}, "null", true},
+		{"our name", nil, "https://sip.example.com", true},
+		{"rebound name", nil, "https://attacker.example", false},
+		{"rebound name, listed", []string{"https://attacker.example"}, "https://attacker.example", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, wsgate.Config{Origins: tc.origins})
-			conn, err := s.dial(t, dialOpts{origin: tc.origin})
+			s := startServer(t, wsgate.Config{Origins: tc.origins, HostAllowed: ours})
+			opts := dialOpts{origin: tc.origin}
+			if u, err := url.Parse(tc.origin); err == nil && u.Hostname() != "" {
+				opts.host = u.Hostname() // the browser asked for the page's host
+			}
+			conn, err := s.dial(t, opts)
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("upgrade: got %v, want success", err)
@@ -191,6 +201,9 @@ func TestOriginPolicy(t *testing.T) {
 		})
 	}
 }
+
+// ours is the server's own names, for Config.HostAllowed.
+func ours(name string) bool { return strings.EqualFold(name, "sip.example.com") }
 
 func TestNewRefusesBadOrigins(t *testing.T) {
 	for _, o := range []string{"phone.example.com", "https://", "https://x.example/path", "https://u@x.example", "null", "https://x.example?q=1"} {

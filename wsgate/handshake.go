@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -284,7 +285,14 @@ func (l *Listener) originAllowed(origin, host string) bool {
 	if err != nil {
 		return false
 	}
-	return strings.EqualFold(u.Hostname(), hostname(host))
+	h := hostname(host)
+	if !strings.EqualFold(u.Hostname(), h) {
+		return false
+	}
+	if _, err := netip.ParseAddr(h); err == nil || l.cfg.HostAllowed == nil {
+		return true // an address cannot be rebound
+	}
+	return l.cfg.HostAllowed(h)
 }
 
 // hostname returns host without its port and brackets.

@@ -144,6 +144,7 @@ func startServer(t *testing.T, cfg wsgate.Config) *server {
 type dialOpts struct {
 	from      string // local IP; default 127.0.0.1
 	origin    string // no Origin header when empty
+	host      string // the Host header's name; default the address dialled
 	path      string // default /ws
 	protocols []string
 }
@@ -178,7 +179,16 @@ func (s *server) dial(t *testing.T, o dialOpts) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, br, _, err := d.Dial(ctx, scheme+s.addr+o.path)
+	target := s.addr
+	if o.host != "" {
+		_, port, _ := net.SplitHostPort(s.addr)
+		target = net.JoinHostPort(o.host, port) // NetDial still dials s.addr
+		d.NetDial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(o.from)}}
+			return nd.DialContext(ctx, network, s.addr)
+		}
+	}
+	conn, br, _, err := d.Dial(ctx, scheme+target+o.path)
 	if err != nil {
 		return nil, err
 	}

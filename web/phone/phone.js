@@ -291,9 +291,11 @@
   });
   window.addEventListener('pagehide', stopUA);
 
-  // Prefill: defaults, then the query string (never a secret).
+  // Prefill: defaults, then the query string (never a secret, and never
+  // the server: a link naming another one would send the user's token or
+  // digest answer there; the page's CSP allows only this server anyway).
   const q = new URLSearchParams(location.search);
-  el.server.value = q.get('server') || defaultServer();
+  el.server.value = defaultServer();
   el.domain.value = q.get('domain') || location.hostname || '';
   el.user.value = q.get('user') || '';
   el.target.value = q.get('target') || '';
