@@ -6,9 +6,11 @@ import "time"
 // URLs, timeouts and secrets are per connection, through the API).
 type Webhooks struct {
 	// QueueSize bounds the events waiting for delivery; a full queue
-	// drops events rather than slow the SIP path. Default 10000.
+	// drops events rather than slow the SIP path. One connection's take
+	// at most a tenth of it. Default 10000.
 	QueueSize int `yaml:"queue_size"`
-	// Workers deliver in parallel. Default 4.
+	// Workers is how many of a connection's events are delivered at once;
+	// connections deliver independently. Default 4.
 	Workers int `yaml:"workers"`
 	// Attempts per URL (the connection's URL, then its failover URL).
 	// Default 3.

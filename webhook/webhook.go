@@ -4,12 +4,16 @@
 //
 // The SIP path only hands an event to Enqueue, which never blocks: the
 // queue is bounded and an event that does not fit is dropped and counted.
-// Workers resolve the event's connections (Directory), sign the body
-// with the connection's secret (HMAC-SHA256 over "timestamp.body", header
-// Sipwarden-Signature: t=TIMESTAMP,v1=HEX), and POST it, retrying with
+// One goroutine resolves each event's connections (Directory) and hands
+// it to each connection's lane: a queue of its own, delivered by at most
+// Config.Workers goroutines of that connection, which sign the body with
+// the connection's secret (HMAC-SHA256 over "timestamp.body", header
+// Sipwarden-Signature: t=TIMESTAMP,v1=HEX) and POST it, retrying with
 // exponential backoff, then failing over to the connection's second URL.
-// Every attempt is kept in a bounded per-connection log (Deliveries) and
-// counted in metrics.
+// A receiver that is slow, down or never answers so delays its own
+// connection's events only (with workers shared by every connection, four
+// such events held every worker for half a minute). Every attempt is kept
+// in a bounded per-connection log (Deliveries) and counted in metrics.
 package webhook
 
 import (
@@ -75,7 +79,10 @@ type Directory interface {
 type Config struct {
 	// QueueSize bounds the events waiting; default 10000.
 	QueueSize int
-	// Workers deliver in parallel; default 4.
+	// Workers is how many of a connection's events are delivered at
+	// once (each with its retries); default 4. Connections deliver
+	// independently of each other. A connection's lane holds at most a
+	// tenth of QueueSize events (at least 1); more are dropped.
 	Workers int
 	// Attempts per URL; default 3.
 	Attempts int
@@ -114,6 +121,13 @@ type Dispatcher struct {
 	mu    sync.Mutex
 	byCon map[string][]Delivery // ring per connection, newest last
 
+	// lanes are the connections' queues, guarded by lmu; laneCap bounds
+	// each.
+	lmu     sync.Mutex
+	lanes   map[string]*lane
+	laneCap int
+	wg      sync.WaitGroup // the lanes' goroutines
+
 	dropped, delivered, failed prometheus.Counter
 	attempts                   *prometheus.CounterVec
 }
@@ -145,7 +159,7 @@ func New(cfg Config, dir Directory, reg prometheus.Registerer) (*Dispatcher, err
 		cfg.Now = time.Now
 	}
 	d := &Dispatcher{cfg: cfg, dir: dir, queue: make(chan Event, cfg.QueueSize), log: cfg.Logger, now: cfg.Now,
-		byCon: map[string][]Delivery{},
+		byCon: map[string][]Delivery{}, lanes: map[string]*lane{}, laneCap: max(cfg.QueueSize/10, 1),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sipwarden", Subsystem: "webhook", Name: "dropped_total",
 			Help: "Events dropped because the webhook queue was full."}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sipwarden", Subsystem: "webhook", Name: "delivered_total",
@@ -183,24 +197,28 @@ func (d *Dispatcher) Enqueue(ev Event) {
 
 // Run delivers events until ctx ends. Deliveries in progress stop at once.
 func (d *Dispatcher) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for range d.cfg.Workers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev := <-d.queue:
-					d.handle(ctx, ev)
-				}
-			}
-		})
+	defer d.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-d.queue:
+			d.route(ctx, ev)
+		}
 	}
-	wg.Wait()
 }
 
-// handle delivers ev to each connection it concerns that has a webhook.
-func (d *Dispatcher) handle(ctx context.Context, ev Event) {
+// lane is a connection's queue of events and the goroutines delivering
+// them (busy, at most Config.Workers).
+type lane struct {
+	conn   string
+	events []Event
+	busy   int
+}
+
+// route hands ev to the lane of each connection it concerns that has a
+// webhook.
+func (d *Dispatcher) route(ctx context.Context, ev Event) {
 	conns := map[string]bool{}
 	for _, id := range ev.ConnectionIDs {
 		if id != "" {
@@ -218,11 +236,55 @@ func (d *Dispatcher) handle(ctx context.Context, ev Event) {
 		}
 	}
 	for conn := range conns {
-		t, ok := d.dir.Target(conn)
-		if !ok || t.URL == "" {
+		if t, ok := d.dir.Target(conn); !ok || t.URL == "" {
 			continue
 		}
-		d.deliver(ctx, conn, t, ev)
+		d.push(ctx, conn, ev)
+	}
+}
+
+// push queues ev on conn's lane, and starts a goroutine for it when the
+// lane has fewer than Workers.
+func (d *Dispatcher) push(ctx context.Context, conn string, ev Event) {
+	d.lmu.Lock()
+	defer d.lmu.Unlock()
+	l := d.lanes[conn]
+	if l == nil {
+		l = &lane{conn: conn}
+		d.lanes[conn] = l
+	}
+	if len(l.events) >= d.laneCap {
+		d.dropped.Inc()
+		return
+	}
+	l.events = append(l.events, ev)
+	if l.busy < d.cfg.Workers {
+		l.busy++
+		d.wg.Go(func() { d.drain(ctx, l) })
+	}
+}
+
+// drain delivers l's events until none is left (or ctx ends); the last
+// goroutine out removes the lane.
+func (d *Dispatcher) drain(ctx context.Context, l *lane) {
+	for {
+		d.lmu.Lock()
+		if len(l.events) == 0 || ctx.Err() != nil {
+			l.busy--
+			if l.busy == 0 && len(l.events) == 0 {
+				delete(d.lanes, l.conn)
+			}
+			d.lmu.Unlock()
+			return
+		}
+		ev := l.events[0]
+		l.events[0] = Event{}
+		l.events = l.events[1:]
+		d.lmu.Unlock()
+		// The target as it is now: changed or removed while queued.
+		if t, ok := d.dir.Target(l.conn); ok && t.URL != "" {
+			d.deliver(ctx, l.conn, t, ev)
+		}
 	}
 }
 

@@ -253,3 +253,41 @@ func TestRetrySignedWithRotatedSecret(t *testing.T) {
 		t.Errorf("the retry after the rotation is not signed with the new secret")
 	}
 }
+
+// TestStuckReceiverDelaysOnlyItsConnection: a receiver that accepts and
+// never answers holds its own connection's events, not another's (the
+// workers were shared: one such receiver per worker stalled every
+// connection's webhooks for the attempts' timeouts); a connection's
+// lane holds a tenth of the queue, more of its events are dropped.
+func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(release) })
+	ok := newReceiver(t, 200)
+	reg := prometheus.NewRegistry()
+	w := start(t, webhook.Config{Workers: 2, Attempts: 3, Backoff: 10 * time.Millisecond, QueueSize: 100}, dir{map[string]webhook.Target{
+		"conn-carrier": {URL: stuck.URL, Timeout: 30 * time.Second},
+		"conn-users":   {URL: ok.srv.URL, Timeout: time.Second},
+	}}, reg)
+	for range 20 {
+		w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{"carrier"}})
+	}
+	sent := time.Now()
+	w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{"users"}})
+	waitFor(t, "the other connection's event", func() bool { return ok.count() == 1 })
+	if d := time.Since(sent); d > 2*time.Second {
+		t.Errorf("the other connection's event took %v behind a stuck receiver", d)
+	}
+	// 20 events for the stuck one, routed before the other's: 10 (a
+	// tenth of 100) in its lane, up to 2 taken from it into delivery, the
+	// rest dropped.
+	if n := testutil.ToFloat64(w2c(reg, "sipwarden_webhook_dropped_total")); n < 8 || n > 10 {
+		t.Errorf("dropped_total %v, want 8 to 10", n)
+	}
+}
