@@ -116,14 +116,14 @@ func runRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // runExport runs "sipwarden export [FILE]": every credential with its HA1s.
 func runExport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
-	fs := c.flags("export", "export [FILE] [--format jsonl|csv]\n\nWrites every credential with its HA1 values (secrets: keep the file private) to FILE\nor stdout: JSON lines that 'sipwarden import' reads, or CSV username,ha1,realm (MD5)")
+	fs := c.flags("export", "export [FILE] [--format jsonl|csv]\n\nWrites every credential with its HA1 values (secrets: keep the file private) to FILE\n(whole or not at all, mode 0600) or stdout (no FILE, or -): JSON lines that 'sipwarden import' reads, or CSV username,ha1,realm (MD5)")
 	format := fs.String("format", "", "jsonl or csv (default: from FILE's extension, else jsonl)")
 	pos, code, ok := c.parseUpTo(fs, args, 1)
 	if !ok {
 		return code
 	}
 	path := ""
-	if len(pos) == 1 {
+	if len(pos) == 1 && pos[0] != "-" { // "-": stdout, as import reads stdin
 		path = pos[0]
 	}
 	f, err := transferFormat(*format, path)
@@ -131,19 +131,31 @@ func runExport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return c.usageError("export: %v", err)
 	}
 	return c.transfer(func(ctx context.Context, cl *api.Client) error {
-		var w io.Writer = c.stdout
-		var file *os.File
-		if path != "" {
-			var err error
-			if file, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		if path == "" {
+			n, err := exportTo(ctx, cl, c.stdout, f)
+			if err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
-			defer file.Close()
-			w = file
+			fmt.Fprintf(c.stderr, "%d credentials exported\n", n)
+			return nil
 		}
-		n, err := exportTo(ctx, cl, w, f)
-		if err == nil && file != nil {
-			err = file.Close()
+		// Into a file beside FILE, renamed over it once whole: a failed
+		// export (a credential CSV cannot hold, a broken stream) leaves
+		// FILE, an earlier export perhaps, as it was.
+		tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer os.Remove(tmp.Name()) // after the rename: a no-op
+		n, err := exportTo(ctx, cl, tmp, f)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), path)
 		}
 		if err != nil {
 			return fmt.Errorf("export: %w", err)

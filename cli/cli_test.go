@@ -65,6 +65,8 @@ func md5Hex(s string) string {
 // Sync: the map is all there is.
 func (l *cliLocations) Sync() error { return nil }
 
+func (l *cliLocations) Writable() error { return nil }
+
 func (l *cliLocations) RemoveWhere(aor string, drop func(store.Binding) bool) []store.Binding {
 	l.mu.Lock()
 	defer l.mu.Unlock()

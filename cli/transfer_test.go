@@ -106,6 +106,27 @@ func TestCLIImportExport(t *testing.T) {
 	if st := ts2.Register(t, "127.0.0.1", "1001", "kamailio-pw-1001", 600); st != "SIP/2.0 200 OK" {
 		t.Errorf("REGISTER on the second node: %q", st)
 	}
+
+	// "-" is stdout, as import's "-" is stdin (it wrote a file named -).
+	if out := n.ok("export", "-").stdout; out != string(raw) {
+		t.Errorf("export -: got\n%s\nwant\n%s", out, raw)
+	}
+	// A failed export leaves the file it would have replaced as it was: a
+	// credential with a SHA-256 HA1 only has no CSV line.
+	shaOnly := filepath.Join(dir, "sha.jsonl")
+	if err := os.WriteFile(shaOnly, []byte(`{"username":"shaonly","ha1":{"SHA-256":"`+strings.Repeat("ab", 32)+`"}}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("import", shaOnly)
+	if r := n.run("", "export", "--format", "csv", jsonl); r.code == exitOK {
+		t.Errorf("CSV export of a SHA-256-only credential: exit 0, %q", r.stderr)
+	}
+	if after, err := os.ReadFile(jsonl); err != nil || string(after) != string(raw) {
+		t.Errorf("the earlier export after a failed one: %v\n%s", err, after)
+	}
+	if left, _ := filepath.Glob(jsonl + ".tmp-*"); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
 }
 
 // TestCLIBackupRestore: a backup of a running node holds its credentials
