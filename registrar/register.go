@@ -342,9 +342,13 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 	if !res.TokenExpires.IsZero() {
 		// A registration never outlives the token it was made with
 		// (the client re-registers with a fresh one).
+		// A token past its exp but within jwt.leeway authenticates (an
+		// INVITE goes on with it), but leaves no time to bind: refused as
+		// the expired token it is, and logged and counted as one.
 		left := res.TokenExpires.Sub(now).Truncate(time.Second)
 		if left <= 0 {
 			res.Outcome = auth.InvalidToken
+			ev.Outcome, ev.Authenticated = auth.InvalidToken, false
 			return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor), commit{}, false
 		}
 		for i := range contacts {

@@ -103,7 +103,7 @@ func TestBearerRegister(t *testing.T) {
 func TestExpiredBearerToken(t *testing.T) {
 	cfg := bearerConfig(t)
 	ts := startServer(t, cfg)
-	ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
+	cred := ts.createCredential(t, "alice", "alice-secret-pw-1", nil)
 	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, "jwt-ed25519.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +126,25 @@ func TestExpiredBearerToken(t *testing.T) {
 	res := rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", expired, "60"), 2*time.Second)
 	if statusLine(res) != "SIP/2.0 401 Unauthorized" || !strings.Contains(res, `WWW-Authenticate: Bearer realm="sipwarden.test", scope="sip", error="invalid_token"`) {
 		t.Fatalf("expired token: %q", res)
+	}
+	// Expired 10 s ago, within jwt.leeway: it authenticates, but leaves no
+	// time to bind. Refused as an expired token, and logged as one (it
+	// was logged outcome=ok).
+	recent, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+		"iss": "sipwarden", "aud": "sip", "sub": "alice", "cid": cred.ID, "iat": time.Now().Unix(), "exp": time.Now().Add(-10 * time.Second).Unix(), // iat: not before the credential (revoked)
+	}).SignedString(key.Sign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = rawExchange(t, "udp", ts.Addr("udp"), bearerRegister("alice", recent, "60"), 2*time.Second)
+	if statusLine(res) != "SIP/2.0 401 Unauthorized" || !strings.Contains(res, `error="invalid_token"`) {
+		t.Fatalf("token expired within the leeway: %q", res)
+	}
+	waitFor(t, "the refusal logged", time.Second, func() bool { return strings.Count(ts.logs.String(), "outcome=invalid_token") >= 2 })
+	for _, line := range strings.Split(ts.logs.String(), "\n") {
+		if strings.Contains(line, "status=401") && strings.Contains(line, "outcome=ok") {
+			t.Errorf("a 401 logged as ok: %s", line)
+		}
 	}
 	// A first REGISTER without credentials is offered both schemes, Digest first.
 	plain := strings.Replace(bearerRegister("alice", "x", "60"), "Authorization: Bearer x\n", "", 1)
