@@ -369,7 +369,9 @@ func (cl *call) runBranch(b *branch) {
 				return
 			}
 			if res.IsProvisional() {
-				if tc != nil {
+				if tc != nil && res.StatusCode > 100 {
+					// RFC 3261 16.7 step 2: a provisional response
+					// from 101 to 199 resets Timer C; a 100 does not.
 					tc.Reset(p.cfg.TimerC)
 				}
 				cl.mu.Lock()

@@ -290,9 +290,11 @@ func (p *Proxy) OnEvent(f func(Event)) { p.observe = append(p.observe, f) }
 // Dialogs returns the dialog table.
 func (p *Proxy) Dialogs() *Dialogs { return p.dialogs }
 
-// Run sweeps dialogs older than MaxDialogAge until ctx ends.
+// Run sweeps dialogs older than MaxDialogAge until ctx ends, every
+// sixtieth of it (at most a minute, at least a second): a dialog is
+// forgotten within 2% of its age limit.
 func (p *Proxy) Run(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(min(max(p.cfg.MaxDialogAge/60, time.Second), time.Minute))
 	defer t.Stop()
 	for {
 		select {

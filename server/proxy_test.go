@@ -149,6 +149,17 @@ func (d *device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	case "ring":
 		tx.OnCancel(func(r *sip.Request) { d.cancels <- r })
 		_ = dlg.Respond(180, "Ringing", nil)
+	case "trying":
+		// 100 Trying every 300 ms, never ringing (at most 40 s).
+		tx.OnCancel(func(r *sip.Request) { d.cancels <- r })
+		for range 133 {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
+			select {
+			case <-tx.Done():
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
 	case "storm":
 		// Provisional responses until the caller's CANCEL ends the
 		// transaction: every one crosses the CANCEL in the proxy.
@@ -854,6 +865,17 @@ func TestTimerC(t *testing.T) {
 	recv(t, bob.cancels, "CANCEL at bob")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("408 after %v with a 1 s Timer C", d)
+	}
+	// A 100 does not restart Timer C (RFC 3261 16.7 step 2: 101 to 199
+	// do); a callee sending 100 every 300 ms rang until Timer B's 32 s.
+	bob.mode.Store("trying")
+	start = time.Now()
+	_, statuses, err = alice.call(ctx, t, "bob", "alice", alicePass)
+	if got := dialogStatus(err); got != 408 {
+		t.Fatalf("caller of a callee sending 100s got %v (statuses %v), want 408", err, statuses)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("408 after %v with a 1 s Timer C and 100s only", d)
 	}
 }
 
