@@ -214,12 +214,22 @@ func (p *Proxy) bindingTargets(req *sip.Request, aor string) []target {
 // read the caller's number from it.
 func assertIdentity(req *sip.Request) {
 	from := req.From()
-	if from == nil || from.Address.User == "" {
+	if from == nil {
+		return
+	}
+	user := fromUser(&from.Address)
+	if user == "" {
 		return
 	}
 	var b strings.Builder
 	b.WriteByte('<')
-	if n, ok := e164.FromUser(from.Address.User); ok {
+	if isTel(&from.Address) {
+		n, ok := e164.FromUser(user)
+		if !ok {
+			return
+		}
+		b.WriteString("tel:" + n)
+	} else if n, ok := e164.FromUser(user); ok {
 		b.WriteString("sip:" + n + "@" + from.Address.Host + ";user=phone")
 	} else {
 		b.WriteString("sip:" + from.Address.User + "@" + from.Address.Host)

@@ -720,7 +720,7 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 		// An ip connection: authenticated by its address alone.
 		ev.Trusted = true
 		c := caller{Trusted: true, Peer: true, Connection: conn, Credential: store.Credential{ConnectionID: conn.ID}}
-		if !p.callerIDAllowed(&c, from.Address.User) {
+		if !p.callerIDAllowed(&c, fromUser(&from.Address)) {
 			ev.Status = p.reply(req, tx, 403, reasonCallerID)
 			return caller{}, false
 		}
@@ -734,11 +734,11 @@ func (p *Proxy) authenticate(req *sip.Request, tx sip.ServerTransaction, ev *Eve
 	c := caller{Username: res.Credential.Username, Credential: res.Credential, Connection: p.connection(res.Credential.ConnectionID)}
 	// The caller may use its own identity, or what its connection's
 	// caller ID policy allows (connection.go).
-	if !p.callerIDAllowed(&c, from.Address.User) {
+	if !p.callerIDAllowed(&c, fromUser(&from.Address)) {
 		ev.Status = p.reply(req, tx, 403, reasonCallerID)
 		return caller{}, false
 	}
-	if from.Address.User == c.Credential.Username && !p.servesHost(from.Address.Host) {
+	if !isTel(&from.Address) && from.Address.User == c.Credential.Username && !p.servesHost(from.Address.Host) {
 		// Its own username, in a domain this server serves: "support"
 		// presenting sip:support@anybank.example showed the callee
 		// another domain's user. The registrar holds its To to the same
@@ -977,6 +977,21 @@ func (p *Proxy) telAsSIP(u *sip.Uri) (sip.Uri, bool) {
 	out := sip.Uri{Scheme: "sip", User: n, Host: p.cfg.Domains[0], UriParams: sip.HeaderParams{}}
 	out.UriParams.Add("user", "phone")
 	return out, true
+}
+
+// isTel reports whether u is a tel: URI (RFC 3966), whose number sipgo
+// keeps in Raw, with no user or host.
+func isTel(u *sip.Uri) bool { return strings.EqualFold(u.Scheme, "tel") }
+
+// fromUser is the identity a From URI presents: its user, or a tel: URI's
+// number (the part before its parameters; a caller presenting its own
+// number as tel:+15551234567 got 403, its user being empty).
+func fromUser(u *sip.Uri) string {
+	if isTel(u) {
+		number, _, _ := strings.Cut(u.Raw(), ";")
+		return number
+	}
+	return u.User
 }
 
 // telNumber reports whether number, a tel: URI's part before its

@@ -266,10 +266,13 @@ func TestChallengeLoggedAtDebug(t *testing.T) {
 // No Route To Domain.
 func TestTelURIRouted(t *testing.T) {
 	ts := startServer(t, testConfig(t, t.TempDir()))
-	ts.createCredential(t, "alice", pw, nil)
+	aliceCred := ts.createCredential(t, "alice", pw, nil)
 	bobCred := ts.createCredential(t, "bob", pw, nil)
 	if code := ts.api(t, "POST", "/v1/numbers", map[string]any{"number": "+15550002222", "credential_id": bobCred.ID}, nil); code != 201 {
 		t.Fatalf("assign the number: %d", code)
+	}
+	if code := ts.api(t, "POST", "/v1/numbers", map[string]any{"number": "+15550001111", "credential_id": aliceCred.ID}, nil); code != 201 {
+		t.Fatalf("assign alice's number: %d", code)
 	}
 	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
 	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
@@ -285,6 +288,16 @@ func TestTelURIRouted(t *testing.T) {
 	got := awaitStart(bob, "INVITE ", 3*time.Second)
 	if !strings.HasPrefix(got, "INVITE ") {
 		t.Fatalf("the INVITE to %s did not reach bob; alice got %q", ruri, alice.recv(500*time.Millisecond))
+	}
+	// Alice presenting her own number as a tel: From (it got 403 From
+	// User Does Not Match Credential, a tel: URI having no user).
+	telCall := randHex(8)
+	telFrom := func(cseq int, auth string) string {
+		return strings.Replace(alice.inviteMsg("alice", telCall, cseq, auth), "From: <sip:alice@sipwarden.test>", "From: <tel:+1-555-000-1111>", 1)
+	}
+	sendAuthenticated(t, alice, telFrom, "alice", "INVITE", "sip:bob@sipwarden.test")
+	if got := awaitStart(bob, "INVITE ", 3*time.Second); !strings.Contains(got, telCall) {
+		t.Fatalf("the INVITE from tel:+1-555-000-1111 did not reach bob; alice got %q", alice.recv(500*time.Millisecond))
 	}
 	// A tel: URI without a telephone number is malformed, before any
 	// challenge (it was challenged, then refused 404).
