@@ -311,6 +311,11 @@ func (p *Proxy) Run(ctx context.Context) {
 // early ends the server transaction).
 func (p *Proxy) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 	growStack()
+	// RFC 3261 18.2.1 (sipgo's transport leaves it as a TODO): the top
+	// Via gets received when its sent-by is a name (a browser's
+	// *.invalid) or another address, so that it travels with the
+	// forwarded request and the responses coming back.
+	reply.Received(req.Via(), req.Source())
 	p.handle(req, tx, p.serve)
 }
 

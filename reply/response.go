@@ -3,6 +3,7 @@ package reply
 import (
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/emiago/sipgo/sip"
@@ -31,7 +32,9 @@ import (
 // into sipgo's types go through sip.NewResponseFromRequest.
 func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 	if code < 200 || (code < 300 && req.Method != sip.REGISTER) {
-		return sip.NewResponseFromRequest(req, code, reason, nil)
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		fillRport(res.Via(), req.Source()) // RFC 3261 18.2.1, which sipgo leaves undone
+		return res
 	}
 	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
 	res := sip.NewResponse(code, reason) // SIP/2.0, whatever req says
@@ -52,7 +55,9 @@ func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 		vias++
 	}
 	if vias == 0 && req.Via() != nil {
-		return sip.NewResponseFromRequest(req, code, reason, nil)
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		fillRport(res.Via(), req.Source())
+		return res
 	}
 	if from != nil {
 		res.AppendHeader(from)
@@ -116,17 +121,44 @@ func (p *parts) params(from, to int, ps sip.HeaderParams, more int) sip.HeaderPa
 }
 
 // fillRport sets the received and rport parameters of v, the request's
-// first Via, from the packet's source when the client sent an empty rport
-// (RFC 3581 section 4), as sip.NewResponseFromRequest does.
+// first Via, from the packet's source: both when the client sent an empty
+// rport (RFC 3581 section 4), as sip.NewResponseFromRequest does, and
+// received alone when its sent-by host is a name or another address
+// (RFC 3261 18.2.1, which sipgo v1.7.4 leaves as a TODO).
 func fillRport(v *sip.ViaHeader, source string) {
-	val, ok := v.Params.Get("rport")
-	if !ok || val != "" {
+	if v == nil {
 		return
 	}
 	host, port, err := net.SplitHostPort(source)
 	if err != nil {
 		return
 	}
-	v.Params.Add("rport", port)
-	v.Params.Add("received", host)
+	if val, ok := v.Params.Get("rport"); ok && val == "" {
+		v.Params.Add("rport", port)
+		v.Params.Add("received", host)
+		return
+	}
+	if !v.Params.Has("received") && !SameHost(v.Host, host) {
+		v.Params.Add("received", host)
+	}
+}
+
+// Received adds to v, a request's top Via as it arrived from source, what
+// RFC 3261 18.2.1 and RFC 3581 section 4 ask of the server transport
+// (fillRport): the proxy forwards that Via, so that the responses coming
+// back carry the address the request came from.
+func Received(v *sip.ViaHeader, source string) { fillRport(v, source) }
+
+// SameHost reports whether a Via's sent-by host is the IP address ip (a
+// packet's source): false for a host name, or another address.
+func SameHost(sentBy, ip string) bool {
+	if sentBy == ip {
+		return true
+	}
+	if len(sentBy) > 1 && sentBy[0] == '[' && sentBy[len(sentBy)-1] == ']' {
+		sentBy = sentBy[1 : len(sentBy)-1]
+	}
+	a, err1 := netip.ParseAddr(sentBy)
+	b, err2 := netip.ParseAddr(ip)
+	return err1 == nil && err2 == nil && a.Unmap() == b.Unmap()
 }

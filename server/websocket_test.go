@@ -165,6 +165,11 @@ func TestWSRegisterWithToken(t *testing.T) {
 	if st != "SIP/2.0 200 OK" {
 		t.Fatalf("first REGISTER with a token: got %q, want 200 OK\n%s", st, raw)
 	}
+	// RFC 3261 18.2.1: a sent-by that is a name (JsSIP's *.invalid, no
+	// rport) gets received.
+	if host, _, _ := net.SplitHostPort(u.local); !strings.Contains(between(raw, "Via: ", "\r\n"), ";received="+host) {
+		t.Errorf("the 200's Via lacks received=%s: %q", host, between(raw, "Via: ", "\r\n"))
+	}
 	contact := between(raw, "Contact: ", "\r\n")
 	for _, want := range []string{"@" + u.host, "transport=ws", "reg-id=1", `+sip.instance="<urn:uuid:`} {
 		if !strings.Contains(contact, want) {

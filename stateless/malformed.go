@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipwarden/sipwarden/reply"
 )
 
 // A REGISTER sipgo's parser refuses (a CSeq of "abc", an empty Call-ID, a
@@ -251,17 +253,44 @@ func rported(v, source string) string {
 	}
 	first, rest, more := strings.Cut(v, ",")
 	params := strings.Split(first, ";")
+	received := false
 	for i := 1; i < len(params); i++ {
-		if strings.EqualFold(strings.TrimSpace(params[i]), "rport") {
+		switch p := strings.TrimSpace(params[i]); {
+		case strings.EqualFold(p, "rport"):
 			params[i] = "rport=" + port
 			out := strings.Join(params, ";") + ";received=" + host
 			if more {
 				out += "," + rest
 			}
 			return out
+		case len(p) >= 9 && strings.EqualFold(p[:9], "received="):
+			received = true
 		}
 	}
+	// RFC 3261 18.2.1: a sent-by host that is a name, or another address
+	// than the packet's, gets received.
+	if !received && !reply.SameHost(sentByHost(params[0]), host) {
+		out := first + ";received=" + host
+		if more {
+			out += "," + rest
+		}
+		return out
+	}
 	return v
+}
+
+// sentByHost returns the host of a Via value's sent-by ("SIP/2.0/UDP
+// host:port", before any parameter), brackets kept on an IPv6 address.
+func sentByHost(protoAndSentBy string) string {
+	fields := strings.Fields(protoAndSentBy)
+	if len(fields) < 2 {
+		return ""
+	}
+	sentBy := strings.Join(fields[1:], "")
+	if h, _, err := net.SplitHostPort(sentBy); err == nil {
+		return h
+	}
+	return sentBy
 }
 
 // badRequest answers msg, a REGISTER sipgo's parser refused, 400 with what
