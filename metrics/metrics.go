@@ -261,7 +261,7 @@ func New(r prometheus.Registerer, opts Options) (*Metrics, error) {
 	}
 	fwd := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "proxy", Name: "forwarded_requests_total",
-		Help: "Requests forwarded by the proxy, by method.",
+		Help: "Requests the proxy forwarded, by method: each request once, however many branches it took (forks, gateway failover); ACK and CANCEL, which follow their INVITE, are not counted.",
 	}, []string{"method"})
 	for i, meth := range methodNames {
 		m.forwarded[i] = fwd.WithLabelValues(meth)
