@@ -2,21 +2,34 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sipwarden/sipwarden/config"
 )
 
-// SetSIPGlobals sets sipgo's package-level message limit and logger. They
-// are process globals, so they are set once, before any server starts, and
-// never from Start (tests start several nodes concurrently): main, or a
-// test's TestMain, calls it.
+// redisLogger is go-redis's logger (redis.SetLogger) over slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+// SetSIPGlobals sets sipgo's package-level message limit and logger, and
+// go-redis's logger. They are process globals, so they are set once,
+// before any server starts, and never from Start (tests start several
+// nodes concurrently): main, or a test's TestMain, calls it.
 func SetSIPGlobals(cfg config.Config, logger *slog.Logger) {
+	// go-redis writes its own complaints (a pool's failed dial while
+	// Redis is down) to stderr with the standard logger, past log.format
+	// and log.level: through ours instead, as warnings, rate-limited.
+	redis.SetLogger(redisLogger{slog.New(newRedactHandler(logger.Handler().WithAttrs([]slog.Attr{slog.String("component", "redis")})))})
 	sip.ParseMaxMessageLength = cfg.SIP.MaxMessageBytes
 	// sipgo reads each datagram (and each TCP/TLS read) into a buffer of
 	// TransportBufferReadSize bytes, 32768 by default: a larger datagram

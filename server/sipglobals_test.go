@@ -71,3 +71,16 @@ func TestRedactHandlerRefWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisLogger: go-redis's complaints go through slog (log.format and
+// log.level apply; they went to stderr with the standard logger), as one
+// warning each, without the trailing newline go-redis puts on some.
+func TestRedisLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := redisLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	l.Printf(context.Background(), "redis: %s:%d: failed to dial after %d attempts: %v\n", "pool.go", 770, 5, errors.New("connection refused"))
+	got := buf.String()
+	if !strings.Contains(got, "level=WARN") || !strings.Contains(got, `msg="redis: pool.go:770: failed to dial after 5 attempts: connection refused"`) {
+		t.Errorf("logged %q", got)
+	}
+}
