@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -43,9 +45,19 @@ type peerTable struct {
 	ips map[netip.Addr]bool
 }
 
-// Announce records this node's advertised and listener addresses.
+// ErrNodeNameTaken is Announce's error when another live node runs under
+// this node's name.
+var ErrNodeNameTaken = errors.New("cluster.node_name is taken by another live node")
+
+// Announce records this node's advertised and listener addresses. Another
+// live node under the same name, announced with other addresses, is an
+// error (nameFree): the two would overwrite each other's entry and calls
+// snapshot, and relays would go to either.
 func (c *Cluster) Announce(ctx context.Context, addrs []string) error {
 	b, _ := json.Marshal(nodeInfo{Advertise: c.cfg.Advertise, Addrs: addrs})
+	if err := c.nameFree(ctx, b); err != nil {
+		return err
+	}
 	c.announced.Store(&b)
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
@@ -61,6 +73,57 @@ func (c *Cluster) Announce(ctx context.Context, addrs []string) error {
 		return c.unavailable("announce", err)
 	}
 	return c.refreshPeers(ctx)
+}
+
+// nameFree returns nil unless another live node runs under this node's
+// name with another announcement than b. A presence key left by a node of
+// this name that died (a crash; a clean stop removes it, Leave) is told
+// from a live one by its TTL: a live node renews it every second, a dead
+// one's only runs down, so it is read twice, 1.2 s apart.
+func (c *Cluster) nameFree(ctx context.Context, b []byte) error {
+	read := func() (ttl time.Duration, entry string, err error) {
+		cctx, cancel := c.timeout(ctx)
+		defer cancel()
+		var pttl *redis.DurationCmd
+		var hget *redis.StringCmd
+		_, err = c.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+			pttl = p.PTTL(cctx, keyAlive+c.cfg.Node)
+			hget = p.HGet(cctx, keyNodes, c.cfg.Node)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, "", c.unavailable("check the node name", err)
+		}
+		return pttl.Val(), hget.Val(), nil
+	}
+	first, entry, err := read()
+	if err != nil || first <= 0 || entry == "" || entry == string(b) {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(1200 * time.Millisecond):
+	}
+	second, entry, err := read()
+	if err != nil || second <= 0 || entry == "" || entry == string(b) || second < first-600*time.Millisecond {
+		return err // gone, or running down: the key of a node that died
+	}
+	var other nodeInfo
+	_ = json.Unmarshal([]byte(entry), &other)
+	return fmt.Errorf("%w: %q runs at %s (listeners %v): give each node its own cluster.node_name",
+		ErrNodeNameTaken, c.cfg.Node, other.Advertise, other.Addrs)
+}
+
+// Leave removes this node's presence key, on a clean stop: the other
+// nodes stop relaying to its connections at once (not when the key
+// expires), and a node started under its name does not wait for it.
+func (c *Cluster) Leave(ctx context.Context) {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	if err := c.rdb.Del(ctx, keyAlive+c.cfg.Node).Err(); err != nil {
+		c.log.Debug("presence key not removed", "error", err)
+	}
 }
 
 // PeerAt returns the advertised address of the live node, other than

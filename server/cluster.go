@@ -65,6 +65,7 @@ func (n *Node) openCluster(ctx context.Context) error {
 	n.obs.ready.Ready("cluster")
 	n.cl = c
 	n.closer = append(n.closer, func() {
+		c.Leave(context.Background()) // after runCtx's cancel: presence stopped
 		if err := c.Close(); err != nil {
 			n.log.Error("close redis client", "error", err)
 		}

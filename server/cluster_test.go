@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipwarden/sipwarden/cluster"
 	"github.com/sipwarden/sipwarden/cluster/redistest"
 	"github.com/sipwarden/sipwarden/config"
 	"github.com/sipwarden/sipwarden/digest"
@@ -1280,5 +1282,38 @@ func TestClusterRealmMustMatch(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "sip.realm") || !strings.Contains(err.Error(), `"other.test"`) {
 		t.Errorf("error %q, want it to name sip.realm and the realm", err)
+	}
+}
+
+// TestClusterNodeNameMustBeFree: a node started under the name of a live
+// node with other addresses refuses to start, naming the other (the two
+// overwrote each other's entry every second); a node that stopped
+// cleanly leaves its name free at once.
+func TestClusterNodeNameMustBeFree(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 1, nil)
+	cfg := testConfig(t, t.TempDir())
+	ip := "127.0.0.102"
+	cfg.SIP.Listen = config.Listen{UDP: ip + ":0", TCP: ip + ":0", TLS: ip + ":0", WS: ip + ":0", WSS: ip + ":0"}
+	cfg.Cluster = config.Cluster{RedisURL: r.URL(), NodeName: "node1", Advertise: ip + ":1", Timeout: config.Duration(500 * time.Millisecond)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := server.Start(ctx, cfg, server.NewLogger(cfg.Log, &servertest.SyncBuffer{}), server.Options{Version: testVersion})
+	if err == nil {
+		s.Close()
+		t.Fatal("a second node1 started")
+	}
+	if !errors.Is(err, cluster.ErrNodeNameTaken) || !strings.Contains(err.Error(), "127.0.0.101:1") {
+		t.Errorf("error %q, want cluster.ErrNodeNameTaken naming 127.0.0.101:1", err)
+	}
+	nodes[0].Stop()
+	start := time.Now()
+	s, err = server.Start(ctx, cfg, server.NewLogger(cfg.Log, &servertest.SyncBuffer{}), server.Options{Version: testVersion})
+	if err != nil {
+		t.Fatalf("node1 again after the first stopped: %v", err)
+	}
+	s.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("start after a clean stop took %v: it waited for the presence key", d)
 	}
 }
