@@ -60,7 +60,9 @@ func TestCreateCredentialGenerated(t *testing.T) {
 	}
 	// Another one gets another username and password.
 	var c2 createdWithPassword
-	e.ok(http.StatusCreated, "POST", "/v1/credentials", map[string]any{"name": "second"}, &c2)
+	// Joiners stay allowed in names (emoji sequences, Persian), unlike
+	// other invisible format characters (TestValidation).
+	e.ok(http.StatusCreated, "POST", "/v1/credentials", map[string]any{"name": "second 👨‍💻 می‌خواهم"}, &c2)
 	if c2.Username == c.Username || c2.Password == c.Password || c2.ConnectionID != "default" {
 		t.Errorf("second: got %q %q on %q, want a new username and password on default", c2.Username, c2.Password, c2.ConnectionID)
 	}

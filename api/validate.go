@@ -107,7 +107,19 @@ func (v *validation) checkText(pointer, field, s string) {
 	}
 	if strings.ContainsFunc(s, displayControl) {
 		v.add(pointer, CodeInvalidCharacters, "%s must not contain bidirectional controls or line separators", field)
+		return
 	}
+	if strings.ContainsFunc(s, invisible) {
+		v.add(pointer, CodeInvalidCharacters, "%s must not contain invisible format characters (zero-width space, byte order mark, soft hyphen, tag characters)", field)
+	}
+}
+
+// invisible reports whether r is a format character (Unicode category
+// Cf) other than the joiners: a zero-width space, a byte order mark, a
+// soft hyphen, a tag character, which make look-alike names ("alice" and
+// "al​ice" shown the same in the console and the CLI).
+func invisible(r rune) bool {
+	return r != 0x200C && r != 0x200D && unicode.Is(unicode.Cf, r)
 }
 
 // displayControl reports whether r changes how the text around it is
