@@ -214,9 +214,25 @@ func (o *observer) watchGuard(g *guard.Guard, conns *connlimit.Limiter) {
 // bindingExpired is the location table's OnExpire hook.
 func (o *observer) bindingExpired(store.Binding) { o.m.BindingExpired() }
 
-// storeOptions adds the commit hooks to the store's options.
+// storeOptions adds the commit hooks to the store's options: the metrics,
+// and readiness, which a failed commit takes away until one of its kind
+// succeeds again (a full disk failed every write while /readyz said ready).
 func (o *observer) storeOptions(opts store.Options) store.Options {
-	opts.OnBindingFlush = func(_ int, d time.Duration, err error) { o.m.StoreCommit(metrics.CommitBindings, d, err) }
-	opts.OnCommit = func(d time.Duration, err error) { o.m.StoreCommit(metrics.CommitRecords, d, err) }
+	opts.OnBindingFlush = func(_ int, d time.Duration, err error) {
+		o.m.StoreCommit(metrics.CommitBindings, d, err)
+		o.commitReady("store.bindings", err)
+	}
+	opts.OnCommit = func(d time.Duration, err error) {
+		o.m.StoreCommit(metrics.CommitRecords, d, err)
+		o.commitReady("store.records", err)
+	}
 	return opts
+}
+
+func (o *observer) commitReady(component string, err error) {
+	if err != nil {
+		o.ready.NotReady(component, "the last commit failed: "+err.Error())
+		return
+	}
+	o.ready.Ready(component)
 }
