@@ -62,7 +62,7 @@ func TestCreateCredentialGenerated(t *testing.T) {
 	var c2 createdWithPassword
 	// Joiners stay allowed in names (emoji sequences, Persian), unlike
 	// other invisible format characters (TestValidation).
-	e.ok(http.StatusCreated, "POST", "/v1/credentials", map[string]any{"name": "second 👨‍💻 می‌خواهم"}, &c2)
+	e.ok(http.StatusCreated, "POST", "/v1/credentials", map[string]any{"name": "second \U0001f468\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"}, &c2)
 	if c2.Username == c.Username || c2.Password == c.Password || c2.ConnectionID != "default" {
 		t.Errorf("second: got %q %q on %q, want a new username and password on default", c2.Username, c2.Password, c2.ConnectionID)
 	}
