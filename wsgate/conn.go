@@ -41,7 +41,7 @@ func newConn(l *Listener, nc net.Conn, hs Handshake, head, extra []byte) *Conn {
 	if l.cfg.MaxMessageBytes < 0 {
 		c.after = src
 	} else {
-		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge,
+		c.after = &frameReader{src: bufio.NewReader(src), max: int64(l.cfg.MaxMessageBytes), tooLarge: c.tooLarge, closing: c.echoClose,
 			timeout: l.cfg.MessageTimeout, tooSlow: c.tooSlow, active: connlimit.Of(nc)}
 	}
 	return c
@@ -112,6 +112,26 @@ func (c *Conn) tooLarge() {
 	_, _ = io.CopyN(io.Discard, c.Conn, 4<<20)
 }
 
+// echoClose answers a client's Close frame with one of ours, echoing its
+// status code, as RFC 6455 section 5.5.1 requires of an endpoint that
+// did not send one first: sipgo v1.7.4 closes the TCP connection without
+// it, and a browser then reports an abnormal closure (1006) for its own
+// clean close. Like tooLarge's, the frame may land between two writes of
+// a frame sipgo is sending at that moment.
+func (c *Conn) echoClose(payload []byte) {
+	body := ws.NewCloseFrameBody(ws.StatusNormalClosure, "")
+	if len(payload) >= 2 {
+		body = payload[:2]
+	}
+	b, err := ws.CompileFrame(ws.NewCloseFrame(body))
+	if err != nil {
+		return
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Conn.Write(b)
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+}
+
 // tooSlow ends the connection of a client whose frame or message was not
 // whole in time (Config.MessageTimeout). sipgo closes it when Read
 // returns ErrMessageTooSlow.
@@ -128,6 +148,9 @@ type frameReader struct {
 	src      *bufio.Reader
 	max      int64
 	tooLarge func()
+	// closing is told of the client's Close frame, its payload unmasked,
+	// before the frame goes on to sipgo (which closes the connection).
+	closing func(payload []byte)
 
 	hdr    [ws.MaxHeaderSize]byte
 	out    []byte // the encoded header not yet read
@@ -277,6 +300,22 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	}
 	f.out = w.Bytes()
 	f.remain = h.Length
+	if h.OpCode == ws.OpClose && f.closing != nil && h.Length <= 125 {
+		// Read whole (a control frame's payload is at most 125 bytes),
+		// answered, then passed on as it came.
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(f.src, payload); err != nil {
+			f.err = err
+			return 0, err
+		}
+		f.out = append(f.out, payload...)
+		f.remain = 0
+		f.frameRead()
+		if h.Masked {
+			ws.Cipher(payload, h.Mask, 0)
+		}
+		f.closing(payload)
+	}
 	n := copy(p, f.out)
 	f.out = f.out[n:]
 	return n, nil

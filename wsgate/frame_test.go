@@ -229,3 +229,31 @@ func TestGateFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestClientCloseEchoed: a client's Close frame is answered with a Close
+// frame echoing its status code (RFC 6455 section 5.5.1); sipgo closed
+// the TCP connection without one, and a browser saw 1006 for its own
+// clean close. A Close without a body is answered 1000.
+func TestClientCloseEchoed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want ws.StatusCode
+	}{
+		{"1000 with a reason", ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"), ws.StatusNormalClosure},
+		{"4001", ws.NewCloseFrameBody(4001, ""), 4001},
+		{"no body", nil, ws.StatusNormalClosure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, wsgate.Config{})
+			c := s.mustDial(t, dialOpts{})
+			mustAnswer(t, c)
+			if err := ws.WriteFrame(c, ws.MaskFrame(ws.NewCloseFrame(tc.body))); err != nil {
+				t.Fatal(err)
+			}
+			if code := readClose(t, c); code != tc.want {
+				t.Errorf("close status: got %d, want %d", code, tc.want)
+			}
+		})
+	}
+}
