@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -271,9 +273,9 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			end := min(done+*batch, len(records))
 			n, err := cl.Import(ctx, records[done:end])
 			if err != nil {
-				fmt.Fprintf(c.stderr, "sipwarden: the batch of lines %d to %d of %s was refused (its line numbers below count from line %d); %d credentials imported before it\n",
-					lines[done], lines[end-1], pos[0], lines[done], done)
-				return err
+				fmt.Fprintf(c.stderr, "sipwarden: the batch of lines %d to %d of %s was refused; %d credentials imported before it\n",
+					lines[done], lines[end-1], pos[0], done)
+				return fileLines(err, lines[done:end])
 			}
 			done += n
 			fmt.Fprintf(c.stderr, "%d of %d imported\n", done, len(records))
@@ -285,6 +287,33 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return nil
 	})
+}
+
+// batchLine is how the server names a line of an import's body.
+var batchLine = regexp.MustCompile(`^line ([0-9]+)`)
+
+// fileLines rewrites the line numbers of an import batch's refusal, which
+// count the batch's lines (a bad line 4,501 was "line 501" of the third
+// batch), into the file's: lines[i] is the file line of the batch's
+// line i+1.
+func fileLines(err error, lines []int) error {
+	var e *api.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	for i := range e.Errors {
+		d := e.Errors[i].Detail
+		m := batchLine.FindStringSubmatchIndex(d)
+		if m == nil {
+			continue
+		}
+		n, convErr := strconv.Atoi(d[m[2]:m[3]])
+		if convErr != nil || n < 1 || n > len(lines) {
+			continue
+		}
+		e.Errors[i].Detail = "line " + strconv.Itoa(lines[n-1]) + d[m[1]:]
+	}
+	return err
 }
 
 type csvDefaults struct{ connection, tag, algorithm string }

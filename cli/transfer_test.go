@@ -63,6 +63,15 @@ func TestCLIImportExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.refused("line 2 (1001): username is already taken", "import", dup)
+	// In batches (--batch 2), a refusal names the file's line, not the
+	// batch's: the fourth line is the second of the second batch.
+	batched := filepath.Join(dir, "batched.csv")
+	if err := os.WriteFile(batched, []byte("3001,"+md5HA1("3001", "x")+"\n3002,"+md5HA1("3002", "x")+"\n3003,"+md5HA1("3003", "x")+"\n3004,abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.refused("line 4: ha1 MD5 must be 32 hex digits", "import", batched, "--batch", "2")
+	n.ok("credential", "delete", "3001")
+	n.ok("credential", "delete", "3002")
 
 	// Export: JSON lines with HA1s, and CSV.
 	n.ok("credential", "create", "--username", "alice")
