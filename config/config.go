@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -361,10 +362,13 @@ func (c *Config) setDefaults() error {
 	}
 	for _, tp := range []string{"ws", "wss"} {
 		if len(c.Auth.TransportAlgorithms[tp]) == 0 {
-			// Browsers: MD5 first (BROWSER_AND_CLUSTER_NOTES).
+			// Browsers: MD5 first (BROWSER_AND_CLUSTER_NOTES). Only
+			// the algorithms that are valid and not listed yet: a bad
+			// auth.algorithms entry is reported once, under its own key,
+			// not again under transport_algorithms keys the file lacks.
 			algs := []string{"MD5"}
 			for _, a := range c.Auth.Algorithms {
-				if a != "MD5" {
+				if (a == "SHA-256" || a == "SHA-512-256") && !slices.Contains(algs, a) {
 					algs = append(algs, a)
 				}
 			}

@@ -148,6 +148,8 @@ func TestLoadErrorsSayWhere(t *testing.T) {
 			`c.yaml: auth.transport_algorithms (line 2): invalid value "sctp"`},
 		{"map value", "auth:\n  transport_algorithms:\n    udp: [MD4]\n", "",
 			`c.yaml: auth.transport_algorithms.udp (line 3): invalid value "MD4"`},
+		{"bad algorithm once", "auth:\n  algorithms: [MD5, md5]\n", "",
+			`c.yaml: auth.algorithms (line 2): invalid value "md5"`},
 		{"environment", "log:\n  level: info\n", "abcd",
 			`config: auth.nonce_key (from SIPWARDEN_NONCE_KEY): invalid value (secret)`},
 		{"environment over the file", "auth:\n  nonce_key: " + strings.Repeat("ab", 16) + "\n", "abcd",
@@ -168,6 +170,9 @@ func TestLoadErrorsSayWhere(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q\nwant it to contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "transport_algorithms.ws") && !strings.Contains(c.yaml, "transport_algorithms") {
+				t.Errorf("error %q names a key the file does not set, derived from another", err)
 			}
 		})
 	}
