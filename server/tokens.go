@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,13 +32,19 @@ func newTokens(cfg config.Config, logger *slog.Logger, shared func(seed []byte) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("jwt key: %w", err)
 		}
-		if created {
-			logger.Info("JWT signing key generated", "path", path)
-		}
+		local := seed
 		if shared != nil {
 			if seed, err = shared(seed); err != nil {
 				return nil, nil, fmt.Errorf("jwt key: %w", err)
 			}
+		}
+		switch {
+		case shared != nil && !bytes.Equal(seed, local):
+			// A cluster's: the one the first node stored (the file
+			// here, generated or not, is unused).
+			logger.Info("JWT signing key: the cluster's")
+		case created:
+			logger.Info("JWT signing key generated", "path", path)
 		}
 		if key, err = token.Ed25519Key(seed); err != nil {
 			return nil, nil, fmt.Errorf("jwt key %s: %w", path, err)
