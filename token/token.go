@@ -245,14 +245,23 @@ func (v *Verifier) Verify(tok string) (Claims, error) {
 	var lastErr error
 	for _, k := range ik.keys {
 		mc := jwt.MapClaims{}
-		p := jwt.NewParser(
+		opts := []jwt.ParserOption{
 			jwt.WithValidMethods([]string{k.Method.Alg()}),
 			jwt.WithIssuer(peek.Issuer),
 			jwt.WithAudience(ik.audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithLeeway(v.leeway),
 			jwt.WithTimeFunc(v.now),
-		)
+		}
+		if !ik.local {
+			// An external issuer's iat must not be in the future (past
+			// the leeway): revocation (revoke_tokens, a password change)
+			// cuts by iat, and a token claiming to be issued next year
+			// would outlive every cut until then. Local tokens may carry
+			// an iat raised a few seconds ahead by Mint, on purpose.
+			opts = append(opts, jwt.WithIssuedAt())
+		}
+		p := jwt.NewParser(opts...)
 		t, err := p.ParseWithClaims(tok, mc, func(t *jwt.Token) (any, error) {
 			if _, ok := t.Header["crit"]; ok {
 				// RFC 7515 section 4.1.11: extensions listed in crit

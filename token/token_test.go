@@ -235,6 +235,19 @@ func TestExternalIssuerJWKS(t *testing.T) {
 	if c.User != "carol" || c.Local || !c.RequireCredential {
 		t.Fatalf("claims %+v", c)
 	}
+	// An iat in the future (past the leeway) is refused: revocation cuts
+	// by iat, and a token "issued" next year would outlive every cut.
+	future := jwt.MapClaims{"iss": "https://idp.example", "aud": "voice", "sub": "u-123", "sip_user": "carol",
+		"iat": t0.Add(365 * 24 * time.Hour).Unix(), "exp": t0.Add(time.Hour).Unix()}
+	ftok := jwt.NewWithClaims(jwt.SigningMethodES256, future)
+	ftok.Header["kid"] = "idp-1"
+	fs, err := ftok.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ver.Verify(fs); err == nil {
+		t.Error("an external token issued next year was accepted")
+	}
 	// The external issuer cannot mint for the local issuer's name.
 	claims["iss"] = "https://sip.example"
 	claims["aud"] = "sip"
