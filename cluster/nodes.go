@@ -119,6 +119,11 @@ func (c *Cluster) nameFree(ctx context.Context, b []byte) error {
 // nodes stop relaying to its connections at once (not when the key
 // expires), and a node started under its name does not wait for it.
 func (c *Cluster) Leave(ctx context.Context) {
+	if c.announced.Load() == nil {
+		// Never announced (refused at start: its name is a live node's,
+		// whose key this must not remove).
+		return
+	}
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
 	if err := c.rdb.Del(ctx, keyAlive+c.cfg.Node).Err(); err != nil {

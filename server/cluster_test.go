@@ -1307,6 +1307,11 @@ func TestClusterNodeNameMustBeFree(t *testing.T) {
 	if !errors.Is(err, cluster.ErrNodeNameTaken) || !strings.Contains(err.Error(), "127.0.0.101:1") {
 		t.Errorf("error %q, want cluster.ErrNodeNameTaken naming 127.0.0.101:1", err)
 	}
+	// The refused node left the live one's presence key alone (it
+	// deleted it on its way out).
+	if got := r.Do("EXISTS sipwarden:alive:node1"); got != ":1" {
+		t.Errorf("the live node1's presence key after the refused start: EXISTS = %s, want 1", got)
+	}
 	nodes[0].Stop()
 	start := time.Now()
 	s, err = server.Start(ctx, cfg, server.NewLogger(cfg.Log, &servertest.SyncBuffer{}), server.Options{Version: testVersion})
