@@ -3,12 +3,14 @@ package wsgate
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -119,10 +121,7 @@ func (c *Conn) tooLarge() {
 // clean close. Like tooLarge's, the frame may land between two writes of
 // a frame sipgo is sending at that moment.
 func (c *Conn) echoClose(payload []byte) {
-	body := ws.NewCloseFrameBody(ws.StatusNormalClosure, "")
-	if len(payload) >= 2 {
-		body = payload[:2]
-	}
+	body := ws.NewCloseFrameBody(closeReply(payload), "")
 	b, err := ws.CompileFrame(ws.NewCloseFrame(body))
 	if err != nil {
 		return
@@ -130,6 +129,31 @@ func (c *Conn) echoClose(payload []byte) {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.Conn.Write(b)
 	_ = c.Conn.SetWriteDeadline(time.Time{})
+}
+
+// closeReply is the status code answering a client's Close frame whose
+// payload (unmasked) is payload: its own code echoed when it is one an
+// endpoint may send (RFC 6455 7.4: 1000 to 1003, 1007 to 1014, 3000 to
+// 4999), 1000 for an empty body, 1002 (protocol error) for a body of one
+// byte or a code no endpoint may send (1005, 1006, 1015, under 1000), and
+// 1007 for a reason that is not UTF-8 (section 5.5.1).
+func closeReply(payload []byte) ws.StatusCode {
+	switch {
+	case len(payload) == 0:
+		return ws.StatusNormalClosure
+	case len(payload) == 1:
+		return ws.StatusProtocolError
+	}
+	code := ws.StatusCode(binary.BigEndian.Uint16(payload))
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
+	default:
+		return ws.StatusProtocolError
+	}
+	if !utf8.Valid(payload[2:]) {
+		return ws.StatusInvalidFramePayloadData
+	}
+	return code
 }
 
 // tooSlow ends the connection of a client whose frame or message was not

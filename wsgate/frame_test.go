@@ -243,6 +243,12 @@ func TestClientCloseEchoed(t *testing.T) {
 		{"1000 with a reason", ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"), ws.StatusNormalClosure},
 		{"4001", ws.NewCloseFrameBody(4001, ""), 4001},
 		{"no body", nil, ws.StatusNormalClosure},
+		// RFC 6455 7.4: codes no endpoint may send get 1002, a reason
+		// that is not UTF-8 gets 1007.
+		{"1005", []byte{0x03, 0xED}, ws.StatusProtocolError},
+		{"999", []byte{0x03, 0xE7}, ws.StatusProtocolError},
+		{"one byte", []byte{0x03}, ws.StatusProtocolError},
+		{"reason not UTF-8", []byte{0x03, 0xE8, 0xff, 0xfe}, ws.StatusInvalidFramePayloadData},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t, wsgate.Config{})
