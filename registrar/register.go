@@ -206,7 +206,9 @@ func (r *Registrar) done(ev *Event, res *sip.Response, start time.Time) *sip.Res
 
 func (r *Registrar) logEvent(ev Event) {
 	level := slog.LevelInfo
-	if ev.Status == 401 {
+	if ev.Status == 401 && ev.Outcome != auth.InvalidToken {
+		// A challenge: every registration starts with one. A refused
+		// token is a failed attempt, logged as a wrong password's 403 is.
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()

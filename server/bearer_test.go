@@ -145,6 +145,11 @@ func TestExpiredBearerToken(t *testing.T) {
 		if strings.Contains(line, "status=401") && strings.Contains(line, "outcome=ok") {
 			t.Errorf("a 401 logged as ok: %s", line)
 		}
+		// A refused token is a failed attempt, at info as a wrong
+		// password's 403 (it was at debug, as a challenge).
+		if strings.Contains(line, "msg=REGISTER") && strings.Contains(line, "outcome=invalid_token") && !strings.Contains(line, "level=INFO") {
+			t.Errorf("a refused token logged below info: %s", line)
+		}
 	}
 	// A first REGISTER without credentials is offered both schemes, Digest first.
 	plain := strings.Replace(bearerRegister("alice", "x", "60"), "Authorization: Bearer x\n", "", 1)
