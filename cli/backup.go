@@ -324,6 +324,14 @@ func readRecords(r io.Reader, format string, d csvDefaults) ([]api.CredentialRec
 		out   []api.CredentialRecord
 		lines []int
 	)
+	// A UTF-8 byte order mark at the start (Excel's CSVs, some database
+	// tools) is not part of the first field: "\ufeffusername" was not
+	// read as the header row, and the batch was refused.
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	r = br
 	if format == "jsonl" {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)

@@ -70,6 +70,15 @@ func TestCLIImportExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.refused("line 4: ha1 MD5 must be 32 hex digits", "import", batched, "--batch", "2")
+	// A CSV starting with a byte order mark (Excel) and a header row.
+	bom := filepath.Join(dir, "bom.csv")
+	if err := os.WriteFile(bom, []byte("\ufeffusername,ha1,realm\n4001,"+md5HA1("4001", "x")+",sipwarden.test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.ok("import", bom).stdout; out != "1 credentials imported\n" {
+		t.Errorf("import of a CSV with a byte order mark: %q", out)
+	}
+	n.ok("credential", "delete", "4001")
 	n.ok("credential", "delete", "3001")
 	n.ok("credential", "delete", "3002")
 
