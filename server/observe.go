@@ -229,10 +229,15 @@ func (o *observer) storeOptions(opts store.Options) store.Options {
 	return opts
 }
 
+// commitReady marks component not ready after a failed commit; any
+// successful commit (both kinds write the same file) makes both ready
+// again: records are committed only on API writes, and a freed disk left
+// /readyz at 503 until the next one.
 func (o *observer) commitReady(component string, err error) {
 	if err != nil {
 		o.ready.NotReady(component, "the last commit failed: "+err.Error())
 		return
 	}
-	o.ready.Ready(component)
+	o.ready.Ready("store.records")
+	o.ready.Ready("store.bindings")
 }
