@@ -76,7 +76,11 @@ func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request) erro
 		return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no registration %q", r.PathValue("id")))
 	}
 	if err := s.locs.Sync(); err != nil {
-		return fmt.Errorf("store the removal of registration %s: %w", b.ID, err)
+		// A cluster's Redis that did not confirm in time (slow, not known
+		// down: that was refused above): the removal is made here and
+		// queued, and the node retries it until Redis takes it; a retry
+		// of this DELETE gets 404.
+		return fmt.Errorf("registration %s removed on this node, not yet confirmed by the shared store (retried until it is): %w", b.ID, err)
 	}
 	s.log.InfoContext(r.Context(), "registration removed", "aor", b.AOR, "contact", b.Contact, "source", b.Source)
 	w.WriteHeader(http.StatusNoContent)
