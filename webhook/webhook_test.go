@@ -278,12 +278,9 @@ func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
 	for range 20 {
 		w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{"carrier"}})
 	}
-	sent := time.Now()
+	// Behind the stuck receiver it would wait for its 30 s timeouts.
 	w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{"users"}})
-	waitFor(t, "the other connection's event", func() bool { return ok.count() == 1 })
-	if d := time.Since(sent); d > 2*time.Second {
-		t.Errorf("the other connection's event took %v behind a stuck receiver", d)
-	}
+	waitFor(t, "the other connection's event (within 5 s)", func() bool { return ok.count() == 1 })
 	// 20 events for the stuck one, routed before the other's: 10 (a
 	// tenth of 100) in its lane, up to 2 taken from it into delivery, the
 	// rest dropped.
