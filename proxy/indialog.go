@@ -69,7 +69,13 @@ func (p *Proxy) inDialog(req *sip.Request, tx sip.ServerTransaction, ourRoute bo
 	cl := p.newCall(req, tx, caller{}, lh, ev)
 	if req.Method == sip.BYE {
 		// Any final answer to a BYE ends the dialog (RFC 3261 15.1.2).
-		cl.onFinal = func(*sip.Response, *branch) { go p.dialogs.remove(d, CauseNormal) }
+		// Its call slots are given back before the answer is relayed: a
+		// caller at its max_calls who hung up and called again at once
+		// got 503 while the removal's goroutine had not run yet.
+		cl.onFinal = func(*sip.Response, *branch) {
+			d.hold.release()
+			go p.dialogs.remove(d, CauseNormal)
+		}
 	}
 	cl.startBranch(t, false)
 	cl.wait()
