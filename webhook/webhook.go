@@ -126,6 +126,7 @@ type Dispatcher struct {
 	lmu     sync.Mutex
 	lanes   map[string]*lane
 	laneCap int
+	queued  int            // events in every lane, at most QueueSize
 	wg      sync.WaitGroup // the lanes' goroutines
 
 	dropped, delivered, failed prometheus.Counter
@@ -253,11 +254,15 @@ func (d *Dispatcher) push(ctx context.Context, conn string, ev Event) {
 		l = &lane{conn: conn}
 		d.lanes[conn] = l
 	}
-	if len(l.events) >= d.laneCap {
+	if len(l.events) >= d.laneCap || d.queued >= d.cfg.QueueSize {
+		// A connection holds a tenth of the queue, all of them together
+		// QueueSize: many receivers down at once cannot grow the heap
+		// past what the queue allowed.
 		d.dropped.Inc()
 		return
 	}
 	l.events = append(l.events, ev)
+	d.queued++
 	if l.busy < d.cfg.Workers {
 		l.busy++
 		d.wg.Go(func() { d.drain(ctx, l) })
@@ -280,6 +285,7 @@ func (d *Dispatcher) drain(ctx context.Context, l *lane) {
 		ev := l.events[0]
 		l.events[0] = Event{}
 		l.events = l.events[1:]
+		d.queued--
 		d.lmu.Unlock()
 		// The target as it is now: changed or removed while queued.
 		if t, ok := d.dir.Target(l.conn); ok && t.URL != "" {

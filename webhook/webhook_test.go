@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -287,4 +288,36 @@ func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
 	if n := testutil.ToFloat64(w2c(reg, "sipwarden_webhook_dropped_total")); n < 8 || n > 10 {
 		t.Errorf("dropped_total %v, want 8 to 10", n)
 	}
+}
+
+// TestLanesBoundedTogether: the lanes together hold at most QueueSize
+// events: with every connection's receiver stuck, each lane's tenth would
+// otherwise let a thousand connections hold a hundred times the queue.
+func TestLanesBoundedTogether(t *testing.T) {
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(release) })
+	targets := map[string]webhook.Target{}
+	for i := range 20 {
+		targets[fmt.Sprintf("conn-c%d", i)] = webhook.Target{URL: stuck.URL, Timeout: 30 * time.Second}
+	}
+	reg := prometheus.NewRegistry()
+	w := start(t, webhook.Config{Workers: 1, Attempts: 1, QueueSize: 20}, dir{targets}, reg)
+	// 20 connections, 3 events each: each lane may hold 2 (a tenth of
+	// 20), all of them together 20; one per connection is in delivery.
+	for round := range 3 {
+		for i := range 20 {
+			w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{fmt.Sprintf("c%d", i)}, Payload: round})
+		}
+		time.Sleep(100 * time.Millisecond) // routed before the next round
+	}
+	waitFor(t, "the surplus dropped", func() bool {
+		return testutil.ToFloat64(w2c(reg, "sipwarden_webhook_dropped_total")) >= 20
+	})
 }
