@@ -603,7 +603,7 @@ func (r *Registrar) apply(aor string, cred store.Credential, tokenIssued time.Ti
 		next := make([]store.Binding, len(cur), len(cur)+len(cs))
 		copy(next, cur)
 		for _, c := range cs {
-			i := match(next, c, callID, len(cs) == 1)
+			i := match(next, c, callID, len(cs) == 1 && c.expires != 0)
 			if i >= 0 {
 				b := &next[i]
 				// Step 7: same Call-ID and a CSeq not higher: out of order.
@@ -708,7 +708,7 @@ func stillBound(cur []store.Binding, cs []contact, req *sip.Request, callID stri
 	}
 	src, tp := req.Source(), transportOf(req)
 	for _, c := range cs {
-		i := match(cur, c, callID, len(cs) == 1)
+		i := match(cur, c, callID, len(cs) == 1 && c.expires != 0)
 		switch {
 		case i < 0:
 			if c.expires != 0 {
@@ -728,8 +728,12 @@ func stillBound(cur []store.Binding, cs []contact, req *sip.Request, callID stri
 
 // match finds the binding of the same device: same +sip.instance (and
 // reg-id, RFC 5626 section 6), else the same Contact URI (RFC 3261 10.3
-// step 7), else, for a single-contact REGISTER, the same Call-ID (a
-// device whose address changed keeps its Call-ID: RFC 3261 10.2.4).
+// step 7), else, when single (a REGISTER adding or refreshing one
+// contact), the same Call-ID (a device whose address changed keeps its
+// Call-ID: RFC 3261 10.2.4). A removal (expires 0) matches by URI or
+// instance only: by Call-ID, a phone that registered its new address and
+// then removed its old one (the usual order after an address change) had
+// its new binding removed.
 func match(bs []store.Binding, c contact, callID string, single bool) int {
 	if c.instance != "" {
 		for i, b := range bs {

@@ -235,3 +235,28 @@ func TestSameURI(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovalMatchesByContactOnly: a phone whose address changed
+// registers its new Contact (the same Call-ID: it replaces the old one in
+// place) and then removes the old Contact: the removal matches by URI
+// only, so it is a no-op and the new binding stays. Matched by Call-ID,
+// it removed the new binding, and the phone was unreachable until its
+// next refresh (RFC 3261 10.3 step 7 matches Contacts by URI).
+func TestRemovalMatchesByContactOnly(t *testing.T) {
+	r, loc := newTestRegistrar(t)
+	nonce := between(r.Handle(durableRegister(t, "", 0, "")).GetHeader("WWW-Authenticate").Value(), `nonce="`, `"`)
+	for i, hs := range []string{
+		"Contact: <sip:alice@127.0.0.1:4001>\r\nExpires: 600\r\n",
+		"Contact: <sip:alice@127.0.0.1:4002>\r\nExpires: 600\r\n",
+		"Contact: <sip:alice@127.0.0.1:4001>\r\nExpires: 0\r\n",
+		"Contact: <sip:alice@127.0.0.1:4009>;expires=0\r\n", // never bound
+	} {
+		if res := r.Handle(durableRegister(t, nonce, uint32(i+1), hs)); res.StatusCode != 200 {
+			t.Fatalf("REGISTER %d: %d %s", i+1, res.StatusCode, res.Reason)
+		}
+	}
+	bs := loc.Lookup("alice")
+	if len(bs) != 1 || bs[0].Contact != "<sip:alice@127.0.0.1:4002>" && bs[0].Contact != "sip:alice@127.0.0.1:4002" {
+		t.Fatalf("alice's bindings: %+v, want the one at 127.0.0.1:4002", bs)
+	}
+}
