@@ -959,6 +959,15 @@ func bindingTarget(b *store.Binding) (target, error) {
 	if err := sip.ParseUri(contact, &u); err != nil {
 		return target{}, fmt.Errorf("contact %q: %w", b.Contact, err)
 	}
+	// RFC 3261 19.1.1 (Table 1) and 19.1.5: a Request-URI carries no
+	// header components and no method parameter. A registrant's Contact
+	// of <sip:bob@host?Route=...&X=1;method=BYE> was copied into every
+	// INVITE's Request-URI as it was.
+	u.Headers = nil
+	if u.UriParams != nil && u.UriParams.Has("method") {
+		u.UriParams = u.UriParams.Clone()
+		u.UriParams.Remove("method")
+	}
 	host, port, err := net.SplitHostPort(b.Source)
 	if err != nil {
 		return target{}, fmt.Errorf("source %q: %w", b.Source, err)

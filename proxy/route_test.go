@@ -185,3 +185,23 @@ func TestRouteAllowed(t *testing.T) {
 }
 
 func credentialIn(conn string) store.Credential { return store.Credential{ConnectionID: conn} }
+
+// TestBindingTargetRequestURI: a registered Contact's header components
+// and method parameter do not reach the Request-URI (RFC 3261 19.1.1
+// Table 1, 19.1.5); they were copied into every INVITE to the device.
+func TestBindingTargetRequestURI(t *testing.T) {
+	for contact, want := range map[string]string{
+		"<sip:bob@127.0.0.1:5070;transport=udp>":                                         "sip:bob@127.0.0.1:5070;transport=udp",
+		"<sip:bob@127.0.0.1:5070;method=BYE;transport=udp?Route=%3Csip:evil%3E&X-Inj=1>": "sip:bob@127.0.0.1:5070;transport=udp",
+		"sip:bob@127.0.0.1:5070?X-Inj=1":                                                 "sip:bob@127.0.0.1:5070",
+	} {
+		b := store.Binding{Contact: contact, Source: "127.0.0.1:5070", Transport: "udp"}
+		tg, err := bindingTarget(&b)
+		if err != nil {
+			t.Fatalf("%s: %v", contact, err)
+		}
+		if got := tg.uri.String(); got != want {
+			t.Errorf("Contact %s: Request-URI %s, want %s", contact, got, want)
+		}
+	}
+}
