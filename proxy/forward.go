@@ -368,6 +368,14 @@ func (cl *call) runBranch(b *branch) {
 				cl.onResponse(b, cl.synth(408, "Request Timeout"))
 				return
 			}
+			if !viaBelowOurs(res) {
+				// RFC 3261 16.7 step 3: with no Via left once ours is
+				// removed, the response was meant for this proxy and is
+				// not forwarded (a broken callee's; it was relayed
+				// without any Via).
+				cl.p.log.Debug("response without the caller's Via dropped", "status", res.StatusCode)
+				continue
+			}
 			if res.IsProvisional() {
 				if tc != nil && res.StatusCode > 100 {
 					// RFC 3261 16.7 step 2: a provisional response
@@ -584,7 +592,14 @@ func (cl *call) sendBestLocked() {
 			cl.p.dialogs.dropEarlyOf(string(*cid), tagOf(from.Params))
 		}
 	}
-	cl.relayLocked(res)
+	if res.StatusCode == 408 && cl.req.Method != sip.INVITE {
+		// RFC 4320 section 4.2: a transaction-stateful element never sends
+		// a 408 to a non-INVITE request; the client's own Timer F has
+		// fired by now, and a late 408 only feeds a 408 storm.
+		cl.p.log.Debug("no answer in time: nothing relayed", "method", string(cl.req.Method))
+	} else {
+		cl.relayLocked(res)
+	}
 	cl.finalSent = true
 	cl.ev.Status = res.StatusCode
 	close(cl.done)
@@ -632,6 +647,20 @@ func (cl *call) relayLocked(res *sip.Response) {
 		}
 		cl.p.log.Debug("relay response", "status", out.StatusCode, "error", err)
 	}
+}
+
+// viaBelowOurs reports whether res carries a Via besides the top one
+// (ours, on a response to a request this proxy forwarded).
+func viaBelowOurs(res *sip.Response) bool {
+	n := 0
+	for _, h := range res.Headers() {
+		if _, ok := h.(*sip.ViaHeader); ok {
+			if n++; n == 2 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isOurVia reports whether via is one this proxy put on a forwarded
