@@ -255,12 +255,9 @@ func TestRetrySignedWithRotatedSecret(t *testing.T) {
 	}
 }
 
-// TestStuckReceiverDelaysOnlyItsConnection: a receiver that accepts and
-// never answers holds its own connection's events, not another's (the
-// workers were shared: one such receiver per worker stalled every
-// connection's webhooks for the attempts' timeouts); a connection's
-// lane holds a tenth of the queue, more of its events are dropped.
-func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
+// newStuckReceiver is a receiver that accepts every request and never
+// answers (until the test ends).
+func newStuckReceiver(t *testing.T) *httptest.Server {
 	release := make(chan struct{})
 	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -270,6 +267,16 @@ func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
 	}))
 	t.Cleanup(stuck.Close)
 	t.Cleanup(func() { close(release) })
+	return stuck
+}
+
+// TestStuckReceiverDelaysOnlyItsConnection: a receiver that accepts and
+// never answers holds its own connection's events, not another's (the
+// workers were shared: one such receiver per worker stalled every
+// connection's webhooks for the attempts' timeouts); a connection's
+// lane holds a tenth of the queue, more of its events are dropped.
+func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
+	stuck := newStuckReceiver(t)
 	ok := newReceiver(t, 200)
 	reg := prometheus.NewRegistry()
 	w := start(t, webhook.Config{Workers: 2, Attempts: 3, Backoff: 10 * time.Millisecond, QueueSize: 100}, dir{map[string]webhook.Target{
@@ -294,15 +301,7 @@ func TestStuckReceiverDelaysOnlyItsConnection(t *testing.T) {
 // events: with every connection's receiver stuck, each lane's tenth would
 // otherwise let a thousand connections hold a hundred times the queue.
 func TestLanesBoundedTogether(t *testing.T) {
-	release := make(chan struct{})
-	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(stuck.Close)
-	t.Cleanup(func() { close(release) })
+	stuck := newStuckReceiver(t)
 	targets := map[string]webhook.Target{}
 	for i := range 20 {
 		targets[fmt.Sprintf("conn-c%d", i)] = webhook.Target{URL: stuck.URL, Timeout: 30 * time.Second}
