@@ -77,6 +77,10 @@ type Event struct {
 	Status  int
 	Dropped bool
 	Outcome auth.Outcome
+	// Checked is true once authentication ran: a REGISTER refused before
+	// it (400, 404, 416, 420) is logged with outcome none, not the
+	// challenge its zero Outcome names.
+	Checked bool
 	// Username is the username the credentials claimed ("" without).
 	Username string
 	// Authenticated is true when the request carried valid credentials.
@@ -215,9 +219,13 @@ func (r *Registrar) logEvent(ev Event) {
 	if !r.log.Enabled(ctx, level) {
 		return
 	}
+	outcome := "none"
+	if ev.Checked {
+		outcome = ev.Outcome.String()
+	}
 	r.log.Log(ctx, level, "REGISTER", "method", "REGISTER",
 		"aor", ev.AOR, "source", ev.Source, "transport", ev.Transport,
-		"status", ev.Status, "outcome", ev.Outcome.String(), "duration_s", ev.Duration.Seconds())
+		"status", ev.Status, "outcome", outcome, "duration_s", ev.Duration.Seconds())
 }
 
 // commit is a REGISTER's change of the table whose save must be stored
@@ -325,7 +333,7 @@ func (r *Registrar) process(req *sip.Request, ev *Event) (*sip.Response, commit,
 	// Step 3 (RFC 3261 22): authenticate. A refusal, whatever its cause,
 	// is auth's one answer for it (auth.Outcome.Answer).
 	res := r.auth.CheckSIP(req, auth.Registrar)
-	ev.Outcome, ev.Username, ev.Scheme = res.Outcome, res.Username, res.Scheme
+	ev.Outcome, ev.Username, ev.Scheme, ev.Checked = res.Outcome, res.Username, res.Scheme, true
 	if res.Outcome != auth.OK {
 		return r.auth.Refuse(r.reply, req, auth.Registrar, res, aor), commit{}, false
 	}

@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -258,5 +259,25 @@ func TestRemovalMatchesByContactOnly(t *testing.T) {
 	bs := loc.Lookup("alice")
 	if len(bs) != 1 || bs[0].Contact != "<sip:alice@127.0.0.1:4002>" && bs[0].Contact != "sip:alice@127.0.0.1:4002" {
 		t.Fatalf("alice's bindings: %+v, want the one at 127.0.0.1:4002", bs)
+	}
+}
+
+// TestLoggedOutcome: a REGISTER refused before authentication (404 for a
+// domain not served) is logged with outcome none, a challenge as one;
+// the 404 was logged outcome=challenge.
+func TestLoggedOutcome(t *testing.T) {
+	r, _ := newTestRegistrar(t)
+	var buf strings.Builder
+	r.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r.Handle(durableRegister(t, "", 0, ""))
+	challenge := buf.String()
+	buf.Reset()
+	other := durableRegister(t, "", 0, "")
+	other.Recipient.Host = "elsewhere.example"
+	if res := r.Handle(other); res.StatusCode != 404 {
+		t.Fatalf("REGISTER for another domain: %d %s", res.StatusCode, res.Reason)
+	}
+	if !strings.Contains(challenge, "status=401 outcome=challenge") || !strings.Contains(buf.String(), "status=404 outcome=none") {
+		t.Errorf("logged:\n%s%s", challenge, buf.String())
 	}
 }
