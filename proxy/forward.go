@@ -254,7 +254,7 @@ func (cl *call) startBranchWith(t target, recordRoute bool, extra sip.Header, re
 		// RFC 3261 17.1.1.2: 2xx retransmissions reach the transaction's
 		// hook, not Responses(); relay them upstream.
 		b.tx.OnRetransmission(func(res *sip.Response) {
-			if res.IsSuccess() {
+			if res.IsSuccess() && viaBelowOurs(res) { // 16.7 step 3, as runBranch
 				cl.relay(res)
 			}
 		})
@@ -594,8 +594,9 @@ func (cl *call) sendBestLocked() {
 	}
 	if res.StatusCode == 408 && cl.req.Method != sip.INVITE {
 		// RFC 4320 section 4.2: a transaction-stateful element never sends
-		// a 408 to a non-INVITE request; the client's own Timer F has
-		// fired by now, and a late 408 only feeds a 408 storm.
+		// a 408 to a non-INVITE request, whether the 408 is ours (the
+		// branches timed out) or a downstream element's; the client's own
+		// Timer F has fired by now, and a late 408 only feeds a 408 storm.
 		cl.p.log.Debug("no answer in time: nothing relayed", "method", string(cl.req.Method))
 	} else {
 		cl.relayLocked(res)

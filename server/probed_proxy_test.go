@@ -149,10 +149,7 @@ func TestInDialogRequestFromOutsideRefused(t *testing.T) {
 	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
 		t.Fatalf("bob REGISTER: %q", st)
 	}
-	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
-	callID := randHex(8)
-	sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
-		"alice", "INVITE", "sip:bob@sipwarden.test")
+	alice, callID := aliceInvitesBob(t, ts)
 	inv := awaitStart(bob, "INVITE ", 3*time.Second)
 	if inv == "" {
 		t.Fatal("the INVITE did not reach bob")
@@ -327,10 +324,7 @@ func TestForkedChallengesAggregated(t *testing.T) {
 		}
 		devices = append(devices, d)
 	}
-	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
-	callID := randHex(8)
-	sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
-		"alice", "INVITE", "sip:bob@sipwarden.test")
+	alice, _ := aliceInvitesBob(t, ts)
 	challenges := []string{"WWW-Authenticate: Digest realm=\"b1\", nonce=\"n1\"", "Proxy-Authenticate: Digest realm=\"b2\", nonce=\"n2\""}
 	codes := []string{"401 Unauthorized", "407 Proxy Authentication Required"}
 	for i, d := range devices {
@@ -428,6 +422,61 @@ func answerTo(req, status, toTag, extra string) string {
 	return b.String()
 }
 
+// aliceInvitesBob sends an INVITE from alice (a raw UDP client) to bob
+// through ts, answering its 407, and returns alice and the Call-ID.
+func aliceInvitesBob(t *testing.T, ts *testServer) (*rawUA, string) {
+	t.Helper()
+	alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	callID := randHex(8)
+	sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
+		"alice", "INVITE", "sip:bob@sipwarden.test")
+	return alice, callID
+}
+
+// TestResponseWithoutCallersViaNotRelayed: a callee's 200 that carries
+// only the proxy's Via was meant for the proxy (RFC 3261 16.7 step 3) and
+// reaches the caller neither as the first answer nor as a retransmission;
+// it was relayed without any Via.
+func TestResponseWithoutCallersViaNotRelayed(t *testing.T) {
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	ts.createCredential(t, "alice", pw, nil)
+	ts.createCredential(t, "bob", pw, nil)
+	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
+	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
+		t.Fatalf("bob REGISTER: %q", st)
+	}
+	alice, _ := aliceInvitesBob(t, ts)
+	inv := awaitStart(bob, "INVITE ", 3*time.Second)
+	if inv == "" {
+		t.Fatal("the INVITE did not reach bob")
+	}
+	var lines []string
+	vias := 0
+	for _, line := range strings.Split(answerTo(inv, "200 OK", "b1", "Contact: <sip:bob@"+bob.local+">\r\n"), "\r\n") {
+		if strings.HasPrefix(line, "Via:") {
+			if vias++; vias > 1 {
+				continue // the caller's Via left out
+			}
+		}
+		lines = append(lines, line)
+	}
+	if vias < 2 {
+		t.Fatalf("the forwarded INVITE had %d Vias, want the proxy's and the caller's", vias)
+	}
+	broken := strings.Join(lines, "\r\n")
+	for range 2 { // the first answer, then a retransmission
+		if err := bob.send(broken); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if m := alice.recv(time.Until(deadline)); strings.HasPrefix(m, "SIP/2.0 200") {
+			t.Fatalf("the 200 without the caller's Via reached the caller:\n%s", m)
+		}
+	}
+}
+
 // sendAuthenticated sends the request build makes (CSeq 1, no
 // credentials), answers its 407 with user's digest for method and uri
 // (CSeq 2), and returns without waiting for the outcome.
@@ -478,10 +527,7 @@ func TestForkWithUnreachableBranch(t *testing.T) {
 			if n := len(ts.registrations(t, "bob")); n != 2 {
 				t.Fatalf("bob has %d bindings, want 2", n)
 			}
-			alice := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
-			callID := randHex(8)
-			sendAuthenticated(t, alice, func(cseq int, auth string) string { return alice.inviteMsg("alice", callID, cseq, auth) },
-				"alice", "INVITE", "sip:bob@sipwarden.test")
+			alice, _ := aliceInvitesBob(t, ts)
 			inv := awaitStart(phone, "INVITE ", 3*time.Second)
 			if inv == "" {
 				t.Fatal("the UDP phone got no INVITE")
