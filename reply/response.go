@@ -33,7 +33,7 @@ import (
 func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 	if code < 200 || (code < 300 && req.Method != sip.REGISTER) {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		fillRport(res.Via(), req.Source()) // RFC 3261 18.2.1, which sipgo leaves undone
+		Received(res.Via(), req.Source()) // RFC 3261 18.2.1 too, which sipgo leaves undone
 		return res
 	}
 	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
@@ -47,7 +47,7 @@ func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 		}
 		if vias == 0 {
 			v = p.firstVia(v)
-			fillRport(v, req.Source())
+			Received(v, req.Source())
 		} else {
 			v = v.Clone()
 		}
@@ -56,7 +56,7 @@ func FromRequest(req *sip.Request, code int, reason string) *sip.Response {
 	}
 	if vias == 0 && req.Via() != nil {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		fillRport(res.Via(), req.Source())
+		Received(res.Via(), req.Source())
 		return res
 	}
 	if from != nil {
@@ -120,12 +120,14 @@ func (p *parts) params(from, to int, ps sip.HeaderParams, more int) sip.HeaderPa
 	return append(p.kv[from:from:to], ps...)
 }
 
-// fillRport sets the received and rport parameters of v, the request's
-// first Via, from the packet's source: both when the client sent an empty
-// rport (RFC 3581 section 4), as sip.NewResponseFromRequest does, and
-// received alone when its sent-by host is a name or another address
-// (RFC 3261 18.2.1, which sipgo v1.7.4 leaves as a TODO).
-func fillRport(v *sip.ViaHeader, source string) {
+// Received sets the received and rport parameters of v, a request's top
+// Via, from the packet's source: both when the client sent an empty rport
+// (RFC 3581 section 4), as sip.NewResponseFromRequest does, and received
+// alone when its sent-by host is a name or another address (RFC 3261
+// 18.2.1, which sipgo v1.7.4 leaves as a TODO). FromRequest applies it to
+// a response's copy; the proxy, to a request's own Via before forwarding
+// it, so that the responses coming back carry the address too.
+func Received(v *sip.ViaHeader, source string) {
 	if v == nil {
 		return
 	}
@@ -142,12 +144,6 @@ func fillRport(v *sip.ViaHeader, source string) {
 		v.Params.Add("received", host)
 	}
 }
-
-// Received adds to v, a request's top Via as it arrived from source, what
-// RFC 3261 18.2.1 and RFC 3581 section 4 ask of the server transport
-// (fillRport): the proxy forwards that Via, so that the responses coming
-// back carry the address the request came from.
-func Received(v *sip.ViaHeader, source string) { fillRport(v, source) }
 
 // SameHost reports whether a Via's sent-by host is the IP address ip (a
 // packet's source): false for a host name, or another address.

@@ -110,3 +110,23 @@ func TestMalformedRegisterAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestRported: the raw first Via of a malformed request's 400 gets rport
+// and received for an empty rport (RFC 3581), and received alone when its
+// sent-by is a name or another address than the source (RFC 3261 18.2.1),
+// as reply.Received does for a parsed Via.
+func TestRported(t *testing.T) {
+	const src = "192.0.2.7:5062"
+	for via, want := range map[string]string{
+		"SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport":                 "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport=5062;received=192.0.2.7",
+		"SIP/2.0/WS abc.invalid;branch=z9hG4bK1":                          "SIP/2.0/WS abc.invalid;branch=z9hG4bK1;received=192.0.2.7",
+		"SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.9": "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP 10.0.0.9",
+		"SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1":                      "SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1",
+		"SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;received=192.0.2.9":    "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;received=192.0.2.9",
+		"SIP/2.0/UDP  [2001:db8::1]:5060;branch=z9hG4bK1":                 "SIP/2.0/UDP  [2001:db8::1]:5060;branch=z9hG4bK1;received=192.0.2.7",
+	} {
+		if got := rported(via, src); got != want {
+			t.Errorf("rported(%q):\n got %q\nwant %q", via, got, want)
+		}
+	}
+}
