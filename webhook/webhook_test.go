@@ -255,19 +255,26 @@ func TestRetrySignedWithRotatedSecret(t *testing.T) {
 	}
 }
 
-// newStuckReceiver is a receiver that accepts every request and never
-// answers (until the test ends).
-func newStuckReceiver(t *testing.T) *httptest.Server {
+// stuckReceiver accepts every request and never answers (until the test
+// ends); arrived counts the requests that reached it.
+type stuckReceiver struct {
+	*httptest.Server
+	arrived atomic.Int32
+}
+
+func newStuckReceiver(t *testing.T) *stuckReceiver {
 	release := make(chan struct{})
-	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := &stuckReceiver{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.arrived.Add(1)
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	}))
-	t.Cleanup(stuck.Close)
+	t.Cleanup(s.Close)
 	t.Cleanup(func() { close(release) })
-	return stuck
+	return s
 }
 
 // TestStuckReceiverDelaysOnlyItsConnection: a receiver that accepts and
@@ -308,15 +315,23 @@ func TestLanesBoundedTogether(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	w := start(t, webhook.Config{Workers: 1, Attempts: 1, QueueSize: 20}, dir{targets}, reg)
-	// 20 connections, 3 events each: each lane may hold 2 (a tenth of
-	// 20), all of them together 20; one per connection is in delivery.
-	for round := range 3 {
-		for i := range 20 {
-			w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{fmt.Sprintf("c%d", i)}, Payload: round})
-		}
-		time.Sleep(100 * time.Millisecond) // routed before the next round
+	// 20 connections: the first event of each is taken into delivery and
+	// stays there; then two more each: a lane may hold 2 (a tenth of 20),
+	// all of them together 20, so 20 of those 40 are dropped (none was,
+	// each lane holding its 2).
+	for i := range 20 {
+		w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{fmt.Sprintf("c%d", i)}})
 	}
-	waitFor(t, "the surplus dropped", func() bool {
-		return testutil.ToFloat64(w2c(reg, "sipwarden_webhook_dropped_total")) >= 20
-	})
+	waitFor(t, "a delivery in progress per connection", func() bool { return stuck.arrived.Load() == 20 })
+	for range 2 {
+		for i := range 20 {
+			w.Enqueue(webhook.Event{Type: webhook.CallInitiated, Usernames: []string{fmt.Sprintf("c%d", i)}})
+		}
+	}
+	dropped := func() float64 { return testutil.ToFloat64(w2c(reg, "sipwarden_webhook_dropped_total")) }
+	waitFor(t, "20 of the 40 dropped", func() bool { return dropped() == 20 })
+	time.Sleep(100 * time.Millisecond)
+	if n := dropped(); n != 20 {
+		t.Errorf("dropped_total %v, want 20", n)
+	}
 }
