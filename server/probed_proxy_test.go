@@ -142,18 +142,7 @@ func TestRequestsPerCredentialCapped(t *testing.T) {
 // or redirected its media with a re-INVITE (RFC 3261 26.1). The callee's
 // own BYE still goes through.
 func TestInDialogRequestFromOutsideRefused(t *testing.T) {
-	ts := startServer(t, testConfig(t, t.TempDir()))
-	ts.createCredential(t, "alice", pw, nil)
-	ts.createCredential(t, "bob", pw, nil)
-	bob := newRawUA(t, "udp", "127.0.0.1", ts.Addr("udp"))
-	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
-		t.Fatalf("bob REGISTER: %q", st)
-	}
-	alice, callID := aliceInvitesBob(t, ts)
-	inv := awaitStart(bob, "INVITE ", 3*time.Second)
-	if inv == "" {
-		t.Fatal("the INVITE did not reach bob")
-	}
+	ts, alice, bob, callID, inv := bobRinging(t)
 	bobTag := randHex(4)
 	if err := bob.send(answerTo(inv, "200 OK", bobTag, "Contact: <sip:bob@"+bob.local+">\r\n")); err != nil {
 		t.Fatal(err)
@@ -433,11 +422,11 @@ func aliceInvitesBob(t *testing.T, ts *testServer) (*rawUA, string) {
 	return alice, callID
 }
 
-// TestResponseWithoutCallersViaNotRelayed: a callee's 200 that carries
-// only the proxy's Via was meant for the proxy (RFC 3261 16.7 step 3) and
-// reaches the caller neither as the first answer nor as a retransmission;
-// it was relayed without any Via.
-func TestResponseWithoutCallersViaNotRelayed(t *testing.T) {
+// bobRinging starts a server, registers bob (a raw UDP client) and has
+// alice invite him: it returns the server, alice, bob, the Call-ID and
+// the INVITE as bob received it.
+func bobRinging(t *testing.T) (*testServer, *rawUA, *rawUA, string, string) {
+	t.Helper()
 	ts := startServer(t, testConfig(t, t.TempDir()))
 	ts.createCredential(t, "alice", pw, nil)
 	ts.createCredential(t, "bob", pw, nil)
@@ -445,11 +434,20 @@ func TestResponseWithoutCallersViaNotRelayed(t *testing.T) {
 	if st := bob.register("bob", pw); st != "SIP/2.0 200 OK" {
 		t.Fatalf("bob REGISTER: %q", st)
 	}
-	alice, _ := aliceInvitesBob(t, ts)
+	alice, callID := aliceInvitesBob(t, ts)
 	inv := awaitStart(bob, "INVITE ", 3*time.Second)
 	if inv == "" {
 		t.Fatal("the INVITE did not reach bob")
 	}
+	return ts, alice, bob, callID, inv
+}
+
+// TestResponseWithoutCallersViaNotRelayed: a callee's 200 that carries
+// only the proxy's Via was meant for the proxy (RFC 3261 16.7 step 3) and
+// reaches the caller neither as the first answer nor as a retransmission;
+// it was relayed without any Via.
+func TestResponseWithoutCallersViaNotRelayed(t *testing.T) {
+	_, alice, bob, _, inv := bobRinging(t)
 	var lines []string
 	vias := 0
 	for _, line := range strings.Split(answerTo(inv, "200 OK", "b1", "Contact: <sip:bob@"+bob.local+">\r\n"), "\r\n") {
